@@ -1,0 +1,309 @@
+//! `reloadsup run`: the app loop.
+//!
+//! # Theory of operation
+//!
+//! ```text
+//! notify thread ── Event::Fs ─────┐
+//! signal thread ── Event::Signal ─┤→ app loop (owns all state)
+//!                                 │   watch.interpret → filter.classify → debounce
+//!                                 │   → tasks → supervisor.stop … Stopped → supervisor.start
+//! ```
+//!
+//! One thread owns everything: the watcher, the filter, the debouncer and the
+//! supervisor. Other threads only send `Event`s. The loop waits for the next event or
+//! the next deadline (a debounced batch falling due, a stop to escalate), whichever is
+//! first, so it sleeps when nothing happens: no polling and no CPU while idle.
+//!
+//! A restart is a stop followed by a start once every process of the old server is
+//! gone. A change that arrives while a restart is under way causes exactly one more
+//! restart once the new server has started, with all such changes in
+//! `RELOADSUP_CHANGED`.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Instant;
+
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+
+use crate::config::Config;
+use crate::debounce::Debouncer;
+use crate::error::{Error, Result, EXIT_OK, EXIT_SIGINT};
+use crate::event::Event;
+use crate::filter::Filter;
+use crate::supervisor::{Outcome, Supervisor};
+use crate::watch::Watcher;
+use crate::{report, tasks};
+
+/// At most this many changed paths are named in a status line.
+const PATHS_SHOWN: usize = 3;
+
+/// What to do once the current stop has finished.
+#[derive(Debug)]
+enum AfterStop {
+    /// Nothing (a clean-up after a server that ended by itself).
+    Nothing,
+    /// Start the server again, with these changes.
+    Start { changed: Vec<String>, began: Instant },
+    /// Exit with this code.
+    Exit(i32),
+}
+
+/// The loop's state.
+struct App {
+    config: Config,
+    filter: Filter,
+    watcher: Watcher,
+    debouncer: Debouncer,
+    supervisor: Supervisor,
+    after_stop: AfterStop,
+    /// Changes seen during a restart: one more restart once it is done.
+    follow_up: Option<Vec<String>>,
+    exit: Option<i32>,
+}
+
+/// Runs the supervisor until a signal ends it; returns the exit code.
+pub fn run(config: Config) -> Result<i32> {
+    let server = config
+        .server
+        .clone()
+        .ok_or_else(|| Error::Usage("nothing to run: no `server.command`".into()))?;
+    let (tx, rx) = mpsc::channel();
+    crate::signals::spawn(tx.clone())?;
+    let mut filter = Filter::new(&config);
+    for task in &config.tasks {
+        tasks::run(task, &config.root);
+    }
+    let mut notices = Vec::new();
+    let watcher = Watcher::start(&config, &mut filter, tx, &mut notices).map_err(Error::Runtime)?;
+    notices.iter().for_each(report::warn);
+    report::info(match watcher.poll_interval() {
+        Some(every) => format!(
+            "watching {} folders (polling every {})",
+            watcher.watched_count(),
+            humantime::format_duration(every)
+        ),
+        None => format!("watching {} folders", watcher.watched_count()),
+    });
+    let mut app = App {
+        supervisor: Supervisor::new(server),
+        config,
+        filter,
+        watcher,
+        debouncer: Debouncer::default(),
+        after_stop: AfterStop::Nothing,
+        follow_up: None,
+        exit: None,
+    };
+    app.start(Vec::new(), None);
+    app.run(&rx)
+}
+
+impl App {
+    fn run(&mut self, rx: &Receiver<Event>) -> Result<i32> {
+        loop {
+            let now = Instant::now();
+            let deadline = [self.debouncer.deadline(), self.supervisor.deadline(now)]
+                .into_iter()
+                .flatten()
+                .min();
+            let received = match deadline {
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(now)),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match received {
+                Ok(event) => self.handle(event),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Runtime("the event sources stopped".into()));
+                }
+            }
+            let now = Instant::now();
+            if let Some(outcome) = self.supervisor.tick(now) {
+                self.on_outcome(outcome);
+            }
+            if let Some(batch) = self.debouncer.take_due(now) {
+                self.on_batch(batch);
+            }
+            if let Some(code) = self.exit {
+                return Ok(code);
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Fs(raw) => {
+                report::debug(format_args!("event {:?} {:?}", raw.kind, raw.paths));
+                let mut notices = Vec::new();
+                let changes = self.watcher.interpret(&raw, &mut self.filter, &mut notices);
+                notices.iter().for_each(report::warn);
+                let now = Instant::now();
+                for (path, step) in changes {
+                    self.debouncer.record(path, step, now);
+                }
+            }
+            Event::WatchError(message) => report::warn(format!("watching: {message}")),
+            Event::Signal(SIGCHLD) => {
+                if let Some(outcome) = self.supervisor.on_child_signal(Instant::now()) {
+                    self.on_outcome(outcome);
+                }
+            }
+            Event::Signal(SIGUSR1) => {
+                report::info("SIGUSR1: restart requested");
+                self.restart(Vec::new());
+            }
+            Event::Signal(signal @ (SIGINT | SIGTERM | SIGHUP)) => self.shut_down(signal),
+            Event::Signal(_) => {}
+        }
+    }
+
+    /// A debounced batch: run the tasks it feeds, then restart if it asks for one.
+    fn on_batch(&mut self, batch: Vec<PathBuf>) {
+        let mut restart = Vec::new();
+        let mut assets = Vec::new();
+        let mut tasks = Vec::new();
+        for path in &batch {
+            let verdict = self.filter.classify(path);
+            if verdict.is_ignored() {
+                report::debug(format_args!("ignored {}", path.display()));
+                continue;
+            }
+            let shown = self.relative(path);
+            if verdict.restart {
+                restart.push(shown.clone());
+            }
+            if verdict.asset {
+                assets.push(shown);
+            }
+            for task in verdict.tasks {
+                if !tasks.contains(&task) {
+                    tasks.push(task);
+                }
+            }
+        }
+        if !assets.is_empty() {
+            report::info(format!("asset changed: {}", summary(&assets)));
+        }
+        for &index in &tasks {
+            let task = &self.config.tasks[index];
+            tasks::run(task, &self.config.root);
+        }
+        if !restart.is_empty() {
+            report::info(format!("changed: {}", summary(&restart)));
+            self.restart(restart);
+        }
+    }
+
+    /// Restarts the server (or starts it, if none runs) with `changed`.
+    fn restart(&mut self, changed: Vec<String>) {
+        if self.exit.is_some() || matches!(self.after_stop, AfterStop::Exit(_)) {
+            return;
+        }
+        let now = Instant::now();
+        if self.supervisor.is_stopping() {
+            match &mut self.after_stop {
+                AfterStop::Start { .. } => {
+                    self.follow_up.get_or_insert_with(Vec::new).extend(changed);
+                }
+                other => *other = AfterStop::Start { changed, began: now },
+            }
+        } else if self.supervisor.is_idle() {
+            self.start(changed, Some(now));
+        } else {
+            report::info("restarting");
+            self.after_stop = AfterStop::Start { changed, began: now };
+            self.supervisor.stop(now);
+        }
+    }
+
+    fn start(&mut self, changed: Vec<String>, began: Option<Instant>) {
+        match self.supervisor.start(&changed.join("\n")) {
+            Ok(pid) => {
+                let command = self.supervisor.spec().command.display();
+                match began {
+                    Some(began) => report::good(format!(
+                        "started `{command}` (pid {pid}); restart took {} ms",
+                        began.elapsed().as_millis()
+                    )),
+                    None => report::good(format!("started `{command}` (pid {pid})")),
+                }
+            }
+            Err(message) => report::error(format!("{message}; waiting for the next change")),
+        }
+        if let Some(more) = self.follow_up.take() {
+            report::info("changed during the restart: restarting once more");
+            self.restart(more);
+        }
+    }
+
+    fn on_outcome(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Exited { pid, how } => {
+                report::warn(format!(
+                    "server (pid {pid}) {how}; it restarts at the next change"
+                ));
+            }
+            Outcome::Stopped {
+                pid,
+                how,
+                took,
+                requested,
+            } => {
+                if requested {
+                    report::info(format!("server (pid {pid}) {how}, in {} ms", took.as_millis()));
+                } else {
+                    report::info(format!("the rest of server (pid {pid})'s process group stopped"));
+                }
+                match std::mem::replace(&mut self.after_stop, AfterStop::Nothing) {
+                    AfterStop::Nothing => {}
+                    AfterStop::Start { changed, began } => self.start(changed, Some(began)),
+                    AfterStop::Exit(code) => self.exit = Some(code),
+                }
+            }
+        }
+    }
+
+    /// SIGINT, SIGTERM or SIGHUP: stop the server and exit. A second one while stopping
+    /// kills the server at once.
+    fn shut_down(&mut self, signal: i32) {
+        let code = match signal {
+            SIGINT => EXIT_SIGINT,
+            SIGHUP => 128 + SIGHUP,
+            _ => EXIT_OK,
+        };
+        if matches!(self.after_stop, AfterStop::Exit(_)) {
+            report::info("killing the server now");
+            self.supervisor.kill_now();
+            return;
+        }
+        self.follow_up = None;
+        if self.supervisor.is_idle() {
+            self.exit = Some(code);
+            return;
+        }
+        report::info("stopping");
+        self.after_stop = AfterStop::Exit(code);
+        self.supervisor.stop(Instant::now());
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.config.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}
+
+/// `a.py, b.py, c.py (+4 more)`.
+fn summary(paths: &[String]) -> String {
+    let mut text = paths
+        .iter()
+        .take(PATHS_SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > PATHS_SHOWN {
+        text.push_str(&format!(" (+{} more)", paths.len() - PATHS_SHOWN));
+    }
+    text
+}

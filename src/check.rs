@@ -1,0 +1,88 @@
+//! `reloadsup check`: validates the task file (resolving it is the validation) and lists
+//! what each glob matches now, after the ignores, so a user can see why a file does or
+//! does not restart the server.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, Pattern};
+use crate::error::{Result, EXIT_OK};
+use crate::filter::Filter;
+
+/// Prints the resolved task file and the matches of every glob to stdout.
+pub fn run(config: &Config) -> Result<i32> {
+    let mut filter = Filter::new(config);
+    if let Some(file) = &config.task_file {
+        println!("task file: {} (ok)", file.display());
+    }
+    if let Some(server) = &config.server {
+        println!("server: {}", server.command.display());
+        match &server.ready {
+            Some(ready) => println!(
+                "ready: {ready:?} (timeout {})",
+                humantime::format_duration(server.ready_timeout)
+            ),
+            None => println!("ready: default"),
+        }
+    }
+    let reload = &config.reload;
+    if reload.enabled {
+        println!("reload: {}:{}", reload.host, reload.port);
+    } else {
+        println!("reload: off");
+    }
+    if let Some(proxy) = &config.proxy {
+        println!(
+            "proxy: {} -> {} (hosts: {:?})",
+            proxy.listen, proxy.upstream, proxy.allowed_hosts
+        );
+    }
+    let groups = config
+        .watch
+        .file_dep
+        .iter()
+        .map(|p| ("watch.file_dep", p))
+        .chain(config.reload.assets.iter().map(|p| ("reload.assets", p)))
+        .chain(
+            config
+                .tasks
+                .iter()
+                .flat_map(|t| t.file_dep.iter().map(|p| ("task.file_dep", p))),
+        );
+    for (key, pattern) in groups {
+        let matched = matches(pattern, &mut filter, &config.root);
+        println!("{key} `{}`: {} file(s)", pattern.text, matched.len());
+        for path in matched {
+            println!("  {}", path.strip_prefix(&config.root).unwrap_or(&path).display());
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// The files under the pattern's folder that it matches and that are not ignored.
+fn matches(pattern: &Pattern, filter: &mut Filter, root: &Path) -> Vec<PathBuf> {
+    let matcher = pattern.glob.compile_matcher();
+    let mut files = Vec::new();
+    walk(&pattern.base, pattern.recursive, filter, &mut files);
+    files.retain(|f| matcher.is_match(Pattern::match_form(f, root)) && !filter.ignores(f));
+    files.sort();
+    files
+}
+
+fn walk(dir: &Path, recursive: bool, filter: &mut Filter, files: &mut Vec<PathBuf>) {
+    filter.add_gitignore(dir);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => {
+                if recursive && !filter.prune_dir(&path) {
+                    walk(&path, recursive, filter, files);
+                }
+            }
+            Ok(_) => files.push(path),
+            Err(_) => {}
+        }
+    }
+}

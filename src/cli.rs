@@ -1,0 +1,93 @@
+//! The command line, as clap types only. Nothing here is interpreted: `config::resolve`
+//! turns these raw flags and the task file into one `Config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A file-change process supervisor with browser live reload.
+#[derive(Debug, Parser)]
+#[command(name = "reloadsup", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The task file; default: `reload.toml` here or in the nearest parent folder.
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Print no status lines.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Also print every raw file-system event.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// When to colour status lines.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Whether status lines are coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stderr is a terminal.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Supervise in the foreground: start the server, restart it when watched files
+    /// change; Ctrl-C stops everything.
+    Run(RunArgs),
+    /// Write a commented `reload.toml` in the current folder (never overwrites).
+    Init,
+    /// Validate the task file and list the files each glob matches.
+    Check,
+    /// Internal: the watchdog that kills the server if the supervisor dies.
+    #[command(name = "__guard", hide = true)]
+    Guard,
+}
+
+/// Flags of `reloadsup run`; each overrides the task file.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Watch files matching GLOB (replaces `watch.file_dep`); repeatable.
+    #[arg(short = 'w', long = "watch", value_name = "GLOB", help_heading = "Watching")]
+    pub watch: Vec<String>,
+
+    /// Ignore files matching GLOB (replaces `watch.ignore`); repeatable.
+    #[arg(short = 'i', long = "ignore", value_name = "GLOB", help_heading = "Watching")]
+    pub ignore: Vec<String>,
+
+    /// Poll every DURATION (e.g. `500ms`) instead of using inotify.
+    #[arg(long, value_name = "DURATION", help_heading = "Watching")]
+    pub poll: Option<String>,
+
+    /// Signal that asks the server to stop (name or number).
+    #[arg(long, value_name = "SIGNAL", help_heading = "Server")]
+    pub stop_signal: Option<String>,
+
+    /// Grace period after the stop signal before SIGKILL (e.g. `5s`).
+    #[arg(long, value_name = "DURATION", help_heading = "Server")]
+    pub stop_timeout: Option<String>,
+
+    /// Where to write the server's PID (default: `reloadsup.pid` beside the task file;
+    /// none in ad-hoc mode).
+    #[arg(long, value_name = "PATH", help_heading = "Server")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Do not serve browser reloads.
+    #[arg(long, help_heading = "Browser")]
+    pub no_reload: bool,
+
+    /// The server command; one argument is run by `sh -c`, several are exec'd directly.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}

@@ -1,0 +1,146 @@
+//! The resolved configuration: what the rest of the program works from.
+//!
+//! The task file and the command line are read once, by `resolve`, into a `Config` with
+//! absolute paths, parsed durations, compiled globs and a parsed stop signal. Nothing
+//! downstream reads raw flags or raw TOML (the ripgrep habit: raw args → one high-level
+//! config). Precedence: command-line flags, then the task file, then defaults.
+
+mod pattern;
+mod resolve;
+mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+pub use pattern::Pattern;
+pub use resolve::{find_task_file, resolve, Overrides};
+
+/// The task file's default name, looked for here and in parent folders.
+pub const TASK_FILE_NAME: &str = "reload.toml";
+
+/// Everything a command needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The task file, absolute; `None` in ad-hoc mode.
+    pub task_file: Option<PathBuf>,
+    /// The folder relative paths and globs are resolved against (the task file's
+    /// folder, or the current folder in ad-hoc mode).
+    pub root: PathBuf,
+    /// The supervised server; `None` when there is nothing to run.
+    pub server: Option<Server>,
+    /// What to watch.
+    pub watch: Watch,
+    /// The LiveReload server.
+    pub reload: Reload,
+    /// The reverse proxy, when configured.
+    pub proxy: Option<Proxy>,
+    /// Build steps run before a restart when their own inputs change.
+    pub tasks: Vec<Task>,
+}
+
+/// `[server]`, resolved.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// What to run.
+    pub command: CommandSpec,
+    /// The working folder, absolute.
+    pub cwd: PathBuf,
+    /// Extra environment, on top of the supervisor's own.
+    pub env: Vec<(String, String)>,
+    /// Where the server's PID is written while it runs; `None` writes none.
+    pub pid_file: Option<PathBuf>,
+    /// Where `start` sends the server's output.
+    pub log_file: PathBuf,
+    /// The signal that asks the server's process group to stop.
+    pub stop_signal: Signal,
+    /// How long to wait after `stop_signal` before SIGKILL.
+    pub stop_timeout: Duration,
+    /// How readiness is detected; `None` means the default (see the README).
+    pub ready: Option<Ready>,
+    /// How long to wait for readiness before warning.
+    pub ready_timeout: Duration,
+}
+
+/// A server command: a shell string or an argument vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandSpec {
+    /// Run by `sh -c`, so pipes, `&&` and variables work.
+    Shell(String),
+    /// Exec'd directly: the first element is the program.
+    Exec(Vec<String>),
+}
+
+impl CommandSpec {
+    /// The command as a user would type it, for status lines.
+    pub fn display(&self) -> String {
+        match self {
+            CommandSpec::Shell(line) => line.clone(),
+            CommandSpec::Exec(args) => args.join(" "),
+        }
+    }
+}
+
+/// `server.ready`: how to tell that a (re)started server accepts requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// A TCP connect to this port on 127.0.0.1 succeeds.
+    Port(u16),
+    /// An HTTP GET of this URL answers with a status below 500.
+    Url(String),
+    /// The server prints a line matching this regular expression.
+    Log(String),
+    /// A fixed delay after the start.
+    Delay(Duration),
+}
+
+/// `[watch]`, resolved.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Globs whose changes restart the server.
+    pub file_dep: Vec<Pattern>,
+    /// Globs ignored on top of the default ignores.
+    pub ignore: Vec<Pattern>,
+    /// Poll at this interval instead of using inotify.
+    pub poll: Option<Duration>,
+    /// Whether paths ignored by `.gitignore` files are ignored too.
+    pub gitignore: bool,
+}
+
+/// `[reload]`, resolved. Parsed and validated here; served by the reload module.
+#[derive(Debug, Clone)]
+pub struct Reload {
+    /// Whether a LiveReload server runs.
+    pub enabled: bool,
+    /// The host it binds.
+    pub host: String,
+    /// The port it binds.
+    pub port: u16,
+    /// Globs whose changes reload browsers without restarting the server.
+    pub assets: Vec<Pattern>,
+    /// Extra WebSocket origins accepted besides loopback and extensions.
+    pub allow_origins: Vec<String>,
+}
+
+/// `[proxy]`, resolved. Parsed and validated here.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    /// The address browsers connect to.
+    pub listen: String,
+    /// The dev server's address.
+    pub upstream: String,
+    /// Extra `Host` names accepted.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// `[[task]]`, resolved.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// The task's name, for status lines.
+    pub name: String,
+    /// Globs whose changes run this task.
+    pub file_dep: Vec<Pattern>,
+    /// Shell lines run in order, in the task file's folder; the first failure stops the task.
+    pub actions: Vec<String>,
+}

@@ -1,0 +1,163 @@
+//! One glob of the task file, compiled, with the folder it needs watched.
+//!
+//! Globs are written relative to the task file's folder (the *root*). A path is matched
+//! relative to the root when it lies inside it and by its absolute form otherwise, so a
+//! glob such as `../shared/*.css` still works and a root that itself sits below a folder
+//! called `target` is not swallowed by the default ignore `**/target/**`.
+//!
+//! The folder to watch is the glob's literal prefix: `templates/**/*.html` watches
+//! `templates` and everything below it; `*.py` watches the root alone.
+
+use std::path::{Component, Path, PathBuf};
+
+use globset::{Glob, GlobBuilder};
+
+/// A compiled glob and the directory watch it needs.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    /// The glob as the user wrote it, for messages.
+    pub text: String,
+    /// The compiled glob, in the form `Pattern::match_form` paths are given.
+    pub glob: Glob,
+    /// The deepest folder that holds every path the glob can match.
+    pub base: PathBuf,
+    /// Whether folders below `base` can hold matches.
+    pub recursive: bool,
+}
+
+impl Pattern {
+    /// Compiles `text` relative to `root`. The error is globset's explanation.
+    pub fn new(text: &str, root: &Path) -> Result<Pattern, String> {
+        let components: Vec<&str> = text
+            .split('/')
+            .enumerate()
+            .filter(|&(i, c)| !(c == "." || (c.is_empty() && i > 0)))
+            .map(|(_, c)| c)
+            .collect();
+        let literal = components.iter().take_while(|c| !has_meta(c)).count();
+        let rest = &components[literal..];
+        let mut base = normalize(&root.join(components[..literal].join("/")));
+        let recursive = rest.len() > 1 || rest.iter().any(|c| c.contains("**"));
+        let glob_text = match base.strip_prefix(root) {
+            Ok(rel) => join_glob(&escape_path(rel), rest),
+            Err(_) => join_glob(&escape_path(&base), rest),
+        };
+        let glob = GlobBuilder::new(&glob_text)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|err| err.kind().to_string())?;
+        if rest.is_empty() {
+            // A literal file: watch its folder, never the file itself.
+            base.pop();
+        }
+        Ok(Pattern {
+            text: text.to_string(),
+            glob,
+            base,
+            recursive,
+        })
+    }
+
+    /// The form of `path` that globs are matched against: relative to `root` when
+    /// inside it, else absolute.
+    pub fn match_form<'a>(path: &'a Path, root: &Path) -> &'a Path {
+        path.strip_prefix(root).unwrap_or(path)
+    }
+}
+
+/// Whether a path component holds glob syntax.
+fn has_meta(component: &str) -> bool {
+    component.contains(['*', '?', '[', ']', '{', '}', '\\'])
+}
+
+/// Escapes a literal path so it can lead a glob.
+fn escape_path(path: &Path) -> String {
+    globset::escape(&path.to_string_lossy())
+}
+
+/// Joins a literal (escaped) prefix and the glob components after it.
+fn join_glob(prefix: &str, rest: &[&str]) -> String {
+    let mut parts: Vec<&str> = Vec::with_capacity(rest.len() + 1);
+    if !prefix.is_empty() {
+        parts.push(prefix);
+    }
+    parts.extend_from_slice(rest);
+    parts.join("/")
+}
+
+/// Resolves `.` and `..` without touching the file system (the path may not exist yet).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pat(text: &str) -> Pattern {
+        Pattern::new(text, Path::new("/proj")).expect("valid glob")
+    }
+
+    fn matches(text: &str, path: &str) -> bool {
+        let p = pat(text);
+        let matcher = p.glob.compile_matcher();
+        matcher.is_match(Pattern::match_form(Path::new(path), Path::new("/proj")))
+    }
+
+    #[test]
+    fn bases_and_recursion() {
+        let cases = [
+            ("*.py", "/proj", false),
+            ("**/*.py", "/proj", true),
+            ("templates/**/*.html", "/proj/templates", true),
+            ("src/*/mod.rs", "/proj/src", true),
+            ("static/*.css", "/proj/static", false),
+            ("app.py", "/proj", false),
+            ("./conf/app.ini", "/proj/conf", false),
+            ("../shared/*.css", "/shared", false),
+            ("/etc/hosts", "/etc", false),
+        ];
+        for (text, base, recursive) in cases {
+            let p = pat(text);
+            assert_eq!(p.base, Path::new(base), "{text}");
+            assert_eq!(p.recursive, recursive, "{text}");
+        }
+    }
+
+    #[test]
+    fn matching() {
+        assert!(matches("**/*.py", "/proj/app.py"));
+        assert!(matches("**/*.py", "/proj/a/b/app.py"));
+        assert!(matches("*.py", "/proj/app.py"));
+        assert!(!matches("*.py", "/proj/a/app.py"));
+        assert!(matches("templates/**/*.html", "/proj/templates/x/y.html"));
+        assert!(!matches("templates/**/*.html", "/proj/other/y.html"));
+        assert!(matches("../shared/*.css", "/shared/site.css"));
+        assert!(matches("app.py", "/proj/app.py"));
+        assert!(matches("./app.py", "/proj/app.py"));
+    }
+
+    #[test]
+    fn root_with_glob_characters_is_literal() {
+        let p = Pattern::new("../x[1]/*.py", Path::new("/proj/sub")).expect("valid");
+        let m = p.glob.compile_matcher();
+        assert!(m.is_match("/proj/x[1]/a.py"));
+    }
+
+    #[test]
+    fn bad_glob_is_explained() {
+        let err = Pattern::new("src/[a.py", Path::new("/proj")).unwrap_err();
+        assert!(err.contains("unclosed"), "{err}");
+    }
+}

@@ -1,0 +1,568 @@
+//! Turning the task file and the command line into a `Config`, once.
+//!
+//! Every error names the task file, the line and the key or value at fault, and maps to
+//! exit code 2. Flags given on the command line override the task file.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use toml::Spanned;
+
+use super::pattern::{normalize, Pattern};
+use super::schema::{RawFile, RawReady, RawServer, RawWatch, Text};
+use super::{CommandSpec, Config, Proxy, Ready, Reload, Server, Task, Watch, TASK_FILE_NAME};
+use crate::error::{Error, Result};
+
+/// The default LiveReload port, as the browser extensions expect.
+const DEFAULT_RELOAD_PORT: u16 = 35729;
+
+/// Command-line values that override the task file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `-w`: replaces `watch.file_dep`.
+    pub watch: Vec<String>,
+    /// `-i`: replaces `watch.ignore`.
+    pub ignore: Vec<String>,
+    /// `--poll`.
+    pub poll: Option<String>,
+    /// `--stop-signal`.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`.
+    pub stop_timeout: Option<String>,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--no-reload`.
+    pub no_reload: bool,
+    /// The command after `--`.
+    pub command: Vec<String>,
+}
+
+/// Finds the task file: `explicit` (`-f`) if given, else `reload.toml` in `cwd` or the
+/// nearest parent folder. `Ok(None)` when there is none and none was asked for.
+pub fn find_task_file(explicit: Option<&Path>, cwd: &Path) -> Result<Option<PathBuf>> {
+    if let Some(path) = explicit {
+        let path = normalize(&cwd.join(path));
+        if !path.is_file() {
+            return Err(Error::Usage(format!(
+                "task file `{}` not found",
+                path.display()
+            )));
+        }
+        return Ok(Some(path));
+    }
+    Ok(cwd
+        .ancestors()
+        .map(|dir| dir.join(TASK_FILE_NAME))
+        .find(|candidate| candidate.is_file()))
+}
+
+/// Resolves the configuration from an optional task file and the command-line overrides.
+pub fn resolve(task_file: Option<&Path>, cwd: &Path, overrides: &Overrides) -> Result<Config> {
+    match task_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|err| Error::io(format!("cannot read `{}`", file.display()), err))?;
+            let doc = Doc { file, text: &text };
+            doc.resolve(overrides)
+        }
+        None => resolve_ad_hoc(cwd, overrides),
+    }
+}
+
+/// `run -w GLOB... -- COMMAND` with no task file.
+fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
+    if ov.command.is_empty() {
+        return Err(Error::Usage(format!(
+            "no `{TASK_FILE_NAME}` here or in any parent folder; use `-f FILE`, \
+             `reloadsup init`, or `reloadsup run -w GLOB -- COMMAND`"
+        )));
+    }
+    let root = cwd.to_path_buf();
+    let flag = |name: &str, text: &str| flag_error(name, text);
+    let file_dep = if ov.watch.is_empty() {
+        vec!["**".to_string()]
+    } else {
+        ov.watch.clone()
+    };
+    let watch = Watch {
+        file_dep: flag_patterns("--watch", &file_dep, &root)?,
+        ignore: flag_patterns("--ignore", &ov.ignore, &root)?,
+        poll: ov
+            .poll
+            .as_deref()
+            .map(|t| parse_duration(t).map_err(|_| flag("--poll", t)))
+            .transpose()?,
+        gitignore: true,
+    };
+    let server = Server {
+        command: command_from_args(&ov.command),
+        cwd: root.clone(),
+        env: Vec::new(),
+        pid_file: ov.pid_file.as_ref().map(|p| normalize(&root.join(p))),
+        log_file: root.join("reloadsup.log"),
+        stop_signal: flag_signal(ov.stop_signal.as_deref())?.unwrap_or(Signal::SIGTERM),
+        stop_timeout: flag_duration("--stop-timeout", ov.stop_timeout.as_deref())?
+            .unwrap_or(Duration::from_secs(5)),
+        ready: None,
+        ready_timeout: Duration::from_secs(30),
+    };
+    Ok(Config {
+        task_file: None,
+        root,
+        server: Some(server),
+        watch,
+        reload: default_reload(ov.no_reload),
+        proxy: None,
+        tasks: Vec::new(),
+    })
+}
+
+/// The task file's text, for locating errors by line.
+struct Doc<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Doc<'_> {
+    fn resolve(&self, ov: &Overrides) -> Result<Config> {
+        let raw: RawFile = toml::from_str(self.text).map_err(|err| {
+            let line = err.span().map(|span| self.line(span.start));
+            Error::task_file(self.file, line, err.message().trim().to_string())
+        })?;
+        let root = self
+            .file
+            .parent()
+            .expect("a task file path has a parent folder")
+            .to_path_buf();
+        let server = self.server(raw.server.as_ref(), &root, ov)?;
+        let watch = self.watch(&raw.watch, &root, ov)?;
+        let reload = self.reload(&raw, &root, ov)?;
+        let proxy = raw
+            .proxy
+            .as_ref()
+            .map(|p| {
+                Ok::<_, Error>(Proxy {
+                    listen: self.address(&p.listen, "proxy.listen")?,
+                    upstream: self.address(&p.upstream, "proxy.upstream")?,
+                    allowed_hosts: p.allowed_hosts.clone(),
+                })
+            })
+            .transpose()?;
+        let tasks = raw
+            .tasks
+            .iter()
+            .map(|t| {
+                Ok(Task {
+                    name: t.name.clone(),
+                    file_dep: self.patterns(&t.file_dep, &root, "task.file_dep")?,
+                    actions: t.actions.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Config {
+            task_file: Some(self.file.to_path_buf()),
+            root,
+            server,
+            watch,
+            reload,
+            proxy,
+            tasks,
+        })
+    }
+
+    fn server(
+        &self,
+        raw: Option<&Spanned<RawServer>>,
+        root: &Path,
+        ov: &Overrides,
+    ) -> Result<Option<Server>> {
+        let Some(raw_spanned) = raw else {
+            if ov.command.is_empty() {
+                return Err(Error::task_file(
+                    self.file,
+                    None,
+                    "missing `[server]` table with a `command`",
+                ));
+            }
+            return Ok(Some(self.server_from(None, root, ov)?));
+        };
+        Ok(Some(self.server_from(Some(raw_spanned), root, ov)?))
+    }
+
+    fn server_from(
+        &self,
+        raw: Option<&Spanned<RawServer>>,
+        root: &Path,
+        ov: &Overrides,
+    ) -> Result<Server> {
+        let command = if !ov.command.is_empty() {
+            command_from_args(&ov.command)
+        } else {
+            let table = raw.expect("checked by the caller");
+            match &table.get_ref().command {
+                Some(value) => self.command(value)?,
+                None => {
+                    return Err(self.error(table.span(), "missing `server.command`"));
+                }
+            }
+        };
+        let s = raw.map(Spanned::get_ref);
+        let path = |value: Option<&Text>, default: &str| -> PathBuf {
+            normalize(&root.join(value.map_or(default, |t| t.get_ref().as_str())))
+        };
+        let pid_file = match &ov.pid_file {
+            Some(p) => Some(normalize(&root.join(p))),
+            None => Some(path(s.and_then(|s| s.pid_file.as_ref()), "reloadsup.pid")),
+        };
+        let stop_signal = match flag_signal(ov.stop_signal.as_deref())? {
+            Some(signal) => signal,
+            None => match s.and_then(|s| s.stop_signal.as_ref()) {
+                Some(value) => self.signal(value)?,
+                None => Signal::SIGTERM,
+            },
+        };
+        let stop_timeout = match flag_duration("--stop-timeout", ov.stop_timeout.as_deref())? {
+            Some(d) => d,
+            None => self
+                .duration(s.and_then(|s| s.stop_timeout.as_ref()), "server.stop_timeout")?
+                .unwrap_or(Duration::from_secs(5)),
+        };
+        Ok(Server {
+            command,
+            cwd: path(s.and_then(|s| s.cwd.as_ref()), "."),
+            env: s
+                .map(|s| s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            pid_file,
+            log_file: path(s.and_then(|s| s.log_file.as_ref()), "reloadsup.log"),
+            stop_signal,
+            stop_timeout,
+            ready: s
+                .and_then(|s| s.ready.as_ref())
+                .map(|r| self.ready(r))
+                .transpose()?,
+            ready_timeout: self
+                .duration(s.and_then(|s| s.ready_timeout.as_ref()), "server.ready_timeout")?
+                .unwrap_or(Duration::from_secs(30)),
+        })
+    }
+
+    fn command(&self, value: &Spanned<toml::Value>) -> Result<CommandSpec> {
+        let bad = || {
+            self.error(
+                value.span(),
+                "`server.command` must be a non-empty string or array of strings",
+            )
+        };
+        match value.get_ref() {
+            toml::Value::String(line) if !line.trim().is_empty() => {
+                Ok(CommandSpec::Shell(line.clone()))
+            }
+            toml::Value::Array(items) if !items.is_empty() => items
+                .iter()
+                .map(|item| item.as_str().map(str::to_string).ok_or_else(bad))
+                .collect::<Result<Vec<_>>>()
+                .map(CommandSpec::Exec),
+            _ => Err(bad()),
+        }
+    }
+
+    fn signal(&self, value: &Spanned<toml::Value>) -> Result<Signal> {
+        let parsed = match value.get_ref() {
+            toml::Value::String(name) => parse_signal(name),
+            toml::Value::Integer(number) => i32::try_from(*number)
+                .ok()
+                .and_then(|n| Signal::try_from(n).ok()),
+            _ => None,
+        };
+        parsed.ok_or_else(|| {
+            self.error(
+                value.span(),
+                format!(
+                    "unknown signal `{}` for `server.stop_signal`",
+                    value_text(value.get_ref())
+                ),
+            )
+        })
+    }
+
+    fn ready(&self, raw: &Spanned<RawReady>) -> Result<Ready> {
+        let r = raw.get_ref();
+        let given = [
+            r.port.is_some(),
+            r.url.is_some(),
+            r.log.is_some(),
+            r.delay.is_some(),
+        ];
+        if given.iter().filter(|&&g| g).count() != 1 {
+            return Err(self.error(
+                raw.span(),
+                "`server.ready` needs exactly one of `port`, `url`, `log`, `delay`",
+            ));
+        }
+        if let Some(port) = r.port {
+            if port == 0 {
+                return Err(self.error(raw.span(), "`server.ready.port` must not be 0"));
+            }
+            return Ok(Ready::Port(port));
+        }
+        if let Some(url) = &r.url {
+            if !url.get_ref().starts_with("http://") {
+                return Err(self.error(
+                    url.span(),
+                    format!(
+                        "`server.ready.url` must start with `http://`, got `{}`",
+                        url.get_ref()
+                    ),
+                ));
+            }
+            return Ok(Ready::Url(url.get_ref().clone()));
+        }
+        if let Some(log) = &r.log {
+            regex::Regex::new(log.get_ref()).map_err(|err| {
+                let first = err.to_string().lines().last().unwrap_or("").trim().to_string();
+                self.error(
+                    log.span(),
+                    format!("bad regex `{}` for `server.ready.log`: {first}", log.get_ref()),
+                )
+            })?;
+            return Ok(Ready::Log(log.get_ref().clone()));
+        }
+        let delay = self.duration(r.delay.as_ref(), "server.ready.delay")?;
+        Ok(Ready::Delay(delay.expect("exactly one key is set")))
+    }
+
+    fn watch(&self, raw: &RawWatch, root: &Path, ov: &Overrides) -> Result<Watch> {
+        let file_dep = if !ov.watch.is_empty() {
+            flag_patterns("--watch", &ov.watch, root)?
+        } else {
+            match &raw.file_dep {
+                Some(globs) => self.patterns(globs, root, "watch.file_dep")?,
+                None => vec![Pattern::new("**", root).expect("`**` is a valid glob")],
+            }
+        };
+        let ignore = if !ov.ignore.is_empty() {
+            flag_patterns("--ignore", &ov.ignore, root)?
+        } else {
+            self.patterns(&raw.ignore, root, "watch.ignore")?
+        };
+        let poll = match &ov.poll {
+            Some(text) => Some(parse_duration(text).map_err(|_| flag_error("--poll", text))?),
+            None => self.duration(raw.poll.as_ref(), "watch.poll")?,
+        };
+        Ok(Watch {
+            file_dep,
+            ignore,
+            poll,
+            gitignore: raw.gitignore.unwrap_or(true),
+        })
+    }
+
+    fn reload(&self, raw: &RawFile, root: &Path, ov: &Overrides) -> Result<Reload> {
+        let r = &raw.reload;
+        let mut reload = default_reload(ov.no_reload || r.enabled == Some(false));
+        if let Some(host) = &r.host {
+            reload.host = self.address(host, "reload.host")?;
+        }
+        if let Some(port) = r.port {
+            reload.port = port;
+        }
+        reload.assets = self.patterns(&r.assets, root, "reload.assets")?;
+        reload.allow_origins = r.allow_origins.clone();
+        Ok(reload)
+    }
+
+    fn patterns(&self, globs: &[Text], root: &Path, key: &str) -> Result<Vec<Pattern>> {
+        globs
+            .iter()
+            .map(|g| {
+                Pattern::new(g.get_ref(), root).map_err(|why| {
+                    self.error(
+                        g.span(),
+                        format!("bad glob `{}` in `{key}`: {why}", g.get_ref()),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn duration(&self, value: Option<&Text>, key: &str) -> Result<Option<Duration>> {
+        value
+            .map(|t| {
+                parse_duration(t.get_ref()).map_err(|_| {
+                    self.error(
+                        t.span(),
+                        format!(
+                            "bad duration `{}` for `{key}` (write e.g. `250ms`, `5s`, `1m`)",
+                            t.get_ref()
+                        ),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    fn address(&self, value: &Text, key: &str) -> Result<String> {
+        let text = value.get_ref().trim();
+        if text.is_empty() || text.contains(char::is_whitespace) {
+            return Err(self.error(
+                value.span(),
+                format!("bad address `{}` for `{key}`", value.get_ref()),
+            ));
+        }
+        Ok(text.to_string())
+    }
+
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> Error {
+        Error::task_file(self.file, Some(self.line(span.start)), message)
+    }
+
+    /// The 1-based line of a byte offset.
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+}
+
+fn default_reload(disabled: bool) -> Reload {
+    Reload {
+        enabled: !disabled,
+        host: "127.0.0.1".to_string(),
+        port: DEFAULT_RELOAD_PORT,
+        assets: Vec::new(),
+        allow_origins: Vec::new(),
+    }
+}
+
+/// One argument is a shell line; several are an argument vector.
+fn command_from_args(args: &[String]) -> CommandSpec {
+    match args {
+        [line] => CommandSpec::Shell(line.clone()),
+        _ => CommandSpec::Exec(args.to_vec()),
+    }
+}
+
+/// Parses `250ms`, `5s`, `1m`; a bare number is refused (the unit is part of the value).
+pub fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(text.trim())
+}
+
+/// Parses a signal name (`SIGTERM`, `term`, `TERM`) or number (`15`).
+pub fn parse_signal(text: &str) -> Option<Signal> {
+    let text = text.trim();
+    if let Ok(number) = text.parse::<i32>() {
+        return Signal::try_from(number).ok();
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).ok()
+}
+
+fn flag_error(flag: &str, text: &str) -> Error {
+    Error::Usage(format!("invalid value `{text}` for `{flag}`"))
+}
+
+fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
+    text.map(|t| parse_signal(t).ok_or_else(|| flag_error("--stop-signal", t)))
+        .transpose()
+}
+
+fn flag_duration(flag: &str, text: Option<&str>) -> Result<Option<Duration>> {
+    text.map(|t| parse_duration(t).map_err(|_| flag_error(flag, t)))
+        .transpose()
+}
+
+fn flag_patterns(flag: &str, globs: &[String], root: &Path) -> Result<Vec<Pattern>> {
+    globs
+        .iter()
+        .map(|g| {
+            Pattern::new(g, root)
+                .map_err(|why| Error::Usage(format!("bad glob `{g}` for `{flag}`: {why}")))
+        })
+        .collect()
+}
+
+fn value_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve_text(text: &str) -> Result<Config> {
+        let doc = Doc {
+            file: Path::new("/proj/reload.toml"),
+            text,
+        };
+        doc.resolve(&Overrides::default())
+    }
+
+    fn error_of(text: &str) -> String {
+        resolve_text(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_file() {
+        let config = resolve_text("[server]\ncommand = \"python3 app.py\"\n").unwrap();
+        let server = config.server.unwrap();
+        assert_eq!(server.command, CommandSpec::Shell("python3 app.py".into()));
+        assert_eq!(server.pid_file.unwrap(), Path::new("/proj/reloadsup.pid"));
+        assert_eq!(server.stop_signal, Signal::SIGTERM);
+        assert_eq!(server.stop_timeout, Duration::from_secs(5));
+        assert_eq!(config.watch.file_dep.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let cases = [
+            ("[server]\ncommand = \"x\"\nbogus = 1\n", "/proj/reload.toml:3: unknown field `bogus`"),
+            ("[server]\ncwd = \".\"\n", "/proj/reload.toml:1: missing `server.command`"),
+            ("[server]\ncommand = \"x\"\nstop_timeout = \"5 parsecs\"\n",
+             "/proj/reload.toml:3: bad duration `5 parsecs` for `server.stop_timeout`"),
+            ("[server]\ncommand = \"x\"\nstop_signal = \"SIGNOPE\"\n",
+             "/proj/reload.toml:3: unknown signal `SIGNOPE` for `server.stop_signal`"),
+            ("[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"ok/*.py\",\n \"src/[a.py\"]\n",
+             "/proj/reload.toml:5: bad glob `src/[a.py` in `watch.file_dep`"),
+            ("[server]\ncommand = []\n", "/proj/reload.toml:2: `server.command` must be"),
+            ("[server\ncommand = \"x\"\n", "/proj/reload.toml:1:"),
+            ("[watch]\nfile_dep = [\"*.py\"]\n", "missing `[server]` table"),
+            ("[server]\ncommand = \"x\"\nready = { port = 1, delay = \"1s\" }\n",
+             "/proj/reload.toml:3: `server.ready` needs exactly one of"),
+        ];
+        for (text, expected) in cases {
+            let got = error_of(text);
+            assert!(got.starts_with(expected) || got.contains(expected), "{text:?}\n got: {got}");
+        }
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("SIGINT"), Some(Signal::SIGINT));
+        assert_eq!(parse_signal("int"), Some(Signal::SIGINT));
+        assert_eq!(parse_signal("15"), Some(Signal::SIGTERM));
+        assert_eq!(parse_signal("SIGNOPE"), None);
+    }
+
+    #[test]
+    fn array_command_and_paths() {
+        let config = resolve_text(
+            "[server]\ncommand = [\"python3\", \"app.py\"]\ncwd = \"web\"\npid_file = \"run/x.pid\"\n",
+        )
+        .unwrap();
+        let server = config.server.unwrap();
+        assert_eq!(server.command, CommandSpec::Exec(vec!["python3".into(), "app.py".into()]));
+        assert_eq!(server.cwd, Path::new("/proj/web"));
+        assert_eq!(server.pid_file.unwrap(), Path::new("/proj/run/x.pid"));
+    }
+}

@@ -1,0 +1,338 @@
+//! Deciding what a changed path means: nothing, a server restart, a browser-only asset
+//! reload, and which build tasks it feeds.
+//!
+//! Pure and fast (no I/O after construction but for reading `.gitignore` files when a
+//! folder is first watched), so the app loop can call it for every event. A path is
+//! ignored when it matches the default ignores of the contract (VCS and dependency
+//! folders, byte code, editor temp and backup files), the user's `ignore` globs, the
+//! supervisor's own PID and log files, or a `.gitignore`.
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use ignore::gitignore::Gitignore;
+
+use crate::config::{Config, Pattern};
+
+/// Folders never watched, wherever they are.
+const IGNORED_DIRS: &[&str] = &[".git", "node_modules", "target", "__pycache__", ".venv"];
+
+/// Files never acted on: byte code and the temp and backup files of editors and tools.
+const IGNORED_FILES: &[&str] = &[
+    "*.pyc",
+    // vim: the write probe, swap files, backups
+    "4913",
+    ".*.sw[a-z]",
+    "*~",
+    // emacs: lock links and auto-save files
+    ".#*",
+    "#*#",
+    // JetBrains safe write
+    "*___jb_tmp___",
+    "*___jb_old___",
+    // `sed -i` writes `sedXXXXXX` beside the file, then renames it over
+    "sed[a-zA-Z0-9][a-zA-Z0-9][a-zA-Z0-9][a-zA-Z0-9][a-zA-Z0-9][a-zA-Z0-9]",
+    // GNOME's GIO (gedit and friends) safe write
+    ".goutputstream-*",
+];
+
+/// What a change of one path asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// The server must restart.
+    pub restart: bool,
+    /// Browsers should reload this asset in place (no restart).
+    pub asset: bool,
+    /// Indexes of the `[[task]]`s whose inputs changed.
+    pub tasks: Vec<usize>,
+}
+
+impl Verdict {
+    /// Whether the change asks for nothing at all.
+    pub fn is_ignored(&self) -> bool {
+        !self.restart && !self.asset && self.tasks.is_empty()
+    }
+}
+
+/// The compiled matchers.
+#[derive(Debug)]
+pub struct Filter {
+    root: PathBuf,
+    file_dep: GlobSet,
+    assets: GlobSet,
+    tasks: Vec<GlobSet>,
+    ignore: GlobSet,
+    ignore_dirs: GlobSet,
+    own_files: Vec<PathBuf>,
+    use_gitignore: bool,
+    /// `.gitignore` matchers, deepest folder first.
+    gitignores: Vec<Gitignore>,
+}
+
+impl Filter {
+    /// Compiles the matchers of `config`. The globs were validated by `config::resolve`.
+    pub fn new(config: &Config) -> Filter {
+        let mut own_files = Vec::new();
+        if let Some(server) = &config.server {
+            if let Some(pid_file) = &server.pid_file {
+                own_files.push(pid_file.clone());
+                own_files.push(crate::pidfile::temp_path(pid_file));
+            }
+            own_files.push(server.log_file.clone());
+        }
+        let user_ignores: Vec<Glob> = config.watch.ignore.iter().map(|p| p.glob.clone()).collect();
+        let mut filter = Filter {
+            root: config.root.clone(),
+            file_dep: set_of(&config.watch.file_dep),
+            assets: set_of(&config.reload.assets),
+            tasks: config.tasks.iter().map(|t| set_of(&t.file_dep)).collect(),
+            ignore: default_ignores(&user_ignores),
+            ignore_dirs: dir_ignores(&user_ignores),
+            own_files,
+            use_gitignore: config.watch.gitignore,
+            gitignores: Vec::new(),
+        };
+        if filter.use_gitignore {
+            filter.add_gitignores_above_root();
+        }
+        filter
+    }
+
+    /// Classifies a changed file.
+    pub fn classify(&self, path: &Path) -> Verdict {
+        if self.is_ignored(path, false) {
+            return Verdict::default();
+        }
+        let form = Pattern::match_form(path, &self.root);
+        let asset = self.assets.is_match(form);
+        Verdict {
+            // An asset is swapped in the browser; it never restarts the server.
+            restart: !asset && self.file_dep.is_match(form),
+            asset,
+            tasks: (0..self.tasks.len())
+                .filter(|&i| self.tasks[i].is_match(form))
+                .collect(),
+        }
+    }
+
+    /// Whether a folder is never to be watched (nor anything below it).
+    pub fn prune_dir(&self, dir: &Path) -> bool {
+        if dir
+            .file_name()
+            .is_some_and(|name| IGNORED_DIRS.iter().any(|d| name == *d))
+        {
+            return true;
+        }
+        let form = Pattern::match_form(dir, &self.root);
+        self.ignore_dirs.is_match(form) || self.is_ignored(dir, true)
+    }
+
+    /// Reads `dir/.gitignore`, if there is one, so it applies below `dir`.
+    pub fn add_gitignore(&mut self, dir: &Path) {
+        if !self.use_gitignore {
+            return;
+        }
+        let file = dir.join(".gitignore");
+        if !file.is_file() || self.gitignores.iter().any(|g| g.path() == dir) {
+            return;
+        }
+        let (matcher, _partial_errors) = Gitignore::new(&file);
+        self.gitignores.push(matcher);
+        self.gitignores
+            .sort_by_key(|g| std::cmp::Reverse(g.path().components().count()));
+    }
+
+    /// The `.gitignore` files of the folders above the root, up to the repository's top.
+    fn add_gitignores_above_root(&mut self) {
+        let root = self.root.clone();
+        for dir in root.ancestors() {
+            self.add_gitignore(dir);
+            if dir.join(".git").exists() {
+                break;
+            }
+        }
+    }
+
+    /// Whether a file is ignored (default ignores, user ignores, own files, `.gitignore`).
+    pub fn ignores(&self, path: &Path) -> bool {
+        self.is_ignored(path, false)
+    }
+
+    fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
+        if self.own_files.iter().any(|own| own == path) {
+            return true;
+        }
+        if self.ignore.is_match(Pattern::match_form(path, &self.root)) {
+            return true;
+        }
+        self.gitignored(path, is_dir)
+    }
+
+    fn gitignored(&self, path: &Path, is_dir: bool) -> bool {
+        for matcher in &self.gitignores {
+            if !path.starts_with(matcher.path()) || path == matcher.path() {
+                continue;
+            }
+            let found = matcher.matched_path_or_any_parents(path, is_dir);
+            if found.is_ignore() {
+                return true;
+            }
+            if found.is_whitelist() {
+                return false;
+            }
+        }
+        false
+    }
+}
+
+fn set_of(patterns: &[Pattern]) -> GlobSet {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(pattern.glob.clone());
+    }
+    builder.build().expect("globs compiled one by one also compile as a set")
+}
+
+fn glob(text: &str) -> Glob {
+    GlobBuilder::new(text)
+        .literal_separator(true)
+        .build()
+        .expect("built-in ignore globs are valid")
+}
+
+fn default_ignores(user: &[Glob]) -> GlobSet {
+    let mut builder = GlobSetBuilder::new();
+    for dir in IGNORED_DIRS {
+        builder.add(glob(&format!("**/{dir}/**")));
+    }
+    for file in IGNORED_FILES {
+        builder.add(glob(&format!("**/{file}")));
+    }
+    for g in user {
+        builder.add(g.clone());
+    }
+    builder.build().expect("valid globs build a valid set")
+}
+
+/// A user ignore `X/**` ignores everything below `X`, so folder `X` itself need not be
+/// watched: the globs with that suffix stripped match the folders to prune.
+fn dir_ignores(user: &[Glob]) -> GlobSet {
+    let mut builder = GlobSetBuilder::new();
+    for g in user {
+        if let Some(dir) = g.glob().strip_suffix("/**") {
+            if !dir.is_empty() {
+                builder.add(glob(dir));
+            }
+        }
+    }
+    builder.build().expect("valid globs build a valid set")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{resolve, Overrides};
+
+    fn filter_for(toml: &str) -> (Filter, tempdir::Dir) {
+        let dir = tempdir::Dir::new();
+        let file = dir.path.join("reload.toml");
+        std::fs::write(&file, toml).unwrap();
+        let config = resolve(Some(&file), &dir.path, &Overrides::default()).unwrap();
+        (Filter::new(&config), dir)
+    }
+
+    /// A throwaway folder for the tests of this module.
+    mod tempdir {
+        use std::path::PathBuf;
+        pub struct Dir {
+            pub path: PathBuf,
+        }
+        impl Dir {
+            pub fn new() -> Dir {
+                use std::sync::atomic::{AtomicUsize, Ordering};
+                static N: AtomicUsize = AtomicUsize::new(0);
+                let path = std::env::temp_dir().join(format!(
+                    "reloadsup-filter-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::SeqCst)
+                ));
+                std::fs::create_dir_all(&path).unwrap();
+                Dir { path: path.canonicalize().unwrap() }
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.path);
+            }
+        }
+    }
+
+    const TOML: &str = r#"
+[server]
+command = "python3 app.py"
+[watch]
+file_dep = ["**/*.py", "templates/**/*.html"]
+ignore = ["**/migrations/**"]
+[reload]
+assets = ["static/**/*.css"]
+[[task]]
+name = "css"
+file_dep = ["scss/**/*.scss"]
+actions = ["true"]
+"#;
+
+    #[test]
+    fn table() {
+        let (filter, dir) = filter_for(TOML);
+        let restart = Verdict { restart: true, ..Verdict::default() };
+        let cases: &[(&str, Verdict)] = &[
+            ("app.py", restart.clone()),
+            ("pkg/deep/mod.py", restart.clone()),
+            ("templates/a/b.html", restart.clone()),
+            ("notes.txt", Verdict::default()),
+            ("other/page.html", Verdict::default()),
+            ("__pycache__/app.cpython-311.pyc", Verdict::default()),
+            ("pkg/x.pyc", Verdict::default()),
+            (".git/HEAD", Verdict::default()),
+            ("node_modules/x/index.py", Verdict::default()),
+            ("pkg/migrations/0001.py", Verdict::default()),
+            ("4913", Verdict::default()),
+            (".app.py.swp", Verdict::default()),
+            (".app.py.swx", Verdict::default()),
+            ("app.py~", Verdict::default()),
+            (".#app.py", Verdict::default()),
+            ("#app.py#", Verdict::default()),
+            ("app.py___jb_tmp___", Verdict::default()),
+            ("app.py___jb_old___", Verdict::default()),
+            ("sedX1b2Zq", Verdict::default()),
+            ("reloadsup.pid", Verdict::default()),
+            ("reloadsup.log", Verdict::default()),
+            ("static/site.css", Verdict { asset: true, ..Verdict::default() }),
+            ("scss/main.scss", Verdict { tasks: vec![0], ..Verdict::default() }),
+        ];
+        for (rel, expected) in cases {
+            assert_eq!(&filter.classify(&dir.path.join(rel)), expected, "{rel}");
+        }
+    }
+
+    #[test]
+    fn pruned_dirs() {
+        let (filter, dir) = filter_for(TOML);
+        assert!(filter.prune_dir(&dir.path.join(".git")));
+        assert!(filter.prune_dir(&dir.path.join("a/node_modules")));
+        assert!(filter.prune_dir(&dir.path.join("pkg/migrations")));
+        assert!(!filter.prune_dir(&dir.path.join("pkg")));
+    }
+
+    #[test]
+    fn gitignore_applies_below_its_folder() {
+        let (mut filter, dir) = filter_for(TOML);
+        std::fs::write(dir.path.join(".gitignore"), "build/\ngen_*.py\n!gen_keep.py\n").unwrap();
+        filter.add_gitignore(&dir.path);
+        assert!(filter.classify(&dir.path.join("gen_x.py")).is_ignored());
+        assert!(filter.classify(&dir.path.join("build/x.py")).is_ignored());
+        assert!(filter.prune_dir(&dir.path.join("build")));
+        assert!(filter.classify(&dir.path.join("gen_keep.py")).restart);
+        assert!(filter.classify(&dir.path.join("app.py")).restart);
+    }
+}

@@ -1,0 +1,35 @@
+//! `reloadsup init`: writes a commented `reload.toml` into the current folder, and never
+//! overwrites one that exists.
+
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+
+use crate::config::TASK_FILE_NAME;
+use crate::error::{Error, Result, EXIT_OK};
+use crate::report;
+
+/// The file `init` writes: every key, commented.
+const TEMPLATE: &str = include_str!("init_template.toml");
+
+/// Writes `reload.toml` in `dir`.
+pub fn run(dir: &Path) -> Result<i32> {
+    let path = dir.join(TASK_FILE_NAME);
+    let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+            return Err(Error::Runtime(format!(
+                "`{}` already exists; not overwriting it",
+                path.display()
+            )));
+        }
+        Err(err) => return Err(Error::io(format!("cannot create `{}`", path.display()), err)),
+    };
+    file.write_all(TEMPLATE.as_bytes())
+        .map_err(|err| Error::io(format!("cannot write `{}`", path.display()), err))?;
+    report::info(format!(
+        "wrote `{}`; edit `server.command` and `watch.file_dep`, then `reloadsup run`",
+        path.display()
+    ));
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,82 @@
+//! Status lines on stderr: `[reloadsup]`-prefixed, coloured only on a terminal (or with
+//! `--color always`). `-q` silences everything but errors; `-v` adds debug lines (the raw
+//! file-system events).
+
+use std::fmt::Display;
+use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
+
+use crate::cli::ColorChoice;
+
+/// How much to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Errors only.
+    Quiet,
+    /// Status lines.
+    Normal,
+    /// Status lines and raw events.
+    Verbose,
+}
+
+struct Settings {
+    level: Level,
+    color: bool,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// Sets the level and colour once, at start-up.
+pub fn init(level: Level, color: ColorChoice) {
+    let color = match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let _ = SETTINGS.set(Settings { level, color });
+}
+
+fn settings() -> &'static Settings {
+    SETTINGS.get_or_init(|| Settings {
+        level: Level::Normal,
+        color: false,
+    })
+}
+
+fn emit(min: Level, colour: &str, label: &str, message: &dyn Display) {
+    let s = settings();
+    if s.level < min {
+        return;
+    }
+    let line = if s.color {
+        format!("\x1b[36m[reloadsup]\x1b[0m {colour}{label}{message}\x1b[0m\n")
+    } else {
+        format!("[reloadsup] {label}{message}\n")
+    };
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// A normal status line.
+pub fn info(message: impl Display) {
+    emit(Level::Normal, "", "", &message);
+}
+
+/// A status line about something that went right and matters (a server started).
+pub fn good(message: impl Display) {
+    emit(Level::Normal, "\x1b[32m", "", &message);
+}
+
+/// Something the user should look at; the work goes on.
+pub fn warn(message: impl Display) {
+    emit(Level::Normal, "\x1b[33m", "warning: ", &message);
+}
+
+/// A failure; printed even with `-q`.
+pub fn error(message: impl Display) {
+    emit(Level::Quiet, "\x1b[31m", "error: ", &message);
+}
+
+/// Detail for `-v`.
+pub fn debug(message: impl Display) {
+    emit(Level::Verbose, "\x1b[2m", "", &message);
+}

@@ -1,0 +1,33 @@
+//! Signals as events: a thread turns SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGCHLD into
+//! `Event::Signal` for the app loop.
+//!
+//! Handlers are installed explicitly rather than inherited: a shell starts background
+//! jobs with SIGINT ignored, and a supervisor that relied on the inherited disposition
+//! would then never stop its server on Ctrl-C. The terminal sends SIGINT to the whole
+//! foreground process group; the server runs in its own group, so it hears of Ctrl-C
+//! only through the supervisor, which stops it gracefully.
+
+use std::sync::mpsc::Sender;
+
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
+
+use crate::error::{Error, Result};
+use crate::event::Event;
+
+/// Installs the handlers and starts the thread that forwards signals to `tx`.
+pub fn spawn(tx: Sender<Event>) -> Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGCHLD])
+        .map_err(|err| Error::io("cannot install signal handlers", err))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if tx.send(Event::Signal(signal)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|err| Error::io("cannot start the signal thread", err))?;
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! The supervised server: one state machine, driven by the app loop.
+//!
+//! ```text
+//!            start                 stop (signal the group)
+//!   Idle ──────────────▶ Running ──────────────────────────▶ Stopping
+//!    ▲                     │  leader ended by itself            │ group and escapees gone
+//!    │                     ▼  (remnants of its group: Stopping) │ (SIGKILL at the deadline)
+//!    └─────────────────────┴────────────────────────────────────┘
+//! ```
+//!
+//! Nothing here blocks: stopping sends `stop_signal` to the whole process group and
+//! returns; the loop then calls `on_child_signal` (SIGCHLD) and `tick` (at `deadline`)
+//! until every process of the server is gone, escalating to SIGKILL after
+//! `stop_timeout`. Only then may a new server start, so there are never two servers at
+//! once, and the port the old one held is free for the new one.
+//!
+//! Every child the supervisor has is reaped here (`waitpid(-1)`): the server's leader,
+//! and the processes re-parented to the supervisor because it is a child subreaper.
+
+mod group;
+mod guard;
+mod spawn;
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{getpid, Pid};
+
+use crate::config::{CommandSpec, Server};
+use crate::pidfile;
+use crate::report;
+
+pub use guard::main as guard_main;
+use guard::Guard;
+
+/// While stopping, how often to look for the group being gone even without a SIGCHLD
+/// (a grandchild whose parent is not the supervisor ends without one).
+const STOP_POLL: Duration = Duration::from_millis(10);
+
+/// A running server: its leader's PID is also its process group ID.
+#[derive(Debug)]
+struct Proc {
+    pgid: Pid,
+    /// How the leader ended, once it has been reaped.
+    leader: Option<WaitStatus>,
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    Running(Proc),
+    Stopping {
+        proc: Proc,
+        began: Instant,
+        kill_at: Instant,
+        killed: bool,
+        /// Whether the supervisor asked for the stop (else it is a clean-up of what a
+        /// leader that ended by itself left behind).
+        requested: bool,
+    },
+}
+
+/// Something the loop reports or acts on.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The server's leader ended without being asked to.
+    Exited { pid: Pid, how: String },
+    /// A stop finished: every process of the server is gone.
+    Stopped {
+        pid: Pid,
+        how: String,
+        took: Duration,
+        requested: bool,
+    },
+}
+
+/// The supervisor of one server command.
+pub struct Supervisor {
+    spec: Server,
+    state: State,
+    guard: Option<Guard>,
+    me: Pid,
+}
+
+impl Supervisor {
+    /// A supervisor for `spec`, made a child subreaper, with its guard process started.
+    pub fn new(spec: Server) -> Supervisor {
+        if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+            report::warn(format!("cannot become a child subreaper: {err}"));
+        }
+        let guard = match Guard::spawn() {
+            Ok(guard) => Some(guard),
+            Err(err) => {
+                report::warn(format!(
+                    "cannot start the guard process ({err}); if reloadsup is killed \
+                     with SIGKILL, a server started through a shell may survive it"
+                ));
+                None
+            }
+        };
+        Supervisor {
+            spec,
+            state: State::Idle,
+            guard,
+            me: getpid(),
+        }
+    }
+
+    /// The server's settings.
+    pub fn spec(&self) -> &Server {
+        &self.spec
+    }
+
+    /// Whether no server process exists.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
+    /// Whether a stop is under way.
+    pub fn is_stopping(&self) -> bool {
+        matches!(self.state, State::Stopping { .. })
+    }
+
+    /// Starts the server; only when idle. `changed` goes to `RELOADSUP_CHANGED`.
+    pub fn start(&mut self, changed: &str) -> Result<Pid, String> {
+        debug_assert!(self.is_idle(), "never two servers at once");
+        let pid = spawn::spawn(&self.spec, changed).map_err(|err| self.spawn_error(err))?;
+        if let Some(path) = &self.spec.pid_file {
+            if let Err(err) = pidfile::write(path, pid.as_raw()) {
+                report::warn(format!("cannot write PID file `{}`: {err}", path.display()));
+            }
+        }
+        if let Some(guard) = &mut self.guard {
+            guard.track(pid, self.spec.pid_file.as_deref());
+        }
+        self.state = State::Running(Proc {
+            pgid: pid,
+            leader: None,
+        });
+        Ok(pid)
+    }
+
+    /// Begins a graceful stop of a running server; does nothing otherwise.
+    pub fn stop(&mut self, now: Instant) {
+        if let State::Running(_) = self.state {
+            let State::Running(proc) = std::mem::replace(&mut self.state, State::Idle) else {
+                unreachable!("matched above")
+            };
+            self.begin_stop(proc, now, true);
+        }
+    }
+
+    /// Kills a server that is being stopped right away (a second Ctrl-C).
+    pub fn kill_now(&mut self) {
+        if let State::Stopping { proc, .. } = &self.state {
+            self.kill(proc.pgid);
+        }
+        if let State::Stopping { killed, .. } = &mut self.state {
+            *killed = true;
+        }
+    }
+
+    /// When the loop must call `tick` next, if at all.
+    pub fn deadline(&self, now: Instant) -> Option<Instant> {
+        match &self.state {
+            State::Stopping {
+                kill_at, killed, ..
+            } => {
+                let poll = now + STOP_POLL;
+                Some(if *killed { poll } else { poll.min(*kill_at) })
+            }
+            _ => None,
+        }
+    }
+
+    /// Handles SIGCHLD: reaps every ended child and moves the state on.
+    pub fn on_child_signal(&mut self, now: Instant) -> Option<Outcome> {
+        self.reap();
+        if let State::Running(Proc {
+            leader: Some(status),
+            pgid,
+        }) = &self.state
+        {
+            let (pid, how) = (*pgid, describe(status, &self.spec.command));
+            let State::Running(proc) = std::mem::replace(&mut self.state, State::Idle) else {
+                unreachable!("matched above")
+            };
+            if self.remnants(pid) {
+                self.begin_stop(proc, now, false);
+            } else {
+                self.forget(pid);
+            }
+            return Some(Outcome::Exited { pid, how });
+        }
+        self.tick(now)
+    }
+
+    /// Moves a stop on: done when everything is gone, SIGKILL at the deadline.
+    pub fn tick(&mut self, now: Instant) -> Option<Outcome> {
+        let pgid = match &self.state {
+            State::Stopping { proc, .. } => proc.pgid,
+            _ => return None,
+        };
+        let gone = !self.remnants(pgid);
+        let State::Stopping {
+            proc,
+            began,
+            kill_at,
+            killed,
+            requested,
+        } = &mut self.state
+        else {
+            unreachable!("matched above")
+        };
+        if gone {
+            let how = if *killed {
+                format!(
+                    "did not stop within {} of {}; killed with SIGKILL",
+                    humantime::format_duration(self.spec.stop_timeout),
+                    self.spec.stop_signal
+                )
+            } else {
+                proc.leader
+                    .as_ref()
+                    .map(|s| describe(s, &self.spec.command))
+                    .unwrap_or_else(|| "ended".into())
+            };
+            let outcome = Outcome::Stopped {
+                pid: pgid,
+                how,
+                took: now.saturating_duration_since(*began),
+                requested: *requested,
+            };
+            self.state = State::Idle;
+            self.forget(pgid);
+            return Some(outcome);
+        }
+        if !*killed && now >= *kill_at {
+            *killed = true;
+            self.kill(pgid);
+        }
+        None
+    }
+
+    fn begin_stop(&mut self, proc: Proc, now: Instant, requested: bool) {
+        let signal = self.spec.stop_signal;
+        group::signal_group(proc.pgid, signal);
+        group::signal_each(&self.escapees(proc.pgid), signal);
+        self.state = State::Stopping {
+            proc,
+            began: now,
+            kill_at: now + self.spec.stop_timeout,
+            killed: false,
+            requested,
+        };
+    }
+
+    fn kill(&self, pgid: Pid) {
+        group::signal_group(pgid, Signal::SIGKILL);
+        group::signal_each(&self.escapees(pgid), Signal::SIGKILL);
+    }
+
+    /// Reaps every ended child, keeping the leader's status.
+    fn reap(&mut self) {
+        for (pid, status) in group::reap_all() {
+            if self.guard.as_ref().is_some_and(|g| g.pid() == pid) {
+                report::warn(
+                    "the guard process ended; a SIGKILL of reloadsup may now leave the server behind",
+                );
+                self.guard = None;
+            }
+            match &mut self.state {
+                State::Running(proc) | State::Stopping { proc, .. } if proc.pgid == pid => {
+                    proc.leader = Some(status);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether anything of the server is left. Our own zombies would keep the group
+    /// "alive", so they are reaped first.
+    fn remnants(&mut self, pgid: Pid) -> bool {
+        self.reap();
+        group::group_alive(pgid) || !self.escapees(pgid).is_empty()
+    }
+
+    fn escapees(&self, pgid: Pid) -> Vec<Pid> {
+        let helpers: Vec<Pid> = self.guard.iter().map(Guard::pid).collect();
+        group::escaped_descendants(self.me, pgid, &helpers)
+    }
+
+    /// The server is gone: the PID file and the guard's watch go with it.
+    fn forget(&mut self, pgid: Pid) {
+        if let Some(path) = &self.spec.pid_file {
+            if let Err(err) = pidfile::remove_if_ours(path, pgid.as_raw()) {
+                report::warn(format!("cannot remove PID file `{}`: {err}", path.display()));
+            }
+        }
+        if let Some(guard) = &mut self.guard {
+            guard.untrack();
+        }
+    }
+
+    fn spawn_error(&self, err: std::io::Error) -> String {
+        let program = match &self.spec.command {
+            CommandSpec::Shell(_) => "sh",
+            CommandSpec::Exec(args) => args[0].as_str(),
+        };
+        if !self.spec.cwd.is_dir() {
+            return format!(
+                "cannot start `{program}`: working folder `{}` does not exist",
+                self.spec.cwd.display()
+            );
+        }
+        format!("cannot start `{program}`: {err}")
+    }
+}
+
+/// How a process ended, in words.
+fn describe(status: &WaitStatus, command: &CommandSpec) -> String {
+    match status {
+        WaitStatus::Exited(_, 127) if matches!(command, CommandSpec::Shell(_)) => {
+            "exited with code 127 (command not found)".into()
+        }
+        WaitStatus::Exited(_, code) => format!("exited with code {code}"),
+        WaitStatus::Signaled(_, signal, _) => format!("ended by {signal}"),
+        other => format!("ended ({other:?})"),
+    }
+}

@@ -1,0 +1,332 @@
+//! Watching folders with `notify`: inotify by default, polling on request or when the
+//! inotify watch limit is reached.
+//!
+//! Folders are watched, never single files, because most editors save by replacing the
+//! file (vim renames the old one away, JetBrains and `sed -i` rename a temp file over it,
+//! `git checkout` unlinks and recreates): a watch on the file itself would follow the old
+//! inode and miss every later save (notify-rs/notify#531). Each folder gets its own
+//! non-recursive watch, so ignored folders (`.git`, `node_modules`, ...) are never
+//! descended into (watchexec#377), and a folder created later is watched as it appears
+//! and then scanned, so files created before its watch existed (`mkdir -p a/b && touch
+//! a/b/x`) are not missed.
+//!
+//! Raw events become `(path, Step)` pairs for the debouncer: a close after writing or a
+//! rename into place completes a save; a create, a write, a delete or a rename away is a
+//! step of one.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+use notify::{EventKind, INotifyWatcher, PollWatcher, RecursiveMode, Watcher as _};
+
+use crate::config::Config;
+use crate::debounce::Step;
+use crate::event::Event;
+use crate::filter::Filter;
+
+/// The poll interval used when the inotify limit forces polling and none was configured.
+const FALLBACK_POLL: Duration = Duration::from_millis(500);
+
+/// The notify backend in use.
+enum Backend {
+    Native(INotifyWatcher),
+    Poll(PollWatcher, Duration),
+}
+
+/// A folder that must be watched for some glob, and whether its subfolders must be too.
+#[derive(Debug, Clone)]
+struct Root {
+    path: PathBuf,
+    recursive: bool,
+}
+
+/// The watches, and the knowledge of which folders need one.
+pub struct Watcher {
+    backend: Backend,
+    roots: Vec<Root>,
+    watched: HashSet<PathBuf>,
+    tx: Sender<Event>,
+}
+
+/// Why a watch could not be added.
+#[derive(Debug)]
+pub enum WatchError {
+    /// inotify's per-user watch limit (`fs.inotify.max_user_watches`) is reached.
+    Limit,
+    /// Anything else; the message says what and where.
+    Other(String),
+}
+
+impl Watcher {
+    /// Starts watching every folder the globs of `config` need. `notices` collects
+    /// messages for the user (such as the fall-back to polling).
+    pub fn start(
+        config: &Config,
+        filter: &mut Filter,
+        tx: Sender<Event>,
+        notices: &mut Vec<String>,
+    ) -> Result<Watcher, String> {
+        let roots = roots_of(config);
+        let backend = match config.watch.poll {
+            Some(interval) => poll_backend(&tx, interval)?,
+            None => native_backend(&tx)?,
+        };
+        let mut watcher = Watcher {
+            backend,
+            roots,
+            watched: HashSet::new(),
+            tx,
+        };
+        if let Err(WatchError::Limit) = watcher.watch_all(filter, notices) {
+            notices.push(format!(
+                "inotify watch limit reached (raise it with `sysctl fs.inotify.max_user_watches=524288`); \
+                 falling back to polling every {}",
+                humantime::format_duration(FALLBACK_POLL)
+            ));
+            watcher.backend = poll_backend(&watcher.tx, FALLBACK_POLL)?;
+            watcher.watched.clear();
+            if let Err(err) = watcher.watch_all(filter, notices) {
+                return Err(format!("cannot watch files: {err:?}"));
+            }
+        }
+        Ok(watcher)
+    }
+
+    /// How many folders are watched.
+    pub fn watched_count(&self) -> usize {
+        self.watched.len()
+    }
+
+    /// Whether polling is in use, and at which interval.
+    pub fn poll_interval(&self) -> Option<Duration> {
+        match self.backend {
+            Backend::Poll(_, interval) => Some(interval),
+            Backend::Native(_) => None,
+        }
+    }
+
+    fn watch_all(&mut self, filter: &mut Filter, notices: &mut Vec<String>) -> Result<(), WatchError> {
+        for root in self.roots.clone() {
+            let start = nearest_existing(&root.path);
+            let mut ignored_files = Vec::new();
+            match self.add_tree(&start, filter, &mut ignored_files, true) {
+                Err(WatchError::Limit) => return Err(WatchError::Limit),
+                Err(WatchError::Other(message)) => notices.push(message),
+                Ok(()) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns one raw event into the changes it means. Folders that appear are watched
+    /// (and their files reported), as the globs require.
+    pub fn interpret(
+        &mut self,
+        event: &notify::Event,
+        filter: &mut Filter,
+        notices: &mut Vec<String>,
+    ) -> Vec<(PathBuf, Step)> {
+        let polling = matches!(self.backend, Backend::Poll(..));
+        let mut changes = Vec::new();
+        if event.need_rescan() {
+            notices.push("the kernel's event queue overflowed; restarting to be safe".into());
+            changes.push((PathBuf::from("(event queue overflow)"), Step::Complete));
+        }
+        for (i, path) in event.paths.iter().enumerate() {
+            let step = match step_of(&event.kind, i, polling) {
+                Some(step) => step,
+                None => continue,
+            };
+            if step == Step::Partial && self.watched.contains(path) {
+                // A watched folder went away: forget its watches, so a folder of the
+                // same name created later is watched again.
+                self.watched.retain(|w| !w.starts_with(path));
+            }
+            if self.is_new_folder(&event.kind, path) {
+                let mut found = Vec::new();
+                if let Err(err) = self.add_tree(path, filter, &mut found, false) {
+                    notices.push(match err {
+                        WatchError::Limit => format!(
+                            "inotify watch limit reached: `{}` is not watched \
+                             (raise `fs.inotify.max_user_watches`, or set `[watch] poll`)",
+                            path.display()
+                        ),
+                        WatchError::Other(message) => message,
+                    });
+                }
+                changes.extend(found.into_iter().map(|f| (f, Step::Complete)));
+                continue;
+            }
+            changes.push((path.clone(), step));
+        }
+        changes
+    }
+
+    fn is_new_folder(&self, kind: &EventKind, path: &Path) -> bool {
+        let maybe_folder = match kind {
+            EventKind::Create(CreateKind::Folder) => true,
+            EventKind::Create(CreateKind::Any) => path.is_dir(),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => path.is_dir(),
+            _ => false,
+        };
+        maybe_folder && self.plan(path).is_some()
+    }
+
+    /// Whether a folder needs a watch: `Some(true)` with its subfolders, `Some(false)`
+    /// alone (it holds matches, or it is on the way to a glob's folder not yet created).
+    fn plan(&self, dir: &Path) -> Option<bool> {
+        let mut plan = None;
+        for root in &self.roots {
+            if dir == root.path || (root.recursive && dir.starts_with(&root.path)) {
+                plan = Some(plan.unwrap_or(false) || root.recursive);
+            } else if root.path.starts_with(dir) {
+                plan = Some(plan.unwrap_or(false));
+            }
+        }
+        plan
+    }
+
+    /// Watches `dir` and, as planned, the folders below it; `found` collects the files
+    /// seen in folders that are new (`initial` is false).
+    fn add_tree(
+        &mut self,
+        dir: &Path,
+        filter: &mut Filter,
+        found: &mut Vec<PathBuf>,
+        initial: bool,
+    ) -> Result<(), WatchError> {
+        if !self.watched.insert(dir.to_path_buf()) {
+            return Ok(());
+        }
+        filter.add_gitignore(dir);
+        let added = match &mut self.backend {
+            Backend::Native(w) => w.watch(dir, RecursiveMode::NonRecursive),
+            Backend::Poll(w, _) => w.watch(dir, RecursiveMode::NonRecursive),
+        };
+        if let Err(err) = added {
+            self.watched.remove(dir);
+            return match err.kind {
+                notify::ErrorKind::MaxFilesWatch => Err(WatchError::Limit),
+                notify::ErrorKind::PathNotFound => Ok(()),
+                _ => Err(WatchError::Other(format!(
+                    "cannot watch `{}`: {err}",
+                    dir.display()
+                ))),
+            };
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            let path = entry.path();
+            if kind.is_dir() {
+                let explicit = self.roots.iter().any(|r| r.path.starts_with(&path));
+                if self.plan(&path).is_some() && (explicit || !filter.prune_dir(&path)) {
+                    self.add_tree(&path, filter, found, initial)?;
+                }
+            } else if !initial {
+                found.push(path);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The step an event is for the path at `index`, or `None` when it is no change.
+fn step_of(kind: &EventKind, index: usize, polling: bool) -> Option<Step> {
+    if polling {
+        // A poll compares settled snapshots: anything it reports is a whole change.
+        return match kind {
+            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => {
+                Some(Step::Complete)
+            }
+            _ => None,
+        };
+    }
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Step::Complete),
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Some(Step::Complete),
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => Some(if index == 0 {
+            Step::Partial
+        } else {
+            Step::Complete
+        }),
+        EventKind::Modify(ModifyKind::Name(_)) => Some(Step::Partial),
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Some(Step::Partial),
+        EventKind::Create(_) | EventKind::Remove(_) => Some(Step::Partial),
+        _ => None,
+    }
+}
+
+/// Whether a raw event can matter at all; the rest (opens, reads, attribute changes) is
+/// dropped on notify's thread so it never wakes the app loop.
+pub fn is_relevant(event: &notify::Event) -> bool {
+    event.need_rescan()
+        || matches!(
+            event.kind,
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+                | EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(
+                    ModifyKind::Name(_) | ModifyKind::Data(_) | ModifyKind::Any
+                )
+                | EventKind::Modify(ModifyKind::Metadata(notify::event::MetadataKind::WriteTime))
+        )
+}
+
+fn roots_of(config: &Config) -> Vec<Root> {
+    let patterns = config
+        .watch
+        .file_dep
+        .iter()
+        .chain(&config.reload.assets)
+        .chain(config.tasks.iter().flat_map(|t| &t.file_dep));
+    let mut roots: Vec<Root> = Vec::new();
+    for p in patterns {
+        match roots.iter_mut().find(|r| r.path == p.base) {
+            Some(root) => root.recursive |= p.recursive,
+            None => roots.push(Root {
+                path: p.base.clone(),
+                recursive: p.recursive,
+            }),
+        }
+    }
+    roots
+}
+
+fn nearest_existing(path: &Path) -> PathBuf {
+    path.ancestors()
+        .find(|p| p.is_dir())
+        .unwrap_or(Path::new("/"))
+        .to_path_buf()
+}
+
+fn handler(tx: &Sender<Event>) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
+    let tx = tx.clone();
+    move |result: notify::Result<notify::Event>| match result {
+        Ok(event) if !is_relevant(&event) => {}
+        Ok(event) => {
+            let _ = tx.send(Event::Fs(event));
+        }
+        Err(err) => {
+            let _ = tx.send(Event::WatchError(err.to_string()));
+        }
+    }
+}
+
+fn native_backend(tx: &Sender<Event>) -> Result<Backend, String> {
+    INotifyWatcher::new(handler(tx), notify::Config::default())
+        .map(Backend::Native)
+        .map_err(|err| format!("cannot start inotify: {err}"))
+}
+
+fn poll_backend(tx: &Sender<Event>, interval: Duration) -> Result<Backend, String> {
+    let config = notify::Config::default().with_poll_interval(interval);
+    PollWatcher::new(handler(tx), config)
+        .map(|w| Backend::Poll(w, interval))
+        .map_err(|err| format!("cannot start polling: {err}"))
+}
