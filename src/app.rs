@@ -27,7 +27,7 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use crate::config::Config;
 use crate::debounce::Debouncer;
-use crate::error::{Error, Result, EXIT_OK, EXIT_SIGINT};
+use crate::error::{EXIT_OK, EXIT_SIGINT, Error, Result};
 use crate::event::Event;
 use crate::filter::Filter;
 use crate::supervisor::{Outcome, Supervisor};
@@ -43,7 +43,10 @@ enum AfterStop {
     /// Nothing (a clean-up after a server that ended by itself).
     Nothing,
     /// Start the server again, with these changes.
-    Start { changed: Vec<String>, began: Instant },
+    Start {
+        changed: Vec<String>,
+        began: Instant,
+    },
     /// Exit with this code.
     Exit(i32),
 }
@@ -205,13 +208,21 @@ impl App {
                 AfterStop::Start { .. } => {
                     self.follow_up.get_or_insert_with(Vec::new).extend(changed);
                 }
-                other => *other = AfterStop::Start { changed, began: now },
+                other => {
+                    *other = AfterStop::Start {
+                        changed,
+                        began: now,
+                    }
+                }
             }
         } else if self.supervisor.is_idle() {
             self.start(changed, Some(now));
         } else {
             report::info("restarting");
-            self.after_stop = AfterStop::Start { changed, began: now };
+            self.after_stop = AfterStop::Start {
+                changed,
+                began: now,
+            };
             self.supervisor.stop(now);
         }
     }
@@ -250,9 +261,14 @@ impl App {
                 requested,
             } => {
                 if requested {
-                    report::info(format!("server (pid {pid}) {how}, in {} ms", took.as_millis()));
+                    report::info(format!(
+                        "server (pid {pid}) {how}, in {} ms",
+                        took.as_millis()
+                    ));
                 } else {
-                    report::info(format!("the rest of server (pid {pid})'s process group stopped"));
+                    report::info(format!(
+                        "the rest of server (pid {pid})'s process group stopped"
+                    ));
                 }
                 match std::mem::replace(&mut self.after_stop, AfterStop::Nothing) {
                     AfterStop::Nothing => {}

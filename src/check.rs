@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Pattern};
-use crate::error::{Result, EXIT_OK};
+use crate::error::{EXIT_OK, Result};
 use crate::filter::Filter;
 
 /// Prints the resolved task file and the matches of every glob to stdout.
@@ -40,35 +40,61 @@ pub fn run(config: &Config) -> Result<i32> {
         .watch
         .file_dep
         .iter()
-        .map(|p| ("watch.file_dep", p))
-        .chain(config.reload.assets.iter().map(|p| ("reload.assets", p)))
+        .map(|p| ("watch.file_dep", p, true))
+        .chain(
+            config
+                .reload
+                .assets
+                .iter()
+                .map(|p| ("reload.assets", p, false)),
+        )
         .chain(
             config
                 .tasks
                 .iter()
-                .flat_map(|t| t.file_dep.iter().map(|p| ("task.file_dep", p))),
+                .flat_map(|t| t.file_dep.iter().map(|p| ("task.file_dep", p, false))),
         );
-    for (key, pattern) in groups {
-        let matched = matches(pattern, &mut filter, &config.root);
+    for (key, pattern, gitignore) in groups {
+        let matched = matches(pattern, gitignore, &mut filter, &config.root);
         println!("{key} `{}`: {} file(s)", pattern.text, matched.len());
         for path in matched {
-            println!("  {}", path.strip_prefix(&config.root).unwrap_or(&path).display());
+            println!(
+                "  {}",
+                path.strip_prefix(&config.root).unwrap_or(&path).display()
+            );
         }
     }
     Ok(EXIT_OK)
 }
 
-/// The files under the pattern's folder that it matches and that are not ignored.
-fn matches(pattern: &Pattern, filter: &mut Filter, root: &Path) -> Vec<PathBuf> {
+/// The files under the pattern's folder that it matches and that are not ignored
+/// (`gitignore`: whether `.gitignore` applies, as it does for restart globs).
+fn matches(pattern: &Pattern, gitignore: bool, filter: &mut Filter, root: &Path) -> Vec<PathBuf> {
     let matcher = pattern.glob.compile_matcher();
     let mut files = Vec::new();
-    walk(&pattern.base, pattern.recursive, filter, &mut files);
-    files.retain(|f| matcher.is_match(Pattern::match_form(f, root)) && !filter.ignores(f));
+    walk(
+        &pattern.base,
+        pattern.recursive,
+        gitignore,
+        filter,
+        &mut files,
+    );
+    files.retain(|f| {
+        matcher.is_match(Pattern::match_form(f, root))
+            && !filter.is_ignored(f)
+            && !(gitignore && filter.gitignored(f, false))
+    });
     files.sort();
     files
 }
 
-fn walk(dir: &Path, recursive: bool, filter: &mut Filter, files: &mut Vec<PathBuf>) {
+fn walk(
+    dir: &Path,
+    recursive: bool,
+    gitignore: bool,
+    filter: &mut Filter,
+    files: &mut Vec<PathBuf>,
+) {
     filter.add_gitignore(dir);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -77,8 +103,8 @@ fn walk(dir: &Path, recursive: bool, filter: &mut Filter, files: &mut Vec<PathBu
         let path = entry.path();
         match entry.file_type() {
             Ok(kind) if kind.is_dir() => {
-                if recursive && !filter.prune_dir(&path) {
-                    walk(&path, recursive, filter, files);
+                if recursive && !filter.prune_dir(&path, gitignore) {
+                    walk(&path, recursive, gitignore, filter, files);
                 }
             }
             Ok(_) => files.push(path),

@@ -59,11 +59,21 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Watch files matching GLOB (replaces `watch.file_dep`); repeatable.
-    #[arg(short = 'w', long = "watch", value_name = "GLOB", help_heading = "Watching")]
+    #[arg(
+        short = 'w',
+        long = "watch",
+        value_name = "GLOB",
+        help_heading = "Watching"
+    )]
     pub watch: Vec<String>,
 
     /// Ignore files matching GLOB (replaces `watch.ignore`); repeatable.
-    #[arg(short = 'i', long = "ignore", value_name = "GLOB", help_heading = "Watching")]
+    #[arg(
+        short = 'i',
+        long = "ignore",
+        value_name = "GLOB",
+        help_heading = "Watching"
+    )]
     pub ignore: Vec<String>,
 
     /// Poll every DURATION (e.g. `500ms`) instead of using inotify.

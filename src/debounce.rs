@@ -125,7 +125,11 @@ mod tests {
         // Rename away, then a slow write (fsync) of the new file, then close.
         d.record(p("a.py"), Step::Partial, t0);
         d.record(p("a.py"), Step::Partial, t0 + ms(1));
-        assert_eq!(d.take_due(t0 + ms(40)), None, "mid-save: wait for the close");
+        assert_eq!(
+            d.take_due(t0 + ms(40)),
+            None,
+            "mid-save: wait for the close"
+        );
         d.record(p("a.py"), Step::Complete, t0 + ms(60));
         assert_eq!(d.take_due(t0 + ms(62)), None);
         assert_eq!(d.take_due(t0 + ms(65)), Some(vec![p("a.py")]));
@@ -151,7 +155,9 @@ mod tests {
             d.record(path, Step::Complete, at + Duration::from_micros(100));
             assert_eq!(d.take_due(at + Duration::from_micros(200)), None);
         }
-        let batch = d.take_due(t0 + ms(20)).expect("due after the burst settles");
+        let batch = d
+            .take_due(t0 + ms(20))
+            .expect("due after the burst settles");
         assert_eq!(batch.len(), 40);
     }
 

@@ -4,8 +4,13 @@
 //! Pure and fast (no I/O after construction but for reading `.gitignore` files when a
 //! folder is first watched), so the app loop can call it for every event. A path is
 //! ignored when it matches the default ignores of the contract (VCS and dependency
-//! folders, byte code, editor temp and backup files), the user's `ignore` globs, the
-//! supervisor's own PID and log files, or a `.gitignore`.
+//! folders, byte code, editor temp and backup files), the user's `ignore` globs, or the
+//! supervisor's own PID and log files.
+//!
+//! `.gitignore` applies to the restart globs (`watch.file_dep`): there it keeps
+//! virtualenvs, build folders and caches out of a broad `**/*.py`. It does not apply to
+//! `reload.assets` or a task's `file_dep`, because those usually name build outputs
+//! (compiled CSS, bundles) that git is told to ignore.
 
 use std::path::{Path, PathBuf};
 
@@ -100,14 +105,14 @@ impl Filter {
 
     /// Classifies a changed file.
     pub fn classify(&self, path: &Path) -> Verdict {
-        if self.is_ignored(path, false) {
+        if self.is_ignored(path) {
             return Verdict::default();
         }
         let form = Pattern::match_form(path, &self.root);
         let asset = self.assets.is_match(form);
         Verdict {
             // An asset is swapped in the browser; it never restarts the server.
-            restart: !asset && self.file_dep.is_match(form),
+            restart: !asset && self.file_dep.is_match(form) && !self.gitignored(path, false),
             asset,
             tasks: (0..self.tasks.len())
                 .filter(|&i| self.tasks[i].is_match(form))
@@ -115,8 +120,9 @@ impl Filter {
         }
     }
 
-    /// Whether a folder is never to be watched (nor anything below it).
-    pub fn prune_dir(&self, dir: &Path) -> bool {
+    /// Whether a folder is never to be watched (nor anything below it). `gitignore`
+    /// says whether `.gitignore` counts: only when restart globs alone need the folder.
+    pub fn prune_dir(&self, dir: &Path, gitignore: bool) -> bool {
         if dir
             .file_name()
             .is_some_and(|name| IGNORED_DIRS.iter().any(|d| name == *d))
@@ -124,7 +130,9 @@ impl Filter {
             return true;
         }
         let form = Pattern::match_form(dir, &self.root);
-        self.ignore_dirs.is_match(form) || self.is_ignored(dir, true)
+        self.ignore_dirs.is_match(form)
+            || self.is_ignored(dir)
+            || (gitignore && self.gitignored(dir, true))
     }
 
     /// Reads `dir/.gitignore`, if there is one, so it applies below `dir`.
@@ -153,22 +161,15 @@ impl Filter {
         }
     }
 
-    /// Whether a file is ignored (default ignores, user ignores, own files, `.gitignore`).
-    pub fn ignores(&self, path: &Path) -> bool {
-        self.is_ignored(path, false)
+    /// Whether a path is ignored for every purpose: the default ignores, the user's
+    /// ignores and the supervisor's own files.
+    pub fn is_ignored(&self, path: &Path) -> bool {
+        self.own_files.iter().any(|own| own == path)
+            || self.ignore.is_match(Pattern::match_form(path, &self.root))
     }
 
-    fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
-        if self.own_files.iter().any(|own| own == path) {
-            return true;
-        }
-        if self.ignore.is_match(Pattern::match_form(path, &self.root)) {
-            return true;
-        }
-        self.gitignored(path, is_dir)
-    }
-
-    fn gitignored(&self, path: &Path, is_dir: bool) -> bool {
+    /// Whether a `.gitignore` (the deepest one that has a say) ignores `path`.
+    pub fn gitignored(&self, path: &Path, is_dir: bool) -> bool {
         for matcher in &self.gitignores {
             if !path.starts_with(matcher.path()) || path == matcher.path() {
                 continue;
@@ -190,7 +191,9 @@ fn set_of(patterns: &[Pattern]) -> GlobSet {
     for pattern in patterns {
         builder.add(pattern.glob.clone());
     }
-    builder.build().expect("globs compiled one by one also compile as a set")
+    builder
+        .build()
+        .expect("globs compiled one by one also compile as a set")
 }
 
 fn glob(text: &str) -> Glob {
@@ -231,7 +234,7 @@ fn dir_ignores(user: &[Glob]) -> GlobSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{resolve, Overrides};
+    use crate::config::{Overrides, resolve};
 
     fn filter_for(toml: &str) -> (Filter, tempdir::Dir) {
         let dir = tempdir::Dir::new();
@@ -257,7 +260,9 @@ mod tests {
                     N.fetch_add(1, Ordering::SeqCst)
                 ));
                 std::fs::create_dir_all(&path).unwrap();
-                Dir { path: path.canonicalize().unwrap() }
+                Dir {
+                    path: path.canonicalize().unwrap(),
+                }
             }
         }
         impl Drop for Dir {
@@ -284,7 +289,10 @@ actions = ["true"]
     #[test]
     fn table() {
         let (filter, dir) = filter_for(TOML);
-        let restart = Verdict { restart: true, ..Verdict::default() };
+        let restart = Verdict {
+            restart: true,
+            ..Verdict::default()
+        };
         let cases: &[(&str, Verdict)] = &[
             ("app.py", restart.clone()),
             ("pkg/deep/mod.py", restart.clone()),
@@ -307,8 +315,20 @@ actions = ["true"]
             ("sedX1b2Zq", Verdict::default()),
             ("reloadsup.pid", Verdict::default()),
             ("reloadsup.log", Verdict::default()),
-            ("static/site.css", Verdict { asset: true, ..Verdict::default() }),
-            ("scss/main.scss", Verdict { tasks: vec![0], ..Verdict::default() }),
+            (
+                "static/site.css",
+                Verdict {
+                    asset: true,
+                    ..Verdict::default()
+                },
+            ),
+            (
+                "scss/main.scss",
+                Verdict {
+                    tasks: vec![0],
+                    ..Verdict::default()
+                },
+            ),
         ];
         for (rel, expected) in cases {
             assert_eq!(&filter.classify(&dir.path.join(rel)), expected, "{rel}");
@@ -318,20 +338,27 @@ actions = ["true"]
     #[test]
     fn pruned_dirs() {
         let (filter, dir) = filter_for(TOML);
-        assert!(filter.prune_dir(&dir.path.join(".git")));
-        assert!(filter.prune_dir(&dir.path.join("a/node_modules")));
-        assert!(filter.prune_dir(&dir.path.join("pkg/migrations")));
-        assert!(!filter.prune_dir(&dir.path.join("pkg")));
+        assert!(filter.prune_dir(&dir.path.join(".git"), false));
+        assert!(filter.prune_dir(&dir.path.join("a/node_modules"), false));
+        assert!(filter.prune_dir(&dir.path.join("pkg/migrations"), false));
+        assert!(!filter.prune_dir(&dir.path.join("pkg"), true));
     }
 
     #[test]
     fn gitignore_applies_below_its_folder() {
         let (mut filter, dir) = filter_for(TOML);
-        std::fs::write(dir.path.join(".gitignore"), "build/\ngen_*.py\n!gen_keep.py\n").unwrap();
+        std::fs::write(
+            dir.path.join(".gitignore"),
+            "build/\ngen_*.py\n!gen_keep.py\nstatic/\n",
+        )
+        .unwrap();
         filter.add_gitignore(&dir.path);
         assert!(filter.classify(&dir.path.join("gen_x.py")).is_ignored());
         assert!(filter.classify(&dir.path.join("build/x.py")).is_ignored());
-        assert!(filter.prune_dir(&dir.path.join("build")));
+        assert!(filter.prune_dir(&dir.path.join("build"), true));
+        assert!(!filter.prune_dir(&dir.path.join("build"), false));
+        // Build outputs named as assets are not subject to `.gitignore`.
+        assert!(filter.classify(&dir.path.join("static/site.css")).asset);
         assert!(filter.classify(&dir.path.join("gen_keep.py")).restart);
         assert!(filter.classify(&dir.path.join("app.py")).restart);
     }

@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Write};
 use std::path::Path;
 
 use crate::config::TASK_FILE_NAME;
-use crate::error::{Error, Result, EXIT_OK};
+use crate::error::{EXIT_OK, Error, Result};
 use crate::report;
 
 /// The file `init` writes: every key, commented.
@@ -23,7 +23,12 @@ pub fn run(dir: &Path) -> Result<i32> {
                 path.display()
             )));
         }
-        Err(err) => return Err(Error::io(format!("cannot create `{}`", path.display()), err)),
+        Err(err) => {
+            return Err(Error::io(
+                format!("cannot create `{}`", path.display()),
+                err,
+            ));
+        }
     };
     file.write_all(TEMPLATE.as_bytes())
         .map_err(|err| Error::io(format!("cannot write `{}`", path.display()), err))?;

@@ -13,6 +13,7 @@ mod event;
 mod filter;
 mod init;
 mod pidfile;
+mod poll;
 mod report;
 mod signals;
 mod supervisor;

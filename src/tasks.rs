@@ -27,7 +27,10 @@ pub fn run(task: &Task, root: &Path) -> bool {
                 return false;
             }
             Err(err) => {
-                report::error(format!("task `{}`: cannot run `{action}`: {err}", task.name));
+                report::error(format!(
+                    "task `{}`: cannot run `{action}`: {err}",
+                    task.name
+                ));
                 return false;
             }
         }

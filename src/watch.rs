@@ -20,12 +20,13 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
-use notify::{EventKind, INotifyWatcher, PollWatcher, RecursiveMode, Watcher as _};
+use notify::{EventKind, INotifyWatcher, RecursiveMode, Watcher as _};
 
 use crate::config::Config;
 use crate::debounce::Step;
 use crate::event::Event;
 use crate::filter::Filter;
+use crate::poll::Poller;
 
 /// The poll interval used when the inotify limit forces polling and none was configured.
 const FALLBACK_POLL: Duration = Duration::from_millis(500);
@@ -33,14 +34,23 @@ const FALLBACK_POLL: Duration = Duration::from_millis(500);
 /// The notify backend in use.
 enum Backend {
     Native(INotifyWatcher),
-    Poll(PollWatcher, Duration),
+    Poll(Poller, Duration),
 }
 
-/// A folder that must be watched for some glob, and whether its subfolders must be too.
+/// A folder that must be watched for some glob, whether its subfolders must be too, and
+/// whether `.gitignore` may prune them (only for restart globs; see `filter`).
 #[derive(Debug, Clone)]
 struct Root {
     path: PathBuf,
     recursive: bool,
+    gitignore: bool,
+}
+
+/// What a folder needs: a watch of its own, and whether its subfolders need one.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    recursive: bool,
+    gitignore: bool,
 }
 
 /// The watches, and the knowledge of which folders need one.
@@ -108,7 +118,11 @@ impl Watcher {
         }
     }
 
-    fn watch_all(&mut self, filter: &mut Filter, notices: &mut Vec<String>) -> Result<(), WatchError> {
+    fn watch_all(
+        &mut self,
+        filter: &mut Filter,
+        notices: &mut Vec<String>,
+    ) -> Result<(), WatchError> {
         for root in self.roots.clone() {
             let start = nearest_existing(&root.path);
             let mut ignored_files = Vec::new();
@@ -175,15 +189,25 @@ impl Watcher {
         maybe_folder && self.plan(path).is_some()
     }
 
-    /// Whether a folder needs a watch: `Some(true)` with its subfolders, `Some(false)`
-    /// alone (it holds matches, or it is on the way to a glob's folder not yet created).
-    fn plan(&self, dir: &Path) -> Option<bool> {
-        let mut plan = None;
+    /// Whether a folder needs a watch: it holds matches, or it is on the way to a glob's
+    /// folder not yet created. `None` when no glob needs it.
+    fn plan(&self, dir: &Path) -> Option<Plan> {
+        let mut plan: Option<Plan> = None;
         for root in &self.roots {
-            if dir == root.path || (root.recursive && dir.starts_with(&root.path)) {
-                plan = Some(plan.unwrap_or(false) || root.recursive);
-            } else if root.path.starts_with(dir) {
-                plan = Some(plan.unwrap_or(false));
+            let (wanted, recursive) = if dir == root.path {
+                (true, root.recursive)
+            } else if root.recursive && dir.starts_with(&root.path) {
+                (true, true)
+            } else {
+                (root.path.starts_with(dir), false)
+            };
+            if wanted {
+                let p = plan.get_or_insert(Plan {
+                    recursive: false,
+                    gitignore: true,
+                });
+                p.recursive |= recursive;
+                p.gitignore &= root.gitignore;
             }
         }
         plan
@@ -203,29 +227,43 @@ impl Watcher {
         }
         filter.add_gitignore(dir);
         let added = match &mut self.backend {
-            Backend::Native(w) => w.watch(dir, RecursiveMode::NonRecursive),
-            Backend::Poll(w, _) => w.watch(dir, RecursiveMode::NonRecursive),
+            Backend::Native(w) => {
+                w.watch(dir, RecursiveMode::NonRecursive)
+                    .map_err(|err| match err.kind {
+                        notify::ErrorKind::MaxFilesWatch => Some(WatchError::Limit),
+                        notify::ErrorKind::PathNotFound => None,
+                        _ => Some(WatchError::Other(format!(
+                            "cannot watch `{}`: {err}",
+                            dir.display()
+                        ))),
+                    })
+            }
+            Backend::Poll(w, _) => w.watch(dir).map_err(|err| match err.kind() {
+                std::io::ErrorKind::NotFound => None,
+                _ => Some(WatchError::Other(format!(
+                    "cannot poll `{}`: {err}",
+                    dir.display()
+                ))),
+            }),
         };
         if let Err(err) = added {
             self.watched.remove(dir);
-            return match err.kind {
-                notify::ErrorKind::MaxFilesWatch => Err(WatchError::Limit),
-                notify::ErrorKind::PathNotFound => Ok(()),
-                _ => Err(WatchError::Other(format!(
-                    "cannot watch `{}`: {err}",
-                    dir.display()
-                ))),
-            };
+            return err.map_or(Ok(()), Err);
         }
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Ok(());
         };
         for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let path = entry.path();
             if kind.is_dir() {
+                let Some(plan) = self.plan(&path) else {
+                    continue;
+                };
                 let explicit = self.roots.iter().any(|r| r.path.starts_with(&path));
-                if self.plan(&path).is_some() && (explicit || !filter.prune_dir(&path)) {
+                if explicit || !filter.prune_dir(&path, plan.gitignore) {
                     self.add_tree(&path, filter, found, initial)?;
                 }
             } else if !initial {
@@ -271,9 +309,7 @@ pub fn is_relevant(event: &notify::Event) -> bool {
             EventKind::Access(AccessKind::Close(AccessMode::Write))
                 | EventKind::Create(_)
                 | EventKind::Remove(_)
-                | EventKind::Modify(
-                    ModifyKind::Name(_) | ModifyKind::Data(_) | ModifyKind::Any
-                )
+                | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Data(_) | ModifyKind::Any)
                 | EventKind::Modify(ModifyKind::Metadata(notify::event::MetadataKind::WriteTime))
         )
 }
@@ -283,15 +319,26 @@ fn roots_of(config: &Config) -> Vec<Root> {
         .watch
         .file_dep
         .iter()
-        .chain(&config.reload.assets)
-        .chain(config.tasks.iter().flat_map(|t| &t.file_dep));
+        .map(|p| (p, true))
+        .chain(config.reload.assets.iter().map(|p| (p, false)))
+        .chain(
+            config
+                .tasks
+                .iter()
+                .flat_map(|t| &t.file_dep)
+                .map(|p| (p, false)),
+        );
     let mut roots: Vec<Root> = Vec::new();
-    for p in patterns {
+    for (p, gitignore) in patterns {
         match roots.iter_mut().find(|r| r.path == p.base) {
-            Some(root) => root.recursive |= p.recursive,
+            Some(root) => {
+                root.recursive |= p.recursive;
+                root.gitignore &= gitignore;
+            }
             None => roots.push(Root {
                 path: p.base.clone(),
                 recursive: p.recursive,
+                gitignore,
             }),
         }
     }
@@ -305,7 +352,7 @@ fn nearest_existing(path: &Path) -> PathBuf {
         .to_path_buf()
 }
 
-fn handler(tx: &Sender<Event>) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
+fn handler(tx: &Sender<Event>) -> impl Fn(notify::Result<notify::Event>) + Send + 'static + Clone {
     let tx = tx.clone();
     move |result: notify::Result<notify::Event>| match result {
         Ok(event) if !is_relevant(&event) => {}
@@ -325,8 +372,8 @@ fn native_backend(tx: &Sender<Event>) -> Result<Backend, String> {
 }
 
 fn poll_backend(tx: &Sender<Event>, interval: Duration) -> Result<Backend, String> {
-    let config = notify::Config::default().with_poll_interval(interval);
-    PollWatcher::new(handler(tx), config)
-        .map(|w| Backend::Poll(w, interval))
+    let handle = handler(tx);
+    Poller::new(interval, move |event| handle(Ok(event)))
+        .map(|p| Backend::Poll(p, interval))
         .map_err(|err| format!("cannot start polling: {err}"))
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 pub use pattern::Pattern;
-pub use resolve::{find_task_file, resolve, Overrides};
+pub use resolve::{Overrides, find_task_file, resolve};
 
 /// The task file's default name, looked for here and in parent folders.
 pub const TASK_FILE_NAME: &str = "reload.toml";

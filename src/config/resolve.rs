@@ -11,9 +11,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use toml::Spanned;
 
-use super::pattern::{normalize, Pattern};
+use super::pattern::{Pattern, normalize};
 use super::schema::{RawFile, RawReady, RawServer, RawWatch, Text};
-use super::{CommandSpec, Config, Proxy, Ready, Reload, Server, Task, Watch, TASK_FILE_NAME};
+use super::{CommandSpec, Config, Proxy, Ready, Reload, Server, TASK_FILE_NAME, Task, Watch};
 use crate::error::{Error, Result};
 
 /// The default LiveReload port, as the browser extensions expect.
@@ -227,7 +227,10 @@ impl Doc<'_> {
         let stop_timeout = match flag_duration("--stop-timeout", ov.stop_timeout.as_deref())? {
             Some(d) => d,
             None => self
-                .duration(s.and_then(|s| s.stop_timeout.as_ref()), "server.stop_timeout")?
+                .duration(
+                    s.and_then(|s| s.stop_timeout.as_ref()),
+                    "server.stop_timeout",
+                )?
                 .unwrap_or(Duration::from_secs(5)),
         };
         Ok(Server {
@@ -245,7 +248,10 @@ impl Doc<'_> {
                 .map(|r| self.ready(r))
                 .transpose()?,
             ready_timeout: self
-                .duration(s.and_then(|s| s.ready_timeout.as_ref()), "server.ready_timeout")?
+                .duration(
+                    s.and_then(|s| s.ready_timeout.as_ref()),
+                    "server.ready_timeout",
+                )?
                 .unwrap_or(Duration::from_secs(30)),
         })
     }
@@ -323,10 +329,19 @@ impl Doc<'_> {
         }
         if let Some(log) = &r.log {
             regex::Regex::new(log.get_ref()).map_err(|err| {
-                let first = err.to_string().lines().last().unwrap_or("").trim().to_string();
+                let first = err
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
                 self.error(
                     log.span(),
-                    format!("bad regex `{}` for `server.ready.log`: {first}", log.get_ref()),
+                    format!(
+                        "bad regex `{}` for `server.ready.log`: {first}",
+                        log.get_ref()
+                    ),
                 )
             })?;
             return Ok(Ready::Log(log.get_ref().clone()));
@@ -423,7 +438,11 @@ impl Doc<'_> {
     /// The 1-based line of a byte offset.
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 }
 
@@ -526,23 +545,46 @@ mod tests {
     #[test]
     fn errors_name_line_and_key() {
         let cases = [
-            ("[server]\ncommand = \"x\"\nbogus = 1\n", "/proj/reload.toml:3: unknown field `bogus`"),
-            ("[server]\ncwd = \".\"\n", "/proj/reload.toml:1: missing `server.command`"),
-            ("[server]\ncommand = \"x\"\nstop_timeout = \"5 parsecs\"\n",
-             "/proj/reload.toml:3: bad duration `5 parsecs` for `server.stop_timeout`"),
-            ("[server]\ncommand = \"x\"\nstop_signal = \"SIGNOPE\"\n",
-             "/proj/reload.toml:3: unknown signal `SIGNOPE` for `server.stop_signal`"),
-            ("[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"ok/*.py\",\n \"src/[a.py\"]\n",
-             "/proj/reload.toml:5: bad glob `src/[a.py` in `watch.file_dep`"),
-            ("[server]\ncommand = []\n", "/proj/reload.toml:2: `server.command` must be"),
+            (
+                "[server]\ncommand = \"x\"\nbogus = 1\n",
+                "/proj/reload.toml:3: unknown field `bogus`",
+            ),
+            (
+                "[server]\ncwd = \".\"\n",
+                "/proj/reload.toml:1: missing `server.command`",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nstop_timeout = \"5 parsecs\"\n",
+                "/proj/reload.toml:3: bad duration `5 parsecs` for `server.stop_timeout`",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nstop_signal = \"SIGNOPE\"\n",
+                "/proj/reload.toml:3: unknown signal `SIGNOPE` for `server.stop_signal`",
+            ),
+            (
+                "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"ok/*.py\",\n \"src/[a.py\"]\n",
+                "/proj/reload.toml:5: bad glob `src/[a.py` in `watch.file_dep`",
+            ),
+            (
+                "[server]\ncommand = []\n",
+                "/proj/reload.toml:2: `server.command` must be",
+            ),
             ("[server\ncommand = \"x\"\n", "/proj/reload.toml:1:"),
-            ("[watch]\nfile_dep = [\"*.py\"]\n", "missing `[server]` table"),
-            ("[server]\ncommand = \"x\"\nready = { port = 1, delay = \"1s\" }\n",
-             "/proj/reload.toml:3: `server.ready` needs exactly one of"),
+            (
+                "[watch]\nfile_dep = [\"*.py\"]\n",
+                "missing `[server]` table",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nready = { port = 1, delay = \"1s\" }\n",
+                "/proj/reload.toml:3: `server.ready` needs exactly one of",
+            ),
         ];
         for (text, expected) in cases {
             let got = error_of(text);
-            assert!(got.starts_with(expected) || got.contains(expected), "{text:?}\n got: {got}");
+            assert!(
+                got.starts_with(expected) || got.contains(expected),
+                "{text:?}\n got: {got}"
+            );
         }
     }
 
@@ -561,7 +603,10 @@ mod tests {
         )
         .unwrap();
         let server = config.server.unwrap();
-        assert_eq!(server.command, CommandSpec::Exec(vec!["python3".into(), "app.py".into()]));
+        assert_eq!(
+            server.command,
+            CommandSpec::Exec(vec!["python3".into(), "app.py".into()])
+        );
         assert_eq!(server.cwd, Path::new("/proj/web"));
         assert_eq!(server.pid_file.unwrap(), Path::new("/proj/run/x.pid"));
     }

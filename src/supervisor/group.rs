@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::fs;
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 /// Sends `signal` to the whole group `pgid`. A group already gone is not an error.
@@ -89,7 +89,11 @@ fn process_table() -> HashMap<i32, ProcInfo> {
         return table;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Some(info) = fs::read_to_string(entry.path().join("stat"))

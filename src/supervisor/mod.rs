@@ -25,14 +25,14 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
-use nix::unistd::{getpid, Pid};
+use nix::unistd::{Pid, getpid};
 
 use crate::config::{CommandSpec, Server};
 use crate::pidfile;
 use crate::report;
 
-pub use guard::main as guard_main;
 use guard::Guard;
+pub use guard::main as guard_main;
 
 /// While stopping, how often to look for the group being gone even without a SIGCHLD
 /// (a grandchild whose parent is not the supervisor ends without one).
@@ -295,7 +295,10 @@ impl Supervisor {
     fn forget(&mut self, pgid: Pid) {
         if let Some(path) = &self.spec.pid_file {
             if let Err(err) = pidfile::remove_if_ours(path, pgid.as_raw()) {
-                report::warn(format!("cannot remove PID file `{}`: {err}", path.display()));
+                report::warn(format!(
+                    "cannot remove PID file `{}`: {err}",
+                    path.display()
+                ));
             }
         }
         if let Some(guard) = &mut self.guard {

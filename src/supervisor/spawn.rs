@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use nix::sys::signal::Signal;
-use nix::unistd::{getpid, getppid, Pid};
+use nix::unistd::{Pid, getpid, getppid};
 
 use crate::config::{CommandSpec, Server};
 

@@ -1,0 +1,284 @@
+//! One restart per save, whatever the editor; none for temp files and ignored folders.
+//!
+//! Each save reproduces the system calls the editor makes (see the seed on inotify and
+//! editors, and the JetBrains/VS Code/GIO safe-write sequences); `sed -i` and `git
+//! checkout` are the real programs.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::process::Command;
+
+use crate::util::Project;
+
+/// A project running a sleeper server on `**/*.py`, with `app.py` present and the first
+/// start seen. Returns the project and the running supervisor.
+fn running() -> (Project, crate::util::Sup) {
+    let p = Project::new();
+    p.write("app.py", "print('v1')\n");
+    p.write("notes.txt", "notes\n");
+    p.write(".gitignore", "build/\n");
+    p.sleeper_task_file("[\"**/*.py\"]", "");
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    sup.wait_for("started");
+    (p, sup)
+}
+
+/// Runs one save and asserts it caused exactly one restart.
+#[track_caller]
+fn assert_one_restart(save: impl FnOnce(&Project)) {
+    let (p, sup) = running();
+    save(&p);
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(sup.count("changed: app.py"), 1, "{}", sup.stderr());
+}
+
+/// Runs one action and asserts it caused no restart.
+#[track_caller]
+fn assert_no_restart(action: impl FnOnce(&Project)) {
+    let (p, sup) = running();
+    action(&p);
+    p.assert_starts_stay(1);
+    assert_eq!(sup.count("changed:"), 0, "{}", sup.stderr());
+}
+
+fn write_new(p: &Project, rel: &str, content: &str) {
+    let mut f = fs::File::create(p.path(rel)).unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// vim's `:w` with `backupcopy=auto` on a plain file: probe, rename to `~`, new file.
+fn vim_save(p: &Project) {
+    write_new(p, "4913", "");
+    fs::remove_file(p.path("4913")).unwrap();
+    fs::rename(p.path("app.py"), p.path("app.py~")).unwrap();
+    write_new(p, "app.py", "print('v2')\n");
+    fs::set_permissions(p.path("app.py"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::remove_file(p.path("app.py~")).unwrap();
+}
+
+#[test]
+fn in_place_write() {
+    assert_one_restart(|p| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(p.path("app.py"))
+            .unwrap();
+        f.write_all(b"print('v2')\n").unwrap();
+    });
+}
+
+#[test]
+fn append() {
+    assert_one_restart(|p| {
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(p.path("app.py"))
+            .unwrap();
+        f.write_all(b"# more\n").unwrap();
+    });
+}
+
+#[test]
+fn vim() {
+    assert_one_restart(vim_save);
+}
+
+#[test]
+fn vim_with_swap_file() {
+    assert_one_restart(|p| {
+        // The swap file is created when editing starts and written as the user types.
+        write_new(p, ".app.py.swp", "b0VIM 9.0");
+        let mut swap = OpenOptions::new()
+            .append(true)
+            .open(p.path(".app.py.swp"))
+            .unwrap();
+        swap.write_all(b"typing").unwrap();
+        drop(swap);
+        vim_save(p);
+        fs::remove_file(p.path(".app.py.swp")).unwrap();
+    });
+}
+
+#[test]
+fn emacs() {
+    assert_one_restart(|p| {
+        // The lock link appears on the first modification, the auto-save file later.
+        symlink("user@host.1234:1700000000", p.path(".#app.py")).unwrap();
+        write_new(p, "#app.py#", "draft");
+        // The first save renames the original to the backup and writes a new file.
+        fs::rename(p.path("app.py"), p.path("app.py~")).unwrap();
+        write_new(p, "app.py", "print('v2')\n");
+        fs::remove_file(p.path("#app.py#")).unwrap();
+        fs::remove_file(p.path(".#app.py")).unwrap();
+    });
+}
+
+#[test]
+fn jetbrains_safe_write() {
+    assert_one_restart(|p| {
+        write_new(p, "app.py___jb_tmp___", "print('v2')\n");
+        fs::rename(p.path("app.py"), p.path("app.py___jb_old___")).unwrap();
+        fs::rename(p.path("app.py___jb_tmp___"), p.path("app.py")).unwrap();
+        fs::remove_file(p.path("app.py___jb_old___")).unwrap();
+    });
+}
+
+#[test]
+fn vscode_and_gio_style_temp_then_rename() {
+    assert_one_restart(|p| {
+        write_new(p, ".goutputstream-AB12CD", "print('v2')\n");
+        fs::rename(p.path(".goutputstream-AB12CD"), p.path("app.py")).unwrap();
+    });
+}
+
+#[test]
+fn sed_in_place() {
+    assert_one_restart(|p| {
+        let status = Command::new("sed")
+            .args(["-i", "s/v1/v2/", "app.py"])
+            .current_dir(&p.dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(p.read("app.py"), "print('v2')\n");
+    });
+}
+
+#[test]
+fn unlink_and_create_like_git_checkout() {
+    assert_one_restart(|p| {
+        fs::remove_file(p.path("app.py")).unwrap();
+        write_new(p, "app.py", "print('v2')\n");
+    });
+}
+
+#[test]
+fn temp_and_ignored_files_cause_nothing() {
+    assert_no_restart(|p| {
+        p.write("notes.txt", "changed\n");
+        write_new(p, "4913", "");
+        fs::remove_file(p.path("4913")).unwrap();
+        write_new(p, ".app.py.swp", "swap");
+        write_new(p, ".app.py.swx", "swap");
+        write_new(p, "app.py~", "backup");
+        write_new(p, "#app.py#", "autosave");
+        symlink("user@host.1:1", p.path(".#app.py")).unwrap();
+        write_new(p, "app.py___jb_tmp___", "x");
+        write_new(p, "app.py___jb_old___", "x");
+        write_new(p, "sedAb12Cd", "x");
+        p.write("__pycache__/app.cpython-311.pyc", "bytecode");
+        p.write("lib.pyc", "bytecode");
+        p.write(".git/objects/ab/cdef.py", "object");
+        p.write("node_modules/pkg/index.py", "x");
+        p.write(".venv/lib/site.py", "x");
+    });
+}
+
+#[test]
+fn gitignored_files_cause_nothing() {
+    assert_no_restart(|p| {
+        // `.gitignore` is read at start-up; this one existed before.
+        p.write("build/gen.py", "x");
+    });
+}
+
+#[test]
+fn new_file_in_new_nested_folder_is_seen() {
+    let (p, sup) = running();
+    fs::create_dir_all(p.path("pkg/sub/deep")).unwrap();
+    write_new(&p, "pkg/sub/deep/new.py", "x = 1\n");
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(
+        sup.count("changed: pkg/sub/deep/new.py"),
+        1,
+        "{}",
+        sup.stderr()
+    );
+    // A later edit of that file is seen too: the new folders are watched.
+    write_new(&p, "pkg/sub/deep/new.py", "x = 2\n");
+    p.wait_starts(3);
+}
+
+#[test]
+fn folder_moved_in_is_watched() {
+    let (p, _sup) = running();
+    let outside = p.path("../").join(format!("moved-in-{}", p.token));
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("mod.py"), "x = 1\n").unwrap();
+    fs::rename(&outside, p.path("moved")).unwrap();
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    write_new(&p, "moved/mod.py", "x = 2\n");
+    p.wait_starts(3);
+}
+
+#[test]
+fn git_checkout_of_forty_files_is_one_restart() {
+    let p = Project::new();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(&p.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    for i in 0..40 {
+        p.write(&format!("src/m{i}.py"), &format!("v = 1  # {i}\n"));
+    }
+    p.write(".gitignore", "*.log\nreloadsup.pid\nreload.toml\n");
+    git(&["add", "."]);
+    git(&["commit", "-qm", "one"]);
+    git(&["checkout", "-qb", "two"]);
+    for i in 0..40 {
+        p.write(&format!("src/m{i}.py"), &format!("v = 2  # {i}\n"));
+    }
+    git(&["commit", "-qam", "two"]);
+    git(&["checkout", "-q", "main"]);
+    p.sleeper_task_file("[\"src/**/*.py\"]", "");
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    sup.wait_for("started");
+    git(&["checkout", "-q", "two"]);
+    p.wait_starts(2);
+    std::thread::sleep(crate::util::QUIET);
+    let starts = p.lines("starts.log");
+    assert!(
+        starts == 2 || starts == 3,
+        "{starts} starts for one checkout:\n{}",
+        sup.stderr()
+    );
+    assert!(
+        sup.stderr().contains("more)"),
+        "the batch names several files:\n{}",
+        sup.stderr()
+    );
+}
+
+#[test]
+fn changed_paths_reach_the_server() {
+    let (p, _sup) = running();
+    assert_eq!(p.read("changed.log"), "|", "empty at the first start");
+    write_new(&p, "app.py", "print('v2')\n");
+    p.wait_starts(2);
+    assert_eq!(p.read("changed.log"), "|app.py|");
+}

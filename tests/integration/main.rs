@@ -1,0 +1,6 @@
+//! Integration tests: the real binary, real files, real processes.
+
+mod editors;
+mod process;
+mod taskfile;
+mod util;

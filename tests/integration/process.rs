@@ -1,0 +1,367 @@
+//! The server's life: process groups, graceful stops, SIGKILL escalation, signals to the
+//! supervisor, the PID file, crashes and commands that cannot start.
+
+use std::fs;
+use std::process::Command;
+
+use nix::sys::signal::Signal;
+
+use crate::util::{Project, QUIET, Sup, free_port, processes_with, wait_until};
+
+/// A Python server that binds `PORT` (argv[1]) and logs whether the bind worked; run by a
+/// shell that does *not* exec it (a command follows), so the leader is the shell.
+const PORT_SERVER: &str = r#"
+import socket, sys, time
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError as e:
+    open("bind.log", "a").write("fail %s\n" % e)
+    sys.exit(1)
+s.listen()
+open("bind.log", "a").write("ok\n")
+open("starts.log", "a").write("start\n")
+time.sleep(1000)
+"#;
+
+fn save(p: &Project, n: usize) {
+    p.write("app.py", &format!("v = {n}\n"));
+}
+
+#[test]
+fn shell_wrapped_server_is_fully_replaced() {
+    let p = Project::new();
+    let port = free_port();
+    p.write("server.py", PORT_SERVER);
+    p.write("app.py", "v = 0\n");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'python3 server.py {port} \"$TOKEN\"; echo after'\n\
+             env = {{ TOKEN = \"{}\" }}\n[watch]\nfile_dep = [\"app.py\"]\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    for n in 1..=3 {
+        save(&p, n);
+        p.wait_starts(n + 1);
+    }
+    p.assert_starts_stay(4);
+    assert_eq!(p.read("bind.log"), "ok\nok\nok\nok\n", "{}", sup.stderr());
+    assert_eq!(p.servers().len(), 1, "exactly one server process");
+}
+
+#[test]
+fn server_ignoring_sigterm_is_killed_after_stop_timeout() {
+    let p = Project::new();
+    p.write(
+        "server.py",
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+         open('starts.log', 'a').write('start\\n')\ntime.sleep(1000)\n",
+    );
+    p.write("app.py", "v = 0\n");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\nstop_timeout = \"300ms\"\n\
+             [watch]\nfile_dep = [\"app.py\"]\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    save(&p, 1);
+    p.wait_starts(2);
+    assert!(
+        sup.stderr()
+            .contains("did not stop within 300ms of SIGTERM; killed with SIGKILL"),
+        "{}",
+        sup.stderr()
+    );
+    let took: u64 = sup
+        .stderr()
+        .lines()
+        .find_map(|l| l.split("restart took ").nth(1))
+        .and_then(|rest| rest.trim_end_matches(" ms").parse().ok())
+        .expect("a restart time");
+    assert!(took >= 300, "the grace period was honoured ({took} ms)");
+    assert_eq!(p.servers().len(), 1);
+}
+
+#[test]
+fn change_during_a_restart_gives_exactly_one_more() {
+    let p = Project::new();
+    p.write(
+        "server.py",
+        "import signal, sys, time\n\
+         def term(*_):\n    time.sleep(0.6)\n    sys.exit(0)\n\
+         signal.signal(signal.SIGTERM, term)\n\
+         open('starts.log', 'a').write('start\\n')\n\
+         while True:\n    time.sleep(1)\n",
+    );
+    p.write("app.py", "v = 0\n");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\n[watch]\nfile_dep = [\"*.py\"]\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    save(&p, 1);
+    sup.wait_for("restarting");
+    // Two more saves while the old server takes 600 ms to stop.
+    save(&p, 2);
+    p.write("other.py", "x = 1\n");
+    // The follow-up restart comes right after the new server starts (which may be
+    // stopped before it gets to log its start): count starts as the supervisor saw them.
+    sup.wait_for_n("started `", 3);
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    assert_eq!(sup.count("started `"), 3, "{}", sup.stderr());
+    assert_eq!(sup.count("restarting once more"), 1);
+    assert_eq!(p.servers().len(), 1);
+}
+
+#[test]
+fn sigint_stops_everything_and_exits_130() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"*.py\"]", "");
+    let mut sup = p.start(&["run"]);
+    p.wait_starts(1);
+    wait_until("PID file", || p.path("reloadsup.pid").exists());
+    let pid: i32 = p.read("reloadsup.pid").trim().parse().unwrap();
+    assert!(p.servers().contains(&pid), "the PID file names the server");
+    assert_eq!(pgid_of(pid), pid, "the server leads its own process group");
+    sup.signal(Signal::SIGINT);
+    let status = sup.wait_exit();
+    assert_eq!(status.code(), Some(130), "{}", sup.stderr());
+    assert!(p.servers().is_empty());
+    assert!(!p.path("reloadsup.pid").exists());
+}
+
+#[test]
+fn sigterm_exits_0() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"*.py\"]", "");
+    let mut sup = p.start(&["run"]);
+    p.wait_starts(1);
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0));
+    assert!(p.servers().is_empty());
+    assert!(!p.path("reloadsup.pid").exists());
+}
+
+#[test]
+fn sigkill_of_the_supervisor_leaves_no_server() {
+    let p = Project::new();
+    p.write("app.py", "");
+    // The shell does not exec `sleep`: PR_SET_PDEATHSIG alone would kill only the shell.
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'echo start >> starts.log; sleep {}; echo after'\n\
+             [watch]\nfile_dep = [\"*.py\"]\n",
+            p.token
+        ),
+    );
+    let mut sup = p.start(&["run"]);
+    p.wait_starts(1);
+    wait_until("the server", || p.servers().len() == 2);
+    sup.signal(Signal::SIGKILL);
+    sup.wait_exit();
+    wait_until("no server left", || p.servers().is_empty());
+    wait_until("no PID file", || !p.path("reloadsup.pid").exists());
+}
+
+#[test]
+fn daemonized_grandchild_cannot_escape_a_stop() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'echo start >> starts.log; setsid sleep {t}1 & exec sleep {t}2'\n\
+             [watch]\nfile_dep = [\"*.py\"]\n",
+            t = p.token
+        ),
+    );
+    let escaped = format!("{}1", p.token);
+    let mut sup = p.start(&["run"]);
+    p.wait_starts(1);
+    wait_until("the daemon", || processes_with(&escaped).len() == 1);
+    save(&p, 1);
+    p.wait_starts(2);
+    wait_until("the new daemon", || processes_with(&escaped).len() == 1);
+    p.assert_starts_stay(2);
+    assert_eq!(
+        processes_with(&escaped).len(),
+        1,
+        "the old daemon was stopped"
+    );
+    sup.signal(Signal::SIGINT);
+    sup.wait_exit();
+    assert!(p.servers().is_empty(), "{:?}", p.servers());
+}
+
+#[test]
+fn crashing_server_keeps_the_supervisor_alive() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = 'echo start >> starts.log; exit 3'\n[watch]\nfile_dep = [\"*.py\"]\n",
+    );
+    let mut sup = p.start(&["run"]);
+    sup.wait_for("exited with code 3; it restarts at the next change");
+    assert!(
+        !p.path("reloadsup.pid").exists(),
+        "no PID file names a dead server"
+    );
+    save(&p, 1);
+    p.wait_starts(2);
+    sup.wait_for_n("exited with code 3", 2);
+    assert!(sup.child.try_wait().unwrap().is_none(), "still supervising");
+}
+
+#[test]
+fn missing_command_is_reported_and_watching_goes_on() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = ['/nonexistent/reloadsup-no-such-server', '--x']\n\
+         [watch]\nfile_dep = [\"*.py\"]\n",
+    );
+    let mut sup = p.start(&["run"]);
+    sup.wait_for("cannot start `/nonexistent/reloadsup-no-such-server`");
+    save(&p, 1);
+    sup.wait_for_n("cannot start", 2);
+    assert!(sup.child.try_wait().unwrap().is_none(), "still supervising");
+}
+
+#[test]
+fn missing_shell_command_says_not_found() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = 'reloadsup-no-such-command-xyz'\n[watch]\nfile_dep = [\"*.py\"]\n",
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("exited with code 127 (command not found)");
+}
+
+#[test]
+fn ad_hoc_mode_needs_no_task_file() {
+    let p = Project::new();
+    p.write("app.py", "");
+    let script = format!("echo start >> starts.log; exec sleep {}", p.token);
+    let mut sup = p.start(&["run", "-w", "*.py", "--", "sh", "-c", &script]);
+    p.wait_starts(1);
+    save(&p, 1);
+    p.wait_starts(2);
+    assert!(
+        !p.path("reloadsup.pid").exists(),
+        "no PID file unless asked for"
+    );
+    sup.signal(Signal::SIGINT);
+    assert_eq!(sup.wait_exit().code(), Some(130));
+    assert!(p.servers().is_empty());
+}
+
+#[test]
+fn task_runs_before_the_restart_it_feeds() {
+    let p = Project::new();
+    p.write("src/a.txt", "one");
+    p.sleeper_task_file(
+        "[\"*.py\"]",
+        "[[task]]\nname = \"gen\"\nfile_dep = [\"src/*.txt\"]\nactions = [\"cp src/a.txt gen.py\"]\n",
+    );
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    assert_eq!(p.read("gen.py"), "one", "tasks run before the first start");
+    p.write("src/a.txt", "two");
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(p.read("gen.py"), "two");
+    assert!(sup.stderr().contains("task `gen` done"), "{}", sup.stderr());
+}
+
+#[test]
+fn polling_sees_changes() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"**/*.py\"]", "");
+    let sup = p.start(&["run", "--poll", "100ms"]);
+    p.wait_starts(1);
+    sup.wait_for("polling every 100ms");
+    save(&p, 1);
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+}
+
+#[test]
+fn inotify_limit_falls_back_to_polling() {
+    let p = Project::new();
+    for dir in ["a", "a/b", "a/b/c", "d", "e", "f"] {
+        p.write(&format!("{dir}/x.py"), "");
+    }
+    p.sleeper_task_file("[\"**/*.py\"]", "");
+    // A user namespace has its own inotify limits, so the test can lower the limit
+    // without touching the machine's.
+    let probe = Command::new("unshare")
+        .args([
+            "-U",
+            "-r",
+            "sh",
+            "-c",
+            "echo 2 > /proc/sys/user/max_inotify_watches",
+        ])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: user namespaces are not available here");
+        return;
+    }
+    let script = format!(
+        "echo 2 > /proc/sys/user/max_inotify_watches && exec {} run",
+        crate::util::BIN
+    );
+    let sup = Sup::spawn_command(
+        Command::new("unshare")
+            .args(["-U", "-r", "sh", "-c", &script])
+            .current_dir(&p.dir),
+    );
+    sup.wait_for("fs.inotify.max_user_watches");
+    sup.wait_for("polling every 500ms");
+    p.wait_starts(1);
+    p.write("a/b/c/x.py", "changed");
+    p.wait_starts(2);
+}
+
+#[test]
+fn sigusr1_restarts() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"*.py\"]", "");
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    sup.signal(Signal::SIGUSR1);
+    p.wait_starts(2);
+    std::thread::sleep(QUIET);
+    assert_eq!(p.servers().len(), 1);
+}
+
+fn stat_field(pid: i32, index: usize) -> i32 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(index).unwrap().parse().unwrap()
+}
+
+fn pgid_of(pid: i32) -> i32 {
+    stat_field(pid, 2)
+}

@@ -1,0 +1,245 @@
+//! The task file and the commands that need no server: `check`, `init`, and every kind
+//! of bad input, each a one-line error naming the problem, exit code 2, never a panic.
+
+use crate::util::Project;
+
+/// Runs `reloadsup run` on a task file and returns (exit code, stderr).
+fn run_with(toml: &str) -> (Option<i32>, String) {
+    let p = Project::new();
+    p.write("reload.toml", toml);
+    let out = p.output(&["run"]);
+    (out.status.code(), out.stderr)
+}
+
+#[track_caller]
+fn assert_task_file_error(toml: &str, expected: &str) {
+    let (code, stderr) = run_with(toml);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?} in: {stderr}"
+    );
+}
+
+#[test]
+fn syntax_error() {
+    assert_task_file_error("[server\ncommand = \"x\"\n", "reload.toml:1: ");
+}
+
+#[test]
+fn unknown_key() {
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\ncolour = \"red\"\n",
+        "reload.toml:3: unknown field `colour`",
+    );
+    assert_task_file_error(
+        "[sever]\ncommand = \"x\"\n",
+        "reload.toml:1: unknown field `sever`",
+    );
+}
+
+#[test]
+fn missing_command() {
+    assert_task_file_error(
+        "[server]\ncwd = \".\"\n",
+        "reload.toml:1: missing `server.command`",
+    );
+    assert_task_file_error(
+        "[watch]\nfile_dep = [\"*.py\"]\n",
+        "reload.toml: missing `[server]` table with a `command`",
+    );
+    assert_task_file_error(
+        "[server]\ncommand = \"  \"\n",
+        "reload.toml:2: `server.command` must be",
+    );
+}
+
+#[test]
+fn bad_glob() {
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"*.py\", \"src/[a.py\"]\n",
+        "reload.toml:4: bad glob `src/[a.py` in `watch.file_dep`: unclosed character class",
+    );
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\n[reload]\nassets = [\"a/{b\"]\n",
+        "reload.toml:4: bad glob `a/{b` in `reload.assets`",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\nstop_timeout = \"5 parsecs\"\n",
+        "reload.toml:3: bad duration `5 parsecs` for `server.stop_timeout`",
+    );
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\nstop_timeout = 5\n",
+        "reload.toml:3: invalid type: integer `5`, expected a string",
+    );
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\n[watch]\npoll = \"fast\"\n",
+        "reload.toml:4: bad duration `fast` for `watch.poll`",
+    );
+}
+
+#[test]
+fn bad_signal_and_ready() {
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\nstop_signal = \"SIGSTOPPLEASE\"\n",
+        "reload.toml:3: unknown signal `SIGSTOPPLEASE` for `server.stop_signal`",
+    );
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\nready = { port = 80, url = \"http://x\" }\n",
+        "reload.toml:3: `server.ready` needs exactly one of",
+    );
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\nready = { log = \"(unclosed\" }\n",
+        "reload.toml:3: bad regex `(unclosed` for `server.ready.log`",
+    );
+}
+
+#[test]
+fn bad_flags_and_missing_files() {
+    let p = Project::new();
+    let out = p.output(&["run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr
+            .contains("no `reload.toml` here or in any parent folder"),
+        "{}",
+        out.stderr
+    );
+
+    let out = p.output(&["-f", "nope.toml", "run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("task file") && out.stderr.contains("nope.toml` not found"));
+
+    let out = p.output(&["run", "--stop-timeout", "soon", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr
+            .contains("invalid value `soon` for `--stop-timeout`"),
+        "{}",
+        out.stderr
+    );
+
+    let out = p.output(&["run", "-w", "[", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr.contains("bad glob `[` for `--watch`"),
+        "{}",
+        out.stderr
+    );
+
+    let out = p.output(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn task_file_found_in_a_parent_folder() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"src/*.py\"]\n",
+    );
+    p.write("src/a.py", "");
+    p.write("src/deeper/b.py", "");
+    let out = std::process::Command::new(crate::util::BIN)
+        .arg("check")
+        .current_dir(p.path("src/deeper"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("watch.file_dep `src/*.py`: 1 file(s)\n  src/a.py\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_lists_matches_after_ignores() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**/*.py\"]\nignore = [\"**/migrations/**\"]\n\
+         [reload]\nassets = [\"static/*.css\"]\n",
+    );
+    p.write("app.py", "");
+    p.write("pkg/models.py", "");
+    p.write("pkg/migrations/0001.py", "");
+    p.write("__pycache__/app.py", "");
+    p.write(".gitignore", "gen/\n");
+    p.write("gen/out.py", "");
+    p.write("static/site.css", "");
+    let out = p.output(&["check"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("watch.file_dep `**/*.py`: 2 file(s)\n  app.py\n  pkg/models.py\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("reload.assets `static/*.css`: 1 file(s)\n  static/site.css\n")
+    );
+}
+
+#[test]
+fn init_writes_a_valid_file_and_never_overwrites() {
+    let p = Project::new();
+    let out = p.output(&["init"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let written = p.read("reload.toml");
+    assert!(written.contains("[server]") && written.contains("file_dep"));
+    assert!(
+        p.output(&["check"]).status.success(),
+        "the template is valid"
+    );
+    p.write("reload.toml", "# mine\n");
+    let out = p.output(&["init"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.contains("already exists; not overwriting it"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.read("reload.toml"), "# mine\n");
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/reload.toml.example");
+    let p = Project::new();
+    let out = p.output(&["-f", example, "check"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    for key in [
+        "command",
+        "cwd",
+        "env",
+        "pid_file",
+        "log_file",
+        "stop_signal",
+        "stop_timeout",
+        "ready",
+        "ready_timeout",
+        "file_dep",
+        "ignore",
+        "poll",
+        "port",
+        "host",
+        "assets",
+        "[proxy]",
+        "listen",
+        "upstream",
+        "[[task]]",
+        "name",
+        "actions",
+    ] {
+        let text = std::fs::read_to_string(example).unwrap();
+        assert!(text.contains(key), "the example shows `{key}`");
+    }
+}

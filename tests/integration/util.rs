@@ -1,0 +1,306 @@
+//! Test helpers: a scratch project folder, the real `reloadsup` binary started in it,
+//! and waiting with deadlines (never a fixed sleep, except to prove that something does
+//! *not* happen).
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_reloadsup");
+
+/// How long to wait for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// How long to watch for something that should *not* happen.
+pub const QUIET: Duration = Duration::from_millis(400);
+
+/// A scratch folder, removed on drop.
+pub struct Project {
+    pub dir: PathBuf,
+    /// A token unique to this project, put in server command lines so the test can find
+    /// (and count) exactly its own processes.
+    pub token: String,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("reloadsup-test-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        // A fractional `sleep` duration unique to this project: it shows in the process
+        // table, so the test can count its servers without touching anyone else's.
+        let token = format!("1000.{}{:04}", std::process::id(), n);
+        Project { dir, token }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// Writes a file (creating folders), in place.
+    pub fn write(&self, rel: &str, content: &str) {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(path, content).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap_or_default()
+    }
+
+    /// The number of lines in a file (0 when missing).
+    pub fn lines(&self, rel: &str) -> usize {
+        self.read(rel).lines().count()
+    }
+
+    /// A task file whose server appends a line to `starts.log` at each start and then
+    /// sleeps (as `sleep <token>`, exec'd, so the process can be found).
+    pub fn sleeper_task_file(&self, watch: &str, extra: &str) {
+        self.write(
+            "reload.toml",
+            &format!(
+                "[server]\ncommand = '''echo start >> starts.log; printf '%s|' \"$RELOADSUP_CHANGED\" >> changed.log; exec sleep {token}'''\n\
+                 stop_timeout = \"2s\"\n{extra}\n[watch]\nfile_dep = {watch}\n",
+                token = self.token
+            ),
+        );
+    }
+
+    /// `reloadsup ARGS` in this folder, with stderr captured.
+    pub fn start(&self, args: &[&str]) -> Sup {
+        Sup::spawn(&self.dir, args)
+    }
+
+    /// `reloadsup ARGS` to completion.
+    pub fn output(&self, args: &[&str]) -> Output {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The PIDs of living processes whose command line holds this project's token.
+    pub fn servers(&self) -> Vec<i32> {
+        processes_with(&self.token)
+    }
+
+    /// Waits until `starts.log` has `n` lines.
+    #[track_caller]
+    pub fn wait_starts(&self, n: usize) {
+        wait_until(&format!("{n} server start(s)"), || {
+            self.lines("starts.log") >= n
+        });
+        assert_eq!(self.lines("starts.log"), n, "more starts than expected");
+    }
+
+    /// Asserts that `starts.log` keeps `n` lines for a quiet period.
+    #[track_caller]
+    pub fn assert_starts_stay(&self, n: usize) {
+        thread::sleep(QUIET);
+        assert_eq!(self.lines("starts.log"), n, "unexpected extra restart");
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        for pid in self.servers() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A running `reloadsup`, stopped (and its group killed) on drop.
+pub struct Sup {
+    pub child: Child,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Sup {
+    pub fn spawn(dir: &Path, args: &[&str]) -> Sup {
+        Sup::spawn_command(Command::new(BIN).args(args).current_dir(dir))
+    }
+
+    pub fn spawn_command(command: &mut Command) -> Sup {
+        use std::os::unix::process::CommandExt;
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        let reader = thread::spawn(move || {
+            let mut lines = BufReader::new(pipe);
+            let mut line = String::new();
+            while lines.read_line(&mut line).unwrap_or(0) > 0 {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        Sup {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Everything printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// How many times `needle` appears on stderr.
+    pub fn count(&self, needle: &str) -> usize {
+        self.stderr().matches(needle).count()
+    }
+
+    /// Waits until stderr holds `needle` at least `n` times.
+    #[track_caller]
+    pub fn wait_for_n(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.count(needle) < n {
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {n}× {needle:?}; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[track_caller]
+    pub fn wait_for(&self, needle: &str) {
+        self.wait_for_n(needle, 1);
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).unwrap();
+    }
+
+    /// Waits for the supervisor to exit; returns its status.
+    #[track_caller]
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("reloadsup did not exit; stderr:\n{}", self.stderr());
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Sup {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = kill(self.pid(), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            let _ = killpg(self.pid(), Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `condition` every few ms until it holds, or panics after `WAIT`.
+#[track_caller]
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Living (non-zombie) processes whose command line contains `needle`.
+pub fn processes_with(needle: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let mut cmdline = Vec::new();
+        if fs::File::open(entry.path().join("cmdline"))
+            .and_then(|mut f| f.read_to_end(&mut cmdline))
+            .is_err()
+        {
+            continue;
+        }
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let state = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = state
+            .rfind(')')
+            .is_some_and(|i| state[i + 1..].trim_start().starts_with('Z'));
+        if cmdline.contains(needle) && !zombie && pid != std::process::id() as i32 {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A TCP port that is free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
