@@ -20,17 +20,21 @@
 //! `RELOADSUP_CHANGED`.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Instant;
 
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use crate::config::Config;
+use crate::control::state::Recorder;
 use crate::debounce::Debouncer;
 use crate::error::{EXIT_OK, EXIT_SIGINT, Error, Result};
 use crate::event::Event;
 use crate::filter::Filter;
-use crate::supervisor::{Outcome, Supervisor};
+use crate::ready::{self, Readiness};
+use crate::supervisor::{Outcome, Spawned, Supervisor};
 use crate::watch::Watcher;
 use crate::{report, tasks};
 
@@ -51,6 +55,15 @@ enum AfterStop {
     Exit(i32),
 }
 
+/// A started server not yet known to be ready.
+#[derive(Debug)]
+struct Starting {
+    /// The path the browser reload will name (the first changed file).
+    path: String,
+    /// When the restart began (`None` for the first start).
+    began: Option<Instant>,
+}
+
 /// The loop's state.
 struct App {
     config: Config,
@@ -61,6 +74,13 @@ struct App {
     after_stop: AfterStop,
     /// Changes seen during a restart: one more restart once it is done.
     follow_up: Option<Vec<String>>,
+    /// The server awaiting readiness.
+    starting: Option<Starting>,
+    /// Counts starts; a readiness result for an older one is ignored.
+    generation: Arc<AtomicU64>,
+    tx: Sender<Event>,
+    /// This supervisor's record beside the PID file, for `status`/`restart`/`stop`.
+    recorder: Option<Recorder>,
     exit: Option<i32>,
 }
 
@@ -70,6 +90,7 @@ pub fn run(config: Config) -> Result<i32> {
         .server
         .clone()
         .ok_or_else(|| Error::Usage("nothing to run: no `server.command`".into()))?;
+    let recorder = crate::control::claim_for_run(&config)?;
     let (tx, rx) = mpsc::channel();
     crate::signals::spawn(tx.clone())?;
     let mut filter = Filter::new(&config);
@@ -77,7 +98,8 @@ pub fn run(config: Config) -> Result<i32> {
         tasks::run(task, &config.root);
     }
     let mut notices = Vec::new();
-    let watcher = Watcher::start(&config, &mut filter, tx, &mut notices).map_err(Error::Runtime)?;
+    let watcher =
+        Watcher::start(&config, &mut filter, tx.clone(), &mut notices).map_err(Error::Runtime)?;
     notices.iter().for_each(report::warn);
     report::info(match watcher.poll_interval() {
         Some(every) => format!(
@@ -95,6 +117,10 @@ pub fn run(config: Config) -> Result<i32> {
         debouncer: Debouncer::default(),
         after_stop: AfterStop::Nothing,
         follow_up: None,
+        starting: None,
+        generation: Arc::new(AtomicU64::new(0)),
+        tx,
+        recorder,
         exit: None,
     };
     app.start(Vec::new(), None);
@@ -142,6 +168,12 @@ impl App {
                 notices.iter().for_each(report::warn);
                 let now = Instant::now();
                 for (path, step) in changes {
+                    // Filter before debouncing: an ignored temp file that an editor
+                    // deletes mid-save must not hold the batch for the grace period.
+                    if self.filter.classify(&path).is_ignored() {
+                        report::debug(format_args!("ignored {}", path.display()));
+                        continue;
+                    }
                     self.debouncer.record(path, step, now);
                 }
             }
@@ -157,6 +189,7 @@ impl App {
             }
             Event::Signal(signal @ (SIGINT | SIGTERM | SIGHUP)) => self.shut_down(signal),
             Event::Signal(_) => {}
+            Event::Ready(readiness) => self.on_ready(readiness),
         }
     }
 
@@ -167,10 +200,6 @@ impl App {
         let mut tasks = Vec::new();
         for path in &batch {
             let verdict = self.filter.classify(path);
-            if verdict.is_ignored() {
-                report::debug(format_args!("ignored {}", path.display()));
-                continue;
-            }
             let shown = self.relative(path);
             if verdict.restart {
                 restart.push(shown.clone());
@@ -228,9 +257,12 @@ impl App {
     }
 
     fn start(&mut self, changed: Vec<String>, began: Option<Instant>) {
+        self.forget_starting();
+        let path = changed.first().cloned().unwrap_or_else(|| "*".into());
         match self.supervisor.start(&changed.join("\n")) {
-            Ok(pid) => {
+            Ok(spawned) => {
                 let command = self.supervisor.spec().command.display();
+                let pid = spawned.pid;
                 match began {
                     Some(began) => report::good(format!(
                         "started `{command}` (pid {pid}); restart took {} ms",
@@ -238,6 +270,11 @@ impl App {
                     )),
                     None => report::good(format!("started `{command}` (pid {pid})")),
                 }
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.started(pid.as_raw(), command);
+                }
+                self.probe(spawned);
+                self.starting = Some(Starting { path, began });
             }
             Err(message) => report::error(format!("{message}; waiting for the next change")),
         }
@@ -247,9 +284,85 @@ impl App {
         }
     }
 
+    /// Starts probing the new server's readiness on a thread of its own.
+    fn probe(&mut self, spawned: Spawned) {
+        let spec = self.supervisor.spec();
+        let upstream = self.config.proxy.as_ref().map(|p| p.upstream.as_str());
+        let check = match ready::check_for(
+            spec.ready.as_ref(),
+            upstream,
+            spawned.pid,
+            spawned.ready_flag,
+        ) {
+            Ok(check) => check,
+            Err(message) => {
+                report::warn(format!(
+                    "{message}; waiting for the first listening port instead"
+                ));
+                ready::Check::GroupListens(spawned.pid)
+            }
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        ready::spawn_probe(
+            check,
+            generation,
+            Arc::clone(&self.generation),
+            Instant::now(),
+            spec.ready_timeout,
+            self.tx.clone(),
+        );
+    }
+
+    /// No server awaits readiness any more; a probe still running gives up.
+    fn forget_starting(&mut self) {
+        self.starting = None;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn on_ready(&mut self, readiness: Readiness) {
+        if readiness.generation != self.generation.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(starting) = self.starting.take() else {
+            return;
+        };
+        let since_restart = starting
+            .began
+            .map(|b| format!(" ({} ms after the change)", b.elapsed().as_millis()))
+            .unwrap_or_default();
+        if readiness.timed_out {
+            report::warn(format!(
+                "the server is not ready after {}; reloading browsers anyway",
+                humantime::format_duration(self.supervisor.spec().ready_timeout)
+            ));
+        } else {
+            report::info(format!(
+                "ready in {} ms{since_restart}",
+                readiness.waited.as_millis()
+            ));
+        }
+        if !readiness.timed_out {
+            if let Some(recorder) = &mut self.recorder {
+                recorder.ready();
+            }
+        }
+        if starting.began.is_some() {
+            self.reload_browsers(&starting.path);
+        }
+    }
+
+    /// Tells browsers to reload fully after a restart.
+    fn reload_browsers(&mut self, path: &str) {
+        report::debug(format_args!("reload {path}"));
+    }
+
     fn on_outcome(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Exited { pid, how } => {
+                self.forget_starting();
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.stopped();
+                }
                 report::warn(format!(
                     "server (pid {pid}) {how}; it restarts at the next change"
                 ));
@@ -260,6 +373,9 @@ impl App {
                 took,
                 requested,
             } => {
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.stopped();
+                }
                 if requested {
                     report::info(format!(
                         "server (pid {pid}) {how}, in {} ms",

@@ -46,6 +46,18 @@ pub enum Command {
     /// Supervise in the foreground: start the server, restart it when watched files
     /// change; Ctrl-C stops everything.
     Run(RunArgs),
+    /// Start the server in the background; exit 0 only once it is ready.
+    Start,
+    /// Stop the server (or the running supervisor and its server).
+    Stop,
+    /// Stop if running, then start; beside a running `run`, ask it to restart.
+    Restart,
+    /// Print whether the server runs and its PID; exit 3 when it does not.
+    Status {
+        /// Print one JSON object (running, pid, supervisor_pid, started_at, command).
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a commented `reload.toml` in the current folder (never overwrites).
     Init,
     /// Validate the task file and list the files each glob matches.

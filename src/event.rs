@@ -10,4 +10,6 @@ pub enum Event {
     WatchError(String),
     /// A signal reached the supervisor.
     Signal(i32),
+    /// A readiness probe finished.
+    Ready(crate::ready::Readiness),
 }

@@ -80,8 +80,12 @@ impl Filter {
         let mut own_files = Vec::new();
         if let Some(server) = &config.server {
             if let Some(pid_file) = &server.pid_file {
-                own_files.push(pid_file.clone());
+                let state = crate::control::state::state_path(pid_file);
+                own_files.push(crate::pidfile::temp_path(&state));
+                own_files.push(state);
+                own_files.push(crate::control::state::lock_path(pid_file));
                 own_files.push(crate::pidfile::temp_path(pid_file));
+                own_files.push(pid_file.clone());
             }
             own_files.push(server.log_file.clone());
         }

@@ -7,6 +7,7 @@ mod app;
 mod check;
 mod cli;
 mod config;
+mod control;
 mod debounce;
 mod error;
 mod event;
@@ -14,13 +15,16 @@ mod filter;
 mod init;
 mod pidfile;
 mod poll;
+mod procfs;
+mod ready;
+mod reload;
 mod report;
 mod signals;
 mod supervisor;
 mod tasks;
 mod watch;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
@@ -53,17 +57,30 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Guard => Ok(supervisor::guard_main()),
         Command::Init => init::run(&cwd),
-        Command::Check => {
-            let task_file = config::find_task_file(cli.file.as_deref(), &cwd)?;
-            let config = config::resolve(task_file.as_deref(), &cwd, &Overrides::default())?;
-            check::run(&config)
-        }
-        Command::Run(args) => {
-            let task_file = config::find_task_file(cli.file.as_deref(), &cwd)?;
-            let config = config::resolve(task_file.as_deref(), &cwd, &overrides(args))?;
-            app::run(config)
-        }
+        Command::Run(args) => app::run(load(cli.file, &cwd, &overrides(args))?),
+        Command::Check => check::run(&load(cli.file, &cwd, &Overrides::default())?),
+        Command::Start => control::start(&load_task_file(cli.file, &cwd)?),
+        Command::Stop => control::stop(&load_task_file(cli.file, &cwd)?),
+        Command::Restart => control::restart(&load_task_file(cli.file, &cwd)?),
+        Command::Status { json } => control::status(&load_task_file(cli.file, &cwd)?, json),
     }
+}
+
+/// The configuration from the task file (if any) and the command-line overrides.
+fn load(file: Option<PathBuf>, cwd: &Path, overrides: &Overrides) -> Result<config::Config> {
+    let task_file = config::find_task_file(file.as_deref(), cwd)?;
+    config::resolve(task_file.as_deref(), cwd, overrides)
+}
+
+/// The configuration of a command that needs a task file.
+fn load_task_file(file: Option<PathBuf>, cwd: &Path) -> Result<config::Config> {
+    let task_file = config::find_task_file(file.as_deref(), cwd)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "no `{}` here or in any parent folder; use `-f FILE` or `reloadsup init`",
+            config::TASK_FILE_NAME
+        ))
+    })?;
+    config::resolve(Some(&task_file), cwd, &Overrides::default())
 }
 
 fn overrides(args: RunArgs) -> Overrides {

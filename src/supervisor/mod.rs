@@ -19,7 +19,7 @@
 
 mod group;
 mod guard;
-mod spawn;
+pub mod spawn;
 
 use std::time::{Duration, Instant};
 
@@ -27,12 +27,16 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{Pid, getpid};
 
-use crate::config::{CommandSpec, Server};
+use regex::Regex;
+
+use crate::config::{CommandSpec, Ready, Server};
 use crate::pidfile;
 use crate::report;
 
 use guard::Guard;
 pub use guard::main as guard_main;
+use spawn::Mode;
+pub use spawn::Spawned;
 
 /// While stopping, how often to look for the group being gone even without a SIGCHLD
 /// (a grandchild whose parent is not the supervisor ends without one).
@@ -123,9 +127,17 @@ impl Supervisor {
     }
 
     /// Starts the server; only when idle. `changed` goes to `RELOADSUP_CHANGED`.
-    pub fn start(&mut self, changed: &str) -> Result<Pid, String> {
+    pub fn start(&mut self, changed: &str) -> Result<Spawned, String> {
         debug_assert!(self.is_idle(), "never two servers at once");
-        let pid = spawn::spawn(&self.spec, changed).map_err(|err| self.spawn_error(err))?;
+        let relay = match &self.spec.ready {
+            Some(Ready::Log(pattern)) => {
+                Some(Regex::new(pattern).expect("validated when the task file was read"))
+            }
+            _ => None,
+        };
+        let spawned = spawn::spawn(&self.spec, changed, Mode::Supervised { relay })
+            .map_err(|err| self.spawn_error(err))?;
+        let pid = spawned.pid;
         if let Some(path) = &self.spec.pid_file {
             if let Err(err) = pidfile::write(path, pid.as_raw()) {
                 report::warn(format!("cannot write PID file `{}`: {err}", path.display()));
@@ -138,7 +150,7 @@ impl Supervisor {
             pgid: pid,
             leader: None,
         });
-        Ok(pid)
+        Ok(spawned)
     }
 
     /// Begins a graceful stop of a running server; does nothing otherwise.

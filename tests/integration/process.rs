@@ -365,3 +365,54 @@ fn stat_field(pid: i32, index: usize) -> i32 {
 fn pgid_of(pid: i32) -> i32 {
     stat_field(pid, 2)
 }
+
+#[test]
+fn readiness_waits_for_the_port() {
+    let p = Project::new();
+    let port = free_port();
+    p.write(
+        "server.py",
+        "import socket, sys, time\ntime.sleep(0.4)\ns = socket.socket()\n\
+         s.bind(('127.0.0.1', int(sys.argv[1])))\ns.listen()\ntime.sleep(1000)\n",
+    );
+    p.write("app.py", "");
+    for ready in [
+        format!("{{ port = {port} }}"),
+        "{ log = \"never printed\" }".into(),
+        String::new(),
+    ] {
+        let ready_line = if ready.is_empty() {
+            String::new()
+        } else {
+            format!("ready = {ready}\n")
+        };
+        p.write(
+            "reload.toml",
+            &format!(
+                "[server]\ncommand = ['python3', 'server.py', '{port}', '{}']\n{ready_line}\
+                 ready_timeout = \"3s\"\n[watch]\nfile_dep = [\"app.py\"]\n",
+                p.token
+            ),
+        );
+        let sup = p.start(&["run"]);
+        if ready.contains("never") {
+            sup.wait_for("the server is not ready after 3s; reloading browsers anyway");
+        } else {
+            // Explicit port, and the default: the first port the group listens on.
+            sup.wait_for("ready in ");
+            let waited: u64 = sup
+                .stderr()
+                .split("ready in ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|ms| ms.parse().ok())
+                .expect("a readiness time");
+            assert!(
+                waited >= 400,
+                "ready only once the port is bound ({waited} ms)"
+            );
+        }
+        drop(sup);
+        wait_until("the server gone", || p.servers().is_empty());
+    }
+}

@@ -1,0 +1,236 @@
+//! A server that outlives the command that started it: launched in its own session by
+//! `reloadsup start`, stopped by a later `reloadsup stop` that is not its parent.
+//!
+//! The stopper cannot `waitpid` a process it did not start, so "gone" is read from
+//! `/proc`: a process that no longer exists, that is a zombie (its parent, often init,
+//! has not reaped it yet), or whose PID now belongs to a process with another start
+//! time.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use regex::Regex;
+
+use super::state::{self, Ident, ServerRecord, State};
+use crate::config::{Ready, Server};
+use crate::error::{EXIT_OK, EXIT_RUNTIME, Error, Result};
+use crate::ready::{self, Check};
+use crate::report;
+use crate::supervisor::spawn::{self, Mode};
+
+/// How long to wait after SIGKILL before giving up.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// How many lines of the log file to show when the server fails to start.
+const LOG_TAIL: usize = 20;
+
+/// Starts the server detached, records it, and waits until it is ready. On failure it
+/// stops what it started, removes the PID and state files, and prints the log's tail.
+pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<i32> {
+    let log = open_log(&spec.log_file)?;
+    let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let began = Instant::now();
+    let spawned = spawn::spawn(spec, "", Mode::Detached { log }).map_err(|err| {
+        Error::Runtime(format!("cannot start `{}`: {err}", spec.command.display()))
+    })?;
+    let pid = spawned.pid;
+    let ident = Ident::of(pid.as_raw()).unwrap_or(Ident {
+        pid: pid.as_raw(),
+        start_ticks: 0,
+    });
+    let mut record = ServerRecord {
+        ident,
+        started_at: state::now_unix(),
+        command: spec.command.display(),
+        ready: false,
+    };
+    record_server(pid_file, &record)?;
+    let check = check_for(spec, upstream, pid, offset)?;
+    let mut ended: Option<WaitStatus> = None;
+    let result = check.wait(began, spec.ready_timeout, || {
+        // The server is our child until we exit: an early exit is seen here.
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => false,
+            Ok(status) => {
+                ended = Some(status);
+                true
+            }
+            Err(_) => true,
+        }
+    });
+    match result {
+        Ok(waited) => {
+            record.ready = true;
+            record_server(pid_file, &record)?;
+            report::good(format!(
+                "started `{}` (pid {pid}); ready in {} ms",
+                record.command,
+                waited.as_millis()
+            ));
+            Ok(EXIT_OK)
+        }
+        Err(()) => {
+            let why = match ended {
+                Some(WaitStatus::Exited(_, code)) => {
+                    format!("exited with code {code} before it was ready")
+                }
+                Some(WaitStatus::Signaled(_, signal, _)) => {
+                    format!("ended by {signal} before it was ready")
+                }
+                Some(_) => "ended before it was ready".to_string(),
+                None => {
+                    let _ = stop(spec, ident);
+                    format!(
+                        "was not ready within {}; stopped it",
+                        humantime::format_duration(spec.ready_timeout)
+                    )
+                }
+            };
+            if ended.is_some() {
+                // The leader is gone; anything it left in its group goes too.
+                let _ = stop(spec, ident);
+            }
+            let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
+            state::remove(pid_file);
+            report::error(format!("`{}` (pid {pid}) {why}", record.command));
+            print_tail(&spec.log_file, offset);
+            Ok(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// Stops the server whose leader is `leader`: `stop_signal` to its group and to its
+/// descendants, then SIGKILL after `stop_timeout`. Returns how it ended, in words.
+pub fn stop(spec: &Server, leader: Ident) -> Result<String> {
+    let began = Instant::now();
+    let targets = processes_of(leader);
+    send(leader, &targets, spec.stop_signal);
+    if wait_gone(&targets, began + spec.stop_timeout) {
+        return Ok(format!(
+            "ended by {} in {} ms",
+            spec.stop_signal,
+            began.elapsed().as_millis()
+        ));
+    }
+    send(leader, &targets, Signal::SIGKILL);
+    if wait_gone(&targets, Instant::now() + KILL_WAIT) {
+        return Ok(format!(
+            "did not stop within {} of {}; killed with SIGKILL",
+            humantime::format_duration(spec.stop_timeout),
+            spec.stop_signal
+        ));
+    }
+    Err(Error::Runtime(format!(
+        "the server (pid {}) did not stop, even with SIGKILL",
+        leader.pid
+    )))
+}
+
+/// The leader, its process group, and its descendants (which may have left the group).
+fn processes_of(leader: Ident) -> Vec<Ident> {
+    let pgid = Pid::from_raw(leader.pid);
+    let mut pids: Vec<i32> = crate::procfs::group_members(pgid);
+    pids.extend(
+        crate::procfs::descendants(pgid, &[])
+            .into_iter()
+            .map(|(pid, _)| pid),
+    );
+    pids.sort_unstable();
+    pids.dedup();
+    let mut idents: Vec<Ident> = pids.into_iter().filter_map(Ident::of).collect();
+    if !idents.iter().any(|i| i.pid == leader.pid) {
+        idents.push(leader);
+    }
+    idents
+}
+
+fn send(leader: Ident, targets: &[Ident], signal: Signal) {
+    if leader.is_alive() {
+        let _ = killpg(Pid::from_raw(leader.pid), signal);
+    }
+    for target in targets.iter().filter(|t| t.is_alive()) {
+        let _ = kill(Pid::from_raw(target.pid), signal);
+    }
+}
+
+fn wait_gone(targets: &[Ident], deadline: Instant) -> bool {
+    loop {
+        // Our own children (a server `start` just launched) must be reaped to be gone.
+        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            if status == WaitStatus::StillAlive {
+                break;
+            }
+        }
+        if !targets.iter().any(Ident::is_alive) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(ready::POLL);
+    }
+}
+
+fn record_server(pid_file: &Path, record: &ServerRecord) -> Result<()> {
+    crate::pidfile::write(pid_file, record.ident.pid).map_err(|err| {
+        Error::io(
+            format!("cannot write PID file `{}`", pid_file.display()),
+            err,
+        )
+    })?;
+    state::write(
+        pid_file,
+        &State {
+            supervisor: None,
+            server: Some(record.clone()),
+        },
+    )
+    .map_err(|err| Error::io("cannot write the state file", err))
+}
+
+fn check_for(spec: &Server, upstream: Option<&str>, pid: Pid, offset: u64) -> Result<Check> {
+    if let Some(Ready::Log(pattern)) = &spec.ready {
+        return Ok(Check::LogFile {
+            path: spec.log_file.clone(),
+            offset,
+            regex: Regex::new(pattern).expect("validated when the task file was read"),
+        });
+    }
+    ready::check_for(spec.ready.as_ref(), upstream, pid, None).map_err(Error::Runtime)
+}
+
+fn open_log(path: &Path) -> Result<fs::File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)
+            .map_err(|err| Error::io(format!("cannot create `{}`", dir.display()), err))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|err| Error::io(format!("cannot open log file `{}`", path.display()), err))
+}
+
+/// Prints the last lines the server wrote to the log file during this start.
+fn print_tail(path: &Path, offset: u64) {
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        let _ = file.seek(SeekFrom::Start(offset));
+        let _ = file.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+    if tail.is_empty() {
+        eprintln!("  (the server wrote nothing to `{}`)", path.display());
+        return;
+    }
+    eprintln!("  last lines of `{}`:", path.display());
+    for line in tail {
+        eprintln!("  | {line}");
+    }
+}

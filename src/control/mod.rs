@@ -1,0 +1,338 @@
+//! `reloadsup start | stop | restart | status`: the server's lifecycle for build scripts,
+//! known only through the PID file (and the state file beside it).
+//!
+//! `start` detaches the server (its own session, stdin from `/dev/null`, output appended
+//! to `log_file`) and returns only once it is ready; `stop` signals its whole process
+//! group and waits until it is gone; `restart` is both; `status` tells (exit 3 when not
+//! running, the LSB convention). Beside a running `reloadsup run`, they act through that
+//! supervisor instead: `restart` asks it (SIGUSR1) so browsers reload too, `stop` stops
+//! it. Every check-and-change holds the lock beside the PID file.
+
+mod detached;
+pub mod state;
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::config::{Config, Server};
+use crate::error::{EXIT_OK, EXIT_RUNTIME, Error, Result};
+use crate::report;
+use state::{Ident, ServerRecord, State};
+
+/// Exit code of `status` when the server is not running (LSB).
+pub const EXIT_NOT_RUNNING: i32 = 3;
+
+/// How long `stop` waits for a supervisor beyond the server's own stop timeout.
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(10);
+
+/// What the PID file and the state file say runs now.
+#[derive(Debug)]
+enum Running {
+    /// A `reloadsup run` supervisor, with its server if one runs.
+    Supervisor {
+        supervisor: Ident,
+        server: Option<ServerRecord>,
+    },
+    /// A server started by `reloadsup start`.
+    Detached(ServerRecord),
+    /// Nothing; `stale` says why a PID file that exists does not count.
+    Nothing { stale: Option<String> },
+}
+
+/// The server settings and PID file every command here needs.
+struct Target<'a> {
+    spec: &'a Server,
+    pid_file: &'a std::path::Path,
+    upstream: Option<&'a str>,
+}
+
+fn target(config: &Config) -> Result<Target<'_>> {
+    let spec = config
+        .server
+        .as_ref()
+        .ok_or_else(|| Error::Usage("nothing to run: no `server.command`".into()))?;
+    let pid_file = spec.pid_file.as_deref().ok_or_else(|| {
+        Error::Usage("`start`, `stop`, `restart` and `status` need a PID file".into())
+    })?;
+    Ok(Target {
+        spec,
+        pid_file,
+        upstream: config.proxy.as_ref().map(|p| p.upstream.as_str()),
+    })
+}
+
+/// For `reloadsup run`: refuses when a server or supervisor already runs for this PID
+/// file, else records this process as the supervisor. `None` without a PID file.
+pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
+    let Some(pid_file) = config.server.as_ref().and_then(|s| s.pid_file.as_deref()) else {
+        return Ok(None);
+    };
+    let _lock = lock(pid_file)?;
+    match inspect(pid_file) {
+        Running::Supervisor { supervisor, .. } => Err(Error::Runtime(format!(
+            "already supervised by `reloadsup run` (pid {})",
+            supervisor.pid
+        ))),
+        Running::Detached(record) => Err(Error::Runtime(format!(
+            "already running (pid {}), started by `reloadsup start`; `reloadsup stop` it first",
+            record.ident.pid
+        ))),
+        Running::Nothing { stale } => {
+            clear_stale(pid_file, stale);
+            state::Recorder::new(pid_file)
+                .map(Some)
+                .map_err(|err| Error::io("cannot write the state file", err))
+        }
+    }
+}
+
+/// `reloadsup start`.
+pub fn start(config: &Config) -> Result<i32> {
+    let t = target(config)?;
+    let _lock = lock(t.pid_file)?;
+    match inspect(t.pid_file) {
+        Running::Supervisor { supervisor, server } => Err(Error::Runtime(format!(
+            "already running under `reloadsup run` (supervisor pid {}{})",
+            supervisor.pid,
+            server
+                .map(|s| format!(", server pid {}", s.ident.pid))
+                .unwrap_or_default()
+        ))),
+        Running::Detached(record) => Err(Error::Runtime(format!(
+            "already running (pid {})",
+            record.ident.pid
+        ))),
+        Running::Nothing { stale } => {
+            clear_stale(t.pid_file, stale);
+            detached::launch(t.spec, t.pid_file, t.upstream)
+        }
+    }
+}
+
+/// `reloadsup stop`.
+pub fn stop(config: &Config) -> Result<i32> {
+    let t = target(config)?;
+    let _lock = lock(t.pid_file)?;
+    match inspect(t.pid_file) {
+        Running::Supervisor { supervisor, .. } => stop_supervisor(&t, supervisor),
+        Running::Detached(record) => {
+            let how = detached::stop(t.spec, record.ident)?;
+            remove_files(t.pid_file, record.ident.pid);
+            report::info(format!(
+                "stopped `{}` (pid {}): {how}",
+                record.command, record.ident.pid
+            ));
+            Ok(EXIT_OK)
+        }
+        Running::Nothing { stale } => {
+            clear_stale(t.pid_file, stale);
+            report::info("not running");
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// `reloadsup restart`.
+pub fn restart(config: &Config) -> Result<i32> {
+    let t = target(config)?;
+    let _lock = lock(t.pid_file)?;
+    match inspect(t.pid_file) {
+        Running::Supervisor { supervisor, server } => restart_supervised(&t, supervisor, server),
+        Running::Detached(record) => {
+            let how = detached::stop(t.spec, record.ident)?;
+            remove_files(t.pid_file, record.ident.pid);
+            report::info(format!("stopped (pid {}): {how}", record.ident.pid));
+            detached::launch(t.spec, t.pid_file, t.upstream)
+        }
+        Running::Nothing { stale } => {
+            clear_stale(t.pid_file, stale);
+            detached::launch(t.spec, t.pid_file, t.upstream)
+        }
+    }
+}
+
+/// `reloadsup status [--json]`.
+pub fn status(config: &Config, json: bool) -> Result<i32> {
+    let t = target(config)?;
+    let (supervisor, server, stale) = match inspect(t.pid_file) {
+        Running::Supervisor { supervisor, server } => (Some(supervisor), server, None),
+        Running::Detached(record) => (None, Some(record), None),
+        Running::Nothing { stale } => (None, None, stale),
+    };
+    if json {
+        println!("{}", status_json(supervisor, server.as_ref()));
+    } else {
+        match &server {
+            Some(s) => println!(
+                "running (pid {}, up {}): {}",
+                s.ident.pid,
+                humantime::format_duration(Duration::from_secs(
+                    state::now_unix().saturating_sub(s.started_at)
+                )),
+                s.command
+            ),
+            None => println!(
+                "not running{}",
+                stale.map(|s| format!(" ({s})")).unwrap_or_default()
+            ),
+        }
+        if let Some(sup) = supervisor {
+            println!("watched by `reloadsup run` (pid {})", sup.pid);
+        }
+    }
+    Ok(if server.is_some() {
+        EXIT_OK
+    } else {
+        EXIT_NOT_RUNNING
+    })
+}
+
+fn status_json(supervisor: Option<Ident>, server: Option<&ServerRecord>) -> String {
+    let started_at = server.map(|s| {
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(s.started_at))
+            .to_string()
+    });
+    serde_json::json!({
+        "running": server.is_some(),
+        "pid": server.map(|s| s.ident.pid),
+        "supervisor_pid": supervisor.map(|s| s.pid),
+        "started_at": started_at,
+        "uptime_secs": server.map(|s| state::now_unix().saturating_sub(s.started_at)),
+        "command": server.map(|s| s.command.clone()),
+        "ready": server.is_some_and(|s| s.ready),
+    })
+    .to_string()
+}
+
+/// Reads the PID file and the state file, and checks every process they name.
+fn inspect(pid_file: &std::path::Path) -> Running {
+    let state = state::read(pid_file);
+    if let Some(supervisor) = state.supervisor.filter(Ident::is_alive) {
+        return Running::Supervisor {
+            supervisor,
+            server: state.server.filter(|s| s.ident.is_alive()),
+        };
+    }
+    let Some(pid) = crate::pidfile::read(pid_file) else {
+        return match state.server.filter(|s| s.ident.is_alive()) {
+            Some(record) => Running::Detached(record),
+            None => Running::Nothing { stale: None },
+        };
+    };
+    if let Some(record) = state.server.filter(|s| s.ident.pid == pid) {
+        return if record.ident.is_alive() {
+            Running::Detached(record)
+        } else {
+            Running::Nothing {
+                stale: Some(format!("stale PID file: pid {pid} is no longer the server")),
+            }
+        };
+    }
+    // No record of this PID (the state file is gone): count it only if it looks like a
+    // server reloadsup started — a process group leader carrying our variable.
+    match Ident::of(pid) {
+        Some(ident) if ident.is_alive() && is_our_server(pid) => Running::Detached(ServerRecord {
+            ident,
+            started_at: state::now_unix(),
+            command: "(unknown command)".into(),
+            ready: true,
+        }),
+        Some(_) => Running::Nothing {
+            stale: Some(format!("stale PID file: pid {pid} is another process")),
+        },
+        None => Running::Nothing {
+            stale: Some(format!("stale PID file: pid {pid} is not running")),
+        },
+    }
+}
+
+fn is_our_server(pid: i32) -> bool {
+    crate::procfs::stat(pid).is_some_and(|s| s.pgid == pid)
+        && crate::procfs::has_env(pid, "RELOADSUP_CHANGED")
+}
+
+fn clear_stale(pid_file: &std::path::Path, stale: Option<String>) {
+    if let Some(why) = stale {
+        report::warn(format!("{why}; removing `{}`", pid_file.display()));
+        let _ = std::fs::remove_file(pid_file);
+        state::remove(pid_file);
+    }
+}
+
+fn remove_files(pid_file: &std::path::Path, pid: i32) {
+    let _ = crate::pidfile::remove_if_ours(pid_file, pid);
+    state::remove(pid_file);
+}
+
+fn lock(pid_file: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    state::lock(pid_file).map_err(|err| {
+        Error::io(
+            format!("cannot lock `{}`", state::lock_path(pid_file).display()),
+            err,
+        )
+    })
+}
+
+/// Asks a `reloadsup run` supervisor to stop (it stops its server) and waits for it.
+fn stop_supervisor(t: &Target<'_>, supervisor: Ident) -> Result<i32> {
+    kill(Pid::from_raw(supervisor.pid), Signal::SIGTERM).map_err(|err| {
+        Error::Runtime(format!(
+            "cannot signal `reloadsup run` (pid {}): {err}",
+            supervisor.pid
+        ))
+    })?;
+    let deadline = Instant::now() + t.spec.stop_timeout + SUPERVISOR_GRACE;
+    while supervisor.is_alive() {
+        if Instant::now() > deadline {
+            return Err(Error::Runtime(format!(
+                "`reloadsup run` (pid {}) did not stop",
+                supervisor.pid
+            )));
+        }
+        std::thread::sleep(crate::ready::POLL);
+    }
+    report::info(format!(
+        "stopped `reloadsup run` (pid {}) and its server",
+        supervisor.pid
+    ));
+    Ok(EXIT_OK)
+}
+
+/// Asks a `reloadsup run` supervisor to restart its server (so browsers reload too) and
+/// waits until the new server is ready.
+fn restart_supervised(t: &Target<'_>, supervisor: Ident, old: Option<ServerRecord>) -> Result<i32> {
+    kill(Pid::from_raw(supervisor.pid), Signal::SIGUSR1).map_err(|err| {
+        Error::Runtime(format!(
+            "cannot signal `reloadsup run` (pid {}): {err}",
+            supervisor.pid
+        ))
+    })?;
+    let began = Instant::now();
+    let deadline = began + t.spec.stop_timeout + t.spec.ready_timeout + SUPERVISOR_GRACE;
+    let old = old.map(|s| s.ident);
+    loop {
+        let State { server, .. } = state::read(t.pid_file);
+        if let Some(new) = server.filter(|s| Some(s.ident) != old && s.ready) {
+            report::info(format!(
+                "restarted by `reloadsup run` (pid {}): new pid {}, ready after {} ms",
+                supervisor.pid,
+                new.ident.pid,
+                began.elapsed().as_millis()
+            ));
+            return Ok(EXIT_OK);
+        }
+        if !supervisor.is_alive() {
+            return Err(Error::Runtime(format!(
+                "`reloadsup run` (pid {}) exited during the restart",
+                supervisor.pid
+            )));
+        }
+        if Instant::now() > deadline {
+            report::error("the restarted server did not become ready");
+            return Ok(EXIT_RUNTIME);
+        }
+        std::thread::sleep(crate::ready::POLL);
+    }
+}

@@ -1,0 +1,235 @@
+//! The state file and the lock beside the PID file.
+//!
+//! The PID file holds one number, as the contract says; everything else the
+//! `start | stop | restart | status` commands need lives in `PIDFILE.json`:
+//! who started the server (a `reloadsup run` supervisor, or `reloadsup start`), when,
+//! with which command, whether it is ready, and — for each process — its start time in
+//! clock ticks since boot, so a PID that the kernel has since given to an unrelated
+//! process is recognised as stale and never signalled.
+//!
+//! `PIDFILE.lock` is `flock`ed around every check-and-change, so two `start`s at the
+//! same moment produce exactly one server.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::procfs;
+
+/// A process, identified by PID and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ident {
+    /// The PID.
+    pub pid: i32,
+    /// Its start time, in clock ticks since boot.
+    pub start_ticks: u64,
+}
+
+impl Ident {
+    /// The identity of the living process `pid`, if it exists.
+    pub fn of(pid: i32) -> Option<Ident> {
+        let stat = procfs::stat(pid)?;
+        Some(Ident {
+            pid,
+            start_ticks: stat.start_ticks,
+        })
+    }
+
+    /// Whether this very process is still alive (not a zombie, not a recycled PID).
+    pub fn is_alive(&self) -> bool {
+        procfs::stat(self.pid).is_some_and(|s| !s.is_zombie() && s.start_ticks == self.start_ticks)
+    }
+}
+
+/// The server, as recorded when it started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRecord {
+    /// The leader, whose PID is also the process group ID.
+    pub ident: Ident,
+    /// When it started, in seconds since the Unix epoch.
+    pub started_at: u64,
+    /// The command, as a user would type it.
+    pub command: String,
+    /// Whether it has been seen ready.
+    pub ready: bool,
+}
+
+/// The whole state file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The `reloadsup run` supervisor watching, if any.
+    pub supervisor: Option<Ident>,
+    /// The server, if one was started.
+    pub server: Option<ServerRecord>,
+}
+
+/// The record a `reloadsup run` supervisor keeps in the state file, so `status`,
+/// `restart` and `stop` can find it and its server. Removed on drop.
+pub struct Recorder {
+    pid_file: PathBuf,
+    state: State,
+}
+
+impl Recorder {
+    /// Records the calling process as the supervisor.
+    pub fn new(pid_file: &Path) -> io::Result<Recorder> {
+        let me = Ident::of(std::process::id() as i32)
+            .ok_or_else(|| io::Error::other("cannot read this process's start time"))?;
+        let recorder = Recorder {
+            pid_file: pid_file.to_path_buf(),
+            state: State {
+                supervisor: Some(me),
+                server: None,
+            },
+        };
+        write(pid_file, &recorder.state)?;
+        Ok(recorder)
+    }
+
+    /// A server started.
+    pub fn started(&mut self, pid: i32, command: String) {
+        self.state.server = Ident::of(pid).map(|ident| ServerRecord {
+            ident,
+            started_at: now_unix(),
+            command,
+            ready: false,
+        });
+        self.save();
+    }
+
+    /// The server became ready.
+    pub fn ready(&mut self) {
+        if let Some(server) = &mut self.state.server {
+            server.ready = true;
+        }
+        self.save();
+    }
+
+    /// The server is gone.
+    pub fn stopped(&mut self) {
+        self.state.server = None;
+        self.save();
+    }
+
+    fn save(&self) {
+        if let Err(err) = write(&self.pid_file, &self.state) {
+            crate::report::warn(format!(
+                "cannot write `{}`: {err}",
+                state_path(&self.pid_file).display()
+            ));
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        remove(&self.pid_file);
+    }
+}
+
+/// The state file's path for a PID file.
+pub fn state_path(pid_file: &Path) -> PathBuf {
+    with_suffix(pid_file, ".json")
+}
+
+/// The lock file's path for a PID file.
+pub fn lock_path(pid_file: &Path) -> PathBuf {
+    with_suffix(pid_file, ".lock")
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Reads the state file; a missing or unreadable one is an empty state.
+pub fn read(pid_file: &Path) -> State {
+    fs::read_to_string(state_path(pid_file))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Writes the state file atomically (a temp file, then a rename).
+pub fn write(pid_file: &Path, state: &State) -> io::Result<()> {
+    let path = state_path(pid_file);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let temp = crate::pidfile::temp_path(&path);
+    fs::write(
+        &temp,
+        serde_json::to_vec_pretty(state).map_err(io::Error::other)?,
+    )?;
+    fs::rename(&temp, &path)
+}
+
+/// Removes the state file (a missing one is fine).
+pub fn remove(pid_file: &Path) {
+    let _ = fs::remove_file(state_path(pid_file));
+}
+
+/// The current time in seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Takes the exclusive lock beside `pid_file`, waiting for another holder to finish.
+/// The lock is released when the returned value is dropped.
+pub fn lock(pid_file: &Path) -> io::Result<Flock<File>> {
+    let path = lock_path(pid_file);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_identity() {
+        let dir = std::env::temp_dir().join(format!("reloadsup-state-{}", std::process::id()));
+        let pid_file = dir.join("app.pid");
+        assert_eq!(read(&pid_file), State::default());
+        let me = Ident::of(std::process::id() as i32).unwrap();
+        assert!(me.is_alive());
+        let recycled = Ident {
+            start_ticks: me.start_ticks + 1,
+            ..me
+        };
+        assert!(
+            !recycled.is_alive(),
+            "same PID, other start time: not our process"
+        );
+        let state = State {
+            supervisor: Some(me),
+            server: Some(ServerRecord {
+                ident: me,
+                started_at: 1,
+                command: "x".into(),
+                ready: true,
+            }),
+        };
+        write(&pid_file, &state).unwrap();
+        assert_eq!(read(&pid_file), state);
+        let _held = lock(&pid_file).unwrap();
+        remove(&pid_file);
+        assert_eq!(read(&pid_file), State::default());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,154 @@
+//! Reading the process table from `/proc`: who is whose parent, which process group and
+//! state each process is in, when it started, and which sockets it holds.
+//!
+//! Used to find a server's processes (its group, and descendants that left it), to tell
+//! a recycled PID from the server a PID file named (by start time), and to find the
+//! ports a server listens on.
+
+use std::collections::HashSet;
+use std::fs;
+
+use nix::unistd::Pid;
+
+/// What `/proc/PID/stat` says about a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// `R`, `S`, `D`, `Z` (zombie), ...
+    pub state: char,
+    /// The parent's PID.
+    pub ppid: i32,
+    /// The process group ID.
+    pub pgid: i32,
+    /// When the process started, in clock ticks since boot: with the PID, an identity
+    /// that a recycled PID does not share.
+    pub start_ticks: u64,
+}
+
+impl Stat {
+    /// Whether the process has ended (a zombie waiting to be reaped counts as ended).
+    pub fn is_zombie(&self) -> bool {
+        self.state == 'Z' || self.state == 'X'
+    }
+}
+
+/// Reads the stat of `pid`, if it exists.
+pub fn stat(pid: i32) -> Option<Stat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Every PID in `/proc`.
+pub fn pids() -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect()
+}
+
+/// Every process with its stat.
+pub fn table() -> Vec<(i32, Stat)> {
+    pids()
+        .into_iter()
+        .filter_map(|pid| stat(pid).map(|s| (pid, s)))
+        .collect()
+}
+
+/// The living (non-zombie) members of process group `pgid`.
+pub fn group_members(pgid: Pid) -> Vec<i32> {
+    table()
+        .into_iter()
+        .filter(|(_, s)| s.pgid == pgid.as_raw() && !s.is_zombie())
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// The living descendants of `ancestor` (not `ancestor` itself), skipping the subtrees
+/// of `except`.
+pub fn descendants(ancestor: Pid, except: &[Pid]) -> Vec<(i32, Stat)> {
+    let table = table();
+    let mut found = Vec::new();
+    let mut parents = vec![ancestor.as_raw()];
+    while let Some(parent) = parents.pop() {
+        for &(pid, stat) in &table {
+            if stat.ppid != parent || except.iter().any(|e| e.as_raw() == pid) {
+                continue;
+            }
+            parents.push(pid);
+            if !stat.is_zombie() {
+                found.push((pid, stat));
+            }
+        }
+    }
+    found
+}
+
+/// The inodes of the sockets that process `pid` holds open.
+pub fn socket_inodes(pid: i32, into: &mut HashSet<u64>) {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return;
+    };
+    for fd in fds.flatten() {
+        let Ok(target) = fs::read_link(fd.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy();
+        if let Some(inode) = target
+            .strip_prefix("socket:[")
+            .and_then(|t| t.strip_suffix(']'))
+            .and_then(|t| t.parse().ok())
+        {
+            into.insert(inode);
+        }
+    }
+}
+
+/// Whether `pid`'s environment holds a variable named `name` (readable for our own
+/// processes only).
+pub fn has_env(pid: i32, name: &str) -> bool {
+    let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let prefix = format!("{name}=");
+    environ
+        .split(|&b| b == 0)
+        .any(|entry| entry.starts_with(prefix.as_bytes()))
+}
+
+/// Parses `/proc/PID/stat`: the command name is in parentheses and may itself contain
+/// spaces and parentheses, so the fields are read after the last `)`.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgid: fields.get(2)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_command_name() {
+        let line =
+            "123 (a) b (c)) S 1 456 456 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 50";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(
+            (s.state, s.ppid, s.pgid, s.start_ticks),
+            ('S', 1, 456, 98765)
+        );
+    }
+
+    #[test]
+    fn own_process() {
+        let me = std::process::id() as i32;
+        let s = stat(me).expect("our own stat");
+        assert_eq!(s.pgid, nix::unistd::getpgrp().as_raw());
+        assert!(!s.is_zombie());
+    }
+}

@@ -1,0 +1,328 @@
+//! Readiness: telling that a (re)started server accepts requests, so browsers are
+//! reloaded only then, and `reloadsup start` returns only then.
+//!
+//! Every check is a cheap poll repeated every `POLL` (never a blind sleep): a TCP
+//! connect, an HTTP GET answered below 500, a line of output matching a regex (seen by
+//! the output relay, or read from the log file), a fixed delay, or — by default — the
+//! server's process group listening on a TCP port, read from `/proc`. The caller starts
+//! checking only once the old server's process group is gone, so the old server can
+//! never answer for the new one.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+use regex::Regex;
+
+use crate::config::Ready;
+use crate::event::Event;
+use crate::procfs;
+
+/// How often a check is repeated.
+pub const POLL: Duration = Duration::from_millis(10);
+
+/// How long one connect or HTTP exchange may take before it counts as "not yet".
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// One way to tell readiness, resolved for one server process.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// A TCP connect to this address succeeds.
+    Connect(SocketAddr),
+    /// An HTTP GET of this URL is answered with a status below 500.
+    Http {
+        addr: SocketAddr,
+        host: String,
+        path: String,
+    },
+    /// A matching line was seen by the output relay (which sets the flag).
+    Flag(Arc<AtomicBool>),
+    /// A line of this log file, written after `offset`, matches.
+    LogFile {
+        path: PathBuf,
+        offset: u64,
+        regex: Regex,
+    },
+    /// This much time has passed since the start.
+    Delay(Duration),
+    /// Some process of this group listens on a TCP port.
+    GroupListens(Pid),
+}
+
+impl Check {
+    /// Whether the server is ready now; `since` is when it started.
+    pub fn poll(&self, since: Instant) -> bool {
+        match self {
+            Check::Connect(addr) => TcpStream::connect_timeout(addr, ATTEMPT_TIMEOUT).is_ok(),
+            Check::Http { addr, host, path } => {
+                http_status(*addr, host, path).is_some_and(|s| s < 500)
+            }
+            Check::Flag(flag) => flag.load(Ordering::Acquire),
+            Check::LogFile {
+                path,
+                offset,
+                regex,
+            } => log_matches(path, *offset, regex),
+            Check::Delay(delay) => since.elapsed() >= *delay,
+            Check::GroupListens(pgid) => !listening_ports(*pgid).is_empty(),
+        }
+    }
+
+    /// Polls until ready (`Ok`, with the time waited) or `timeout` (`Err`), or until
+    /// `cancelled` says to give up (`Err`).
+    pub fn wait(
+        &self,
+        since: Instant,
+        timeout: Duration,
+        mut cancelled: impl FnMut() -> bool,
+    ) -> Result<Duration, ()> {
+        let deadline = since + timeout;
+        loop {
+            if cancelled() {
+                return Err(());
+            }
+            if self.poll(since) {
+                return Ok(since.elapsed());
+            }
+            if Instant::now() >= deadline {
+                return Err(());
+            }
+            thread::sleep(POLL);
+        }
+    }
+}
+
+/// The result of a probe run on its own thread, sent to the app loop.
+#[derive(Debug)]
+pub struct Readiness {
+    /// Which start this is about; results for a replaced server are ignored.
+    pub generation: u64,
+    /// Time from the start to readiness (or to the timeout).
+    pub waited: Duration,
+    /// Whether the timeout passed first.
+    pub timed_out: bool,
+}
+
+/// Starts a thread that polls `check` and sends `Event::Ready`. It gives up silently as
+/// soon as `current` no longer holds `generation` (the server was replaced).
+pub fn spawn_probe(
+    check: Check,
+    generation: u64,
+    current: Arc<AtomicU64>,
+    since: Instant,
+    timeout: Duration,
+    tx: Sender<Event>,
+) {
+    let spawned = thread::Builder::new().name("ready".into()).spawn(move || {
+        let replaced = || current.load(Ordering::Acquire) != generation;
+        let result = check.wait(since, timeout, replaced);
+        if replaced() {
+            return;
+        }
+        let _ = tx.send(Event::Ready(Readiness {
+            generation,
+            waited: since.elapsed(),
+            timed_out: result.is_err(),
+        }));
+    });
+    if let Err(err) = spawned {
+        crate::report::warn(format!("cannot start the readiness probe: {err}"));
+    }
+}
+
+/// The check for a server just started as group `pgid`: `server.ready` as configured;
+/// else the proxy's upstream accepting connections when a proxy is configured; else the
+/// first TCP port the group listens on. `flag` is the output relay's, for `log`.
+pub fn check_for(
+    ready: Option<&Ready>,
+    upstream: Option<&str>,
+    pgid: Pid,
+    flag: Option<Arc<AtomicBool>>,
+) -> Result<Check, String> {
+    Ok(match ready {
+        Some(Ready::Port(port)) => Check::Connect(SocketAddr::from(([127, 0, 0, 1], *port))),
+        Some(Ready::Url(url)) => http_check(url)?,
+        Some(Ready::Log(_)) => Check::Flag(flag.unwrap_or_default()),
+        Some(Ready::Delay(delay)) => Check::Delay(*delay),
+        None => match upstream {
+            Some(address) => Check::Connect(
+                address
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| format!("cannot resolve the proxy upstream `{address}`"))?,
+            ),
+            None => Check::GroupListens(pgid),
+        },
+    })
+}
+
+/// Resolves a `http://host[:port]/path` URL into a check.
+pub fn http_check(url: &str) -> Result<Check, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{url}` is not an http:// URL"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("cannot resolve `{authority}` in `{url}`"))?;
+    Ok(Check::Http {
+        addr,
+        host: authority.to_string(),
+        path: path.to_string(),
+    })
+}
+
+/// The status code of `GET path`, or `None` if there is no answer (yet).
+fn http_status(addr: SocketAddr, host: &str, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, ATTEMPT_TIMEOUT).ok()?;
+    stream.set_read_timeout(Some(ATTEMPT_TIMEOUT)).ok()?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: reloadsup\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&buffer) {
+            Ok(_) if response.code.is_some() => return response.code,
+            Ok(_) if buffer.len() < 64 * 1024 => continue,
+            _ => return None,
+        }
+    }
+}
+
+fn log_matches(path: &PathBuf, offset: u64, regex: &Regex) -> bool {
+    let Ok(mut file) = fs::File::open(path) else {
+        return false;
+    };
+    if file.seek(SeekFrom::Start(offset)).is_err() {
+        return false;
+    }
+    let mut text = String::new();
+    let _ = file.take(16 * 1024 * 1024).read_to_string(&mut text);
+    text.lines().any(|line| regex.is_match(line))
+}
+
+/// The TCP ports that the processes of group `pgid` listen on (IPv4 and IPv6).
+pub fn listening_ports(pgid: Pid) -> Vec<u16> {
+    let inodes = group_socket_inodes(pgid);
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1 (HEX_IP:HEX_PORT), st is field 3 (0A = LISTEN),
+            // inode is field 9.
+            if fields.len() > 9
+                && fields[3] == "0A"
+                && fields[9].parse().is_ok_and(|i: u64| inodes.contains(&i))
+            {
+                if let Some(port) = fields[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                {
+                    ports.push(port);
+                }
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The inodes of the sockets held open by the processes of group `pgid`.
+fn group_socket_inodes(pgid: Pid) -> HashSet<u64> {
+    let mut inodes = HashSet::new();
+    for pid in procfs::group_members(pgid) {
+        procfs::socket_inodes(pid, &mut inodes);
+    }
+    inodes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn connect_check() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(Check::Connect(addr).poll(Instant::now()));
+        drop(listener);
+        assert!(!Check::Connect(addr).poll(Instant::now()));
+    }
+
+    #[test]
+    fn http_check_reads_the_status() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            for (i, stream) in listener.incoming().take(2).enumerate() {
+                let mut stream = stream.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let status = if i == 0 {
+                    "503 Service Unavailable"
+                } else {
+                    "404 Not Found"
+                };
+                let _ = stream.write_all(format!("HTTP/1.0 {status}\r\n\r\n").as_bytes());
+            }
+        });
+        let check = http_check(&format!("http://{addr}/health")).unwrap();
+        assert!(!check.poll(Instant::now()), "503 is not ready");
+        assert!(check.poll(Instant::now()), "404 is an answer below 500");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn own_listening_port_is_found() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let pgid = nix::unistd::getpgrp();
+        assert!(listening_ports(pgid).contains(&port));
+    }
+
+    #[test]
+    fn bad_urls() {
+        assert!(http_check("https://x/").is_err());
+        assert!(http_check("http://127.0.0.1:8000").is_ok());
+    }
+}

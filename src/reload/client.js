@@ -1,0 +1,331 @@
+// reloadsup's browser client: LiveReload protocol 7, written for reloadsup.
+//
+// Include it with one tag (the proxy and `serve` inject it for you):
+//   <script src="http://127.0.0.1:35729/livereload.js" defer></script>
+// Options come from the tag's own query string (or `window.LiveReloadOptions`), as
+// with livereload.js: host, port (blank = the script URL's own port, or none), path
+// (default `livereload`, no leading slash), https, mindelay and maxdelay (reconnect
+// backoff, ms; default 250 and 2000), handshake_timeout (ms).
+// Events on `document`: LiveReloadConnect, LiveReloadDisconnect; dispatching
+// LiveReloadShutDown disconnects for good.
+// It swaps stylesheets and images in place, reloads the page for anything else, keeps
+// the scroll position across the reloads it makes, reconnects quickly and never reloads
+// merely because it reconnected. Tests observe `window.__reloadsup`.
+(function () {
+  'use strict';
+
+  if (window.__reloadsup) return; // included twice (say, by the extension too)
+
+  var OFFICIAL_7 = 'http://livereload.com/protocols/official-7';
+  var VENDOR = 'https://reloadsup.invalid/protocols/reloadsup-1';
+  var SCROLL_KEY = '__reloadsup.scroll:';
+  var IMAGE = /\.(jpe?g|png|gif|svg|webp|avif|ico|bmp)$/i;
+  var CSS = /\.css(\.map)?$/i;
+  var verbose = /LR-verbose/.test(location.href);
+
+  var state = {
+    connected: false, // a handshaken socket is open
+    reloads: 0, // `reload` messages handled on this page
+    instance: null, // the supervisor's id, from its hello
+    status: null, // the dev server's state, from `status` (restarting|ready|failed)
+    message: null, // why it failed, with `failed`
+    url: null, // the WebSocket URL
+  };
+  window.__reloadsup = state;
+
+  function log() {
+    if (verbose) console.log.apply(console, ['[reloadsup]'].concat([].slice.call(arguments)));
+  }
+
+  // ---- options ----------------------------------------------------------------------
+
+  function findScript() {
+    if (document.currentScript && document.currentScript.src) return document.currentScript;
+    var scripts = document.getElementsByTagName('script');
+    for (var i = scripts.length - 1; i >= 0; i--) {
+      if (/(^|\/)z?livereload\.js(\?|#|$)/.test(scripts[i].src)) return scripts[i];
+    }
+    return null;
+  }
+
+  function options() {
+    var script = findScript();
+    var src = new URL(script ? script.src : location.href, location.href);
+    var q = src.searchParams;
+    var given = window.LiveReloadOptions || {};
+    var get = function (name) {
+      if (name in given) return String(given[name]);
+      return q.has(name) ? q.get(name) : null;
+    };
+    var number = function (name, fallback) {
+      var n = parseInt(get(name), 10);
+      return n > 0 ? n : fallback;
+    };
+    var port = get('port');
+    if (port === null) port = src.port || '35729';
+    else if (port === '') port = src.port; // blank: follow the script's origin
+    var secure = get('https');
+    secure = secure === null ? src.protocol === 'https:' : secure === 'true' || secure === '1';
+    var host = get('host') || src.hostname;
+    if (host.indexOf(':') >= 0 && host.charAt(0) !== '[') host = '[' + host + ']';
+    var path = (get('path') || 'livereload').replace(/^\/+/, '');
+    var min = number('mindelay', 250);
+    return {
+      url: (secure ? 'wss://' : 'ws://') + host + (port ? ':' + port : '') + '/' + path,
+      mindelay: min,
+      maxdelay: Math.max(min, number('maxdelay', 2000)),
+      handshake: number('handshake_timeout', number('handshake-timeout', 5000)),
+    };
+  }
+
+  var opts = options();
+  state.url = opts.url;
+
+  // ---- the connection ---------------------------------------------------------------
+
+  var socket = null;
+  var delay = opts.mindelay;
+  var retry = null;
+  var handshakeTimer = null;
+  var paused = false; // in the back/forward cache, or shut down
+
+  function fire(name) {
+    document.dispatchEvent(new CustomEvent(name));
+  }
+
+  function connect() {
+    clearTimeout(retry);
+    retry = null;
+    if (paused || socket) return;
+    log('connecting to', opts.url);
+    var ws;
+    try {
+      ws = new WebSocket(opts.url);
+    } catch (err) {
+      log('cannot connect:', err);
+      return schedule();
+    }
+    socket = ws;
+    var shook = false;
+    ws.onopen = function () {
+      ws.send(JSON.stringify({ command: 'hello', protocols: [OFFICIAL_7, VENDOR] }));
+      handshakeTimer = setTimeout(function () { ws.close(); }, opts.handshake);
+    };
+    ws.onmessage = function (event) {
+      var msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch (err) {
+        return ws.close(); // a protocol error: start over
+      }
+      if (!shook) {
+        if (!msg || msg.command !== 'hello' || (msg.protocols || []).indexOf(OFFICIAL_7) < 0) {
+          return ws.close();
+        }
+        shook = true;
+        onHello(ws, msg);
+      } else {
+        onCommand(msg);
+      }
+    };
+    ws.onclose = function () {
+      clearTimeout(handshakeTimer);
+      if (socket !== ws) return;
+      socket = null;
+      if (state.connected) {
+        state.connected = false;
+        fire('LiveReloadDisconnect');
+      }
+      schedule();
+    };
+  }
+
+  function onHello(ws, hello) {
+    clearTimeout(handshakeTimer);
+    delay = opts.mindelay;
+    // A new instance means reloadsup itself restarted while this page was open, and
+    // may have missed a change: reload once. A reconnect to the same one changes nothing.
+    var before = state.instance;
+    state.instance = hello.instance || null;
+    if (before && state.instance && before !== state.instance) {
+      log('reloadsup restarted; reloading');
+      return reloadPage();
+    }
+    state.connected = true;
+    ws.send(JSON.stringify({ command: 'info', plugins: {}, url: location.href }));
+    fire('LiveReloadConnect');
+    log('connected');
+  }
+
+  function schedule() {
+    if (paused || retry) return;
+    retry = setTimeout(connect, delay);
+    delay = Math.min(delay * 2, opts.maxdelay);
+  }
+
+  function disconnect() {
+    clearTimeout(retry);
+    retry = null;
+    if (socket) {
+      var ws = socket;
+      ws.onclose(); // report now; the close event may come after the page is frozen
+      ws.onclose = null;
+      ws.close();
+    }
+  }
+
+  // bfcache: a page with an open WebSocket is not kept, and a kept page must not hold one.
+  window.addEventListener('pagehide', function () { paused = true; disconnect(); });
+  window.addEventListener('pageshow', function () { paused = false; connect(); });
+  document.addEventListener('LiveReloadShutDown', function () { paused = true; disconnect(); });
+
+  // ---- commands ---------------------------------------------------------------------
+
+  function onCommand(msg) {
+    if (!msg) return;
+    if (msg.command === 'reload') {
+      state.reloads += 1;
+      onReload(msg);
+    } else if (msg.command === 'alert') {
+      window.alert(msg.message);
+    } else if (msg.command === 'status') {
+      state.status = msg.state;
+      state.message = msg.message || null;
+      badge(msg.state, msg.message);
+    }
+  }
+
+  function onReload(msg) {
+    var path = String(msg.path || '').split(/[?#]/)[0];
+    log('reload', path);
+    if (msg.liveCSS !== false && CSS.test(path)) return reloadStylesheets(path);
+    if (msg.liveImg !== false && IMAGE.test(path)) return reloadImages(path);
+    reloadPage();
+  }
+
+  function reloadPage() {
+    try {
+      sessionStorage.setItem(SCROLL_KEY + location.href,
+        JSON.stringify([window.scrollX, window.scrollY]));
+    } catch (err) { /* storage disabled: lose the scroll position */ }
+    location.reload();
+  }
+
+  function restoreScroll() {
+    var saved;
+    try {
+      saved = sessionStorage.getItem(SCROLL_KEY + location.href);
+      sessionStorage.removeItem(SCROLL_KEY + location.href);
+    } catch (err) { return; }
+    if (!saved) return;
+    var xy = JSON.parse(saved);
+    var restore = function () { window.scrollTo(xy[0], xy[1]); };
+    if (document.readyState === 'complete') restore();
+    else window.addEventListener('load', restore);
+  }
+
+  // How many trailing path segments two paths share: `/home/me/app/static/site.css` and
+  // `/static/site.css` share 2.
+  function shared(a, b) {
+    var x = a.split('/').filter(Boolean);
+    var y = b.split('/').filter(Boolean);
+    var n = 0;
+    while (n < x.length && n < y.length && x[x.length - 1 - n] === y[y.length - 1 - n]) n++;
+    return n;
+  }
+
+  function pathOf(url) {
+    try {
+      return decodeURIComponent(new URL(url, location.href).pathname);
+    } catch (err) {
+      return '';
+    }
+  }
+
+  function bust(url) {
+    var u = new URL(url, location.href);
+    u.searchParams.set('reloadsup', String(Date.now()));
+    return u.href;
+  }
+
+  // The best-matching of `items` by trailing segments (all of them on a tie).
+  function bestMatches(items, urlOf, path) {
+    var best = 0;
+    var found = [];
+    items.forEach(function (item) {
+      var score = shared(path, pathOf(urlOf(item)));
+      if (score > best) { best = score; found = [item]; }
+      else if (score === best && score > 0) found.push(item);
+    });
+    return found;
+  }
+
+  function reloadStylesheets(path) {
+    var links = [].slice.call(document.querySelectorAll('link[rel~="stylesheet"][href]'))
+      .filter(function (link) { return !link.__reloadsupOld && /^https?:/.test(link.href); });
+    var matched = bestMatches(links, function (link) { return link.href; }, path.replace(/\.map$/i, ''));
+    (matched.length ? matched : links).forEach(swapLink);
+  }
+
+  // Clone the link with a fresh URL and drop the old one only once the new one has
+  // loaded, so the page is never unstyled in between.
+  function swapLink(link) {
+    link.__reloadsupOld = true;
+    var clone = link.cloneNode(false);
+    clone.href = bust(link.href);
+    var done = false;
+    var finish = function () {
+      if (done) return;
+      done = true;
+      if (link.parentNode) link.parentNode.removeChild(link);
+    };
+    clone.addEventListener('load', finish);
+    clone.addEventListener('error', finish);
+    setTimeout(finish, 15000); // some browsers fire neither for a cached sheet
+    link.parentNode.insertBefore(clone, link.nextSibling);
+  }
+
+  function reloadImages(path) {
+    var images = [].slice.call(document.images).filter(function (img) { return /^https?:/.test(img.src); });
+    bestMatches(images, function (img) { return img.src; }, path).forEach(function (img) {
+      img.src = bust(img.src);
+    });
+    // Inline `style="background-image: url(...)"` too.
+    [].slice.call(document.querySelectorAll('[style*="url("]')).forEach(function (el) {
+      ['backgroundImage', 'borderImageSource'].forEach(function (prop) {
+        var value = el.style[prop];
+        if (!value) return;
+        el.style[prop] = value.replace(/url\((['"]?)([^'")]+)\1\)/g, function (all, quote, url) {
+          return shared(path, pathOf(url)) > 0 ? 'url(' + quote + bust(url) + quote + ')' : all;
+        });
+      });
+    });
+  }
+
+  // ---- a small badge for the dev server's state (our vendor protocol only) ----------
+
+  var badgeEl = null;
+
+  function badge(status, message) {
+    if (status === 'ready' || !document.body) {
+      if (badgeEl && badgeEl.parentNode) badgeEl.parentNode.removeChild(badgeEl);
+      badgeEl = null;
+      return;
+    }
+    if (!badgeEl) {
+      badgeEl = document.createElement('div');
+      badgeEl.id = '__reloadsup-status';
+      badgeEl.style.cssText = 'position:fixed;right:8px;bottom:8px;z-index:2147483647;' +
+        'max-width:40em;padding:4px 8px;border-radius:4px;font:12px/1.4 monospace;' +
+        'white-space:pre-wrap;color:#fff;pointer-events:none;opacity:.9';
+      document.body.appendChild(badgeEl);
+    }
+    badgeEl.style.background = status === 'failed' ? '#b00020' : '#444';
+    badgeEl.textContent = status === 'failed'
+      ? 'reloadsup: the server failed' + (message ? ': ' + message : '')
+      : 'reloadsup: restarting…';
+  }
+
+  restoreScroll();
+  connect();
+})();
