@@ -8,8 +8,9 @@ For each tool this measures, in one run:
 2. the tool's idle CPU (utime+stime clock ticks) over a quiet period;
 3. the tool's resident memory (VmRSS) in MiB.
 
-The server is `sh -c 'date +%s%N >> "$STARTS"; exec sleep 1000'`, so every
-start appends its own wall-clock time (ns) to a log file. One save's latency
+The server is `sh -c 'date +%s%N >> "$STARTS"; exec python3 -c ...'`: every
+start appends its own wall-clock time (ns) to a log file, then listens on a
+free port like a dev server. One save's latency
 is (first new line in that log after t0) - t0, where t0 = time.time_ns()
 right before the save's first file-system call.
 
@@ -34,7 +35,13 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
 
-SERVER_SCRIPT = 'date +%s%N >> "$STARTS"; exec sleep 1000'
+# The server stamps its start, then listens on $PORT like a dev server would (so a
+# tool that waits for readiness sees it ready, as in real use).
+SERVER_SCRIPT = (
+    'date +%s%N >> "$STARTS"; exec python3 -c "import os, socket, time; '
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+    "s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen(); time.sleep(1000)\""
+)
 START_TIMEOUT_S = 10.0  # first server start after launching the tool
 SAVE_TIMEOUT_S = 5.0  # a save must cause a restart within this time
 QUIET_S = 0.300  # no new start for this long => the save's restarts are over
@@ -214,8 +221,16 @@ def session_members(sid: int) -> list[int]:
 # --------------------------------------------------------------------------
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_tool(argv: list[str], workdir: Path, starts: Path) -> subprocess.Popen:
-    env = dict(os.environ, STARTS=str(starts))
+    env = dict(os.environ, STARTS=str(starts), PORT=str(free_port()))
     out = open(workdir / "tool-output.log", "wb")
     try:
         proc = subprocess.Popen(
@@ -245,7 +260,7 @@ def stop_tool(proc: subprocess.Popen) -> list[str]:
 
     The tool is its own session leader (start_new_session), and the servers it
     starts (each in its own process group) stay in that session unless they call
-    setsid, so the session id finds every leftover `sleep 1000`. Returns
+    setsid, so the session id finds every leftover server. Returns
     problems worth reporting (empty when the stop was clean).
     """
     problems = []

@@ -26,8 +26,19 @@ use crate::config::Ready;
 use crate::event::Event;
 use crate::procfs;
 
-/// How often a check is repeated.
+/// How often a check is repeated at first: a server that binds within a second is
+/// seen within 10 ms of binding.
 pub const POLL: Duration = Duration::from_millis(10);
+
+/// The interval after `elapsed` of waiting: fine at first, coarser for a slow server
+/// (or one that never listens), so a long wait costs next to no CPU.
+fn interval(elapsed: Duration) -> Duration {
+    match elapsed.as_secs() {
+        0 => POLL,
+        1..=4 => Duration::from_millis(50),
+        _ => Duration::from_millis(250),
+    }
+}
 
 /// How long one connect or HTTP exchange may take before it counts as "not yet".
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -92,10 +103,11 @@ impl Check {
             if self.poll(since) {
                 return Ok(since.elapsed());
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(());
             }
-            thread::sleep(POLL);
+            thread::sleep(interval(since.elapsed()).min(deadline - now));
         }
     }
 }

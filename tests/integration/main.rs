@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real files, real processes.
 
+mod control;
 mod editors;
 mod process;
 mod taskfile;

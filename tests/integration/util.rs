@@ -296,6 +296,13 @@ pub fn processes_with(needle: &str) -> Vec<i32> {
     found
 }
 
+/// Whether process `pid` exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .is_some_and(|i| !stat[i + 1..].trim_start().starts_with('Z'))
+}
+
 /// A TCP port that is free right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,339 @@
+//! `start | stop | restart | status`: the PID-file lifecycle for build scripts.
+
+use crate::util::{BIN, Output, Project, alive, free_port, wait_until};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+/// A server that prints a line, waits 300 ms, then listens on `PORT` (argv[1]).
+const SLOW_SERVER: &str = r#"
+import socket, sys, time
+print("booting", flush=True)
+time.sleep(0.3)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    c.close()
+"#;
+
+/// A project whose server is `SLOW_SERVER` behind a shell, ready on its port.
+fn project() -> (Project, u16) {
+    let p = Project::new();
+    let port = free_port();
+    p.write("server.py", SLOW_SERVER);
+    p.write("app.py", "");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'python3 server.py {port} \"$TOKEN\"; echo after'\n\
+             env = {{ TOKEN = \"{}\" }}\nready = {{ port = {port} }}\nready_timeout = \"5s\"\n\
+             stop_timeout = \"2s\"\n[watch]\nfile_dep = [\"app.py\"]\n[reload]\nport = {}\n",
+            p.token,
+            free_port()
+        ),
+    );
+    (p, port)
+}
+
+fn pid_file(p: &Project) -> Option<i32> {
+    p.read("reloadsup.pid").trim().parse().ok()
+}
+
+fn accepts(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[track_caller]
+fn ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[test]
+fn start_status_stop_cycle() {
+    let (p, port) = project();
+    let out = p.output(&["start"]);
+    ok(&out);
+    assert!(accepts(port), "ready when start returns");
+    assert!(out.stderr.contains("ready in "), "{}", out.stderr);
+    let pid = pid_file(&p).expect("a PID file");
+    assert_eq!(p.servers().len(), 1);
+
+    let status = p.output(&["status"]);
+    ok(&status);
+    assert!(
+        status
+            .stdout
+            .starts_with(&format!("running (pid {pid}, up ")),
+        "{}",
+        status.stdout
+    );
+
+    let again = p.output(&["start"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        again
+            .stderr
+            .contains(&format!("already running (pid {pid})")),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(pid_file(&p), Some(pid), "the PID file is untouched");
+
+    ok(&p.output(&["stop"]));
+    assert!(p.servers().is_empty(), "no process left");
+    assert!(!accepts(port));
+    assert!(!p.path("reloadsup.pid").exists());
+
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(3));
+    assert_eq!(status.stdout, "not running\n");
+    let stop = p.output(&["stop"]);
+    ok(&stop);
+    assert!(stop.stderr.contains("not running"));
+    assert!(
+        p.read("reloadsup.log").contains("listening"),
+        "output goes to the log file"
+    );
+}
+
+#[test]
+fn status_json() {
+    let (p, _port) = project();
+    let out = p.output(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.contains("\"running\":false"), "{}", out.stdout);
+    ok(&p.output(&["start"]));
+    let out = p.output(&["status", "--json"]);
+    ok(&out);
+    let pid = pid_file(&p).unwrap();
+    for needle in [
+        "\"running\":true".to_string(),
+        format!("\"pid\":{pid}"),
+        "\"supervisor_pid\":null".into(),
+        "\"started_at\":\"20".into(),
+        "\"command\":\"python3 server.py".into(),
+    ] {
+        assert!(out.stdout.contains(&needle), "{needle} in {}", out.stdout);
+    }
+    ok(&p.output(&["stop"]));
+}
+
+#[test]
+fn stale_pid_files_are_recovered() {
+    let (p, _port) = project();
+    // A PID that no process has.
+    p.write("reloadsup.pid", "999999999\n");
+    let out = p.output(&["start"]);
+    ok(&out);
+    assert!(
+        out.stderr
+            .contains("stale PID file: pid 999999999 is not running"),
+        "{}",
+        out.stderr
+    );
+    ok(&p.output(&["stop"]));
+
+    // A PID that an unrelated live process has: recognised, and left alone.
+    let mut unrelated = Command::new("sleep")
+        .arg("30")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    p.write("reloadsup.pid", &format!("{}\n", unrelated.id()));
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
+    let out = p.output(&["start"]);
+    ok(&out);
+    assert!(out.stderr.contains("is another process"), "{}", out.stderr);
+    assert_ne!(pid_file(&p), Some(unrelated.id() as i32));
+    ok(&p.output(&["stop"]));
+    assert!(
+        unrelated.try_wait().unwrap().is_none(),
+        "the unrelated process lives"
+    );
+    unrelated.kill().unwrap();
+    let _ = unrelated.wait();
+}
+
+#[test]
+fn restart_starts_when_stopped_and_replaces_when_running() {
+    let (p, port) = project();
+    ok(&p.output(&["restart"]));
+    assert!(accepts(port));
+    let first = pid_file(&p).unwrap();
+    ok(&p.output(&["restart"]));
+    let second = pid_file(&p).unwrap();
+    assert_ne!(first, second);
+    assert!(accepts(port));
+    assert!(!alive(first), "the old server is gone");
+    assert_eq!(p.servers().len(), 1);
+    ok(&p.output(&["stop"]));
+}
+
+#[test]
+fn concurrent_starts_make_one_server() {
+    let (p, port) = project();
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            Command::new(BIN)
+                .arg("start")
+                .current_dir(&p.dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<Option<i32>> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code())
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(1)).count(),
+        5,
+        "{codes:?}"
+    );
+    assert!(accepts(port));
+    assert_eq!(p.servers().len(), 1);
+    ok(&p.output(&["stop"]));
+}
+
+#[test]
+fn a_server_that_fails_to_start_leaves_nothing() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'echo config error: no DATABASE_URL; sleep 0.2; exit 4; sleep {}'\n\
+             ready = {{ port = {} }}\n",
+            p.token,
+            free_port()
+        ),
+    );
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("exited with code 4 before it was ready"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("| config error: no DATABASE_URL"),
+        "the log tail: {}",
+        out.stderr
+    );
+    assert!(!p.path("reloadsup.pid").exists());
+    assert!(p.servers().is_empty());
+
+    // Never ready: stopped after the timeout.
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\nready = {{ port = {} }}\nready_timeout = \"500ms\"\n",
+            p.token,
+            free_port()
+        ),
+    );
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr
+            .contains("was not ready within 500ms; stopped it"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path("reloadsup.pid").exists());
+    assert!(p.servers().is_empty());
+}
+
+#[test]
+fn beside_a_running_supervisor() {
+    let (p, port) = project();
+    let mut sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    let first = pid_file(&p).unwrap();
+
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.contains("already running under `reloadsup run`"),
+        "{}",
+        out.stderr
+    );
+
+    let status = p.output(&["status"]);
+    ok(&status);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("watched by `reloadsup run` (pid {})", sup.pid()))
+    );
+
+    let out = p.output(&["restart"]);
+    ok(&out);
+    assert!(accepts(port), "ready when restart returns");
+    let second = pid_file(&p).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(sup.count("restarting"), 1, "the supervisor restarted once");
+    assert_eq!(p.servers().len(), 1);
+
+    ok(&p.output(&["stop"]));
+    let status = sup.wait_exit();
+    assert!(status.success(), "SIGTERM: exit 0");
+    assert!(p.servers().is_empty());
+    assert!(!p.path("reloadsup.pid").exists());
+}
+
+#[test]
+fn run_refuses_when_start_already_runs_the_server() {
+    let (p, _port) = project();
+    ok(&p.output(&["start"]));
+    let out = p.output(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.contains("started by `reloadsup start`"),
+        "{}",
+        out.stderr
+    );
+    ok(&p.output(&["stop"]));
+}
+
+#[test]
+fn stop_escalates_to_sigkill() {
+    let p = Project::new();
+    let port = free_port();
+    p.write(
+        "server.py",
+        "import signal, socket, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+         s = socket.socket()\ns.bind(('127.0.0.1', int(sys.argv[1])))\ns.listen()\ntime.sleep(1000)\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{port}', '{}']\nstop_timeout = \"300ms\"\n\
+             ready = {{ port = {port} }}\n",
+            p.token
+        ),
+    );
+    ok(&p.output(&["start"]));
+    let out = p.output(&["stop"]);
+    ok(&out);
+    assert!(out.stderr.contains("killed with SIGKILL"), "{}", out.stderr);
+    wait_until("no server", || p.servers().is_empty());
+}
