@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
+use crate::browsers::Browsers;
 use crate::config::Config;
 use crate::control::state::Recorder;
 use crate::debounce::Debouncer;
@@ -71,6 +72,7 @@ struct App {
     watcher: Watcher,
     debouncer: Debouncer,
     supervisor: Supervisor,
+    browsers: Browsers,
     after_stop: AfterStop,
     /// Changes seen during a restart: one more restart once it is done.
     follow_up: Option<Vec<String>>,
@@ -91,6 +93,7 @@ pub fn run(config: Config) -> Result<i32> {
         .clone()
         .ok_or_else(|| Error::Usage("nothing to run: no `server.command`".into()))?;
     let recorder = crate::control::claim_for_run(&config)?;
+    let browsers = Browsers::start(&config.reload)?;
     let (tx, rx) = mpsc::channel();
     crate::signals::spawn(tx.clone())?;
     let mut filter = Filter::new(&config);
@@ -111,6 +114,7 @@ pub fn run(config: Config) -> Result<i32> {
     });
     let mut app = App {
         supervisor: Supervisor::new(server),
+        browsers,
         config,
         filter,
         watcher,
@@ -215,6 +219,9 @@ impl App {
         }
         if !assets.is_empty() {
             report::info(format!("asset changed: {}", summary(&assets)));
+            if restart.is_empty() {
+                self.browsers.reload_assets(&assets);
+            }
         }
         for &index in &tasks {
             let task = &self.config.tasks[index];
@@ -248,6 +255,8 @@ impl App {
             self.start(changed, Some(now));
         } else {
             report::info("restarting");
+            self.forget_starting();
+            self.browsers.restarting();
             self.after_stop = AfterStop::Start {
                 changed,
                 began: now,
@@ -276,7 +285,10 @@ impl App {
                 self.probe(spawned);
                 self.starting = Some(Starting { path, began });
             }
-            Err(message) => report::error(format!("{message}; waiting for the next change")),
+            Err(message) => {
+                self.browsers.failed(&message);
+                report::error(format!("{message}; waiting for the next change"));
+            }
         }
         if let Some(more) = self.follow_up.take() {
             report::info("changed during the restart: restarting once more");
@@ -346,14 +358,10 @@ impl App {
                 recorder.ready();
             }
         }
+        self.browsers.ready();
         if starting.began.is_some() {
-            self.reload_browsers(&starting.path);
+            self.browsers.reload_page(&starting.path);
         }
-    }
-
-    /// Tells browsers to reload fully after a restart.
-    fn reload_browsers(&mut self, path: &str) {
-        report::debug(format_args!("reload {path}"));
     }
 
     fn on_outcome(&mut self, outcome: Outcome) {
@@ -363,6 +371,7 @@ impl App {
                 if let Some(recorder) = &mut self.recorder {
                     recorder.stopped();
                 }
+                self.browsers.failed(&format!("server (pid {pid}) {how}"));
                 report::warn(format!(
                     "server (pid {pid}) {how}; it restarts at the next change"
                 ));

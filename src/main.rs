@@ -4,6 +4,7 @@
 //! subcommand, map the result to an exit code. The pipeline itself reads from `app`.
 
 mod app;
+mod browsers;
 mod check;
 mod cli;
 mod config;

@@ -53,7 +53,7 @@ impl Default for Timing {
 /// Who may receive an outgoing message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {
-    /// Every handshaken client (`reload`, `alert`).
+    /// Every handshaken client (`reload`).
     All,
     /// Only clients that negotiated our vendor protocol (`status`).
     Vendor,
@@ -88,6 +88,7 @@ struct Book {
 }
 
 struct Shared {
+    #[cfg(test)]
     instance: String,
     hello: Utf8Bytes,
     policy: OriginPolicy,
@@ -124,6 +125,7 @@ impl Hub {
         .into();
         let (sender, _) = broadcast::channel(BACKLOG);
         let shared = Shared {
+            #[cfg(test)]
             instance,
             hello,
             policy: OriginPolicy::new(allow_origins),
@@ -140,6 +142,7 @@ impl Hub {
     }
 
     /// The id in our `hello`, unique to this supervisor process.
+    #[cfg(test)]
     pub fn instance(&self) -> &str {
         &self.shared.instance
     }
@@ -155,13 +158,6 @@ impl Hub {
         self.send(Audience::All, text)
     }
 
-    /// Sends `alert` (shown with `window.alert`) to every handshaken client; returns how
-    /// many that is.
-    pub fn alert(&self, message: &str) -> usize {
-        let text = ServerMessage::Alert { message }.encode();
-        self.send(Audience::All, text)
-    }
-
     /// Records the dev server's state and sends it as `status` to vendor clients, now
     /// and to each that connects later.
     pub fn set_state(&self, state: ServerState) {
@@ -172,6 +168,7 @@ impl Hub {
     }
 
     /// How many clients are connected and handshaken.
+    #[cfg(test)]
     pub fn clients(&self) -> usize {
         self.book().handshaken
     }

@@ -16,16 +16,12 @@
 //!
 //! The protocol: every socket gets our `hello` first (`official-7` plus [`VENDOR`] and
 //! an `instance` id); a client counts once its own `hello` arrives and is then sent
-//! `reload` and `alert`; a client that listed [`VENDOR`] is also sent `status`.
+//! `reload`; a client that listed [`VENDOR`] is also sent `status`.
 //! `client.js` is our own browser client, served as `/livereload.js`.
 //!
 //! Files: `hub` (shared state, counting, the broadcast channel), `http` (the handler:
 //! script and upgrade), `socket` (one WebSocket's loop), `protocol` (messages, pure),
 //! `origin` (who may connect, pure), `server` (the standalone listener thread).
-
-// Until the app loop, the proxy and `serve` use it (issues 4–6), most of this surface is
-// reached only from tests; remove this once it is wired in.
-#![allow(dead_code, unused_imports)]
 
 mod http;
 mod hub;
@@ -39,10 +35,7 @@ mod tests;
 use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 
-pub use http::PREFIX;
 pub use hub::Hub;
-pub use protocol::VENDOR;
-pub use server::serve_connection;
 
 /// A `reload` to send: the changed file, and whether the browser may swap it in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,23 +122,20 @@ impl Reloader {
         self.hub.broadcast(reload)
     }
 
-    /// Sends `alert` to every handshaken client; returns how many were sent it.
-    pub fn alert(&self, message: &str) -> usize {
-        self.hub.alert(message)
-    }
-
     /// The dev server's state, for clients that negotiated our vendor protocol only.
     pub fn set_state(&self, state: ServerState) {
         self.hub.set_state(state);
     }
 
     /// How many clients are connected and handshaken.
+    #[cfg(test)]
     pub fn clients(&self) -> usize {
         self.hub.clients()
     }
 
     /// The hub, to mount [`Hub::handle`] on another server (the proxy, `serve`) so one
     /// broadcast reaches the browsers of every origin.
+    #[cfg(test)]
     pub fn hub(&self) -> Hub {
         self.hub.clone()
     }

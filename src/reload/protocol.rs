@@ -1,7 +1,7 @@
 //! The LiveReload protocol 7 messages, as pure encode and decode functions.
 //!
 //! Every frame is a text frame holding one JSON object with a string `command`. The
-//! server sends `hello` first, then only `reload` and `alert` to plain clients
+//! server sends `hello` first, then only `reload` to plain clients
 //! (livereload.js treats any other command as a protocol error and drops the socket).
 //! `status` is our own command, sent only to clients that listed [`VENDOR`] in their
 //! `hello`, which is how the protocol lets two parties agree on extensions.
@@ -45,8 +45,6 @@ pub enum ServerMessage<'a> {
         #[serde(rename = "liveImg")]
         live_img: bool,
     },
-    /// Show `message` with `window.alert`.
-    Alert { message: &'a str },
     /// The dev server's state (vendor clients only): `restarting`, `ready` or `failed`;
     /// `message` is `null` unless it failed.
     Status {
@@ -138,11 +136,7 @@ mod tests {
     }
 
     #[test]
-    fn alert_and_status_encode() {
-        assert_eq!(
-            ServerMessage::Alert { message: "hi" }.encode(),
-            r#"{"command":"alert","message":"hi"}"#
-        );
+    fn status_encodes() {
         assert_eq!(
             ServerMessage::Status {
                 state: "ready",

@@ -305,18 +305,6 @@ fn status_goes_to_vendor_clients_only() {
 }
 
 #[test]
-fn alerts_reach_handshaken_clients() {
-    let server = start();
-    let mut ws = handshaken(server.local_addr(), false);
-    wait_until("handshaken", || server.clients() == 1);
-    assert_eq!(server.alert("build failed"), 1);
-    assert_eq!(
-        next_json(&mut ws),
-        serde_json::json!({"command": "alert", "message": "build failed"})
-    );
-}
-
-#[test]
 fn info_url_and_unknown_commands_are_ignored() {
     let server = start();
     let mut ws = handshaken(server.local_addr(), false);
@@ -506,7 +494,7 @@ fn the_handler_mounts_on_another_server() {
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
 
-    use super::PREFIX;
+    use super::http::PREFIX;
 
     let reloader = start();
     let hub = reloader.hub();

@@ -1,6 +1,6 @@
 //! `start | stop | restart | status`: the PID-file lifecycle for build scripts.
 
-use crate::util::{BIN, Output, Project, alive, free_port, wait_until};
+use crate::util::{BIN, LiveReloadClient, Output, Project, alive, free_port, wait_until};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
@@ -21,8 +21,14 @@ while True:
 
 /// A project whose server is `SLOW_SERVER` behind a shell, ready on its port.
 fn project() -> (Project, u16) {
+    let (p, port, _reload) = project_with_reload_port();
+    (p, port)
+}
+
+/// As `project`, also returning the reload port.
+fn project_with_reload_port() -> (Project, u16, u16) {
     let p = Project::new();
-    let port = free_port();
+    let (port, reload) = (free_port(), free_port());
     p.write("server.py", SLOW_SERVER);
     p.write("app.py", "");
     p.write(
@@ -30,12 +36,11 @@ fn project() -> (Project, u16) {
         &format!(
             "[server]\ncommand = 'python3 server.py {port} \"$TOKEN\"; echo after'\n\
              env = {{ TOKEN = \"{}\" }}\nready = {{ port = {port} }}\nready_timeout = \"5s\"\n\
-             stop_timeout = \"2s\"\n[watch]\nfile_dep = [\"app.py\"]\n[reload]\nport = {}\n",
+             stop_timeout = \"2s\"\n[watch]\nfile_dep = [\"app.py\"]\n[reload]\nport = {reload}\n",
             p.token,
-            free_port()
         ),
     );
-    (p, port)
+    (p, port, reload)
 }
 
 fn pid_file(p: &Project) -> Option<i32> {
@@ -264,10 +269,11 @@ fn a_server_that_fails_to_start_leaves_nothing() {
 
 #[test]
 fn beside_a_running_supervisor() {
-    let (p, port) = project();
+    let (p, port, reload) = project_with_reload_port();
     let mut sup = p.start(&["run"]);
     sup.wait_for("ready in ");
     let first = pid_file(&p).unwrap();
+    let mut browser = LiveReloadClient::connect(reload);
 
     let out = p.output(&["start"]);
     assert_eq!(out.status.code(), Some(1));
@@ -292,6 +298,10 @@ fn beside_a_running_supervisor() {
     assert_ne!(first, second);
     assert_eq!(sup.count("restarting"), 1, "the supervisor restarted once");
     assert_eq!(p.servers().len(), 1);
+    let message = browser
+        .next(std::time::Duration::from_secs(5))
+        .expect("browsers reload");
+    assert_eq!(message["command"], "reload");
 
     ok(&p.output(&["stop"]));
     let status = sup.wait_exit();

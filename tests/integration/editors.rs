@@ -19,7 +19,7 @@ fn running() -> (Project, crate::util::Sup) {
     p.write("notes.txt", "notes\n");
     p.write(".gitignore", "build/\n");
     p.sleeper_task_file("[\"**/*.py\"]", "");
-    let sup = p.start(&["run"]);
+    let sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     sup.wait_for("started");
     (p, sup)
@@ -255,7 +255,7 @@ fn git_checkout_of_forty_files_is_one_restart() {
     git(&["commit", "-qam", "two"]);
     git(&["checkout", "-q", "main"]);
     p.sleeper_task_file("[\"src/**/*.py\"]", "");
-    let sup = p.start(&["run"]);
+    let sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     sup.wait_for("started");
     git(&["checkout", "-q", "two"]);

@@ -2,6 +2,7 @@
 
 mod control;
 mod editors;
+mod livereload;
 mod process;
 mod taskfile;
 mod util;

@@ -42,7 +42,7 @@ fn shell_wrapped_server_is_fully_replaced() {
             p.token
         ),
     );
-    let sup = p.start(&["run"]);
+    let sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     for n in 1..=3 {
         save(&p, n);
@@ -70,7 +70,7 @@ fn server_ignoring_sigterm_is_killed_after_stop_timeout() {
             p.token
         ),
     );
-    let sup = p.start(&["run"]);
+    let sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     save(&p, 1);
     p.wait_starts(2);
@@ -109,7 +109,7 @@ fn change_during_a_restart_gives_exactly_one_more() {
             p.token
         ),
     );
-    let sup = p.start(&["run"]);
+    let sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     save(&p, 1);
     sup.wait_for("restarting");
@@ -130,7 +130,7 @@ fn sigint_stops_everything_and_exits_130() {
     let p = Project::new();
     p.write("app.py", "");
     p.sleeper_task_file("[\"*.py\"]", "");
-    let mut sup = p.start(&["run"]);
+    let mut sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     wait_until("PID file", || p.path("reloadsup.pid").exists());
     let pid: i32 = p.read("reloadsup.pid").trim().parse().unwrap();
@@ -148,7 +148,7 @@ fn sigterm_exits_0() {
     let p = Project::new();
     p.write("app.py", "");
     p.sleeper_task_file("[\"*.py\"]", "");
-    let mut sup = p.start(&["run"]);
+    let mut sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     sup.signal(Signal::SIGTERM);
     assert_eq!(sup.wait_exit().code(), Some(0));
@@ -169,7 +169,7 @@ fn sigkill_of_the_supervisor_leaves_no_server() {
             p.token
         ),
     );
-    let mut sup = p.start(&["run"]);
+    let mut sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     wait_until("the server", || p.servers().len() == 2);
     sup.signal(Signal::SIGKILL);
@@ -191,7 +191,7 @@ fn daemonized_grandchild_cannot_escape_a_stop() {
         ),
     );
     let escaped = format!("{}1", p.token);
-    let mut sup = p.start(&["run"]);
+    let mut sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     wait_until("the daemon", || processes_with(&escaped).len() == 1);
     save(&p, 1);
@@ -216,7 +216,7 @@ fn crashing_server_keeps_the_supervisor_alive() {
         "reload.toml",
         "[server]\ncommand = 'echo start >> starts.log; exit 3'\n[watch]\nfile_dep = [\"*.py\"]\n",
     );
-    let mut sup = p.start(&["run"]);
+    let mut sup = p.start(&["run", "--no-reload"]);
     sup.wait_for("exited with code 3; it restarts at the next change");
     assert!(
         !p.path("reloadsup.pid").exists(),
@@ -237,7 +237,7 @@ fn missing_command_is_reported_and_watching_goes_on() {
         "[server]\ncommand = ['/nonexistent/reloadsup-no-such-server', '--x']\n\
          [watch]\nfile_dep = [\"*.py\"]\n",
     );
-    let mut sup = p.start(&["run"]);
+    let mut sup = p.start(&["run", "--no-reload"]);
     sup.wait_for("cannot start `/nonexistent/reloadsup-no-such-server`");
     save(&p, 1);
     sup.wait_for_n("cannot start", 2);
@@ -252,7 +252,7 @@ fn missing_shell_command_says_not_found() {
         "reload.toml",
         "[server]\ncommand = 'reloadsup-no-such-command-xyz'\n[watch]\nfile_dep = [\"*.py\"]\n",
     );
-    let sup = p.start(&["run"]);
+    let sup = p.start(&["run", "--no-reload"]);
     sup.wait_for("exited with code 127 (command not found)");
 }
 
@@ -261,7 +261,16 @@ fn ad_hoc_mode_needs_no_task_file() {
     let p = Project::new();
     p.write("app.py", "");
     let script = format!("echo start >> starts.log; exec sleep {}", p.token);
-    let mut sup = p.start(&["run", "-w", "*.py", "--", "sh", "-c", &script]);
+    let mut sup = p.start(&[
+        "run",
+        "--no-reload",
+        "-w",
+        "*.py",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     p.wait_starts(1);
     save(&p, 1);
     p.wait_starts(2);
@@ -282,7 +291,7 @@ fn task_runs_before_the_restart_it_feeds() {
         "[\"*.py\"]",
         "[[task]]\nname = \"gen\"\nfile_dep = [\"src/*.txt\"]\nactions = [\"cp src/a.txt gen.py\"]\n",
     );
-    let sup = p.start(&["run"]);
+    let sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     assert_eq!(p.read("gen.py"), "one", "tasks run before the first start");
     p.write("src/a.txt", "two");
@@ -297,7 +306,7 @@ fn polling_sees_changes() {
     let p = Project::new();
     p.write("app.py", "");
     p.sleeper_task_file("[\"**/*.py\"]", "");
-    let sup = p.start(&["run", "--poll", "100ms"]);
+    let sup = p.start(&["run", "--no-reload", "--poll", "100ms"]);
     p.wait_starts(1);
     sup.wait_for("polling every 100ms");
     save(&p, 1);
@@ -328,7 +337,7 @@ fn inotify_limit_falls_back_to_polling() {
         return;
     }
     let script = format!(
-        "echo 2 > /proc/sys/user/max_inotify_watches && exec {} run",
+        "echo 2 > /proc/sys/user/max_inotify_watches && exec {} run --no-reload",
         crate::util::BIN
     );
     let sup = Sup::spawn_command(
@@ -348,7 +357,7 @@ fn sigusr1_restarts() {
     let p = Project::new();
     p.write("app.py", "");
     p.sleeper_task_file("[\"*.py\"]", "");
-    let sup = p.start(&["run"]);
+    let sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     sup.signal(Signal::SIGUSR1);
     p.wait_starts(2);
@@ -394,7 +403,7 @@ fn readiness_waits_for_the_port() {
                 p.token
             ),
         );
-        let sup = p.start(&["run"]);
+        let sup = p.start(&["run", "--no-reload"]);
         if ready.contains("never") {
             sup.wait_for("the server is not ready after 3s; reloading browsers anyway");
         } else {

@@ -311,3 +311,58 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A LiveReload client over a real WebSocket.
+pub struct LiveReloadClient {
+    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+}
+
+impl LiveReloadClient {
+    /// Connects to `ws://127.0.0.1:PORT/livereload` (waiting for the server to listen),
+    /// says hello, and reads the server's hello.
+    #[track_caller]
+    pub fn connect(port: u16) -> LiveReloadClient {
+        let url = format!("ws://127.0.0.1:{port}/livereload");
+        let mut connected = None;
+        wait_until("the reload server", || {
+            connected = tungstenite::connect(&url).ok();
+            connected.is_some()
+        });
+        let (ws, _) = connected.unwrap();
+        let mut client = LiveReloadClient { ws };
+        client.send(
+            r#"{"command":"hello","protocols":["http://livereload.com/protocols/official-7"]}"#,
+        );
+        let hello = client.next(WAIT).expect("the server's hello");
+        assert_eq!(hello["command"], "hello", "{hello}");
+        client
+    }
+
+    pub fn send(&mut self, text: &str) {
+        self.ws.send(tungstenite::Message::text(text)).unwrap();
+    }
+
+    /// The next JSON message, or `None` if none comes within `timeout`.
+    pub fn next(&mut self, timeout: Duration) -> Option<serde_json::Value> {
+        if let tungstenite::stream::MaybeTlsStream::Plain(stream) = self.ws.get_mut() {
+            stream.set_read_timeout(Some(timeout)).unwrap();
+        }
+        loop {
+            match self.ws.read() {
+                Ok(tungstenite::Message::Text(text)) => {
+                    return Some(serde_json::from_str(text.as_str()).unwrap());
+                }
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(err))
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None;
+                }
+                Err(err) => panic!("websocket: {err}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Browser reload through the real binary: the LiveReload socket, readiness, assets.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::util::{LiveReloadClient, Project, QUIET, free_port};
+
+/// A server that waits 400 ms before it listens on argv[1], then logs its start.
+const SLOW_BIND: &str = r#"
+import socket, sys, time
+time.sleep(0.4)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+open("starts.log", "a").write("start\n")
+time.sleep(1000)
+"#;
+
+/// A project with a slow-binding server, `app.py` restarting it and `static/*.css` as
+/// assets. Returns the project, the server's port and the reload port.
+fn project(ready: &str) -> (Project, u16, u16) {
+    let p = Project::new();
+    let (port, reload) = (free_port(), free_port());
+    p.write("server.py", SLOW_BIND);
+    p.write("app.py", "");
+    p.write("static/site.css", "h1 { color: red }");
+    let ready = ready.replace("PORT", &port.to_string());
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{port}', '{}']\n{ready}\n\
+             [watch]\nfile_dep = ['**/*.py']\n[reload]\nport = {reload}\nassets = ['static/*.css']\n",
+            p.token
+        ),
+    );
+    (p, port, reload)
+}
+
+#[test]
+fn reload_arrives_once_and_only_when_the_new_server_accepts() {
+    for ready in ["ready = { port = PORT }", ""] {
+        let (p, port, reload) = project(ready);
+        let sup = p.start(&["run"]);
+        p.wait_starts(1);
+        let mut client = LiveReloadClient::connect(reload);
+        let saved = Instant::now();
+        p.write("app.py", "v = 1\n");
+        let message = client.next(Duration::from_secs(10)).expect("a reload");
+        let waited = saved.elapsed();
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            "the new server accepts"
+        );
+        assert!(
+            waited >= Duration::from_millis(400),
+            "not before the bind ({waited:?})"
+        );
+        assert_eq!(
+            message,
+            serde_json::json!({"command": "reload", "path": "app.py", "liveCSS": false, "liveImg": false})
+        );
+        assert_eq!(client.next(QUIET), None, "one reload per restart");
+        assert!(
+            sup.stderr().contains("reloaded 1 browser(s): app.py"),
+            "{}",
+            sup.stderr()
+        );
+    }
+}
+
+#[test]
+fn css_asset_is_swapped_without_a_restart() {
+    let (p, _port, reload) = project("ready = { port = PORT }");
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    sup.wait_for("ready in ");
+    let mut client = LiveReloadClient::connect(reload);
+    p.write("static/site.css", "h1 { color: blue }");
+    let message = client.next(Duration::from_secs(10)).expect("a reload");
+    assert_eq!(
+        message,
+        serde_json::json!({"command": "reload", "path": "static/site.css", "liveCSS": true, "liveImg": true})
+    );
+    p.assert_starts_stay(1);
+    assert_eq!(sup.count("restarting"), 0);
+    assert!(
+        sup.stderr()
+            .contains("updated 1 browser(s): static/site.css")
+    );
+}
+
+#[test]
+fn many_clients_are_all_reloaded() {
+    let (p, _port, reload) = project("ready = { port = PORT }");
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    sup.wait_for("ready in ");
+    let mut clients: Vec<LiveReloadClient> =
+        (0..50).map(|_| LiveReloadClient::connect(reload)).collect();
+    p.write("app.py", "v = 2\n");
+    for client in &mut clients {
+        let message = client.next(Duration::from_secs(10)).expect("a reload");
+        assert_eq!(message["command"], "reload");
+    }
+    assert!(
+        sup.stderr().contains("reloaded 50 browser(s)"),
+        "{}",
+        sup.stderr()
+    );
+}
+
+#[test]
+fn the_client_script_is_served() {
+    let (p, _port, reload) = project("");
+    let _sup = p.start(&["run"]);
+    p.wait_starts(1);
+    let _ = LiveReloadClient::connect(reload);
+    let mut stream = TcpStream::connect(("127.0.0.1", reload)).unwrap();
+    stream
+        .write_all(b"GET /livereload.js HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("content-type: text/javascript")
+    );
+    assert!(response.contains("official-7"));
+}
+
+#[test]
+fn a_reload_port_in_use_is_an_error() {
+    let p = Project::new();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'sleep {}'\n[reload]\nport = {port}\n",
+            p.token
+        ),
+    );
+    let out = p.output(&["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}"))
+            && out.stderr.contains("reload.port"),
+        "{}",
+        out.stderr
+    );
+    assert!(p.servers().is_empty(), "nothing started");
+    assert!(!p.path("reloadsup.pid").exists());
+}
