@@ -267,6 +267,10 @@ impl App {
 
     fn start(&mut self, changed: Vec<String>, began: Option<Instant>) {
         self.forget_starting();
+        if began.is_none() {
+            // The first start: pages left open from an earlier supervisor wait for it.
+            self.browsers.restarting();
+        }
         let path = changed.first().cloned().unwrap_or_else(|| "*".into());
         match self.supervisor.start(&changed.join("\n")) {
             Ok(spawned) => {

@@ -32,6 +32,8 @@
     url: null, // the WebSocket URL
   };
   window.__reloadsup = state;
+  // Set when a new supervisor instance answered: reload at its first `ready`.
+  var reloadWhenReady = false;
 
   function log() {
     if (verbose) console.log.apply(console, ['[reloadsup]'].concat([].slice.call(arguments)));
@@ -145,11 +147,17 @@
     delay = opts.mindelay;
     // A new instance means reloadsup itself restarted while this page was open, and
     // may have missed a change: reload once. A reconnect to the same one changes nothing.
+    // Our own server says when the dev server is ready (`status`), so wait for that:
+    // reloading into a server that is still starting would show an error page.
     var before = state.instance;
     state.instance = hello.instance || null;
     if (before && state.instance && before !== state.instance) {
-      log('reloadsup restarted; reloading');
-      return reloadPage();
+      if ((hello.protocols || []).indexOf(VENDOR) < 0) {
+        log('reloadsup restarted; reloading');
+        return reloadPage();
+      }
+      log('reloadsup restarted; reloading once the server is ready');
+      reloadWhenReady = true;
     }
     state.connected = true;
     ws.send(JSON.stringify({ command: 'info', plugins: {}, url: location.href }));
@@ -192,6 +200,10 @@
       state.status = msg.state;
       state.message = msg.message || null;
       badge(msg.state, msg.message);
+      if (reloadWhenReady && msg.state === 'ready') {
+        reloadWhenReady = false;
+        reloadPage();
+      }
     }
   }
 

@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real files, real processes.
 
+mod browser;
 mod control;
 mod editors;
 mod livereload;

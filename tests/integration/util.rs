@@ -366,3 +366,103 @@ impl LiveReloadClient {
         }
     }
 }
+
+/// Headless Chromium, driven through `tests/browser/driver.mjs` (playwright-core).
+pub struct Browser {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    answers: BufReader<std::process::ChildStdout>,
+}
+
+impl Browser {
+    /// Starts the browser. Without Chromium or the driver's `node_modules` the test is
+    /// skipped (`None`) — except under CI (`CI` set), where `.ci/run` installs both and
+    /// their absence is a failure.
+    pub fn launch() -> Option<Browser> {
+        let driver_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let missing = if !Path::new(&chromium).exists() {
+            Some(format!("{chromium} (apt-get install chromium)"))
+        } else if !driver_dir.join("node_modules/playwright-core").is_dir() {
+            Some("tests/browser/node_modules (npm ci in tests/browser)".to_string())
+        } else {
+            None
+        };
+        if let Some(what) = missing {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "browser tests need {what}"
+            );
+            eprintln!("skipped: the browser tests need {what}");
+            return None;
+        }
+        let mut child = Command::new("node")
+            .arg(driver_dir.join("driver.mjs"))
+            .env("CHROMIUM", &chromium)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        let stdin = child.stdin.take().unwrap();
+        let answers = BufReader::new(child.stdout.take().unwrap());
+        let mut browser = Browser {
+            child,
+            stdin,
+            answers,
+        };
+        let started = browser.answer().expect("the driver starts");
+        assert_eq!(started, "started");
+        Some(browser)
+    }
+
+    fn answer(&mut self) -> Result<serde_json::Value, String> {
+        let mut line = String::new();
+        self.answers.read_line(&mut line).unwrap();
+        let answer: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("driver said {line:?}"));
+        if answer["ok"] == true {
+            Ok(answer["value"].clone())
+        } else {
+            Err(answer["error"].as_str().unwrap_or("?").to_string())
+        }
+    }
+
+    fn command(&mut self, command: serde_json::Value) -> Result<serde_json::Value, String> {
+        use std::io::Write as _;
+        writeln!(self.stdin, "{command}").unwrap();
+        self.answer()
+    }
+
+    /// Loads `url`.
+    #[track_caller]
+    pub fn open(&mut self, url: &str) {
+        self.command(serde_json::json!({ "open": url })).unwrap();
+    }
+
+    /// The value of a JavaScript expression in the page.
+    #[track_caller]
+    pub fn eval(&mut self, js: &str) -> serde_json::Value {
+        self.command(serde_json::json!({ "eval": js }))
+            .unwrap_or_else(|err| panic!("{js}: {err}"))
+    }
+
+    /// Waits (across page reloads) until the expression is truthy.
+    #[track_caller]
+    pub fn wait_for(&mut self, js: &str) -> serde_json::Value {
+        self.command(serde_json::json!({ "wait": js, "timeout": WAIT.as_millis() as u64 }))
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        use std::io::Write as _;
+        let _ = writeln!(self.stdin, "{{\"quit\":true}}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,111 @@
+//! A real browser (headless Chromium) on a page that includes the reload snippet.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::util::{Browser, Project, free_port};
+
+/// A dev server: the page from `templates/index.html` (read at start-up, so a template
+/// change needs the restart) and files from `static/`.
+const APP: &str = r#"
+import os, sys
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+PAGE = open("templates/index.html", "rb").read()
+class Handler(SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(PAGE)))
+            self.end_headers()
+            self.wfile.write(PAGE)
+        else:
+            super().do_GET()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+fn page(reload_port: u16, heading: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>t</title>\n\
+         <link rel=\"stylesheet\" href=\"/static/site.css\">\n</head><body>\n<h1>{heading}</h1>\n\
+         <script>sessionStorage.loads = (+sessionStorage.loads || 0) + 1</script>\n\
+         <script src=\"http://127.0.0.1:{reload_port}/livereload.js\"></script>\n</body></html>\n"
+    )
+}
+
+#[test]
+fn page_text_updates_css_swaps_in_place_and_restarts_do_not_loop() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let p = Project::new();
+    let (port, reload) = (free_port(), free_port());
+    p.write("app.py", APP);
+    p.write("templates/index.html", &page(reload, "v1"));
+    p.write("static/site.css", "h1 { color: rgb(255, 0, 0) }\n");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'app.py', '{port}', '{}']\nready = {{ port = {port} }}\n\
+             [watch]\nfile_dep = ['*.py', 'templates/*.html']\n\
+             [reload]\nport = {reload}\nassets = ['static/*.css']\n",
+            p.token
+        ),
+    );
+    let mut sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    let url = format!("http://127.0.0.1:{port}/");
+    browser.open(&url);
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    assert_eq!(
+        browser.eval("document.querySelector('h1').textContent"),
+        "v1"
+    );
+
+    // A template change restarts the server; the page reloads and shows the new text.
+    browser.eval("window.__marker = 1");
+    p.write("templates/index.html", &page(reload, "v2"));
+    browser.wait_for(
+        "document.querySelector('h1') && document.querySelector('h1').textContent === 'v2'",
+    );
+    assert_eq!(
+        browser.eval("window.__marker === undefined"),
+        true,
+        "a full reload"
+    );
+    sup.wait_for("reloaded 1 browser(s): templates/index.html");
+
+    // A stylesheet change is swapped in place: no reload, the marker survives.
+    browser.wait_for("window.__reloadsup.connected");
+    browser.eval("window.__marker = 2");
+    p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n");
+    browser.wait_for("getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'");
+    assert_eq!(browser.eval("window.__marker"), 2, "no page reload for CSS");
+    assert_eq!(
+        browser.eval("document.querySelectorAll('link[rel=stylesheet]').length"),
+        1
+    );
+
+    // The supervisor itself restarts: the page reloads exactly once (a new instance),
+    // once the new server is ready, and does not loop.
+    let loads = browser.eval("+sessionStorage.loads").as_i64().unwrap();
+    sup.signal(Signal::SIGTERM);
+    sup.wait_exit();
+    let sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    browser.wait_for(&format!("+sessionStorage.loads === {}", loads + 1));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        browser.eval("+sessionStorage.loads").as_i64(),
+        Some(loads + 1),
+        "no reload loop"
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('h1').textContent"),
+        "v2"
+    );
+    browser.wait_for("window.__reloadsup.connected");
+}
