@@ -71,7 +71,8 @@ struct App {
     filter: Filter,
     watcher: Watcher,
     debouncer: Debouncer,
-    supervisor: Supervisor,
+    /// The server's supervisor; `None` when there is no server (a static site only).
+    supervisor: Option<Supervisor>,
     browsers: Browsers,
     after_stop: AfterStop,
     /// Changes seen during a restart: one more restart once it is done.
@@ -88,12 +89,17 @@ struct App {
 
 /// Runs the supervisor until a signal ends it; returns the exit code.
 pub fn run(config: Config) -> Result<i32> {
-    let server = config
-        .server
-        .clone()
-        .ok_or_else(|| Error::Usage("nothing to run: no `server.command`".into()))?;
+    if config.server.is_none() && config.serve.is_none() {
+        return Err(Error::Usage("nothing to run: no `server.command`".into()));
+    }
     let recorder = crate::control::claim_for_run(&config)?;
-    let browsers = Browsers::start(&config.reload)?;
+    let browsers = Browsers::start(&config)?;
+    if let (Some(url), true) = (
+        browsers.site_url(),
+        config.serve.as_ref().is_some_and(|s| s.open),
+    ) {
+        open_in_browser(&url);
+    }
     let (tx, rx) = mpsc::channel();
     crate::signals::spawn(tx.clone())?;
     let mut filter = Filter::new(&config);
@@ -113,7 +119,10 @@ pub fn run(config: Config) -> Result<i32> {
         None => format!("watching {} folders", watcher.watched_count()),
     });
     let mut app = App {
-        supervisor: Supervisor::new(server),
+        supervisor: config
+            .server
+            .clone()
+            .map(|server| Supervisor::new(server, config.proxy.is_some())),
         browsers,
         config,
         filter,
@@ -135,7 +144,8 @@ impl App {
     fn run(&mut self, rx: &Receiver<Event>) -> Result<i32> {
         loop {
             let now = Instant::now();
-            let deadline = [self.debouncer.deadline(), self.supervisor.deadline(now)]
+            let supervisor = self.supervisor.as_ref().and_then(|s| s.deadline(now));
+            let deadline = [self.debouncer.deadline(), supervisor]
                 .into_iter()
                 .flatten()
                 .min();
@@ -151,7 +161,7 @@ impl App {
                 }
             }
             let now = Instant::now();
-            if let Some(outcome) = self.supervisor.tick(now) {
+            if let Some(outcome) = self.supervisor.as_mut().and_then(|s| s.tick(now)) {
                 self.on_outcome(outcome);
             }
             if let Some(batch) = self.debouncer.take_due(now) {
@@ -183,7 +193,16 @@ impl App {
             }
             Event::WatchError(message) => report::warn(format!("watching: {message}")),
             Event::Signal(SIGCHLD) => {
-                if let Some(outcome) = self.supervisor.on_child_signal(Instant::now()) {
+                let now = Instant::now();
+                if self.supervisor.is_none() {
+                    // Not a server: reap whatever ended (an `xdg-open`, say).
+                    crate::supervisor::reap_strays();
+                }
+                if let Some(outcome) = self
+                    .supervisor
+                    .as_mut()
+                    .and_then(|s| s.on_child_signal(now))
+                {
                     self.on_outcome(outcome);
                 }
             }
@@ -239,7 +258,13 @@ impl App {
             return;
         }
         let now = Instant::now();
-        if self.supervisor.is_stopping() {
+        let Some(supervisor) = &mut self.supervisor else {
+            // No server: a restart request reloads the pages.
+            self.browsers
+                .reload_page(changed.first().map_or("*", String::as_str));
+            return;
+        };
+        if supervisor.is_stopping() {
             match &mut self.after_stop {
                 AfterStop::Start { .. } => {
                     self.follow_up.get_or_insert_with(Vec::new).extend(changed);
@@ -251,30 +276,34 @@ impl App {
                     }
                 }
             }
-        } else if self.supervisor.is_idle() {
+        } else if supervisor.is_idle() {
             self.start(changed, Some(now));
         } else {
             report::info("restarting");
+            supervisor.stop(now);
             self.forget_starting();
             self.browsers.restarting();
             self.after_stop = AfterStop::Start {
                 changed,
                 began: now,
             };
-            self.supervisor.stop(now);
         }
     }
 
     fn start(&mut self, changed: Vec<String>, began: Option<Instant>) {
+        let Some(supervisor) = &mut self.supervisor else {
+            return;
+        };
+        let started = supervisor.start(&changed.join("\n"));
+        let command = supervisor.spec().command.display();
         self.forget_starting();
         if began.is_none() {
             // The first start: pages left open from an earlier supervisor wait for it.
             self.browsers.restarting();
         }
         let path = changed.first().cloned().unwrap_or_else(|| "*".into());
-        match self.supervisor.start(&changed.join("\n")) {
+        match started {
             Ok(spawned) => {
-                let command = self.supervisor.spec().command.display();
                 let pid = spawned.pid;
                 match began {
                     Some(began) => report::good(format!(
@@ -302,7 +331,10 @@ impl App {
 
     /// Starts probing the new server's readiness on a thread of its own.
     fn probe(&mut self, spawned: Spawned) {
-        let spec = self.supervisor.spec();
+        let Some(supervisor) = &self.supervisor else {
+            return;
+        };
+        let spec = supervisor.spec();
         let upstream = self.config.proxy.as_ref().map(|p| p.upstream.as_str());
         let check = match ready::check_for(
             spec.ready.as_ref(),
@@ -349,7 +381,12 @@ impl App {
         if readiness.timed_out {
             report::warn(format!(
                 "the server is not ready after {}; reloading browsers anyway",
-                humantime::format_duration(self.supervisor.spec().ready_timeout)
+                humantime::format_duration(
+                    self.supervisor
+                        .as_ref()
+                        .map(|s| s.spec().ready_timeout)
+                        .unwrap_or_default()
+                )
             ));
         } else {
             report::info(format!(
@@ -416,19 +453,19 @@ impl App {
             SIGHUP => 128 + SIGHUP,
             _ => EXIT_OK,
         };
+        self.follow_up = None;
+        let Some(supervisor) = self.supervisor.as_mut().filter(|s| !s.is_idle()) else {
+            self.exit = Some(code);
+            return;
+        };
         if matches!(self.after_stop, AfterStop::Exit(_)) {
             report::info("killing the server now");
-            self.supervisor.kill_now();
-            return;
-        }
-        self.follow_up = None;
-        if self.supervisor.is_idle() {
-            self.exit = Some(code);
+            supervisor.kill_now();
             return;
         }
         report::info("stopping");
+        supervisor.stop(Instant::now());
         self.after_stop = AfterStop::Exit(code);
-        self.supervisor.stop(Instant::now());
     }
 
     fn relative(&self, path: &Path) -> String {
@@ -436,6 +473,19 @@ impl App {
             .unwrap_or(path)
             .display()
             .to_string()
+    }
+}
+
+/// Opens `url` with the desktop's default browser, without waiting for it.
+fn open_in_browser(url: &str) {
+    let opened = std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(err) = opened {
+        report::warn(format!("cannot open a browser (`xdg-open {url}`): {err}"));
     }
 }
 

@@ -1,55 +1,93 @@
 //! What the browsers are told, and the status lines about it: the app loop's side of the
-//! LiveReload server. With `reload.enabled = false` (or `--no-reload`) every call here
-//! does nothing.
+//! web-facing servers. One hub holds the browsers' sockets; the LiveReload listener
+//! (`[reload]`, port 35729) and the static site (`[serve]`) each serve its endpoints, so
+//! one broadcast reaches the pages of every origin. With nothing listening, every call
+//! here does nothing.
 
-use crate::config::Reload;
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::reload::{ReloadMessage, Reloader, ServerState};
+use crate::reload::{Hub, ReloadMessage, Reloader, ServerState};
 use crate::report;
+use crate::serve::StaticServer;
 
 /// The image extensions the client swaps in place (as livereload.js does).
 const IMAGES: &[&str] = &["jpg", "jpeg", "png", "gif", "svg", "webp", "avif", "ico"];
 
-/// The reload server, if one runs.
+/// The browsers' hub and the servers that serve it.
 pub struct Browsers {
-    reloader: Option<Reloader>,
+    /// `None` when nothing listens for browsers.
+    hub: Option<Hub>,
+    // Held for their lifetime: dropping them stops them.
+    _reloader: Option<Reloader>,
+    _site: Option<StaticServer>,
 }
 
 impl Browsers {
-    /// Starts the reload server as configured; a port that cannot be bound is an error.
-    pub fn start(config: &Reload) -> Result<Browsers> {
-        if !config.enabled {
-            return Ok(Browsers { reloader: None });
+    /// Starts the LiveReload listener and the static site as configured; an address
+    /// that cannot be bound is an error naming it.
+    pub fn start(config: &Config) -> Result<Browsers> {
+        let reload = &config.reload;
+        if !reload.enabled && config.serve.is_none() {
+            return Ok(Browsers {
+                hub: None,
+                _reloader: None,
+                _site: None,
+            });
         }
-        let reloader = Reloader::start(&config.host, config.port, &config.allow_origins)
-            .map_err(Error::Runtime)?;
-        report::info(format!(
-            "live reload on http://{}/livereload.js",
-            reloader.local_addr()
-        ));
+        let hub = Hub::new(&reload.allow_origins);
+        let reloader = if reload.enabled {
+            let reloader = Reloader::start_hub(&reload.host, reload.port, hub.clone())
+                .map_err(Error::Runtime)?;
+            report::info(format!(
+                "live reload on http://{}/livereload.js",
+                reloader.local_addr()
+            ));
+            Some(reloader)
+        } else {
+            None
+        };
+        let site = match &config.serve {
+            Some(serve) => {
+                let site = StaticServer::start(serve, hub.clone()).map_err(Error::Runtime)?;
+                report::good(format!(
+                    "serving `{}` at {}",
+                    serve.root.display(),
+                    site.url()
+                ));
+                Some(site)
+            }
+            None => None,
+        };
         Ok(Browsers {
-            reloader: Some(reloader),
+            hub: Some(hub),
+            _reloader: reloader,
+            _site: site,
         })
+    }
+
+    /// The site's URL, when a static site is served.
+    pub fn site_url(&self) -> Option<String> {
+        self._site.as_ref().map(StaticServer::url)
     }
 
     /// The server is restarting (for clients that show it).
     pub fn restarting(&self) {
-        if let Some(r) = &self.reloader {
-            r.set_state(ServerState::Restarting);
-        }
+        self.set_state(ServerState::Restarting);
     }
 
     /// The server is up.
     pub fn ready(&self) {
-        if let Some(r) = &self.reloader {
-            r.set_state(ServerState::Ready);
-        }
+        self.set_state(ServerState::Ready);
     }
 
     /// The server ended or could not start.
     pub fn failed(&self, why: &str) {
-        if let Some(r) = &self.reloader {
-            r.set_state(ServerState::Failed(why.to_string()));
+        self.set_state(ServerState::Failed(why.to_string()));
+    }
+
+    fn set_state(&self, state: ServerState) {
+        if let Some(hub) = &self.hub {
+            hub.set_state(state);
         }
     }
 
@@ -80,8 +118,8 @@ impl Browsers {
     }
 
     fn send(&self, message: ReloadMessage) {
-        if let Some(r) = &self.reloader {
-            let sent = r.broadcast(&message);
+        if let Some(hub) = &self.hub {
+            let sent = hub.broadcast(&message);
             let how = if message.live_css {
                 "updated"
             } else {

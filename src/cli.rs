@@ -58,6 +58,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a folder as a static site with live reload; needs no task file.
+    Serve {
+        /// The folder to serve (default: the current folder).
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The address to listen on (default: 127.0.0.1:5000, or the next free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Open the site in the default browser (`xdg-open`).
+        #[arg(long)]
+        open: bool,
+    },
     /// Write a commented `reload.toml` in the current folder (never overwrites).
     Init,
     /// Validate the task file and list the files each glob matches.

@@ -14,12 +14,14 @@ mod error;
 mod event;
 mod filter;
 mod init;
+mod inject;
 mod pidfile;
 mod poll;
 mod procfs;
 mod ready;
 mod reload;
 mod report;
+mod serve;
 mod signals;
 mod supervisor;
 mod tasks;
@@ -59,6 +61,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Guard => Ok(supervisor::guard_main()),
         Command::Init => init::run(&cwd),
         Command::Run(args) => app::run(load(cli.file, &cwd, &overrides(args))?),
+        Command::Serve { dir, listen, open } => {
+            app::run(config::serve_folder(&cwd, dir.as_deref(), listen, open)?)
+        }
         Command::Check => check::run(&load(cli.file, &cwd, &Overrides::default())?),
         Command::Start => control::start(&load_task_file(cli.file, &cwd)?),
         Command::Stop => control::stop(&load_task_file(cli.file, &cwd)?),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 pub use pattern::Pattern;
-pub use resolve::{Overrides, find_task_file, resolve};
+pub use resolve::{Overrides, find_task_file, resolve, serve_folder};
 
 /// The task file's default name, looked for here and in parent folders.
 pub const TASK_FILE_NAME: &str = "reload.toml";
@@ -36,6 +36,8 @@ pub struct Config {
     pub reload: Reload,
     /// The reverse proxy, when configured.
     pub proxy: Option<Proxy>,
+    /// The static site, when configured (`[serve]` or `reloadsup serve`).
+    pub serve: Option<Serve>,
     /// Build steps run before a restart when their own inputs change.
     pub tasks: Vec<Task>,
 }
@@ -132,6 +134,17 @@ pub struct Proxy {
     pub upstream: String,
     /// Extra `Host` names accepted.
     pub allowed_hosts: Vec<String>,
+}
+
+/// `[serve]`, resolved: a folder served over HTTP with live reload.
+#[derive(Debug, Clone)]
+pub struct Serve {
+    /// The folder served, canonical.
+    pub root: PathBuf,
+    /// The address to listen on; `None` means 127.0.0.1:5000, or the next free port.
+    pub listen: Option<String>,
+    /// Open the site in the browser (`xdg-open`) once it is served.
+    pub open: bool,
 }
 
 /// `[[task]]`, resolved.

@@ -12,8 +12,10 @@ use nix::sys::signal::Signal;
 use toml::Spanned;
 
 use super::pattern::{Pattern, normalize};
-use super::schema::{RawFile, RawReady, RawServer, RawWatch, Text};
-use super::{CommandSpec, Config, Proxy, Ready, Reload, Server, TASK_FILE_NAME, Task, Watch};
+use super::schema::{RawFile, RawReady, RawServe, RawServer, RawWatch, Text};
+use super::{
+    CommandSpec, Config, Proxy, Ready, Reload, Serve, Server, TASK_FILE_NAME, Task, Watch,
+};
 use crate::error::{Error, Result};
 
 /// The default LiveReload port, as the browser extensions expect.
@@ -116,6 +118,42 @@ fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
         watch,
         reload: default_reload(ov.no_reload),
         proxy: None,
+        serve: None,
+        tasks: Vec::new(),
+    })
+}
+
+/// `reloadsup serve [DIR]`: a static site with live reload and no task file. Every file
+/// under `dir` is an asset: a stylesheet or image is swapped in place, anything else
+/// reloads the page. The reload socket lives on the site's own origin, so the
+/// LiveReload port is not opened.
+pub fn serve_folder(
+    cwd: &Path,
+    dir: Option<&Path>,
+    listen: Option<String>,
+    open: bool,
+) -> Result<Config> {
+    let dir = normalize(&cwd.join(dir.unwrap_or(Path::new("."))));
+    let root = dir
+        .canonicalize()
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| Error::Usage(format!("folder `{}` not found", dir.display())))?;
+    let mut reload = default_reload(true);
+    reload.assets = vec![Pattern::new("**", &root).expect("`**` is a valid glob")];
+    Ok(Config {
+        task_file: None,
+        root: root.clone(),
+        server: None,
+        watch: Watch {
+            file_dep: Vec::new(),
+            ignore: Vec::new(),
+            poll: None,
+            gitignore: true,
+        },
+        reload,
+        proxy: None,
+        serve: Some(Serve { root, listen, open }),
         tasks: Vec::new(),
     })
 }
@@ -137,7 +175,12 @@ impl Doc<'_> {
             .parent()
             .expect("a task file path has a parent folder")
             .to_path_buf();
-        let server = self.server(raw.server.as_ref(), &root, ov)?;
+        let serve = raw
+            .serve
+            .as_ref()
+            .map(|s| self.serve(s, &root))
+            .transpose()?;
+        let server = self.server(raw.server.as_ref(), &root, ov, serve.is_some())?;
         let watch = self.watch(&raw.watch, &root, ov)?;
         let reload = self.reload(&raw, &root, ov)?;
         let proxy = raw
@@ -169,7 +212,30 @@ impl Doc<'_> {
             watch,
             reload,
             proxy,
+            serve,
             tasks,
+        })
+    }
+
+    fn serve(&self, raw: &RawServe, root: &Path) -> Result<Serve> {
+        let dir = normalize(&root.join(raw.root.as_ref().map_or(".", |t| t.get_ref().as_str())));
+        let canonical = dir.canonicalize().map_err(|err| {
+            let line = raw.root.as_ref().map(|t| self.line(t.span().start));
+            Error::task_file(
+                self.file,
+                line,
+                format!("`serve.root` folder `{}`: {err}", dir.display()),
+            )
+        })?;
+        let listen = raw
+            .listen
+            .as_ref()
+            .map(|l| self.address(l, "serve.listen"))
+            .transpose()?;
+        Ok(Serve {
+            root: canonical,
+            listen,
+            open: false,
         })
     }
 
@@ -178,8 +244,12 @@ impl Doc<'_> {
         raw: Option<&Spanned<RawServer>>,
         root: &Path,
         ov: &Overrides,
+        serving: bool,
     ) -> Result<Option<Server>> {
         let Some(raw_spanned) = raw else {
+            if ov.command.is_empty() && serving {
+                return Ok(None);
+            }
             if ov.command.is_empty() {
                 return Err(Error::task_file(
                     self.file,

@@ -21,6 +21,7 @@ pub struct RawFile {
     #[serde(default)]
     pub reload: RawReload,
     pub proxy: Option<RawProxy>,
+    pub serve: Option<RawServe>,
     #[serde(default, rename = "task")]
     pub tasks: Vec<RawTask>,
 }
@@ -83,6 +84,14 @@ pub struct RawProxy {
     pub upstream: Text,
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+}
+
+/// `[serve]`: a static site served with live reload (no server command needed).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServe {
+    pub root: Option<Text>,
+    pub listen: Option<Text>,
 }
 
 /// `[[task]]`: a build step run when its own `file_dep` changes.

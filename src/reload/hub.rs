@@ -226,7 +226,7 @@ impl Hub {
     }
 
     /// Resolves once [`Hub::shutdown`] has been called, even if that was before this.
-    pub(super) fn stopped(&self) -> impl Future<Output = ()> + use<> {
+    pub(crate) fn stopped(&self) -> impl Future<Output = ()> + use<> {
         let mut signal = self.shared.shutdown.subscribe();
         async move {
             // An error means the hub itself is gone: stop too.

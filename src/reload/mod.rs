@@ -35,6 +35,7 @@ mod tests;
 use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 
+pub use http::PREFIX;
 pub use hub::Hub;
 
 /// A `reload` to send: the changed file, and whether the browser may swap it in place.
@@ -75,6 +76,7 @@ impl Reloader {
     /// The error is one line naming the address and the keys that set it, e.g.
     /// ``cannot listen on 127.0.0.1:35729 (set by `reload.port`/`reload.host`): Address
     /// already in use (os error 98)``.
+    #[cfg(test)]
     pub fn start(host: &str, port: u16, allow_origins: &[String]) -> Result<Reloader, String> {
         Reloader::start_hub(host, port, Hub::new(allow_origins))
     }
@@ -118,11 +120,13 @@ impl Reloader {
     /// Sends `{"command":"reload","path":P,"liveCSS":B,"liveImg":B}` to every client that
     /// has completed the hello handshake; returns how many were sent it. Never blocks on
     /// a slow browser.
+    #[cfg(test)]
     pub fn broadcast(&self, reload: &ReloadMessage) -> usize {
         self.hub.broadcast(reload)
     }
 
     /// The dev server's state, for clients that negotiated our vendor protocol only.
+    #[cfg(test)]
     pub fn set_state(&self, state: ServerState) {
         self.hub.set_state(state);
     }

@@ -19,8 +19,10 @@
 
 mod group;
 mod guard;
+pub mod output;
 pub mod spawn;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -35,6 +37,7 @@ use crate::report;
 
 use guard::Guard;
 pub use guard::main as guard_main;
+use output::{Relay, Tail};
 use spawn::Mode;
 pub use spawn::Spawned;
 
@@ -85,11 +88,13 @@ pub struct Supervisor {
     state: State,
     guard: Option<Guard>,
     me: Pid,
+    tail: Option<Tail>,
 }
 
 impl Supervisor {
     /// A supervisor for `spec`, made a child subreaper, with its guard process started.
-    pub fn new(spec: Server) -> Supervisor {
+    /// With `keep_tail`, the server's output is relayed and its last lines kept.
+    pub fn new(spec: Server, keep_tail: bool) -> Supervisor {
         if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
             report::warn(format!("cannot become a child subreaper: {err}"));
         }
@@ -108,7 +113,13 @@ impl Supervisor {
             state: State::Idle,
             guard,
             me: getpid(),
+            tail: keep_tail.then(Tail::default),
         }
+    }
+
+    /// The last lines the current (or last) server printed, if they are kept.
+    pub fn output_tail(&self) -> Vec<String> {
+        self.tail.as_ref().map(Tail::lines).unwrap_or_default()
     }
 
     /// The server's settings.
@@ -129,12 +140,20 @@ impl Supervisor {
     /// Starts the server; only when idle. `changed` goes to `RELOADSUP_CHANGED`.
     pub fn start(&mut self, changed: &str) -> Result<Spawned, String> {
         debug_assert!(self.is_idle(), "never two servers at once");
-        let relay = match &self.spec.ready {
-            Some(Ready::Log(pattern)) => {
-                Some(Regex::new(pattern).expect("validated when the task file was read"))
-            }
+        let regex = match &self.spec.ready {
+            Some(Ready::Log(pattern)) => Some(Arc::new(
+                Regex::new(pattern).expect("validated when the task file was read"),
+            )),
             _ => None,
         };
+        if let Some(tail) = &self.tail {
+            tail.clear();
+        }
+        let relay = (regex.is_some() || self.tail.is_some()).then(|| Relay {
+            regex,
+            tail: self.tail.clone(),
+            matched: Arc::default(),
+        });
         let spawned = spawn::spawn(&self.spec, changed, Mode::Supervised { relay })
             .map_err(|err| self.spawn_error(err))?;
         let pid = spawned.pid;
@@ -331,6 +350,11 @@ impl Supervisor {
         }
         format!("cannot start `{program}`: {err}")
     }
+}
+
+/// Reaps every ended child, for a loop without a server.
+pub fn reap_strays() {
+    let _ = group::reap_all();
 }
 
 /// How a process ended, in words.

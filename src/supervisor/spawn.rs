@@ -2,25 +2,23 @@
 //! `reloadsup start`, its own session, detached, with its output in the log file.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
+use std::sync::atomic::AtomicBool;
 
 use nix::sys::signal::Signal;
 use nix::unistd::{Pid, getpid, getppid};
-use regex::Regex;
 
+use super::output::Relay;
 use crate::config::{CommandSpec, Server};
 
 /// How the server's life and output are tied to reloadsup.
 pub enum Mode {
     /// `reloadsup run`: a process group of its own, killed if the supervisor dies;
-    /// output on the terminal, or relayed line by line when `relay` watches it for
-    /// the readiness regex.
-    Supervised { relay: Option<Regex> },
+    /// output on the terminal, or relayed line by line through `relay`.
+    Supervised { relay: Option<Relay> },
     /// `reloadsup start`: a session of its own that outlives the command, with stdout
     /// and stderr appended to `log`.
     Detached { log: File },
@@ -79,16 +77,14 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
     };
     let mut child = command.spawn()?;
     let pid = Pid::from_raw(child.id() as i32);
-    let ready_flag = relay.map(|regex| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let regex = Arc::new(regex);
+    let ready_flag = relay.and_then(|relay| {
         if let Some(out) = child.stdout.take() {
-            relay_lines(out, io::stdout(), Arc::clone(&regex), Arc::clone(&flag));
+            relay.start(out, io::stdout());
         }
         if let Some(err) = child.stderr.take() {
-            relay_lines(err, io::stderr(), regex, Arc::clone(&flag));
+            relay.start(err, io::stderr());
         }
-        flag
+        relay.regex.is_some().then_some(relay.matched)
     });
     // The child is reaped through `waitpid`, not through `Child`.
     Ok(Spawned { pid, ready_flag })
@@ -108,29 +104,5 @@ fn tie_to_supervisor(command: &mut Command) {
             }
             Ok(())
         });
-    }
-}
-
-/// Copies `from` to `to` line by line, setting `flag` at the first line matching `regex`.
-fn relay_lines(
-    from: impl Read + Send + 'static,
-    mut to: impl Write + Send + 'static,
-    regex: Arc<Regex>,
-    flag: Arc<AtomicBool>,
-) {
-    let spawned = thread::Builder::new().name("relay".into()).spawn(move || {
-        let mut reader = BufReader::new(from);
-        let mut line = Vec::new();
-        while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-            let _ = to.write_all(&line);
-            let _ = to.flush();
-            if !flag.load(Ordering::Relaxed) && regex.is_match(&String::from_utf8_lossy(&line)) {
-                flag.store(true, Ordering::Release);
-            }
-            line.clear();
-        }
-    });
-    if let Err(err) = spawned {
-        crate::report::warn(format!("cannot relay the server's output: {err}"));
     }
 }

@@ -5,5 +5,6 @@ mod control;
 mod editors;
 mod livereload;
 mod process;
+mod serve;
 mod taskfile;
 mod util;

@@ -1,0 +1,272 @@
+//! Mapping a request path to a file under the served folder, and nothing outside it.
+//!
+//! The seed's single-file server served any file on the machine. Here every path is
+//! decoded one segment at a time, and refused when a segment is `..`, or decodes to
+//! something holding a `/` (`%2f`), a backslash or a NUL byte; the result is then
+//! resolved through its symlinks and refused unless it is still inside the root. Hidden
+//! files and folders (a name starting with `.`, such as `.git` or `.env`) are not served.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+/// What a request path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A file to send.
+    File(PathBuf),
+    /// A folder without `index.html`: list it.
+    Listing(PathBuf),
+    /// A folder asked for without its trailing slash: redirect here (relative links in
+    /// its index would otherwise resolve against the parent).
+    Redirect(String),
+    /// Nothing there (or something hidden).
+    NotFound,
+    /// An attempt to leave the root.
+    Forbidden,
+}
+
+/// Resolves `raw_path` (the request path, still percent-encoded, without the query)
+/// under `root`, which must be canonical.
+pub fn resolve(root: &Path, raw_path: &str) -> Target {
+    let mut path = root.to_path_buf();
+    for raw in raw_path.split('/') {
+        let segment: Vec<u8> = percent_decode_str(raw).collect();
+        match segment.as_slice() {
+            b"" | b"." => continue,
+            b".." => return Target::Forbidden,
+            bytes if bytes.iter().any(|b| matches!(b, b'/' | b'\\' | 0)) => {
+                return Target::Forbidden;
+            }
+            bytes if bytes.starts_with(b".") && bytes != b".well-known" => {
+                return Target::NotFound;
+            }
+            bytes => path.push(OsStr::from_bytes(bytes)),
+        }
+    }
+    let Ok(real) = path.canonicalize() else {
+        return Target::NotFound;
+    };
+    if !real.starts_with(root) {
+        return Target::Forbidden;
+    }
+    if !real.is_dir() {
+        return Target::File(real);
+    }
+    if !raw_path.ends_with('/') {
+        return Target::Redirect(format!("{raw_path}/"));
+    }
+    match real.join("index.html").canonicalize() {
+        Ok(index) if index.starts_with(root) && index.is_file() => Target::File(index),
+        _ => Target::Listing(real),
+    }
+}
+
+/// The `Content-Type` for a file, with `charset=utf-8` for text.
+pub fn content_type(path: &Path) -> String {
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    let essence = mime.essence_str();
+    let textual = mime.type_() == mime_guess::mime::TEXT
+        || matches!(
+            essence,
+            "application/javascript" | "application/json" | "application/xml" | "image/svg+xml"
+        );
+    if textual {
+        format!("{essence}; charset=utf-8")
+    } else {
+        essence.to_string()
+    }
+}
+
+/// Characters escaped in the links of a listing.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// An HTML listing of `dir` (hidden entries left out, folders first), titled with the
+/// request path.
+pub fn listing(dir: &Path, url_path: &str) -> String {
+    let mut entries: Vec<(bool, String)> = std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (!name.starts_with('.')).then(|| (!e.path().is_dir(), name))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    let title = escape_html(url_path);
+    let mut html = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
+         <body><h1>{title}</h1>\n<ul>\n"
+    );
+    if url_path != "/" {
+        html.push_str("<li><a href=\"../\">../</a></li>\n");
+    }
+    for (is_file, name) in entries {
+        let slash = if is_file { "" } else { "/" };
+        let href = utf8_percent_encode(&name, PATH_SEGMENT);
+        let _ = writeln!(
+            html,
+            "<li><a href=\"{href}{slash}\">{}{slash}</a></li>",
+            escape_html(&name)
+        );
+    }
+    html.push_str("</ul>\n</body></html>\n");
+    html
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    struct Site {
+        base: PathBuf,
+        root: PathBuf,
+    }
+
+    impl Site {
+        fn new() -> Site {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let base = std::env::temp_dir().join(format!(
+                "reloadsup-files-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = fs::remove_dir_all(&base);
+            let root = base.join("site");
+            fs::create_dir_all(root.join("docs")).unwrap();
+            fs::create_dir_all(root.join("app")).unwrap();
+            fs::write(root.join("index.html"), "<h1>home</h1>").unwrap();
+            fs::write(root.join("app/main.js"), "1").unwrap();
+            fs::write(root.join("docs/a b.txt"), "x").unwrap();
+            fs::write(root.join(".env"), "SECRET=1").unwrap();
+            fs::write(base.join("secret.txt"), "outside").unwrap();
+            symlink(base.join("secret.txt"), root.join("leak.txt")).unwrap();
+            symlink(&base, root.join("up")).unwrap();
+            symlink(root.join("app/main.js"), root.join("inside.js")).unwrap();
+            let root = root.canonicalize().unwrap();
+            Site { base, root }
+        }
+    }
+
+    impl Drop for Site {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.base);
+        }
+    }
+
+    #[test]
+    fn files_folders_and_redirects() {
+        let s = Site::new();
+        assert_eq!(
+            resolve(&s.root, "/"),
+            Target::File(s.root.join("index.html"))
+        );
+        assert_eq!(
+            resolve(&s.root, "/app/main.js"),
+            Target::File(s.root.join("app/main.js"))
+        );
+        assert_eq!(
+            resolve(&s.root, "/docs/a%20b.txt"),
+            Target::File(s.root.join("docs/a b.txt"))
+        );
+        assert_eq!(resolve(&s.root, "/docs"), Target::Redirect("/docs/".into()));
+        assert_eq!(
+            resolve(&s.root, "/docs/"),
+            Target::Listing(s.root.join("docs"))
+        );
+        assert_eq!(
+            resolve(&s.root, "/inside.js"),
+            Target::File(s.root.join("app/main.js"))
+        );
+        assert_eq!(resolve(&s.root, "/nope.html"), Target::NotFound);
+        assert_eq!(resolve(&s.root, "/.env"), Target::NotFound);
+    }
+
+    #[test]
+    fn nothing_outside_the_root() {
+        let s = Site::new();
+        for path in [
+            "/../secret.txt",
+            "/app/../../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/%2E%2E/secret.txt",
+            "/app%2f..%2f..%2fsecret.txt",
+            "/..%2fsecret.txt",
+            "/..%5csecret.txt",
+            "/app\\..\\..\\secret.txt",
+            "/index.html%00.js",
+            "/leak.txt",
+            "/up/secret.txt",
+        ] {
+            let target = resolve(&s.root, path);
+            assert!(
+                matches!(target, Target::Forbidden | Target::NotFound),
+                "{path} gave {target:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let cases = [
+            ("a.html", "text/html; charset=utf-8"),
+            ("a.css", "text/css; charset=utf-8"),
+            ("a.js", "text/javascript; charset=utf-8"),
+            ("a.svg", "image/svg+xml; charset=utf-8"),
+            ("a.png", "image/png"),
+            ("a.json", "application/json; charset=utf-8"),
+            ("a.wasm", "application/wasm"),
+            ("a.unknownext", "application/octet-stream"),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(content_type(Path::new(name)), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn listing_escapes_and_hides() {
+        let s = Site::new();
+        fs::write(s.root.join("docs/<b>.txt"), "x").unwrap();
+        let html = listing(&s.root.join("docs"), "/docs/");
+        assert!(html.contains("<a href=\"a%20b.txt\">a b.txt</a>"), "{html}");
+        assert!(html.contains("&lt;b&gt;.txt"));
+        let top = listing(&s.root, "/");
+        assert!(!top.contains(".env"));
+        assert!(top.contains("<a href=\"app/\">app/</a>"));
+    }
+}

@@ -1,0 +1,251 @@
+//! `reloadsup serve`: a static site with live reload.
+
+use std::os::unix::fs::symlink;
+use std::time::Duration;
+
+use crate::util::{Browser, LiveReloadClient, Project, Sup, free_port, http};
+
+/// The first bytes of a real PNG (signature and IHDR of a 1×1 image) and more binary.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// A site in `site/` with a secret beside it, served on a free port.
+fn site() -> (Project, u16, Sup) {
+    let p = Project::new();
+    p.write(
+        "site/index.html",
+        "<!doctype html><html><head><title>t</title><link rel=\"stylesheet\" href=\"/css/site.css\">\
+         </head><body><h1>v1</h1></body></html>",
+    );
+    p.write("site/css/site.css", "h1 { color: rgb(255, 0, 0) }\n");
+    p.write("site/app.js", "console.log(1)\n");
+    p.write(
+        "site/logo.svg",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+    );
+    p.write("site/data.json", "{\"a\":1}");
+    p.write("site/docs/readme.txt", "hello\n");
+    p.write("site/.env", "SECRET=1\n");
+    p.write("secret.txt", "outside the root\n");
+    std::fs::write(p.path("site/img.png"), PNG).unwrap();
+    std::fs::write(p.path("site/mod.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    symlink(p.path("secret.txt"), p.path("site/leak.txt")).unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let sup = p.start(&["serve", "site", "--listen", &listen]);
+    sup.wait_for("serving `");
+    sup.wait_for("watching ");
+    (p, port, sup)
+}
+
+#[test]
+fn files_types_head_range_listing_errors() {
+    let (p, port, _sup) = site();
+    let png = http(port, "GET", "/img.png", &[]);
+    assert_eq!(png.status, 200);
+    assert_eq!(png.body, PNG, "binary bytes unchanged");
+    assert_eq!(png.header("cache-control"), Some("no-store"));
+    let js = http(port, "GET", "/app.js", &[]);
+    assert_eq!(js.body, p.read("site/app.js").as_bytes());
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/css/site.css", "text/css; charset=utf-8"),
+        ("/app.js", "text/javascript; charset=utf-8"),
+        ("/logo.svg", "image/svg+xml; charset=utf-8"),
+        ("/img.png", "image/png"),
+        ("/data.json", "application/json; charset=utf-8"),
+        ("/mod.wasm", "application/wasm"),
+    ] {
+        assert_eq!(
+            http(port, "GET", path, &[]).header("content-type"),
+            Some(content_type),
+            "{path}"
+        );
+    }
+    let head = http(port, "HEAD", "/img.png", &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(PNG.len().to_string().as_str())
+    );
+
+    let range = http(port, "GET", "/img.png", &[("Range", "bytes=1-3")]);
+    assert_eq!(range.status, 206);
+    assert_eq!(range.body, b"PNG");
+    assert_eq!(
+        range.header("content-range"),
+        Some(format!("bytes 1-3/{}", PNG.len()).as_str())
+    );
+    assert_eq!(
+        http(port, "GET", "/img.png", &[("Range", "bytes=999-")]).status,
+        416
+    );
+
+    let listing = http(port, "GET", "/docs/", &[]);
+    assert_eq!(listing.status, 200);
+    assert!(
+        listing
+            .text()
+            .contains("<a href=\"readme.txt\">readme.txt</a>"),
+        "{}",
+        listing.text()
+    );
+    let top = http(port, "GET", "/css/", &[]).text();
+    assert!(top.contains("site.css"));
+    let redirect = http(port, "GET", "/docs", &[]);
+    assert_eq!(
+        (redirect.status, redirect.header("location")),
+        (301, Some("/docs/"))
+    );
+    assert_eq!(http(port, "GET", "/nope.html", &[]).status, 404);
+    assert_eq!(http(port, "POST", "/", &[]).status, 405);
+    assert_eq!(
+        http(port, "DELETE", "/app.js", &[]).header("allow"),
+        Some("GET, HEAD")
+    );
+}
+
+#[test]
+fn nothing_outside_the_folder_is_ever_served() {
+    let (_p, port, _sup) = site();
+    for path in [
+        "/../secret.txt",
+        "/css/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/%2E%2E/secret.txt",
+        "/css%2f..%2f..%2fsecret.txt",
+        "/..%5csecret.txt",
+        "/css/..\\..\\secret.txt",
+        "/index.html%00",
+        "/leak.txt",
+        "/.env",
+    ] {
+        let response = http(port, "GET", path, &[]);
+        assert!(
+            matches!(response.status, 400 | 403 | 404),
+            "{path}: {}",
+            response.status
+        );
+        assert!(
+            !response.text().contains("outside the root"),
+            "{path} leaked"
+        );
+        assert!(!response.text().contains("SECRET"), "{path} leaked");
+    }
+}
+
+#[test]
+fn pages_get_the_script_on_the_same_origin() {
+    let (_p, port, _sup) = site();
+    let page = http(
+        port,
+        "GET",
+        "/",
+        &[("Accept", "text/html"), ("Sec-Fetch-Dest", "document")],
+    );
+    let tag = "<script src=\"/__reloadsup/livereload.js?port=&amp;path=__reloadsup/livereload\" defer></script></head>";
+    assert!(page.text().contains(tag), "{}", page.text());
+    assert_eq!(
+        page.header("content-length"),
+        Some(page.body.len().to_string().as_str())
+    );
+    let fetched = http(
+        port,
+        "GET",
+        "/",
+        &[("Accept", "text/html"), ("Sec-Fetch-Dest", "empty")],
+    );
+    assert!(
+        !fetched.text().contains("livereload"),
+        "a fetch() is left alone"
+    );
+    let script = http(port, "GET", "/__reloadsup/livereload.js", &[]);
+    assert_eq!(script.status, 200);
+    assert!(
+        script
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+}
+
+#[test]
+fn saves_reload_connected_clients() {
+    let (p, port, sup) = site();
+    let mut client = LiveReloadClient::connect_at(port, "/__reloadsup/livereload");
+    p.write("site/index.html", "<h1>v2</h1>");
+    let message = client.next(Duration::from_secs(10)).expect("a reload");
+    assert_eq!(
+        message,
+        serde_json::json!({"command": "reload", "path": "index.html", "liveCSS": false, "liveImg": false})
+    );
+    p.write("site/css/site.css", "h1 { color: blue }");
+    let message = client.next(Duration::from_secs(10)).expect("a css reload");
+    assert_eq!(message["path"], "css/site.css");
+    assert_eq!(message["liveCSS"], true);
+    assert_eq!(client.next(crate::util::QUIET), None, "one reload per save");
+    assert!(sup.stderr().contains("updated 1 browser(s): css/site.css"));
+}
+
+#[test]
+fn default_port_moves_on_when_taken_and_lan_is_warned() {
+    let p = Project::new();
+    p.write("index.html", "x");
+    // Hold the default port if it is free, so the fallback must happen.
+    let held = std::net::TcpListener::bind("127.0.0.1:5000");
+    let sup = p.start(&["serve"]);
+    sup.wait_for("serving `");
+    if held.is_ok() {
+        sup.wait_for("port 5000 is taken; serving on port");
+    }
+    drop(sup);
+    let port = free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let lan = p.start(&["serve", "--listen", &listen]);
+    lan.wait_for("every device on the network can read this folder");
+    assert_eq!(http(port, "GET", "/index.html", &[]).text(), "x");
+    let taken = p.output(&["serve", "--listen", &listen]);
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(
+        taken
+            .stderr
+            .contains(&format!("cannot listen on 0.0.0.0:{port}")),
+        "{}",
+        taken.stderr
+    );
+}
+
+#[test]
+fn a_real_browser_sees_text_updates_and_css_swaps() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (p, port, _sup) = site();
+    browser.open(&format!("http://127.0.0.1:{port}/"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    browser.eval("window.__marker = 1");
+    p.write(
+        "site/index.html",
+        "<!doctype html><html><head><link rel=\"stylesheet\" href=\"/css/site.css\"></head>\
+         <body><h1>v2</h1></body></html>",
+    );
+    browser.wait_for(
+        "document.querySelector('h1') && document.querySelector('h1').textContent === 'v2'",
+    );
+    assert_eq!(browser.eval("window.__marker === undefined"), true);
+    browser.wait_for("window.__reloadsup.connected");
+    browser.eval("window.__marker = 2");
+    p.write("site/css/site.css", "h1 { color: rgb(0, 0, 255) }\n");
+    browser.wait_for("getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'");
+    assert_eq!(
+        browser.eval("window.__marker"),
+        2,
+        "CSS applied without a reload"
+    );
+}
