@@ -356,6 +356,7 @@ fn next_reload(ws: &mut WebSocket<TcpStream>, timeout: Duration) -> Option<(i128
                 }
             }
             Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(tungstenite::Error::Io(e))
                 if matches!(
                     e.kind(),
@@ -532,13 +533,10 @@ fn install_signal_cleanup() {
         signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).expect("signals");
     thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            eprintln!("DEBUG signal {signal}");
             let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
-            eprintln!("DEBUG active {:?}", *active);
             if let Some((pid, dir)) = active.take() {
                 cleanup(pid, &dir);
             }
-            eprintln!("DEBUG cleaned");
             std::process::exit(128 + signal);
         }
     });

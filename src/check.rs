@@ -30,6 +30,13 @@ pub fn run(config: &Config) -> Result<i32> {
     } else {
         println!("reload: off");
     }
+    if let Some(serve) = &config.serve {
+        println!(
+            "serve: {} on {}",
+            serve.root.display(),
+            serve.listen.as_deref().unwrap_or("127.0.0.1:5000")
+        );
+    }
     if let Some(proxy) = &config.proxy {
         println!(
             "proxy: {} -> {} (hosts: {:?})",

@@ -18,6 +18,7 @@ mod inject;
 mod pidfile;
 mod poll;
 mod procfs;
+mod proxy;
 mod ready;
 mod reload;
 mod report;

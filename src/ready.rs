@@ -1,7 +1,7 @@
 //! Readiness: telling that a (re)started server accepts requests, so browsers are
 //! reloaded only then, and `reloadsup start` returns only then.
 //!
-//! Every check is a cheap poll repeated every `POLL` (never a blind sleep): a TCP
+//! Every check is a cheap poll, repeated every few ms (never a blind sleep): a TCP
 //! connect, an HTTP GET answered below 500, a line of output matching a regex (seen by
 //! the output relay, or read from the log file), a fixed delay, or — by default — the
 //! server's process group listening on a TCP port, read from `/proc`. The caller starts
@@ -26,15 +26,20 @@ use crate::config::Ready;
 use crate::event::Event;
 use crate::procfs;
 
-/// How often a check is repeated at first: a server that binds within a second is
-/// seen within 10 ms of binding.
-pub const POLL: Duration = Duration::from_millis(10);
+/// How often a cheap check (a connect, an HTTP request, a flag) is repeated at first:
+/// a server that binds within a second is seen within 5 ms of binding.
+pub const POLL: Duration = Duration::from_millis(5);
 
-/// The interval after `elapsed` of waiting: fine at first, coarser for a slow server
-/// (or one that never listens), so a long wait costs next to no CPU.
-fn interval(elapsed: Duration) -> Duration {
+/// The first-second interval for checks that read `/proc` or a log file, which cost
+/// more than a refused connect.
+const POLL_SCAN: Duration = Duration::from_millis(10);
+
+/// The interval after `elapsed` of waiting: `first` during the first second, then
+/// coarser for a slow server (or one that never listens), so a long wait costs next to
+/// no CPU.
+fn interval(first: Duration, elapsed: Duration) -> Duration {
     match elapsed.as_secs() {
-        0 => POLL,
+        0 => first,
         1..=4 => Duration::from_millis(50),
         _ => Duration::from_millis(250),
     }
@@ -107,7 +112,11 @@ impl Check {
             if now >= deadline {
                 return Err(());
             }
-            thread::sleep(interval(since.elapsed()).min(deadline - now));
+            let first = match self {
+                Check::GroupListens(_) | Check::LogFile { .. } => POLL_SCAN,
+                _ => POLL,
+            };
+            thread::sleep(interval(first, since.elapsed()).min(deadline - now));
         }
     }
 }

@@ -23,7 +23,7 @@
 //! script and upgrade), `socket` (one WebSocket's loop), `protocol` (messages, pure),
 //! `origin` (who may connect, pure), `server` (the standalone listener thread).
 
-mod http;
+pub(crate) mod http;
 mod hub;
 mod origin;
 mod protocol;
