@@ -280,9 +280,10 @@ impl App {
             self.start(changed, Some(now));
         } else {
             report::info("restarting");
+            // The proxy holds requests from before the old server is signalled.
+            self.browsers.restarting();
             supervisor.stop(now);
             self.forget_starting();
-            self.browsers.restarting();
             self.after_stop = AfterStop::Start {
                 changed,
                 began: now,
@@ -294,13 +295,13 @@ impl App {
         let Some(supervisor) = &mut self.supervisor else {
             return;
         };
+        // Requests wait for this server (and pages left open from an earlier supervisor
+        // wait for it before they reload).
+        self.browsers.restarting();
         let started = supervisor.start(&changed.join("\n"));
         let command = supervisor.spec().command.display();
+        let tail = supervisor.output_tail();
         self.forget_starting();
-        if began.is_none() {
-            // The first start: pages left open from an earlier supervisor wait for it.
-            self.browsers.restarting();
-        }
         let path = changed.first().cloned().unwrap_or_else(|| "*".into());
         match started {
             Ok(spawned) => {
@@ -319,7 +320,7 @@ impl App {
                 self.starting = Some(Starting { path, began });
             }
             Err(message) => {
-                self.browsers.failed(&message);
+                self.browsers.failed(&command, &message, tail);
                 report::error(format!("{message}; waiting for the next change"));
             }
         }
@@ -412,7 +413,11 @@ impl App {
                 if let Some(recorder) = &mut self.recorder {
                     recorder.stopped();
                 }
-                self.browsers.failed(&format!("server (pid {pid}) {how}"));
+                if let Some(supervisor) = &self.supervisor {
+                    let command = supervisor.spec().command.display();
+                    self.browsers
+                        .failed(&command, &how, supervisor.output_tail());
+                }
                 report::warn(format!(
                     "server (pid {pid}) {how}; it restarts at the next change"
                 ));

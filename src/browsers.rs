@@ -1,11 +1,16 @@
-//! What the browsers are told, and the status lines about it: the app loop's side of the
-//! web-facing servers. One hub holds the browsers' sockets; the LiveReload listener
-//! (`[reload]`, port 35729) and the static site (`[serve]`) each serve its endpoints, so
-//! one broadcast reaches the pages of every origin. With nothing listening, every call
-//! here does nothing.
+//! What the browsers are told and see, and the status lines about it: the app loop's
+//! side of the web-facing servers. One hub holds the browsers' sockets; the LiveReload
+//! listener (`[reload]`, port 35729), the static site (`[serve]`) and the proxy
+//! (`[proxy]`) each serve its endpoints, so one broadcast reaches the pages of every
+//! origin. The proxy also follows the server's state: it holds requests while the server
+//! restarts and shows why when it failed. With nothing listening, every call here does
+//! nothing.
+
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::proxy::{Failure, Proxy, UpstreamState};
 use crate::reload::{Hub, ReloadMessage, Reloader, ServerState};
 use crate::report;
 use crate::serve::StaticServer;
@@ -20,6 +25,7 @@ pub struct Browsers {
     // Held for their lifetime: dropping them stops them.
     _reloader: Option<Reloader>,
     _site: Option<StaticServer>,
+    proxy: Option<Proxy>,
 }
 
 impl Browsers {
@@ -27,11 +33,12 @@ impl Browsers {
     /// that cannot be bound is an error naming it.
     pub fn start(config: &Config) -> Result<Browsers> {
         let reload = &config.reload;
-        if !reload.enabled && config.serve.is_none() {
+        if !reload.enabled && config.serve.is_none() && config.proxy.is_none() {
             return Ok(Browsers {
                 hub: None,
                 _reloader: None,
                 _site: None,
+                proxy: None,
             });
         }
         let hub = Hub::new(&reload.allow_origins);
@@ -58,10 +65,30 @@ impl Browsers {
             }
             None => None,
         };
+        let proxy = match &config.proxy {
+            Some(p) => {
+                // Requests wait for the server as long as readiness may take.
+                let hold = config
+                    .server
+                    .as_ref()
+                    .map_or(Duration::from_secs(30), |s| s.ready_timeout);
+                let proxy =
+                    Proxy::start(&p.listen, &p.upstream, &p.allowed_hosts, hub.clone(), hold)
+                        .map_err(Error::Runtime)?;
+                report::good(format!(
+                    "proxy on http://{}/ for {} (the reload script is injected)",
+                    proxy.local_addr(),
+                    p.upstream
+                ));
+                Some(proxy)
+            }
+            None => None,
+        };
         Ok(Browsers {
             hub: Some(hub),
             _reloader: reloader,
             _site: site,
+            proxy,
         })
     }
 
@@ -70,24 +97,37 @@ impl Browsers {
         self._site.as_ref().map(StaticServer::url)
     }
 
-    /// The server is restarting (for clients that show it).
+    /// The server is (re)starting: the proxy holds new requests from now on, so call
+    /// this before the old server is signalled.
     pub fn restarting(&self) {
-        self.set_state(ServerState::Restarting);
+        self.set_state(ServerState::Restarting, UpstreamState::Starting);
     }
 
-    /// The server is up.
+    /// The server is up: held requests go through.
     pub fn ready(&self) {
-        self.set_state(ServerState::Ready);
+        self.set_state(ServerState::Ready, UpstreamState::Ready);
     }
 
-    /// The server ended or could not start.
-    pub fn failed(&self, why: &str) {
-        self.set_state(ServerState::Failed(why.to_string()));
+    /// The server ended or could not start: `status` says how, `output_tail` is what it
+    /// printed last (for the proxy's error page).
+    pub fn failed(&self, command: &str, status: &str, output_tail: Vec<String>) {
+        let failure = Failure {
+            command: command.to_string(),
+            status: status.to_string(),
+            output_tail,
+        };
+        self.set_state(
+            ServerState::Failed(status.to_string()),
+            UpstreamState::Failed(failure),
+        );
     }
 
-    fn set_state(&self, state: ServerState) {
+    fn set_state(&self, state: ServerState, upstream: UpstreamState) {
         if let Some(hub) = &self.hub {
             hub.set_state(state);
+        }
+        if let Some(proxy) = &self.proxy {
+            proxy.set_state(upstream);
         }
     }
 

@@ -109,7 +109,7 @@ pub fn listing(dir: &Path, url_path: &str) -> String {
         })
         .unwrap_or_default();
     entries.sort();
-    let title = escape_html(url_path);
+    let title = crate::inject::escape_html(url_path);
     let mut html = format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
          <body><h1>{title}</h1>\n<ul>\n"
@@ -123,27 +123,11 @@ pub fn listing(dir: &Path, url_path: &str) -> String {
         let _ = writeln!(
             html,
             "<li><a href=\"{href}{slash}\">{}{slash}</a></li>",
-            escape_html(&name)
+            crate::inject::escape_html(&name)
         );
     }
     html.push_str("</ul>\n</body></html>\n");
     html
-}
-
-/// Escapes text for HTML content and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Full<Byt
             response
         }
         Target::NotFound => {
-            let body = files::escape_html(&path);
+            let body = crate::inject::escape_html(&path);
             html_response(
                 StatusCode::NOT_FOUND,
                 error_page("404 not found", &body).into_bytes(),

@@ -1,0 +1,109 @@
+//! Putting the reload script into HTML pages: the tag, which requests count as page
+//! navigations, and (in `scan`) where in a document the tag goes.
+//!
+//! One same-origin tag,
+//! `<script src="/__reloadsup/livereload.js?port=&amp;path=__reloadsup/livereload" defer>`,
+//! so the page's socket follows whatever origin the page came from (`port=` left blank
+//! makes the client connect to the page's own origin; `&` is `&amp;` inside an
+//! attribute). The proxy splices it into responses as they stream; `serve` puts it into
+//! whole files with [`into_page`].
+
+pub mod scan;
+
+use hyper::header::{ACCEPT, HeaderMap};
+
+pub use scan::{Placement, WINDOW};
+
+/// The tag, without a nonce.
+const TAG: &str = r#"<script src="/__reloadsup/livereload.js?port=&amp;path=__reloadsup/livereload" defer></script>"#;
+
+/// The tag to inject, carrying `nonce` when the page's policy asks for one.
+pub fn tag(nonce: Option<&str>) -> String {
+    match nonce {
+        Some(nonce) => TAG.replacen(" defer>", &format!(" defer nonce=\"{nonce}\">"), 1),
+        None => TAG.to_string(),
+    }
+}
+
+/// Whether a request is a page navigation (not a `fetch` or an htmx fragment): the
+/// browser says `Sec-Fetch-Dest: document` or `iframe`, or — without that header — the
+/// client accepts `text/html`.
+pub fn is_navigation(headers: &HeaderMap) -> bool {
+    match headers.get("sec-fetch-dest") {
+        Some(dest) => matches!(
+            dest.to_str().map(str::to_ascii_lowercase).as_deref(),
+            Ok("document" | "iframe" | "frame")
+        ),
+        None => headers.get_all(ACCEPT).iter().any(|accept| {
+            accept
+                .to_str()
+                .is_ok_and(|a| a.to_ascii_lowercase().contains("text/html"))
+        }),
+    }
+}
+
+/// A whole document with the tag put in its place (or unchanged if it already loads a
+/// `livereload.js`).
+pub fn into_page(html: &[u8], nonce: Option<&str>) -> Vec<u8> {
+    let tag = tag(nonce);
+    match scan::place(html) {
+        Placement::Skip => html.to_vec(),
+        Placement::At(at) => [&html[..at], tag.as_bytes(), &html[at..]].concat(),
+        Placement::End => [html, tag.as_bytes()].concat(),
+    }
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_pages() {
+        let page = into_page(b"<head><title>t</title></head><body></body>", None);
+        let expected = format!("<head><title>t</title>{TAG}</head><body></body>");
+        assert_eq!(String::from_utf8(page).unwrap(), expected);
+        assert_eq!(
+            into_page(b"<p>x</p>", None),
+            format!("<p>x</p>{TAG}").into_bytes()
+        );
+        let own = b"<head><script src=\"/livereload.js\"></script></head>";
+        assert_eq!(into_page(own, None), own.to_vec());
+    }
+
+    #[test]
+    fn nonce_and_navigation() {
+        assert!(tag(Some("abc")).contains(" defer nonce=\"abc\">"));
+        let mut h = HeaderMap::new();
+        assert!(!is_navigation(&h));
+        h.insert(ACCEPT, "text/html,*/*".parse().unwrap());
+        assert!(is_navigation(&h));
+        h.insert("sec-fetch-dest", "empty".parse().unwrap());
+        assert!(!is_navigation(&h), "fetch() of HTML is not a navigation");
+        h.insert("sec-fetch-dest", "iframe".parse().unwrap());
+        assert!(is_navigation(&h));
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            escape_html("<a href=\"x\">&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}

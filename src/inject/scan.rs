@@ -1,0 +1,278 @@
+//! Where the reload tag goes in an HTML document: a small, bounded tokenizer over the
+//! document's first bytes (pure; the caller reads them).
+//!
+//! Before the first real `</head>` in the window — not right after `<head>`, where the
+//! tag could push `<meta charset>` past the 1024 bytes browsers prescan for it. Else
+//! right after the opening `<body…>` tag. Else at the end of the document (browsers
+//! take a trailing script into the body), so no page is ever left without the client
+//! and nothing past the window needs buffering. A window that already mentions
+//! `livereload.js` (a hand-written snippet, an earlier injection) is left alone.
+//!
+//! "Real" means as a browser's tokenizer sees it: comments, attribute values and the
+//! contents of raw-text elements (`<script>`, `<style>`, `<title>`, `<textarea>`,
+//! `<xmp>`) are skipped, so `"</head>"` inside a script string does not count.
+//! Once `<body>` has opened, a later `</head>` would be ignored by the browser, so the
+//! scan stops there.
+
+/// How many bytes of a document are scanned for a place, and held back until it is found.
+pub const WINDOW: usize = 64 * 1024;
+
+/// Elements whose contents are text up to their own end tag.
+const RAW_TEXT: [&[u8]; 5] = [b"script", b"style", b"title", b"textarea", b"xmp"];
+
+/// Where the tag goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// At this byte offset (before `</head>`, or after `<body…>`).
+    At(usize),
+    /// After the document's last byte: the window held no place.
+    End,
+    /// Nowhere: the document already loads a `livereload.js`.
+    Skip,
+}
+
+/// Where the tag goes in a document that starts with `window` (only the first
+/// [`WINDOW`] bytes are looked at).
+pub fn place(window: &[u8]) -> Placement {
+    let window = &window[..window.len().min(WINDOW)];
+    if find_ignore_case(window, b"livereload.js", 0).is_some() {
+        return Placement::Skip;
+    }
+    let mut at = 0;
+    while let Some(lt) = window[at..].iter().position(|&b| b == b'<') {
+        let start = at + lt;
+        let rest = &window[start..];
+        if rest.starts_with(b"<!--") {
+            // A comment runs to `-->`; an unclosed one swallows the rest of the window.
+            match find_ignore_case(window, b"-->", start + 4) {
+                Some(end) => at = end + 3,
+                None => return Placement::End,
+            }
+            continue;
+        }
+        if rest.starts_with(b"<!") || rest.starts_with(b"<?") {
+            // `<!DOCTYPE …>`, `<![CDATA[`, `<?xml …?>`: skip to the next `>`.
+            match window[start..].iter().position(|&b| b == b'>') {
+                Some(end) => at = start + end + 1,
+                None => return Placement::End,
+            }
+            continue;
+        }
+        let closing = rest.get(1) == Some(&b'/');
+        let name_start = start + 1 + usize::from(closing);
+        let name_len = tag_name_len(&window[name_start..]);
+        if name_len == 0 {
+            // `a < b`, `</ x>`: text, not a tag.
+            at = start + 1;
+            continue;
+        }
+        let name_end = name_start + name_len;
+        if name_end == window.len() {
+            // The name may go on past the window.
+            return Placement::End;
+        }
+        let name = &window[name_start..name_end];
+        if closing && name.eq_ignore_ascii_case(b"head") {
+            return Placement::At(start);
+        }
+        let Some(tag_end) = tag_end(window, name_end) else {
+            return Placement::End;
+        };
+        if closing {
+            at = tag_end;
+        } else if name.eq_ignore_ascii_case(b"body") {
+            return Placement::At(tag_end);
+        } else if RAW_TEXT.iter().any(|raw| name.eq_ignore_ascii_case(raw))
+            && window[tag_end - 2] != b'/'
+        {
+            // The contents run to the matching end tag (a self-closed `<script/>` has
+            // none: XHTML allows it).
+            match end_tag(window, tag_end, name) {
+                Some(after) => at = after,
+                None => return Placement::End,
+            }
+        } else {
+            at = tag_end;
+        }
+    }
+    Placement::End
+}
+
+/// The length of the tag name at the start of `bytes`: a letter, then letters, digits,
+/// `-`, `_`, `:` or `.`.
+fn tag_name_len(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        Some(b) if b.is_ascii_alphabetic() => bytes
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.')))
+            .unwrap_or(bytes.len()),
+        _ => 0,
+    }
+}
+
+/// The offset just past the `>` that ends a tag whose attributes start at `from`,
+/// skipping quoted attribute values (`<div title="a > b">`).
+fn tag_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'>' => return Some(i + 1),
+            b'=' => {
+                i += 1;
+                while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                if let Some(&quote @ (b'"' | b'\'')) = bytes.get(i) {
+                    let close = bytes[i + 1..].iter().position(|&b| b == quote)?;
+                    i += close + 2;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The offset just past the end tag `</name…>` that closes a raw-text element whose
+/// contents start at `from`.
+fn end_tag(bytes: &[u8], from: usize, name: &[u8]) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let lt = find_ignore_case(bytes, b"</", at)?;
+        let name_start = lt + 2;
+        let name_end = name_start + name.len();
+        let matches = bytes
+            .get(name_start..name_end)
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            && bytes
+                .get(name_end)
+                .is_some_and(|&b| b == b'>' || b == b'/' || b.is_ascii_whitespace());
+        if matches {
+            let close = bytes[name_end..].iter().position(|&b| b == b'>')?;
+            return Some(name_end + close + 1);
+        }
+        at = lt + 2;
+    }
+}
+
+/// The offset of the first `needle` (ASCII, any case) in `haystack` at or after `from`.
+fn find_ignore_case(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+        .map(|i| from + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Placement::{At, End, Skip};
+    use super::*;
+
+    /// Where the tag goes, shown as the document with `@` at the place (or `+@` at the
+    /// end, or `skip`).
+    fn shown(doc: &str) -> String {
+        match place(doc.as_bytes()) {
+            At(i) => format!("{}@{}", &doc[..i], &doc[i..]),
+            End => format!("{doc}+@"),
+            Skip => "skip".to_string(),
+        }
+    }
+
+    #[test]
+    fn placement_table() {
+        let cases = [
+            // `</head>` present: before it.
+            (
+                "<!DOCTYPE html><html><head><title>x</title></head><body>hi</body></html>",
+                "<!DOCTYPE html><html><head><title>x</title>@</head><body>hi</body></html>",
+            ),
+            // Uppercase tags, and an end tag with a space.
+            (
+                "<HTML><HEAD><TITLE>x</TITLE></HEAD ><BODY></BODY>",
+                "<HTML><HEAD><TITLE>x</TITLE>@</HEAD ><BODY></BODY>",
+            ),
+            // No head: after the opening body tag, attributes and all.
+            (
+                "<body class=\"a>b\" data-x='1'><p>hi</p></body>",
+                "<body class=\"a>b\" data-x='1'>@<p>hi</p></body>",
+            ),
+            // Neither: at the end.
+            ("<p>hi</p>", "<p>hi</p>+@"),
+            ("", "+@"),
+            // `</head>` and `</body>` in a script string, a comment, a style sheet, an
+            // attribute and a title do not count.
+            (
+                "<head><script>var s = \"</head></body>\";</script></head>",
+                "<head><script>var s = \"</head></body>\";</script>@</head>",
+            ),
+            (
+                "<head><!-- </head> <body> --></head>",
+                "<head><!-- </head> <body> -->@</head>",
+            ),
+            (
+                "<head><style>/* </head> */ p{}</style></head>",
+                "<head><style>/* </head> */ p{}</style>@</head>",
+            ),
+            (
+                "<head><meta content=\"</head>\"></head>",
+                "<head><meta content=\"</head>\">@</head>",
+            ),
+            (
+                "<head><title>a </head> b</title></head>",
+                "<head><title>a </head> b</title>@</head>",
+            ),
+            // Case-insensitive end of a script, `</scripts>` is not one.
+            (
+                "<head><SCRIPT>a</scripts></Script></head>",
+                "<head><SCRIPT>a</scripts></Script>@</head>",
+            ),
+            // A self-closed script (XHTML) has no contents.
+            (
+                "<head><script src=\"a.js\"/></head>",
+                "<head><script src=\"a.js\"/>@</head>",
+            ),
+            // `<header>` and `</header>` are not the head.
+            (
+                "<body><header>x</header></body>",
+                "<body>@<header>x</header></body>",
+            ),
+            // Text `<` and a processing instruction.
+            (
+                "<?xml version=\"1.0\"?><head>a < b</head>",
+                "<?xml version=\"1.0\"?><head>a < b@</head>",
+            ),
+            // Unclosed comments and scripts swallow the rest: at the end.
+            ("<head><!-- </head>", "<head><!-- </head>+@"),
+            (
+                "<head><script>x = '</head>'",
+                "<head><script>x = '</head>'+@",
+            ),
+            // An existing snippet, in any case: never twice.
+            (
+                "<head></head><body><script src=\"http://localhost:35729/LiveReload.js\"></script>",
+                "skip",
+            ),
+        ];
+        for (doc, expected) in cases {
+            assert_eq!(shown(doc), expected, "document: {doc:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_window_is_scanned() {
+        let filler = "x".repeat(WINDOW);
+        // `</head>` only after the window, and the body with it: at the end.
+        let late = format!("<head><title>{filler}</title></head><body></body>");
+        assert_eq!(place(late.as_bytes()), End);
+        // A body inside the window, a stray `</head>` after it: after the body.
+        let body_first = format!("<body>{filler}</head>");
+        assert_eq!(place(body_first.as_bytes()), At(6));
+        // `</head>` cut off by the window's end: not found.
+        let cut = format!("{}</head>", "y".repeat(WINDOW - 3));
+        assert_eq!(place(cut.as_bytes()), End);
+        // A snippet past the window is not seen.
+        let snippet = format!("<head></head>{filler}livereload.js");
+        assert_eq!(place(snippet.as_bytes()), At(6));
+    }
+}

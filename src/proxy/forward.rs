@@ -1,0 +1,309 @@
+//! Forwarding one request to the dev server and its answer back: the headers each way,
+//! `Location` rewriting, and the app's own WebSockets (any `Upgrade`), tunnelled.
+//!
+//! Headers: hop-by-hop ones are dropped both ways (`Connection` and those it names,
+//! `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`); `Host` is
+//! kept, since apps build links and redirects from it; `X-Forwarded-For` gets the
+//! browser's address, and `X-Forwarded-Host`/`-Proto` are set unless a proxy in front
+//! (a tunnel, an HTTPS terminator) already set them. `Expect` is dropped: hyper answers
+//! the browser's `100-continue` itself when the body is first read, which is once the
+//! dev server is connected, so a held upload waits without being sent.
+
+use std::net::SocketAddr;
+
+use hyper::body::Incoming;
+use hyper::header::{
+    CONNECTION, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, IF_RANGE, LOCATION, RANGE,
+    UPGRADE,
+};
+use hyper::upgrade::OnUpgrade;
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::TokioIo;
+
+use super::body::{self, ProxyBody};
+use super::host::{is_loopback, split_authority};
+use super::{Context, inject, page};
+use crate::report;
+
+/// Headers that concern one connection only, besides those `Connection` names.
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Forwards `request` (whose `Host` is `host`, already checked) from the browser at
+/// `peer`, and returns the dev server's answer, injected into if it is a document.
+pub async fn forward(
+    context: &Context,
+    peer: SocketAddr,
+    mut request: Request<Incoming>,
+    host: &str,
+) -> Response<ProxyBody> {
+    let head_only = request.method() == Method::HEAD;
+    let navigation = crate::inject::is_navigation(request.headers());
+    let upgrade = upgrade_protocol(request.headers());
+    // Taken before the request is passed on: the browser's side of a switched protocol.
+    let browser_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+    let proxy_origin = format!("{}://{host}", forwarded_proto(request.headers()));
+
+    let outgoing = upstream_request(request, peer, host, navigation, upgrade);
+    let is_upgrade = browser_side.is_some();
+    let mut response = match context.upstream.send(outgoing, is_upgrade).await {
+        Ok(response) => response,
+        Err(why) => return page::unavailable(&why, head_only),
+    };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(browser_side) = browser_side {
+            return tunnel(response, browser_side);
+        }
+    }
+    strip_hop_by_hop(response.headers_mut());
+    rewrite_location(
+        response.headers_mut(),
+        context.upstream.address(),
+        &proxy_origin,
+    );
+    *response.version_mut() = Version::HTTP_11;
+    if navigation && inject::is_document(&response) {
+        inject::apply(response, head_only).await
+    } else {
+        response.map(body::incoming)
+    }
+}
+
+/// The request as the dev server gets it.
+fn upstream_request(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    host: &str,
+    navigation: bool,
+    upgrade: Option<HeaderValue>,
+) -> Request<ProxyBody> {
+    let (mut parts, incoming) = request.into_parts();
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    headers.remove(EXPECT);
+    if let Some(protocol) = upgrade {
+        headers.insert(UPGRADE, protocol);
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    if navigation {
+        // We may inject: ask for bytes we can read, and for the whole document.
+        headers.insert("accept-encoding", HeaderValue::from_static("identity"));
+        headers.remove(RANGE);
+        headers.remove(IF_RANGE);
+    }
+    // The host that was checked: the `Host` header, or the URI's authority in an
+    // absolute-form request (`GET http://host/ HTTP/1.1`), which then wins.
+    if let Ok(value) = HeaderValue::from_str(host) {
+        headers.insert(HOST, value);
+    }
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert("x-forwarded-for", value);
+    }
+    if !headers.contains_key("x-forwarded-host") {
+        if let Ok(value) = HeaderValue::from_str(host) {
+            headers.insert("x-forwarded-host", value);
+        }
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    }
+    // The dev server gets the path and query alone (origin form).
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    parts.uri = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
+    parts.version = Version::HTTP_11;
+    Request::from_parts(parts, body::incoming(incoming))
+}
+
+/// The protocol a request asks to switch to (`Upgrade`, with `upgrade` among the
+/// `Connection` tokens), if any.
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(UPGRADE).cloned()).flatten()
+}
+
+/// The scheme the browser used: `https` when a terminator in front says so.
+fn forwarded_proto(headers: &HeaderMap) -> &'static str {
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    match proto {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    }
+}
+
+/// The comma-separated tokens of every `Connection` header.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes the headers that concern one connection only.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy {
+        headers.remove(name);
+    }
+}
+
+/// Points a `Location` aimed at the dev server's own address at the proxy instead.
+fn rewrite_location(headers: &mut HeaderMap, upstream: &str, proxy_origin: &str) {
+    let rewritten = headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|location| relocated(location, upstream, proxy_origin));
+    if let Some(value) = rewritten.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(LOCATION, value);
+    }
+}
+
+/// `location` with the upstream origin replaced by `proxy_origin`, if it points there:
+/// `http://UPSTREAM/…` or `//UPSTREAM/…`; for a loopback upstream, any loopback name
+/// with its port (`localhost:8000` for `127.0.0.1:8000`).
+fn relocated(location: &str, upstream: &str, proxy_origin: &str) -> Option<String> {
+    let (after_scheme, keep_scheme) =
+        if location.len() > 7 && location[..7].eq_ignore_ascii_case("http://") {
+            (&location[7..], false)
+        } else if let Some(rest) = location.strip_prefix("//") {
+            (rest, true)
+        } else {
+            return None;
+        };
+    let end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let (authority, rest) = after_scheme.split_at(end);
+    let (host, port) = split_authority(authority)?;
+    let (up_host, up_port) = split_authority(upstream)?;
+    let port = port.unwrap_or(80);
+    let up_port = up_port.unwrap_or(80);
+    let host = host.to_ascii_lowercase();
+    let up_host = up_host.to_ascii_lowercase();
+    let loopback = |h: &str| is_loopback(h) || h == "0.0.0.0" || h == "[::]";
+    let same = port == up_port && (host == up_host || (loopback(&host) && loopback(&up_host)));
+    if !same {
+        return None;
+    }
+    Some(if keep_scheme {
+        let without_scheme = proxy_origin
+            .split_once("://")
+            .map_or(proxy_origin, |(_, a)| a);
+        format!("//{without_scheme}{rest}")
+    } else {
+        format!("{proxy_origin}{rest}")
+    })
+}
+
+/// Answers the browser's upgrade with the dev server's 101 and copies bytes both ways
+/// once both sides have switched.
+fn tunnel(mut response: Response<Incoming>, browser_side: OnUpgrade) -> Response<ProxyBody> {
+    let server_side = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        match tokio::try_join!(browser_side, server_side) {
+            Ok((browser, server)) => {
+                let (mut browser, mut server) = (TokioIo::new(browser), TokioIo::new(server));
+                if let Err(err) = tokio::io::copy_bidirectional(&mut browser, &mut server).await {
+                    report::debug(format!("proxy: tunnel ended: {err}"));
+                }
+            }
+            Err(err) => report::debug(format!("proxy: upgrade failed: {err}")),
+        }
+    });
+    response.map(|_| body::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_at_the_upstream_point_at_the_proxy() {
+        let proxy = "http://localhost:5000";
+        let cases = [
+            (
+                "http://127.0.0.1:8000/page?x=1",
+                Some("http://localhost:5000/page?x=1"),
+            ),
+            ("HTTP://LOCALHOST:8000", Some("http://localhost:5000")),
+            ("http://[::1]:8000#top", Some("http://localhost:5000#top")),
+            ("//127.0.0.1:8000/a", Some("//localhost:5000/a")),
+            ("http://127.0.0.1:8001/", None),
+            ("http://example.com:8000/", None),
+            ("https://127.0.0.1:8000/", None),
+            ("/relative", None),
+            ("http://127.0.0.1:8000@evil.example/", None),
+        ];
+        for (location, expected) in cases {
+            assert_eq!(
+                relocated(location, "127.0.0.1:8000", proxy).as_deref(),
+                expected,
+                "{location}"
+            );
+        }
+        assert_eq!(
+            relocated(
+                "http://app.internal:80/x",
+                "app.internal:80",
+                "https://dev.test"
+            )
+            .as_deref(),
+            Some("https://dev.test/x")
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go_and_end_to_end_ones_stay() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, X-Private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic x"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("cookie", "a=b"),
+            ("host", "localhost:5000"),
+        ] {
+            headers.append(name, value.parse().expect("a header value"));
+        }
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["cookie", "host"]);
+    }
+}

@@ -1,0 +1,254 @@
+//! Which `Host` values the proxy serves, and what a well-formed `Host` or `Origin` is.
+//!
+//! DNS rebinding: a page on `evil.example` can make its own name resolve to 127.0.0.1
+//! after loading, and then read through the proxy with same-origin requests that carry
+//! `Host: evil.example`. Checking `Host` stops it: served are loopback names and
+//! addresses on any port (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), the listen
+//! address itself, and whatever `proxy.allowed_hosts` lists (a LAN name, a tunnel's
+//! host). Everything here is pure and never panics on hostile input.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The verdict on a request's `Host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostVerdict {
+    /// Serve it.
+    Allow,
+    /// Well formed, but not a name this proxy answers to: 403.
+    Deny,
+    /// Not `host[:port]` at all: 400.
+    Malformed,
+}
+
+/// A host, lowercased without a trailing dot (IPv6 in brackets), and maybe a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    host: String,
+    /// `None`: any port.
+    port: Option<u16>,
+}
+
+/// The `Host` values served: loopback, the listen address, `proxy.allowed_hosts`.
+#[derive(Debug, Clone)]
+pub struct HostPolicy {
+    entries: Vec<Entry>,
+}
+
+impl HostPolicy {
+    /// The policy for a proxy bound to `bound` (configured as `listen`) with the
+    /// configured `allowed_hosts` (`host` for any port, or `host:port`).
+    pub fn new(listen: &str, bound: SocketAddr, allowed_hosts: &[String]) -> HostPolicy {
+        let mut entries = Vec::new();
+        // The listen address, as written and as bound, with the real port (`:0` binds
+        // some free port).
+        let listen_host = split_authority(listen).map(|(host, _)| normalize(host));
+        let bound_host = match bound {
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        };
+        for host in listen_host.into_iter().chain([bound_host]) {
+            entries.push(Entry {
+                host,
+                port: Some(bound.port()),
+            });
+        }
+        for allowed in allowed_hosts {
+            let allowed = allowed.trim();
+            let entry = match split_authority(allowed) {
+                Some((host, port)) => Entry {
+                    host: normalize(host),
+                    port,
+                },
+                // Not a host name; it can only ever match itself.
+                None => Entry {
+                    host: allowed.to_ascii_lowercase(),
+                    port: None,
+                },
+            };
+            entries.push(entry);
+        }
+        HostPolicy { entries }
+    }
+
+    /// Judges a request's `Host` value (or its URI's authority).
+    pub fn check(&self, value: &str) -> HostVerdict {
+        let Some((host, port)) = split_authority(value) else {
+            return HostVerdict::Malformed;
+        };
+        let host = normalize(host);
+        // A request without a port means the scheme's default; only an entry without
+        // a port, or with that very port, can match it.
+        let port = port.unwrap_or(80);
+        let listed = self
+            .entries
+            .iter()
+            .any(|e| e.host == host && e.port.is_none_or(|p| p == port));
+        if listed || is_loopback(&host) {
+            HostVerdict::Allow
+        } else {
+            HostVerdict::Deny
+        }
+    }
+}
+
+/// Splits `host[:port]` into the host (an IPv6 address keeps its brackets) and the
+/// port, or `None` when it is not one: a registered name of letters, digits, `-`, `.`
+/// and `_`, an IPv4 address, or a bracketed IPv6 address; a port of up to 5 digits that
+/// fits in 16 bits. An empty port (`host:`) counts as none, as RFC 3986 allows.
+pub fn split_authority(value: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if value.starts_with('[') {
+        let close = value.find(']')?;
+        let (host, rest) = value.split_at(close + 1);
+        host[1..close].parse::<Ipv6Addr>().ok()?;
+        match rest {
+            "" => (host, None),
+            _ => (host, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match value.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        }
+    };
+    let name_ok = !host.is_empty()
+        && (host.starts_with('[')
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
+    if !name_ok {
+        return None;
+    }
+    let port = match port {
+        None | Some("") => None,
+        Some(digits) if digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(digits.parse::<u16>().ok()?)
+        }
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
+/// Whether an `Origin` value is well formed: `null`, or `scheme://host[:port]` with
+/// nothing after it.
+pub fn valid_origin(value: &str) -> bool {
+    value == "null" || split_origin(value).is_some()
+}
+
+/// Whether `origin` is this very request's origin: http(s) and the same `host[:port]`
+/// as its `Host`, so the page came through this proxy.
+pub fn same_origin(origin: &str, host: &str) -> bool {
+    split_origin(origin).is_some_and(|(scheme, authority)| {
+        matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+            && authority.eq_ignore_ascii_case(host)
+    })
+}
+
+/// Splits `scheme://authority` with a valid scheme and authority.
+fn split_origin(value: &str) -> Option<(&str, &str)> {
+    let (scheme, authority) = value.split_once("://")?;
+    let mut chars = scheme.chars();
+    let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (scheme_ok && split_authority(authority).is_some()).then_some((scheme, authority))
+}
+
+/// Lowercases a host and drops one trailing dot (`localhost.` is `localhost`).
+fn normalize(host: &str) -> String {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.to_ascii_lowercase()
+}
+
+/// Whether a normalized host names this machine's loopback interface.
+pub fn is_loopback(host: &str) -> bool {
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+    }
+    host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allowed: &[&str]) -> HostPolicy {
+        let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+        let bound: SocketAddr = "0.0.0.0:5000".parse().expect("an address");
+        HostPolicy::new("devbox.lan:5000", bound, &allowed)
+    }
+
+    #[test]
+    fn hosts_are_judged() {
+        let policy = policy(&["dev.test", "tunnel.example:443", "[fd00::1]"]);
+        let cases = [
+            ("localhost", HostVerdict::Allow),
+            ("localhost:5000", HostVerdict::Allow),
+            ("LOCALHOST:1234", HostVerdict::Allow),
+            ("localhost.:5000", HostVerdict::Allow),
+            ("app.localhost:5000", HostVerdict::Allow),
+            ("127.0.0.1:5000", HostVerdict::Allow),
+            ("127.1.2.3", HostVerdict::Allow),
+            ("[::1]:5000", HostVerdict::Allow),
+            ("[::1]", HostVerdict::Allow),
+            ("devbox.lan:5000", HostVerdict::Allow),
+            ("devbox.lan:5001", HostVerdict::Deny),
+            ("0.0.0.0:5000", HostVerdict::Allow),
+            ("dev.test", HostVerdict::Allow),
+            ("DEV.test:8080", HostVerdict::Allow),
+            ("tunnel.example:443", HostVerdict::Allow),
+            ("tunnel.example", HostVerdict::Deny),
+            ("[fd00::1]:5000", HostVerdict::Allow),
+            ("evil.example", HostVerdict::Deny),
+            ("localhost.evil.example", HostVerdict::Deny),
+            ("128.0.0.1:5000", HostVerdict::Deny),
+            ("[::2]:5000", HostVerdict::Deny),
+            ("", HostVerdict::Malformed),
+            ("a b", HostVerdict::Malformed),
+            ("[::1", HostVerdict::Malformed),
+            ("[::1]x", HostVerdict::Malformed),
+            ("[nonsense]:80", HostVerdict::Malformed),
+            ("localhost:99999", HostVerdict::Malformed),
+            ("localhost:5000:1", HostVerdict::Malformed),
+            ("user@localhost", HostVerdict::Malformed),
+            ("localhost/x", HostVerdict::Malformed),
+            ("lоcalhost", HostVerdict::Malformed), // a Cyrillic `о`
+        ];
+        for (host, expected) in cases {
+            assert_eq!(policy.check(host), expected, "Host: {host:?}");
+        }
+    }
+
+    #[test]
+    fn origins_are_well_formed_or_not() {
+        for good in [
+            "null",
+            "http://localhost:5000",
+            "https://dev.test",
+            "moz-extension://abc",
+        ] {
+            assert!(valid_origin(good), "{good}");
+        }
+        for bad in [
+            "",
+            "localhost",
+            "http://",
+            "http://a b",
+            "http://x/y",
+            "1http://x",
+            "http://[::1",
+        ] {
+            assert!(!valid_origin(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn same_origin_compares_scheme_and_authority() {
+        assert!(same_origin("http://dev.test:5000", "dev.test:5000"));
+        assert!(same_origin("HTTPS://Dev.Test:5000", "dev.test:5000"));
+        assert!(!same_origin("http://dev.test:5001", "dev.test:5000"));
+        assert!(!same_origin("ftp://dev.test:5000", "dev.test:5000"));
+        assert!(!same_origin("null", "dev.test:5000"));
+    }
+}

@@ -1,0 +1,338 @@
+//! Putting the reload client into documents: which exchanges qualify, the tag (with the
+//! page's CSP nonce), and splicing it into the response as it streams.
+//!
+//! Only documents get the tag: a navigation request (`Sec-Fetch-Dest: document` or
+//! `iframe`; without that header, an `Accept` that names `text/html`), answered 2xx
+//! (not 204 or 206) with HTML or XHTML in an ASCII-compatible charset, not as an
+//! attachment. A `fetch` or htmx request for an HTML fragment sends
+//! `Sec-Fetch-Dest: empty` and is left alone.
+//!
+//! The first [`WINDOW`] bytes (after decoding) are read before the headers go out, so
+//! the placement is known and `Content-Length` can be set right; everything after them
+//! streams as it arrives. A page that stalls before its window is full (a server that
+//! flushes the head early, then renders slowly) is not kept waiting: after [`STALL`]
+//! without new bytes, the place is chosen from what arrived (a `</head>` not yet seen
+//! means the end of the document).
+
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{
+    CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap,
+    HeaderValue,
+};
+use hyper::{Response, StatusCode};
+
+use super::body::{self, BoxError, ProxyBody, Spliced};
+use super::decode::{Decoded, Encoding};
+use super::page;
+use crate::inject::{Placement, WINDOW, scan, tag};
+
+/// How long the window waits for more of a document before choosing from what it has.
+const STALL: Duration = Duration::from_millis(100);
+
+/// Whether a response is a document the tag may go into (whatever the request was).
+pub fn is_document<B>(response: &Response<B>) -> bool {
+    let status = response.status();
+    if !status.is_success()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::PARTIAL_CONTENT
+    {
+        return false;
+    }
+    let headers = response.headers();
+    let html = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|value| {
+            let value = value.to_ascii_lowercase();
+            let mut params = value.split(';').map(str::trim);
+            let mime = params.next().unwrap_or_default();
+            // The tag is ASCII: it cannot go into UTF-16 or UTF-32 as it is.
+            let wide = params.any(|p| {
+                p.strip_prefix("charset=")
+                    .is_some_and(|c| c.contains("utf-16") || c.contains("utf-32"))
+            });
+            matches!(mime, "text/html" | "application/xhtml+xml") && !wide
+        });
+    let attachment = headers
+        .get(CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("attachment")
+        });
+    html && !attachment
+}
+
+/// The nonce that the response's `Content-Security-Policy` allows scripts with: from
+/// `script-src-elem`, else `script-src`, else `default-src` (the directive a browser
+/// would apply to our tag), in any of its policies. Only a nonce of base64 characters
+/// is taken, so it can go into an attribute as it is.
+pub fn csp_nonce(headers: &HeaderMap) -> Option<String> {
+    let policies: Vec<&str> = headers
+        .get_all("content-security-policy")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for wanted in ["script-src-elem", "script-src", "default-src"] {
+        for policy in &policies {
+            for directive in policy.split(';') {
+                let mut tokens = directive.split_ascii_whitespace();
+                if !tokens
+                    .next()
+                    .is_some_and(|name| name.eq_ignore_ascii_case(wanted))
+                {
+                    continue;
+                }
+                let nonce = tokens.find_map(|token| {
+                    let token = token.strip_prefix('\'')?.strip_suffix('\'')?;
+                    let (prefix, value) = token.split_at_checked(6)?;
+                    (prefix.eq_ignore_ascii_case("nonce-")
+                        && !value.is_empty()
+                        && value
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)))
+                    .then(|| value.to_string())
+                });
+                if nonce.is_some() {
+                    return nonce;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Injects the tag into a document response (one for which [`is_document`] holds, to
+/// a navigation). A HEAD response only loses its `Content-Length`, since the body it
+/// stands for might have been decoded or injected into.
+pub async fn apply(response: Response<Incoming>, head_only: bool) -> Response<ProxyBody> {
+    let (mut parts, incoming) = response.into_parts();
+    if head_only {
+        parts.headers.remove(CONTENT_LENGTH);
+        return Response::from_parts(parts, body::empty());
+    }
+    let decoding = match Encoding::of(&parts.headers) {
+        Encoding::Identity => None,
+        Encoding::Decodable(coding) => Some(coding),
+        Encoding::Other => return Response::from_parts(parts, body::incoming(incoming)),
+    };
+    let mut source = body::incoming(incoming);
+    if let Some(coding) = decoding {
+        source = Decoded::new(source, coding).boxed_unsync();
+        parts.headers.remove(CONTENT_ENCODING);
+    }
+    let window = match read_window(&mut source).await {
+        Ok(window) => window,
+        Err(err) => return page::broken(&format!("the document broke off: {err}"), false),
+    };
+    let tag = tag(csp_nonce(&parts.headers).as_deref());
+    let placement = scan::place(&window.bytes);
+    let length = match (decoding, content_length(&parts.headers)) {
+        (None, Some(length)) if placement == Placement::Skip => Some(length),
+        (None, Some(length)) => Some(length + tag.len() as u64),
+        // Decoded: unknown until the end (hyper counts a body that ended in the window).
+        _ => None,
+    };
+    match length {
+        Some(length) => {
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        None => {
+            parts.headers.remove(CONTENT_LENGTH);
+        }
+    }
+    if placement != Placement::Skip || decoding.is_some() {
+        weaken_etag(&mut parts.headers);
+    }
+    let rest = (!window.complete).then_some(source);
+    let bytes = window.bytes;
+    let body = match placement {
+        Placement::At(at) => {
+            let mut front = Vec::with_capacity(bytes.len() + tag.len());
+            front.extend_from_slice(&bytes[..at]);
+            front.extend_from_slice(tag.as_bytes());
+            front.extend_from_slice(&bytes[at..]);
+            Spliced::new(front.into(), rest, Bytes::new(), window.trailers)
+        }
+        Placement::End => Spliced::new(bytes.into(), rest, tag.into(), window.trailers),
+        Placement::Skip => Spliced::new(bytes.into(), rest, Bytes::new(), window.trailers),
+    };
+    Response::from_parts(parts, body.boxed_unsync())
+}
+
+/// The start of a body: at least [`WINDOW`] bytes unless it ended or stalled first.
+struct Window {
+    bytes: Vec<u8>,
+    /// The body ended within the window.
+    complete: bool,
+    /// Its trailers, if it ended with some.
+    trailers: Option<HeaderMap>,
+}
+
+async fn read_window(source: &mut ProxyBody) -> Result<Window, BoxError> {
+    let mut bytes = Vec::new();
+    while bytes.len() < WINDOW {
+        // Cancelling `frame()` loses nothing: a body hands over a frame only when ready.
+        let Ok(next) = tokio::time::timeout(STALL, source.frame()).await else {
+            break;
+        };
+        let Some(frame) = next else {
+            return Ok(Window {
+                bytes,
+                complete: true,
+                trailers: None,
+            });
+        };
+        match frame?.into_data() {
+            Ok(data) => bytes.extend_from_slice(&data),
+            Err(frame) => {
+                return Ok(Window {
+                    bytes,
+                    complete: true,
+                    trailers: frame.into_trailers().ok(),
+                });
+            }
+        }
+    }
+    Ok(Window {
+        bytes,
+        complete: false,
+        trailers: None,
+    })
+}
+
+/// The `Content-Length`, if there is one valid value.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    let (first, second) = (values.next()?, values.next());
+    if second.is_some() {
+        return None;
+    }
+    first.to_str().ok()?.trim().parse().ok()
+}
+
+/// Makes a strong `ETag` weak: our bytes are no longer the origin's.
+fn weaken_etag(headers: &mut HeaderMap) {
+    let Some(etag) = headers.get(ETAG) else {
+        return;
+    };
+    if etag.as_bytes().starts_with(b"W/") {
+        return;
+    }
+    let mut weak = b"W/".to_vec();
+    weak.extend_from_slice(etag.as_bytes());
+    if let Ok(weak) = HeaderValue::from_bytes(&weak) {
+        headers.insert(ETAG, weak);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inject::is_navigation;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, value.parse().expect("a header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn navigations_are_told_from_fetches() {
+        let cases = [
+            (vec![("sec-fetch-dest", "document")], true),
+            (vec![("sec-fetch-dest", "iframe"), ("accept", "*/*")], true),
+            (
+                vec![("sec-fetch-dest", "empty"), ("accept", "text/html")],
+                false,
+            ),
+            (vec![("sec-fetch-dest", "script")], false),
+            (
+                vec![("accept", "text/html,application/xhtml+xml;q=0.9")],
+                true,
+            ),
+            (vec![("accept", "*/*")], false),
+            (vec![], false),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(is_navigation(&headers(&pairs)), expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn documents_are_told_from_other_responses() {
+        let response = |status: u16, pairs: &[(&'static str, &'static str)]| {
+            let mut response = Response::new(());
+            *response.status_mut() = StatusCode::from_u16(status).expect("a status");
+            *response.headers_mut() = headers(pairs);
+            is_document(&response)
+        };
+        let html = ("content-type", "text/html; charset=utf-8");
+        assert!(response(200, &[html]));
+        assert!(response(200, &[("content-type", "Application/XHTML+XML")]));
+        assert!(response(201, &[html]));
+        assert!(!response(204, &[html]));
+        assert!(!response(206, &[html]));
+        assert!(!response(304, &[html]));
+        assert!(!response(404, &[html]));
+        assert!(!response(200, &[]));
+        assert!(!response(200, &[("content-type", "text/plain")]));
+        assert!(!response(
+            200,
+            &[("content-type", "text/html; charset=UTF-16LE")]
+        ));
+        assert!(!response(
+            200,
+            &[html, ("content-disposition", "attachment; filename=a.html")]
+        ));
+        assert!(response(200, &[html, ("content-disposition", "inline")]));
+    }
+
+    #[test]
+    fn the_nonce_comes_from_the_directive_that_governs_scripts() {
+        let nonce = |csp: &[&'static str]| {
+            let pairs: Vec<_> = csp
+                .iter()
+                .map(|v| ("content-security-policy", *v))
+                .collect();
+            csp_nonce(&headers(&pairs))
+        };
+        assert_eq!(
+            nonce(&["script-src 'nonce-abc123' 'strict-dynamic'"]).as_deref(),
+            Some("abc123")
+        );
+        assert_eq!(
+            nonce(&["default-src 'self'; SCRIPT-SRC 'self' 'NONCE-x+y/z='"]).as_deref(),
+            Some("x+y/z=")
+        );
+        assert_eq!(
+            nonce(&["default-src 'nonce-d'", "script-src-elem 'nonce-e'"]).as_deref(),
+            Some("e")
+        );
+        assert_eq!(nonce(&["style-src 'nonce-s'"]), None);
+        assert_eq!(nonce(&["script-src 'nonce-a\"b'"]), None);
+        assert_eq!(nonce(&["script-src 'self'"]), None);
+        assert_eq!(
+            tag(Some("abc")),
+            "<script src=\"/__reloadsup/livereload.js?port=&amp;path=__reloadsup/livereload\" \
+             defer nonce=\"abc\"></script>"
+        );
+    }
+
+    #[test]
+    fn strong_etags_are_weakened_once() {
+        let mut map = headers(&[("etag", "\"v1\"")]);
+        weaken_etag(&mut map);
+        weaken_etag(&mut map);
+        assert_eq!(map[ETAG], "W/\"v1\"");
+    }
+}

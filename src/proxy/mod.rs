@@ -1,0 +1,192 @@
+//! The injecting reverse proxy (`[proxy]`): browsers open `listen`, and reloadsup
+//! forwards to the dev server at `upstream`, adding the reload client to every HTML
+//! document and holding requests while the server restarts.
+//!
+//! Like the reload server, its surface is synchronous: [`Proxy::start`] binds the port
+//! at once (so an address in use is a start-up error naming `proxy.listen`) and then
+//! serves on its own thread, a small current-thread tokio runtime driving hyper (HTTP/1,
+//! server and client). The app loop only calls [`Proxy::set_state`], which never waits.
+//!
+//! ```text
+//! browser ── listen ──► route ─┬─ /__reloadsup/… ──► Hub::handle (script, reload socket)
+//!                              └─ anything else ───► forward ──► upstream (held while
+//!                                   ▲   Host check              Starting, retried while
+//!                                   └── inject into documents   Ready, 502 page if Failed)
+//! ```
+//!
+//! Files: `server` (the listener thread, routing), `host` (the `Host`/`Origin` checks
+//! against DNS rebinding, pure), `forward` (headers both ways, `Location`, app
+//! WebSockets), `upstream` (hold, retry, connections), `inject` (which responses get the
+//! tag, and splicing it in), `scan` (where in the HTML the tag goes, pure), `decode`
+//! (gzip/deflate), `body` (the body types), `page` (the pages we answer ourselves).
+
+mod body;
+mod decode;
+mod forward;
+mod host;
+mod inject;
+mod page;
+mod server;
+#[cfg(test)]
+mod tests;
+mod upstream;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::reload::Hub;
+use host::HostPolicy;
+use upstream::Upstream;
+
+/// The dev server's state as the supervisor sees it; it decides what a request gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamState {
+    /// Stopping, starting, or not ready yet: requests wait (up to the hold timeout).
+    Starting,
+    /// Ready: requests are forwarded, and a refused connect is retried briefly.
+    Ready,
+    /// The server exited or never became ready: requests get a 502 page saying why.
+    Failed(Failure),
+}
+
+/// Why the dev server is not running, for the 502 page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The server command, as the user wrote it.
+    pub command: String,
+    /// How it ended, e.g. "exited with code 1".
+    pub status: String,
+    /// The last lines of the server's output.
+    pub output_tail: Vec<String>,
+}
+
+/// How long the proxy waits for the dev server, in its two ways of waiting.
+#[derive(Debug, Clone, Copy)]
+struct Patience {
+    /// A request arriving while [`UpstreamState::Starting`] waits this long for `Ready`.
+    hold: Duration,
+    /// While `Ready`, a refused connect is retried for this long...
+    retry_for: Duration,
+    /// ...this often.
+    retry_every: Duration,
+}
+
+impl Patience {
+    fn new(hold: Duration) -> Patience {
+        Patience {
+            hold,
+            retry_for: Duration::from_secs(2),
+            retry_every: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What every connection's tasks share.
+struct Context {
+    /// Serves `/__reloadsup/`.
+    hub: Hub,
+    /// Which `Host` values are served.
+    hosts: HostPolicy,
+    /// The dev server: its address, state and idle connections.
+    upstream: Upstream,
+}
+
+/// The running proxy: the handle the app loop holds. Dropping it stops the thread and
+/// frees the port.
+pub struct Proxy {
+    addr: SocketAddr,
+    context: Arc<Context>,
+    shutdown: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Binds `listen` now, then serves on a background thread, forwarding to `upstream`
+    /// (`host:port`). Starts in [`UpstreamState::Starting`]: requests wait up to
+    /// `hold_timeout` for [`Proxy::set_state`] to say `Ready`.
+    ///
+    /// `allowed_hosts` are the `Host` values served besides loopback names and the
+    /// listen address (`host` for any port, or `host:port`). The hub serves the reload
+    /// endpoints on this origin too.
+    ///
+    /// The error is one line naming the address and the key, e.g. ``cannot listen on
+    /// 127.0.0.1:5000 (set by `proxy.listen`): Address already in use (os error 98)``.
+    pub fn start(
+        listen: &str,
+        upstream: &str,
+        allowed_hosts: &[String],
+        hub: Hub,
+        hold_timeout: Duration,
+    ) -> Result<Proxy, String> {
+        Proxy::start_with(
+            listen,
+            upstream,
+            allowed_hosts,
+            hub,
+            Patience::new(hold_timeout),
+        )
+    }
+
+    fn start_with(
+        listen: &str,
+        upstream: &str,
+        allowed_hosts: &[String],
+        hub: Hub,
+        patience: Patience,
+    ) -> Result<Proxy, String> {
+        let failed = |err: std::io::Error| {
+            format!("cannot listen on {listen} (set by `proxy.listen`): {err}")
+        };
+        let listener = TcpListener::bind(listen).map_err(failed)?;
+        listener.set_nonblocking(true).map_err(failed)?;
+        let addr = listener.local_addr().map_err(failed)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|err| format!("cannot start the proxy: {err}"))?;
+        let context = Arc::new(Context {
+            hub,
+            hosts: HostPolicy::new(listen, addr, allowed_hosts),
+            upstream: Upstream::new(upstream, patience),
+        });
+        let (shutdown, stopped) = watch::channel(false);
+        let thread_context = Arc::clone(&context);
+        let thread = std::thread::Builder::new()
+            .name("proxy".into())
+            .spawn(move || server::run(runtime, listener, thread_context, stopped))
+            .map_err(|err| format!("cannot start the proxy: {err}"))?;
+        Ok(Proxy {
+            addr,
+            context,
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Upstream state, driven by the supervisor loop: requests are held while
+    /// `Starting`, released the moment it becomes `Ready`, and answered with the 502
+    /// page while `Failed`. Never blocks.
+    pub fn set_state(&self, state: UpstreamState) {
+        self.context.upstream.set_state(state);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // Nobody may be listening any more; that is fine.
+        let _ = self.shutdown.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

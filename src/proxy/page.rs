@@ -1,0 +1,165 @@
+//! The responses the proxy makes itself: the 502 page when the dev server cannot
+//! answer, and one-line refusals (400, 403).
+//!
+//! The 502 page says why (the command, how it ended, the last lines of its output,
+//! all HTML-escaped) and carries the reload tag: the next good restart broadcasts
+//! `reload`, and the page turns into the real one by itself. `Cache-Control: no-store`
+//! keeps a browser from showing it again once the server is back.
+
+use std::fmt::Write;
+
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+
+use super::body::{self, ProxyBody};
+use super::upstream::Unavailable;
+use crate::inject::escape_html;
+
+/// The 502 page for a request that could not be forwarded.
+pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
+    let (title, detail, tail): (&str, String, &[String]) = match why {
+        Unavailable::Failed(failure) => (
+            "the dev server is not running",
+            format!(
+                "<code>{}</code> {}.",
+                escape_html(&failure.command),
+                escape_html(&failure.status)
+            ),
+            &failure.output_tail,
+        ),
+        Unavailable::NotReady(hold) => (
+            "the dev server is not ready",
+            format!(
+                "It did not become ready within {}.",
+                humantime::format_duration(*hold)
+            ),
+            &[],
+        ),
+        Unavailable::Unreachable {
+            address,
+            error,
+            waited,
+        } => (
+            "cannot reach the dev server",
+            format!(
+                "Connecting to <code>{}</code> failed for {}: {}.",
+                escape_html(address),
+                humantime::format_duration(rounded(*waited)),
+                escape_html(error)
+            ),
+            &[],
+        ),
+        Unavailable::Broke(error) => (
+            "the dev server did not answer",
+            format!(
+                "It closed the connection without a complete answer: {}.",
+                escape_html(error)
+            ),
+            &[],
+        ),
+    };
+    error_page(title, &detail, tail, head_only)
+}
+
+/// The 502 page for a response that broke off before it could be passed on.
+pub fn broken(detail: &str, head_only: bool) -> Response<ProxyBody> {
+    error_page(
+        "the dev server did not answer",
+        &format!("{}.", escape_html(detail)),
+        &[],
+        head_only,
+    )
+}
+
+/// A short plain-text response (`text` is one line).
+pub fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(CACHE_CONTROL, "no-store")
+        .body(body::full(format!("{text}\n")))
+        .expect("static headers are valid")
+}
+
+fn error_page(title: &str, detail: &str, tail: &[String], head_only: bool) -> Response<ProxyBody> {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>502: {title}</title>\n<style>\n\
+         body {{ font: 16px/1.5 system-ui, sans-serif; margin: 2em auto; max-width: 60em; padding: 0 1em; }}\n\
+         pre {{ background: #222; color: #eee; padding: 1em; overflow: auto; }}\n\
+         </style>\n{tag}\n</head>\n<body>\n<h1>502: {title}</h1>\n<p>{detail}</p>\n",
+        tag = crate::inject::tag(None),
+    );
+    if !tail.is_empty() {
+        html.push_str("<p>The last lines of its output:</p>\n<pre>");
+        for line in tail {
+            html.push_str(&escape_html(line));
+            html.push('\n');
+        }
+        html.push_str("</pre>\n");
+    }
+    html.push_str(
+        "<p>This page reloads by itself when the server is ready again \
+         (<a href=\"\">reload now</a>).</p>\n</body>\n</html>\n",
+    );
+    let body = if head_only {
+        body::empty()
+    } else {
+        body::full(html)
+    };
+    Response::builder()
+        .status(StatusCode::BAD_GATEWAY)
+        .header(CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(CACHE_CONTROL, "no-store")
+        .body(body)
+        .expect("static headers are valid")
+}
+
+/// A duration to the millisecond, for reading.
+fn rounded(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::proxy::Failure;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            escape_html("<a href=\"x\">&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn the_failure_page_says_why_and_carries_the_tag() {
+        let failure = Failure {
+            command: "python3 app.py --name '<x>'".into(),
+            status: "exited with code 1".into(),
+            output_tail: vec!["Traceback:".into(), "  raise Error(\"<boom>\")".into()],
+        };
+        let response = unavailable(&Unavailable::Failed(failure), false);
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let body = runtime
+            .block_on(response.into_body().collect())
+            .expect("an in-memory body")
+            .to_bytes();
+        let html = String::from_utf8(body.to_vec()).expect("UTF-8");
+        assert!(html.contains(
+            "<code>python3 app.py --name &#39;&lt;x&gt;&#39;</code> exited with code 1."
+        ));
+        assert!(html.contains("  raise Error(&quot;&lt;boom&gt;&quot;)\n"));
+        assert!(html.contains(&crate::inject::tag(None)));
+        assert!(!html.contains("<boom>"));
+    }
+}

@@ -1,0 +1,167 @@
+//! The proxy's listener thread and its routing: each connection is served by hyper's
+//! HTTP/1 server (keep-alive, upgrades enabled); each request's `Host` and `Origin` are
+//! checked, then `/__reloadsup/` goes to the hub and everything else to the dev server.
+//!
+//! The socket is bound by the caller, synchronously, so an address in use is an error
+//! at start-up rather than a line lost on another thread.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HOST, ORIGIN};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use tokio::time::sleep;
+
+use super::body::{BoxError, ProxyBody};
+use super::host::{self, HostVerdict};
+use super::{Context, forward, page};
+use crate::reload::http::PREFIX;
+use crate::report;
+
+/// A browser must send a request head within this time (also how long an idle
+/// keep-alive connection is kept).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long blocking work (name look-ups) may delay stopping.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(200);
+
+/// Serves `listener` (bound, non-blocking) on `runtime` until `stopped` turns true,
+/// then drops every connection. Runs on the calling thread.
+pub fn run(
+    runtime: Runtime,
+    listener: std::net::TcpListener,
+    context: Arc<Context>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    runtime.block_on(async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(err) => {
+                report::error(format!("the proxy cannot use its socket: {err}"));
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        tokio::spawn(serve_connection(stream, peer, Arc::clone(&context)));
+                    }
+                    Err(err) => {
+                        // Usually out of file descriptors: pause instead of spinning.
+                        report::debug(format!("proxy: accept failed: {err}"));
+                        sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+        }
+    });
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+}
+
+/// Serves one browser connection.
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Context>) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request| {
+        let context = Arc::clone(&context);
+        async move { Ok::<_, Infallible>(route(&context, peer, request).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(err) = connection.await {
+        report::debug(format!("proxy: connection from {peer}: {err}"));
+    }
+}
+
+/// Checks a request and sends it where it goes.
+async fn route(
+    context: &Context,
+    peer: SocketAddr,
+    mut request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let host = match request_host(&request) {
+        Ok(host) => host,
+        Err(why) => return page::plain(StatusCode::BAD_REQUEST, why),
+    };
+    match context.hosts.check(&host) {
+        HostVerdict::Allow => {}
+        HostVerdict::Malformed => {
+            return page::plain(StatusCode::BAD_REQUEST, "malformed Host header");
+        }
+        HostVerdict::Deny => {
+            let shown: String = host.chars().take(100).collect();
+            return page::plain(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "reloadsup does not serve host `{shown}` (a guard against DNS rebinding); \
+                     to allow it, add it to `proxy.allowed_hosts`"
+                ),
+            );
+        }
+    }
+    let origin = match single_value(&request, ORIGIN) {
+        Ok(origin) => origin,
+        Err(()) => return page::plain(StatusCode::BAD_REQUEST, "malformed Origin header"),
+    };
+    if let Some(origin) = &origin {
+        if !host::valid_origin(origin) {
+            return page::plain(StatusCode::BAD_REQUEST, "malformed Origin header");
+        }
+    }
+    if request.uri().path().starts_with(PREFIX) {
+        // A page that came through this proxy is the proxy's own: the hub need not
+        // judge its origin (it accepts loopback ones, but not a LAN name or a tunnel).
+        if origin.is_some_and(|o| host::same_origin(&o, &host)) {
+            request.headers_mut().remove(ORIGIN);
+        }
+        return context.hub.handle(request).map(|full| {
+            full.map_err(|never| -> BoxError { match never {} })
+                .boxed_unsync()
+        });
+    }
+    forward::forward(context, peer, request, &host).await
+}
+
+/// The host the request is for: its URI's authority when it has one (absolute form),
+/// else its one `Host` header.
+fn request_host(request: &Request<Incoming>) -> Result<String, &'static str> {
+    if let Some(authority) = request.uri().authority() {
+        return Ok(authority.as_str().to_string());
+    }
+    match single_value(request, HOST) {
+        Ok(Some(host)) => Ok(host),
+        Ok(None) => Err("missing Host header"),
+        Err(()) => Err("malformed Host header"),
+    }
+}
+
+/// The value of a header that may appear at most once, as text; `Err` if it appears
+/// more often or is not visible ASCII.
+fn single_value(
+    request: &Request<Incoming>,
+    name: hyper::header::HeaderName,
+) -> Result<Option<String>, ()> {
+    let mut values = request.headers().get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => value
+            .to_str()
+            .map(|v| Some(v.trim().to_string()))
+            .map_err(|_| ()),
+        (Some(_), Some(_)) => Err(()),
+    }
+}

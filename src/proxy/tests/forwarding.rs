@@ -1,0 +1,287 @@
+//! Forwarding through the proxy: bodies both ways, headers, redirects, streams, the
+//! app's WebSocket, the reload endpoints, and the `Host` check.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::{Message, WebSocket};
+
+use super::upstream::{self, PAGE, Upstream};
+use super::{NAVIGATE, PATIENCE, navigate, proxy, proxy_with, raw, send};
+use crate::proxy::{Patience, UpstreamState};
+
+#[test]
+fn binary_and_json_bodies_come_through_byte_for_byte() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let binary = navigate(proxy.local_addr(), "/binary");
+    assert_eq!(binary.body, upstream::binary());
+    assert_eq!(binary.header("content-length"), Some("262144"));
+    let json = send(
+        proxy.local_addr(),
+        "GET",
+        "/json",
+        &[("accept", "application/json")],
+        Vec::new(),
+    );
+    assert_eq!(json.text(), upstream::JSON);
+    assert_eq!(json.header("content-type"), Some("application/json"));
+}
+
+#[test]
+fn request_bodies_are_forwarded() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let upload = upstream::binary().repeat(4);
+    let reply = send(
+        proxy.local_addr(),
+        "POST",
+        "/echo",
+        &[("content-type", "application/octet-stream")],
+        upload.clone(),
+    );
+    assert_eq!(reply.header("x-method"), Some("POST"));
+    assert_eq!(reply.body, upload);
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let mut stream = raw(proxy.local_addr());
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: localhost:{}\r\nContent-Length: 5\r\n\
+         Expect: 100-continue\r\nConnection: close\r\n\r\n",
+        proxy.local_addr().port()
+    );
+    stream.write_all(head.as_bytes()).expect("send the head");
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).expect("an interim answer");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"hello").expect("send the body");
+    let mut rest = String::new();
+    stream.read_to_string(&mut rest).expect("the answer");
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{rest}");
+    assert!(rest.ends_with("\r\n\r\nhello"), "{rest}");
+}
+
+#[test]
+fn the_dev_server_gets_the_host_forwarding_headers_and_no_hop_by_hop_ones() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let host = format!("localhost:{}", proxy.local_addr().port());
+    let mut headers = NAVIGATE.to_vec();
+    headers.extend([
+        ("connection", "keep-alive, x-private"),
+        ("x-private", "secret"),
+        ("keep-alive", "timeout=5"),
+        ("te", "trailers"),
+        ("proxy-authorization", "Basic eDp5"),
+        ("range", "bytes=0-10"),
+        ("accept-encoding", "gzip, br"),
+        ("cookie", "session=1"),
+    ]);
+    let seen = send(proxy.local_addr(), "GET", "/headers", &headers, Vec::new()).text();
+    let lines: Vec<&str> = seen.lines().collect();
+    for expected in [
+        format!("host: {host}"),
+        "x-forwarded-for: 127.0.0.1".to_string(),
+        format!("x-forwarded-host: {host}"),
+        "x-forwarded-proto: http".to_string(),
+        "accept-encoding: identity".to_string(),
+        "cookie: session=1".to_string(),
+    ] {
+        assert!(
+            lines.contains(&expected.as_str()),
+            "no `{expected}` in:\n{seen}"
+        );
+    }
+    for gone in [
+        "x-private",
+        "keep-alive",
+        "te:",
+        "proxy-authorization",
+        "range",
+        "expect",
+    ] {
+        assert!(!seen.contains(gone), "`{gone}` reached the server:\n{seen}");
+    }
+}
+
+#[test]
+fn redirects_to_the_dev_server_point_at_the_proxy() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/redirect");
+    assert_eq!(reply.status, 302);
+    let expected = format!(
+        "http://localhost:{}/page?from=redirect",
+        proxy.local_addr().port()
+    );
+    assert_eq!(reply.header("location"), Some(expected.as_str()));
+}
+
+#[test]
+fn an_event_stream_is_passed_on_as_it_comes() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let addr = proxy.local_addr();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let first = runtime.block_on(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        let request = Request::get("/sse")
+            .header("host", format!("localhost:{}", addr.port()))
+            .header("accept", "text/event-stream")
+            .body(Empty::<Bytes>::new())
+            .expect("a request");
+        let mut response = sender.send_request(request).await.expect("an answer");
+        // The stream never ends: only the first event can arrive.
+        let frame = tokio::time::timeout(PATIENCE, response.body_mut().frame()).await;
+        frame
+            .expect("the first event in time")
+            .expect("a frame")
+            .expect("no error")
+    });
+    assert_eq!(first.into_data().expect("data"), "data: first\n\n");
+}
+
+#[test]
+fn an_app_websocket_echoes_through_the_proxy() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let mut ws = websocket(proxy.local_addr(), "/ws", None);
+    ws.send(Message::text("ping through the proxy"))
+        .expect("send");
+    assert_eq!(
+        ws.read().expect("the echo"),
+        Message::text("ping through the proxy")
+    );
+    ws.send(Message::binary(vec![0u8, 255, 7])).expect("send");
+    assert_eq!(
+        ws.read().expect("the echo"),
+        Message::binary(vec![0u8, 255, 7])
+    );
+}
+
+#[test]
+fn the_reload_endpoints_are_served_on_the_proxy_origin() {
+    let server = Upstream::start();
+    let allowed = ["dev.test"];
+    let proxy = proxy_with(
+        &server.address(),
+        &allowed,
+        Patience::new(PATIENCE),
+        UpstreamState::Ready,
+    );
+    let addr = proxy.local_addr();
+    let script = send(
+        addr,
+        "GET",
+        "/__reloadsup/livereload.js?port=&path=__reloadsup/livereload",
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(script.status, 200);
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    // A page on an allowed LAN name opens the socket on its own origin.
+    let host = format!("dev.test:{}", addr.port());
+    let mut ws = websocket(
+        addr,
+        "/__reloadsup/livereload",
+        Some((&host, &format!("http://{host}"))),
+    );
+    let hello = ws.read().expect("our hello");
+    assert!(
+        hello
+            .to_text()
+            .expect("text")
+            .contains("\"command\":\"hello\"")
+    );
+    // Another origin is refused by the hub.
+    let mut request = format!("ws://localhost:{}/__reloadsup/livereload", addr.port())
+        .into_client_request()
+        .expect("a request");
+    request
+        .headers_mut()
+        .insert("origin", "http://evil.example".parse().expect("a value"));
+    let refused = tungstenite::client::client(request, raw(addr));
+    assert!(refused.is_err());
+}
+
+#[test]
+fn hosts_are_checked_against_dns_rebinding() {
+    let server = Upstream::start();
+    let proxy = proxy_with(
+        &server.address(),
+        &["dev.test"],
+        Patience::new(PATIENCE),
+        UpstreamState::Ready,
+    );
+    let addr = proxy.local_addr();
+    let get = |headers: &[(&str, &str)]| send(addr, "GET", "/page", headers, Vec::new());
+
+    let rebound = get(&[("host", "evil.example")]);
+    assert_eq!(rebound.status, 403);
+    assert!(
+        rebound.text().contains("`proxy.allowed_hosts`"),
+        "{}",
+        rebound.text()
+    );
+    assert_eq!(rebound.text().lines().count(), 1);
+    assert_eq!(rebound.header("access-control-allow-origin"), None);
+
+    for host in [
+        "dev.test",
+        "dev.test:5000",
+        "127.0.0.1",
+        "[::1]:1",
+        "app.localhost",
+    ] {
+        assert_eq!(get(&[("host", host)]).text(), PAGE, "Host: {host}");
+    }
+    for host in ["[::1", "a b", "localhost:99999", "user@localhost"] {
+        assert_eq!(get(&[("host", host)]).status, 400, "Host: {host}");
+    }
+    let bad_origin = get(&[("origin", "not an origin")]);
+    assert_eq!(bad_origin.status, 400);
+    assert_eq!(bad_origin.text(), "malformed Origin header\n");
+    assert_eq!(get(&[("origin", "null")]).status, 200);
+}
+
+/// A WebSocket through the proxy at `path`, with `(Host, Origin)` if given.
+fn websocket(
+    addr: std::net::SocketAddr,
+    path: &str,
+    host_origin: Option<(&str, &str)>,
+) -> WebSocket<TcpStream> {
+    let mut request = format!("ws://localhost:{}{path}", addr.port())
+        .into_client_request()
+        .expect("a request");
+    if let Some((host, origin)) = host_origin {
+        request
+            .headers_mut()
+            .insert("host", host.parse().expect("a value"));
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("a value"));
+    }
+    match tungstenite::client::client(request, raw(addr)) {
+        Ok((ws, _)) => ws,
+        Err(err) => panic!("the upgrade failed: {err}"),
+    }
+}

@@ -1,0 +1,212 @@
+//! The reload tag in pages fetched through the proxy: where it goes, the length
+//! headers, compressed and streamed upstreams, and what is left alone.
+
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+
+use super::upstream::{
+    self, EXISTING, NO_HEAD, NONCE, PAGE, STALLED_HEAD, TRICKY, Upstream, Wsgiref,
+};
+use super::{NAVIGATE, PATIENCE, navigate, proxy, send};
+use crate::inject::tag;
+
+/// The tag without a nonce.
+fn plain_tag() -> String {
+    tag(None)
+}
+
+/// `doc` with the tag before `at`'s first occurrence.
+fn before(doc: &str, at: &str) -> String {
+    let i = doc.find(at).expect("the marker is in the document");
+    format!("{}{}{}", &doc[..i], plain_tag(), &doc[i..])
+}
+
+#[test]
+fn the_tag_goes_before_the_head_ends_with_a_content_length_to_match() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/page");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), before(PAGE, "</head>"));
+    let length = PAGE.len() + plain_tag().len();
+    assert_eq!(
+        reply.header("content-length"),
+        Some(length.to_string().as_str())
+    );
+}
+
+#[test]
+fn placement_without_a_head_late_head_tricky_and_existing_tag() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let addr = proxy.local_addr();
+
+    let no_head = navigate(addr, "/nohead").text();
+    assert_eq!(no_head, before(NO_HEAD, "<p>"));
+
+    let late = navigate(addr, "/late");
+    let page = upstream::late_page();
+    assert_eq!(
+        late.text(),
+        format!("{page}{}", plain_tag()),
+        "appended at the end"
+    );
+    let length = page.len() + plain_tag().len();
+    assert_eq!(
+        late.header("content-length"),
+        Some(length.to_string().as_str())
+    );
+
+    let tricky = navigate(addr, "/tricky").text();
+    assert_eq!(tricky, before(TRICKY, "</head><body>"));
+
+    let existing = navigate(addr, "/existing");
+    assert_eq!(existing.text(), EXISTING, "never twice");
+    assert_eq!(
+        existing.header("content-length"),
+        Some(EXISTING.len().to_string().as_str())
+    );
+}
+
+#[test]
+fn a_csp_nonce_goes_on_the_tag_and_etags_turn_weak() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let csp = navigate(proxy.local_addr(), "/csp").text();
+    let with_nonce = tag(Some(NONCE));
+    assert!(with_nonce.contains(&format!("nonce=\"{NONCE}\"")));
+    assert!(csp.contains(&format!("{with_nonce}</head>")), "{csp}");
+    let etag = navigate(proxy.local_addr(), "/etag");
+    assert_eq!(etag.header("etag"), Some("W/\"v1\""));
+}
+
+#[test]
+fn a_gzip_only_upstream_is_decoded_and_injected() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/gzip");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-encoding"), None);
+    assert_eq!(reply.text(), before(PAGE, "</head>"));
+    // An unknown coding passes untouched.
+    let brotli = navigate(proxy.local_addr(), "/brotli");
+    assert_eq!(brotli.header("content-encoding"), Some("br"));
+    assert_eq!(brotli.text(), "not really brotli");
+}
+
+#[test]
+fn a_decoded_page_longer_than_the_window_streams_chunked() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/gzip-late");
+    assert_eq!(reply.header("content-encoding"), None);
+    assert_eq!(reply.header("content-length"), None);
+    assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(
+        reply.text(),
+        format!("{}{}", upstream::late_page(), plain_tag())
+    );
+}
+
+#[test]
+fn a_page_that_stalls_gets_its_head_with_the_tag_at_once() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let addr = proxy.local_addr();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let first = runtime.block_on(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        let mut request = Request::get("/stalled")
+            .header("host", format!("localhost:{}", addr.port()))
+            .body(Empty::<Bytes>::new())
+            .expect("a request");
+        for (name, value) in NAVIGATE {
+            request
+                .headers_mut()
+                .insert(name, value.parse().expect("a value"));
+        }
+        let mut response = sender.send_request(request).await.expect("an answer");
+        let frame = tokio::time::timeout(PATIENCE, response.body_mut().frame()).await;
+        frame
+            .expect("the head in time")
+            .expect("a frame")
+            .expect("no error")
+    });
+    let first = first.into_data().expect("data");
+    assert_eq!(first, before(STALLED_HEAD, "</head>"));
+}
+
+#[test]
+fn a_chunked_upstream_is_injected() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/chunked");
+    let doc = "<html><head><title>c</title></head><body>chunks</body></html>";
+    assert_eq!(reply.text(), before(doc, "</head>"));
+    // It ended within the scanned window, so its length is known after all.
+    assert_eq!(
+        reply.header("content-length"),
+        Some(reply.body.len().to_string().as_str())
+    );
+}
+
+#[test]
+fn a_close_delimited_wsgiref_upstream_is_injected() {
+    let server = Wsgiref::start();
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/");
+    assert_eq!(reply.status, 200);
+    let doc = upstream::WSGI_PARTS.concat();
+    assert_eq!(reply.text(), before(&doc, "</head>"));
+    // Two requests on one keep-alive connection, though wsgiref closes after each.
+    let again = super::exchange(
+        proxy.local_addr(),
+        vec![
+            super::build(proxy.local_addr(), "GET", "/", &NAVIGATE, Vec::new()),
+            super::build(proxy.local_addr(), "GET", "/", &NAVIGATE, Vec::new()),
+        ],
+    );
+    assert!(again.iter().all(|r| r.text() == before(&doc, "</head>")));
+}
+
+#[test]
+fn fetches_fragments_and_non_documents_are_left_alone() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let addr = proxy.local_addr();
+    let fetch = [("sec-fetch-dest", "empty"), ("accept", "text/html")];
+    assert_eq!(send(addr, "GET", "/page", &fetch, Vec::new()).text(), PAGE);
+    // No Sec-Fetch-Dest and no text/html accepted: an old client's fetch.
+    assert_eq!(
+        send(addr, "GET", "/page", &[("accept", "*/*")], Vec::new()).text(),
+        PAGE
+    );
+    let empty = navigate(addr, "/empty");
+    assert_eq!(empty.status, 204);
+    assert!(empty.body.is_empty());
+    let json = navigate(addr, "/json");
+    assert_eq!(json.text(), upstream::JSON);
+}
+
+#[test]
+fn head_requests_get_no_body_and_no_length() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let reply = send(proxy.local_addr(), "HEAD", "/page", &NAVIGATE, Vec::new());
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.is_empty());
+    assert_eq!(reply.header("content-length"), None);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+}

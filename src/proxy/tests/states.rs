@@ -1,0 +1,231 @@
+//! The upstream state seen through the proxy: requests held while the server starts,
+//! connects retried while it should be up, the 502 page when it failed, and binding.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::upstream::{PAGE, Upstream};
+use super::{PATIENCE, navigate, proxy, proxy_with, send};
+use crate::inject::tag;
+use crate::proxy::{Failure, Patience, Proxy, UpstreamState};
+use crate::reload::Hub;
+
+#[test]
+fn held_requests_go_through_the_moment_the_server_is_ready() {
+    let server = Upstream::start();
+    let proxy = proxy_with(
+        &server.address(),
+        &[],
+        Patience::new(PATIENCE),
+        UpstreamState::Starting,
+    );
+    let addr = proxy.local_addr();
+    let (done, replies) = mpsc::channel();
+    for _ in 0..3 {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(navigate(addr, "/page"));
+        });
+    }
+    // Proving that something does not happen takes a wait.
+    assert!(
+        replies.recv_timeout(Duration::from_millis(200)).is_err(),
+        "answered while starting"
+    );
+    let released = Instant::now();
+    proxy.set_state(UpstreamState::Ready);
+    for _ in 0..3 {
+        let reply = replies.recv_timeout(PATIENCE).expect("released");
+        assert_eq!(reply.status, 200);
+        assert!(reply.text().starts_with(&PAGE[..40]));
+    }
+    assert!(
+        released.elapsed() < Duration::from_millis(500),
+        "released late: {:?}",
+        released.elapsed()
+    );
+}
+
+#[test]
+fn idle_upstream_connections_are_reused_until_a_restart() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    for _ in 0..5 {
+        assert_eq!(navigate(proxy.local_addr(), "/page").status, 200);
+    }
+    // A connection goes back to the pool as its response ends, on the proxy's own
+    // schedule; the next request may come first and open another.
+    let kept = server.connections();
+    assert!(kept < 5, "{kept} connections for 5 requests");
+    proxy.set_state(UpstreamState::Starting);
+    proxy.set_state(UpstreamState::Ready);
+    assert_eq!(navigate(proxy.local_addr(), "/page").status, 200);
+    assert_eq!(
+        server.connections(),
+        kept + 1,
+        "a new connection after a restart"
+    );
+}
+
+/// A server that takes one connection per step of `script`: for `false` it reads the
+/// request and hangs up without answering, for `true` it answers `ok`. Then it stops.
+fn scripted_server(script: Vec<bool>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = listener.local_addr().expect("an address").to_string();
+    std::thread::spawn(move || {
+        for answer in script {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            if answer {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        }
+    });
+    address
+}
+
+#[test]
+fn a_get_whose_server_hung_up_without_answering_is_sent_again() {
+    let proxy = proxy(&scripted_server(vec![false, true]));
+    let reply = send(proxy.local_addr(), "GET", "/", &[], Vec::new());
+    assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "ok"));
+}
+
+#[test]
+fn a_post_whose_server_hung_up_is_not_sent_again() {
+    let proxy = proxy(&scripted_server(vec![false, true]));
+    let reply = send(proxy.local_addr(), "POST", "/", &[], b"order=1".to_vec());
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply
+            .text()
+            .contains("It closed the connection without a complete answer"),
+        "{}",
+        reply.text()
+    );
+}
+
+#[test]
+fn a_request_held_too_long_gets_the_502_page() {
+    let server = Upstream::start();
+    let patience = Patience::new(Duration::from_millis(150));
+    let proxy = proxy_with(&server.address(), &[], patience, UpstreamState::Starting);
+    let reply = navigate(proxy.local_addr(), "/page");
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply.text().contains("did not become ready within 150ms"),
+        "{}",
+        reply.text()
+    );
+}
+
+#[test]
+fn a_failed_server_gets_the_502_page_which_recovers() {
+    let server = Upstream::start();
+    let failure = Failure {
+        command: "python3 app.py".into(),
+        status: "exited with code 1".into(),
+        output_tail: vec![
+            "Traceback (most recent call last):".into(),
+            "NameError: name '<oops>' is not defined".into(),
+        ],
+    };
+    let proxy = proxy_with(
+        &server.address(),
+        &[],
+        Patience::new(PATIENCE),
+        UpstreamState::Failed(failure),
+    );
+    let reply = navigate(proxy.local_addr(), "/page");
+    assert_eq!(reply.status, 502);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let page = reply.text();
+    for expected in [
+        "<code>python3 app.py</code> exited with code 1.",
+        "Traceback (most recent call last):\nNameError: name &#39;&lt;oops&gt;&#39; is not defined\n",
+        &format!("{}\n</head>", tag(None)),
+    ] {
+        assert!(page.contains(expected), "no {expected:?} in:\n{page}");
+    }
+    // The next good start: the same URL is the real page.
+    proxy.set_state(UpstreamState::Starting);
+    proxy.set_state(UpstreamState::Ready);
+    assert_eq!(navigate(proxy.local_addr(), "/page").status, 200);
+}
+
+#[test]
+fn a_refused_connect_while_ready_is_retried() {
+    // A port nothing listens on yet; the server binds it a moment after the request.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let proxy = proxy(&format!("127.0.0.1:{port}"));
+    let addr = proxy.local_addr();
+    let pending = std::thread::spawn(move || navigate(addr, "/page"));
+    std::thread::sleep(Duration::from_millis(300));
+    let _server = Upstream::serve(TcpListener::bind(("127.0.0.1", port)).expect("the port again"));
+    let reply = pending.join().expect("the request thread");
+    assert_eq!(reply.status, 200);
+}
+
+#[test]
+fn retries_that_run_out_get_the_502_page() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut patience = Patience::new(PATIENCE);
+    patience.retry_for = Duration::from_millis(200);
+    let proxy = proxy_with(
+        &format!("127.0.0.1:{port}"),
+        &[],
+        patience,
+        UpstreamState::Ready,
+    );
+    let started = Instant::now();
+    let reply = navigate(proxy.local_addr(), "/page");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(reply.status, 502);
+    let page = reply.text();
+    assert!(
+        page.contains(&format!(
+            "Connecting to <code>127.0.0.1:{port}</code> failed"
+        )),
+        "{page}"
+    );
+    assert!(page.contains("Connection refused"), "{page}");
+}
+
+#[test]
+fn a_used_address_is_an_error_naming_the_key_and_dropping_frees_the_port() {
+    let proxy = Proxy::start("127.0.0.1:0", "127.0.0.1:9", &[], Hub::new(&[]), PATIENCE)
+        .expect("a free port");
+    let listen = proxy.local_addr().to_string();
+    let err = Proxy::start(&listen, "127.0.0.1:9", &[], Hub::new(&[]), PATIENCE)
+        .err()
+        .expect("the port is taken");
+    assert!(
+        err.starts_with(&format!(
+            "cannot listen on {listen} (set by `proxy.listen`): "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("in use"), "{err}");
+    drop(proxy);
+    TcpListener::bind(&listen).expect("the port is free again");
+}

@@ -1,0 +1,393 @@
+//! A real dev server for the proxy tests: hyper on its own thread and runtime, with a
+//! route for each kind of answer the proxy must pass on (pages with and without a
+//! head, gzip regardless of `Accept-Encoding`, chunked, a never-ending event stream,
+//! a WebSocket echo, binary and JSON bodies, redirects, 204, a CSP nonce), and a
+//! Python `wsgiref` server for close-delimited HTTP/1.0 answers.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use crate::proxy::body::{BoxError, ProxyBody};
+
+/// A page with a head.
+pub const PAGE: &str =
+    "<!DOCTYPE html><html><head><title>t</title></head><body><p>hello</p></body></html>";
+/// A page without one.
+pub const NO_HEAD: &str = "<body class=\"x\"><p>no head</p></body>";
+/// `</head>` and `</body>` where they do not count, then the real `</head>`.
+pub const TRICKY: &str =
+    "<head><script>var s = \"</head></body>\";</script><!-- </head> --></head><body></body>";
+/// A page that loads the reload client itself.
+pub const EXISTING: &str =
+    "<head><script src=\"http://localhost:35729/livereload.js\"></script></head><body></body>";
+/// What `/stalled` sends before it stops sending.
+pub const STALLED_HEAD: &str = "<html><head><title>slow</title></head><body>";
+
+/// The CSP nonce of `/csp`.
+pub const NONCE: &str = "r4nd0m+/=";
+
+/// A page whose `</head>` (and `<body>`) come after the scanned window.
+pub fn late_page() -> String {
+    format!(
+        "<html><head><title>{}</title></head><body>late</body></html>",
+        "x".repeat(70_000)
+    )
+}
+
+/// 256 KiB of bytes of every value, in no simple order.
+pub fn binary() -> Vec<u8> {
+    let mut state: u32 = 0x1234_5678;
+    (0..256 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// The JSON of `/json`.
+pub const JSON: &str = r#"{"html":"<head></head>","list":[1,2,3]}"#;
+
+/// The hyper dev server; stops when dropped.
+pub struct Upstream {
+    addr: SocketAddr,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicUsize>,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// Serves on a free loopback port.
+    pub fn start() -> Upstream {
+        Upstream::serve(TcpListener::bind("127.0.0.1:0").expect("a free port"))
+    }
+
+    /// Serves on `listener`.
+    pub fn serve(listener: TcpListener) -> Upstream {
+        listener.set_nonblocking(true).expect("non-blocking");
+        let addr = listener.local_addr().expect("an address");
+        let (stop, mut stopped) = watch::channel(false);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => {
+                            let (stream, _) = accepted.expect("accept");
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            tokio::spawn(async move {
+                                let service = service_fn(move |req| async move {
+                                    Ok::<_, Infallible>(respond(addr, req).await)
+                                });
+                                let _ = http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .with_upgrades()
+                                    .await;
+                            });
+                        }
+                        _ = stopped.wait_for(|s| *s) => return,
+                    }
+                }
+            });
+            runtime.shutdown_background();
+        });
+        Upstream {
+            addr,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `host:port`.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// How many connections it has accepted.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn html(body: impl Into<Bytes>) -> Response<ProxyBody> {
+    Response::builder()
+        .header("content-type", "text/html; charset=utf-8")
+        .body(full(body))
+        .expect("a response")
+}
+
+/// A body sent as separate frames, with no length known in advance (chunked).
+fn streamed(parts: Vec<&'static str>) -> ProxyBody {
+    let frames = parts
+        .into_iter()
+        .map(|p| Ok::<_, BoxError>(Frame::data(Bytes::from_static(p.as_bytes()))));
+    StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
+}
+
+async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
+    match req.uri().path() {
+        "/page" => html(PAGE),
+        "/nohead" => html(NO_HEAD),
+        "/tricky" => html(TRICKY),
+        "/existing" => html(EXISTING),
+        "/late" => html(late_page()),
+        "/etag" => {
+            let mut response = html(PAGE);
+            response
+                .headers_mut()
+                .insert("etag", "\"v1\"".parse().expect("a value"));
+            response
+        }
+        "/csp" => {
+            let mut response = html(PAGE);
+            let policy = format!("default-src 'self'; script-src 'nonce-{NONCE}' 'strict-dynamic'");
+            response
+                .headers_mut()
+                .insert("content-security-policy", policy.parse().expect("a value"));
+            response
+        }
+        "/gzip" => {
+            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+            encoder
+                .write_all(PAGE.as_bytes())
+                .expect("compressing into memory");
+            let mut response = html(encoder.finish().expect("compressing into memory"));
+            response
+                .headers_mut()
+                .insert("content-encoding", "gzip".parse().expect("a value"));
+            response
+        }
+        "/gzip-late" => {
+            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+            encoder
+                .write_all(late_page().as_bytes())
+                .expect("compressing into memory");
+            let mut response = html(encoder.finish().expect("compressing into memory"));
+            response
+                .headers_mut()
+                .insert("content-encoding", "gzip".parse().expect("a value"));
+            response
+        }
+        "/stalled" => {
+            let head = futures_util::stream::once(async {
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(STALLED_HEAD.as_bytes())))
+            });
+            // The rest of the page never comes: only a proxy that stops waiting for its
+            // window passes the head on.
+            let body = StreamBody::new(head.chain(futures_util::stream::pending()));
+            Response::builder()
+                .header("content-type", "text/html")
+                .body(body.boxed_unsync())
+                .expect("a response")
+        }
+        "/brotli" => {
+            let mut response = html("not really brotli");
+            response
+                .headers_mut()
+                .insert("content-encoding", "br".parse().expect("a value"));
+            response
+        }
+        "/chunked" => Response::builder()
+            .header("content-type", "text/html")
+            .body(streamed(vec![
+                "<html><head><title>c</title>",
+                "</he",
+                "ad><body>chunks</body></html>",
+            ]))
+            .expect("a response"),
+        "/sse" => {
+            let first = futures_util::stream::once(async {
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"data: first\n\n")))
+            });
+            // Then nothing, ever: only a proxy that streams passes the first event on.
+            let body = StreamBody::new(first.chain(futures_util::stream::pending()));
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(body.boxed_unsync())
+                .expect("a response")
+        }
+        "/binary" => Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(full(binary()))
+            .expect("a response"),
+        "/json" => Response::builder()
+            .header("content-type", "application/json")
+            .body(full(JSON))
+            .expect("a response"),
+        "/redirect" => Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", format!("http://{addr}/page?from=redirect"))
+            .body(full(""))
+            .expect("a response"),
+        "/empty" => Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .header("content-type", "text/html")
+            .body(full(""))
+            .expect("a response"),
+        "/echo" => {
+            let method = req.method().to_string();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            Response::builder()
+                .header("content-type", "application/octet-stream")
+                .header("x-method", method)
+                .body(full(body))
+                .expect("a response")
+        }
+        "/headers" => {
+            let mut text = String::new();
+            for (name, value) in req.headers() {
+                text.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("?")));
+            }
+            Response::builder()
+                .header("content-type", "text/plain")
+                .body(full(text))
+                .expect("a response")
+        }
+        "/ws" => websocket_echo(req),
+        _ => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(full("not found"))
+            .expect("a response"),
+    }
+}
+
+/// Answers a WebSocket upgrade and echoes every message back.
+fn websocket_echo(mut req: Request<Incoming>) -> Response<ProxyBody> {
+    let Some(key) = req.headers().get("sec-websocket-key") else {
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .body(full("no key"))
+            .expect("a response");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_close() || ws.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-accept", accept)
+        .body(full(""))
+        .expect("a response")
+}
+
+/// The page the `wsgiref` server answers, in several pieces so that wsgiref sends no
+/// `Content-Length` and ends the body by closing (HTTP/1.0).
+pub const WSGI_PARTS: [&str; 3] = [
+    "<html><head><title>w</title>",
+    "</head><body>",
+    "wsgiref</body></html>",
+];
+
+const WSGI_APP: &str = r#"
+import sys
+from wsgiref.simple_server import make_server, WSGIRequestHandler
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+    return iter([p.encode() for p in sys.argv[1:]])
+
+server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+
+/// Python's `wsgiref` server, killed when dropped.
+pub struct Wsgiref {
+    child: Child,
+    port: u16,
+}
+
+impl Wsgiref {
+    pub fn start() -> Wsgiref {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(WSGI_APP)
+            .args(WSGI_PARTS)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the port");
+        let port = line.trim().parse().expect("a port number");
+        Wsgiref { child, port }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Wsgiref {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

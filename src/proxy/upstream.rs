@@ -1,0 +1,290 @@
+//! The dev server as the proxy reaches it: hold requests while it restarts, retry a
+//! refused connect while it should be up, keep idle connections for reuse.
+//!
+//! Hold, don't refuse. A request that arrives while the server is `Starting` waits on a
+//! `watch` channel and goes the moment the supervisor says `Ready`. While `Ready`, a
+//! refused connect (the server crashed unseen, or restarts itself) is retried every
+//! [`Patience::retry_every`] for [`Patience::retry_for`]. The TCP socket is connected
+//! here and only then handed to hyper's client handshake, so a failed connect leaves
+//! the request, body and all, still ours to send again.
+//!
+//! Idle keep-alive connections are kept for the next request and dropped when the
+//! server restarts. A request that finds a kept connection already closed is sent on a
+//! new one: hyper hands back a request it could not start to send. A safe request
+//! without a body (GET, HEAD, OPTIONS) whose connection closed before any answer, as
+//! when the server is stopped mid-request for a restart, is sent again.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::{Body, Incoming};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{HeaderMap, Method, Request, Response, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use super::body::{self, ProxyBody};
+use super::{Failure, Patience, UpstreamState};
+use crate::report;
+
+/// Idle connections kept at most; more are closed when their response ends.
+const MAX_IDLE: usize = 32;
+
+/// How many new connections one request may be tried on.
+const MAX_CONNECTIONS: usize = 4;
+
+/// How long one connect may take (a loopback connect is immediate or refused).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why a request could not be forwarded; each becomes the 502 page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The supervisor says the server failed.
+    Failed(Failure),
+    /// The server did not become ready within the hold timeout.
+    NotReady(Duration),
+    /// Connecting kept failing for the retry period.
+    Unreachable {
+        /// The upstream address.
+        address: String,
+        /// The last connect error.
+        error: String,
+        /// How long connecting was retried.
+        waited: Duration,
+    },
+    /// The server took the request but closed the connection without answering.
+    Broke(String),
+}
+
+/// A copy of a request that can safely be sent again: a GET, HEAD or OPTIONS without
+/// a body, which changes nothing on the server.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Replay {
+    fn of(request: &Request<ProxyBody>) -> Option<Replay> {
+        let safe = matches!(
+            *request.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS
+        );
+        (safe && request.body().is_end_stream()).then(|| Replay {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            headers: request.headers().clone(),
+        })
+    }
+
+    fn request(&self) -> Request<ProxyBody> {
+        let mut request = Request::new(body::empty());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+/// A connection to send one request on.
+enum Connection {
+    /// An idle keep-alive connection.
+    Kept(SendRequest<ProxyBody>),
+    /// A new socket, before the HTTP handshake.
+    New(TcpStream),
+}
+
+/// The dev server: where it is, its state, and idle connections to it.
+pub struct Upstream {
+    address: String,
+    patience: Patience,
+    state: watch::Sender<UpstreamState>,
+    idle: Arc<Mutex<Vec<SendRequest<ProxyBody>>>>,
+}
+
+impl Upstream {
+    /// The server at `address` (`host:port`), `Starting`.
+    pub fn new(address: &str, patience: Patience) -> Upstream {
+        Upstream {
+            address: address.to_string(),
+            patience,
+            state: watch::Sender::new(UpstreamState::Starting),
+            idle: Arc::default(),
+        }
+    }
+
+    /// The server's address, as configured.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Records the server's state; connections kept from a server that is going away
+    /// are dropped.
+    pub fn set_state(&self, state: UpstreamState) {
+        if state != UpstreamState::Ready {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        self.state.send_replace(state);
+    }
+
+    /// Sends `request` once the server is ready, waiting and retrying as described
+    /// above. An `upgrade` goes on a connection of its own that can switch protocols.
+    pub async fn send(
+        &self,
+        mut request: Request<ProxyBody>,
+        upgrade: bool,
+    ) -> Result<Response<Incoming>, Unavailable> {
+        let hold_until = Instant::now() + self.patience.hold;
+        let mut state = self.state.subscribe();
+        let replay = Replay::of(&request);
+        let mut connections = 0;
+        loop {
+            let mut sender = match self.connection(&mut state, hold_until, upgrade).await? {
+                Connection::Kept(sender) => sender,
+                Connection::New(stream) => {
+                    connections += 1;
+                    self.handshake(stream, upgrade).await?
+                }
+            };
+            let error = match sender.try_send_request(request).await {
+                Ok(response) => {
+                    if !upgrade {
+                        self.keep(sender);
+                    }
+                    return Ok(response);
+                }
+                Err(mut err) => match err.take_message() {
+                    // The connection closed before the request went out: use another.
+                    Some(unsent) if connections < MAX_CONNECTIONS => {
+                        request = unsent;
+                        continue;
+                    }
+                    _ => err.into_error(),
+                },
+            };
+            // Sent, and the connection closed without an answer: the server went away
+            // mid-request (stopped for a restart, say). A safe request without a body
+            // can go again, to the next server once it is ready.
+            match &replay {
+                Some(replay) if connections < MAX_CONNECTIONS => {
+                    report::debug(format!("proxy: {error}; sending the request again"));
+                    request = replay.request();
+                }
+                _ => return Err(Unavailable::Broke(error.to_string())),
+            }
+        }
+    }
+
+    /// A connection once the server is `Ready`: a kept one, or a new socket.
+    async fn connection(
+        &self,
+        state: &mut watch::Receiver<UpstreamState>,
+        hold_until: Instant,
+        upgrade: bool,
+    ) -> Result<Connection, Unavailable> {
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            let current = state.borrow_and_update().clone();
+            match current {
+                UpstreamState::Failed(failure) => return Err(Unavailable::Failed(failure)),
+                UpstreamState::Starting => {
+                    failing_since = None;
+                    match timeout_at(hold_until, state.changed()).await {
+                        Ok(_) => continue,
+                        Err(_) => return Err(Unavailable::NotReady(self.patience.hold)),
+                    }
+                }
+                UpstreamState::Ready => {}
+            }
+            let kept = if upgrade { None } else { self.take_idle() };
+            if let Some(sender) = kept {
+                return Ok(Connection::Kept(sender));
+            }
+            let error = match timeout(CONNECT_TIMEOUT, self.connect()).await {
+                Ok(Ok(stream)) => return Ok(Connection::New(stream)),
+                Ok(Err(err)) => err.to_string(),
+                Err(_) => format!(
+                    "no answer within {}",
+                    humantime::format_duration(CONNECT_TIMEOUT)
+                ),
+            };
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            let waited = since.elapsed();
+            if waited >= self.patience.retry_for {
+                return Err(Unavailable::Unreachable {
+                    address: self.address.clone(),
+                    error,
+                    waited,
+                });
+            }
+            // Try again shortly, or at once if the supervisor has news.
+            let _ = timeout(self.patience.retry_every, state.changed()).await;
+        }
+    }
+
+    /// Opens a TCP connection to the server (resolving its name, if it has one).
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        let stream = match self.address.parse::<std::net::SocketAddr>() {
+            Ok(addr) => TcpStream::connect(addr).await?,
+            Err(_) => TcpStream::connect(self.address.as_str()).await?,
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// Runs hyper's client handshake on a new socket and drives the connection on a
+    /// task of its own.
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+        upgrade: bool,
+    ) -> Result<SendRequest<ProxyBody>, Unavailable> {
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|err| Unavailable::Broke(err.to_string()))?;
+        tokio::spawn(async move {
+            let result = if upgrade {
+                connection.with_upgrades().await
+            } else {
+                connection.await
+            };
+            if let Err(err) = result {
+                report::debug(format!("proxy: upstream connection: {err}"));
+            }
+        });
+        Ok(sender)
+    }
+
+    /// An idle connection that is still open, if any.
+    fn take_idle(&self) -> Option<SendRequest<ProxyBody>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(sender) = idle.pop() {
+            if sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Keeps `sender`'s connection for another request once this response has been
+    /// read to its end, unless the server closes it (HTTP/1.0, `Connection: close`).
+    fn keep(&self, mut sender: SendRequest<ProxyBody>) {
+        let idle = Arc::clone(&self.idle);
+        let generation = self.state.subscribe();
+        tokio::spawn(async move {
+            if sender.ready().await.is_err() {
+                return;
+            }
+            // A restart since the request was sent makes this connection stale.
+            if generation.has_changed().unwrap_or(true) {
+                return;
+            }
+            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(sender);
+            }
+        });
+    }
+}
