@@ -71,7 +71,7 @@ pub async fn forward(
     if navigation && inject::is_document(&response) {
         inject::apply(response, head_only).await
     } else {
-        response.map(body::incoming)
+        response
     }
 }
 
@@ -230,7 +230,7 @@ fn relocated(location: &str, upstream: &str, proxy_origin: &str) -> Option<Strin
 
 /// Answers the browser's upgrade with the dev server's 101 and copies bytes both ways
 /// once both sides have switched.
-fn tunnel(mut response: Response<Incoming>, browser_side: OnUpgrade) -> Response<ProxyBody> {
+fn tunnel(mut response: Response<ProxyBody>, browser_side: OnUpgrade) -> Response<ProxyBody> {
     let server_side = hyper::upgrade::on(&mut response);
     tokio::spawn(async move {
         match tokio::try_join!(browser_side, server_side) {

@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use http_body_util::BodyExt;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Bytes;
 use hyper::header::{
     CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap,
     HeaderValue,
@@ -110,7 +110,7 @@ pub fn csp_nonce(headers: &HeaderMap) -> Option<String> {
 /// Injects the tag into a document response (one for which [`is_document`] holds, to
 /// a navigation). A HEAD response only loses its `Content-Length`, since the body it
 /// stands for might have been decoded or injected into.
-pub async fn apply(response: Response<Incoming>, head_only: bool) -> Response<ProxyBody> {
+pub async fn apply(response: Response<ProxyBody>, head_only: bool) -> Response<ProxyBody> {
     let (mut parts, incoming) = response.into_parts();
     if head_only {
         parts.headers.remove(CONTENT_LENGTH);
@@ -119,9 +119,9 @@ pub async fn apply(response: Response<Incoming>, head_only: bool) -> Response<Pr
     let decoding = match Encoding::of(&parts.headers) {
         Encoding::Identity => None,
         Encoding::Decodable(coding) => Some(coding),
-        Encoding::Other => return Response::from_parts(parts, body::incoming(incoming)),
+        Encoding::Other => return Response::from_parts(parts, incoming),
     };
-    let mut source = body::incoming(incoming);
+    let mut source = incoming;
     if let Some(coding) = decoding {
         source = Decoded::new(source, coding).boxed_unsync();
         parts.headers.remove(CONTENT_ENCODING);

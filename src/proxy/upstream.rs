@@ -12,12 +12,15 @@
 //! server restarts. A request that finds a kept connection already closed is sent on a
 //! new one: hyper hands back a request it could not start to send. A safe request
 //! without a body (GET, HEAD, OPTIONS) whose connection closed before any answer, as
-//! when the server is stopped mid-request for a restart, is sent again.
+//! when the server is stopped mid-request for a restart, is sent again; so is one whose
+//! small answer (known length, up to [`WHOLE_LIMIT`]) broke off before it was whole:
+//! such answers are received whole before they are passed on.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::body::{Body, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::Body;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{HeaderMap, Method, Request, Response, Uri};
 use hyper_util::rt::TokioIo;
@@ -34,6 +37,11 @@ const MAX_IDLE: usize = 32;
 
 /// How many new connections one request may be tried on.
 const MAX_CONNECTIONS: usize = 4;
+
+/// Answers up to this size (by `Content-Length`) to safe requests are received whole
+/// before they are passed on, so they can be asked for again if the server goes away
+/// mid-answer.
+const WHOLE_LIMIT: u64 = 256 * 1024;
 
 /// How long one connect may take (a loopback connect is immediate or refused).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -56,6 +64,16 @@ pub enum Unavailable {
     },
     /// The server took the request but closed the connection without answering.
     Broke(String),
+}
+
+/// Whether an answer says it is at most [`WHOLE_LIMIT`] bytes long.
+fn is_small<B>(response: &Response<B>) -> bool {
+    response
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|length| length <= WHOLE_LIMIT)
 }
 
 /// A copy of a request that can safely be sent again: a GET, HEAD or OPTIONS without
@@ -135,7 +153,7 @@ impl Upstream {
         &self,
         mut request: Request<ProxyBody>,
         upgrade: bool,
-    ) -> Result<Response<Incoming>, Unavailable> {
+    ) -> Result<Response<ProxyBody>, Unavailable> {
         let hold_until = Instant::now() + self.patience.hold;
         let mut state = self.state.subscribe();
         let replay = Replay::of(&request);
@@ -153,7 +171,19 @@ impl Upstream {
                     if !upgrade {
                         self.keep(sender);
                     }
-                    return Ok(response);
+                    if replay.is_none() || upgrade || !is_small(&response) {
+                        return Ok(response.map(body::incoming));
+                    }
+                    // A small answer to a safe request is received whole before it is
+                    // passed on: a server stopped mid-answer (for a restart) then costs
+                    // a resend, not a broken page.
+                    let (parts, incoming) = response.into_parts();
+                    match incoming.collect().await {
+                        Ok(whole) => {
+                            return Ok(Response::from_parts(parts, body::full(whole.to_bytes())));
+                        }
+                        Err(err) => err,
+                    }
                 }
                 Err(mut err) => match err.take_message() {
                     // The connection closed before the request went out: use another.

@@ -5,6 +5,7 @@ mod control;
 mod editors;
 mod livereload;
 mod process;
+mod proxy;
 mod serve;
 mod taskfile;
 mod util;

@@ -1,0 +1,194 @@
+//! Proxy mode through the real binary: the dev server behind `[proxy]`, the script
+//! injected, requests held across restarts, a 502 page that recovers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+
+use crate::util::{Browser, Project, Sup, free_port, http};
+
+/// A dev server that renders `templates/index.html` (read at start-up), serves
+/// `/static/*` and `/api.json`, waits `DELAY` seconds before it binds, and exits with
+/// code 3 after printing an error when `app.py` says `BROKEN`.
+const APP: &str = r#"
+import json, os, sys, time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+if "BRO" + "KEN" in open("app.py").read():
+    print("config error: boom", flush=True)
+    sys.exit(3)
+time.sleep(float(os.environ.get("DELAY", "0")))
+PAGE = open("templates/index.html", "rb").read()
+class Handler(SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/":
+            body, kind = PAGE, "text/html; charset=utf-8"
+        elif self.path == "/api.json":
+            body, kind = json.dumps({"pid": os.getpid(), "html": "</head>"}).encode(), "application/json"
+        else:
+            return super().do_GET()
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+fn template(heading: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>t</title>\
+         <link rel=\"stylesheet\" href=\"/static/site.css\"></head>\
+         <body><h1>{heading}</h1></body></html>"
+    )
+}
+
+/// A project behind the proxy; returns it, the proxy's port and the running supervisor.
+fn proxied(delay: &str) -> (Project, u16, Sup) {
+    let p = Project::new();
+    let (port, proxy, reload) = (free_port(), free_port(), free_port());
+    p.write("app.py", APP);
+    p.write("templates/index.html", &template("v1"));
+    p.write("static/site.css", "h1 { color: rgb(255, 0, 0) }\n");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'app.py', '{port}', '{}']\nenv = {{ DELAY = \"{delay}\" }}\n\
+             ready_timeout = \"10s\"\n\
+             [watch]\nfile_dep = ['*.py', 'templates/*.html']\n\
+             [reload]\nport = {reload}\nassets = ['static/*.css']\n\
+             [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    (p, proxy, sup)
+}
+
+const DOCUMENT: &[(&str, &str)] = &[("Accept", "text/html"), ("Sec-Fetch-Dest", "document")];
+
+#[test]
+fn pages_get_the_script_and_other_bodies_pass_unchanged() {
+    let (_p, proxy, _sup) = proxied("0");
+    let page = http(proxy, "GET", "/", DOCUMENT);
+    assert_eq!(page.status, 200);
+    let tag = "<script src=\"/__reloadsup/livereload.js?port=&amp;path=__reloadsup/livereload\" defer></script></head>";
+    assert!(page.text().contains(tag), "{}", page.text());
+    assert_eq!(
+        page.header("content-length"),
+        Some(page.body.len().to_string().as_str())
+    );
+    let fetched = http(
+        proxy,
+        "GET",
+        "/",
+        &[("Sec-Fetch-Dest", "empty"), ("Accept", "text/html")],
+    );
+    assert!(!fetched.text().contains("livereload"));
+    let json = http(proxy, "GET", "/api.json", DOCUMENT);
+    assert!(
+        json.text().starts_with("{\"pid\": ") && json.text().ends_with("\"html\": \"</head>\"}")
+    );
+    let script = http(proxy, "GET", "/__reloadsup/livereload.js", &[]);
+    assert!(
+        script
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let foreign = http(proxy, "GET", "/", &[("Host", "evil.example")]);
+    assert!(
+        matches!(foreign.status, 400 | 403),
+        "DNS rebinding refused: {}",
+        foreign.status
+    );
+}
+
+#[test]
+fn no_request_fails_through_five_restarts() {
+    let (p, proxy, sup) = proxied("0.3");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let client = {
+        let (stop, ok, failed) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
+        thread::spawn(move || {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let response = http(proxy, "GET", "/api.json", &[]);
+                if response.status == 200 && response.text().contains("\"pid\"") {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    failures.push(format!("{} {}", response.status, response.text()));
+                }
+            }
+            failures
+        })
+    };
+    for n in 1..=5 {
+        p.write("templates/index.html", &template(&format!("v{}", n + 1)));
+        sup.wait_for_n("ready in ", n + 1);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let failures = client.join().unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed requests: {failures:?}"
+    );
+    assert!(ok.load(Ordering::Relaxed) >= 10, "the client kept asking");
+    assert_eq!(sup.count("restarting"), 5);
+}
+
+#[test]
+fn a_crash_gives_the_502_page_which_recovers() {
+    let (p, proxy, sup) = proxied("0");
+    p.write("app.py", &format!("{APP}\n# BROKEN\n"));
+    sup.wait_for("exited with code 3");
+    let page = http(proxy, "GET", "/", DOCUMENT);
+    assert_eq!(page.status, 502);
+    let text = page.text();
+    assert!(text.contains("exited with code 3"), "{text}");
+    assert!(text.contains("python3 app.py"), "the command: {text}");
+    assert!(
+        text.contains("config error: boom"),
+        "the output's tail: {text}"
+    );
+    assert!(
+        text.contains("/__reloadsup/livereload.js"),
+        "the page reloads itself"
+    );
+    p.write("app.py", APP);
+    sup.wait_for_n("ready in ", 2);
+    let page = http(proxy, "GET", "/", DOCUMENT);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<h1>v1</h1>"));
+}
+
+#[test]
+fn a_real_browser_through_the_proxy_with_no_snippet() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (p, proxy, sup) = proxied("0");
+    browser.open(&format!("http://127.0.0.1:{proxy}/"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    browser.eval("window.__marker = 1");
+    p.write("templates/index.html", &template("v2"));
+    browser.wait_for(
+        "document.querySelector('h1') && document.querySelector('h1').textContent === 'v2'",
+    );
+    assert_eq!(browser.eval("window.__marker === undefined"), true);
+    sup.wait_for("reloaded 1 browser(s)");
+    browser.wait_for("window.__reloadsup.connected");
+    browser.eval("window.__marker = 2");
+    p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n");
+    browser.wait_for("getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'");
+    assert_eq!(
+        browser.eval("window.__marker"),
+        2,
+        "CSS swapped without a reload"
+    );
+}
