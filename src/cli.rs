@@ -117,9 +117,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", help_heading = "Server")]
     pub pid_file: Option<PathBuf>,
 
-    /// Do not serve browser reloads.
+    /// Do not serve browser reloads on the LiveReload port.
     #[arg(long, help_heading = "Browser")]
     pub no_reload: bool,
+
+    /// Serve a proxy to the dev server at ADDR, injecting the reload script (sets
+    /// `proxy.listen`; needs `--upstream` unless the task file has one).
+    #[arg(long, value_name = "ADDR", help_heading = "Browser")]
+    pub proxy: Option<String>,
+
+    /// The dev server's address behind the proxy, e.g. `127.0.0.1:8000` (sets
+    /// `proxy.upstream`).
+    #[arg(long, value_name = "ADDR", help_heading = "Browser")]
+    pub upstream: Option<String>,
 
     /// The server command; one argument is run by `sh -c`, several are exec'd directly.
     #[arg(last = true, value_name = "COMMAND")]

@@ -99,6 +99,8 @@ fn overrides(args: RunArgs) -> Overrides {
         stop_timeout: args.stop_timeout,
         pid_file: args.pid_file,
         no_reload: args.no_reload,
+        proxy: args.proxy,
+        upstream: args.upstream,
         command: args.command,
     }
 }

@@ -38,6 +38,10 @@ pub struct Overrides {
     pub pid_file: Option<PathBuf>,
     /// `--no-reload`.
     pub no_reload: bool,
+    /// `--proxy`: replaces `proxy.listen`.
+    pub proxy: Option<String>,
+    /// `--upstream`: replaces `proxy.upstream`.
+    pub upstream: Option<String>,
     /// The command after `--`.
     pub command: Vec<String>,
 }
@@ -117,10 +121,38 @@ fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
         server: Some(server),
         watch,
         reload: default_reload(ov.no_reload),
-        proxy: None,
+        proxy: flag_proxy(None, ov)?,
         serve: None,
         tasks: Vec::new(),
     })
+}
+
+/// The proxy from the task file's `[proxy]` (if any) with `--proxy`/`--upstream` on top.
+fn flag_proxy(file: Option<Proxy>, ov: &Overrides) -> Result<Option<Proxy>> {
+    if ov.proxy.is_none() && ov.upstream.is_none() {
+        return Ok(file);
+    }
+    let listen = ov
+        .proxy
+        .clone()
+        .or_else(|| file.as_ref().map(|p| p.listen.clone()));
+    let upstream = ov
+        .upstream
+        .clone()
+        .or_else(|| file.as_ref().map(|p| p.upstream.clone()));
+    match (listen, upstream) {
+        (Some(listen), Some(upstream)) => Ok(Some(Proxy {
+            listen,
+            upstream,
+            allowed_hosts: file.map(|p| p.allowed_hosts).unwrap_or_default(),
+        })),
+        (None, _) => Err(Error::Usage(
+            "`--upstream` needs `--proxy ADDR` (or a `[proxy]` table)".into(),
+        )),
+        (_, None) => Err(Error::Usage(
+            "`--proxy` needs `--upstream ADDR` (or a `[proxy]` table)".into(),
+        )),
+    }
 }
 
 /// `reloadsup serve [DIR]`: a static site with live reload and no task file. Every file
@@ -194,6 +226,7 @@ impl Doc<'_> {
                 })
             })
             .transpose()?;
+        let proxy = flag_proxy(proxy, ov)?;
         let tasks = raw
             .tasks
             .iter()

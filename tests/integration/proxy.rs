@@ -192,3 +192,43 @@ fn a_real_browser_through_the_proxy_with_no_snippet() {
         "CSS swapped without a reload"
     );
 }
+
+#[test]
+fn ad_hoc_proxy_flags() {
+    let p = Project::new();
+    let (port, proxy) = (free_port(), free_port());
+    p.write("app.py", APP);
+    p.write("templates/index.html", &template("ad hoc"));
+    let (listen, upstream, port_arg) = (
+        format!("127.0.0.1:{proxy}"),
+        format!("127.0.0.1:{port}"),
+        port.to_string(),
+    );
+    let sup = p.start(&[
+        "run",
+        "--no-reload",
+        "--proxy",
+        &listen,
+        "--upstream",
+        &upstream,
+        "-w",
+        "*.py",
+        "--",
+        "python3",
+        "app.py",
+        &port_arg,
+        &p.token,
+    ]);
+    sup.wait_for("ready in ");
+    let page = http(proxy, "GET", "/", DOCUMENT);
+    assert!(page.text().contains("<h1>ad hoc</h1>"));
+    assert!(page.text().contains("/__reloadsup/livereload.js"));
+
+    let out = p.output(&["run", "--proxy", &listen, "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr.contains("`--proxy` needs `--upstream ADDR`"),
+        "{}",
+        out.stderr
+    );
+}
