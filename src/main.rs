@@ -27,6 +27,7 @@ mod signals;
 mod supervisor;
 mod tasks;
 mod watch;
+mod web;
 
 use std::path::{Path, PathBuf};
 

@@ -31,7 +31,7 @@ mod server;
 mod tests;
 mod upstream;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -138,17 +138,11 @@ impl Proxy {
         hub: Hub,
         patience: Patience,
     ) -> Result<Proxy, String> {
-        let failed = |err: std::io::Error| {
-            format!("cannot listen on {listen} (set by `proxy.listen`): {err}")
-        };
-        let listener = TcpListener::bind(listen).map_err(failed)?;
-        listener.set_nonblocking(true).map_err(failed)?;
-        let addr = listener.local_addr().map_err(failed)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|err| format!("cannot start the proxy: {err}"))?;
+        let listener = crate::web::listen(listen, listen, "`proxy.listen`")?;
+        let addr = listener
+            .local_addr()
+            .map_err(|err| format!("cannot listen on {listen}: {err}"))?;
+        let runtime = crate::web::runtime("the proxy")?;
         let context = Arc::new(Context {
             hub,
             hosts: HostPolicy::new(listen, addr, allowed_hosts),

@@ -32,7 +32,7 @@ mod socket;
 #[cfg(test)]
 mod tests;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::thread::JoinHandle;
 
 pub use http::PREFIX;
@@ -89,17 +89,11 @@ impl Reloader {
         } else {
             format!("{bare}:{port}")
         };
-        let failed = |err: std::io::Error| {
-            format!("cannot listen on {shown} (set by `reload.port`/`reload.host`): {err}")
-        };
-        let listener = TcpListener::bind((bare, port)).map_err(failed)?;
-        listener.set_nonblocking(true).map_err(failed)?;
-        let addr = listener.local_addr().map_err(failed)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|err| format!("cannot start the reload server: {err}"))?;
+        let listener = crate::web::listen((bare, port), &shown, "`reload.port`/`reload.host`")?;
+        let addr = listener
+            .local_addr()
+            .map_err(|err| format!("cannot listen on {shown}: {err}"))?;
+        let runtime = crate::web::runtime("the reload server")?;
         let thread_hub = hub.clone();
         let thread = std::thread::Builder::new()
             .name("reload".into())

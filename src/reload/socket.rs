@@ -36,6 +36,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_millis(200);
 /// Why the loop ended, for the debug line.
 type Ending = &'static str;
 
+/// How many early reloads a socket keeps for a client that has not said hello yet.
+const EARLY_MAX: usize = 16;
+
 /// Runs one socket on an upgraded connection until either side ends it.
 pub async fn serve<S>(mut slot: SocketSlot, io: S)
 where
@@ -56,6 +59,10 @@ where
     let mut last_heard = Instant::now();
     // `Some((first message number, vendor))` once the client's hello arrived.
     let mut client: Option<(u64, bool)> = None;
+    // Reloads broadcast after the socket opened but before the client's hello arrived
+    // (a page that just connected, as a file is saved): sent right after the hello, so
+    // the page is not left stale. Never before it, as the protocol requires.
+    let mut early: Vec<Utf8Bytes> = Vec::new();
 
     let ending: Ending = 'session: {
         if send(&mut ws, Message::Text(hub.hello())).await.is_err() {
@@ -75,11 +82,16 @@ where
                     last_heard = Instant::now();
                     match message {
                         Message::Text(text) => {
-                            let Some(reply) = on_text(&mut slot, &text, &mut client) else {
-                                continue;
-                            };
-                            if send(&mut ws, Message::Text(reply)).await.is_err() {
-                                break 'session "write failed";
+                            let before = client.is_some();
+                            let reply = on_text(&mut slot, &text, &mut client);
+                            let mut replies: Vec<Utf8Bytes> = reply.into_iter().collect();
+                            if !before && client.is_some() {
+                                replies.append(&mut early);
+                            }
+                            for reply in replies {
+                                if send(&mut ws, Message::Text(reply)).await.is_err() {
+                                    break 'session "write failed";
+                                }
                             }
                         }
                         Message::Binary(_) => {
@@ -97,7 +109,12 @@ where
                         Err(RecvError::Lagged(_)) => break 'session "fell too far behind",
                         Err(RecvError::Closed) => break 'session "hub gone",
                     };
-                    let Some((first_seq, vendor)) = client else { continue };
+                    let Some((first_seq, vendor)) = client else {
+                        if outgoing.audience == Audience::All && early.len() < EARLY_MAX {
+                            early.push(outgoing.text);
+                        }
+                        continue;
+                    };
                     let wanted = outgoing.audience == Audience::All || vendor;
                     if outgoing.seq >= first_seq && wanted
                         && send(&mut ws, Message::Text(outgoing.text)).await.is_err()

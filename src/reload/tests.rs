@@ -245,13 +245,15 @@ fn the_socket_is_served_under_the_prefix_too() {
 }
 
 #[test]
-fn no_reload_is_sent_before_the_clients_hello() {
+fn no_reload_is_sent_before_the_clients_hello_and_an_early_one_follows_it() {
     let server = start();
     let mut ws = open(server.local_addr(), "/livereload", None).expect("upgrade");
     assert_eq!(next_json(&mut ws)["command"], "hello");
-    assert_eq!(server.broadcast(&reload("app.py")), 0);
+    assert_eq!(server.broadcast(&reload("early.css")), 0, "not counted yet");
     assert_silent(&mut ws);
     send_json(&mut ws, hello(false));
+    // A page that connected as a file was saved still hears of it, after its hello.
+    assert_eq!(next_json(&mut ws)["path"], "early.css");
     wait_until("the hello is counted", || server.clients() == 1);
     assert_eq!(server.broadcast(&reload("app.py")), 1);
     assert_eq!(

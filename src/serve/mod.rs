@@ -37,9 +37,6 @@ impl StaticServer {
         let addr = listener
             .local_addr()
             .map_err(|err| format!("cannot read the static server's address: {err}"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|err| format!("cannot set up the static server's socket: {err}"))?;
         if !addr.ip().is_loopback() {
             report::warn(format!(
                 "serving `{}` on {addr}: every device on the network can read this folder",
@@ -80,13 +77,12 @@ fn bind(listen: Option<&str>) -> Result<TcpListener, String> {
             .parse()
             .or_else(|_| format!("{address}:{DEFAULT_PORT}").parse())
             .map_err(|_| format!("bad address `{address}` for `--listen` / `serve.listen` (write e.g. `127.0.0.1:5000`)"))?;
-        return TcpListener::bind(addr).map_err(|err| {
-            format!("cannot listen on {addr} (set by `--listen` / `serve.listen`): {err}")
-        });
+        return crate::web::listen(addr, &addr.to_string(), "`--listen` / `serve.listen`");
     }
     let loopback = IpAddr::from([127, 0, 0, 1]);
     for port in DEFAULT_PORT..DEFAULT_PORT + PORT_TRIES {
-        if let Ok(listener) = TcpListener::bind((loopback, port)) {
+        let shown = format!("{loopback}:{port}");
+        if let Ok(listener) = crate::web::listen((loopback, port), &shown, "the default port") {
             if port != DEFAULT_PORT {
                 report::warn(format!(
                     "port {DEFAULT_PORT} is taken; serving on port {port} instead"

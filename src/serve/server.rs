@@ -14,10 +14,9 @@ use std::time::Duration;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
 use super::files::{self, Target};
 use crate::inject;
@@ -36,14 +35,10 @@ struct Site {
 /// Serves `listener` (bound, non-blocking) until the hub shuts down. Runs on the
 /// calling thread.
 pub fn run(listener: std::net::TcpListener, root: PathBuf, hub: Hub) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-    {
+    let runtime = match crate::web::runtime("the static server") {
         Ok(runtime) => runtime,
-        Err(err) => {
-            report::error(format!("cannot start the static server: {err}"));
+        Err(message) => {
+            report::error(message);
             return;
         }
     };
@@ -81,9 +76,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, site: Arc<Site>) {
         let response = respond(&site, req);
         async move { Ok::<_, Infallible>(response) }
     });
-    let connection = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+    let connection = crate::web::http1(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(err) = connection.await {

@@ -82,7 +82,10 @@ fn page_text_updates_css_swaps_in_place_and_restarts_do_not_loop() {
     browser.wait_for("window.__reloadsup.connected");
     browser.eval("window.__marker = 2");
     p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n");
-    browser.wait_for("getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'");
+    browser.wait_for_with(
+        "getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'",
+        &sup,
+    );
     assert_eq!(browser.eval("window.__marker"), 2, "no page reload for CSS");
     assert_eq!(
         browser.eval("document.querySelectorAll('link[rel=stylesheet]').length"),

@@ -185,7 +185,10 @@ fn a_real_browser_through_the_proxy_with_no_snippet() {
     browser.wait_for("window.__reloadsup.connected");
     browser.eval("window.__marker = 2");
     p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n");
-    browser.wait_for("getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'");
+    browser.wait_for_with(
+        "getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'",
+        &sup,
+    );
     assert_eq!(
         browser.eval("window.__marker"),
         2,

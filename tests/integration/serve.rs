@@ -226,7 +226,7 @@ fn a_real_browser_sees_text_updates_and_css_swaps() {
     let Some(mut browser) = Browser::launch() else {
         return;
     };
-    let (p, port, _sup) = site();
+    let (p, port, sup) = site();
     browser.open(&format!("http://127.0.0.1:{port}/"));
     browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
     browser.eval("window.__marker = 1");
@@ -242,7 +242,10 @@ fn a_real_browser_sees_text_updates_and_css_swaps() {
     browser.wait_for("window.__reloadsup.connected");
     browser.eval("window.__marker = 2");
     p.write("site/css/site.css", "h1 { color: rgb(0, 0, 255) }\n");
-    browser.wait_for("getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'");
+    browser.wait_for_with(
+        "getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'",
+        &sup,
+    );
     assert_eq!(
         browser.eval("window.__marker"),
         2,

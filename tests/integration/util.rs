@@ -458,6 +458,13 @@ impl Browser {
         self.command(serde_json::json!({ "wait": js, "timeout": WAIT.as_millis() as u64 }))
             .unwrap_or_else(|err| panic!("{err}"))
     }
+
+    /// As `wait_for`, showing the supervisor's output if it times out.
+    #[track_caller]
+    pub fn wait_for_with(&mut self, js: &str, sup: &Sup) -> serde_json::Value {
+        self.command(serde_json::json!({ "wait": js, "timeout": WAIT.as_millis() as u64 }))
+            .unwrap_or_else(|err| panic!("{err}\nreloadsup said:\n{}", sup.stderr()))
+    }
 }
 
 impl Drop for Browser {
