@@ -5,6 +5,7 @@
 //! downstream reads raw flags or raw TOML (the ripgrep habit: raw args → one high-level
 //! config). Precedence: command-line flags, then the task file, then defaults.
 
+mod flags;
 mod pattern;
 mod resolve;
 mod schema;
@@ -14,8 +15,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+pub use flags::{Overrides, serve_folder};
 pub use pattern::Pattern;
-pub use resolve::{Overrides, find_task_file, resolve, serve_folder};
+pub use resolve::{find_task_file, resolve};
 
 /// The task file's default name, looked for here and in parent folders.
 pub const TASK_FILE_NAME: &str = "reload.toml";

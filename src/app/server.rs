@@ -1,0 +1,238 @@
+//! The server side of the app loop: restarting (a stop, then a start once the old
+//! server is gone), probing the new server's readiness, reacting to how servers end,
+//! and shutting down on a signal.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use signal_hook::consts::{SIGHUP, SIGINT};
+
+use super::{AfterStop, App, Starting};
+use crate::error::{EXIT_OK, EXIT_SIGINT};
+use crate::ready::{self, Readiness};
+use crate::report;
+use crate::supervisor::{Outcome, Spawned};
+
+impl App {
+    /// Restarts the server (or starts it, if none runs) with `changed`.
+    pub(super) fn restart(&mut self, changed: Vec<String>) {
+        if self.exit.is_some() || matches!(self.after_stop, AfterStop::Exit(_)) {
+            return;
+        }
+        let now = Instant::now();
+        let Some(supervisor) = &mut self.supervisor else {
+            // No server: a restart request reloads the pages.
+            self.browsers
+                .reload_page(changed.first().map_or("*", String::as_str));
+            return;
+        };
+        if supervisor.is_stopping() {
+            match &mut self.after_stop {
+                AfterStop::Start { .. } => {
+                    self.follow_up.get_or_insert_with(Vec::new).extend(changed);
+                }
+                other => {
+                    *other = AfterStop::Start {
+                        changed,
+                        began: now,
+                    }
+                }
+            }
+        } else if supervisor.is_idle() {
+            self.start(changed, Some(now));
+        } else {
+            report::info("restarting");
+            // The proxy holds requests from before the old server is signalled.
+            self.browsers.restarting();
+            supervisor.stop(now);
+            self.forget_starting();
+            self.after_stop = AfterStop::Start {
+                changed,
+                began: now,
+            };
+        }
+    }
+
+    pub(super) fn start(&mut self, changed: Vec<String>, began: Option<Instant>) {
+        let Some(supervisor) = &mut self.supervisor else {
+            return;
+        };
+        // Requests wait for this server (and pages left open from an earlier supervisor
+        // wait for it before they reload).
+        self.browsers.restarting();
+        let started = supervisor.start(&changed.join("\n"));
+        let command = supervisor.spec().command.display();
+        let tail = supervisor.output_tail();
+        self.forget_starting();
+        let path = changed.first().cloned().unwrap_or_else(|| "*".into());
+        match started {
+            Ok(spawned) => {
+                let pid = spawned.pid;
+                match began {
+                    Some(began) => report::good(format!(
+                        "started `{command}` (pid {pid}); restart took {} ms",
+                        began.elapsed().as_millis()
+                    )),
+                    None => report::good(format!("started `{command}` (pid {pid})")),
+                }
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.started(pid.as_raw(), command);
+                }
+                self.probe(spawned);
+                self.starting = Some(Starting { path, began });
+            }
+            Err(message) => {
+                self.browsers.failed(&command, &message, tail);
+                report::error(format!("{message}; waiting for the next change"));
+            }
+        }
+        if let Some(more) = self.follow_up.take() {
+            report::info("changed during the restart: restarting once more");
+            self.restart(more);
+        }
+    }
+
+    /// Starts probing the new server's readiness on a thread of its own.
+    fn probe(&mut self, spawned: Spawned) {
+        let Some(supervisor) = &self.supervisor else {
+            return;
+        };
+        let spec = supervisor.spec();
+        let upstream = self.config.proxy.as_ref().map(|p| p.upstream.as_str());
+        let check = match ready::check_for(
+            spec.ready.as_ref(),
+            upstream,
+            spawned.pid,
+            spawned.ready_flag,
+        ) {
+            Ok(check) => check,
+            Err(message) => {
+                report::warn(format!(
+                    "{message}; waiting for the first listening port instead"
+                ));
+                ready::Check::GroupListens(spawned.pid)
+            }
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        ready::spawn_probe(
+            check,
+            generation,
+            Arc::clone(&self.generation),
+            Instant::now(),
+            spec.ready_timeout,
+            self.tx.clone(),
+        );
+    }
+
+    /// No server awaits readiness any more; a probe still running gives up.
+    fn forget_starting(&mut self) {
+        self.starting = None;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(super) fn on_ready(&mut self, readiness: Readiness) {
+        if readiness.generation != self.generation.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(starting) = self.starting.take() else {
+            return;
+        };
+        let since_restart = starting
+            .began
+            .map(|b| format!(" ({} ms after the change)", b.elapsed().as_millis()))
+            .unwrap_or_default();
+        if readiness.timed_out {
+            report::warn(format!(
+                "the server is not ready after {}; reloading browsers anyway",
+                humantime::format_duration(
+                    self.supervisor
+                        .as_ref()
+                        .map(|s| s.spec().ready_timeout)
+                        .unwrap_or_default()
+                )
+            ));
+        } else {
+            report::info(format!(
+                "ready in {} ms{since_restart}",
+                readiness.waited.as_millis()
+            ));
+        }
+        if !readiness.timed_out {
+            if let Some(recorder) = &mut self.recorder {
+                recorder.ready();
+            }
+        }
+        self.browsers.ready();
+        if starting.began.is_some() {
+            self.browsers.reload_page(&starting.path);
+        }
+    }
+
+    pub(super) fn on_outcome(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Exited { pid, how } => {
+                self.forget_starting();
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.stopped();
+                }
+                if let Some(supervisor) = &self.supervisor {
+                    let command = supervisor.spec().command.display();
+                    self.browsers
+                        .failed(&command, &how, supervisor.output_tail());
+                }
+                report::warn(format!(
+                    "server (pid {pid}) {how}; it restarts at the next change"
+                ));
+            }
+            Outcome::Stopped {
+                pid,
+                how,
+                took,
+                requested,
+            } => {
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.stopped();
+                }
+                if requested {
+                    report::info(format!(
+                        "server (pid {pid}) {how}, in {} ms",
+                        took.as_millis()
+                    ));
+                } else {
+                    report::info(format!(
+                        "the rest of server (pid {pid})'s process group stopped"
+                    ));
+                }
+                match std::mem::replace(&mut self.after_stop, AfterStop::Nothing) {
+                    AfterStop::Nothing => {}
+                    AfterStop::Start { changed, began } => self.start(changed, Some(began)),
+                    AfterStop::Exit(code) => self.exit = Some(code),
+                }
+            }
+        }
+    }
+
+    /// SIGINT, SIGTERM or SIGHUP: stop the server and exit. A second one while stopping
+    /// kills the server at once.
+    pub(super) fn shut_down(&mut self, signal: i32) {
+        let code = match signal {
+            SIGINT => EXIT_SIGINT,
+            SIGHUP => 128 + SIGHUP,
+            _ => EXIT_OK,
+        };
+        self.follow_up = None;
+        let Some(supervisor) = self.supervisor.as_mut().filter(|s| !s.is_idle()) else {
+            self.exit = Some(code);
+            return;
+        };
+        if matches!(self.after_stop, AfterStop::Exit(_)) {
+            report::info("killing the server now");
+            supervisor.kill_now();
+            return;
+        }
+        report::info("stopping");
+        supervisor.stop(Instant::now());
+        self.after_stop = AfterStop::Exit(code);
+    }
+}

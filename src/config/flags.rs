@@ -1,0 +1,182 @@
+//! The command line's side of the configuration: the flags that override the task
+//! file (`Overrides`), ad-hoc mode (`run -w GLOB -- COMMAND`, no task file), and
+//! `reloadsup serve [DIR]`. Flag errors name the flag and exit 2.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::pattern::{Pattern, normalize};
+use super::resolve::{default_reload, parse_duration, parse_signal};
+use super::{CommandSpec, Config, Proxy, Serve, Server, TASK_FILE_NAME, Watch};
+use crate::error::{Error, Result};
+
+/// Command-line values that override the task file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `-w`: replaces `watch.file_dep`.
+    pub watch: Vec<String>,
+    /// `-i`: replaces `watch.ignore`.
+    pub ignore: Vec<String>,
+    /// `--poll`.
+    pub poll: Option<String>,
+    /// `--stop-signal`.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`.
+    pub stop_timeout: Option<String>,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--no-reload`.
+    pub no_reload: bool,
+    /// `--proxy`: replaces `proxy.listen`.
+    pub proxy: Option<String>,
+    /// `--upstream`: replaces `proxy.upstream`.
+    pub upstream: Option<String>,
+    /// The command after `--`.
+    pub command: Vec<String>,
+}
+
+/// `run -w GLOB... -- COMMAND` with no task file.
+pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
+    if ov.command.is_empty() {
+        return Err(Error::Usage(format!(
+            "no `{TASK_FILE_NAME}` here or in any parent folder; use `-f FILE`, \
+             `reloadsup init`, or `reloadsup run -w GLOB -- COMMAND`"
+        )));
+    }
+    let root = cwd.to_path_buf();
+    let flag = |name: &str, text: &str| flag_error(name, text);
+    let file_dep = if ov.watch.is_empty() {
+        vec!["**".to_string()]
+    } else {
+        ov.watch.clone()
+    };
+    let watch = Watch {
+        file_dep: flag_patterns("--watch", &file_dep, &root)?,
+        ignore: flag_patterns("--ignore", &ov.ignore, &root)?,
+        poll: ov
+            .poll
+            .as_deref()
+            .map(|t| parse_duration(t).map_err(|_| flag("--poll", t)))
+            .transpose()?,
+        gitignore: true,
+    };
+    let server = Server {
+        command: command_from_args(&ov.command),
+        cwd: root.clone(),
+        env: Vec::new(),
+        pid_file: ov.pid_file.as_ref().map(|p| normalize(&root.join(p))),
+        log_file: root.join("reloadsup.log"),
+        stop_signal: flag_signal(ov.stop_signal.as_deref())?.unwrap_or(Signal::SIGTERM),
+        stop_timeout: flag_duration("--stop-timeout", ov.stop_timeout.as_deref())?
+            .unwrap_or(Duration::from_secs(5)),
+        ready: None,
+        ready_timeout: Duration::from_secs(30),
+    };
+    Ok(Config {
+        task_file: None,
+        root,
+        server: Some(server),
+        watch,
+        reload: default_reload(ov.no_reload),
+        proxy: flag_proxy(None, ov)?,
+        serve: None,
+        tasks: Vec::new(),
+    })
+}
+
+/// The proxy from the task file's `[proxy]` (if any) with `--proxy`/`--upstream` on top.
+pub(super) fn flag_proxy(file: Option<Proxy>, ov: &Overrides) -> Result<Option<Proxy>> {
+    if ov.proxy.is_none() && ov.upstream.is_none() {
+        return Ok(file);
+    }
+    let listen = ov
+        .proxy
+        .clone()
+        .or_else(|| file.as_ref().map(|p| p.listen.clone()));
+    let upstream = ov
+        .upstream
+        .clone()
+        .or_else(|| file.as_ref().map(|p| p.upstream.clone()));
+    match (listen, upstream) {
+        (Some(listen), Some(upstream)) => Ok(Some(Proxy {
+            listen,
+            upstream,
+            allowed_hosts: file.map(|p| p.allowed_hosts).unwrap_or_default(),
+        })),
+        (None, _) => Err(Error::Usage(
+            "`--upstream` needs `--proxy ADDR` (or a `[proxy]` table)".into(),
+        )),
+        (_, None) => Err(Error::Usage(
+            "`--proxy` needs `--upstream ADDR` (or a `[proxy]` table)".into(),
+        )),
+    }
+}
+
+/// `reloadsup serve [DIR]`: a static site with live reload and no task file. Every file
+/// under `dir` is an asset: a stylesheet or image is swapped in place, anything else
+/// reloads the page. The reload socket lives on the site's own origin, so the
+/// LiveReload port is not opened.
+pub fn serve_folder(
+    cwd: &Path,
+    dir: Option<&Path>,
+    listen: Option<String>,
+    open: bool,
+) -> Result<Config> {
+    let dir = normalize(&cwd.join(dir.unwrap_or(Path::new("."))));
+    let root = dir
+        .canonicalize()
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| Error::Usage(format!("folder `{}` not found", dir.display())))?;
+    let mut reload = default_reload(true);
+    reload.assets = vec![Pattern::new("**", &root).expect("`**` is a valid glob")];
+    Ok(Config {
+        task_file: None,
+        root: root.clone(),
+        server: None,
+        watch: Watch {
+            file_dep: Vec::new(),
+            ignore: Vec::new(),
+            poll: None,
+            gitignore: true,
+        },
+        reload,
+        proxy: None,
+        serve: Some(Serve { root, listen, open }),
+        tasks: Vec::new(),
+    })
+}
+
+/// One argument is a shell line; several are an argument vector.
+pub(super) fn command_from_args(args: &[String]) -> CommandSpec {
+    match args {
+        [line] => CommandSpec::Shell(line.clone()),
+        _ => CommandSpec::Exec(args.to_vec()),
+    }
+}
+
+pub(super) fn flag_error(flag: &str, text: &str) -> Error {
+    Error::Usage(format!("invalid value `{text}` for `{flag}`"))
+}
+
+pub(super) fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
+    text.map(|t| parse_signal(t).ok_or_else(|| flag_error("--stop-signal", t)))
+        .transpose()
+}
+
+pub(super) fn flag_duration(flag: &str, text: Option<&str>) -> Result<Option<Duration>> {
+    text.map(|t| parse_duration(t).map_err(|_| flag_error(flag, t)))
+        .transpose()
+}
+
+pub(super) fn flag_patterns(flag: &str, globs: &[String], root: &Path) -> Result<Vec<Pattern>> {
+    globs
+        .iter()
+        .map(|g| {
+            Pattern::new(g, root)
+                .map_err(|why| Error::Usage(format!("bad glob `{g}` for `{flag}`: {why}")))
+        })
+        .collect()
+}
