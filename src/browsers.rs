@@ -24,7 +24,7 @@ pub struct Browsers {
     hub: Option<Hub>,
     // Held for their lifetime: dropping them stops them.
     _reloader: Option<Reloader>,
-    _site: Option<StaticServer>,
+    site: Option<StaticServer>,
     proxy: Option<Proxy>,
 }
 
@@ -37,7 +37,7 @@ impl Browsers {
             return Ok(Browsers {
                 hub: None,
                 _reloader: None,
-                _site: None,
+                site: None,
                 proxy: None,
             });
         }
@@ -87,14 +87,14 @@ impl Browsers {
         Ok(Browsers {
             hub: Some(hub),
             _reloader: reloader,
-            _site: site,
+            site,
             proxy,
         })
     }
 
     /// The site's URL, when a static site is served.
     pub fn site_url(&self) -> Option<String> {
-        self._site.as_ref().map(StaticServer::url)
+        self.site.as_ref().map(StaticServer::url)
     }
 
     /// The server is (re)starting: the proxy holds new requests from now on, so call

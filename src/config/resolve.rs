@@ -81,7 +81,15 @@ impl Doc<'_> {
             .transpose()?;
         let server = self.server(raw.server.as_ref(), &root, ov, serve.is_some())?;
         let watch = self.watch(&raw.watch, &root, ov)?;
-        let reload = self.reload(&raw, &root, ov)?;
+        let mut reload = self.reload(&raw, &root, ov)?;
+        if let Some(serve) = &serve {
+            // The site's files are assets: a stylesheet or image is swapped in place,
+            // anything else reloads the page; none restarts the server.
+            let site = format!("{}/**", globset::escape(&serve.root.to_string_lossy()));
+            reload
+                .assets
+                .push(Pattern::new(&site, &root).expect("an escaped path is a valid glob"));
+        }
         let proxy = raw
             .proxy
             .as_ref()

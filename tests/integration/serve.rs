@@ -252,3 +252,44 @@ fn a_real_browser_sees_text_updates_and_css_swaps() {
         "CSS applied without a reload"
     );
 }
+
+#[test]
+fn run_serves_a_serve_table_without_a_server_command() {
+    let p = Project::new();
+    let port = free_port();
+    p.write("public/index.html", "<h1>table</h1>");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[serve]\nroot = \"public\"\nlisten = \"127.0.0.1:{port}\"\n[reload]\nenabled = false\n"
+        ),
+    );
+    let check = p.output(&["check"]);
+    assert!(check.status.success(), "{}", check.stderr);
+    let sup = p.start(&["run"]);
+    sup.wait_for("watching ");
+    assert_eq!(http(port, "GET", "/", &[]).text(), "<h1>table</h1>");
+    let mut client = LiveReloadClient::connect_at(port, "/__reloadsup/livereload");
+    p.write("public/index.html", "<h1>changed</h1>");
+    let message = client.next(Duration::from_secs(10)).expect("a reload");
+    assert_eq!(message["path"], "public/index.html");
+    p.write("public/site.css", "h1 { color: red }");
+    let message = client.next(Duration::from_secs(10)).expect("a css reload");
+    assert_eq!(
+        (&message["path"], &message["liveCSS"]),
+        (
+            &serde_json::json!("public/site.css"),
+            &serde_json::json!(true)
+        )
+    );
+    let missing = p.output(&["-f", "reload.toml", "check"]);
+    assert!(missing.status.success());
+    p.write("reload.toml", "[serve]\nroot = \"nope\"\n");
+    let bad = p.output(&["run"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        bad.stderr.contains("reload.toml:2: `serve.root` folder"),
+        "{}",
+        bad.stderr
+    );
+}
