@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import free_port, reloadsup_binary, wait_listening, wrk
 
 SLOW_APP = """
 import os, sys, time
@@ -47,45 +45,6 @@ class Handler(BaseHTTPRequestHandler):
         pass
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, timeout: float = 15.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on port {port}")
-
-
-def reloadsup_binary() -> Path:
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
-                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    return Path(re.search(r'"target_directory":"([^"]+)"', meta).group(1)) / "release" / "reloadsup"
-
-
-def to_ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def wrk(port: int, path: str, seconds: int) -> tuple[float, float, str]:
-    out = subprocess.run(
-        ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}{path}"],
-        check=True, capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = to_ms(re.search(r"Latency Distribution\s+50%\s+(\S+)", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    return rps, p50, errors.group(0) if errors else ""
 
 
 class Run:
@@ -124,8 +83,8 @@ def throughput(binary: Path, work: Path, seconds: int) -> None:
         print(f"{'file':<12} {'direct req/s':>13} {'proxied req/s':>14} {'ratio':>7} "
               f"{'direct p50':>11} {'proxied p50':>12} {'added':>8}")
         for path, label in [("/index.html", "2 KiB page"), ("/big.bin", "1 MiB file")]:
-            d_rps, d_p50, d_err = wrk(upstream, path, seconds)
-            p_rps, p_p50, p_err = wrk(proxy, path, seconds)
+            d_rps, d_p50, d_err = wrk(upstream, path, seconds, 64, 2)
+            p_rps, p_p50, p_err = wrk(proxy, path, seconds, 64, 2)
             print(f"{label:<12} {d_rps:>13.0f} {p_rps:>14.0f} {p_rps / d_rps:>6.0%} "
                   f"{d_p50:>9.2f}ms {p_p50:>10.2f}ms {p_p50 - d_p50:>6.2f}ms {d_err} {p_err}")
     finally:

@@ -12,55 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on port {port}")
-
-
-def reloadsup_binary() -> Path:
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    meta = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout
-    target = re.search(r'"target_directory":"([^"]+)"', meta).group(1)
-    return Path(target) / "release" / "reloadsup"
-
-
-def wrk(port: int, path: str, seconds: int, connections: int) -> tuple[float, str]:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}{path}"],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = re.search(r"Latency Distribution\s+50%\s+(\S+)", out).group(1)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    return rps, p50 + (f" ({errors.group(0)})" if errors else "")
+from common import free_port, reloadsup_binary, wait_listening, wrk
 
 
 def main() -> int:
@@ -92,7 +51,8 @@ def main() -> int:
         results = {}
         for path, label in [("/index.html", "small page (2 KiB)"), ("/big.bin", "1 MiB file")]:
             for tool, port in ports.items():
-                results[(label, tool)] = wrk(port, path, args.seconds, args.connections)
+                rps, p50, errors = wrk(port, path, args.seconds, args.connections, 1)
+                results[(label, tool)] = (rps, f"{p50:.2f}ms {errors}".strip())
         print(f"\nwrk -t1 -c{args.connections} -d{args.seconds}s, both servers in this run\n")
         print(f"{'file':<20} {'server':<10} {'req/s':>10} {'p50':>12}")
         for (label, tool), (rps, p50) in results.items():

@@ -4,15 +4,11 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
 use super::upstream::{self, PAGE, Upstream};
-use super::{NAVIGATE, PATIENCE, navigate, proxy, proxy_with, raw, send};
+use super::{NAVIGATE, PATIENCE, first_frame, navigate, proxy, proxy_with, raw, send};
 use crate::proxy::{Patience, UpstreamState};
 
 #[test]
@@ -130,31 +126,13 @@ fn redirects_to_the_dev_server_point_at_the_proxy() {
 fn an_event_stream_is_passed_on_as_it_comes() {
     let server = Upstream::start();
     let proxy = proxy(&server.address());
-    let addr = proxy.local_addr();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let first = runtime.block_on(async move {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("handshake");
-        tokio::spawn(connection);
-        let request = Request::get("/sse")
-            .header("host", format!("localhost:{}", addr.port()))
-            .header("accept", "text/event-stream")
-            .body(Empty::<Bytes>::new())
-            .expect("a request");
-        let mut response = sender.send_request(request).await.expect("an answer");
-        // The stream never ends: only the first event can arrive.
-        let frame = tokio::time::timeout(PATIENCE, response.body_mut().frame()).await;
-        frame
-            .expect("the first event in time")
-            .expect("a frame")
-            .expect("no error")
-    });
-    assert_eq!(first.into_data().expect("data"), "data: first\n\n");
+    // The stream never ends: only the first event can arrive.
+    let first = first_frame(
+        proxy.local_addr(),
+        "/sse",
+        &[("accept", "text/event-stream")],
+    );
+    assert_eq!(first, "data: first\n\n");
 }
 
 #[test]

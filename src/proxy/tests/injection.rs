@@ -1,15 +1,10 @@
 //! The reload tag in pages fetched through the proxy: where it goes, the length
 //! headers, compressed and streamed upstreams, and what is left alone.
 
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-
 use super::upstream::{
     self, EXISTING, NO_HEAD, NONCE, PAGE, STALLED_HEAD, TRICKY, Upstream, Wsgiref,
 };
-use super::{NAVIGATE, PATIENCE, navigate, proxy, send};
+use super::{NAVIGATE, first_frame, navigate, proxy, send};
 use crate::inject::tag;
 
 /// The tag without a nonce.
@@ -114,34 +109,7 @@ fn a_decoded_page_longer_than_the_window_streams_chunked() {
 fn a_page_that_stalls_gets_its_head_with_the_tag_at_once() {
     let server = Upstream::start();
     let proxy = proxy(&server.address());
-    let addr = proxy.local_addr();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let first = runtime.block_on(async move {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("handshake");
-        tokio::spawn(connection);
-        let mut request = Request::get("/stalled")
-            .header("host", format!("localhost:{}", addr.port()))
-            .body(Empty::<Bytes>::new())
-            .expect("a request");
-        for (name, value) in NAVIGATE {
-            request
-                .headers_mut()
-                .insert(name, value.parse().expect("a value"));
-        }
-        let mut response = sender.send_request(request).await.expect("an answer");
-        let frame = tokio::time::timeout(PATIENCE, response.body_mut().frame()).await;
-        frame
-            .expect("the head in time")
-            .expect("a frame")
-            .expect("no error")
-    });
-    let first = first.into_data().expect("data");
+    let first = first_frame(proxy.local_addr(), "/stalled", &NAVIGATE);
     assert_eq!(first, before(STALLED_HEAD, "</head>"));
 }
 

@@ -102,6 +102,31 @@ fn build(
         .expect("a request")
 }
 
+/// Sends a GET of `path` (with `headers`) on a new connection and returns the first
+/// frame of the answer's body, for bodies that stream (and may never end).
+#[track_caller]
+fn first_frame(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Bytes {
+    let request = build(addr, "GET", path, headers, Vec::new());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let first = runtime.block_on(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        let mut response = sender.send_request(request).await.expect("an answer");
+        let frame = tokio::time::timeout(PATIENCE, response.body_mut().frame()).await;
+        frame
+            .expect("the first frame in time")
+            .expect("a frame")
+            .expect("no error")
+    });
+    first.into_data().expect("data")
+}
+
 /// Sends `requests` one after another on one keep-alive connection.
 #[track_caller]
 fn exchange(addr: SocketAddr, requests: Vec<Request<Full<Bytes>>>) -> Vec<Reply> {

@@ -1,0 +1,58 @@
+"""Helpers the wrk-based benchmarks share: free ports, waiting for a listener, the
+release binary, and reading wrk's report."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 15.0) -> None:
+    """Waits until something accepts connections on 127.0.0.1:`port`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def reloadsup_binary() -> Path:
+    """Builds the release binary and returns its path."""
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
+                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return Path(re.search(r'"target_directory":"([^"]+)"', meta).group(1)) / "release" / "reloadsup"
+
+
+def to_ms(text: str) -> float:
+    """`1.52ms`, `830.00us` or `1.01s` in milliseconds."""
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(port: int, path: str, seconds: int, connections: int, threads: int) -> tuple[float, float, str]:
+    """Runs wrk against 127.0.0.1:`port``path`; returns requests/s, the median latency
+    in ms, and wrk's line about errors (empty when there were none)."""
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+         f"http://127.0.0.1:{port}{path}"],
+        check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"Latency Distribution\s+50%\s+(\S+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    return rps, p50, errors.group(0) if errors else ""
