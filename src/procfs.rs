@@ -104,6 +104,23 @@ pub fn socket_inodes(pid: i32, into: &mut HashSet<u64>) {
     }
 }
 
+/// When a process started, in seconds since the Unix epoch: the boot time (`btime` in
+/// `/proc/stat`) plus its start time in clock ticks.
+pub fn started_at_unix(stat: &Stat) -> Option<u64> {
+    let boot: u64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|&t| t > 0)? as u64;
+    Some(boot + stat.start_ticks / ticks)
+}
+
 /// Whether `pid`'s environment holds a variable named `name` (readable for our own
 /// processes only).
 pub fn has_env(pid: i32, name: &str) -> bool {
@@ -150,5 +167,11 @@ mod tests {
         let s = stat(me).expect("our own stat");
         assert_eq!(s.pgid, nix::unistd::getpgrp().as_raw());
         assert!(!s.is_zombie());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let started = started_at_unix(&s).expect("a start time");
+        assert!(started <= now && now - started < 600, "{started} vs {now}");
     }
 }

@@ -63,7 +63,6 @@ impl App {
         self.browsers.restarting();
         let started = supervisor.start(&changed.join("\n"));
         let command = supervisor.spec().command.display();
-        let tail = supervisor.output_tail();
         self.forget_starting();
         let path = changed.first().cloned().unwrap_or_else(|| "*".into());
         match started {
@@ -83,7 +82,8 @@ impl App {
                 self.starting = Some(Starting { path, began });
             }
             Err(message) => {
-                self.browsers.failed(&command, &message, tail);
+                // A command that cannot start printed nothing: no output to show.
+                self.browsers.failed(&command, &message, Vec::new());
                 report::error(format!("{message}; waiting for the next change"));
             }
         }

@@ -235,7 +235,9 @@ fn inspect(pid_file: &std::path::Path) -> Running {
     match Ident::of(pid) {
         Some(ident) if ident.is_alive() && is_our_server(pid) => Running::Detached(ServerRecord {
             ident,
-            started_at: state::now_unix(),
+            started_at: crate::procfs::stat(pid)
+                .and_then(|stat| crate::procfs::started_at_unix(&stat))
+                .unwrap_or_else(state::now_unix),
             command: "(unknown command)".into(),
             ready: true,
         }),
