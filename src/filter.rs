@@ -141,11 +141,21 @@ impl Filter {
 
     /// Reads `dir/.gitignore`, if there is one, so it applies below `dir`.
     pub fn add_gitignore(&mut self, dir: &Path) {
-        if !self.use_gitignore {
+        if self.gitignores.iter().any(|g| g.path() == dir) {
             return;
         }
+        self.load_gitignore(dir);
+    }
+
+    /// Reads `dir/.gitignore` again after it changed (or appeared, or went away).
+    pub fn reload_gitignore(&mut self, dir: &Path) {
+        self.gitignores.retain(|g| g.path() != dir);
+        self.load_gitignore(dir);
+    }
+
+    fn load_gitignore(&mut self, dir: &Path) {
         let file = dir.join(".gitignore");
-        if !file.is_file() || self.gitignores.iter().any(|g| g.path() == dir) {
+        if !self.use_gitignore || !file.is_file() {
             return;
         }
         let (matcher, _partial_errors) = Gitignore::new(&file);
@@ -365,5 +375,10 @@ actions = ["true"]
         assert!(filter.classify(&dir.path.join("static/site.css")).asset);
         assert!(filter.classify(&dir.path.join("gen_keep.py")).restart);
         assert!(filter.classify(&dir.path.join("app.py")).restart);
+        // Edited while watching: read again.
+        std::fs::write(dir.path.join(".gitignore"), "app.py\n").unwrap();
+        filter.reload_gitignore(&dir.path);
+        assert!(filter.classify(&dir.path.join("app.py")).is_ignored());
+        assert!(filter.classify(&dir.path.join("gen_x.py")).restart);
     }
 }

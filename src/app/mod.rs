@@ -185,6 +185,11 @@ impl App {
                 notices.iter().for_each(report::warn);
                 let now = Instant::now();
                 for (path, step) in changes {
+                    if path.file_name().is_some_and(|n| n == ".gitignore") {
+                        if let Some(dir) = path.parent() {
+                            self.filter.reload_gitignore(dir);
+                        }
+                    }
                     // Filter before debouncing: an ignored temp file that an editor
                     // deletes mid-save must not hold the batch for the grace period.
                     if self.filter.classify(&path).is_ignored() {

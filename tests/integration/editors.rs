@@ -282,3 +282,15 @@ fn changed_paths_reach_the_server() {
     p.wait_starts(2);
     assert_eq!(p.read("changed.log"), "|app.py|");
 }
+
+#[test]
+fn a_gitignore_edited_while_running_applies_at_once() {
+    let (p, sup) = running();
+    p.write(".gitignore", "build/\ngenerated.py\n");
+    p.write("generated.py", "x = 1\n");
+    p.assert_starts_stay(1);
+    assert_eq!(sup.count("changed:"), 0, "{}", sup.stderr());
+    p.write(".gitignore", "build/\n");
+    p.write("generated.py", "x = 2\n");
+    p.wait_starts(2);
+}
