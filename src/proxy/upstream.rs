@@ -8,7 +8,8 @@
 //! here and only then handed to hyper's client handshake, so a failed connect leaves
 //! the request, body and all, still ours to send again.
 //!
-//! Idle keep-alive connections are kept for the next request and dropped when the
+//! Idle keep-alive connections (up to [`MAX_IDLE`], more than a browser or load test
+//! keeps open at once, so none churn) are kept for the next request and dropped when the
 //! server restarts. A request that finds a kept connection already closed is sent on a
 //! new one: hyper hands back a request it could not start to send. A safe request
 //! without a body (GET, HEAD, OPTIONS) whose connection closed before any answer, as
@@ -33,7 +34,7 @@ use super::{Failure, Patience, UpstreamState};
 use crate::report;
 
 /// Idle connections kept at most; more are closed when their response ends.
-const MAX_IDLE: usize = 32;
+const MAX_IDLE: usize = 128;
 
 /// How many new connections one request may be tried on.
 const MAX_CONNECTIONS: usize = 4;

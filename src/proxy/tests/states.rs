@@ -69,6 +69,36 @@ fn idle_upstream_connections_are_reused_until_a_restart() {
     );
 }
 
+#[test]
+fn many_concurrent_requests_keep_their_upstream_connections() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let addr = proxy.local_addr();
+    let clients = 48;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(clients));
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let barrier = std::sync::Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    barrier.wait();
+                    assert_eq!(navigate(addr, "/page").status, 200);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a client");
+    }
+    // 48 at once need 48 connections; later rounds reuse them rather than opening
+    // (and closing) more because the pool was too small to keep them.
+    let opened = server.connections();
+    assert!(
+        opened <= 60,
+        "{opened} upstream connections for 5 rounds of 48"
+    );
+}
+
 /// A server that takes one connection per step of `script`: for `false` it reads the
 /// request and hangs up without answering, for `true` it answers `ok`. Then it stops.
 fn scripted_server(script: Vec<bool>) -> String {
