@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 
-use crate::util::{Browser, Project, Sup, free_port, http};
+use crate::util::{Browser, Project, Sup, assert_injected_for_navigations_only, free_port, http};
 
 /// A dev server that renders `templates/index.html` (read at start-up), serves
 /// `/static/*` and `/api.json`, waits `DELAY` seconds before it binds, and exits with
@@ -72,21 +72,7 @@ const DOCUMENT: &[(&str, &str)] = &[("Accept", "text/html"), ("Sec-Fetch-Dest", 
 #[test]
 fn pages_get_the_script_and_other_bodies_pass_unchanged() {
     let (_p, proxy, _sup) = proxied("0");
-    let page = http(proxy, "GET", "/", DOCUMENT);
-    assert_eq!(page.status, 200);
-    let tag = "<script src=\"/__reloadsup/livereload.js?port=&amp;path=__reloadsup/livereload\" defer></script></head>";
-    assert!(page.text().contains(tag), "{}", page.text());
-    assert_eq!(
-        page.header("content-length"),
-        Some(page.body.len().to_string().as_str())
-    );
-    let fetched = http(
-        proxy,
-        "GET",
-        "/",
-        &[("Sec-Fetch-Dest", "empty"), ("Accept", "text/html")],
-    );
-    assert!(!fetched.text().contains("livereload"));
+    assert_injected_for_navigations_only(proxy);
     let json = http(proxy, "GET", "/api.json", DOCUMENT);
     assert!(
         json.text().starts_with("{\"pid\": ") && json.text().ends_with("\"html\": \"</head>\"}")
@@ -179,26 +165,13 @@ fn a_real_browser_through_the_proxy_with_no_snippet() {
     };
     let (p, proxy, sup) = proxied("0");
     browser.open(&format!("http://127.0.0.1:{proxy}/"));
-    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
-    browser.eval("window.__marker = 1");
-    p.write("templates/index.html", &template("v2"));
-    browser.wait_for(
-        "document.querySelector('h1') && document.querySelector('h1').textContent === 'v2'",
-    );
-    assert_eq!(browser.eval("window.__marker === undefined"), true);
+    browser.assert_page_reloaded(&sup, "v2", || {
+        p.write("templates/index.html", &template("v2"))
+    });
     sup.wait_for("reloaded 1 browser(s)");
-    browser.wait_for("window.__reloadsup.connected");
-    browser.eval("window.__marker = 2");
-    p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n");
-    browser.wait_for_with(
-        "getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'",
-        &sup,
-    );
-    assert_eq!(
-        browser.eval("window.__marker"),
-        2,
-        "CSS swapped without a reload"
-    );
+    browser.assert_css_swapped(&sup, || {
+        p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n")
+    });
 }
 
 #[test]

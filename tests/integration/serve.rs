@@ -3,7 +3,9 @@
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
-use crate::util::{Browser, LiveReloadClient, Project, Sup, free_port, http};
+use crate::util::{
+    Browser, LiveReloadClient, Project, Sup, assert_injected_for_navigations_only, free_port, http,
+};
 
 /// The first bytes of a real PNG (signature and IHDR of a 1×1 image) and more binary.
 const PNG: &[u8] = &[
@@ -143,28 +145,7 @@ fn nothing_outside_the_folder_is_ever_served() {
 #[test]
 fn pages_get_the_script_on_the_same_origin() {
     let (_p, port, _sup) = site();
-    let page = http(
-        port,
-        "GET",
-        "/",
-        &[("Accept", "text/html"), ("Sec-Fetch-Dest", "document")],
-    );
-    let tag = "<script src=\"/__reloadsup/livereload.js?port=&amp;path=__reloadsup/livereload\" defer></script></head>";
-    assert!(page.text().contains(tag), "{}", page.text());
-    assert_eq!(
-        page.header("content-length"),
-        Some(page.body.len().to_string().as_str())
-    );
-    let fetched = http(
-        port,
-        "GET",
-        "/",
-        &[("Accept", "text/html"), ("Sec-Fetch-Dest", "empty")],
-    );
-    assert!(
-        !fetched.text().contains("livereload"),
-        "a fetch() is left alone"
-    );
+    assert_injected_for_navigations_only(port);
     let script = http(port, "GET", "/__reloadsup/livereload.js", &[]);
     assert_eq!(script.status, 200);
     assert!(
@@ -228,29 +209,16 @@ fn a_real_browser_sees_text_updates_and_css_swaps() {
     };
     let (p, port, sup) = site();
     browser.open(&format!("http://127.0.0.1:{port}/"));
-    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
-    browser.eval("window.__marker = 1");
-    p.write(
-        "site/index.html",
-        "<!doctype html><html><head><link rel=\"stylesheet\" href=\"/css/site.css\"></head>\
-         <body><h1>v2</h1></body></html>",
-    );
-    browser.wait_for(
-        "document.querySelector('h1') && document.querySelector('h1').textContent === 'v2'",
-    );
-    assert_eq!(browser.eval("window.__marker === undefined"), true);
-    browser.wait_for("window.__reloadsup.connected");
-    browser.eval("window.__marker = 2");
-    p.write("site/css/site.css", "h1 { color: rgb(0, 0, 255) }\n");
-    browser.wait_for_with(
-        "getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'",
-        &sup,
-    );
-    assert_eq!(
-        browser.eval("window.__marker"),
-        2,
-        "CSS applied without a reload"
-    );
+    browser.assert_page_reloaded(&sup, "v2", || {
+        p.write(
+            "site/index.html",
+            "<!doctype html><html><head><link rel=\"stylesheet\" href=\"/css/site.css\"></head>\
+             <body><h1>v2</h1></body></html>",
+        )
+    });
+    browser.assert_css_swapped(&sup, || {
+        p.write("site/css/site.css", "h1 { color: rgb(0, 0, 255) }\n")
+    });
 }
 
 #[test]

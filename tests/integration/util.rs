@@ -459,6 +459,42 @@ impl Browser {
             .unwrap_or_else(|err| panic!("{err}"))
     }
 
+    /// Rewrites a stylesheet (with `write`, which must make `h1` blue) and asserts the
+    /// page applied it without reloading: a marker set on `window` survives.
+    #[track_caller]
+    pub fn assert_css_swapped(&mut self, sup: &Sup, write: impl FnOnce()) {
+        self.wait_for("window.__reloadsup.connected");
+        self.eval("window.__marker = 2");
+        write();
+        self.wait_for_with(
+            "getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'",
+            sup,
+        );
+        assert_eq!(
+            self.eval("window.__marker"),
+            2,
+            "CSS applied without a page reload"
+        );
+    }
+
+    /// Rewrites the page (with `write`, which must make its `h1` say `text`) and asserts
+    /// the browser reloaded it: the marker set before is gone.
+    #[track_caller]
+    pub fn assert_page_reloaded(&mut self, sup: &Sup, text: &str, write: impl FnOnce()) {
+        self.wait_for("window.__reloadsup && window.__reloadsup.connected");
+        self.eval("window.__marker = 1");
+        write();
+        self.wait_for_with(
+            &format!("document.querySelector('h1') && document.querySelector('h1').textContent === '{text}'"),
+            sup,
+        );
+        assert_eq!(
+            self.eval("window.__marker === undefined"),
+            true,
+            "a full reload"
+        );
+    }
+
     /// As `wait_for`, showing the supervisor's output if it times out.
     #[track_caller]
     pub fn wait_for_with(&mut self, js: &str, sup: &Sup) -> serde_json::Value {
@@ -478,6 +514,36 @@ impl Drop for Browser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Asserts that a page navigation to `/` on `port` gets the same-origin reload tag
+/// before `</head>`, with a `Content-Length` to match, and that a `fetch()` of the same
+/// page does not.
+#[track_caller]
+pub fn assert_injected_for_navigations_only(port: u16) {
+    let page = http(
+        port,
+        "GET",
+        "/",
+        &[("Accept", "text/html"), ("Sec-Fetch-Dest", "document")],
+    );
+    assert_eq!(page.status, 200);
+    let tag = "<script src=\"/__reloadsup/livereload.js?port=&amp;path=__reloadsup/livereload\" defer></script></head>";
+    assert!(page.text().contains(tag), "{}", page.text());
+    assert_eq!(
+        page.header("content-length"),
+        Some(page.body.len().to_string().as_str())
+    );
+    let fetched = http(
+        port,
+        "GET",
+        "/",
+        &[("Accept", "text/html"), ("Sec-Fetch-Dest", "empty")],
+    );
+    assert!(
+        !fetched.text().contains("livereload"),
+        "a fetch() is left alone"
+    );
 }
 
 /// A response read off the wire.
