@@ -425,3 +425,36 @@ fn readiness_waits_for_the_port() {
         wait_until("the server gone", || p.servers().is_empty());
     }
 }
+
+#[test]
+fn readiness_by_a_log_line_relays_the_output() {
+    let p = Project::new();
+    p.write(
+        "server.py",
+        "import sys, time\nprint('booting', flush=True)\ntime.sleep(0.3)\n\
+         print('Serving on :8000', file=sys.stderr, flush=True)\ntime.sleep(1000)\n",
+    );
+    p.write("app.py", "");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\nready = {{ log = \"^Serving on\" }}\n\
+             [watch]\nfile_dep = [\"app.py\"]\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    sup.wait_for("ready in ");
+    let stderr = sup.stderr();
+    assert!(
+        stderr.contains("Serving on :8000"),
+        "the server's stderr is relayed: {stderr}"
+    );
+    let waited: u64 = stderr
+        .split("ready in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|ms| ms.parse().ok())
+        .expect("a readiness time");
+    assert!(waited >= 300, "ready at the line, not before ({waited} ms)");
+}
