@@ -5,42 +5,59 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Pattern};
-use crate::error::{EXIT_OK, Result};
+use crate::error::{EXIT_OK, Error, Result};
 use crate::filter::Filter;
+use crate::report;
 
 /// Prints the resolved task file and the matches of every glob to stdout.
 pub fn run(config: &Config) -> Result<i32> {
+    let mut out = String::new();
     let mut filter = Filter::new(config);
     if let Some(file) = &config.task_file {
-        println!("task file: {} (ok)", file.display());
+        line(&mut out, format_args!("task file: {} (ok)", file.display()));
     }
     if let Some(server) = &config.server {
-        println!("server: {}", server.command.display());
+        line(
+            &mut out,
+            format_args!("server: {}", server.command.display()),
+        );
         match &server.ready {
-            Some(ready) => println!(
-                "ready: {ready:?} (timeout {})",
-                humantime::format_duration(server.ready_timeout)
+            Some(ready) => line(
+                &mut out,
+                format_args!(
+                    "ready: {ready:?} (timeout {})",
+                    humantime::format_duration(server.ready_timeout)
+                ),
             ),
-            None => println!("ready: default"),
+            None => line(&mut out, format_args!("ready: default")),
         }
     }
     let reload = &config.reload;
     if reload.enabled {
-        println!("reload: {}:{}", reload.host, reload.port);
+        line(
+            &mut out,
+            format_args!("reload: {}:{}", reload.host, reload.port),
+        );
     } else {
-        println!("reload: off");
+        line(&mut out, format_args!("reload: off"));
     }
     if let Some(serve) = &config.serve {
-        println!(
-            "serve: {} on {}",
-            serve.root.display(),
-            serve.listen.as_deref().unwrap_or("127.0.0.1:5000")
+        line(
+            &mut out,
+            format_args!(
+                "serve: {} on {}",
+                serve.root.display(),
+                serve.listen.as_deref().unwrap_or("127.0.0.1:5000")
+            ),
         );
     }
     if let Some(proxy) = &config.proxy {
-        println!(
-            "proxy: {} -> {} (hosts: {:?})",
-            proxy.listen, proxy.upstream, proxy.allowed_hosts
+        line(
+            &mut out,
+            format_args!(
+                "proxy: {} -> {} (hosts: {:?})",
+                proxy.listen, proxy.upstream, proxy.allowed_hosts
+            ),
         );
     }
     let groups = config
@@ -63,15 +80,23 @@ pub fn run(config: &Config) -> Result<i32> {
         );
     for (key, pattern, gitignore) in groups {
         let matched = matches(pattern, gitignore, &mut filter, &config.root);
-        println!("{key} `{}`: {} file(s)", pattern.text, matched.len());
+        line(
+            &mut out,
+            format_args!("{key} `{}`: {} file(s)", pattern.text, matched.len()),
+        );
         for path in matched {
-            println!(
-                "  {}",
-                path.strip_prefix(&config.root).unwrap_or(&path).display()
-            );
+            let shown = path.strip_prefix(&config.root).unwrap_or(&path);
+            line(&mut out, format_args!("  {}", shown.display()));
         }
     }
+    report::stdout(&out).map_err(|err| Error::io("cannot write to stdout", err))?;
     Ok(EXIT_OK)
+}
+
+/// Appends one line to `out`.
+fn line(out: &mut String, text: std::fmt::Arguments<'_>) {
+    out.push_str(&text.to_string());
+    out.push('\n');
 }
 
 /// The files under the pattern's folder that it matches and that are not ignored

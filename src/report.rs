@@ -58,6 +58,21 @@ fn emit(min: Level, colour: &str, label: &str, message: &dyn Display) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// Writes a command's output (`check`, `status`) to stdout. A reader that went away
+/// (`reloadsup check | head`) is not an error: the output simply ends there.
+pub fn stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Writes lines to stderr as they are (no prefix), ignoring a closed stderr.
+pub fn stderr_raw(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// A normal status line.
 pub fn info(message: impl Display) {
     emit(Level::Normal, "", "", &message);

@@ -226,11 +226,15 @@ fn print_tail(path: &Path, offset: u64) {
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
     if tail.is_empty() {
-        eprintln!("  (the server wrote nothing to `{}`)", path.display());
+        report::stderr_raw(&format!(
+            "  (the server wrote nothing to `{}`)\n",
+            path.display()
+        ));
         return;
     }
-    eprintln!("  last lines of `{}`:", path.display());
+    let mut text = format!("  last lines of `{}`:\n", path.display());
     for line in tail {
-        eprintln!("  | {line}");
+        text.push_str(&format!("  | {line}\n"));
     }
+    report::stderr_raw(&text);
 }

@@ -161,27 +161,29 @@ pub fn status(config: &Config, json: bool) -> Result<i32> {
         Running::Detached(record) => (None, Some(record), None),
         Running::Nothing { stale } => (None, None, stale),
     };
-    if json {
-        println!("{}", status_json(supervisor, server.as_ref()));
+    let text = if json {
+        format!("{}\n", status_json(supervisor, server.as_ref()))
     } else {
-        match &server {
-            Some(s) => println!(
-                "running (pid {}, up {}): {}",
+        let mut text = match &server {
+            Some(s) => format!(
+                "running (pid {}, up {}): {}\n",
                 s.ident.pid,
                 humantime::format_duration(Duration::from_secs(
                     state::now_unix().saturating_sub(s.started_at)
                 )),
                 s.command
             ),
-            None => println!(
-                "not running{}",
+            None => format!(
+                "not running{}\n",
                 stale.map(|s| format!(" ({s})")).unwrap_or_default()
             ),
-        }
+        };
         if let Some(sup) = supervisor {
-            println!("watched by `reloadsup run` (pid {})", sup.pid);
+            text.push_str(&format!("watched by `reloadsup run` (pid {})\n", sup.pid));
         }
-    }
+        text
+    };
+    report::stdout(&text).map_err(|err| Error::io("cannot write to stdout", err))?;
     Ok(if server.is_some() {
         EXIT_OK
     } else {

@@ -243,3 +243,30 @@ fn the_shipped_example_is_valid() {
         assert!(text.contains(key), "the example shows `{key}`");
     }
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let p = Project::new();
+    p.write("reload.toml", "[server]\ncommand = \"x\"\n");
+    p.write("a.py", "");
+    for args in [&["check"][..], &["status"][..], &["status", "--json"][..]] {
+        let mut child = std::process::Command::new(crate::util::BIN)
+            .args(args)
+            .current_dir(&p.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `reloadsup check | head -0`: the reader is gone before anything is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{args:?}: {:?}",
+            out.status
+        );
+    }
+}
