@@ -161,11 +161,7 @@ fn send(leader: Ident, targets: &[Ident], signal: Signal) {
 fn wait_gone(targets: &[Ident], deadline: Instant) -> bool {
     loop {
         // Our own children (a server `start` just launched) must be reaped to be gone.
-        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            if status == WaitStatus::StillAlive {
-                break;
-            }
-        }
+        crate::supervisor::reap_strays();
         if !targets.iter().any(Ident::is_alive) {
             return true;
         }

@@ -79,6 +79,17 @@ impl Decoded {
             pending: None,
         }
     }
+
+    /// The compressed stream ended (or trailers came): flushes the inflater. `None` when
+    /// it had nothing left, so the caller reads on.
+    fn finish(&mut self) -> Option<Result<Frame<Bytes>, BoxError>> {
+        let last = self.inflater.take()?.finish();
+        match last {
+            Ok(bytes) if bytes.is_empty() => None,
+            Ok(bytes) => Some(Ok(Frame::data(bytes))),
+            Err(err) => Some(Err(err.into())),
+        }
+    }
 }
 
 impl Body for Decoded {
@@ -98,15 +109,10 @@ impl Body for Decoded {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err))),
                 Poll::Ready(Some(Ok(frame))) => frame,
-                Poll::Ready(None) => {
-                    let last = inflater.finish();
-                    this.inflater = None;
-                    match last {
-                        Ok(bytes) if bytes.is_empty() => continue,
-                        Ok(bytes) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                        Err(err) => return Poll::Ready(Some(Err(err.into()))),
-                    }
-                }
+                Poll::Ready(None) => match this.finish() {
+                    Some(frame) => return Poll::Ready(Some(frame)),
+                    None => continue,
+                },
             };
             match frame.into_data() {
                 Ok(data) => match inflater.push(&data) {
@@ -117,12 +123,9 @@ impl Body for Decoded {
                 },
                 Err(trailers) => {
                     this.pending = Some(trailers);
-                    let last = inflater.finish();
-                    this.inflater = None;
-                    match last {
-                        Ok(bytes) if bytes.is_empty() => continue,
-                        Ok(bytes) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                        Err(err) => return Poll::Ready(Some(Err(err.into()))),
+                    match this.finish() {
+                        Some(frame) => return Poll::Ready(Some(frame)),
+                        None => continue,
                     }
                 }
             }

@@ -352,7 +352,8 @@ impl Supervisor {
     }
 }
 
-/// Reaps every ended child, for a loop without a server.
+/// Reaps every ended child, where no supervisor does: a loop without a server, or
+/// `start` waiting for a server it launched to be gone.
 pub fn reap_strays() {
     let _ = group::reap_all();
 }

@@ -153,6 +153,19 @@ fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         .boxed_unsync()
 }
 
+/// `page`, gzip-compressed, as a server that compresses whatever it is asked sends it.
+fn gzipped_html(page: &str) -> Response<ProxyBody> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder
+        .write_all(page.as_bytes())
+        .expect("compressing into memory");
+    let mut response = html(encoder.finish().expect("compressing into memory"));
+    response
+        .headers_mut()
+        .insert("content-encoding", "gzip".parse().expect("a value"));
+    response
+}
+
 fn html(body: impl Into<Bytes>) -> Response<ProxyBody> {
     Response::builder()
         .header("content-type", "text/html; charset=utf-8")
@@ -190,28 +203,8 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
                 .insert("content-security-policy", policy.parse().expect("a value"));
             response
         }
-        "/gzip" => {
-            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-            encoder
-                .write_all(PAGE.as_bytes())
-                .expect("compressing into memory");
-            let mut response = html(encoder.finish().expect("compressing into memory"));
-            response
-                .headers_mut()
-                .insert("content-encoding", "gzip".parse().expect("a value"));
-            response
-        }
-        "/gzip-late" => {
-            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-            encoder
-                .write_all(late_page().as_bytes())
-                .expect("compressing into memory");
-            let mut response = html(encoder.finish().expect("compressing into memory"));
-            response
-                .headers_mut()
-                .insert("content-encoding", "gzip".parse().expect("a value"));
-            response
-        }
+        "/gzip" => gzipped_html(PAGE),
+        "/gzip-late" => gzipped_html(&late_page()),
         "/stalled" => {
             let head = futures_util::stream::once(async {
                 Ok::<_, BoxError>(Frame::data(Bytes::from_static(STALLED_HEAD.as_bytes())))
