@@ -9,12 +9,12 @@
 //! the browser's `100-continue` itself when the body is first read, which is once the
 //! dev server is connected, so a held upload waits without being sent.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use hyper::body::Incoming;
 use hyper::header::{
-    CONNECTION, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, IF_RANGE, LOCATION, RANGE,
-    UPGRADE,
+    ACCEPT_ENCODING, CONNECTION, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, IF_RANGE,
+    LOCATION, RANGE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
@@ -25,21 +25,59 @@ use super::host::{is_loopback, split_authority};
 use super::{Context, inject, page};
 use crate::report;
 
-/// Headers that concern one connection only, besides those `Connection` names.
-const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// `Keep-Alive`, which `http` has no constant for.
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// `X-Forwarded-For`: the browser's address, after any a proxy in front added.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Host`: the host the browser asked for.
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Forwarded-Proto`: the scheme the browser used.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Headers that concern one connection only, besides those `Connection` names;
+/// `Connection` itself comes first.
+static HOP_BY_HOP: [HeaderName; 6] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
 ];
+
+/// The browser end of one connection, and the `X-Forwarded-For` value that names it,
+/// made once per connection rather than once per request.
+pub struct Peer {
+    ip: IpAddr,
+    forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    /// The browser at `address`.
+    pub fn new(address: SocketAddr) -> Peer {
+        let forwarded_for = HeaderValue::try_from(address.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Peer {
+            ip: address.ip(),
+            forwarded_for,
+        }
+    }
+
+    /// `X-Forwarded-For` for a request from this browser: its address, after any that
+    /// proxies in front of us added.
+    fn forwarded_for(&self, earlier: Option<&HeaderValue>) -> HeaderValue {
+        let earlier = earlier.and_then(|v| v.to_str().ok());
+        earlier
+            .and_then(|e| HeaderValue::try_from(format!("{e}, {}", self.ip)).ok())
+            .unwrap_or_else(|| self.forwarded_for.clone())
+    }
+}
 
 /// Forwards `request` (whose `Host` is `host`, already checked) from the browser at
 /// `peer`, and returns the dev server's answer, injected into if it is a document.
 pub async fn forward(
     context: &Context,
-    peer: SocketAddr,
+    peer: &Peer,
     mut request: Request<Incoming>,
     host: &str,
 ) -> Response<ProxyBody> {
@@ -48,7 +86,7 @@ pub async fn forward(
     let upgrade = upgrade_protocol(request.headers());
     // Taken before the request is passed on: the browser's side of a switched protocol.
     let browser_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
-    let proxy_origin = format!("{}://{host}", forwarded_proto(request.headers()));
+    let proto = forwarded_proto(request.headers());
 
     let outgoing = upstream_request(request, peer, host, navigation, upgrade);
     let is_upgrade = browser_side.is_some();
@@ -62,11 +100,14 @@ pub async fn forward(
         }
     }
     strip_hop_by_hop(response.headers_mut());
-    rewrite_location(
-        response.headers_mut(),
-        context.upstream.address(),
-        &proxy_origin,
-    );
+    if response.headers().contains_key(LOCATION) {
+        let proxy_origin = format!("{proto}://{host}");
+        rewrite_location(
+            response.headers_mut(),
+            context.upstream.address(),
+            &proxy_origin,
+        );
+    }
     *response.version_mut() = Version::HTTP_11;
     if navigation && inject::is_document(&response) {
         inject::apply(response, head_only).await
@@ -78,7 +119,7 @@ pub async fn forward(
 /// The request as the dev server gets it.
 fn upstream_request(
     request: Request<Incoming>,
-    peer: SocketAddr,
+    peer: &Peer,
     host: &str,
     navigation: bool,
     upgrade: Option<HeaderValue>,
@@ -93,37 +134,35 @@ fn upstream_request(
     }
     if navigation {
         // We may inject: ask for bytes we can read, and for the whole document.
-        headers.insert("accept-encoding", HeaderValue::from_static("identity"));
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         headers.remove(RANGE);
         headers.remove(IF_RANGE);
     }
     // The host that was checked: the `Host` header, or the URI's authority in an
     // absolute-form request (`GET http://host/ HTTP/1.1`), which then wins.
-    if let Ok(value) = HeaderValue::from_str(host) {
-        headers.insert(HOST, value);
-    }
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", value);
-    }
-    if !headers.contains_key("x-forwarded-host") {
+    let host_kept = headers
+        .get(HOST)
+        .is_some_and(|v| v.as_bytes() == host.as_bytes());
+    if !host_kept {
         if let Ok(value) = HeaderValue::from_str(host) {
-            headers.insert("x-forwarded-host", value);
+            headers.insert(HOST, value);
         }
     }
-    if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    let forwarded_for = peer.forwarded_for(headers.get(X_FORWARDED_FOR));
+    headers.insert(X_FORWARDED_FOR, forwarded_for);
+    if !headers.contains_key(X_FORWARDED_HOST) {
+        if let Some(value) = headers.get(HOST).cloned() {
+            headers.insert(X_FORWARDED_HOST, value);
+        }
     }
-    // The dev server gets the path and query alone (origin form).
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_string();
-    parts.uri = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if parts.uri.authority().is_some() {
+        // The dev server gets the path and query alone (origin form).
+        let path = parts.uri.path_and_query().cloned();
+        parts.uri = path.map_or_else(|| Uri::from_static("/"), Uri::from);
+    }
     parts.version = Version::HTTP_11;
     Request::from_parts(parts, body::incoming(incoming))
 }
@@ -159,25 +198,45 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Removes the headers that concern one connection only.
+/// Removes the headers that concern one connection only. Most messages have none, or
+/// only `Connection: keep-alive`, so one look over the names finds what to remove
+/// before anything is built.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in named {
+    let mut present = [false; 6];
+    let mut any_proxy = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[i] = true;
+        }
+        any_proxy |= is_proxy_header(name);
+    }
+    let named: Vec<HeaderName> = if present[0] || any_proxy {
+        connection_tokens(headers)
+            .filter(|token| !is_fixed_token(token))
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+            .chain(headers.keys().filter(|n| is_proxy_header(n)).cloned())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let fixed = HOP_BY_HOP.iter().zip(present).filter(|(_, here)| *here);
+    for name in fixed.map(|(name, _)| name).chain(&named) {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in proxy {
-        headers.remove(name);
-    }
+}
+
+/// `Proxy-Authorization`, `Proxy-Connection` and the like.
+fn is_proxy_header(name: &HeaderName) -> bool {
+    name.as_str().starts_with("proxy-")
+}
+
+/// A `Connection` token that names no header of its own to remove: `close`, or one of
+/// the hop-by-hop headers removed anyway.
+fn is_fixed_token(token: &str) -> bool {
+    token.eq_ignore_ascii_case("close")
+        || HOP_BY_HOP
+            .iter()
+            .any(|name| token.eq_ignore_ascii_case(name.as_str()))
 }
 
 /// Points a `Location` aimed at the dev server's own address at the proxy instead.

@@ -22,8 +22,9 @@ use tokio::sync::watch;
 use tokio::time::sleep;
 
 use super::body::{BoxError, ProxyBody};
+use super::forward::{self, Peer};
 use super::host::{self, HostVerdict};
-use super::{Context, forward, page};
+use super::{Context, page};
 use crate::reload::http::PREFIX;
 use crate::report;
 
@@ -70,24 +71,26 @@ pub fn run(
 }
 
 /// Serves one browser connection.
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Context>) {
+async fn serve_connection(stream: TcpStream, address: SocketAddr, context: Arc<Context>) {
     let _ = stream.set_nodelay(true);
+    let peer = Arc::new(Peer::new(address));
     let service = service_fn(move |request| {
         let context = Arc::clone(&context);
-        async move { Ok::<_, Infallible>(route(&context, peer, request).await) }
+        let peer = Arc::clone(&peer);
+        async move { Ok::<_, Infallible>(route(&context, &peer, request).await) }
     });
     let connection = crate::web::http1(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(err) = connection.await {
-        report::debug(format!("proxy: connection from {peer}: {err}"));
+        report::debug(format!("proxy: connection from {address}: {err}"));
     }
 }
 
 /// Checks a request and sends it where it goes.
 async fn route(
     context: &Context,
-    peer: SocketAddr,
+    peer: &Peer,
     mut request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let host = match request_host(&request) {

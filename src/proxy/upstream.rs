@@ -170,7 +170,7 @@ impl Upstream {
             let error = match sender.try_send_request(request).await {
                 Ok(response) => {
                     if !upgrade {
-                        self.keep(sender);
+                        self.keep(sender, &state);
                     }
                     if replay.is_none() || upgrade || !is_small(&response) {
                         return Ok(response.map(body::incoming));
@@ -288,34 +288,26 @@ impl Upstream {
         Ok(sender)
     }
 
-    /// An idle connection that is still open, if any.
+    /// A kept connection that is free for a request, if any. Connections whose last
+    /// answer is still being read stay for later; closed ones are dropped.
     fn take_idle(&self) -> Option<SendRequest<ProxyBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(sender) = idle.pop() {
-            if sender.is_ready() {
-                return Some(sender);
-            }
-        }
-        None
+        idle.retain(|sender| !sender.is_closed());
+        let free = idle.iter().rposition(SendRequest::is_ready)?;
+        Some(idle.swap_remove(free))
     }
 
-    /// Keeps `sender`'s connection for another request once this response has been
-    /// read to its end, unless the server closes it (HTTP/1.0, `Connection: close`).
-    fn keep(&self, mut sender: SendRequest<ProxyBody>) {
-        let idle = Arc::clone(&self.idle);
-        let generation = self.state.subscribe();
-        tokio::spawn(async move {
-            if sender.ready().await.is_err() {
-                return;
-            }
-            // A restart since the request was sent makes this connection stale.
-            if generation.has_changed().unwrap_or(true) {
-                return;
-            }
-            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(sender);
-            }
-        });
+    /// Keeps `sender`'s connection for another request, unless the server's state has
+    /// changed since `generation` was taken (a restart makes the connection stale). It
+    /// becomes free once this response has been read to its end; if the server closes
+    /// it instead (HTTP/1.0, `Connection: close`), it is dropped when next looked at.
+    fn keep(&self, sender: SendRequest<ProxyBody>, generation: &watch::Receiver<UpstreamState>) {
+        if generation.has_changed().unwrap_or(true) {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
     }
 }

@@ -55,10 +55,11 @@ fn idle_upstream_connections_are_reused_until_a_restart() {
     for _ in 0..5 {
         assert_eq!(navigate(proxy.local_addr(), "/page").status, 200);
     }
-    // A connection goes back to the pool as its response ends, on the proxy's own
-    // schedule; the next request may come first and open another.
+    // A connection is free again once its response has been read; one request after
+    // another share it (one more is allowed, should the next request beat the
+    // connection's own task to marking it free).
     let kept = server.connections();
-    assert!(kept < 5, "{kept} connections for 5 requests");
+    assert!(kept <= 2, "{kept} connections for 5 requests");
     proxy.set_state(UpstreamState::Starting);
     proxy.set_state(UpstreamState::Ready);
     assert_eq!(navigate(proxy.local_addr(), "/page").status, 200);
