@@ -39,7 +39,7 @@ pub fn place(window: &[u8]) -> Placement {
         return Placement::Skip;
     }
     let mut at = 0;
-    while let Some(lt) = window[at..].iter().position(|&b| b == b'<') {
+    while let Some(lt) = memchr::memchr(b'<', &window[at..]) {
         let start = at + lt;
         let rest = &window[start..];
         if rest.starts_with(b"<!--") {
@@ -52,7 +52,7 @@ pub fn place(window: &[u8]) -> Placement {
         }
         if rest.starts_with(b"<!") || rest.starts_with(b"<?") {
             // `<!DOCTYPE …>`, `<![CDATA[`, `<?xml …?>`: skip to the next `>`.
-            match window[start..].iter().position(|&b| b == b'>') {
+            match memchr::memchr(b'>', &window[start..]) {
                 Some(end) => at = start + end + 1,
                 None => return Placement::End,
             }
@@ -156,12 +156,24 @@ fn end_tag(bytes: &[u8], from: usize, name: &[u8]) -> Option<usize> {
 }
 
 /// The offset of the first `needle` (ASCII, any case) in `haystack` at or after `from`.
+/// Candidates are found by their first byte with `memchr` (both cases of a letter), so
+/// a page costs a pass at memory speed rather than a comparison at every byte.
 fn find_ignore_case(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
-        .map(|i| from + i)
+    let (&first, rest) = needle.split_first()?;
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut at = from;
+    while at + needle.len() <= haystack.len() {
+        let candidate = at + memchr::memchr2(lower, upper, &haystack[at..])?;
+        let after = candidate + 1;
+        if haystack
+            .get(after..after + rest.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+        {
+            return Some(candidate);
+        }
+        at = after;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -177,6 +189,23 @@ mod tests {
             End => format!("{doc}+@"),
             Skip => "skip".to_string(),
         }
+    }
+
+    #[test]
+    fn needles_are_found_in_any_case_at_any_offset() {
+        let find = |haystack: &str, needle: &str, from| {
+            find_ignore_case(haystack.as_bytes(), needle.as_bytes(), from)
+        };
+        assert_eq!(find("x LLiveReload.JS", "livereload.js", 0), Some(3));
+        assert_eq!(
+            find("livereload.jslivereload.js", "livereload.js", 1),
+            Some(13)
+        );
+        assert_eq!(find("a -- --> b", "-->", 0), Some(5));
+        assert_eq!(find("</HEAD>", "</head>", 0), Some(0));
+        assert_eq!(find("livereload.j", "livereload.js", 0), None);
+        assert_eq!(find("-->", "-->", 4), None);
+        assert_eq!(find("", "-->", 0), None);
     }
 
     #[test]
