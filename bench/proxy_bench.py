@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
-"""Benchmark: what the proxy costs, and what a client sees during restarts.
+"""Benchmark: what the proxy costs next to its peers, and what a client sees during
+restarts.
 
-1. Throughput and latency, proxied vs direct, with `wrk` (Debian package `wrk`), 64
-   connections, on a small page and a 1 MiB file. The dev server behind the proxy is
-   `reloadsup serve` itself (a fast static server), so the proxy's own cost shows.
+1. Throughput and latency with `wrk` (Debian package `wrk`), straight to a dev server
+   and through each proxy in the same run: reloadsup, nginx as a reverse proxy (the
+   reference for a cheap proxy; Debian package `nginx-light`, optional) and
+   browser-sync's proxy (the peer tool; `npm ci` in this folder, optional). Three dev
+   servers, slowest to fastest: Python's threading `http.server` (the speed of a
+   Flask or Django dev server), Node's `http` module, and `reloadsup serve` (a static
+   server faster than any dev server: the worst case for a proxy). Three requests: a
+   2 KiB page as a browser navigation (the proxies that inject do), a 2 KiB asset, and
+   a 1 MiB file.
 2. The restart gap: a client requests continuously through the proxy while the dev
    server (Python, binding 300 ms after it starts) is restarted N times; prints the
    number of failed requests (target: 0) and the slowest request.
 
-    python3 bench/proxy_bench.py [--seconds 5] [--restarts 5]
+    python3 bench/proxy_bench.py [--seconds 3] [--rounds 3] [--restarts 5] [--only node]
 
 Not a test: it prints numbers.
 """
@@ -20,14 +27,18 @@ import http.client
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import free_port, reloadsup_binary, wait_listening, wrk
+
+BENCH = Path(__file__).resolve().parent
 
 SLOW_APP = """
 import os, sys, time
@@ -46,6 +57,74 @@ class Handler(BaseHTTPRequestHandler):
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
 
+# Dev servers that answer from memory: the 2 KiB page at any path but /big.bin.
+PYTHON_APP = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+PAGE = open("site/index.html", "rb").read()
+BIG = open("site/big.bin", "rb").read()
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        big = self.path == "/big.bin"
+        body = BIG if big else PAGE
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream" if big else "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+NODE_APP = """
+const fs = require("fs");
+const page = fs.readFileSync("site/index.html");
+const big = fs.readFileSync("site/big.bin");
+require("http").createServer((req, res) => {
+  const isBig = req.url === "/big.bin";
+  res.writeHead(200, {
+    "Content-Type": isBig ? "application/octet-stream" : "text/html; charset=utf-8",
+    "Content-Length": (isBig ? big : page).length,
+  });
+  res.end(isBig ? big : page);
+}).listen(Number(process.argv[2]), "127.0.0.1");
+"""
+
+# A page shaped like a dev server's: a head with a title, a stylesheet and a script,
+# then about 2 KiB of body.
+PAGE = ("<!doctype html><html lang=en><head><meta charset=utf-8><title>Dev page</title>"
+        "<link rel=stylesheet href=/style.css><script src=/app.js defer></script></head><body>"
+        + "".join(f"<p class=item>Item {i}: some text for the page.</p>\n" for i in range(40))
+        + "</body></html>\n")
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log stderr error;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
+  uwsgi_temp_path {work}; scgi_temp_path {work};
+  upstream dev {{ server 127.0.0.1:{upstream}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{listen};
+    location / {{
+      proxy_pass http://dev; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""
+
+# (label, path, navigation): a navigation sends what a browser sends for a page load.
+REQUESTS = [("2 KiB page", "/index.html", True), ("2 KiB asset", "/app.css", False),
+            ("1 MiB file", "/big.bin", False)]
+NAVIGATION = ["Accept: text/html,application/xhtml+xml", "Sec-Fetch-Dest: document"]
+
 
 class Run:
     """A `reloadsup run` in a folder; stopped (with its group) on exit."""
@@ -55,39 +134,126 @@ class Run:
                                      start_new_session=True)
 
     def stop(self) -> None:
+        stop_group(self.proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGINT to the process group, SIGKILL if it has not gone within 10 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
         try:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            self.proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
-def throughput(binary: Path, work: Path, seconds: int) -> None:
+@dataclass
+class Peer:
+    """A proxy besides reloadsup, in front of the same dev server."""
+    name: str
+    proc: subprocess.Popen
+    port: int
+
+
+def start_nginx(work: Path, upstream: int) -> Peer | None:
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if not nginx:
+        return None
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, upstream=upstream, listen=port))
+    proc = subprocess.Popen([nginx, "-c", str(conf)], stdin=subprocess.DEVNULL, start_new_session=True)
+    wait_listening(port)
+    return Peer("nginx", proc, port)
+
+
+def start_browser_sync(upstream: int) -> Peer | None:
+    tool = BENCH / "node_modules" / ".bin" / "browser-sync"
+    if not tool.exists():
+        return None
+    port = free_port()
+    proc = subprocess.Popen([str(tool), "start", "--proxy", f"127.0.0.1:{upstream}", "--port", str(port),
+                             "--no-open", "--no-notify", "--no-ui", "--logLevel", "silent"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+    wait_listening(port, timeout=30)
+    return Peer("browser-sync", proc, port)
+
+
+def dev_servers(binary: Path) -> list[tuple[str, list[str]]]:
+    """(name, command with {port}) of each dev server this machine can run."""
+    servers = [("python http.server", ["python3", "app.py", "{port}"])]
+    if shutil.which("node"):
+        servers.append(("node http", ["node", "app.js", "{port}"]))
+    servers.append(("reloadsup serve", [str(binary), "-q", "serve", "site", "--listen", "127.0.0.1:{port}"]))
+    return servers
+
+
+def toml_list(words: list[str]) -> str:
+    return "[" + ", ".join(f'"{w}"' for w in words) + "]"
+
+
+def throughput(binary: Path, work: Path, seconds: int, rounds: int, only: str | None) -> None:
     site = work / "site"
     site.mkdir()
-    (site / "index.html").write_text("<!doctype html><title>t</title>" + "<p>hello</p>" * 150)
+    (site / "index.html").write_text(PAGE)
+    (site / "app.css").write_text(PAGE.replace("<", "/* ").replace(">", " */"))
     (site / "big.bin").write_bytes(os.urandom(1024 * 1024))
+    (work / "app.py").write_text(PYTHON_APP)
+    (work / "app.js").write_text(NODE_APP)
+    print(f"\n1. wrk -t2 -c64 -d{seconds}s, and -t1 -c1 for the latency of one client alone; "
+          f"every proxy in front of the same dev server; medians of {rounds} rounds")
+    for name, command in dev_servers(binary):
+        if only and only not in name:
+            continue
+        measure_server(binary, work, seconds, rounds, name, command)
+
+
+def measure_server(binary: Path, work: Path, seconds: int, rounds: int, name: str,
+                   command: list[str]) -> None:
     upstream, proxy = free_port(), free_port()
+    words = [w.replace("{port}", str(upstream)) for w in command]
     (work / "reload.toml").write_text(
-        f'[server]\ncommand = ["{binary}", "-q", "serve", "site", "--listen", "127.0.0.1:{upstream}"]\n'
+        f'[server]\ncommand = {toml_list(words)}\n'
         f'[watch]\nfile_dep = ["nothing"]\n[reload]\nenabled = false\n'
         f'[proxy]\nlisten = "127.0.0.1:{proxy}"\nupstream = "127.0.0.1:{upstream}"\n')
     run = Run(binary, work)
+    peers: list[Peer] = []
     try:
         wait_listening(upstream)
         wait_listening(proxy)
-        print(f"\n1. wrk -t2 -c64 -d{seconds}s; direct = the dev server, proxied = through reloadsup\n")
-        print(f"{'file':<12} {'direct req/s':>13} {'proxied req/s':>14} {'ratio':>7} "
-              f"{'direct p50':>11} {'proxied p50':>12} {'added':>8}")
-        for path, label in [("/index.html", "2 KiB page"), ("/big.bin", "1 MiB file")]:
-            d_rps, d_p50, d_err = wrk(upstream, path, seconds, 64, 2)
-            p_rps, p_p50, p_err = wrk(proxy, path, seconds, 64, 2)
-            print(f"{label:<12} {d_rps:>13.0f} {p_rps:>14.0f} {p_rps / d_rps:>6.0%} "
-                  f"{d_p50:>9.2f}ms {p_p50:>10.2f}ms {p_p50 - d_p50:>6.2f}ms {d_err} {p_err}")
+        peers = [p for p in (start_nginx(work, upstream), start_browser_sync(upstream)) if p]
+        targets = [("direct", upstream), ("reloadsup", proxy)] + [(p.name, p.port) for p in peers]
+        print(f"\n   dev server: {name}")
+        print(f"   {'request':<12} {'via':<13} {'req/s':>8} {'of direct':>10} {'p50 @64':>9} "
+              f"{'added':>8} {'p50 @1':>8} {'added':>8}")
+        for label, path, navigation in REQUESTS:
+            headers = NAVIGATION if navigation else []
+            # Each target in turn, `rounds` times over, so a burst of load from
+            # elsewhere on the machine lands on all of them alike; medians are shown.
+            runs: dict[str, list[tuple[float, float, float, str]]] = {via: [] for via, _ in targets}
+            for _ in range(rounds):
+                for via, port in targets:
+                    rps, p50, errors = wrk(port, path, seconds, 64, 2, headers)
+                    _, p50_one, errors_one = wrk(port, path, max(1, seconds // 2), 1, 1, headers)
+                    runs[via].append((rps, p50, p50_one, errors or errors_one))
+            direct = [statistics.median(column) for column in list(zip(*runs["direct"]))[:3]]
+            for via, _ in targets:
+                rps, p50, p50_one = (statistics.median(column) for column in list(zip(*runs[via]))[:3])
+                errors = "; ".join(sorted({r[3] for r in runs[via] if r[3]}))
+                if via == "direct":
+                    ratio = added = added_one = ""
+                else:
+                    ratio = f"{rps / direct[0]:.0%}"
+                    added = f"{p50 - direct[1]:+.2f}"
+                    added_one = f"{p50_one - direct[2]:+.2f}"
+                flag = f"  ({errors})" if errors else ""
+                print(f"   {label:<12} {via:<13} {rps:>8.0f} {ratio:>10} {p50:>7.2f}ms {added:>8} "
+                      f"{p50_one:>6.2f}ms {added_one:>8}{flag}")
     finally:
+        for peer in peers:
+            stop_group(peer.proc)
         run.stop()
 
 
@@ -147,8 +313,10 @@ def restart_gap(binary: Path, work: Path, restarts: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=3, help="length of each loaded wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each target, interleaved")
     parser.add_argument("--restarts", type=int, default=5)
+    parser.add_argument("--only", help="only the dev server whose name contains this (python, node, serve)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -158,7 +326,7 @@ def main() -> int:
     try:
         (work / "a").mkdir()
         (work / "b").mkdir()
-        throughput(binary, work / "a", args.seconds)
+        throughput(binary, work / "a", args.seconds, args.rounds, args.only)
         restart_gap(binary, work / "b", args.restarts)
     finally:
         shutil.rmtree(work, ignore_errors=True)

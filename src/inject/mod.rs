@@ -10,7 +10,10 @@
 
 pub mod scan;
 
-use hyper::header::{ACCEPT, HeaderMap};
+use hyper::header::{ACCEPT, HeaderMap, HeaderName};
+
+/// `Sec-Fetch-Dest`: what the browser will do with the answer.
+const SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
 
 pub use scan::{Placement, WINDOW};
 
@@ -29,15 +32,15 @@ pub fn tag(nonce: Option<&str>) -> String {
 /// browser says `Sec-Fetch-Dest: document` or `iframe`, or — without that header — the
 /// client accepts `text/html`.
 pub fn is_navigation(headers: &HeaderMap) -> bool {
-    match headers.get("sec-fetch-dest") {
-        Some(dest) => matches!(
-            dest.to_str().map(str::to_ascii_lowercase).as_deref(),
-            Ok("document" | "iframe" | "frame")
-        ),
+    match headers.get(SEC_FETCH_DEST) {
+        Some(dest) => ["document", "iframe", "frame"]
+            .iter()
+            .any(|d| dest.as_bytes().eq_ignore_ascii_case(d.as_bytes())),
         None => headers.get_all(ACCEPT).iter().any(|accept| {
             accept
-                .to_str()
-                .is_ok_and(|a| a.to_ascii_lowercase().contains("text/html"))
+                .as_bytes()
+                .windows(b"text/html".len())
+                .any(|w| w.eq_ignore_ascii_case(b"text/html"))
         }),
     }
 }

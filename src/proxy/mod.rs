@@ -18,7 +18,8 @@
 //! against DNS rebinding, pure), `forward` (headers both ways, `Location`, app
 //! WebSockets), `upstream` (hold, retry, connections), `inject` (which responses get the
 //! tag, and splicing it in), `scan` (where in the HTML the tag goes, pure), `decode`
-//! (gzip/deflate), `body` (the body types), `page` (the pages we answer ourselves).
+//! (gzip/deflate), `body` (the body types), `page` (the pages we answer ourselves),
+//! `quickack` (acknowledging a dev server's response head at once).
 
 mod body;
 mod decode;
@@ -26,6 +27,7 @@ mod forward;
 mod host;
 mod inject;
 mod page;
+mod quickack;
 mod server;
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::body::{self, ProxyBody};
+use super::quickack::QuickAck;
 use super::{Failure, Patience, UpstreamState};
 use crate::report;
 
@@ -272,7 +273,7 @@ impl Upstream {
         stream: TcpStream,
         upgrade: bool,
     ) -> Result<SendRequest<ProxyBody>, Unavailable> {
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        let (sender, connection) = http1::handshake(TokioIo::new(QuickAck::new(stream)))
             .await
             .map_err(|err| Unavailable::Broke(err.to_string()))?;
         tokio::spawn(async move {
