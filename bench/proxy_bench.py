@@ -75,7 +75,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *args):
         pass
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # wrk hanging up at the end of a run
+Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
 
 NODE_APP = """
@@ -129,9 +132,10 @@ NAVIGATION = ["Accept: text/html,application/xhtml+xml", "Sec-Fetch-Dest: docume
 class Run:
     """A `reloadsup run` in a folder; stopped (with its group) on exit."""
 
-    def __init__(self, binary: Path, folder: Path):
+    def __init__(self, binary: Path, folder: Path, quiet: bool = False):
+        output = subprocess.DEVNULL if quiet else None
         self.proc = subprocess.Popen([str(binary), "-q", "run"], cwd=folder, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     stdout=output, stderr=output, start_new_session=True)
 
     def stop(self) -> None:
         stop_group(self.proc)
@@ -164,7 +168,8 @@ def start_nginx(work: Path, upstream: int) -> Peer | None:
     port = free_port()
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(work=work, upstream=upstream, listen=port))
-    proc = subprocess.Popen([nginx, "-c", str(conf)], stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([nginx, "-c", str(conf)], stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     wait_listening(port)
     return Peer("nginx", proc, port)
 
@@ -176,7 +181,8 @@ def start_browser_sync(upstream: int) -> Peer | None:
     port = free_port()
     proc = subprocess.Popen([str(tool), "start", "--proxy", f"127.0.0.1:{upstream}", "--port", str(port),
                              "--no-open", "--no-notify", "--no-ui", "--logLevel", "silent"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     wait_listening(port, timeout=30)
     return Peer("browser-sync", proc, port)
 
@@ -218,7 +224,7 @@ def measure_server(binary: Path, work: Path, seconds: int, rounds: int, name: st
         f'[server]\ncommand = {toml_list(words)}\n'
         f'[watch]\nfile_dep = ["nothing"]\n[reload]\nenabled = false\n'
         f'[proxy]\nlisten = "127.0.0.1:{proxy}"\nupstream = "127.0.0.1:{upstream}"\n')
-    run = Run(binary, work)
+    run = Run(binary, work, quiet=True)
     peers: list[Peer] = []
     try:
         wait_listening(upstream)
@@ -321,6 +327,9 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 1
+    # SIGTERM (and SIGHUP) unwind like Ctrl-C, so every server started here is stopped.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.default_int_handler)
     binary = reloadsup_binary()
     work = Path(tempfile.mkdtemp(prefix="reloadsup-proxy-bench-"))
     try:
