@@ -337,6 +337,9 @@ def main() -> int:
         (work / "b").mkdir()
         throughput(binary, work / "a", args.seconds, args.rounds, args.only)
         restart_gap(binary, work / "b", args.restarts)
+    except KeyboardInterrupt:
+        print("interrupted; everything started here has been stopped", file=sys.stderr)
+        return 130
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
