@@ -34,9 +34,12 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// `X-Forwarded-Proto`: the scheme the browser used.
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// How many headers [`HOP_BY_HOP`] lists.
+const HOP_COUNT: usize = 6;
+
 /// Headers that concern one connection only, besides those `Connection` names;
 /// `Connection` itself comes first.
-static HOP_BY_HOP: [HeaderName; 6] = [
+static HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     CONNECTION,
     KEEP_ALIVE,
     TE,
@@ -202,7 +205,7 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// only `Connection: keep-alive`, so one look over the names finds what to remove
 /// before anything is built.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut present = [false; 6];
+    let mut present = [false; HOP_COUNT];
     let mut any_proxy = false;
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
