@@ -208,23 +208,39 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut present = [false; HOP_COUNT];
     let mut any_proxy = false;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
-            present[i] = true;
+        let name = name.as_str();
+        match hop_index(name) {
+            Some(i) => present[i] = true,
+            None => any_proxy |= name.starts_with("proxy-"),
         }
-        any_proxy |= is_proxy_header(name);
     }
-    let named: Vec<HeaderName> = if present[0] || any_proxy {
-        connection_tokens(headers)
-            .filter(|token| !is_fixed_token(token))
-            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-            .chain(headers.keys().filter(|n| is_proxy_header(n)).cloned())
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut named: Vec<HeaderName> = Vec::new();
+    if present[0] {
+        named.extend(
+            connection_tokens(headers)
+                .filter(|token| !is_fixed_token(token))
+                .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok()),
+        );
+    }
+    if any_proxy {
+        named.extend(headers.keys().filter(|n| is_proxy_header(n)).cloned());
+    }
     let fixed = HOP_BY_HOP.iter().zip(present).filter(|(_, here)| *here);
     for name in fixed.map(|(name, _)| name).chain(&named) {
         headers.remove(name);
+    }
+}
+
+/// Where a header name (lower case, as `http` keeps them) stands in [`HOP_BY_HOP`].
+fn hop_index(name: &str) -> Option<usize> {
+    match name {
+        "connection" => Some(0),
+        "keep-alive" => Some(1),
+        "te" => Some(2),
+        "trailer" => Some(3),
+        "transfer-encoding" => Some(4),
+        "upgrade" => Some(5),
+        _ => None,
     }
 }
 
@@ -345,6 +361,14 @@ mod tests {
             .as_deref(),
             Some("https://dev.test/x")
         );
+    }
+
+    #[test]
+    fn hop_index_follows_the_list() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(name.as_str()), Some(i), "{name}");
+        }
+        assert_eq!(hop_index("proxy-authorization"), None);
     }
 
     #[test]
