@@ -1,5 +1,5 @@
 //! The dev server as the proxy reaches it: hold requests while it restarts, retry a
-//! refused connect while it should be up, keep idle connections for reuse.
+//! refused connect while it should be up, keep connections for reuse.
 //!
 //! Hold, don't refuse. A request that arrives while the server is `Starting` waits on a
 //! `watch` channel and goes the moment the supervisor says `Ready`. While `Ready`, a
@@ -8,16 +8,18 @@
 //! here and only then handed to hyper's client handshake, so a failed connect leaves
 //! the request, body and all, still ours to send again.
 //!
-//! Idle keep-alive connections (up to [`MAX_IDLE`], more than a browser or load test
-//! keeps open at once, so none churn) are kept for the next request and dropped when the
-//! server restarts. A request that finds a kept connection already closed is sent on a
+//! Keep-alive connections (up to [`MAX_IDLE`], more than a browser or load test keeps
+//! open at once, so none churn) go back to the pool as soon as their answer's head is
+//! in, and are free for the next request once that answer has been read to its end
+//! (hyper's connection task marks them so); the pool is emptied when the server
+//! restarts. A request that finds a kept connection already closed is sent on a
 //! new one: hyper hands back a request it could not start to send. A safe request
 //! without a body (GET, HEAD, OPTIONS) whose connection closed before any answer, as
 //! when the server is stopped mid-request for a restart, is sent again; so is one whose
 //! small answer (known length, up to [`WHOLE_LIMIT`]) broke off before it was whole:
 //! such answers are received whole before they are passed on.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -34,7 +36,8 @@ use super::quickack::QuickAck;
 use super::{Failure, Patience, UpstreamState};
 use crate::report;
 
-/// Idle connections kept at most; more are closed when their response ends.
+/// Connections kept at most, free or still finishing an answer; more are closed when
+/// their answer ends.
 const MAX_IDLE: usize = 128;
 
 /// How many new connections one request may be tried on.
@@ -121,7 +124,7 @@ pub struct Upstream {
     address: String,
     patience: Patience,
     state: watch::Sender<UpstreamState>,
-    idle: Arc<Mutex<Vec<SendRequest<ProxyBody>>>>,
+    idle: Mutex<Vec<SendRequest<ProxyBody>>>,
 }
 
 impl Upstream {
@@ -131,7 +134,7 @@ impl Upstream {
             address: address.to_string(),
             patience,
             state: watch::Sender::new(UpstreamState::Starting),
-            idle: Arc::default(),
+            idle: Mutex::default(),
         }
     }
 
