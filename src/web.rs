@@ -1,14 +1,17 @@
 //! What the three web-facing servers (the LiveReload listener, the static site and the
 //! proxy) share: binding a socket with an error that names the address and the key that
-//! set it, a small current-thread tokio runtime for the server's own thread, and hyper's
-//! HTTP/1 connection settings.
+//! set it, a small current-thread tokio runtime for the server's own thread, the accept
+//! loop, and hyper's HTTP/1 connection settings.
 
-use std::net::{TcpListener, ToSocketAddrs};
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use tokio::runtime::Runtime;
+
+use crate::report;
 
 /// Binds `addr` (shown as `shown`) for the server set by `key`, non-blocking, so the
 /// runtime can take it over. The error is one line, e.g. ``cannot listen on
@@ -28,6 +31,43 @@ pub fn runtime(what: &str) -> Result<Runtime, String> {
         .enable_time()
         .build()
         .map_err(|err| format!("cannot start {what}: {err}"))
+}
+
+/// Accepts connections on `listener` (bound, non-blocking) until `stop` completes,
+/// spawning `serve` for each with `TCP_NODELAY` set. A failed accept (usually: out of
+/// file descriptors) is logged and followed by a 50 ms pause instead of a spin. `what`
+/// names the server in messages. Must run inside the server's runtime.
+pub async fn accept_until<F>(
+    listener: TcpListener,
+    what: &str,
+    stop: impl Future<Output = ()>,
+    mut serve: impl FnMut(tokio::net::TcpStream, SocketAddr) -> F,
+) where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => {
+            report::error(format!("{what} cannot use its socket: {err}"));
+            return;
+        }
+    };
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve(stream, peer));
+                }
+                Err(err) => {
+                    report::debug(format!("{what}: accept failed: {err}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut stop => return,
+        }
+    }
 }
 
 /// hyper's HTTP/1 server settings: a client must send its request head within

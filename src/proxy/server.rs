@@ -16,10 +16,9 @@ use hyper::header::{HOST, ORIGIN};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
-use tokio::time::sleep;
 
 use super::body::{BoxError, ProxyBody};
 use super::forward::{self, Peer};
@@ -44,35 +43,20 @@ pub fn run(
     mut stopped: watch::Receiver<bool>,
 ) {
     runtime.block_on(async move {
-        let listener = match TcpListener::from_std(listener) {
-            Ok(listener) => listener,
-            Err(err) => {
-                report::error(format!("the proxy cannot use its socket: {err}"));
-                return;
-            }
+        let stop = async move {
+            // A dropped sender stops the proxy too.
+            let _ = stopped.wait_for(|stop| *stop).await;
         };
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        tokio::spawn(serve_connection(stream, peer, Arc::clone(&context)));
-                    }
-                    Err(err) => {
-                        // Usually out of file descriptors: pause instead of spinning.
-                        report::debug(format!("proxy: accept failed: {err}"));
-                        sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                _ = stopped.wait_for(|stop| *stop) => return,
-            }
-        }
+        crate::web::accept_until(listener, "the proxy", stop, |stream, peer| {
+            serve_connection(stream, peer, Arc::clone(&context))
+        })
+        .await;
     });
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
 }
 
 /// Serves one browser connection.
 async fn serve_connection(stream: TcpStream, address: SocketAddr, context: Arc<Context>) {
-    let _ = stream.set_nodelay(true);
     let peer = Arc::new(Peer::new(address));
     let service = service_fn(move |request| {
         let context = Arc::clone(&context);

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::time::{Instant, sleep};
 
@@ -30,42 +29,17 @@ const DRAIN: Duration = Duration::from_millis(300);
 /// shut down. Runs on the calling thread.
 pub fn run(runtime: Runtime, listener: std::net::TcpListener, hub: Hub) {
     runtime.block_on(async move {
-        let listener = match TcpListener::from_std(listener) {
-            Ok(listener) => listener,
-            Err(err) => {
-                report::error(format!("the reload server cannot use its socket: {err}"));
-                return;
-            }
-        };
-        accept(listener, &hub).await;
+        let connections = hub.clone();
+        crate::web::accept_until(listener, "the reload server", hub.stopped(), |stream, _| {
+            serve_connection(stream, connections.clone())
+        })
+        .await;
         // Let open sockets send their close frames before the runtime drops them.
         let deadline = Instant::now() + DRAIN;
         while hub.open_sockets() > 0 && Instant::now() < deadline {
             sleep(Duration::from_millis(5)).await;
         }
     });
-}
-
-/// Accepts connections until the hub's shutdown signal.
-async fn accept(listener: TcpListener, hub: &Hub) {
-    let stopped = hub.stopped();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(stream, hub.clone()));
-                }
-                Err(err) => {
-                    // Usually out of file descriptors: pause instead of spinning.
-                    report::debug(format!("reload server accept failed: {err}"));
-                    sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = &mut stopped => return,
-        }
-    }
 }
 
 /// Serves one TCP connection with hyper, upgrades enabled. Any other server can mount

@@ -42,33 +42,14 @@ pub fn run(listener: std::net::TcpListener, root: PathBuf, hub: Hub) {
             return;
         }
     };
-    runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(listener) => listener,
-            Err(err) => {
-                report::error(format!("the static server cannot use its socket: {err}"));
-                return;
-            }
-        };
-        let stopped = hub.stopped();
-        tokio::pin!(stopped);
-        let site = Arc::new(Site { root, hub });
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let _ = stream.set_nodelay(true);
-                        tokio::spawn(serve_connection(stream, Arc::clone(&site)));
-                    }
-                    Err(err) => {
-                        report::debug(format!("static server accept failed: {err}"));
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                () = &mut stopped => return,
-            }
-        }
-    });
+    let stopped = hub.stopped();
+    let site = Arc::new(Site { root, hub });
+    runtime.block_on(crate::web::accept_until(
+        listener,
+        "the static server",
+        stopped,
+        |stream, _| serve_connection(stream, Arc::clone(&site)),
+    ));
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, site: Arc<Site>) {
