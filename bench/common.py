@@ -1,9 +1,11 @@
 """Helpers the wrk-based benchmarks share: free ports, waiting for a listener, the
-release binary, and reading wrk's report."""
+release binary, stopping a process group, and reading wrk's report."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -37,6 +39,19 @@ def reloadsup_binary() -> Path:
     meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
                           cwd=ROOT, check=True, capture_output=True, text=True).stdout
     return Path(re.search(r'"target_directory":"([^"]+)"', meta).group(1)) / "release" / "reloadsup"
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGINT to `proc`'s process group (started with `start_new_session=True`), then
+    SIGKILL if it has not gone within `timeout` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def to_ms(text: str) -> float:

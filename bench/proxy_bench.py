@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import free_port, reloadsup_binary, wait_listening, wrk
+from common import free_port, reloadsup_binary, stop_group, wait_listening, wrk
 
 BENCH = Path(__file__).resolve().parent
 
@@ -139,18 +139,6 @@ class Run:
 
     def stop(self) -> None:
         stop_group(self.proc)
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """SIGINT to the process group, SIGKILL if it has not gone within 10 s."""
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @dataclass

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from common import free_port, reloadsup_binary, wait_listening, wrk
+from common import free_port, reloadsup_binary, stop_group, wait_listening, wrk
 
 
 def main() -> int:
@@ -63,14 +62,7 @@ def main() -> int:
         return 0
     finally:
         for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGINT)
-                proc.wait(timeout=5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            stop_group(proc, timeout=5)
         shutil.rmtree(site, ignore_errors=True)
 
 
