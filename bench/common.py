@@ -1,5 +1,6 @@
 """Helpers the wrk-based benchmarks share: free ports, waiting for a listener, the
-release binary, stopping a process group, and reading wrk's report."""
+release binary, stopping a process group, pinning processes to CPUs, their CPU time,
+and reading wrk's report."""
 
 from __future__ import annotations
 
@@ -54,6 +55,48 @@ def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
             pass
 
 
+def pinned(cpus: set[int] | None):
+    """A `preexec_fn` that keeps a child on `cpus` (None: no pinning)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def pin_tree(pid: int, cpus: set[int]) -> None:
+    """Moves every thread of `pid` and of its descendants onto `cpus`."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except OSError:
+            pass  # a thread that has just ended
+    for child in children(pid):
+        pin_tree(child, cpus)
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (all its threads' children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time used so far by the processes `pids` (their own
+    threads, not their children), in seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def to_ms(text: str) -> float:
     """`1.52ms`, `830.00us` or `1.01s` in milliseconds."""
     value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
@@ -61,15 +104,15 @@ def to_ms(text: str) -> float:
 
 
 def wrk(port: int, path: str, seconds: int, connections: int, threads: int,
-        headers: list[str] | None = None) -> tuple[float, float, str]:
-    """Runs wrk against 127.0.0.1:`port``path`, sending `headers` ("Name: value");
-    returns requests/s, the median latency in ms, and wrk's line about errors (empty
-    when there were none)."""
+        headers: list[str] | None = None, cpus: set[int] | None = None) -> tuple[float, float, str]:
+    """Runs wrk against 127.0.0.1:`port``path`, sending `headers` ("Name: value"), on
+    `cpus` if given; returns requests/s, the median latency in ms, and wrk's line about
+    errors (empty when there were none)."""
     extra = [arg for header in headers or [] for arg in ("-H", header)]
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", *extra,
          f"http://127.0.0.1:{port}{path}"],
-        check=True, capture_output=True, text=True).stdout
+        check=True, capture_output=True, text=True, preexec_fn=pinned(cpus)).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = to_ms(re.search(r"Latency Distribution\s+50%\s+(\S+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)

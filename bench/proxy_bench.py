@@ -15,7 +15,11 @@ restarts.
    server (Python, binding 300 ms after it starts) is restarted N times; prints the
    number of failed requests (target: 0) and the slowest request.
 
-    python3 bench/proxy_bench.py [--seconds 3] [--rounds 3] [--restarts 5] [--only node]
+Each proxy's CPU time per request (user + system, read from /proc) is printed beside
+its throughput. With --pin, wrk and the dev server share one CPU and the proxy under
+test has another to itself, as on a machine with cores to spare.
+
+    python3 bench/proxy_bench.py [--seconds 3] [--rounds 3] [--restarts 5] [--only node] [--pin]
 
 Not a test: it prints numbers.
 """
@@ -36,7 +40,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import free_port, reloadsup_binary, stop_group, wait_listening, wrk
+from common import (children, cpu_seconds, free_port, pin_tree, pinned, reloadsup_binary, stop_group,
+                    wait_listening, wrk)
 
 BENCH = Path(__file__).resolve().parent
 
@@ -129,13 +134,23 @@ REQUESTS = [("2 KiB page", "/index.html", True), ("2 KiB asset", "/app.css", Fal
 NAVIGATION = ["Accept: text/html,application/xhtml+xml", "Sec-Fetch-Dest: document"]
 
 
-class Run:
-    """A `reloadsup run` in a folder; stopped (with its group) on exit."""
+@dataclass
+class Cpus:
+    """Where each side runs: `load` for wrk and the dev server, `proxy` for the proxy
+    under test; both None when nothing is pinned."""
+    load: set[int] | None = None
+    proxy: set[int] | None = None
 
-    def __init__(self, binary: Path, folder: Path, quiet: bool = False):
+
+class Run:
+    """A `reloadsup run` in a folder, on `cpus` if given; stopped (with its group) on
+    exit."""
+
+    def __init__(self, binary: Path, folder: Path, quiet: bool = False, cpus: set[int] | None = None):
         output = subprocess.DEVNULL if quiet else None
         self.proc = subprocess.Popen([str(binary), "-q", "run"], cwd=folder, stdin=subprocess.DEVNULL,
-                                     stdout=output, stderr=output, start_new_session=True)
+                                     stdout=output, stderr=output, start_new_session=True,
+                                     preexec_fn=pinned(cpus))
 
     def stop(self) -> None:
         stop_group(self.proc)
@@ -149,7 +164,7 @@ class Peer:
     port: int
 
 
-def start_nginx(work: Path, upstream: int) -> Peer | None:
+def start_nginx(work: Path, upstream: int, cpus: set[int] | None) -> Peer | None:
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if not nginx:
         return None
@@ -157,12 +172,12 @@ def start_nginx(work: Path, upstream: int) -> Peer | None:
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(work=work, upstream=upstream, listen=port))
     proc = subprocess.Popen([nginx, "-c", str(conf)], stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=pinned(cpus))
     wait_listening(port)
     return Peer("nginx", proc, port)
 
 
-def start_browser_sync(upstream: int) -> Peer | None:
+def start_browser_sync(upstream: int, cpus: set[int] | None) -> Peer | None:
     tool = BENCH / "node_modules" / ".bin" / "browser-sync"
     if not tool.exists():
         return None
@@ -170,7 +185,7 @@ def start_browser_sync(upstream: int) -> Peer | None:
     proc = subprocess.Popen([str(tool), "start", "--proxy", f"127.0.0.1:{upstream}", "--port", str(port),
                              "--no-open", "--no-notify", "--no-ui", "--logLevel", "silent"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=pinned(cpus))
     wait_listening(port, timeout=30)
     return Peer("browser-sync", proc, port)
 
@@ -188,7 +203,7 @@ def toml_list(words: list[str]) -> str:
     return "[" + ", ".join(f'"{w}"' for w in words) + "]"
 
 
-def throughput(binary: Path, work: Path, seconds: int, rounds: int, only: str | None) -> None:
+def throughput(binary: Path, work: Path, seconds: int, rounds: int, only: str | None, cpus: Cpus) -> None:
     site = work / "site"
     site.mkdir()
     (site / "index.html").write_text(PAGE)
@@ -198,52 +213,65 @@ def throughput(binary: Path, work: Path, seconds: int, rounds: int, only: str | 
     (work / "app.js").write_text(NODE_APP)
     print(f"\n1. wrk -t2 -c64 -d{seconds}s, and -t1 -c1 for the latency of one client alone; "
           f"every proxy in front of the same dev server; medians of {rounds} rounds")
+    if cpus.load is not None:
+        print(f"   pinned: wrk and the dev server on CPU {sorted(cpus.load)}, "
+              f"the proxy under test on CPU {sorted(cpus.proxy)}")
+    print("   cpu/req: the proxy's own CPU time (user + system) per request under -c64")
     for name, command in dev_servers(binary):
         if only and only not in name:
             continue
-        measure_server(binary, work, seconds, rounds, name, command)
+        measure_server(binary, work, seconds, rounds, name, command, cpus)
 
 
 def measure_server(binary: Path, work: Path, seconds: int, rounds: int, name: str,
-                   command: list[str]) -> None:
+                   command: list[str], cpus: Cpus) -> None:
     upstream, proxy = free_port(), free_port()
     words = [w.replace("{port}", str(upstream)) for w in command]
     (work / "reload.toml").write_text(
         f'[server]\ncommand = {toml_list(words)}\n'
         f'[watch]\nfile_dep = ["nothing"]\n[reload]\nenabled = false\n'
         f'[proxy]\nlisten = "127.0.0.1:{proxy}"\nupstream = "127.0.0.1:{upstream}"\n')
-    run = Run(binary, work, quiet=True)
+    run = Run(binary, work, quiet=True, cpus=cpus.proxy)
     peers: list[Peer] = []
     try:
         wait_listening(upstream)
         wait_listening(proxy)
-        peers = [p for p in (start_nginx(work, upstream), start_browser_sync(upstream)) if p]
-        targets = [("direct", upstream), ("reloadsup", proxy)] + [(p.name, p.port) for p in peers]
+        if cpus.load is not None:
+            for child in children(run.proc.pid):  # the dev server (and reloadsup's guard)
+                pin_tree(child, cpus.load)
+        peers = [p for p in (start_nginx(work, upstream, cpus.proxy), start_browser_sync(upstream, cpus.proxy))
+                 if p]
+        # (name, port, the processes whose CPU time is the proxy's own)
+        targets = [("direct", upstream, []), ("reloadsup", proxy, [run.proc.pid])] + [
+            (p.name, p.port, [p.proc.pid, *children(p.proc.pid)]) for p in peers]
         print(f"\n   dev server: {name}")
-        print(f"   {'request':<12} {'via':<13} {'req/s':>8} {'of direct':>10} {'p50 @64':>9} "
+        print(f"   {'request':<12} {'via':<13} {'req/s':>8} {'of direct':>10} {'cpu/req':>9} {'p50 @64':>9} "
               f"{'added':>8} {'p50 @1':>8} {'added':>8}")
         for label, path, navigation in REQUESTS:
             headers = NAVIGATION if navigation else []
             # Each target in turn, `rounds` times over, so a burst of load from
             # elsewhere on the machine lands on all of them alike; medians are shown.
-            runs: dict[str, list[tuple[float, float, float, str]]] = {via: [] for via, _ in targets}
+            runs: dict[str, list[tuple[float, float, float, float, str]]] = {via: [] for via, _, _ in targets}
             for _ in range(rounds):
-                for via, port in targets:
-                    rps, p50, errors = wrk(port, path, seconds, 64, 2, headers)
-                    _, p50_one, errors_one = wrk(port, path, max(1, seconds // 2), 1, 1, headers)
-                    runs[via].append((rps, p50, p50_one, errors or errors_one))
-            direct = [statistics.median(column) for column in list(zip(*runs["direct"]))[:3]]
-            for via, _ in targets:
-                rps, p50, p50_one = (statistics.median(column) for column in list(zip(*runs[via]))[:3])
-                errors = "; ".join(sorted({r[3] for r in runs[via] if r[3]}))
+                for via, port, pids in targets:
+                    before = cpu_seconds(pids)
+                    rps, p50, errors = wrk(port, path, seconds, 64, 2, headers, cpus.load)
+                    cpu = (cpu_seconds(pids) - before) / max(1.0, rps * seconds) * 1e6
+                    _, p50_one, errors_one = wrk(port, path, max(1, seconds // 2), 1, 1, headers, cpus.load)
+                    runs[via].append((rps, cpu, p50, p50_one, errors or errors_one))
+            direct = [statistics.median(column) for column in list(zip(*runs["direct"]))[:4]]
+            for via, _, _ in targets:
+                rps, cpu, p50, p50_one = (statistics.median(column) for column in list(zip(*runs[via]))[:4])
+                errors = "; ".join(sorted({r[4] for r in runs[via] if r[4]}))
                 if via == "direct":
-                    ratio = added = added_one = ""
+                    ratio = cpu_text = added = added_one = ""
                 else:
                     ratio = f"{rps / direct[0]:.0%}"
-                    added = f"{p50 - direct[1]:+.2f}"
-                    added_one = f"{p50_one - direct[2]:+.2f}"
+                    cpu_text = f"{cpu:.0f}us"
+                    added = f"{p50 - direct[2]:+.2f}"
+                    added_one = f"{p50_one - direct[3]:+.2f}"
                 flag = f"  ({errors})" if errors else ""
-                print(f"   {label:<12} {via:<13} {rps:>8.0f} {ratio:>10} {p50:>7.2f}ms {added:>8} "
+                print(f"   {label:<12} {via:<13} {rps:>8.0f} {ratio:>10} {cpu_text:>9} {p50:>7.2f}ms {added:>8} "
                       f"{p50_one:>6.2f}ms {added_one:>8}{flag}")
     finally:
         for peer in peers:
@@ -311,7 +339,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each target, interleaved")
     parser.add_argument("--restarts", type=int, default=5)
     parser.add_argument("--only", help="only the dev server whose name contains this (python, node, serve)")
+    parser.add_argument("--pin", action="store_true",
+                        help="wrk and the dev server on one CPU, the proxy under test on another")
     args = parser.parse_args()
+    cpus = Cpus()
+    if args.pin:
+        available = sorted(os.sched_getaffinity(0))
+        if len(available) < 2:
+            print("--pin needs two CPUs", file=sys.stderr)
+            return 2
+        cpus = Cpus(load={available[0]}, proxy={available[1]})
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 1
@@ -323,7 +360,7 @@ def main() -> int:
     try:
         (work / "a").mkdir()
         (work / "b").mkdir()
-        throughput(binary, work / "a", args.seconds, args.rounds, args.only)
+        throughput(binary, work / "a", args.seconds, args.rounds, args.only, cpus)
         restart_gap(binary, work / "b", args.restarts)
     except KeyboardInterrupt:
         print("interrupted; everything started here has been stopped", file=sys.stderr)
