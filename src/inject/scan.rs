@@ -155,25 +155,45 @@ fn end_tag(bytes: &[u8], from: usize, name: &[u8]) -> Option<usize> {
     }
 }
 
+/// Bytes that are common in HTML pages, most common first (after letters' case is
+/// folded). A needle is looked for by the byte of it that comes latest in this list, or
+/// is missing from it.
+const COMMON: &[u8] = b" etaoinsrlhcd/<>=\"pmu-.fgwybv:k";
+
 /// The offset of the first `needle` (ASCII, any case) in `haystack` at or after `from`.
-/// Candidates are found by their first byte with `memchr` (both cases of a letter), so
-/// a page costs a pass at memory speed rather than a comparison at every byte.
+/// Candidates are found with `memchr` by the needle's rarest byte (both cases of a
+/// letter), so a page costs a pass at memory speed and few restarts: `livereload.js`
+/// is looked for by its `j`, not by the `l` of every `class`.
 fn find_ignore_case(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
-    let mut at = from;
-    while at + needle.len() <= haystack.len() {
+    let anchor = rarest(needle);
+    let key = *needle.get(anchor)?;
+    let (lower, upper) = (key.to_ascii_lowercase(), key.to_ascii_uppercase());
+    let mut at = from + anchor;
+    while at < haystack.len() {
         let candidate = at + memchr::memchr2(lower, upper, &haystack[at..])?;
-        let after = candidate + 1;
+        let start = candidate - anchor;
         if haystack
-            .get(after..after + rest.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+            .get(start..start + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
         {
-            return Some(candidate);
+            return Some(start);
         }
-        at = after;
+        at = candidate + 1;
     }
     None
+}
+
+/// The index of the byte of `needle` that is least common in pages, by [`COMMON`].
+fn rarest(needle: &[u8]) -> usize {
+    let rank = |b: &u8| {
+        COMMON
+            .iter()
+            .position(|c| *c == b.to_ascii_lowercase())
+            .unwrap_or(COMMON.len())
+    };
+    (0..needle.len())
+        .max_by_key(|&i| rank(&needle[i]))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -205,6 +225,50 @@ mod tests {
         assert_eq!(find("</HEAD>", "</head>", 0), Some(0));
         assert_eq!(find("livereload.j", "livereload.js", 0), None);
         assert_eq!(find("-->", "-->", 4), None);
+        assert_eq!(find("a-->-->", "-->", 2), Some(4));
+        assert_eq!(find("j livereload.js", "livereload.js", 0), Some(2));
+    }
+
+    #[test]
+    fn needles_are_looked_for_by_their_rarest_byte() {
+        assert_eq!(rarest(b"livereload.js"), 11);
+        assert_eq!(rarest(b"</"), 0);
+        assert_eq!(rarest(b""), 0);
+    }
+
+    #[test]
+    fn the_search_agrees_with_a_plain_one() {
+        let find = |haystack: &str, needle: &str, from| {
+            find_ignore_case(haystack.as_bytes(), needle.as_bytes(), from)
+        };
+        let plain = |haystack: &[u8], needle: &[u8], from: usize| {
+            (from..=haystack.len().saturating_sub(needle.len())).find(|&i| {
+                haystack[i..].len() >= needle.len()
+                    && haystack[i..i + needle.len()].eq_ignore_ascii_case(needle)
+            })
+        };
+        let haystacks = [
+            "",
+            "j",
+            "livereload.js",
+            "LIVERELOAD.JS livereload.js",
+            "jjj livereload.jj.js",
+            "a-->--->-->",
+            "</</<//</",
+            "xlivereload.jslivereload.js",
+            "--> livereload.JS -->",
+        ];
+        for haystack in haystacks {
+            for needle in ["livereload.js", "-->", "</", "j", "JS"] {
+                for from in 0..=haystack.len() + 1 {
+                    assert_eq!(
+                        find(haystack, needle, from),
+                        plain(haystack.as_bytes(), needle.as_bytes(), from),
+                        "{needle:?} in {haystack:?} from {from}"
+                    );
+                }
+            }
+        }
         assert_eq!(find("", "-->", 0), None);
     }
 
