@@ -172,10 +172,9 @@ fn find_ignore_case(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize
     while at < haystack.len() {
         let candidate = at + memchr::memchr2(lower, upper, &haystack[at..])?;
         let start = candidate - anchor;
-        if haystack
-            .get(start..start + needle.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
-        {
+        // A needle that runs past the end here fits at no later candidate either.
+        let window = haystack.get(start..start + needle.len())?;
+        if window.eq_ignore_ascii_case(needle) {
             return Some(start);
         }
         at = candidate + 1;
