@@ -367,4 +367,28 @@ mod tests {
         let snippet = format!("<head></head>{filler}livereload.js");
         assert_eq!(place(snippet.as_bytes()), At(6));
     }
+
+    /// A window can end anywhere (a page that stalls is placed from what arrived), so
+    /// every cut of a tricky document must give a place inside it, or the end.
+    #[test]
+    fn every_cut_of_a_document_gets_a_place_within_it() {
+        let doc = "<!DOCTYPE html><?xml x?><html><head><!-- </head> --><meta content=\"a>b\" \
+                   x='c'><SCRIPT>if (a < b) s = \"</head>\";</scripts></Script><style/>\
+                   <title>t</title><br/></HEAD ><body class=x>a < b </ x>\
+                   <script src=livereload.js></script></body>";
+        let head = doc.find("</HEAD").expect("the real end of the head");
+        let snippet = doc.find("livereload.js").expect("a snippet") + "livereload.js".len();
+        for cut in 0..=doc.len() {
+            let found = place(&doc.as_bytes()[..cut]);
+            if let At(at) = found {
+                assert!(at <= cut, "cut {cut}: place {at} past the window");
+            }
+            // Once the name after `</` is whole, the place is known, until the snippet
+            // has arrived and nothing is injected.
+            if (head + "</HEAD ".len()..snippet).contains(&cut) {
+                assert_eq!(found, At(head), "cut {cut}");
+            }
+        }
+        assert_eq!(place(doc.as_bytes()), Skip);
+    }
 }
