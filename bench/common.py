@@ -84,17 +84,30 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the `(comm)` field (index 0 = state), or None
+    if the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def cpu_ticks(pid: int) -> int | None:
+    """User plus system CPU time used so far by `pid` (its own threads, not its
+    children), in clock ticks, or None if it is gone."""
+    fields = proc_stat(pid)
+    if fields is None:
+        return None
+    # stat fields 14 (utime) and 15 (stime); fields[0] is field 3 (state).
+    return int(fields[11]) + int(fields[12])
+
+
 def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time used so far by the processes `pids` (their own
-    threads, not their children), in seconds."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time used so far by the processes `pids` (gone ones count
+    nothing), in seconds."""
+    return sum(cpu_ticks(pid) or 0 for pid in pids) / os.sysconf("SC_CLK_TCK")
 
 
 def to_ms(text: str) -> float:

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import cpu_ticks, proc_stat
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
 
@@ -138,23 +140,6 @@ def tool_version(binary: Path) -> str:
 # --------------------------------------------------------------------------
 # /proc helpers
 # --------------------------------------------------------------------------
-
-
-def proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the `(comm)` field (index 0 = state)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def cpu_ticks(pid: int) -> int | None:
-    fields = proc_stat(pid)
-    if fields is None:
-        return None
-    # stat fields 14 (utime) and 15 (stime); fields[0] is field 3 (state).
-    return int(fields[11]) + int(fields[12])
 
 
 def rss_mib(pid: int) -> float | None:
