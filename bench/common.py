@@ -1,6 +1,6 @@
-"""Helpers the wrk-based benchmarks share: free ports, waiting for a listener, the
-release binary, stopping a process group, pinning processes to CPUs, their CPU time,
-and reading wrk's report."""
+"""Helpers the benchmarks share: free ports, waiting for a listener, the release
+binary, stopping a process group, the process tree and CPU time from /proc, pinning
+processes to CPUs, and reading wrk's report."""
 
 from __future__ import annotations
 
@@ -62,26 +62,18 @@ def pinned(cpus: set[int] | None):
     return lambda: os.sched_setaffinity(0, cpus)
 
 
-def pin_tree(pid: int, cpus: set[int]) -> None:
-    """Moves every thread of `pid` and of its descendants onto `cpus`."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
+def pin_processes(pids: list[int], cpus: set[int]) -> None:
+    """Moves every thread of the processes `pids` onto `cpus`."""
+    for process in pids:
         try:
-            os.sched_setaffinity(int(task.name), cpus)
+            threads = [int(task.name) for task in Path(f"/proc/{process}/task").iterdir()]
         except OSError:
-            pass  # a thread that has just ended
-    for child in children(pid):
-        pin_tree(child, cpus)
-
-
-def children(pid: int) -> list[int]:
-    """The child processes of `pid` (all its threads' children)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
+            continue  # a process that has just ended
+        for thread in threads:
+            try:
+                os.sched_setaffinity(thread, cpus)
+            except OSError:
+                pass  # a thread that has just ended
 
 
 def proc_stat(pid: int) -> list[str] | None:
@@ -108,6 +100,29 @@ def cpu_seconds(pids: list[int]) -> float:
     """User plus system CPU time used so far by the processes `pids` (gone ones count
     nothing), in seconds."""
     return sum(cpu_ticks(pid) or 0 for pid in pids) / os.sysconf("SC_CLK_TCK")
+
+
+def process_table() -> dict[int, tuple[str, int, int, int]]:
+    """pid -> (state, ppid, pgid, sid) for every live process."""
+    table = {}
+    for name in os.listdir("/proc"):
+        fields = proc_stat(int(name)) if name.isdigit() else None
+        if fields is not None:
+            table[int(name)] = (fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
+    return table
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below `root`: its children, theirs, and so on."""
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _, _) in process_table().items():
+        children.setdefault(ppid, []).append(pid)
+    found, stack = [], [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
 
 
 def to_ms(text: str) -> float:

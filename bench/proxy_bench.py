@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import (children, cpu_seconds, free_port, pin_tree, pinned, reloadsup_binary, stop_group,
+from common import (cpu_seconds, descendants, free_port, pin_processes, pinned, reloadsup_binary, stop_group,
                     wait_listening, wrk)
 
 BENCH = Path(__file__).resolve().parent
@@ -237,13 +237,13 @@ def measure_server(binary: Path, work: Path, seconds: int, rounds: int, name: st
         wait_listening(upstream)
         wait_listening(proxy)
         if cpus.load is not None:
-            for child in children(run.proc.pid):  # the dev server (and reloadsup's guard)
-                pin_tree(child, cpus.load)
+            # The dev server (and reloadsup's guard), started on the proxy's CPU.
+            pin_processes(descendants(run.proc.pid), cpus.load)
         peers = [p for p in (start_nginx(work, upstream, cpus.proxy), start_browser_sync(upstream, cpus.proxy))
                  if p]
         # (name, port, the processes whose CPU time is the proxy's own)
         targets = [("direct", upstream, []), ("reloadsup", proxy, [run.proc.pid])] + [
-            (p.name, p.port, [p.proc.pid, *children(p.proc.pid)]) for p in peers]
+            (p.name, p.port, [p.proc.pid, *descendants(p.proc.pid)]) for p in peers]
         print(f"\n   dev server: {name}")
         print(f"   {'request':<12} {'via':<13} {'req/s':>8} {'of direct':>10} {'cpu/req':>9} {'p50 @64':>9} "
               f"{'added':>8} {'p50 @1':>8} {'added':>8}")

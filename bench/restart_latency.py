@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import cpu_ticks, proc_stat
+from common import cpu_ticks, descendants, proc_stat, process_table
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
@@ -159,33 +159,6 @@ def cmdline(pid: int) -> str:
         )
     except OSError:
         return ""
-
-
-def all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def process_table() -> dict[int, tuple[str, int, int, int]]:
-    """pid -> (state, ppid, pgid, sid) for every live process."""
-    table = {}
-    for pid in all_pids():
-        fields = proc_stat(pid)
-        if fields is not None:
-            table[pid] = (fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
-    return table
-
-
-def descendants(root: int) -> list[int]:
-    table = process_table()
-    children: dict[int, list[int]] = {}
-    for pid, (_, ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found, stack = [], [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
 
 
 def guard_pids(tool_pid: int) -> list[int]:
