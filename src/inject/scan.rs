@@ -35,7 +35,7 @@ pub enum Placement {
 /// [`WINDOW`] bytes are looked at).
 pub fn place(window: &[u8]) -> Placement {
     let window = &window[..window.len().min(WINDOW)];
-    if find_ignore_case(window, b"livereload.js", 0).is_some() {
+    if find_ignore_case(window, &SNIPPET, 0).is_some() {
         return Placement::Skip;
     }
     let mut at = 0;
@@ -44,7 +44,7 @@ pub fn place(window: &[u8]) -> Placement {
         let rest = &window[start..];
         if rest.starts_with(b"<!--") {
             // A comment runs to `-->`; an unclosed one swallows the rest of the window.
-            match find_ignore_case(window, b"-->", start + 4) {
+            match find_ignore_case(window, &COMMENT_END, start + 4) {
                 Some(end) => at = end + 3,
                 None => return Placement::End,
             }
@@ -138,7 +138,7 @@ fn tag_end(bytes: &[u8], from: usize) -> Option<usize> {
 fn end_tag(bytes: &[u8], from: usize, name: &[u8]) -> Option<usize> {
     let mut at = from;
     loop {
-        let lt = find_ignore_case(bytes, b"</", at)?;
+        let lt = find_ignore_case(bytes, &END_TAG, at)?;
         let name_start = lt + 2;
         let name_end = name_start + name.len();
         let matches = bytes
@@ -160,21 +160,44 @@ fn end_tag(bytes: &[u8], from: usize, name: &[u8]) -> Option<usize> {
 /// is missing from it.
 const COMMON: &[u8] = b" etaoinsrlhcd/<>=\"pmu-.fgwybv:k";
 
-/// The offset of the first `needle` (ASCII, any case) in `haystack` at or after `from`.
-/// Candidates are found with `memchr` by the needle's rarest byte (both cases of a
-/// letter), so a page costs a pass at memory speed and few restarts: `livereload.js`
-/// is looked for by its `j`, not by the `l` of every `class`.
-fn find_ignore_case(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let anchor = rarest(needle);
-    let key = *needle.get(anchor)?;
+/// A hand-written snippet or an earlier injection.
+const SNIPPET: Needle = Needle::new(b"livereload.js");
+/// The end of a comment.
+const COMMENT_END: Needle = Needle::new(b"-->");
+/// The start of an end tag.
+const END_TAG: Needle = Needle::new(b"</");
+
+/// A string to look for (ASCII, any case), with the index of its rarest byte, chosen
+/// once (at compile time for the constants above) rather than at every search.
+struct Needle<'a> {
+    bytes: &'a [u8],
+    anchor: usize,
+}
+
+impl<'a> Needle<'a> {
+    const fn new(bytes: &'a [u8]) -> Needle<'a> {
+        Needle {
+            bytes,
+            anchor: rarest(bytes),
+        }
+    }
+}
+
+/// The offset of the first `needle` in `haystack` at or after `from`. Candidates are
+/// found with `memchr` by the needle's rarest byte (both cases of a letter), so a page
+/// costs a pass at memory speed and few restarts: `livereload.js` is looked for by its
+/// `j`, not by the `l` of every `class`.
+fn find_ignore_case(haystack: &[u8], needle: &Needle, from: usize) -> Option<usize> {
+    let Needle { bytes, anchor } = *needle;
+    let key = *bytes.get(anchor)?;
     let (lower, upper) = (key.to_ascii_lowercase(), key.to_ascii_uppercase());
     let mut at = from + anchor;
     while at < haystack.len() {
         let candidate = at + memchr::memchr2(lower, upper, &haystack[at..])?;
         let start = candidate - anchor;
         // A needle that runs past the end here fits at no later candidate either.
-        let window = haystack.get(start..start + needle.len())?;
-        if window.eq_ignore_ascii_case(needle) {
+        let window = haystack.get(start..start + bytes.len())?;
+        if window.eq_ignore_ascii_case(bytes) {
             return Some(start);
         }
         at = candidate + 1;
@@ -182,17 +205,29 @@ fn find_ignore_case(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize
     None
 }
 
-/// The index of the byte of `needle` that is least common in pages, by [`COMMON`].
-fn rarest(needle: &[u8]) -> usize {
-    let rank = |b: &u8| {
-        COMMON
-            .iter()
-            .position(|c| *c == b.to_ascii_lowercase())
-            .unwrap_or(COMMON.len())
-    };
-    (0..needle.len())
-        .max_by_key(|&i| rank(&needle[i]))
-        .unwrap_or(0)
+/// The index of the byte of `needle` that is least common in pages, by [`COMMON`]
+/// (the last of equals; 0 for an empty needle).
+const fn rarest(needle: &[u8]) -> usize {
+    let (mut best, mut best_rank) = (0, 0);
+    let mut i = 0;
+    while i < needle.len() {
+        let rank = rank(needle[i]);
+        if rank >= best_rank {
+            (best, best_rank) = (i, rank);
+        }
+        i += 1;
+    }
+    best
+}
+
+/// Where `byte` stands in [`COMMON`] (its length if it is not there).
+const fn rank(byte: u8) -> usize {
+    let byte = byte.to_ascii_lowercase();
+    let mut i = 0;
+    while i < COMMON.len() && COMMON[i] != byte {
+        i += 1;
+    }
+    i
 }
 
 #[cfg(test)]
@@ -213,7 +248,7 @@ mod tests {
     #[test]
     fn needles_are_found_in_any_case_at_any_offset() {
         let find = |haystack: &str, needle: &str, from| {
-            find_ignore_case(haystack.as_bytes(), needle.as_bytes(), from)
+            find_ignore_case(haystack.as_bytes(), &Needle::new(needle.as_bytes()), from)
         };
         assert_eq!(find("x LLiveReload.JS", "livereload.js", 0), Some(3));
         assert_eq!(
@@ -231,6 +266,7 @@ mod tests {
     #[test]
     fn needles_are_looked_for_by_their_rarest_byte() {
         assert_eq!(rarest(b"livereload.js"), 11);
+        assert_eq!(SNIPPET.anchor, 11);
         assert_eq!(rarest(b"</"), 0);
         assert_eq!(rarest(b""), 0);
     }
@@ -238,7 +274,7 @@ mod tests {
     #[test]
     fn the_search_agrees_with_a_plain_one() {
         let find = |haystack: &str, needle: &str, from| {
-            find_ignore_case(haystack.as_bytes(), needle.as_bytes(), from)
+            find_ignore_case(haystack.as_bytes(), &Needle::new(needle.as_bytes()), from)
         };
         let plain = |haystack: &[u8], needle: &[u8], from: usize| {
             (from..=haystack.len().saturating_sub(needle.len())).find(|&i| {
