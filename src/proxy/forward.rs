@@ -5,16 +5,18 @@
 //! `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`); `Host` is
 //! kept, since apps build links and redirects from it; `X-Forwarded-For` gets the
 //! browser's address, and `X-Forwarded-Host`/`-Proto` are set unless a proxy in front
-//! (a tunnel, an HTTPS terminator) already set them. `Expect` is dropped: hyper answers
-//! the browser's `100-continue` itself when the body is first read, which is once the
-//! dev server is connected, so a held upload waits without being sent.
+//! (a tunnel, an HTTPS terminator) already set them. A `Content-Length` beside a
+//! `Transfer-Encoding` is dropped too: the coding frames the message, not the length.
+//! `Expect` is dropped: hyper answers the browser's `100-continue` itself when the body
+//! is first read, which is once the dev server is connected, so a held upload waits
+//! without being sent.
 
 use std::net::{IpAddr, SocketAddr};
 
 use hyper::body::Incoming;
 use hyper::header::{
-    ACCEPT_ENCODING, CONNECTION, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, IF_RANGE,
-    LOCATION, RANGE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue,
+    IF_RANGE, LOCATION, RANGE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
@@ -36,6 +38,8 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 
 /// How many headers [`HOP_BY_HOP`] lists.
 const HOP_COUNT: usize = 6;
+/// Where `Transfer-Encoding` is in [`HOP_BY_HOP`].
+const TRANSFER_ENCODING_AT: usize = 4;
 
 /// Headers that concern one connection only, besides those `Connection` names;
 /// `Connection` itself comes first.
@@ -225,6 +229,12 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if any_proxy {
         named.extend(headers.keys().filter(|n| is_proxy_header(n)).cloned());
     }
+    if present[TRANSFER_ENCODING_AT] {
+        // The message is framed by its transfer coding, which wins over a
+        // `Content-Length` beside it (RFC 9112, 6.3); passing that length on would cut
+        // the body short and put the connection out of step.
+        headers.remove(CONTENT_LENGTH);
+    }
     let fixed = HOP_BY_HOP.iter().zip(present).filter(|(_, here)| *here);
     for name in fixed.map(|(name, _)| name).chain(&named) {
         headers.remove(name);
@@ -370,5 +380,19 @@ mod tests {
         let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
         left.sort_unstable();
         assert_eq!(left, ["cookie", "host"]);
+    }
+
+    #[test]
+    fn a_length_beside_a_transfer_coding_goes_and_a_length_alone_stays() {
+        let mut framed = HeaderMap::new();
+        framed.append(CONTENT_LENGTH, HeaderValue::from_static("5"));
+        framed.append(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        strip_hop_by_hop(&mut framed);
+        assert!(framed.is_empty(), "{framed:?}");
+
+        let mut sized = HeaderMap::new();
+        sized.append(CONTENT_LENGTH, HeaderValue::from_static("5"));
+        strip_hop_by_hop(&mut sized);
+        assert_eq!(sized[CONTENT_LENGTH], "5");
     }
 }

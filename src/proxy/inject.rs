@@ -2,22 +2,28 @@
 //! page's CSP nonce), and splicing it into the response as it streams.
 //!
 //! Only documents get the tag: a navigation request (`Sec-Fetch-Dest: document` or
-//! `iframe`; without that header, an `Accept` that names `text/html`), answered 2xx
-//! (not 204 or 206) with HTML or XHTML in an ASCII-compatible charset, not as an
-//! attachment. A `fetch` or htmx request for an HTML fragment sends
-//! `Sec-Fetch-Dest: empty` and is left alone.
+//! `iframe`; without that header, an `Accept` that names `text/html`), answered with
+//! HTML or XHTML in an ASCII-compatible charset, not as an attachment, with a status
+//! whose body the browser shows: 2xx (not 204 or 206), and 4xx and 5xx too, so a
+//! framework's error page turns into the fixed page by itself at the next restart. A
+//! `fetch` or htmx request for an HTML fragment sends `Sec-Fetch-Dest: empty` and is
+//! left alone.
 //!
-//! The first [`WINDOW`] bytes (after decoding) are read before the headers go out, so
-//! the placement is known and `Content-Length` can be set right; everything after them
-//! streams as it arrives. A page that stalls before its window is full (a server that
-//! flushes the head early, then renders slowly) is not kept waiting: after [`STALL`]
-//! without new bytes, the place is chosen from what arrived (a `</head>` not yet seen
-//! means the end of the document).
+//! The start of the document (after decoding) is read before the headers go out, so
+//! the placement is known and `Content-Length` can be set right; everything after it
+//! streams as it arrives. Reading stops at [`WINDOW`] bytes or the end, and also as
+//! soon as the bytes in hand already fix the place and no more are waiting, so a page
+//! that streams slowly (a log, a progress page) is not held back once its `</head>` or
+//! `<body>` is through. A page that stalls before any place is found is not kept
+//! waiting either: after [`STALL`] without new bytes, the place is chosen from what
+//! arrived (a `</head>` not yet seen means the end of the document).
 
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
-use hyper::body::Bytes;
+use hyper::body::{Body, Bytes, Frame};
 use hyper::header::{
     CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap,
     HeaderValue,
@@ -35,10 +41,12 @@ const STALL: Duration = Duration::from_millis(100);
 /// Whether a response is a document the tag may go into (whatever the request was).
 pub fn is_document<B>(response: &Response<B>) -> bool {
     let status = response.status();
-    if !status.is_success()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::PARTIAL_CONTENT
-    {
+    let shown = (status.is_success()
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::PARTIAL_CONTENT)
+        || status.is_client_error()
+        || status.is_server_error();
+    if !shown {
         return false;
     }
     let headers = response.headers();
@@ -108,14 +116,11 @@ pub fn csp_nonce(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Injects the tag into a document response (one for which [`is_document`] holds, to
-/// a navigation). A HEAD response only loses its `Content-Length`, since the body it
-/// stands for might have been decoded or injected into.
+/// a navigation). A HEAD response gets the headers a GET would: decoded, `ETag` made
+/// weak, and no `Content-Length`, since the length of the body it stands for (decoded,
+/// injected into, or not) is not known without that body.
 pub async fn apply(response: Response<ProxyBody>, head_only: bool) -> Response<ProxyBody> {
     let (mut parts, incoming) = response.into_parts();
-    if head_only {
-        parts.headers.remove(CONTENT_LENGTH);
-        return Response::from_parts(parts, body::empty());
-    }
     let decoding = match Encoding::of(&parts.headers) {
         Encoding::Identity => None,
         Encoding::Decodable(coding) => Some(coding),
@@ -126,12 +131,17 @@ pub async fn apply(response: Response<ProxyBody>, head_only: bool) -> Response<P
         source = Decoded::new(source, coding).boxed_unsync();
         parts.headers.remove(CONTENT_ENCODING);
     }
+    if head_only {
+        parts.headers.remove(CONTENT_LENGTH);
+        weaken_etag(&mut parts.headers);
+        return Response::from_parts(parts, body::empty());
+    }
     let window = match read_window(&mut source).await {
         Ok(window) => window,
         Err(err) => return page::broken(&format!("the document broke off: {err}"), false),
     };
     let tag = tag(csp_nonce(&parts.headers).as_deref());
-    let placement = scan::place(&window.bytes);
+    let placement = window.placement;
     let length = match (decoding, content_length(&parts.headers)) {
         (None, Some(length)) if placement == Placement::Skip => Some(length),
         (None, Some(length)) => Some(length + tag.len() as u64),
@@ -167,45 +177,72 @@ pub async fn apply(response: Response<ProxyBody>, head_only: bool) -> Response<P
     Response::from_parts(parts, body.boxed_unsync())
 }
 
-/// The start of a body: at least [`WINDOW`] bytes unless it ended or stalled first.
+/// The start of a body, read until the tag's place is known (see the module's notes),
+/// and that place.
 struct Window {
     bytes: Vec<u8>,
+    /// Where the tag goes in the document.
+    placement: Placement,
     /// The body ended within the window.
     complete: bool,
     /// Its trailers, if it ended with some.
     trailers: Option<HeaderMap>,
 }
 
+impl Window {
+    fn new(bytes: Vec<u8>, placement: Option<Placement>, complete: bool) -> Window {
+        let placement = placement.unwrap_or_else(|| scan::place(&bytes));
+        Window {
+            bytes,
+            placement,
+            complete,
+            trailers: None,
+        }
+    }
+}
+
 async fn read_window(source: &mut ProxyBody) -> Result<Window, BoxError> {
     let mut bytes = Vec::new();
     while bytes.len() < WINDOW {
-        // Cancelling `frame()` loses nothing: a body hands over a frame only when ready.
-        let Ok(next) = tokio::time::timeout(STALL, source.frame()).await else {
-            break;
+        let next = match ready_frame(source).await {
+            Some(next) => next,
+            None => {
+                // Nothing more has come yet. The place is scanned for only here, where
+                // the page would otherwise wait: a fast server's page is scanned once.
+                let placement = scan::place(&bytes);
+                if placement != Placement::End {
+                    return Ok(Window::new(bytes, Some(placement), false));
+                }
+                // Cancelling `frame()` loses nothing: a body hands over a frame only
+                // when it is ready.
+                match tokio::time::timeout(STALL, source.frame()).await {
+                    Ok(next) => next,
+                    Err(_) => return Ok(Window::new(bytes, Some(placement), false)),
+                }
+            }
         };
         let Some(frame) = next else {
-            return Ok(Window {
-                bytes,
-                complete: true,
-                trailers: None,
-            });
+            return Ok(Window::new(bytes, None, true));
         };
         match frame?.into_data() {
             Ok(data) => bytes.extend_from_slice(&data),
             Err(frame) => {
-                return Ok(Window {
-                    bytes,
-                    complete: true,
-                    trailers: frame.into_trailers().ok(),
-                });
+                let mut window = Window::new(bytes, None, true);
+                window.trailers = frame.into_trailers().ok();
+                return Ok(window);
             }
         }
     }
-    Ok(Window {
-        bytes,
-        complete: false,
-        trailers: None,
+    Ok(Window::new(bytes, None, false))
+}
+
+/// The body's next frame (or its end) if one is ready now; `None` if it would wait.
+async fn ready_frame(source: &mut ProxyBody) -> Option<Option<Result<Frame<Bytes>, BoxError>>> {
+    std::future::poll_fn(|cx| match Pin::new(&mut *source).poll_frame(cx) {
+        Poll::Ready(frame) => Poll::Ready(Some(frame)),
+        Poll::Pending => Poll::Ready(None),
     })
+    .await
 }
 
 /// The `Content-Length`, if there is one valid value.
@@ -283,7 +320,10 @@ mod tests {
         assert!(!response(204, &[html]));
         assert!(!response(206, &[html]));
         assert!(!response(304, &[html]));
-        assert!(!response(404, &[html]));
+        assert!(!response(302, &[html]));
+        assert!(!response(103, &[html]));
+        assert!(response(404, &[html]));
+        assert!(response(500, &[html]));
         assert!(!response(200, &[]));
         assert!(!response(200, &[("content-type", "text/plain")]));
         assert!(!response(

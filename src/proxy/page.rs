@@ -57,6 +57,14 @@ pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
             ),
             &[],
         ),
+        Unavailable::Malformed(error) => (
+            "the dev server's answer is not valid HTTP",
+            format!(
+                "reloadsup could not read its answer: {}.",
+                escape_html(error)
+            ),
+            &[],
+        ),
     };
     error_page(title, &detail, tail, head_only)
 }

@@ -18,8 +18,14 @@
 //! when the server is stopped mid-request for a restart, is sent again; so is one whose
 //! small answer (known length, up to [`WHOLE_LIMIT`]) broke off before it was whole:
 //! such answers are received whole before they are passed on.
+//!
+//! An answer that is not HTTP gets the 502 page saying so, and is never asked for
+//! again. One with more header fields than hyper reads by default (100) is the
+//! exception, once: connections made from then on read up to [`MANY_HEADERS`], and a
+//! safe request goes again on one.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -51,6 +57,12 @@ const WHOLE_LIMIT: u64 = 256 * 1024;
 /// How long one connect may take (a loopback connect is immediate or refused).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The most header fields an answer may have once the server has sent more than
+/// hyper's default of 100, which browsers take (an app setting many cookies, say).
+/// Not the default: hyper readies room for every allowed field on each answer it reads,
+/// which at this size would cost a quarter more CPU per proxied request.
+const MANY_HEADERS: usize = 1000;
+
 /// Why a request could not be forwarded; each becomes the 502 page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unavailable {
@@ -69,6 +81,9 @@ pub enum Unavailable {
     },
     /// The server took the request but closed the connection without answering.
     Broke(String),
+    /// The server answered something that is not an HTTP response (or one beyond
+    /// hyper's limits); it is not asked again, since it would answer the same.
+    Malformed(String),
 }
 
 /// Whether an answer says it is at most [`WHOLE_LIMIT`] bytes long.
@@ -125,6 +140,9 @@ pub struct Upstream {
     patience: Patience,
     state: watch::Sender<UpstreamState>,
     idle: Mutex<Vec<SendRequest<ProxyBody>>>,
+    /// Set once the server answered with more header fields than hyper reads by
+    /// default: new connections then read up to [`MANY_HEADERS`].
+    many_headers: AtomicBool,
 }
 
 impl Upstream {
@@ -135,6 +153,7 @@ impl Upstream {
             patience,
             state: watch::Sender::new(UpstreamState::Starting),
             idle: Mutex::default(),
+            many_headers: AtomicBool::new(false),
         }
     }
 
@@ -199,6 +218,19 @@ impl Upstream {
                     _ => err.into_error(),
                 },
             };
+            if error.is_parse_too_large() && !self.many_headers.swap(true, Ordering::Relaxed) {
+                // Too many header fields, the first time: from now on, connections read
+                // more, and a safe request goes again on one of them.
+                self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                if let Some(replay) = &replay {
+                    report::debug(format!("proxy: {error}; sending the request again"));
+                    request = replay.request();
+                    continue;
+                }
+            }
+            if error.is_parse() || error.is_parse_too_large() {
+                return Err(Unavailable::Malformed(error.to_string()));
+            }
             // Sent, and the connection closed without an answer: the server went away
             // mid-request (stopped for a restart, say). A safe request without a body
             // can go again, to the next server once it is ready.
@@ -276,7 +308,12 @@ impl Upstream {
         stream: TcpStream,
         upgrade: bool,
     ) -> Result<SendRequest<ProxyBody>, Unavailable> {
-        let (sender, connection) = http1::handshake(TokioIo::new(QuickAck::new(stream)))
+        let mut builder = http1::Builder::new();
+        if self.many_headers.load(Ordering::Relaxed) {
+            builder.max_headers(MANY_HEADERS);
+        }
+        let (sender, connection) = builder
+            .handshake(TokioIo::new(QuickAck::new(stream)))
             .await
             .map_err(|err| Unavailable::Broke(err.to_string()))?;
         tokio::spawn(async move {

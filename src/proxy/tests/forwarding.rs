@@ -1,5 +1,6 @@
 //! Forwarding through the proxy: bodies both ways, headers, redirects, streams, the
-//! app's WebSocket, the reload endpoints, and the `Host` check.
+//! app's WebSocket, the reload endpoints, the `Host` check, and answers that bend or
+//! break HTTP's rules.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -7,8 +8,10 @@ use std::net::TcpStream;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
-use super::upstream::{self, PAGE, Upstream};
-use super::{NAVIGATE, PATIENCE, first_frame, navigate, proxy, proxy_with, raw, send};
+use super::upstream::{self, MANY_COOKIES, PAGE, Raw, Upstream};
+use super::{
+    NAVIGATE, PATIENCE, build, exchange, first_frame, navigate, proxy, proxy_with, raw, send,
+};
 use crate::proxy::{Patience, UpstreamState};
 
 #[test]
@@ -311,4 +314,59 @@ fn a_server_writing_head_and_body_apart_is_not_held_up_by_delayed_acks() {
         took < std::time::Duration::from_millis(300),
         "{rounds} requests took {took:?}"
     );
+}
+
+/// A page framed two ways at once: a `Content-Length` that is wrong, and the chunked
+/// coding that wins.
+const LENGTH_AND_CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\
+    Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+    1b\r\n<head></head><body>x</body>\r\n0\r\n\r\n";
+
+#[test]
+fn a_length_beside_the_chunked_coding_is_not_passed_on() {
+    let server = Raw::start(LENGTH_AND_CHUNKED);
+    let proxy = proxy(&server.address());
+    let addr = proxy.local_addr();
+    let page = "<head></head><body>x</body>";
+    // Two on one connection: a stale length would cut the first and garble the second.
+    let fetch = [("accept", "*/*")];
+    let replies = exchange(
+        addr,
+        vec![
+            build(addr, "GET", "/a", &fetch, Vec::new()),
+            build(addr, "GET", "/b", &fetch, Vec::new()),
+        ],
+    );
+    for reply in &replies {
+        assert_eq!(reply.text(), page);
+        assert_ne!(reply.header("content-length"), Some("5"));
+    }
+    let injected = navigate(addr, "/c");
+    let tag = crate::inject::tag(None);
+    assert_eq!(injected.text(), format!("<head>{tag}</head><body>x</body>"));
+}
+
+#[test]
+fn an_answer_that_is_not_http_is_a_502_saying_so_and_is_not_asked_again() {
+    let server = Raw::start(b"HTTP/1.1 2x0 Fine\r\n\r\n");
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/");
+    assert_eq!(reply.status, 502);
+    assert!(reply.text().contains("not valid HTTP"), "{}", reply.text());
+    assert_eq!(server.requests(), 1);
+}
+
+#[test]
+fn an_answer_with_many_header_fields_comes_through() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    for _ in 0..2 {
+        let reply = navigate(proxy.local_addr(), "/many-headers");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(
+            reply.headers.get_all("set-cookie").iter().count(),
+            MANY_COOKIES
+        );
+        assert!(reply.text().contains("livereload.js"));
+    }
 }

@@ -139,10 +139,12 @@ fn exchange(addr: SocketAddr, requests: Vec<Request<Full<Bytes>>>) -> Vec<Reply>
             let stream = tokio::net::TcpStream::connect(addr)
                 .await
                 .expect("connect to the proxy");
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .expect("handshake");
+            // As many header fields as a browser takes, not hyper's default 100.
+            let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+                .max_headers(1000)
+                .handshake(TokioIo::new(stream))
+                .await
+                .expect("handshake");
             tokio::spawn(connection);
             let mut replies = Vec::new();
             for request in requests {

@@ -1,8 +1,10 @@
 //! A real dev server for the proxy tests: hyper on its own thread and runtime, with a
 //! route for each kind of answer the proxy must pass on (pages with and without a
 //! head, gzip regardless of `Accept-Encoding`, chunked, a never-ending event stream,
-//! a WebSocket echo, binary and JSON bodies, redirects, 204, a CSP nonce), and a
-//! Python `wsgiref` server for close-delimited HTTP/1.0 answers.
+//! a WebSocket echo, binary and JSON bodies, redirects, 204, a CSP nonce, an error
+//! page, a page that streams without end, many header fields), a Python `wsgiref`
+//! server for close-delimited HTTP/1.0 answers, and a raw server that answers every
+//! request with the same bytes, for answers hyper would not send.
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Write};
@@ -41,6 +43,10 @@ pub const EXISTING: &str =
     "<head><script src=\"http://localhost:35729/livereload.js\"></script></head><body></body>";
 /// What `/stalled` sends before it stops sending.
 pub const STALLED_HEAD: &str = "<html><head><title>slow</title></head><body>";
+
+/// How many cookies `/many-headers` sets: more header fields than hyper reads by
+/// default.
+pub const MANY_COOKIES: usize = 150;
 
 /// The CSP nonce of `/csp`.
 pub const NONCE: &str = "r4nd0m+/=";
@@ -217,6 +223,40 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
                 .body(body.boxed_unsync())
                 .expect("a response")
         }
+        "/trickle" => {
+            // The head, then a line every 20 ms, without end: a page that streams.
+            let lines = futures_util::stream::unfold(true, |first| async move {
+                if !first {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                let text: &'static [u8] = if first {
+                    STALLED_HEAD.as_bytes()
+                } else {
+                    b"<p>line</p>\n"
+                };
+                Some((
+                    Ok::<_, BoxError>(Frame::data(Bytes::from_static(text))),
+                    false,
+                ))
+            });
+            Response::builder()
+                .header("content-type", "text/html")
+                .body(StreamBody::new(lines).boxed_unsync())
+                .expect("a response")
+        }
+        "/error" => {
+            let mut response = html(PAGE);
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
+        "/many-headers" => {
+            let mut response = html(PAGE);
+            for i in 0..MANY_COOKIES {
+                let cookie = format!("c{i}=v{i}").parse().expect("a value");
+                response.headers_mut().append("set-cookie", cookie);
+            }
+            response
+        }
         "/brotli" => {
             let mut response = html("not really brotli");
             response
@@ -382,5 +422,84 @@ impl Drop for Wsgiref {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A server that answers every request with the same bytes, whatever they are; stops
+/// when dropped.
+pub struct Raw {
+    addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Raw {
+    /// Answers with `answer` on a free loopback port, each connection on a thread.
+    pub fn start(answer: &'static [u8]) -> Raw {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = listener.local_addr().expect("an address");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (counter, stopping) = (Arc::clone(&requests), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || answer_each(stream, answer, &counter));
+            }
+        });
+        Raw {
+            addr,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `host:port`.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// How many request heads it has read.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads request heads (bodyless requests only) and answers each with `answer`.
+fn answer_each(stream: std::net::TcpStream, answer: &[u8], counter: &AtomicUsize) {
+    let mut reader = BufReader::new(&stream);
+    let mut writer = &stream;
+    loop {
+        let mut line = String::new();
+        let mut head_lines = 0;
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line == "\r\n" && head_lines > 0 => break,
+                Ok(_) => head_lines += 1,
+            }
+        }
+        counter.fetch_add(1, Ordering::SeqCst);
+        if writer.write_all(answer).is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accepting thread so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
