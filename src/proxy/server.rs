@@ -1,6 +1,7 @@
 //! The proxy's listener thread and its routing: each connection is served by hyper's
 //! HTTP/1 server (keep-alive, upgrades enabled); each request's `Host` and `Origin` are
-//! checked, then `/__reloadsup/` goes to the hub and everything else to the dev server.
+//! checked, then `/__reloadsup/` goes to the hub and everything else but `CONNECT`
+//! (405: this is no tunnel) to the dev server.
 //!
 //! The socket is bound by the caller, synchronously, so an address in use is an error
 //! at start-up rather than a line lost on another thread.
@@ -14,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HOST, ORIGIN};
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
@@ -105,6 +106,13 @@ async fn route(
         if !host::valid_origin(origin) {
             return page::plain(StatusCode::BAD_REQUEST, "malformed Origin header");
         }
+    }
+    if request.method() == Method::CONNECT {
+        // Not a tunnel: a dev server would only see a mangled request.
+        return page::plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "reloadsup's proxy forwards to its dev server only; it does not tunnel CONNECT",
+        );
     }
     if request.uri().path().starts_with(PREFIX) {
         // A page that came through this proxy is the proxy's own: the hub need not

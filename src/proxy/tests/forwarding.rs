@@ -370,3 +370,17 @@ fn an_answer_with_many_header_fields_comes_through() {
         assert!(reply.text().contains("livereload.js"));
     }
 }
+
+#[test]
+fn connect_is_refused_not_forwarded() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let mut stream = raw(proxy.local_addr());
+    stream
+        .write_all(b"CONNECT localhost:22 HTTP/1.1\r\nHost: localhost:22\r\n\r\n")
+        .expect("send");
+    let mut head = [0; 12];
+    stream.read_exact(&mut head).expect("an answer");
+    assert_eq!(&head, b"HTTP/1.1 405");
+    assert_eq!(server.connections(), 0);
+}
