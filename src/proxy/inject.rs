@@ -14,8 +14,8 @@
 //! streams as it arrives. Reading stops at [`WINDOW`] bytes or the end, and also as
 //! soon as the bytes in hand already fix the place and no more are waiting, so a page
 //! that streams slowly (a log, a progress page) is not held back once its `</head>` or
-//! `<body>` is through. A page that stalls before any place is found is not kept
-//! waiting either: after [`STALL`] without new bytes, the place is chosen from what
+//! `<body>` is through. A page that gives no place is not kept waiting either: after
+//! [`STALL`] without new bytes, or [`HOLD_LIMIT`] in all, the place is chosen from what
 //! arrived (a `</head>` not yet seen means the end of the document).
 
 use std::pin::Pin;
@@ -29,6 +29,7 @@ use hyper::header::{
     HeaderValue,
 };
 use hyper::{Response, StatusCode};
+use tokio::time::{Instant, timeout_at};
 
 use super::body::{self, BoxError, ProxyBody, Spliced};
 use super::decode::{Decoded, Encoding};
@@ -37,6 +38,10 @@ use crate::inject::{Placement, WINDOW, scan, tag};
 
 /// How long the window waits for more of a document before choosing from what it has.
 const STALL: Duration = Duration::from_millis(100);
+
+/// How long a page that keeps sending bytes but no place for the tag (a streamed log
+/// without `<head>` or `<body>`) is held back at most, counted from its first wait.
+const HOLD_LIMIT: Duration = Duration::from_millis(500);
 
 /// Whether a response is a document the tag may go into (whatever the request was).
 pub fn is_document<B>(response: &Response<B>) -> bool {
@@ -203,6 +208,8 @@ impl Window {
 
 async fn read_window(source: &mut ProxyBody) -> Result<Window, BoxError> {
     let mut bytes = Vec::new();
+    // Set when the page first makes us wait.
+    let mut held_until: Option<Instant> = None;
     while bytes.len() < WINDOW {
         let next = match ready_frame(source).await {
             Some(next) => next,
@@ -213,9 +220,11 @@ async fn read_window(source: &mut ProxyBody) -> Result<Window, BoxError> {
                 if placement != Placement::End {
                     return Ok(Window::new(bytes, Some(placement), false));
                 }
+                let now = Instant::now();
+                let deadline = *held_until.get_or_insert(now + HOLD_LIMIT);
                 // Cancelling `frame()` loses nothing: a body hands over a frame only
                 // when it is ready.
-                match tokio::time::timeout(STALL, source.frame()).await {
+                match timeout_at(deadline.min(now + STALL), source.frame()).await {
                     Ok(next) => next,
                     Err(_) => return Ok(Window::new(bytes, Some(placement), false)),
                 }

@@ -2,7 +2,7 @@
 //! headers, compressed and streamed upstreams, and what is left alone.
 
 use super::upstream::{
-    self, EXISTING, NO_HEAD, NONCE, PAGE, STALLED_HEAD, TRICKY, Upstream, Wsgiref,
+    self, EXISTING, NO_HEAD, NONCE, PAGE, STALLED_HEAD, TRICKLE_LINE, TRICKY, Upstream, Wsgiref,
 };
 use super::{NAVIGATE, first_frame, navigate, proxy, send};
 use crate::inject::tag;
@@ -119,6 +119,16 @@ fn a_page_that_streams_without_end_goes_out_once_its_head_is_through() {
     let proxy = proxy(&server.address());
     let first = first_frame(proxy.local_addr(), "/trickle", &NAVIGATE);
     assert_eq!(first, before(STALLED_HEAD, "</head>"));
+}
+
+#[test]
+fn a_page_that_streams_without_a_place_for_the_tag_is_held_back_only_briefly() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let first = first_frame(proxy.local_addr(), "/trickle-bare", &NAVIGATE);
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.starts_with(TRICKLE_LINE), "{text}");
+    assert!(!text.contains("livereload.js"), "the tag waits for the end");
 }
 
 #[test]

@@ -117,10 +117,13 @@ fn first_frame(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Bytes 
             .await
             .expect("handshake");
         tokio::spawn(connection);
-        let mut response = sender.send_request(request).await.expect("an answer");
-        let frame = tokio::time::timeout(PATIENCE, response.body_mut().frame()).await;
-        frame
-            .expect("the first frame in time")
+        let first = async {
+            let mut response = sender.send_request(request).await.expect("an answer");
+            response.body_mut().frame().await
+        };
+        tokio::time::timeout(PATIENCE, first)
+            .await
+            .expect("the head and first frame in time")
             .expect("a frame")
             .expect("no error")
     });

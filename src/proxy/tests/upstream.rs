@@ -44,6 +44,9 @@ pub const EXISTING: &str =
 /// What `/stalled` sends before it stops sending.
 pub const STALLED_HEAD: &str = "<html><head><title>slow</title></head><body>";
 
+/// The line that `/trickle` and `/trickle-bare` send every 20 ms.
+pub const TRICKLE_LINE: &str = "<p>line</p>\n";
+
 /// How many cookies `/many-headers` sets: more header fields than hyper reads by
 /// default.
 pub const MANY_COOKIES: usize = 150;
@@ -179,6 +182,25 @@ fn html(body: impl Into<Bytes>) -> Response<ProxyBody> {
         .expect("a response")
 }
 
+/// A page that streams without end: `head` if given, then a line every 20 ms.
+fn trickle(head: Option<&'static str>) -> Response<ProxyBody> {
+    let lines = futures_util::stream::unfold(head, |head| async move {
+        let text = match head {
+            Some(head) => head,
+            None => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                TRICKLE_LINE
+            }
+        };
+        let frame = Frame::data(Bytes::from_static(text.as_bytes()));
+        Some((Ok::<_, BoxError>(frame), None))
+    });
+    Response::builder()
+        .header("content-type", "text/html")
+        .body(StreamBody::new(lines).boxed_unsync())
+        .expect("a response")
+}
+
 /// A body sent as separate frames, with no length known in advance (chunked).
 fn streamed(parts: Vec<&'static str>) -> ProxyBody {
     let frames = parts
@@ -223,27 +245,8 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
                 .body(body.boxed_unsync())
                 .expect("a response")
         }
-        "/trickle" => {
-            // The head, then a line every 20 ms, without end: a page that streams.
-            let lines = futures_util::stream::unfold(true, |first| async move {
-                if !first {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                let text: &'static [u8] = if first {
-                    STALLED_HEAD.as_bytes()
-                } else {
-                    b"<p>line</p>\n"
-                };
-                Some((
-                    Ok::<_, BoxError>(Frame::data(Bytes::from_static(text))),
-                    false,
-                ))
-            });
-            Response::builder()
-                .header("content-type", "text/html")
-                .body(StreamBody::new(lines).boxed_unsync())
-                .expect("a response")
-        }
+        "/trickle" => trickle(Some(STALLED_HEAD)),
+        "/trickle-bare" => trickle(None),
         "/error" => {
             let mut response = html(PAGE);
             *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
