@@ -5,6 +5,7 @@
 //! downstream reads raw flags or raw TOML (the ripgrep habit: raw args → one high-level
 //! config). Precedence: command-line flags, then the task file, then defaults.
 
+mod address;
 mod flags;
 mod pattern;
 mod resolve;
@@ -147,6 +148,11 @@ pub struct Serve {
     pub listen: Option<String>,
     /// Open the site in the browser (`xdg-open`) once it is served.
     pub open: bool,
+}
+
+impl Serve {
+    /// The port of the default address, and of a `listen` address that names a host alone.
+    pub const DEFAULT_PORT: u16 = 5000;
 }
 
 /// `[[task]]`, resolved.

@@ -17,7 +17,7 @@ use crate::reload::Hub;
 use crate::report;
 
 /// The default address when none is given.
-const DEFAULT_PORT: u16 = 5000;
+const DEFAULT_PORT: u16 = Serve::DEFAULT_PORT;
 
 /// How many ports after the default are tried when it is taken.
 const PORT_TRIES: u16 = 100;
@@ -70,14 +70,11 @@ impl Drop for StaticServer {
     }
 }
 
-/// Binds `listen`, or the default port (moving on to the next free one, and saying so).
+/// Binds `listen` (`host:port`, checked when the configuration was resolved), or the
+/// default port (moving on to the next free one, and saying so).
 fn bind(listen: Option<&str>) -> Result<TcpListener, String> {
-    if let Some(address) = listen {
-        let addr: SocketAddr = address
-            .parse()
-            .or_else(|_| format!("{address}:{DEFAULT_PORT}").parse())
-            .map_err(|_| format!("bad address `{address}` for `--listen` / `serve.listen` (write e.g. `127.0.0.1:5000`)"))?;
-        return crate::web::listen(addr, &addr.to_string(), "`--listen` / `serve.listen`");
+    if let Some(addr) = listen {
+        return crate::web::listen(addr, addr, "`--listen` / `serve.listen`");
     }
     let loopback = IpAddr::from([127, 0, 0, 1]);
     for port in DEFAULT_PORT..DEFAULT_PORT + PORT_TRIES {
