@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use super::address::{self, Kind};
 use super::pattern::{Pattern, normalize};
 use super::resolve::{default_reload, parse_duration, parse_signal};
-use super::{CommandSpec, Config, Proxy, Serve, Server, TASK_FILE_NAME, Watch};
+use super::{CommandSpec, Config, Listen, Proxy, Serve, Server, TASK_FILE_NAME, Watch};
 use crate::error::{Error, Result};
 
 /// Command-line values that override the task file.
@@ -93,7 +93,7 @@ pub(super) fn flag_proxy(file: Option<Proxy>, ov: &Overrides) -> Result<Option<P
         return Ok(file);
     }
     let listen = match &ov.proxy {
-        Some(text) => Some(flag_address(text, "--proxy", Kind::Listen)?),
+        Some(text) => Some(flag_listen(text, "--proxy", Kind::Listen)?),
         None => file.as_ref().map(|p| p.listen.clone()),
     };
     let upstream = match &ov.upstream {
@@ -126,7 +126,7 @@ pub fn serve_folder(
     open: bool,
 ) -> Result<Config> {
     let listen = listen
-        .map(|text| flag_address(&text, "--listen", Kind::ListenOr(Serve::DEFAULT_PORT)))
+        .map(|text| flag_listen(&text, "--listen", Kind::ListenOr(Serve::DEFAULT_PORT)))
         .transpose()?;
     let dir = normalize(&cwd.join(dir.unwrap_or(Path::new("."))));
     let root = dir
@@ -170,6 +170,14 @@ fn flag_address(text: &str, flag: &str, kind: Kind) -> Result<String> {
     address::check(text, flag, kind).map_err(Error::Usage)
 }
 
+/// A flag's address to listen on, remembering that `flag` set it.
+fn flag_listen(text: &str, flag: &'static str, kind: Kind) -> Result<Listen> {
+    Ok(Listen {
+        addr: flag_address(text, flag, kind)?,
+        set_by: flag,
+    })
+}
+
 pub(super) fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
     text.map(|t| parse_signal(t).ok_or_else(|| flag_error("--stop-signal", t)))
         .transpose()
@@ -196,10 +204,39 @@ mod tests {
 
     fn file_proxy() -> Proxy {
         Proxy {
-            listen: "127.0.0.1:5000".into(),
+            listen: Listen {
+                addr: "127.0.0.1:5000".into(),
+                set_by: "proxy.listen",
+            },
             upstream: "127.0.0.1:8000".into(),
             allowed_hosts: vec!["dev.test".into()],
         }
+    }
+
+    #[test]
+    fn proxy_flags_override_and_say_so() {
+        let ov = Overrides {
+            proxy: Some(" 0.0.0.0:5001 ".into()),
+            ..Overrides::default()
+        };
+        let proxy = flag_proxy(Some(file_proxy()), &ov).unwrap().unwrap();
+        assert_eq!(
+            proxy.listen,
+            Listen {
+                addr: "0.0.0.0:5001".into(),
+                set_by: "--proxy",
+            }
+        );
+        assert_eq!(proxy.upstream, "127.0.0.1:8000");
+        assert_eq!(proxy.allowed_hosts, ["dev.test"]);
+
+        let ov = Overrides {
+            upstream: Some("localhost:9000".into()),
+            ..Overrides::default()
+        };
+        let proxy = flag_proxy(Some(file_proxy()), &ov).unwrap().unwrap();
+        assert_eq!(proxy.listen, file_proxy().listen, "still set by the key");
+        assert_eq!(proxy.upstream, "localhost:9000");
     }
 
     #[test]

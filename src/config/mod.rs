@@ -11,6 +11,7 @@ mod pattern;
 mod resolve;
 mod schema;
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -128,11 +129,27 @@ pub struct Reload {
     pub allow_origins: Vec<String>,
 }
 
+/// An address reloadsup listens on, checked (`host:port`), with the key or flag that
+/// set it, so that an error about it (say, the port is in use) can name the right one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// `host:port`.
+    pub addr: String,
+    /// The key or flag that set it, e.g. `proxy.listen` or `--proxy` (no backticks).
+    pub set_by: &'static str,
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.addr)
+    }
+}
+
 /// `[proxy]`, resolved. Parsed and validated here.
 #[derive(Debug, Clone)]
 pub struct Proxy {
     /// The address browsers connect to.
-    pub listen: String,
+    pub listen: Listen,
     /// The dev server's address.
     pub upstream: String,
     /// Extra `Host` names accepted.
@@ -145,7 +162,7 @@ pub struct Serve {
     /// The folder served, canonical.
     pub root: PathBuf,
     /// The address to listen on; `None` means 127.0.0.1:5000, or the next free port.
-    pub listen: Option<String>,
+    pub listen: Option<Listen>,
     /// Open the site in the browser (`xdg-open`) once it is served.
     pub open: bool,
 }

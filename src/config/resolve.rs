@@ -19,7 +19,7 @@ use super::flags::{
 use super::pattern::{Pattern, normalize};
 use super::schema::{RawFile, RawReady, RawServe, RawServer, RawWatch, Text};
 use super::{
-    CommandSpec, Config, Proxy, Ready, Reload, Serve, Server, TASK_FILE_NAME, Task, Watch,
+    CommandSpec, Config, Listen, Proxy, Ready, Reload, Serve, Server, TASK_FILE_NAME, Task, Watch,
 };
 use crate::error::{Error, Result};
 
@@ -96,7 +96,7 @@ impl Doc<'_> {
             .as_ref()
             .map(|p| {
                 Ok::<_, Error>(Proxy {
-                    listen: self.address(&p.listen, "proxy.listen", Kind::Listen)?,
+                    listen: self.listen(&p.listen, "proxy.listen", Kind::Listen)?,
                     upstream: self.address(&p.upstream, "proxy.upstream", Kind::Connect)?,
                     allowed_hosts: p.allowed_hosts.clone(),
                 })
@@ -139,7 +139,7 @@ impl Doc<'_> {
         let listen = raw
             .listen
             .as_ref()
-            .map(|l| self.address(l, "serve.listen", Kind::ListenOr(Serve::DEFAULT_PORT)))
+            .map(|l| self.listen(l, "serve.listen", Kind::ListenOr(Serve::DEFAULT_PORT)))
             .transpose()?;
         Ok(Serve {
             root: canonical,
@@ -405,6 +405,14 @@ impl Doc<'_> {
     fn address(&self, value: &Text, key: &str, kind: Kind) -> Result<String> {
         address::check(value.get_ref(), key, kind)
             .map_err(|message| self.error(value.span(), message))
+    }
+
+    /// An address reloadsup listens on, remembering that `key` set it.
+    fn listen(&self, value: &Text, key: &'static str, kind: Kind) -> Result<Listen> {
+        Ok(Listen {
+            addr: self.address(value, key, kind)?,
+            set_by: key,
+        })
     }
 
     fn error(&self, span: Range<usize>, message: impl Into<String>) -> Error {

@@ -12,7 +12,7 @@ mod server;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 
-use crate::config::Serve;
+use crate::config::{Listen, Serve};
 use crate::reload::Hub;
 use crate::report;
 
@@ -33,7 +33,7 @@ impl StaticServer {
     /// Binds the address now (an explicit address that cannot be bound is an error
     /// naming it), then serves `serve.root` on a thread of its own.
     pub fn start(serve: &Serve, hub: Hub) -> Result<StaticServer, String> {
-        let listener = bind(serve.listen.as_deref())?;
+        let listener = bind(serve.listen.as_ref())?;
         let addr = listener
             .local_addr()
             .map_err(|err| format!("cannot read the static server's address: {err}"))?;
@@ -72,9 +72,10 @@ impl Drop for StaticServer {
 
 /// Binds `listen` (`host:port`, checked when the configuration was resolved), or the
 /// default port (moving on to the next free one, and saying so).
-fn bind(listen: Option<&str>) -> Result<TcpListener, String> {
-    if let Some(addr) = listen {
-        return crate::web::listen(addr, addr, "`--listen` / `serve.listen`");
+fn bind(listen: Option<&Listen>) -> Result<TcpListener, String> {
+    if let Some(listen) = listen {
+        let set_by = format!("`{}`", listen.set_by);
+        return crate::web::listen(listen.addr.as_str(), &listen.addr, &set_by);
     }
     let loopback = IpAddr::from([127, 0, 0, 1]);
     for port in DEFAULT_PORT..DEFAULT_PORT + PORT_TRIES {
