@@ -72,9 +72,15 @@ impl Browsers {
                     .server
                     .as_ref()
                     .map_or(Duration::from_secs(30), |s| s.ready_timeout);
-                let proxy =
-                    Proxy::start(&p.listen, &p.upstream, &p.allowed_hosts, hub.clone(), hold)
-                        .map_err(Error::Runtime)?;
+                let proxy = Proxy::start(
+                    &p.listen.addr,
+                    p.listen.set_by,
+                    &p.upstream,
+                    &p.allowed_hosts,
+                    hub.clone(),
+                    hold,
+                )
+                .map_err(Error::Runtime)?;
                 report::good(format!(
                     "proxy on http://{}/ for {} (the reload script is injected)",
                     proxy.local_addr(),

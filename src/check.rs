@@ -47,7 +47,10 @@ pub fn run(config: &Config) -> Result<i32> {
             format_args!(
                 "serve: {} on {}",
                 serve.root.display(),
-                serve.listen.as_deref().unwrap_or("127.0.0.1:5000")
+                serve
+                    .listen
+                    .as_ref()
+                    .map_or("127.0.0.1:5000", |l| l.addr.as_str())
             ),
         );
     }

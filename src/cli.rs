@@ -121,8 +121,9 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Browser")]
     pub no_reload: bool,
 
-    /// Serve a proxy to the dev server at ADDR, injecting the reload script (sets
-    /// `proxy.listen`; needs `--upstream` unless the task file has one).
+    /// Serve a proxy to the dev server at ADDR (`host:port`, e.g. `127.0.0.1:5000`),
+    /// injecting the reload script (sets `proxy.listen`; needs `--upstream` unless the
+    /// task file has one).
     #[arg(long, value_name = "ADDR", help_heading = "Browser")]
     pub proxy: Option<String>,
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::address::{self, Kind};
 use super::pattern::{Pattern, normalize};
 use super::resolve::{default_reload, parse_duration, parse_signal};
-use super::{CommandSpec, Config, Proxy, Serve, Server, TASK_FILE_NAME, Watch};
+use super::{CommandSpec, Config, Listen, Proxy, Serve, Server, TASK_FILE_NAME, Watch};
 use crate::error::{Error, Result};
 
 /// Command-line values that override the task file.
@@ -91,14 +92,14 @@ pub(super) fn flag_proxy(file: Option<Proxy>, ov: &Overrides) -> Result<Option<P
     if ov.proxy.is_none() && ov.upstream.is_none() {
         return Ok(file);
     }
-    let listen = ov
-        .proxy
-        .clone()
-        .or_else(|| file.as_ref().map(|p| p.listen.clone()));
-    let upstream = ov
-        .upstream
-        .clone()
-        .or_else(|| file.as_ref().map(|p| p.upstream.clone()));
+    let listen = match &ov.proxy {
+        Some(text) => Some(flag_listen(text, "--proxy", Kind::Listen)?),
+        None => file.as_ref().map(|p| p.listen.clone()),
+    };
+    let upstream = match &ov.upstream {
+        Some(text) => Some(flag_address(text, "--upstream", Kind::Connect)?),
+        None => file.as_ref().map(|p| p.upstream.clone()),
+    };
     match (listen, upstream) {
         (Some(listen), Some(upstream)) => Ok(Some(Proxy {
             listen,
@@ -124,6 +125,9 @@ pub fn serve_folder(
     listen: Option<String>,
     open: bool,
 ) -> Result<Config> {
+    let listen = listen
+        .map(|text| flag_listen(&text, "--listen", Kind::ListenOr(Serve::DEFAULT_PORT)))
+        .transpose()?;
     let dir = normalize(&cwd.join(dir.unwrap_or(Path::new("."))));
     let root = dir
         .canonicalize()
@@ -161,6 +165,19 @@ pub(super) fn flag_error(flag: &str, text: &str) -> Error {
     Error::Usage(format!("invalid value `{text}` for `{flag}`"))
 }
 
+/// A flag's address, checked as the task file's are (exit 2, naming the flag).
+fn flag_address(text: &str, flag: &str, kind: Kind) -> Result<String> {
+    address::check(text, flag, kind).map_err(Error::Usage)
+}
+
+/// A flag's address to listen on, remembering that `flag` set it.
+fn flag_listen(text: &str, flag: &'static str, kind: Kind) -> Result<Listen> {
+    Ok(Listen {
+        addr: flag_address(text, flag, kind)?,
+        set_by: flag,
+    })
+}
+
 pub(super) fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
     text.map(|t| parse_signal(t).ok_or_else(|| flag_error("--stop-signal", t)))
         .transpose()
@@ -179,4 +196,72 @@ pub(super) fn flag_patterns(flag: &str, globs: &[String], root: &Path) -> Result
                 .map_err(|why| Error::Usage(format!("bad glob `{g}` for `{flag}`: {why}")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_proxy() -> Proxy {
+        Proxy {
+            listen: Listen {
+                addr: "127.0.0.1:5000".into(),
+                set_by: "proxy.listen",
+            },
+            upstream: "127.0.0.1:8000".into(),
+            allowed_hosts: vec!["dev.test".into()],
+        }
+    }
+
+    #[test]
+    fn proxy_flags_override_and_say_so() {
+        let ov = Overrides {
+            proxy: Some(" 0.0.0.0:5001 ".into()),
+            ..Overrides::default()
+        };
+        let proxy = flag_proxy(Some(file_proxy()), &ov).unwrap().unwrap();
+        assert_eq!(
+            proxy.listen,
+            Listen {
+                addr: "0.0.0.0:5001".into(),
+                set_by: "--proxy",
+            }
+        );
+        assert_eq!(proxy.upstream, "127.0.0.1:8000");
+        assert_eq!(proxy.allowed_hosts, ["dev.test"]);
+
+        let ov = Overrides {
+            upstream: Some("localhost:9000".into()),
+            ..Overrides::default()
+        };
+        let proxy = flag_proxy(Some(file_proxy()), &ov).unwrap().unwrap();
+        assert_eq!(proxy.listen, file_proxy().listen, "still set by the key");
+        assert_eq!(proxy.upstream, "localhost:9000");
+    }
+
+    #[test]
+    fn bad_proxy_flags_name_the_flag() {
+        let cases = [
+            (
+                Overrides {
+                    proxy: Some("5000".into()),
+                    ..Overrides::default()
+                },
+                "bad address `5000` for `--proxy`: a port alone; write host:port, e.g. `127.0.0.1:5000`",
+            ),
+            (
+                Overrides {
+                    upstream: Some("http://[::1]:8000/".into()),
+                    ..Overrides::default()
+                },
+                "bad address `http://[::1]:8000/` for `--upstream`: \
+                 write host:port, e.g. `[::1]:8000`, not a URL",
+            ),
+        ];
+        for (ov, expected) in cases {
+            let err = flag_proxy(Some(file_proxy()), &ov).unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
+            assert_eq!(err.to_string(), expected);
+        }
+    }
 }

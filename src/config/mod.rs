@@ -5,11 +5,13 @@
 //! downstream reads raw flags or raw TOML (the ripgrep habit: raw args → one high-level
 //! config). Precedence: command-line flags, then the task file, then defaults.
 
+mod address;
 mod flags;
 mod pattern;
 mod resolve;
 mod schema;
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -127,11 +129,27 @@ pub struct Reload {
     pub allow_origins: Vec<String>,
 }
 
+/// An address reloadsup listens on, checked (`host:port`), with the key or flag that
+/// set it, so that an error about it (say, the port is in use) can name the right one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// `host:port`.
+    pub addr: String,
+    /// The key or flag that set it, e.g. `proxy.listen` or `--proxy` (no backticks).
+    pub set_by: &'static str,
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.addr)
+    }
+}
+
 /// `[proxy]`, resolved. Parsed and validated here.
 #[derive(Debug, Clone)]
 pub struct Proxy {
     /// The address browsers connect to.
-    pub listen: String,
+    pub listen: Listen,
     /// The dev server's address.
     pub upstream: String,
     /// Extra `Host` names accepted.
@@ -144,9 +162,14 @@ pub struct Serve {
     /// The folder served, canonical.
     pub root: PathBuf,
     /// The address to listen on; `None` means 127.0.0.1:5000, or the next free port.
-    pub listen: Option<String>,
+    pub listen: Option<Listen>,
     /// Open the site in the browser (`xdg-open`) once it is served.
     pub open: bool,
+}
+
+impl Serve {
+    /// The port of the default address, and of a `listen` address that names a host alone.
+    pub const DEFAULT_PORT: u16 = 5000;
 }
 
 /// `[[task]]`, resolved.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use toml::Spanned;
 
+use super::address::{self, Kind};
 use super::flags::{
     self, Overrides, command_from_args, flag_duration, flag_error, flag_patterns, flag_proxy,
     flag_signal,
@@ -18,7 +19,7 @@ use super::flags::{
 use super::pattern::{Pattern, normalize};
 use super::schema::{RawFile, RawReady, RawServe, RawServer, RawWatch, Text};
 use super::{
-    CommandSpec, Config, Proxy, Ready, Reload, Serve, Server, TASK_FILE_NAME, Task, Watch,
+    CommandSpec, Config, Listen, Proxy, Ready, Reload, Serve, Server, TASK_FILE_NAME, Task, Watch,
 };
 use crate::error::{Error, Result};
 
@@ -95,8 +96,8 @@ impl Doc<'_> {
             .as_ref()
             .map(|p| {
                 Ok::<_, Error>(Proxy {
-                    listen: self.address(&p.listen, "proxy.listen")?,
-                    upstream: self.address(&p.upstream, "proxy.upstream")?,
+                    listen: self.listen(&p.listen, "proxy.listen", Kind::Listen)?,
+                    upstream: self.address(&p.upstream, "proxy.upstream", Kind::Connect)?,
                     allowed_hosts: p.allowed_hosts.clone(),
                 })
             })
@@ -138,7 +139,7 @@ impl Doc<'_> {
         let listen = raw
             .listen
             .as_ref()
-            .map(|l| self.address(l, "serve.listen"))
+            .map(|l| self.listen(l, "serve.listen", Kind::ListenOr(Serve::DEFAULT_PORT)))
             .transpose()?;
         Ok(Serve {
             root: canonical,
@@ -358,7 +359,10 @@ impl Doc<'_> {
         let r = &raw.reload;
         let mut reload = default_reload(ov.no_reload || r.enabled == Some(false));
         if let Some(host) = &r.host {
-            reload.host = self.address(host, "reload.host")?;
+            let kind = Kind::Host {
+                port_key: "reload.port",
+            };
+            reload.host = self.address(host, "reload.host", kind)?;
         }
         if let Some(port) = r.port {
             reload.port = port;
@@ -398,15 +402,17 @@ impl Doc<'_> {
             .transpose()
     }
 
-    fn address(&self, value: &Text, key: &str) -> Result<String> {
-        let text = value.get_ref().trim();
-        if text.is_empty() || text.contains(char::is_whitespace) {
-            return Err(self.error(
-                value.span(),
-                format!("bad address `{}` for `{key}`", value.get_ref()),
-            ));
-        }
-        Ok(text.to_string())
+    fn address(&self, value: &Text, key: &str, kind: Kind) -> Result<String> {
+        address::check(value.get_ref(), key, kind)
+            .map_err(|message| self.error(value.span(), message))
+    }
+
+    /// An address reloadsup listens on, remembering that `key` set it.
+    fn listen(&self, value: &Text, key: &'static str, kind: Kind) -> Result<Listen> {
+        Ok(Listen {
+            addr: self.address(value, key, kind)?,
+            set_by: key,
+        })
     }
 
     fn error(&self, span: Range<usize>, message: impl Into<String>) -> Error {
@@ -523,6 +529,12 @@ mod tests {
             (
                 "[server]\ncommand = \"x\"\nready = { port = 1, delay = \"1s\" }\n",
                 "/proj/reload.toml:3: `server.ready` needs exactly one of",
+            ),
+            (
+                "[server]\ncommand = \"x\"\n[proxy]\nlisten = \"127.0.0.1:0\"\n\
+                 upstream = \"http://localhost:8000\"\n",
+                "/proj/reload.toml:5: bad address `http://localhost:8000` for `proxy.upstream`: \
+                 write host:port, e.g. `localhost:8000`, not a URL",
             ),
         ];
         for (text, expected) in cases {

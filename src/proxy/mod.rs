@@ -3,9 +3,10 @@
 //! document and holding requests while the server restarts.
 //!
 //! Like the reload server, its surface is synchronous: [`Proxy::start`] binds the port
-//! at once (so an address in use is a start-up error naming `proxy.listen`) and then
-//! serves on its own thread, a small current-thread tokio runtime driving hyper (HTTP/1,
-//! server and client). The app loop only calls [`Proxy::set_state`], which never waits.
+//! at once (so an address in use is a start-up error naming `proxy.listen`, or `--proxy`
+//! when the flag set it) and then serves on its own thread, a small current-thread tokio
+//! runtime driving hyper (HTTP/1, server and client). The app loop only calls
+//! [`Proxy::set_state`], which never waits.
 //!
 //! ```text
 //! browser ── listen ──► route ─┬─ /__reloadsup/… ──► Hub::handle (script, reload socket)
@@ -107,18 +108,20 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Binds `listen` now, then serves on a background thread, forwarding to `upstream`
-    /// (`host:port`). Starts in [`UpstreamState::Starting`]: requests wait up to
-    /// `hold_timeout` for [`Proxy::set_state`] to say `Ready`.
+    /// Binds `listen` (set by the key or flag `set_by`) now, then serves on a background
+    /// thread, forwarding to `upstream` (`host:port`). Starts in
+    /// [`UpstreamState::Starting`]: requests wait up to `hold_timeout` for
+    /// [`Proxy::set_state`] to say `Ready`.
     ///
     /// `allowed_hosts` are the `Host` values served besides loopback names and the
     /// listen address (`host` for any port, or `host:port`). The hub serves the reload
     /// endpoints on this origin too.
     ///
-    /// The error is one line naming the address and the key, e.g. ``cannot listen on
-    /// 127.0.0.1:5000 (set by `proxy.listen`): Address already in use (os error 98)``.
+    /// The error is one line naming the address and `set_by`, e.g. ``cannot listen on
+    /// 127.0.0.1:5000 (set by `--proxy`): Address already in use (os error 98)``.
     pub fn start(
         listen: &str,
+        set_by: &str,
         upstream: &str,
         allowed_hosts: &[String],
         hub: Hub,
@@ -126,6 +129,7 @@ impl Proxy {
     ) -> Result<Proxy, String> {
         Proxy::start_with(
             listen,
+            set_by,
             upstream,
             allowed_hosts,
             hub,
@@ -135,12 +139,13 @@ impl Proxy {
 
     fn start_with(
         listen: &str,
+        set_by: &str,
         upstream: &str,
         allowed_hosts: &[String],
         hub: Hub,
         patience: Patience,
     ) -> Result<Proxy, String> {
-        let listener = crate::web::listen(listen, listen, "`proxy.listen`")?;
+        let listener = crate::web::listen(listen, listen, &format!("`{set_by}`"))?;
         let addr = listener
             .local_addr()
             .map_err(|err| format!("cannot listen on {listen}: {err}"))?;

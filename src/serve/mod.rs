@@ -12,12 +12,12 @@ mod server;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 
-use crate::config::Serve;
+use crate::config::{Listen, Serve};
 use crate::reload::Hub;
 use crate::report;
 
 /// The default address when none is given.
-const DEFAULT_PORT: u16 = 5000;
+const DEFAULT_PORT: u16 = Serve::DEFAULT_PORT;
 
 /// How many ports after the default are tried when it is taken.
 const PORT_TRIES: u16 = 100;
@@ -33,7 +33,7 @@ impl StaticServer {
     /// Binds the address now (an explicit address that cannot be bound is an error
     /// naming it), then serves `serve.root` on a thread of its own.
     pub fn start(serve: &Serve, hub: Hub) -> Result<StaticServer, String> {
-        let listener = bind(serve.listen.as_deref())?;
+        let listener = bind(serve.listen.as_ref())?;
         let addr = listener
             .local_addr()
             .map_err(|err| format!("cannot read the static server's address: {err}"))?;
@@ -70,14 +70,12 @@ impl Drop for StaticServer {
     }
 }
 
-/// Binds `listen`, or the default port (moving on to the next free one, and saying so).
-fn bind(listen: Option<&str>) -> Result<TcpListener, String> {
-    if let Some(address) = listen {
-        let addr: SocketAddr = address
-            .parse()
-            .or_else(|_| format!("{address}:{DEFAULT_PORT}").parse())
-            .map_err(|_| format!("bad address `{address}` for `--listen` / `serve.listen` (write e.g. `127.0.0.1:5000`)"))?;
-        return crate::web::listen(addr, &addr.to_string(), "`--listen` / `serve.listen`");
+/// Binds `listen` (`host:port`, checked when the configuration was resolved), or the
+/// default port (moving on to the next free one, and saying so).
+fn bind(listen: Option<&Listen>) -> Result<TcpListener, String> {
+    if let Some(listen) = listen {
+        let set_by = format!("`{}`", listen.set_by);
+        return crate::web::listen(listen.addr.as_str(), &listen.addr, &set_by);
     }
     let loopback = IpAddr::from([127, 0, 0, 1]);
     for port in DEFAULT_PORT..DEFAULT_PORT + PORT_TRIES {

@@ -213,3 +213,40 @@ fn ad_hoc_proxy_flags() {
         out.stderr
     );
 }
+
+#[test]
+fn a_proxy_address_in_use_names_the_key_or_flag_that_set_it() {
+    let p = Project::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let upstream = format!("127.0.0.1:{}", free_port());
+    let sleep = format!("sleep {}", p.token);
+    let flags = p.output(&[
+        "run",
+        "--no-reload",
+        "--proxy",
+        &listen,
+        "--upstream",
+        &upstream,
+        "--",
+        &sleep,
+    ]);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '{sleep}'\n[reload]\nenabled = false\n\
+             [proxy]\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\n"
+        ),
+    );
+    let file = p.output(&["run"]);
+    for (out, set_by) in [(flags, "`--proxy`"), (file, "`proxy.listen`")] {
+        assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains(&format!("cannot listen on {listen} (set by {set_by}): ")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(p.servers().is_empty(), "nothing started");
+}

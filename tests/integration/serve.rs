@@ -194,9 +194,9 @@ fn default_port_moves_on_when_taken_and_lan_is_warned() {
     let taken = p.output(&["serve", "--listen", &listen]);
     assert_eq!(taken.status.code(), Some(1));
     assert!(
-        taken
-            .stderr
-            .contains(&format!("cannot listen on 0.0.0.0:{port}")),
+        taken.stderr.contains(&format!(
+            "cannot listen on 0.0.0.0:{port} (set by `--listen`): "
+        )),
         "{}",
         taken.stderr
     );

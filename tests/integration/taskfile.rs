@@ -270,3 +270,159 @@ fn a_closed_stdout_is_not_a_crash() {
         );
     }
 }
+
+/// Runs `reloadsup check` on a task file and asserts the one-line error, exit 2. (`check`,
+/// not `run`: a bad address used to pass, and `run` would then supervise forever.)
+#[track_caller]
+fn assert_check_error(toml: &str, expected: &str) {
+    let p = Project::new();
+    p.write("reload.toml", toml);
+    let out = p.output(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+    assert!(
+        out.stderr.contains(expected),
+        "expected {expected:?} in: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_addresses() {
+    let proxy = |listen: &str, upstream: &str| {
+        format!(
+            "[server]\ncommand = \"x\"\n[proxy]\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\n"
+        )
+    };
+    let cases = [
+        (
+            proxy("127.0.0.1:5000", "http://127.0.0.1:8000"),
+            "reload.toml:5: bad address `http://127.0.0.1:8000` for `proxy.upstream`: \
+             write host:port, e.g. `127.0.0.1:8000`, not a URL",
+        ),
+        (
+            proxy("127.0.0.1:5000", "http://localhost:8000/"),
+            "reload.toml:5: bad address `http://localhost:8000/` for `proxy.upstream`: \
+             write host:port, e.g. `localhost:8000`, not a URL",
+        ),
+        (
+            proxy("127.0.0.1:5000", "localhost"),
+            "reload.toml:5: bad address `localhost` for `proxy.upstream`: \
+             no port; write host:port, e.g. `localhost:8000`",
+        ),
+        (
+            proxy("127.0.0.1:5000", "127.0.0.1:0"),
+            "reload.toml:5: bad address `127.0.0.1:0` for `proxy.upstream`: \
+             port 0 is out of range (1–65535)",
+        ),
+        (
+            proxy("127.0.0.1", "127.0.0.1:8000"),
+            "reload.toml:4: bad address `127.0.0.1` for `proxy.listen`: \
+             no port; write host:port, e.g. `127.0.0.1:5000`",
+        ),
+        (
+            proxy("::1:5000", "127.0.0.1:8000"),
+            "reload.toml:4: bad address `::1:5000` for `proxy.listen`: \
+             put an IPv6 address in brackets, e.g. `[::1]:5000`",
+        ),
+        (
+            "[serve]\nlisten = \"localhost:http\"\n".to_string(),
+            "reload.toml:2: bad address `localhost:http` for `serve.listen`: \
+             port `http` is not a number",
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[reload]\nhost = \"127.0.0.1:35729\"\n".to_string(),
+            "reload.toml:4: bad address `127.0.0.1:35729` for `reload.host`: \
+             write the host alone, e.g. `127.0.0.1`; the port is `reload.port`",
+        ),
+    ];
+    for (toml, expected) in cases {
+        assert_check_error(&toml, expected);
+    }
+}
+
+#[test]
+fn good_addresses_pass_check() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = \"x\"\n[reload]\nhost = \"::1\"\n\
+         [proxy]\nlisten = \"[::1]:0\"\nupstream = \"localhost:8000\"\n\
+         [serve]\nlisten = \"0.0.0.0\"\n",
+    );
+    let out = p.output(&["check"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("proxy: [::1]:0 -> localhost:8000"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(" on 0.0.0.0:5000\n"),
+        "a host alone is port 5000: {}",
+        out.stdout
+    );
+}
+
+#[test]
+fn bad_address_flags() {
+    let p = Project::new();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "run",
+                "--proxy",
+                "127.0.0.1",
+                "--upstream",
+                "127.0.0.1:8000",
+                "--",
+                "true",
+            ],
+            "bad address `127.0.0.1` for `--proxy`: no port; write host:port, e.g. `127.0.0.1:5000`",
+        ),
+        (
+            &[
+                "run",
+                "--proxy",
+                "127.0.0.1:0",
+                "--upstream",
+                "http://127.0.0.1:8000",
+                "--",
+                "true",
+            ],
+            "bad address `http://127.0.0.1:8000` for `--upstream`: \
+             write host:port, e.g. `127.0.0.1:8000`, not a URL",
+        ),
+        (
+            &[
+                "run",
+                "--proxy",
+                "127.0.0.1:0",
+                "--upstream",
+                "localhost:8000/app",
+                "--",
+                "true",
+            ],
+            "bad address `localhost:8000/app` for `--upstream`: \
+             write host:port, e.g. `localhost:8000`, without a path",
+        ),
+        (
+            &["serve", "--listen", "http://127.0.0.1:5000/"],
+            "bad address `http://127.0.0.1:5000/` for `--listen`: \
+             write host:port, e.g. `127.0.0.1:5000`, not a URL",
+        ),
+    ];
+    for (args, expected) in cases {
+        // Started and waited for with a deadline: before addresses were checked, some of
+        // these ran (and supervised) instead of failing.
+        let mut sup = p.start(args);
+        let status = sup.wait_exit();
+        let stderr = sup.stderr();
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in: {stderr}"
+        );
+    }
+}

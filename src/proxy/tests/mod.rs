@@ -28,8 +28,15 @@ fn proxy(upstream: &str) -> Proxy {
 
 fn proxy_with(upstream: &str, allowed: &[&str], patience: Patience, state: UpstreamState) -> Proxy {
     let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
-    let proxy = Proxy::start_with("127.0.0.1:0", upstream, &allowed, Hub::new(&[]), patience)
-        .expect("a free port on loopback");
+    let proxy = Proxy::start_with(
+        "127.0.0.1:0",
+        "proxy.listen",
+        upstream,
+        &allowed,
+        Hub::new(&[]),
+        patience,
+    )
+    .expect("a free port on loopback");
     proxy.set_state(state);
     proxy
 }

@@ -243,20 +243,20 @@ fn retries_that_run_out_get_the_502_page() {
 }
 
 #[test]
-fn a_used_address_is_an_error_naming_the_key_and_dropping_frees_the_port() {
-    let proxy = Proxy::start("127.0.0.1:0", "127.0.0.1:9", &[], Hub::new(&[]), PATIENCE)
-        .expect("a free port");
+fn a_used_address_is_an_error_naming_the_key_or_flag_and_dropping_frees_the_port() {
+    let start = |listen: &str, set_by: &str| {
+        Proxy::start(listen, set_by, "127.0.0.1:9", &[], Hub::new(&[]), PATIENCE)
+    };
+    let proxy = start("127.0.0.1:0", "proxy.listen").expect("a free port");
     let listen = proxy.local_addr().to_string();
-    let err = Proxy::start(&listen, "127.0.0.1:9", &[], Hub::new(&[]), PATIENCE)
-        .err()
-        .expect("the port is taken");
-    assert!(
-        err.starts_with(&format!(
-            "cannot listen on {listen} (set by `proxy.listen`): "
-        )),
-        "{err}"
-    );
-    assert!(err.contains("in use"), "{err}");
+    for set_by in ["proxy.listen", "--proxy"] {
+        let err = start(&listen, set_by).err().expect("the port is taken");
+        assert!(
+            err.starts_with(&format!("cannot listen on {listen} (set by `{set_by}`): ")),
+            "{err}"
+        );
+        assert!(err.contains("in use"), "{err}");
+    }
     drop(proxy);
     TcpListener::bind(&listen).expect("the port is free again");
 }
