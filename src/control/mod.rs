@@ -106,6 +106,12 @@ pub fn start(config: &Config) -> Result<i32> {
         ))),
         Running::Nothing { stale } => {
             clear_stale(t.pid_file, stale);
+            if config.proxy.is_some() {
+                report::warn(
+                    "`[proxy]` is served only by `reloadsup run`; `start` runs the server \
+                     alone (the proxy's `upstream` still decides when it is ready)",
+                );
+            }
             detached::launch(t.spec, t.pid_file, t.upstream)
         }
     }

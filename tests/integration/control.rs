@@ -63,6 +63,27 @@ fn ok(out: &Output) {
 }
 
 #[test]
+fn start_says_that_it_serves_no_proxy() {
+    let (p, port) = project();
+    let mut toml = p.read("reload.toml");
+    toml.push_str(&format!(
+        "[proxy]\nlisten = \"127.0.0.1:{}\"\nupstream = \"127.0.0.1:{port}\"\n",
+        free_port()
+    ));
+    p.write("reload.toml", &toml);
+    let out = p.output(&["start"]);
+    ok(&out);
+    assert!(
+        out.stderr
+            .contains("`[proxy]` is served only by `reloadsup run`"),
+        "{}",
+        out.stderr
+    );
+    ok(&p.output(&["stop"]));
+    assert!(p.servers().is_empty(), "no process left");
+}
+
+#[test]
 fn start_status_stop_cycle() {
     let (p, port) = project();
     let out = p.output(&["start"]);
