@@ -24,8 +24,8 @@
 //! exception, once: connections made from then on read up to [`MANY_HEADERS`], and a
 //! safe request goes again on one.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -166,7 +166,7 @@ impl Upstream {
     /// are dropped.
     pub fn set_state(&self, state: UpstreamState) {
         if state != UpstreamState::Ready {
-            self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            self.idle().clear();
         }
         self.state.send_replace(state);
     }
@@ -221,7 +221,7 @@ impl Upstream {
             if error.is_parse_too_large() && !self.many_headers.swap(true, Ordering::Relaxed) {
                 // Too many header fields, the first time: from now on, connections read
                 // more, and a safe request goes again on one of them.
-                self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                self.idle().clear();
                 if let Some(replay) = &replay {
                     report::debug(format!("proxy: {error}; sending the request again"));
                     request = replay.request();
@@ -329,10 +329,16 @@ impl Upstream {
         Ok(sender)
     }
 
+    /// The kept connections. A poisoned lock still guards a whole `Vec` of them, so it
+    /// is used as it is.
+    fn idle(&self) -> MutexGuard<'_, Vec<SendRequest<ProxyBody>>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A kept connection that is free for a request, if any. Connections whose last
     /// answer is still being read stay for later; closed ones are dropped.
     fn take_idle(&self) -> Option<SendRequest<ProxyBody>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle();
         idle.retain(|sender| !sender.is_closed());
         let free = idle.iter().rposition(SendRequest::is_ready)?;
         Some(idle.swap_remove(free))
@@ -346,7 +352,7 @@ impl Upstream {
         if generation.has_changed().unwrap_or(true) {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle();
         if idle.len() < MAX_IDLE {
             idle.push(sender);
         }
