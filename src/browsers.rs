@@ -14,9 +14,14 @@ use crate::proxy::{Failure, Proxy, UpstreamState};
 use crate::reload::{Hub, ReloadMessage, Reloader, ServerState};
 use crate::report;
 use crate::serve::StaticServer;
+use crate::supervisor::output::Tail;
 
 /// The image extensions the client swaps in place (as livereload.js does).
 const IMAGES: &[&str] = &["jpg", "jpeg", "png", "gif", "svg", "webp", "avif", "ico"];
+
+/// Added to a restart's longest time (stop and readiness timeouts) for the proxy's
+/// hold: the app loop's own steps in between (SIGKILL, the start).
+const HOLD_MARGIN: Duration = Duration::from_secs(1);
 
 /// The browsers' hub and the servers that serve it.
 pub struct Browsers {
@@ -67,11 +72,11 @@ impl Browsers {
         };
         let proxy = match &config.proxy {
             Some(p) => {
-                // Requests wait for the server as long as readiness may take.
-                let hold = config
-                    .server
-                    .as_ref()
-                    .map_or(Duration::from_secs(30), |s| s.ready_timeout);
+                // Requests wait for the server as long as a restart may take: the
+                // old server's stop, then the new one's readiness.
+                let hold = config.server.as_ref().map_or(Duration::from_secs(30), |s| {
+                    s.stop_timeout + s.ready_timeout + HOLD_MARGIN
+                });
                 let proxy = Proxy::start(
                     &p.listen.addr,
                     p.listen.set_by,
@@ -114,18 +119,30 @@ impl Browsers {
         self.set_state(ServerState::Ready, UpstreamState::Ready);
     }
 
-    /// The server ended or could not start: `status` says how, `output_tail` is what it
-    /// printed last (for the proxy's error page).
-    pub fn failed(&self, command: &str, status: &str, output_tail: Vec<String>) {
+    /// The server ended or could not start: `status` says how, `output` is what it
+    /// printed (whose last lines the proxy's error page shows).
+    pub fn failed(&self, command: &str, status: &str, output: Tail) {
         let failure = Failure {
             command: command.to_string(),
             status: status.to_string(),
-            output_tail,
+            output,
         };
         self.set_state(
             ServerState::Failed(status.to_string()),
             UpstreamState::Failed(failure),
         );
+    }
+
+    /// The server missed its readiness timeout (`status` says so). Pages are told it
+    /// is up (it may be, with a readiness check that is wrong); the proxy forwards a
+    /// request if the server accepts it and shows why it cannot otherwise.
+    pub fn late(&self, command: &str, status: &str, output: Tail) {
+        let failure = Failure {
+            command: command.to_string(),
+            status: status.to_string(),
+            output,
+        };
+        self.set_state(ServerState::Ready, UpstreamState::Late(failure));
     }
 
     fn set_state(&self, state: ServerState, upstream: UpstreamState) {

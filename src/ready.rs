@@ -45,6 +45,11 @@ fn interval(first: Duration, elapsed: Duration) -> Duration {
     }
 }
 
+/// How often a server that missed its readiness timeout is checked again, so that it
+/// is still seen when it comes up late (a first build that takes minutes), at next to
+/// no cost while it never does.
+const POLL_LATE: Duration = Duration::from_secs(1);
+
 /// How long one connect or HTTP exchange may take before it counts as "not yet".
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -98,9 +103,19 @@ impl Check {
         &self,
         since: Instant,
         timeout: Duration,
+        cancelled: impl FnMut() -> bool,
+    ) -> Result<Duration, ()> {
+        self.wait_until(since, Some(since + timeout), cancelled)
+    }
+
+    /// As [`Check::wait`], with no deadline when `deadline` is `None`: after the
+    /// timeout, every [`POLL_LATE`].
+    fn wait_until(
+        &self,
+        since: Instant,
+        deadline: Option<Instant>,
         mut cancelled: impl FnMut() -> bool,
     ) -> Result<Duration, ()> {
-        let deadline = since + timeout;
         loop {
             if cancelled() {
                 return Err(());
@@ -109,14 +124,18 @@ impl Check {
                 return Ok(since.elapsed());
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(());
-            }
-            let first = match self {
-                Check::GroupListens(_) | Check::LogFile { .. } => POLL_SCAN,
-                _ => POLL,
+            let pause = match deadline {
+                Some(deadline) if now >= deadline => return Err(()),
+                Some(deadline) => {
+                    let first = match self {
+                        Check::GroupListens(_) | Check::LogFile { .. } => POLL_SCAN,
+                        _ => POLL,
+                    };
+                    interval(first, since.elapsed()).min(deadline - now)
+                }
+                None => POLL_LATE,
             };
-            thread::sleep(interval(first, since.elapsed()).min(deadline - now));
+            thread::sleep(pause);
         }
     }
 }
@@ -128,12 +147,15 @@ pub struct Readiness {
     pub generation: u64,
     /// Time from the start to readiness (or to the timeout).
     pub waited: Duration,
-    /// Whether the timeout passed first.
+    /// Whether the timeout passed first. The probe then goes on, and sends another
+    /// `Readiness` (not timed out) if the server becomes ready after all.
     pub timed_out: bool,
 }
 
-/// Starts a thread that polls `check` and sends `Event::Ready`. It gives up silently as
-/// soon as `current` no longer holds `generation` (the server was replaced).
+/// Starts a thread that polls `check` and sends `Event::Ready`: once when the server is
+/// ready, or once when `timeout` passes and again if it becomes ready later. It gives
+/// up silently as soon as `current` no longer holds `generation` (the server was
+/// replaced or ended).
 pub fn spawn_probe(
     check: Check,
     generation: u64,
@@ -144,15 +166,25 @@ pub fn spawn_probe(
 ) {
     let spawned = thread::Builder::new().name("ready".into()).spawn(move || {
         let replaced = || current.load(Ordering::Acquire) != generation;
-        let result = check.wait(since, timeout, replaced);
-        if replaced() {
-            return;
+        let send = |timed_out| {
+            let _ = tx.send(Event::Ready(Readiness {
+                generation,
+                waited: since.elapsed(),
+                timed_out,
+            }));
+        };
+        if check.wait(since, timeout, replaced).is_err() {
+            if replaced() {
+                return;
+            }
+            send(true);
+            if check.wait_until(since, None, replaced).is_err() {
+                return;
+            }
         }
-        let _ = tx.send(Event::Ready(Readiness {
-            generation,
-            waited: since.elapsed(),
-            timed_out: result.is_err(),
-        }));
+        if !replaced() {
+            send(false);
+        }
     });
     if let Err(err) = spawned {
         crate::report::warn(format!("cannot start the readiness probe: {err}"));

@@ -66,6 +66,8 @@ struct Starting {
     path: String,
     /// When the restart began (`None` for the first start).
     began: Option<Instant>,
+    /// Whether its readiness timeout has passed (the probe goes on).
+    late: bool,
 }
 
 /// The loop's state.

@@ -12,6 +12,7 @@ use super::{AfterStop, App, Starting};
 use crate::error::{EXIT_OK, EXIT_SIGINT};
 use crate::ready::{self, Readiness};
 use crate::report;
+use crate::supervisor::output::Tail;
 use crate::supervisor::{Outcome, Spawned};
 
 impl App {
@@ -79,11 +80,15 @@ impl App {
                     recorder.started(pid.as_raw(), command);
                 }
                 self.probe(spawned);
-                self.starting = Some(Starting { path, began });
+                self.starting = Some(Starting {
+                    path,
+                    began,
+                    late: false,
+                });
             }
             Err(message) => {
                 // A command that cannot start printed nothing: no output to show.
-                self.browsers.failed(&command, &message, Vec::new());
+                self.browsers.failed(&command, &message, Tail::default());
                 report::error(format!("{message}; waiting for the next change"));
             }
         }
@@ -131,8 +136,14 @@ impl App {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// A probe's result: the server is ready (reload the pages), or missed its
+    /// readiness timeout (reload them anyway, and once more if it comes up late).
     pub(super) fn on_ready(&mut self, readiness: Readiness) {
         if readiness.generation != self.generation.load(Ordering::Acquire) {
+            return;
+        }
+        if readiness.timed_out {
+            self.on_not_ready();
             return;
         }
         let Some(starting) = self.starting.take() else {
@@ -142,28 +153,37 @@ impl App {
             .began
             .map(|b| format!(" ({} ms after the change)", b.elapsed().as_millis()))
             .unwrap_or_default();
-        if readiness.timed_out {
-            report::warn(format!(
-                "the server is not ready after {}; reloading browsers anyway",
-                humantime::format_duration(
-                    self.supervisor
-                        .as_ref()
-                        .map(|s| s.spec().ready_timeout)
-                        .unwrap_or_default()
-                )
-            ));
-        } else {
-            report::info(format!(
-                "ready in {} ms{since_restart}",
-                readiness.waited.as_millis()
-            ));
-        }
-        if !readiness.timed_out {
-            if let Some(recorder) = &mut self.recorder {
-                recorder.ready();
-            }
+        let late = if starting.late { ", late" } else { "" };
+        report::info(format!(
+            "ready in {} ms{since_restart}{late}",
+            readiness.waited.as_millis()
+        ));
+        if let Some(recorder) = &mut self.recorder {
+            recorder.ready();
         }
         self.browsers.ready();
+        if starting.began.is_some() || starting.late {
+            self.browsers.reload_page(&starting.path);
+        }
+    }
+
+    /// The readiness timeout passed. The proxy shows why a request cannot be answered
+    /// (the command, the output); the probe goes on.
+    fn on_not_ready(&mut self) {
+        let (Some(starting), Some(supervisor)) = (&mut self.starting, &self.supervisor) else {
+            return;
+        };
+        starting.late = true;
+        let spec = supervisor.spec();
+        let status = format!(
+            "is not ready after {}",
+            humantime::format_duration(spec.ready_timeout)
+        );
+        report::warn(format!(
+            "the server {status}; reloading browsers anyway, and again if it becomes ready"
+        ));
+        self.browsers
+            .late(&spec.command.display(), &status, supervisor.tail());
         if starting.began.is_some() {
             self.browsers.reload_page(&starting.path);
         }
@@ -178,8 +198,7 @@ impl App {
                 }
                 if let Some(supervisor) = &self.supervisor {
                     let command = supervisor.spec().command.display();
-                    self.browsers
-                        .failed(&command, &how, supervisor.output_tail());
+                    self.browsers.failed(&command, &how, supervisor.tail());
                 }
                 report::warn(format!(
                     "server (pid {pid}) {how}; it restarts at the next change"

@@ -42,29 +42,36 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::reload::Hub;
+use crate::supervisor::output::Tail;
 use host::HostPolicy;
 use upstream::Upstream;
 
 /// The dev server's state as the supervisor sees it; it decides what a request gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum UpstreamState {
     /// Stopping, starting, or not ready yet: requests wait (up to the hold timeout).
     Starting,
     /// Ready: requests are forwarded, and a refused connect is retried briefly.
     Ready,
-    /// The server exited or never became ready: requests get a 502 page saying why.
+    /// The server exited or could not start: requests get a 502 page saying why.
     Failed(Failure),
+    /// The server did not become ready within its readiness timeout (`status` says
+    /// so). It may still come up, or serve already and only its readiness check be
+    /// wrong: a request is forwarded if the server accepts a connection, and gets the
+    /// 502 page saying why (output and all) at once if not, without retrying.
+    Late(Failure),
 }
 
 /// Why the dev server is not running, for the 502 page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     /// The server command, as the user wrote it.
     pub command: String,
-    /// How it ended, e.g. "exited with code 1".
+    /// How it ended, e.g. "exited with code 1", or that it is not ready.
     pub status: String,
-    /// The last lines of the server's output.
-    pub output_tail: Vec<String>,
+    /// The server's output, whose last lines the page shows as they are when it is
+    /// made (a late server may print more).
+    pub output: Tail,
 }
 
 /// How long the proxy waits for the dev server, in its two ways of waiting.

@@ -17,7 +17,7 @@ use crate::inject::escape_html;
 
 /// The 502 page for a request that could not be forwarded.
 pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
-    let (title, detail, tail): (&str, String, &[String]) = match why {
+    let (title, detail, tail): (&str, String, Vec<String>) = match why {
         Unavailable::Failed(failure) => (
             "the dev server is not running",
             format!(
@@ -25,15 +25,30 @@ pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
                 escape_html(&failure.command),
                 escape_html(&failure.status)
             ),
-            &failure.output_tail,
+            failure.output.lines(),
         ),
         Unavailable::NotReady(hold) => (
             "the dev server is not ready",
             format!(
-                "It did not become ready within {}.",
+                "It was still restarting after {}.",
                 humantime::format_duration(*hold)
             ),
-            &[],
+            Vec::new(),
+        ),
+        Unavailable::Late {
+            failure,
+            address,
+            error,
+        } => (
+            "the dev server is not ready",
+            format!(
+                "<code>{}</code> {}, and connecting to <code>{}</code> failed: {}.",
+                escape_html(&failure.command),
+                escape_html(&failure.status),
+                escape_html(address),
+                escape_html(error)
+            ),
+            failure.output.lines(),
         ),
         Unavailable::Unreachable {
             address,
@@ -47,7 +62,7 @@ pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
                 humantime::format_duration(rounded(*waited)),
                 escape_html(error)
             ),
-            &[],
+            Vec::new(),
         ),
         Unavailable::Broke(error) => (
             "the dev server did not answer",
@@ -55,7 +70,7 @@ pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
                 "It closed the connection without a complete answer: {}.",
                 escape_html(error)
             ),
-            &[],
+            Vec::new(),
         ),
         Unavailable::Malformed(error) => (
             "the dev server's answer is not valid HTTP",
@@ -63,10 +78,10 @@ pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
                 "reloadsup could not read its answer: {}.",
                 escape_html(error)
             ),
-            &[],
+            Vec::new(),
         ),
     };
-    error_page(title, &detail, tail, head_only)
+    error_page(title, &detail, &tail, head_only)
 }
 
 /// The 502 page for a response that broke off before it could be passed on.
@@ -136,6 +151,7 @@ mod tests {
 
     use super::*;
     use crate::proxy::Failure;
+    use crate::supervisor::output::Tail;
 
     #[test]
     fn text_is_escaped() {
@@ -150,7 +166,7 @@ mod tests {
         let failure = Failure {
             command: "python3 app.py --name '<x>'".into(),
             status: "exited with code 1".into(),
-            output_tail: vec!["Traceback:".into(), "  raise Error(\"<boom>\")".into()],
+            output: Tail::of(&["Traceback:", "  raise Error(\"<boom>\")"]),
         };
         let response = unavailable(&Unavailable::Failed(failure), false);
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);

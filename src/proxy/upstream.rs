@@ -2,9 +2,11 @@
 //! refused connect while it should be up, keep connections for reuse.
 //!
 //! Hold, don't refuse. A request that arrives while the server is `Starting` waits on a
-//! `watch` channel and goes the moment the supervisor says `Ready`. While `Ready`, a
-//! refused connect (the server crashed unseen, or restarts itself) is retried every
-//! [`Patience::retry_every`] for [`Patience::retry_for`]. The TCP socket is connected
+//! `watch` channel and goes the moment the supervisor says `Ready` (or `Late`, or
+//! `Failed`: the supervisor's own timeouts end every hold; [`Patience::hold`] is only a
+//! backstop). While `Ready`, a refused connect (the server crashed unseen, or restarts
+//! itself) is retried every [`Patience::retry_every`] for [`Patience::retry_for`];
+//! while `Late`, it gets the 502 page at once. The TCP socket is connected
 //! here and only then handed to hyper's client handshake, so a failed connect leaves
 //! the request, body and all, still ours to send again.
 //!
@@ -64,12 +66,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const MANY_HEADERS: usize = 1000;
 
 /// Why a request could not be forwarded; each becomes the 502 page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Unavailable {
     /// The supervisor says the server failed.
     Failed(Failure),
-    /// The server did not become ready within the hold timeout.
+    /// The server was still restarting when the hold timeout passed.
     NotReady(Duration),
+    /// The server missed its readiness timeout, and a connect to it failed.
+    Late {
+        /// What the supervisor knows: the command, its state, its output.
+        failure: Failure,
+        /// The upstream address.
+        address: String,
+        /// The connect error.
+        error: String,
+    },
     /// Connecting kept failing for the retry period.
     Unreachable {
         /// The upstream address.
@@ -165,7 +176,7 @@ impl Upstream {
     /// Records the server's state; connections kept from a server that is going away
     /// are dropped.
     pub fn set_state(&self, state: UpstreamState) {
-        if state != UpstreamState::Ready {
+        if !matches!(state, UpstreamState::Ready) {
             self.idle().clear();
         }
         self.state.send_replace(state);
@@ -254,7 +265,7 @@ impl Upstream {
         let mut failing_since: Option<Instant> = None;
         loop {
             let current = state.borrow_and_update().clone();
-            match current {
+            let late = match current {
                 UpstreamState::Failed(failure) => return Err(Unavailable::Failed(failure)),
                 UpstreamState::Starting => {
                     failing_since = None;
@@ -263,8 +274,9 @@ impl Upstream {
                         Err(_) => return Err(Unavailable::NotReady(self.patience.hold)),
                     }
                 }
-                UpstreamState::Ready => {}
-            }
+                UpstreamState::Late(failure) => Some(failure),
+                UpstreamState::Ready => None,
+            };
             let kept = if upgrade { None } else { self.take_idle() };
             if let Some(sender) = kept {
                 return Ok(Connection::Kept(sender));
@@ -277,6 +289,13 @@ impl Upstream {
                     humantime::format_duration(CONNECT_TIMEOUT)
                 ),
             };
+            if let Some(failure) = late {
+                return Err(Unavailable::Late {
+                    failure,
+                    address: self.address.clone(),
+                    error,
+                });
+            }
             let since = *failing_since.get_or_insert_with(Instant::now);
             let waited = since.elapsed();
             if waited >= self.patience.retry_for {

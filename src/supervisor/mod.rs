@@ -117,9 +117,10 @@ impl Supervisor {
         }
     }
 
-    /// The last lines the current (or last) server printed, if they are kept.
-    pub fn output_tail(&self) -> Vec<String> {
-        self.tail.as_ref().map(Tail::lines).unwrap_or_default()
+    /// The last lines the current (or last) server printed, read when needed (empty if
+    /// they are not kept).
+    pub fn tail(&self) -> Tail {
+        self.tail.clone().unwrap_or_default()
     }
 
     /// The server's settings.

@@ -36,6 +36,14 @@ impl Tail {
             .collect()
     }
 
+    /// A tail holding `lines`.
+    #[cfg(test)]
+    pub fn of(lines: &[&str]) -> Tail {
+        let tail = Tail::default();
+        lines.iter().for_each(|line| tail.push(line.to_string()));
+        tail
+    }
+
     /// Forgets the lines of an earlier server.
     pub fn clear(&self) {
         self.0

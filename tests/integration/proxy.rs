@@ -4,18 +4,25 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
-use crate::util::{Browser, Project, Sup, assert_injected_for_navigations_only, free_port, http};
+use crate::util::{
+    Browser, LiveReloadClient, Project, Sup, assert_injected_for_navigations_only, free_port, http,
+};
 
 /// A dev server that renders `templates/index.html` (read at start-up), serves
-/// `/static/*` and `/api.json`, waits `DELAY` seconds before it binds, and exits with
-/// code 3 after printing an error when `app.py` says `BROKEN`.
+/// `/static/*` and `/api.json`, says so and waits `DELAY` seconds before it binds,
+/// takes `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 after printing
+/// an error when `app.py` says `BROKEN`.
 const APP: &str = r#"
-import json, os, sys, time
+import json, os, signal, sys, time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 if "BRO" + "KEN" in open("app.py").read():
     print("config error: boom", flush=True)
     sys.exit(3)
+if "SLOW_STOP" in os.environ:
+    signal.signal(signal.SIGTERM, lambda *_: (time.sleep(float(os.environ["SLOW_STOP"])), os._exit(0)))
+print("warming up for", os.environ.get("DELAY", "0"), "s", flush=True)
 time.sleep(float(os.environ.get("DELAY", "0")))
 PAGE = open("templates/index.html", "rb").read()
 class Handler(SimpleHTTPRequestHandler):
@@ -44,8 +51,17 @@ fn template(heading: &str) -> String {
     )
 }
 
-/// A project behind the proxy; returns it, the proxy's port and the running supervisor.
+/// A project behind the proxy; returns it, the proxy's port and the running supervisor,
+/// once the server is ready.
 fn proxied(delay: &str) -> (Project, u16, Sup) {
+    let (p, proxy, sup) = proxied_with(&format!("DELAY = \"{delay}\""), "ready_timeout = \"10s\"");
+    sup.wait_for("ready in ");
+    (p, proxy, sup)
+}
+
+/// As `proxied`, with the server's environment (`env`, inline table entries) and more
+/// `[server]` lines, returning at once.
+fn proxied_with(env: &str, server: &str) -> (Project, u16, Sup) {
     let p = Project::new();
     let (port, proxy, reload) = (free_port(), free_port(), free_port());
     p.write("app.py", APP);
@@ -54,8 +70,8 @@ fn proxied(delay: &str) -> (Project, u16, Sup) {
     p.write(
         "reload.toml",
         &format!(
-            "[server]\ncommand = ['python3', 'app.py', '{port}', '{}']\nenv = {{ DELAY = \"{delay}\" }}\n\
-             ready_timeout = \"10s\"\n\
+            "[server]\ncommand = ['python3', 'app.py', '{port}', '{}']\nenv = {{ {env} }}\n\
+             {server}\n\
              [watch]\nfile_dep = ['*.py', 'templates/*.html']\n\
              [reload]\nport = {reload}\nassets = ['static/*.css']\n\
              [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
@@ -63,7 +79,6 @@ fn proxied(delay: &str) -> (Project, u16, Sup) {
         ),
     );
     let sup = p.start(&["run"]);
-    sup.wait_for("ready in ");
     (p, proxy, sup)
 }
 
@@ -156,6 +171,71 @@ fn a_crash_gives_the_502_page_which_recovers() {
     let page = http(proxy, "GET", "/", DOCUMENT);
     assert_eq!(page.status, 200);
     assert!(page.text().contains("<h1>v1</h1>"));
+}
+
+#[test]
+fn a_server_ready_late_is_explained_then_reloaded_into() {
+    let (_p, proxy, sup) = proxied_with("DELAY = \"4\"", "ready_timeout = \"500ms\"");
+    let mut page = LiveReloadClient::connect_at(proxy, "/__reloadsup/livereload");
+    sup.wait_for("the server is not ready after 500ms");
+    // The page is made when asked for, with the output as it is then (the server's
+    // first line may come after the timeout).
+    let mut early = None;
+    crate::util::wait_until("the 502 page with the server's output", || {
+        let asked = Instant::now();
+        let page = http(proxy, "GET", "/", DOCUMENT);
+        assert!(
+            asked.elapsed() < Duration::from_millis(1500),
+            "answered at once, not after retries: {:?}",
+            asked.elapsed()
+        );
+        assert_eq!(page.status, 502, "{}", page.text());
+        let text = page.text();
+        early = Some(text.clone());
+        text.contains("warming up for 4 s")
+    });
+    let text = early.unwrap();
+    for expected in [
+        "502: the dev server is not ready",
+        "python3 app.py",
+        "is not ready after 500ms, and connecting to",
+        "/__reloadsup/livereload.js",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    // The probe goes on: once the server listens, the page is told to reload, and
+    // reloads into the real one.
+    let reload = page
+        .next(Duration::from_secs(15))
+        .expect("a reload once the server is up");
+    assert_eq!(reload["command"], "reload", "{reload}");
+    sup.wait_for("ready in ");
+    assert!(sup.stderr().contains(", late"), "{}", sup.stderr());
+    let real = http(proxy, "GET", "/", DOCUMENT);
+    assert_eq!(real.status, 200);
+    assert!(real.text().contains("<h1>v1</h1>"));
+}
+
+#[test]
+fn a_request_is_held_through_a_slow_stop() {
+    let (p, proxy, sup) = proxied_with(
+        "SLOW_STOP = \"3.5\"",
+        "stop_timeout = \"6s\"\nready_timeout = \"2s\"",
+    );
+    sup.wait_for("ready in ");
+    p.write("templates/index.html", &template("v2"));
+    sup.wait_for("restarting");
+    // The old server takes 3.5 s to stop, longer than the new one's readiness
+    // timeout: the request waits for the new server all the same.
+    let asked = Instant::now();
+    let page = http(proxy, "GET", "/", DOCUMENT);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("<h1>v2</h1>"), "{}", page.text());
+    assert!(
+        asked.elapsed() >= Duration::from_millis(2500),
+        "held through the stop: {:?}",
+        asked.elapsed()
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ use super::{PATIENCE, navigate, proxy, proxy_with, send};
 use crate::inject::tag;
 use crate::proxy::{Failure, Patience, Proxy, UpstreamState};
 use crate::reload::Hub;
+use crate::supervisor::output::Tail;
 
 #[test]
 fn held_requests_go_through_the_moment_the_server_is_ready() {
@@ -154,10 +155,64 @@ fn a_request_held_too_long_gets_the_502_page() {
     let reply = navigate(proxy.local_addr(), "/page");
     assert_eq!(reply.status, 502);
     assert!(
-        reply.text().contains("did not become ready within 150ms"),
+        reply
+            .text()
+            .contains("It was still restarting after 150ms."),
         "{}",
         reply.text()
     );
+}
+
+#[test]
+fn a_late_server_is_forwarded_to_once_it_listens_and_explained_until_then() {
+    let failure = Failure {
+        command: "npm run dev".into(),
+        status: "is not ready after 2s".into(),
+        output: Tail::of(&["compiling <app>..."]),
+    };
+    // Nothing listens: the page says why at once, with the output, without the retries
+    // a ready server's refused connect gets.
+    let vacant = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = vacant.local_addr().unwrap().to_string();
+    drop(vacant);
+    let patience = Patience::new(PATIENCE);
+    let proxy = proxy_with(
+        &address,
+        &[],
+        patience,
+        UpstreamState::Late(failure.clone()),
+    );
+    let asked = Instant::now();
+    let reply = navigate(proxy.local_addr(), "/page");
+    assert!(
+        asked.elapsed() < patience.retry_for,
+        "answered after {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(reply.status, 502);
+    let page = reply.text();
+    for expected in [
+        "502: the dev server is not ready",
+        &format!(
+            "<code>npm run dev</code> is not ready after 2s, and connecting to <code>{address}</code> failed: "
+        ),
+        "compiling &lt;app&gt;...\n",
+        &tag(None),
+    ] {
+        assert!(page.contains(expected), "no {expected:?} in:\n{page}");
+    }
+    // A server that does listen (its readiness check may be the one that is wrong) is
+    // forwarded to.
+    let server = Upstream::start();
+    let proxy = proxy_with(
+        &server.address(),
+        &[],
+        Patience::new(PATIENCE),
+        UpstreamState::Late(failure),
+    );
+    let reply = navigate(proxy.local_addr(), "/page");
+    assert_eq!(reply.status, 200);
+    assert!(reply.text().starts_with(&PAGE[..40]));
 }
 
 #[test]
@@ -166,10 +221,10 @@ fn a_failed_server_gets_the_502_page_which_recovers() {
     let failure = Failure {
         command: "python3 app.py".into(),
         status: "exited with code 1".into(),
-        output_tail: vec![
-            "Traceback (most recent call last):".into(),
-            "NameError: name '<oops>' is not defined".into(),
-        ],
+        output: Tail::of(&[
+            "Traceback (most recent call last):",
+            "NameError: name '<oops>' is not defined",
+        ]),
     };
     let proxy = proxy_with(
         &server.address(),
