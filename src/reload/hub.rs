@@ -159,10 +159,14 @@ impl Hub {
     }
 
     /// Records the dev server's state and sends it as `status` to vendor clients, now
-    /// and to each that connects later.
+    /// and to each that connects later. The state they already have is not sent again
+    /// (a restart says `restarting` both when it stops the server and when it starts).
     pub fn set_state(&self, state: ServerState) {
         let text = status_text(&state);
         let mut book = self.book();
+        if book.state.as_ref() == Some(&state) {
+            return;
+        }
         book.state = Some(state);
         Self::send_locked(&self.shared.sender, &mut book, Audience::Vendor, text);
     }

@@ -292,6 +292,8 @@ fn status_goes_to_vendor_clients_only() {
     );
     server.set_state(ServerState::Ready);
     assert_eq!(next_json(&mut ours)["state"], "ready");
+    // The same state again is not sent again.
+    server.set_state(ServerState::Ready);
     // The plain client's next message is the reload: no status came before it.
     assert_eq!(server.broadcast(&reload("app.py")), 2);
     assert_eq!(next_json(&mut plain)["command"], "reload");
