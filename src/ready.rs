@@ -97,6 +97,15 @@ impl Check {
         }
     }
 
+    /// The address this check connects to, if it connects to one: something else
+    /// listening there would pass it for the server.
+    pub fn address(&self) -> Option<SocketAddr> {
+        match self {
+            Check::Connect(addr) | Check::Http { addr, .. } => Some(*addr),
+            _ => None,
+        }
+    }
+
     /// Polls until ready (`Ok`, with the time waited) or `timeout` (`Err`), or until
     /// `cancelled` says to give up (`Err`).
     pub fn wait(

@@ -239,6 +239,30 @@ fn a_request_is_held_through_a_slow_stop() {
 }
 
 #[test]
+fn another_program_on_the_upstream_port_is_warned_about() {
+    let p = Project::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = taken.local_addr().unwrap().to_string();
+    let (listen, sleep) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("sleep {}", p.token),
+    );
+    let sup = p.start(&[
+        "run",
+        "--no-reload",
+        "--proxy",
+        &listen,
+        "--upstream",
+        &upstream,
+        "--",
+        &sleep,
+    ]);
+    sup.wait_for(&format!(
+        "something else already listens on {upstream} before the server starts"
+    ));
+}
+
+#[test]
 fn a_real_browser_through_the_proxy_with_no_snippet() {
     let Some(mut browser) = Browser::launch() else {
         return;
