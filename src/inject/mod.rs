@@ -28,6 +28,12 @@ pub fn tag(nonce: Option<&str>) -> String {
     }
 }
 
+/// The tag as well-formed XML, for `application/xhtml+xml` documents: an XML parser
+/// takes a bare `defer` for an error and shows an error page instead of the document.
+pub fn xml_tag(nonce: Option<&str>) -> String {
+    tag(nonce).replacen(" defer", " defer=\"defer\"", 1)
+}
+
 /// Whether a request is a page navigation (not a `fetch` or an htmx fragment): the
 /// browser says `Sec-Fetch-Dest: document` or `iframe`, or — without that header — the
 /// client accepts `text/html`.
@@ -92,6 +98,10 @@ mod tests {
     #[test]
     fn nonce_and_navigation() {
         assert!(tag(Some("abc")).contains(" defer nonce=\"abc\">"));
+        assert_eq!(
+            xml_tag(Some("abc")),
+            tag(Some("abc")).replace(" defer ", " defer=\"defer\" ")
+        );
         let mut h = HeaderMap::new();
         assert!(!is_navigation(&h));
         h.insert(ACCEPT, "text/html,*/*".parse().unwrap());

@@ -6,19 +6,28 @@
 //! right after the opening `<body…>` tag. Else at the end of the document (browsers
 //! take a trailing script into the body), so no page is ever left without the client
 //! and nothing past the window needs buffering. A window that already mentions
-//! `livereload.js` (a hand-written snippet, an earlier injection) is left alone.
+//! `livereload.js` (a hand-written snippet, an earlier injection) is left alone, and so
+//! is a document in UTF-16, which the ASCII tag would break.
 //!
 //! "Real" means as a browser's tokenizer sees it: comments, attribute values and the
 //! contents of raw-text elements (`<script>`, `<style>`, `<title>`, `<textarea>`,
-//! `<xmp>`) are skipped, so `"</head>"` inside a script string does not count.
+//! `<xmp>`) and of `<template>` are skipped, so `"</head>"` inside a script string does not count.
 //! Once `<body>` has opened, a later `</head>` would be ignored by the browser, so the
 //! scan stops there.
 
 /// How many bytes of a document are scanned for a place, and held back until it is found.
 pub const WINDOW: usize = 64 * 1024;
 
-/// Elements whose contents are text up to their own end tag.
-const RAW_TEXT: [&[u8]; 5] = [b"script", b"style", b"title", b"textarea", b"xmp"];
+/// Elements whose contents are skipped up to their own end tag: raw text, and a
+/// `<template>`'s inert contents (a `</head>` in there does not end the head).
+const RAW_TEXT: [&[u8]; 6] = [
+    b"script",
+    b"style",
+    b"title",
+    b"textarea",
+    b"xmp",
+    b"template",
+];
 
 /// Where the tag goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +44,7 @@ pub enum Placement {
 /// [`WINDOW`] bytes are looked at).
 pub fn place(window: &[u8]) -> Placement {
     let window = &window[..window.len().min(WINDOW)];
-    if find_ignore_case(window, &SNIPPET, 0).is_some() {
+    if find_ignore_case(window, &SNIPPET, 0).is_some() || is_wide(window) {
         return Placement::Skip;
     }
     let mut at = 0;
@@ -96,6 +105,12 @@ pub fn place(window: &[u8]) -> Placement {
         }
     }
     Placement::End
+}
+
+/// Whether a document starts with a UTF-16 (or UTF-32) byte-order mark: a browser reads
+/// it so whatever the headers say, and the ASCII tag would turn into garbage in it.
+fn is_wide(window: &[u8]) -> bool {
+    window.starts_with(&[0xFF, 0xFE]) || window.starts_with(&[0xFE, 0xFF])
 }
 
 /// The length of the tag name at the start of `bytes`: a letter, then letters, digits,
@@ -360,6 +375,11 @@ mod tests {
                 "<head><script src=\"a.js\"/></head>",
                 "<head><script src=\"a.js\"/>@</head>",
             ),
+            // A template's contents are inert: its `</head>` does not count.
+            (
+                "<head><template><div></head></div></template></head>",
+                "<head><template><div></head></div></template>@</head>",
+            ),
             // `<header>` and `</header>` are not the head.
             (
                 "<body><header>x</header></body>",
@@ -385,6 +405,22 @@ mod tests {
         for (doc, expected) in cases {
             assert_eq!(shown(doc), expected, "document: {doc:?}");
         }
+    }
+
+    #[test]
+    fn a_document_in_utf_16_is_left_alone() {
+        let little: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("<head></head>".bytes().flat_map(|b| [b, 0]))
+            .collect();
+        assert_eq!(place(&little), Placement::Skip);
+        let big: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain("<p>".bytes().flat_map(|b| [0, b]))
+            .collect();
+        assert_eq!(place(&big), Placement::Skip);
+        // A UTF-8 byte-order mark is ASCII-compatible.
+        assert_eq!(place(b"\xEF\xBB\xBF<head></head>"), Placement::At(9));
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //! `<body>` is through. A page that gives no place is not kept waiting either: after
 //! [`STALL`] without new bytes, or [`HOLD_LIMIT`] in all, the place is chosen from what
 //! arrived (a `</head>` not yet seen means the end of the document).
+//!
+//! XHTML (`application/xhtml+xml`) is parsed as XML, so it gets the tag in XML form
+//! (`defer="defer"`), and none at all when the place would be after the document's end,
+//! where XML allows nothing more.
 
 use std::pin::Pin;
 use std::task::Poll;
@@ -34,7 +38,7 @@ use tokio::time::{Instant, timeout_at};
 use super::body::{self, BoxError, ProxyBody, Spliced};
 use super::decode::{Decoded, Encoding};
 use super::page;
-use crate::inject::{Placement, WINDOW, scan, tag};
+use crate::inject::{Placement, WINDOW, scan, tag, xml_tag};
 
 /// How long the window waits for more of a document before choosing from what it has.
 const STALL: Duration = Duration::from_millis(100);
@@ -55,20 +59,10 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
         return false;
     }
     let headers = response.headers();
-    let html = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|value| {
-            let value = value.to_ascii_lowercase();
-            let mut params = value.split(';').map(str::trim);
-            let mime = params.next().unwrap_or_default();
-            // The tag is ASCII: it cannot go into UTF-16 or UTF-32 as it is.
-            let wide = params.any(|p| {
-                p.strip_prefix("charset=")
-                    .is_some_and(|c| c.contains("utf-16") || c.contains("utf-32"))
-            });
-            matches!(mime, "text/html" | "application/xhtml+xml") && !wide
-        });
+    let html = media_type(headers).is_some_and(|(mime, wide)| {
+        // The tag is ASCII: it cannot go into UTF-16 or UTF-32 as it is.
+        matches!(mime.as_str(), "text/html" | "application/xhtml+xml") && !wide
+    });
     let attachment = headers
         .get(CONTENT_DISPOSITION)
         .and_then(|v| v.to_str().ok())
@@ -78,6 +72,29 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
                 .starts_with("attachment")
         });
     html && !attachment
+}
+
+/// The media type of a response (lowercase, without parameters) and whether its charset
+/// is a wide one (UTF-16 or UTF-32).
+fn media_type(headers: &HeaderMap) -> Option<(String, bool)> {
+    let value = headers
+        .get(CONTENT_TYPE)?
+        .to_str()
+        .ok()?
+        .to_ascii_lowercase();
+    let mut params = value.split(';').map(str::trim);
+    let mime = params.next().unwrap_or_default().to_string();
+    let wide = params.any(|p| {
+        p.strip_prefix("charset=")
+            .is_some_and(|c| c.contains("utf-16") || c.contains("utf-32"))
+    });
+    Some((mime, wide))
+}
+
+/// Whether a document is XHTML, parsed as XML: the tag has to be well-formed there, and
+/// nothing may follow the root element.
+fn is_xhtml(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|(mime, _)| mime == "application/xhtml+xml")
 }
 
 /// The nonce that the response's `Content-Security-Policy` allows scripts with: from
@@ -145,8 +162,18 @@ pub async fn apply(response: Response<ProxyBody>, head_only: bool) -> Response<P
         Ok(window) => window,
         Err(err) => return page::broken(&format!("the document broke off: {err}"), false),
     };
-    let tag = tag(csp_nonce(&parts.headers).as_deref());
-    let placement = window.placement;
+    let nonce = csp_nonce(&parts.headers);
+    let xhtml = is_xhtml(&parts.headers);
+    let tag = if xhtml {
+        xml_tag(nonce.as_deref())
+    } else {
+        tag(nonce.as_deref())
+    };
+    let placement = match window.placement {
+        // After the root element an XML document may hold nothing more.
+        Placement::End if xhtml => Placement::Skip,
+        placement => placement,
+    };
     let length = match (decoding, content_length(&parts.headers)) {
         (None, Some(length)) if placement == Placement::Skip => Some(length),
         (None, Some(length)) => Some(length + tag.len() as u64),

@@ -11,9 +11,10 @@ use crate::util::{
 };
 
 /// A dev server that renders `templates/index.html` (read at start-up), serves
-/// `/static/*` and `/api.json`, says so and waits `DELAY` seconds before it binds,
-/// takes `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 after printing
-/// an error when `app.py` says `BROKEN`.
+/// `/static/*`, `/api.json` and `/page.xhtml` (`templates/page.xhtml`, read at each
+/// request), says so and waits `DELAY` seconds before it binds, takes `SLOW_STOP`
+/// seconds to stop on SIGTERM, and exits with code 3 after printing an error when
+/// `app.py` says `BROKEN`.
 const APP: &str = r#"
 import json, os, signal, sys, time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,8 @@ class Handler(SimpleHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/":
             body, kind = PAGE, "text/html; charset=utf-8"
+        elif self.path == "/page.xhtml":
+            body, kind = open("templates/page.xhtml", "rb").read(), "application/xhtml+xml"
         elif self.path == "/api.json":
             body, kind = json.dumps({"pid": os.getpid(), "html": "</head>"}).encode(), "application/json"
         else:
@@ -275,6 +278,31 @@ fn a_real_browser_through_the_proxy_with_no_snippet() {
     sup.wait_for("reloaded 1 browser(s)");
     browser.assert_css_swapped(&sup, || {
         p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n")
+    });
+}
+
+#[test]
+fn a_real_browser_runs_the_client_in_an_xhtml_page() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (p, proxy, sup) = proxied("0");
+    let xhtml = |heading: &str| {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+             <html xmlns=\"http://www.w3.org/1999/xhtml\"><head><title>x</title></head>\
+             <body><h1>{heading}</h1></body></html>\n"
+        )
+    };
+    p.write("templates/page.xhtml", &xhtml("x1"));
+    browser.open(&format!("http://127.0.0.1:{proxy}/page.xhtml"));
+    assert_eq!(
+        browser.eval("document.contentType"),
+        "application/xhtml+xml"
+    );
+    browser.assert_page_reloaded(&sup, "x2", || {
+        p.write("templates/page.xhtml", &xhtml("x2"));
+        p.write("templates/index.html", &template("v2"));
     });
 }
 

@@ -3,9 +3,10 @@
 
 use super::upstream::{
     self, EXISTING, NO_HEAD, NONCE, PAGE, STALLED_HEAD, TRICKLE_LINE, TRICKY, Upstream, Wsgiref,
+    XHTML, XHTML_BARE,
 };
 use super::{NAVIGATE, first_frame, navigate, proxy, send};
-use crate::inject::tag;
+use crate::inject::{tag, xml_tag};
 
 /// The tag without a nonce.
 fn plain_tag() -> String {
@@ -62,6 +63,28 @@ fn placement_without_a_head_late_head_tricky_and_existing_tag() {
     assert_eq!(
         existing.header("content-length"),
         Some(EXISTING.len().to_string().as_str())
+    );
+}
+
+#[test]
+fn xhtml_gets_the_tag_as_well_formed_xml_and_never_after_its_root() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let page = navigate(proxy.local_addr(), "/xhtml");
+    let i = XHTML.find("</head>").expect("a head");
+    let expected = format!("{}{}{}", &XHTML[..i], xml_tag(None), &XHTML[i..]);
+    assert_eq!(page.text(), expected);
+    assert!(xml_tag(None).contains(" defer=\"defer\""));
+    let length = XHTML.len() + xml_tag(None).len();
+    assert_eq!(
+        page.header("content-length"),
+        Some(length.to_string().as_str())
+    );
+    let bare = navigate(proxy.local_addr(), "/xhtml-bare");
+    assert_eq!(
+        bare.text(),
+        XHTML_BARE,
+        "nothing may follow the root element"
     );
 }
 

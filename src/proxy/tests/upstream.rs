@@ -41,6 +41,11 @@ pub const TRICKY: &str =
 /// A page that loads the reload client itself.
 pub const EXISTING: &str =
     "<head><script src=\"http://localhost:35729/livereload.js\"></script></head><body></body>";
+/// An XHTML page with a head.
+pub const XHTML: &str = "<?xml version=\"1.0\"?><html xmlns=\"http://www.w3.org/1999/xhtml\">\
+                         <head><title>x</title></head><body><p>x</p></body></html>";
+/// An XHTML document with neither `</head>` nor `<body>` (an SVG-like fragment).
+pub const XHTML_BARE: &str = "<html xmlns=\"http://www.w3.org/1999/xhtml\"><p>x</p></html>";
 /// What `/stalled` sends before it stops sending.
 pub const STALLED_HEAD: &str = "<html><head><title>slow</title></head><body>";
 
@@ -182,6 +187,13 @@ fn html(body: impl Into<Bytes>) -> Response<ProxyBody> {
         .expect("a response")
 }
 
+fn xhtml(body: &'static str) -> Response<ProxyBody> {
+    Response::builder()
+        .header("content-type", "application/xhtml+xml")
+        .body(full(body))
+        .expect("a response")
+}
+
 /// A page that streams without end: `head` if given, then a line every 20 ms.
 fn trickle(head: Option<&'static str>) -> Response<ProxyBody> {
     let lines = futures_util::stream::unfold(head, |head| async move {
@@ -216,6 +228,8 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
         "/tricky" => html(TRICKY),
         "/existing" => html(EXISTING),
         "/late" => html(late_page()),
+        "/xhtml" => xhtml(XHTML),
+        "/xhtml-bare" => xhtml(XHTML_BARE),
         "/etag" => {
             let mut response = html(PAGE);
             response
