@@ -86,6 +86,15 @@ impl Browsers {
                     hold,
                 )
                 .map_err(Error::Runtime)?;
+                if proxy.forwards_to_itself() {
+                    return Err(Error::Usage(format!(
+                        "the proxy's upstream {} is its own address {} (`{}`): it would \
+                         forward every request to itself; give the dev server's address",
+                        p.upstream,
+                        proxy.local_addr(),
+                        p.listen.set_by
+                    )));
+                }
                 report::good(format!(
                     "proxy on http://{}/ for {} (the reload script is injected)",
                     proxy.local_addr(),

@@ -7,6 +7,9 @@
 //! browser's address, and `X-Forwarded-Host`/`-Proto` are set unless a proxy in front
 //! (a tunnel, an HTTPS terminator) already set them. A `Content-Length` beside a
 //! `Transfer-Encoding` is dropped too: the coding frames the message, not the length.
+//! `Via` gets this proxy's entry, unique to the process: a request that arrives with
+//! it has come round (an upstream that leads back to the proxy) and gets a 508 at once
+//! instead of being forwarded again, without end.
 //! `Expect` is dropped: hyper answers the browser's `100-continue` itself when the body
 //! is first read, which is once the dev server is connected, so a held upload waits
 //! without being sent.
@@ -35,6 +38,9 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `X-Forwarded-Proto`: the scheme the browser used.
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// `Via`: the proxies a request went through.
+const VIA: HeaderName = HeaderName::from_static("via");
 
 /// How many headers [`HOP_BY_HOP`] lists.
 const HOP_COUNT: usize = 6;
@@ -80,6 +86,42 @@ impl Peer {
     }
 }
 
+/// This process's entry in `Via` (`1.1 reloadsup-PID-NANOS`), made once at start: the
+/// time tells apart two proxies that had the same process id.
+pub fn own_via() -> HeaderValue {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    HeaderValue::try_from(format!("1.1 reloadsup-{}-{nanos}", std::process::id()))
+        .expect("digits and letters are a valid header value")
+}
+
+/// Whether the request already went through this proxy: one of its `Via` entries is
+/// `own`.
+fn came_back(headers: &HeaderMap, own: &HeaderValue) -> bool {
+    let own = own.as_bytes();
+    headers.get_all(VIA).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|entry| entry.trim_ascii() == own)
+    })
+}
+
+/// `Via` for the dev server: the entries proxies in front of us added, then ours.
+fn via_with(headers: &HeaderMap, own: &HeaderValue) -> HeaderValue {
+    let earlier: Vec<&str> = headers
+        .get_all(VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if earlier.is_empty() {
+        return own.clone();
+    }
+    let own = own.to_str().expect("made of ASCII");
+    HeaderValue::try_from(format!("{}, {own}", earlier.join(", "))).unwrap_or_else(|_| own_via())
+}
+
 /// Forwards `request` (whose `Host` is `host`, already checked) from the browser at
 /// `peer`, and returns the dev server's answer, injected into if it is a document.
 pub async fn forward(
@@ -88,6 +130,16 @@ pub async fn forward(
     mut request: Request<Incoming>,
     host: &str,
 ) -> Response<ProxyBody> {
+    if came_back(request.headers(), &context.via) {
+        return page::plain(
+            StatusCode::LOOP_DETECTED,
+            &format!(
+                "reloadsup: this request came back to the proxy that forwarded it: the \
+                 upstream {} leads back to reloadsup itself; point it at the dev server",
+                context.upstream.address()
+            ),
+        );
+    }
     let head_only = request.method() == Method::HEAD;
     let navigation = crate::inject::is_navigation(request.headers());
     let upgrade = upgrade_protocol(request.headers());
@@ -95,7 +147,7 @@ pub async fn forward(
     let browser_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     let proto = forwarded_proto(request.headers());
 
-    let outgoing = upstream_request(request, peer, host, navigation, upgrade);
+    let outgoing = upstream_request(request, peer, host, navigation, upgrade, &context.via);
     let is_upgrade = browser_side.is_some();
     let mut response = match context.upstream.send(outgoing, is_upgrade).await {
         Ok(response) => response,
@@ -130,10 +182,13 @@ fn upstream_request(
     host: &str,
     navigation: bool,
     upgrade: Option<HeaderValue>,
+    via: &HeaderValue,
 ) -> Request<ProxyBody> {
     let (mut parts, incoming) = request.into_parts();
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
+    let via = via_with(headers, via);
+    headers.insert(VIA, via);
     headers.remove(EXPECT);
     if let Some(protocol) = upgrade {
         headers.insert(UPGRADE, protocol);

@@ -34,11 +34,12 @@ mod server;
 mod tests;
 mod upstream;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use hyper::header::HeaderValue;
 use tokio::sync::watch;
 
 use crate::reload::Hub;
@@ -103,6 +104,8 @@ struct Context {
     hosts: HostPolicy,
     /// The dev server: its address, state and idle connections.
     upstream: Upstream,
+    /// This proxy's `Via` entry, by which a request that comes back is known.
+    via: HeaderValue,
 }
 
 /// The running proxy: the handle the app loop holds. Dropping it stops the thread and
@@ -161,6 +164,7 @@ impl Proxy {
             hub,
             hosts: HostPolicy::new(listen, addr, allowed_hosts),
             upstream: Upstream::new(upstream, patience),
+            via: forward::own_via(),
         });
         let (shutdown, stopped) = watch::channel(false);
         let thread_context = Arc::clone(&context);
@@ -181,12 +185,39 @@ impl Proxy {
         self.addr
     }
 
+    /// Whether the upstream is this proxy's own address (`upstream` the same as
+    /// `listen`, or a name or address of this machine when it listens on all of them):
+    /// every request would be forwarded to the proxy itself. Any of the name's
+    /// addresses counts, since the connection may go to any of them.
+    pub fn forwards_to_itself(&self) -> bool {
+        leads_to(self.context.upstream.address(), self.addr)
+    }
+
     /// Upstream state, driven by the supervisor loop: requests are held while
     /// `Starting`, released the moment it becomes `Ready`, and answered with the 502
     /// page while `Failed`. Never blocks.
     pub fn set_state(&self, state: UpstreamState) {
         self.context.upstream.set_state(state);
     }
+}
+
+/// Whether connecting to `upstream` (`host:port`) may reach a socket listening on `own`.
+fn leads_to(upstream: &str, own: SocketAddr) -> bool {
+    let Ok(addresses) = upstream.to_socket_addrs() else {
+        return false;
+    };
+    addresses.into_iter().any(|to| {
+        to.port() == own.port()
+            && (to.ip() == own.ip()
+                // Connecting to 0.0.0.0 or :: reaches this machine's loopback.
+                || (to.ip().is_unspecified() && (own.ip().is_loopback() || own.ip().is_unspecified()))
+                || (own.ip().is_unspecified() && is_local(to.ip())))
+    })
+}
+
+/// Whether `ip` is an address of this machine: one a socket can be bound to.
+fn is_local(ip: IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified() || UdpSocket::bind((ip, 0)).is_ok()
 }
 
 impl Drop for Proxy {

@@ -347,6 +347,33 @@ fn ad_hoc_proxy_flags() {
 }
 
 #[test]
+fn an_upstream_that_is_the_proxy_itself_is_refused() {
+    let p = Project::new();
+    let port = free_port();
+    let sleep = format!("sleep {}", p.token);
+    for (listen, upstream) in [
+        (format!("127.0.0.1:{port}"), format!("127.0.0.1:{port}")),
+        (format!("127.0.0.1:{port}"), format!("localhost:{port}")),
+        (format!("0.0.0.0:{port}"), format!("127.0.0.1:{port}")),
+    ] {
+        let out = p.output(&[
+            "run",
+            "--no-reload",
+            "--proxy",
+            &listen,
+            "--upstream",
+            &upstream,
+            "--",
+            &sleep,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+        let said = format!("the proxy's upstream {upstream} is its own address ");
+        assert!(out.stderr.contains(&said), "{}", out.stderr);
+        assert!(p.servers().is_empty(), "nothing started");
+    }
+}
+
+#[test]
 fn a_proxy_address_in_use_names_the_key_or_flag_that_set_it() {
     let p = Project::new();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -10,9 +10,55 @@ use tungstenite::{Message, WebSocket};
 
 use super::upstream::{self, MANY_COOKIES, PAGE, Raw, Upstream};
 use super::{
-    NAVIGATE, PATIENCE, build, exchange, first_frame, navigate, proxy, proxy_with, raw, send,
+    NAVIGATE, PATIENCE, build, exchange, first_frame, navigate, proxy, proxy_with,
+    proxy_with_listen, raw, send,
 };
-use crate::proxy::{Patience, UpstreamState};
+use crate::proxy::{Patience, UpstreamState, leads_to};
+
+#[test]
+fn an_upstream_is_told_from_the_proxys_own_address() {
+    let own = "127.0.0.1:5000".parse().unwrap();
+    assert!(leads_to("127.0.0.1:5000", own));
+    assert!(leads_to("localhost:5000", own));
+    assert!(leads_to("0.0.0.0:5000", own));
+    assert!(!leads_to("127.0.0.1:8000", own));
+    assert!(!leads_to("127.0.0.2:5000", own));
+    let all = "0.0.0.0:5000".parse().unwrap();
+    assert!(leads_to("127.0.0.1:5000", all));
+    assert!(
+        leads_to("127.0.0.2:5000", all),
+        "all of 127/8 is this machine"
+    );
+    assert!(
+        !leads_to("192.0.2.1:5000", all),
+        "a documentation address is not ours"
+    );
+    assert!(!leads_to("127.0.0.1:8000", all));
+}
+
+#[test]
+fn a_request_that_comes_round_to_the_same_proxy_again_is_stopped() {
+    // Two proxies, each the other's upstream: a request would go round without end.
+    let second_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let first = proxy(&format!("127.0.0.1:{second_port}"));
+    let second = proxy_with_listen(
+        &format!("127.0.0.1:{second_port}"),
+        &first.local_addr().to_string(),
+    );
+    let reply = navigate(first.local_addr(), "/page");
+    assert_eq!(reply.status, 508, "{}", reply.text());
+    assert!(
+        reply
+            .text()
+            .contains("came back to the proxy that forwarded it"),
+        "{}",
+        reply.text()
+    );
+    drop(second);
+}
 
 #[test]
 fn binary_and_json_bodies_come_through_byte_for_byte() {
@@ -84,9 +130,16 @@ fn the_dev_server_gets_the_host_forwarding_headers_and_no_hop_by_hop_ones() {
         ("range", "bytes=0-10"),
         ("accept-encoding", "gzip, br"),
         ("cookie", "session=1"),
+        ("via", "1.1 tunnel"),
     ]);
     let seen = send(proxy.local_addr(), "GET", "/headers", &headers, Vec::new()).text();
     let lines: Vec<&str> = seen.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("via: 1.1 tunnel, 1.1 reloadsup-")),
+        "our `Via` entry after the earlier one:\n{seen}"
+    );
     for expected in [
         format!("host: {host}"),
         "x-forwarded-for: 127.0.0.1".to_string(),

@@ -27,9 +27,30 @@ fn proxy(upstream: &str) -> Proxy {
 }
 
 fn proxy_with(upstream: &str, allowed: &[&str], patience: Patience, state: UpstreamState) -> Proxy {
+    start("127.0.0.1:0", upstream, allowed, patience, state)
+}
+
+/// A proxy on `listen` in front of `upstream`, already `Ready`.
+fn proxy_with_listen(listen: &str, upstream: &str) -> Proxy {
+    start(
+        listen,
+        upstream,
+        &[],
+        Patience::new(PATIENCE),
+        UpstreamState::Ready,
+    )
+}
+
+fn start(
+    listen: &str,
+    upstream: &str,
+    allowed: &[&str],
+    patience: Patience,
+    state: UpstreamState,
+) -> Proxy {
     let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
     let proxy = Proxy::start_with(
-        "127.0.0.1:0",
+        listen,
         "proxy.listen",
         upstream,
         &allowed,
