@@ -3,11 +3,15 @@
 //! the proxy's error page. Otherwise the server writes to the terminal directly.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use regex::Regex;
 
 /// How many lines the tail keeps.
@@ -65,34 +69,133 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Copies `from` to `to` line by line on a thread of its own.
-    pub fn start(&self, from: impl Read + Send + 'static, mut to: impl Write + Send + 'static) {
+    /// Copies the server's stdout (`out`) and stderr (`err`) to reloadsup's own, line
+    /// by line, on a thread of its own.
+    pub fn start(&self, out: OwnedFd, err: OwnedFd) {
+        self.start_to([(out, Box::new(io::stdout())), (err, Box::new(io::stderr()))]);
+    }
+
+    /// As [`Relay::start`], to the given writers.
+    fn start_to(&self, streams: [(OwnedFd, Box<dyn Write + Send>); 2]) {
         let relay = self.clone();
-        let spawned = thread::Builder::new().name("relay".into()).spawn(move || {
-            let mut reader = BufReader::new(from);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-                let _ = to.write_all(&line);
-                let _ = to.flush();
-                relay.observe(&String::from_utf8_lossy(&line));
-                line.clear();
-            }
-        });
+        let spawned = thread::Builder::new()
+            .name("relay".into())
+            .spawn(move || relay.copy(streams.map(|(from, to)| Stream::new(from, to))));
         if let Err(err) = spawned {
             crate::report::warn(format!("cannot relay the server's output: {err}"));
         }
     }
 
+    /// Reads whichever stream has bytes, until both end. One thread reads both, and
+    /// when both have bytes waiting reads stdout first, so the tail keeps the order in
+    /// which the server wrote (a log on stdout, then the traceback on stderr), which
+    /// a thread per stream would leave to the scheduler.
+    fn copy(&self, mut streams: [Stream; 2]) {
+        loop {
+            let open: Vec<usize> = (0..streams.len()).filter(|&i| !streams[i].ended).collect();
+            if open.is_empty() {
+                return;
+            }
+            let ready: Vec<usize> = {
+                let mut fds: Vec<PollFd> = open
+                    .iter()
+                    .map(|&i| PollFd::new(streams[i].from.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) => {}
+                    Err(Errno::EINTR) => continue,
+                    Err(_) => return,
+                }
+                open.iter()
+                    .zip(&fds)
+                    .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
+                    .map(|(&i, _)| i)
+                    .collect()
+            };
+            for i in ready {
+                streams[i].read_some(self);
+            }
+        }
+    }
+
     fn observe(&self, line: &str) {
-        let line = line.trim_end_matches(['\n', '\r']);
+        let line = shown(line);
         if let Some(regex) = &self.regex {
-            if !self.matched.load(Ordering::Relaxed) && regex.is_match(line) {
+            if !self.matched.load(Ordering::Relaxed) && regex.is_match(&line) {
                 self.matched.store(true, Ordering::Release);
             }
         }
         if let Some(tail) = &self.tail {
-            tail.push(line.to_string());
+            tail.push(line);
         }
+    }
+}
+
+/// A line as a terminal would show it: what follows its last carriage return (a
+/// progress bar redraws itself that way), without colour and other escape sequences.
+fn shown(line: &str) -> String {
+    let line = line.trim_end_matches(['\n', '\r']);
+    let last = line.rsplit('\r').next().unwrap_or_default();
+    strip_ansi_escapes::strip_str(last.replace('\t', "    "))
+}
+
+/// One of the server's output streams and where it is copied to.
+struct Stream {
+    from: File,
+    to: Box<dyn Write + Send>,
+    /// The start of a line whose end has not come yet.
+    pending: Vec<u8>,
+    ended: bool,
+}
+
+impl Stream {
+    fn new(from: OwnedFd, to: Box<dyn Write + Send>) -> Stream {
+        Stream {
+            from: File::from(from),
+            to,
+            pending: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// Reads what is there and passes on the lines it completes. At the end, a last
+    /// line without a newline is passed on with one, so reloadsup's next status line
+    /// does not run on from it.
+    fn read_some(&mut self, relay: &Relay) {
+        let mut buffer = [0u8; 16 * 1024];
+        let n = loop {
+            match self.from.read(&mut buffer) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break 0,
+                Ok(n) => break n,
+            }
+        };
+        if n == 0 {
+            self.ended = true;
+            if !self.pending.is_empty() {
+                self.pending.push(b'\n');
+                let line = std::mem::take(&mut self.pending);
+                self.pass_on(&line, relay);
+            }
+            return;
+        }
+        self.pending.extend_from_slice(&buffer[..n]);
+        let Some(last) = memchr::memrchr(b'\n', &self.pending) else {
+            return;
+        };
+        let rest = self.pending.split_off(last + 1);
+        let lines = std::mem::replace(&mut self.pending, rest);
+        let _ = self.to.write_all(&lines);
+        let _ = self.to.flush();
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            relay.observe(&String::from_utf8_lossy(line));
+        }
+    }
+
+    fn pass_on(&mut self, line: &[u8], relay: &Relay) {
+        let _ = self.to.write_all(line);
+        let _ = self.to.flush();
+        relay.observe(&String::from_utf8_lossy(line));
     }
 }
 
@@ -117,5 +220,63 @@ mod tests {
         assert_eq!(lines.len(), TAIL_LINES);
         assert_eq!(lines.last().unwrap(), "Serving on :8000");
         assert_eq!(lines[0], "line 11");
+    }
+
+    /// A writer whose bytes the test can read.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn both_streams_keep_their_order_and_a_last_line_is_ended() {
+        let (out_read, out_write) = nix::unistd::pipe().unwrap();
+        let (err_read, err_write) = nix::unistd::pipe().unwrap();
+        // Both streams have bytes waiting before the relay reads: stdout was written
+        // first, as a server writes its log before the error that ends it.
+        File::from(out_write)
+            .write_all(b"log 1\nlog 2\nno newline")
+            .unwrap();
+        File::from(err_write)
+            .write_all(b"\x1b[31merror\x1b[0m: boom\n")
+            .unwrap();
+        let relay = Relay {
+            tail: Some(Tail::default()),
+            ..Relay::default()
+        };
+        let (out, err) = (Sink::default(), Sink::default());
+        relay.start_to([
+            (out_read, Box::new(out.clone())),
+            (err_read, Box::new(err.clone())),
+        ]);
+        let tail = relay.tail.as_ref().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while tail.lines().len() < 4 && std::time::Instant::now() < deadline {
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(
+            tail.lines(),
+            ["log 1", "log 2", "error: boom", "no newline"]
+        );
+        assert_eq!(&*out.0.lock().unwrap(), b"log 1\nlog 2\nno newline\n");
+        assert_eq!(&*err.0.lock().unwrap(), b"\x1b[31merror\x1b[0m: boom\n");
+    }
+
+    #[test]
+    fn a_line_is_kept_as_a_terminal_shows_it() {
+        assert_eq!(
+            shown("\x1b[1;32mready\x1b[0m on :8000\r\n"),
+            "ready on :8000"
+        );
+        assert_eq!(shown("10%\r50%\r100% done\n"), "100% done");
+        assert_eq!(shown("a\tb"), "a    b");
     }
 }

@@ -63,6 +63,7 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
             tie_to_supervisor(&mut command);
             if relay.is_some() {
                 command.stdout(Stdio::piped()).stderr(Stdio::piped());
+                unbuffer_python(&mut command, spec);
             }
             relay
         }
@@ -78,16 +79,27 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
     let mut child = command.spawn()?;
     let pid = Pid::from_raw(child.id() as i32);
     let ready_flag = relay.and_then(|relay| {
-        if let Some(out) = child.stdout.take() {
-            relay.start(out, io::stdout());
-        }
-        if let Some(err) = child.stderr.take() {
-            relay.start(err, io::stderr());
+        if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
+            relay.start(out.into(), err.into());
         }
         relay.regex.is_some().then_some(relay.matched)
     });
     // The child is reaped through `waitpid`, not through `Child`.
     Ok(Spawned { pid, ready_flag })
+}
+
+/// Sets `PYTHONUNBUFFERED=1` unless the environment or the task file sets it. Python
+/// buffers its output in 8 KiB blocks when it goes to a pipe, as it does when reloadsup
+/// relays it: a `ready = { log }` line would not be seen until the block filled, and
+/// a crash's last log lines would come after its traceback (they are flushed at exit).
+/// On a terminal, where the server writes when reloadsup does not relay, Python
+/// flushes every line.
+fn unbuffer_python(command: &mut Command, spec: &Server) {
+    const NAME: &str = "PYTHONUNBUFFERED";
+    let set = std::env::var_os(NAME).is_some() || spec.env.iter().any(|(k, _)| k == NAME);
+    if !set {
+        command.env(NAME, "1");
+    }
 }
 
 /// Kills the child if the supervisor dies first.

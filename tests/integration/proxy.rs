@@ -13,13 +13,17 @@ use crate::util::{
 /// A dev server that renders `templates/index.html` (read at start-up), serves
 /// `/static/*`, `/api.json` and `/page.xhtml` (`templates/page.xhtml`, read at each
 /// request), says so and waits `DELAY` seconds before it binds, takes `SLOW_STOP`
-/// seconds to stop on SIGTERM, and exits with code 3 after printing an error when
-/// `app.py` says `BROKEN`.
+/// seconds to stop on SIGTERM, and exits with code 3 when `app.py` says `BROKEN`, after
+/// printing a log (coloured, a line redrawn after a carriage return) to stdout without
+/// flushing it, and then an error to stderr.
 const APP: &str = r#"
 import json, os, signal, sys, time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 if "BRO" + "KEN" in open("app.py").read():
-    print("config error: boom", flush=True)
+    for n in range(30):
+        print("loading module", n)
+    print("\x1b[33mwarning:\x1b[0m colours\r\x1b[33mwarning:\x1b[0m progress redrawn")
+    print("config error: boom", file=sys.stderr)
     sys.exit(3)
 if "SLOW_STOP" in os.environ:
     signal.signal(signal.SIGTERM, lambda *_: (time.sleep(float(os.environ["SLOW_STOP"])), os._exit(0)))
@@ -161,9 +165,20 @@ fn a_crash_gives_the_502_page_which_recovers() {
     let text = page.text();
     assert!(text.contains("exited with code 3"), "{text}");
     assert!(text.contains("python3 app.py"), "the command: {text}");
+    // The tail in the order the server wrote it: the log, then the error, though
+    // Python's stdout to a pipe is block-buffered and the two streams are read apart.
+    let log = text.find("loading module 29").expect("the log");
+    let warning = text
+        .find("warning: progress redrawn")
+        .expect("the shown line");
+    let error = text.find("config error: boom").expect("the error");
     assert!(
-        text.contains("config error: boom"),
+        log < warning && warning < error,
         "the output's tail: {text}"
+    );
+    assert!(
+        !text.contains('\u{1b}') && !text.contains("colours"),
+        "escape sequences and overwritten text are gone: {text}"
     );
     assert!(
         text.contains("/__reloadsup/livereload.js"),

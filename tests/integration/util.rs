@@ -149,8 +149,16 @@ pub struct Sup {
 }
 
 impl Sup {
+    /// `reloadsup ARGS` in `dir`. `PYTHONUNBUFFERED` is removed from its environment,
+    /// as on a machine that does not set it, so Python servers buffer their output to a
+    /// pipe unless reloadsup sees to it.
     pub fn spawn(dir: &Path, args: &[&str]) -> Sup {
-        Sup::spawn_command(Command::new(BIN).args(args).current_dir(dir))
+        Sup::spawn_command(
+            Command::new(BIN)
+                .args(args)
+                .current_dir(dir)
+                .env_remove("PYTHONUNBUFFERED"),
+        )
     }
 
     pub fn spawn_command(command: &mut Command) -> Sup {
