@@ -134,6 +134,9 @@ impl Body for Decoded {
 }
 
 /// flate2's streaming decoders, writing into a buffer that is emptied after each push.
+/// Each push is flushed: flate2 keeps what a write decoded in its own buffer until the
+/// next write, which would hold back what a streaming server flushed (the head of a
+/// page, the tag's place) until its next chunk.
 enum Inflater {
     Gzip(MultiGzDecoder<Vec<u8>>),
     Zlib(ZlibDecoder<Vec<u8>>),
@@ -177,14 +180,17 @@ impl Inflater {
             }
             Inflater::Gzip(d) => {
                 d.write_all(data)?;
+                d.flush()?;
                 Ok(std::mem::take(d.get_mut()).into())
             }
             Inflater::Zlib(d) => {
                 d.write_all(data)?;
+                d.flush()?;
                 Ok(std::mem::take(d.get_mut()).into())
             }
             Inflater::Raw(d) => {
                 d.write_all(data)?;
+                d.flush()?;
                 Ok(std::mem::take(d.get_mut()).into())
             }
         }

@@ -134,6 +134,9 @@ fn a_page_that_stalls_gets_its_head_with_the_tag_at_once() {
     let proxy = proxy(&server.address());
     let first = first_frame(proxy.local_addr(), "/stalled", &NAVIGATE);
     assert_eq!(first, before(STALLED_HEAD, "</head>"));
+    // Compressed too: what the server flushed is decoded and passed on at once.
+    let first = first_frame(proxy.local_addr(), "/gzip-stalled", &NAVIGATE);
+    assert_eq!(first, before(STALLED_HEAD, "</head>"));
 }
 
 #[test]

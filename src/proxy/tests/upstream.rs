@@ -259,6 +259,23 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
                 .body(body.boxed_unsync())
                 .expect("a response")
         }
+        "/gzip-stalled" => {
+            // The head compressed and flushed (a sync flush, as a streaming server
+            // does), then nothing more.
+            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+            encoder
+                .write_all(STALLED_HEAD.as_bytes())
+                .and_then(|()| encoder.flush())
+                .expect("compressing into memory");
+            let head = Bytes::from(std::mem::take(encoder.get_mut()));
+            let head = futures_util::stream::once(async { Ok::<_, BoxError>(Frame::data(head)) });
+            let body = StreamBody::new(head.chain(futures_util::stream::pending()));
+            Response::builder()
+                .header("content-type", "text/html")
+                .header("content-encoding", "gzip")
+                .body(body.boxed_unsync())
+                .expect("a response")
+        }
         "/trickle" => trickle(Some(STALLED_HEAD)),
         "/trickle-bare" => trickle(None),
         "/error" => {
