@@ -72,6 +72,9 @@ pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
             ),
             Vec::new(),
         ),
+        Unavailable::Unread => {
+            return lost_page(head_only);
+        }
         Unavailable::Malformed(error) => (
             "the dev server's answer is not valid HTTP",
             format!(
@@ -92,6 +95,24 @@ pub fn broken(detail: &str, head_only: bool) -> Response<ProxyBody> {
         &[],
         head_only,
     )
+}
+
+/// The page for a request that may not be sent twice (a form's POST) whose answer had
+/// more header fields than were read. Without the reload client: a reload would send
+/// the form again unasked (or make the browser ask).
+fn lost_page(head_only: bool) -> Response<ProxyBody> {
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>502: {title}</title>\n</head>\n<body>\n<h1>502: {title}</h1>\n\
+         <p>The dev server answered with more than {limit} header fields, more than \
+         reloadsup read. It reads up to {most} from now on, but this request cannot be sent \
+         twice (it is not a GET, HEAD or OPTIONS without a body), so its answer is lost.</p>\n\
+         <p>Send it again: go back and submit the form once more.</p>\n</body>\n</html>\n",
+        title = "the answer was lost",
+        limit = super::upstream::DEFAULT_HEADERS,
+        most = super::upstream::MANY_HEADERS,
+    );
+    respond(html, head_only)
 }
 
 /// A short plain-text response (`text` is one line).
@@ -127,6 +148,11 @@ fn error_page(title: &str, detail: &str, tail: &[String], head_only: bool) -> Re
         "<p>This page reloads by itself when the server is ready again \
          (<a href=\"\">reload now</a>).</p>\n</body>\n</html>\n",
     );
+    respond(html, head_only)
+}
+
+/// A 502 answer carrying `html` (or, for HEAD, only its headers).
+fn respond(html: String, head_only: bool) -> Response<ProxyBody> {
     let body = if head_only {
         body::empty()
     } else {

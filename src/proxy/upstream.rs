@@ -24,7 +24,8 @@
 //! An answer that is not HTTP gets the 502 page saying so, and is never asked for
 //! again. One with more header fields than hyper reads by default (100) is the
 //! exception, once: connections made from then on read up to [`MANY_HEADERS`], and a
-//! safe request goes again on one.
+//! safe request goes again on one (any other gets a page saying its answer was lost
+//! and asking for it to be sent again).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -59,11 +60,14 @@ const WHOLE_LIMIT: u64 = 256 * 1024;
 /// How long one connect may take (a loopback connect is immediate or refused).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How many header fields hyper reads in an answer by default.
+pub const DEFAULT_HEADERS: usize = 100;
+
 /// The most header fields an answer may have once the server has sent more than
 /// hyper's default of 100, which browsers take (an app setting many cookies, say).
 /// Not the default: hyper readies room for every allowed field on each answer it reads,
 /// which at this size would cost a quarter more CPU per proxied request.
-const MANY_HEADERS: usize = 1000;
+pub const MANY_HEADERS: usize = 1000;
 
 /// Why a request could not be forwarded; each becomes the 502 page.
 #[derive(Debug, Clone)]
@@ -95,6 +99,10 @@ pub enum Unavailable {
     /// The server answered something that is not an HTTP response (or one beyond
     /// hyper's limits); it is not asked again, since it would answer the same.
     Malformed(String),
+    /// The first answer with more header fields than connections read so far: later
+    /// ones read more, but this request (not safe to send twice, a POST say) has lost
+    /// its answer.
+    Unread,
 }
 
 /// Whether an answer says it is at most [`WHOLE_LIMIT`] bytes long.
@@ -233,11 +241,12 @@ impl Upstream {
                 // Too many header fields, the first time: from now on, connections read
                 // more, and a safe request goes again on one of them.
                 self.idle().clear();
-                if let Some(replay) = &replay {
-                    report::debug(format!("proxy: {error}; sending the request again"));
-                    request = replay.request();
-                    continue;
-                }
+                let Some(replay) = &replay else {
+                    return Err(Unavailable::Unread);
+                };
+                report::debug(format!("proxy: {error}; sending the request again"));
+                request = replay.request();
+                continue;
             }
             if error.is_parse() || error.is_parse_too_large() {
                 return Err(Unavailable::Malformed(error.to_string()));

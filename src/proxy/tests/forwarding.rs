@@ -425,6 +425,38 @@ fn an_answer_with_many_header_fields_comes_through() {
 }
 
 #[test]
+fn a_post_whose_answer_had_too_many_header_fields_is_told_it_was_lost() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let reply = send(
+        proxy.local_addr(),
+        "POST",
+        "/many-headers",
+        &form,
+        b"a=1".to_vec(),
+    );
+    assert_eq!(reply.status, 502);
+    let text = reply.text();
+    assert!(text.contains("502: the answer was lost"), "{text}");
+    assert!(text.contains("Send it again"), "{text}");
+    assert!(
+        !text.contains("livereload.js"),
+        "no reload client: a reload would post the form again"
+    );
+    assert_eq!(server.connections(), 1, "a POST is never sent twice");
+    // Later answers are read whole.
+    let reply = send(
+        proxy.local_addr(),
+        "POST",
+        "/many-headers",
+        &form,
+        b"a=1".to_vec(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+#[test]
 fn connect_is_refused_not_forwarded() {
     let server = Upstream::start();
     let proxy = proxy(&server.address());
