@@ -107,6 +107,94 @@ pub fn place(window: &[u8]) -> Placement {
     Placement::End
 }
 
+/// The `content` of the first `<meta http-equiv="Content-Security-Policy">` in
+/// `document` (entities in it decoded), so the tag can carry the nonce such a policy
+/// asks for. One inside a comment counts too: a nonce the page does not need is
+/// harmless.
+pub fn meta_policy(document: &[u8]) -> Option<String> {
+    let mut at = 0;
+    while let Some(found) = find_ignore_case(document, &HTTP_EQUIV, at) {
+        at = found + HTTP_EQUIV.bytes.len();
+        let Some(start) = memchr::memrchr(b'<', &document[..found]) else {
+            continue;
+        };
+        let name = &document[start + 1..];
+        let is_meta = name.len() > 4
+            && name[..4].eq_ignore_ascii_case(b"meta")
+            && name[4].is_ascii_whitespace();
+        let Some(end) = tag_end(document, start + 5).filter(|_| is_meta) else {
+            continue;
+        };
+        let tag = &document[start + 5..end - 1];
+        let is_policy = attribute(tag, b"http-equiv")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("content-security-policy"));
+        if is_policy {
+            return attribute(tag, b"content");
+        }
+    }
+    None
+}
+
+/// The value of attribute `wanted` among a tag's attributes (`tag` is what follows
+/// its name, without the closing `>`), quoted or not, with the common entities
+/// decoded.
+fn attribute(tag: &[u8], wanted: &[u8]) -> Option<String> {
+    let mut i = 0;
+    while i < tag.len() {
+        while i < tag.len() && (tag[i].is_ascii_whitespace() || tag[i] == b'/') {
+            i += 1;
+        }
+        let name_start = i;
+        while i < tag.len() && !tag[i].is_ascii_whitespace() && !b"=/>".contains(&tag[i]) {
+            i += 1;
+        }
+        let name = &tag[name_start..i];
+        while i < tag.len() && tag[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let mut value: &[u8] = b"";
+        if tag.get(i) == Some(&b'=') {
+            i += 1;
+            while i < tag.len() && tag[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            match tag.get(i) {
+                Some(&quote @ (b'"' | b'\'')) => {
+                    let len = tag[i + 1..]
+                        .iter()
+                        .position(|&b| b == quote)
+                        .unwrap_or(tag.len() - i - 1);
+                    value = &tag[i + 1..i + 1 + len];
+                    i += len + 2;
+                }
+                _ => {
+                    let start = i;
+                    while i < tag.len() && !tag[i].is_ascii_whitespace() {
+                        i += 1;
+                    }
+                    value = &tag[start..i];
+                }
+            }
+        }
+        if name.eq_ignore_ascii_case(wanted) {
+            return Some(decode_entities(&String::from_utf8_lossy(value)));
+        }
+        if name.is_empty() {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Decodes the entities a policy in an attribute may use for its quotes.
+fn decode_entities(text: &str) -> String {
+    text.replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&apos;", "'")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
 /// Whether a document starts with a UTF-16 (or UTF-32) byte-order mark: a browser reads
 /// it so whatever the headers say, and the ASCII tag would turn into garbage in it.
 fn is_wide(window: &[u8]) -> bool {
@@ -177,6 +265,8 @@ const COMMON: &[u8] = b" etaoinsrlhcd/<>=\"pmu-.fgwybv:k";
 
 /// A hand-written snippet or an earlier injection.
 const SNIPPET: Needle = Needle::new(b"livereload.js");
+/// The attribute of a `<meta>` that sets a policy.
+const HTTP_EQUIV: Needle = Needle::new(b"http-equiv");
 /// The end of a comment.
 const COMMENT_END: Needle = Needle::new(b"-->");
 /// The start of an end tag.
@@ -405,6 +495,31 @@ mod tests {
         for (doc, expected) in cases {
             assert_eq!(shown(doc), expected, "document: {doc:?}");
         }
+    }
+
+    #[test]
+    fn a_policy_in_a_meta_tag_is_found() {
+        let policy = |doc: &str| meta_policy(doc.as_bytes());
+        assert_eq!(
+            policy(
+                "<head><meta charset=utf-8><META Http-Equiv=\"content-security-policy\" \
+                 content=\"script-src 'nonce-abc'\"></head>"
+            )
+            .as_deref(),
+            Some("script-src 'nonce-abc'")
+        );
+        assert_eq!(
+            policy(
+                "<meta content='script-src &#39;nonce-x&#39;' http-equiv=Content-Security-Policy>"
+            )
+            .as_deref(),
+            Some("script-src 'nonce-x'")
+        );
+        assert_eq!(
+            policy("<meta http-equiv=\"refresh\" content=\"5\"><p>http-equiv</p>"),
+            None
+        );
+        assert_eq!(policy("<head></head>"), None);
     }
 
     #[test]

@@ -97,7 +97,8 @@ fn is_xhtml(headers: &HeaderMap) -> bool {
     media_type(headers).is_some_and(|(mime, _)| mime == "application/xhtml+xml")
 }
 
-/// The nonce that the response's `Content-Security-Policy` allows scripts with: from
+/// The nonce that the response's `Content-Security-Policy` header allows scripts with
+/// (a policy in a `<meta>` is found by [`scan::meta_policy`]): from
 /// `script-src-elem`, else `script-src`, else `default-src` (the directive a browser
 /// would apply to our tag), in any of its policies. Only a nonce of base64 characters
 /// is taken, so it can go into an attribute as it is.
@@ -108,8 +109,13 @@ pub fn csp_nonce(headers: &HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .collect();
+    policy_nonce(&policies)
+}
+
+/// The nonce that scripts are allowed with by `policies`, as for [`csp_nonce`].
+fn policy_nonce(policies: &[&str]) -> Option<String> {
     for wanted in ["script-src-elem", "script-src", "default-src"] {
-        for policy in &policies {
+        for policy in policies {
             for directive in policy.split(';') {
                 let mut tokens = directive.split_ascii_whitespace();
                 if !tokens
@@ -162,7 +168,15 @@ pub async fn apply(response: Response<ProxyBody>, head_only: bool) -> Response<P
         Ok(window) => window,
         Err(err) => return page::broken(&format!("the document broke off: {err}"), false),
     };
-    let nonce = csp_nonce(&parts.headers);
+    let nonce = csp_nonce(&parts.headers).or_else(|| {
+        // A `<meta>` policy governs only what comes after it.
+        let before = match window.placement {
+            Placement::At(at) => &window.bytes[..at],
+            _ => &window.bytes,
+        };
+        let policy = scan::meta_policy(before)?;
+        policy_nonce(&[policy.as_str()])
+    });
     let xhtml = is_xhtml(&parts.headers);
     let tag = if xhtml {
         xml_tag(nonce.as_deref())

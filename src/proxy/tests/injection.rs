@@ -2,8 +2,8 @@
 //! headers, compressed and streamed upstreams, and what is left alone.
 
 use super::upstream::{
-    self, EXISTING, NO_HEAD, NONCE, PAGE, STALLED_HEAD, TRICKLE_LINE, TRICKY, Upstream, Wsgiref,
-    XHTML, XHTML_BARE,
+    self, CSP_META, EXISTING, NO_HEAD, NONCE, PAGE, STALLED_HEAD, TRICKLE_LINE, TRICKY, Upstream,
+    Wsgiref, XHTML, XHTML_BARE,
 };
 use super::{NAVIGATE, first_frame, navigate, proxy, send};
 use crate::inject::{tag, xml_tag};
@@ -96,6 +96,12 @@ fn a_csp_nonce_goes_on_the_tag_and_etags_turn_weak() {
     let with_nonce = tag(Some(NONCE));
     assert!(with_nonce.contains(&format!("nonce=\"{NONCE}\"")));
     assert!(csp.contains(&format!("{with_nonce}</head>")), "{csp}");
+    assert!(CSP_META.contains(&format!("'nonce-{NONCE}'")));
+    let meta = navigate(proxy.local_addr(), "/csp-meta").text();
+    assert!(
+        meta.contains(&format!("{with_nonce}</head>")),
+        "a policy in a <meta> counts too: {meta}"
+    );
     let etag = navigate(proxy.local_addr(), "/etag");
     assert_eq!(etag.header("etag"), Some("W/\"v1\""));
 }

@@ -38,6 +38,9 @@ pub const NO_HEAD: &str = "<body class=\"x\"><p>no head</p></body>";
 /// `</head>` and `</body>` where they do not count, then the real `</head>`.
 pub const TRICKY: &str =
     "<head><script>var s = \"</head></body>\";</script><!-- </head> --></head><body></body>";
+/// A page whose policy is in a `<meta>`, with the nonce [`NONCE`].
+pub const CSP_META: &str = "<html><head><meta http-equiv=\"Content-Security-Policy\" \
+                            content=\"script-src 'nonce-r4nd0m+/='\"></head><body></body></html>";
 /// A page that loads the reload client itself.
 pub const EXISTING: &str =
     "<head><script src=\"http://localhost:35729/livereload.js\"></script></head><body></body>";
@@ -245,6 +248,7 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
                 .insert("content-security-policy", policy.parse().expect("a value"));
             response
         }
+        "/csp-meta" => html(CSP_META),
         "/gzip" => gzipped_html(PAGE),
         "/gzip-late" => gzipped_html(&late_page()),
         "/stalled" => {
