@@ -9,6 +9,9 @@
 //! `livereload.js` (a hand-written snippet, an earlier injection) is left alone, and so
 //! is a document in UTF-16, which the ASCII tag would break.
 //!
+//! [`meta_policy`] finds a `<meta http-equiv="Content-Security-Policy">`, whose nonce
+//! the tag must carry like that of a policy header.
+//!
 //! "Real" means as a browser's tokenizer sees it: comments, attribute values and the
 //! contents of raw-text elements (`<script>`, `<style>`, `<title>`, `<textarea>`,
 //! `<xmp>`) and of `<template>` are skipped, so `"</head>"` inside a script string does not count.
