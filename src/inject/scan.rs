@@ -5,8 +5,8 @@
 //! tag could push `<meta charset>` past the 1024 bytes browsers prescan for it. Else
 //! right after the opening `<body…>` tag. Else at the end of the document (browsers
 //! take a trailing script into the body), so no page is ever left without the client
-//! and nothing past the window needs buffering. A window that already mentions
-//! `livereload.js` (a hand-written snippet, an earlier injection) is left alone, and so
+//! and nothing past the window needs buffering. A window whose `<script>` tags already
+//! load a `livereload.js` (a hand-written snippet, an earlier injection) is left alone, and so
 //! is a document in UTF-16, which the ASCII tag would break.
 //!
 //! [`meta_policy`] finds a `<meta http-equiv="Content-Security-Policy">`, whose nonce
@@ -47,7 +47,7 @@ pub enum Placement {
 /// [`WINDOW`] bytes are looked at).
 pub fn place(window: &[u8]) -> Placement {
     let window = &window[..window.len().min(WINDOW)];
-    if find_ignore_case(window, &SNIPPET, 0).is_some() || is_wide(window) {
+    if loads_client(window) || is_wide(window) {
         return Placement::Skip;
     }
     let mut at = 0;
@@ -108,6 +108,27 @@ pub fn place(window: &[u8]) -> Placement {
         }
     }
     Placement::End
+}
+
+/// Whether a `<script>` tag in `window` names a `livereload.js` (a hand-written
+/// snippet, an earlier injection). The name in the page's text (a page about live
+/// reload) does not count.
+fn loads_client(window: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(found) = find_ignore_case(window, &SNIPPET, at) {
+        at = found + SNIPPET.bytes.len();
+        let Some(start) = memchr::memrchr2(b'<', b'>', &window[..found]) else {
+            continue;
+        };
+        let name = &window[start..];
+        if name.len() > 8
+            && name[1..7].eq_ignore_ascii_case(b"script")
+            && name[7].is_ascii_whitespace()
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// The `content` of the first `<meta http-equiv="Content-Security-Policy">` in
@@ -493,6 +514,15 @@ mod tests {
             (
                 "<head></head><body><script src=\"http://localhost:35729/LiveReload.js\"></script>",
                 "skip",
+            ),
+            (
+                "<head><SCRIPT defer\nsrc='/__reloadsup/livereload.js?port='></SCRIPT></head>",
+                "skip",
+            ),
+            // The name in the page's text, or in a link, is no snippet.
+            (
+                "<head><title>livereload.js</title></head><a href=\"livereload.js\">",
+                "<head><title>livereload.js</title>@</head><a href=\"livereload.js\">",
             ),
         ];
         for (doc, expected) in cases {
