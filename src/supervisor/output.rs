@@ -17,12 +17,23 @@ use regex::Regex;
 /// How many lines the tail keeps.
 const TAIL_LINES: usize = 40;
 
-/// The last lines the server printed (stdout and stderr interleaved as they arrived).
+/// The most bytes held back waiting for a line's end.
+const LONGEST_LINE: usize = 64 * 1024;
+
+/// The last lines the server printed (stdout and stderr interleaved as they arrived),
+/// each cut to [`TAIL_WIDTH`] characters.
 #[derive(Debug, Clone, Default)]
 pub struct Tail(Arc<Mutex<VecDeque<String>>>);
 
+/// The most characters of a line the tail keeps.
+const TAIL_WIDTH: usize = 1000;
+
 impl Tail {
-    fn push(&self, line: String) {
+    fn push(&self, mut line: String) {
+        if let Some((cut, _)) = line.char_indices().nth(TAIL_WIDTH) {
+            line.truncate(cut);
+            line.push('…');
+        }
         let mut lines = self.0.lock().expect("no panics while holding the lock");
         if lines.len() == TAIL_LINES {
             lines.pop_front();
@@ -181,6 +192,12 @@ impl Stream {
         }
         self.pending.extend_from_slice(&buffer[..n]);
         let Some(last) = memchr::memrchr(b'\n', &self.pending) else {
+            if self.pending.len() >= LONGEST_LINE {
+                // Output without newlines (a progress bar, binary): pass it on as it is
+                // rather than hold it all.
+                let line = std::mem::take(&mut self.pending);
+                self.pass_on(&line, relay);
+            }
             return;
         };
         let rest = self.pending.split_off(last + 1);
@@ -268,6 +285,44 @@ mod tests {
         );
         assert_eq!(&*out.0.lock().unwrap(), b"log 1\nlog 2\nno newline\n");
         assert_eq!(&*err.0.lock().unwrap(), b"\x1b[31merror\x1b[0m: boom\n");
+    }
+
+    #[test]
+    fn output_without_newlines_is_passed_on_in_pieces() {
+        let (out_read, out_write) = nix::unistd::pipe().unwrap();
+        let (err_read, err_write) = nix::unistd::pipe().unwrap();
+        drop(err_write);
+        let mut writer = File::from(out_write);
+        let relay = Relay {
+            tail: Some(Tail::default()),
+            ..Relay::default()
+        };
+        let out = Sink::default();
+        relay.start_to([
+            (out_read, Box::new(out.clone())),
+            (err_read, Box::new(Sink::default())),
+        ]);
+        // More than a pipe holds, with no newline and the pipe still open.
+        writer.write_all(&vec![b'#'; LONGEST_LINE * 2]).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while out.0.lock().unwrap().len() < LONGEST_LINE && std::time::Instant::now() < deadline {
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            out.0.lock().unwrap().len() >= LONGEST_LINE,
+            "passed on before a newline"
+        );
+        let tail = relay.tail.as_ref().unwrap();
+        while tail.lines().is_empty() && std::time::Instant::now() < deadline {
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let kept = tail.lines();
+        assert_eq!(
+            kept[0].chars().count(),
+            TAIL_WIDTH + 1,
+            "cut, with an ellipsis"
+        );
+        drop(writer);
     }
 
     #[test]
