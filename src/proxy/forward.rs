@@ -22,7 +22,7 @@ use hyper::header::{
     IF_RANGE, LOCATION, RANGE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use hyper::upgrade::OnUpgrade;
-use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 
 use super::body::{self, ProxyBody};
@@ -140,7 +140,7 @@ pub async fn forward(
             ),
         );
     }
-    let head_only = request.method() == Method::HEAD;
+    let asked = page::Asked::new(request.method());
     let navigation = crate::inject::is_navigation(request.headers());
     let upgrade = upgrade_protocol(request.headers());
     // Taken before the request is passed on: the browser's side of a switched protocol.
@@ -151,7 +151,7 @@ pub async fn forward(
     let is_upgrade = browser_side.is_some();
     let mut response = match context.upstream.send(outgoing, is_upgrade).await {
         Ok(response) => response,
-        Err(why) => return page::unavailable(&why, head_only),
+        Err(why) => return page::unavailable(&why, &asked),
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(browser_side) = browser_side {
@@ -169,7 +169,7 @@ pub async fn forward(
     }
     *response.version_mut() = Version::HTTP_11;
     if navigation && inject::is_document(&response) {
-        inject::apply(response, head_only).await
+        inject::apply(response, &asked).await
     } else {
         response
     }

@@ -37,7 +37,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::body::{self, BoxError, ProxyBody, Spliced};
 use super::decode::{Decoded, Encoding};
-use super::page;
+use super::page::{self, Asked};
 use crate::inject::{Placement, WINDOW, scan, tag, xml_tag};
 
 /// How long the window waits for more of a document before choosing from what it has.
@@ -147,7 +147,7 @@ fn policy_nonce(policies: &[&str]) -> Option<String> {
 /// a navigation). A HEAD response gets the headers a GET would: decoded, `ETag` made
 /// weak, and no `Content-Length`, since the length of the body it stands for (decoded,
 /// injected into, or not) is not known without that body.
-pub async fn apply(response: Response<ProxyBody>, head_only: bool) -> Response<ProxyBody> {
+pub async fn apply(response: Response<ProxyBody>, asked: &Asked) -> Response<ProxyBody> {
     let (mut parts, incoming) = response.into_parts();
     let decoding = match Encoding::of(&parts.headers) {
         Encoding::Identity => None,
@@ -159,14 +159,14 @@ pub async fn apply(response: Response<ProxyBody>, head_only: bool) -> Response<P
         source = Decoded::new(source, coding).boxed_unsync();
         parts.headers.remove(CONTENT_ENCODING);
     }
-    if head_only {
+    if asked.head_only() {
         parts.headers.remove(CONTENT_LENGTH);
         weaken_etag(&mut parts.headers);
         return Response::from_parts(parts, body::empty());
     }
     let window = match read_window(&mut source).await {
         Ok(window) => window,
-        Err(err) => return page::broken(&format!("the document broke off: {err}"), false),
+        Err(err) => return page::broken(&format!("the document broke off: {err}"), asked),
     };
     let nonce = csp_nonce(&parts.headers).or_else(|| {
         // A `<meta>` policy governs only what comes after it.

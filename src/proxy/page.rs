@@ -4,19 +4,44 @@
 //! The 502 page says why (the command, how it ended, the last lines of its output,
 //! all HTML-escaped) and carries the reload tag: the next good restart broadcasts
 //! `reload`, and the page turns into the real one by itself. `Cache-Control: no-store`
-//! keeps a browser from showing it again once the server is back.
+//! keeps a browser from showing it again once the server is back. The page for a
+//! request that may change something on the server (a form's POST) carries no tag: a
+//! reload would send the request again unasked, and the server may have acted on it
+//! already; the page says to send it again instead.
 
 use std::fmt::Write;
 
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Response, StatusCode};
+use hyper::{Method, Response, StatusCode};
 
 use super::body::{self, ProxyBody};
 use super::upstream::Unavailable;
 use crate::inject::escape_html;
 
+/// The request a page of ours answers, as far as the page cares: its method.
+#[derive(Debug, Clone)]
+pub struct Asked(Method);
+
+impl Asked {
+    /// A request with `method`.
+    pub fn new(method: &Method) -> Asked {
+        Asked(method.clone())
+    }
+
+    /// Whether only the headers are wanted (HEAD).
+    pub fn head_only(&self) -> bool {
+        self.0 == Method::HEAD
+    }
+
+    /// Whether a reload may send the request again: a GET, HEAD or OPTIONS, which
+    /// changes nothing on the server.
+    fn repeatable(&self) -> bool {
+        matches!(self.0, Method::GET | Method::HEAD | Method::OPTIONS)
+    }
+}
+
 /// The 502 page for a request that could not be forwarded.
-pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
+pub fn unavailable(why: &Unavailable, asked: &Asked) -> Response<ProxyBody> {
     let (title, detail, tail): (&str, String, Vec<String>) = match why {
         Unavailable::Failed(failure) => (
             "the dev server is not running",
@@ -73,7 +98,7 @@ pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
             Vec::new(),
         ),
         Unavailable::Unread => {
-            return lost_page(head_only);
+            return lost_page(asked.head_only());
         }
         Unavailable::Malformed(error) => (
             "the dev server's answer is not valid HTTP",
@@ -84,16 +109,16 @@ pub fn unavailable(why: &Unavailable, head_only: bool) -> Response<ProxyBody> {
             Vec::new(),
         ),
     };
-    error_page(title, &detail, &tail, head_only)
+    error_page(title, &detail, &tail, asked)
 }
 
 /// The 502 page for a response that broke off before it could be passed on.
-pub fn broken(detail: &str, head_only: bool) -> Response<ProxyBody> {
+pub fn broken(detail: &str, asked: &Asked) -> Response<ProxyBody> {
     error_page(
         "the dev server did not answer",
         &format!("{}.", escape_html(detail)),
         &[],
-        head_only,
+        asked,
     )
 }
 
@@ -125,7 +150,8 @@ pub fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
         .expect("static headers are valid")
 }
 
-fn error_page(title: &str, detail: &str, tail: &[String], head_only: bool) -> Response<ProxyBody> {
+fn error_page(title: &str, detail: &str, tail: &[String], asked: &Asked) -> Response<ProxyBody> {
+    let repeatable = asked.repeatable();
     let mut html = String::new();
     let _ = write!(
         html,
@@ -133,8 +159,12 @@ fn error_page(title: &str, detail: &str, tail: &[String], head_only: bool) -> Re
          <title>502: {title}</title>\n<style>\n\
          body {{ font: 16px/1.5 system-ui, sans-serif; margin: 2em auto; max-width: 60em; padding: 0 1em; }}\n\
          pre {{ background: #222; color: #eee; padding: 1em; overflow: auto; }}\n\
-         </style>\n{tag}\n</head>\n<body>\n<h1>502: {title}</h1>\n<p>{detail}</p>\n",
-        tag = crate::inject::tag(None),
+         </style>\n{tag}</head>\n<body>\n<h1>502: {title}</h1>\n<p>{detail}</p>\n",
+        tag = if repeatable {
+            crate::inject::tag(None) + "\n"
+        } else {
+            String::new()
+        },
     );
     if !tail.is_empty() {
         html.push_str("<p>The last lines of its output:</p>\n<pre>");
@@ -144,11 +174,23 @@ fn error_page(title: &str, detail: &str, tail: &[String], head_only: bool) -> Re
         }
         html.push_str("</pre>\n");
     }
-    html.push_str(
-        "<p>This page reloads by itself when the server is ready again \
-         (<a href=\"\">reload now</a>).</p>\n</body>\n</html>\n",
-    );
-    respond(html, head_only)
+    if repeatable {
+        html.push_str(
+            "<p>This page reloads by itself when the server is ready again \
+             (<a href=\"\">reload now</a>).</p>\n",
+        );
+    } else {
+        let _ = write!(
+            html,
+            "<p>This page does not reload by itself: a reload would send this {method} \
+             again, and it may change something on the server (it may even have reached \
+             it already). Once the server is ready again, go back and send it again if \
+             it is still needed.</p>\n",
+            method = escape_html(asked.0.as_str()),
+        );
+    }
+    html.push_str("</body>\n</html>\n");
+    respond(html, asked.head_only())
 }
 
 /// A 502 answer carrying `html` (or, for HEAD, only its headers).
@@ -194,9 +236,45 @@ mod tests {
             status: "exited with code 1".into(),
             output: Tail::of(&["Traceback:", "  raise Error(\"<boom>\")"]),
         };
-        let response = unavailable(&Unavailable::Failed(failure), false);
+        let response = unavailable(&Unavailable::Failed(failure), &Asked::new(&Method::GET));
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        let html = text(response);
+        assert!(html.contains(
+            "<code>python3 app.py --name &#39;&lt;x&gt;&#39;</code> exited with code 1."
+        ));
+        assert!(html.contains("  raise Error(&quot;&lt;boom&gt;&quot;)\n"));
+        assert!(html.contains(&crate::inject::tag(None)));
+        assert!(html.contains("reloads by itself"));
+        assert!(!html.contains("<boom>"));
+    }
+
+    #[test]
+    fn a_page_for_a_post_does_not_reload_itself() {
+        let broke = Unavailable::Broke("connection closed before message completed".into());
+        for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+            for response in [
+                unavailable(&broke, &Asked::new(&method)),
+                broken("the document broke off", &Asked::new(&method)),
+            ] {
+                assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+                let html = text(response);
+                assert!(!html.contains("livereload"), "{method}: {html}");
+                assert!(!html.contains("reloads by itself"), "{method}: {html}");
+                assert!(
+                    html.contains(&format!("a reload would send this {method} again")),
+                    "{method}: {html}"
+                );
+            }
+        }
+        for method in [Method::GET, Method::OPTIONS] {
+            let html = text(unavailable(&broke, &Asked::new(&method)));
+            assert!(html.contains(&crate::inject::tag(None)), "{method}: {html}");
+        }
+    }
+
+    /// The whole body of an in-memory response, as text.
+    fn text(response: Response<ProxyBody>) -> String {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
@@ -204,12 +282,6 @@ mod tests {
             .block_on(response.into_body().collect())
             .expect("an in-memory body")
             .to_bytes();
-        let html = String::from_utf8(body.to_vec()).expect("UTF-8");
-        assert!(html.contains(
-            "<code>python3 app.py --name &#39;&lt;x&gt;&#39;</code> exited with code 1."
-        ));
-        assert!(html.contains("  raise Error(&quot;&lt;boom&gt;&quot;)\n"));
-        assert!(html.contains(&crate::inject::tag(None)));
-        assert!(!html.contains("<boom>"));
+        String::from_utf8(body.to_vec()).expect("UTF-8")
     }
 }

@@ -184,6 +184,13 @@ fn a_crash_gives_the_502_page_which_recovers() {
         text.contains("/__reloadsup/livereload.js"),
         "the page reloads itself"
     );
+    // A form's POST: the page must not reload itself, which would post it again.
+    let post = http(proxy, "POST", "/form", DOCUMENT);
+    assert_eq!(post.status, 502);
+    let text = post.text();
+    assert!(text.contains("exited with code 3"), "{text}");
+    assert!(!text.contains("livereload"), "no reload client: {text}");
+    assert!(text.contains("would send this POST again"), "{text}");
     p.write("app.py", APP);
     sup.wait_for_n("ready in ", 2);
     let page = http(proxy, "GET", "/", DOCUMENT);
