@@ -6,7 +6,8 @@
 //! right after the opening `<body…>` tag. Else at the end of the document (browsers
 //! take a trailing script into the body), so no page is ever left without the client
 //! and nothing past the window needs buffering. A window whose `<script>` tags already
-//! load a `livereload.js` (a hand-written snippet, an earlier injection) is left alone, and so
+//! load a `livereload.js` (a hand-written snippet, an earlier injection; not one
+//! commented out) is left alone, and so
 //! is a document in UTF-16, which the ASCII tag would break.
 //!
 //! [`meta_policy`] finds a `<meta http-equiv="Content-Security-Policy">`, whose nonce
@@ -55,8 +56,10 @@ pub fn place(window: &[u8]) -> Placement {
         let start = at + lt;
         let rest = &window[start..];
         if rest.starts_with(b"<!--") {
-            // A comment runs to `-->`; an unclosed one swallows the rest of the window.
-            match find_ignore_case(window, &COMMENT_END, start + 4) {
+            // A comment runs to `-->`, which may share the opening's dashes (`<!-->`
+            // and `<!--->` are whole, empty comments); an unclosed one swallows the
+            // rest of the window.
+            match find_ignore_case(window, &COMMENT_END, start + 2) {
                 Some(end) => at = end + 3,
                 None => return Placement::End,
             }
@@ -112,11 +115,14 @@ pub fn place(window: &[u8]) -> Placement {
 
 /// Whether a `<script>` tag in `window` names a `livereload.js` (a hand-written
 /// snippet, an earlier injection). The name in the page's text (a page about live
-/// reload) does not count.
+/// reload) does not count, nor does a snippet commented out (one the proxy replaces).
 fn loads_client(window: &[u8]) -> bool {
     let mut at = 0;
     while let Some(found) = find_ignore_case(window, &SNIPPET, at) {
         at = found + SNIPPET.bytes.len();
+        if in_comment(&window[..found]) {
+            continue;
+        }
         let Some(start) = memchr::memrchr2(b'<', b'>', &window[..found]) else {
             continue;
         };
@@ -129,6 +135,13 @@ fn loads_client(window: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Whether the end of `before` is inside a comment: its last `<!--` is not followed by
+/// a `-->` (which may share the opening's dashes, as in `<!-->`).
+fn in_comment(before: &[u8]) -> bool {
+    memchr::memmem::rfind(before, b"<!--")
+        .is_some_and(|open| memchr::memmem::find(&before[open + 2..], COMMENT_END.bytes).is_none())
 }
 
 /// The `content` of the first `<meta http-equiv="Content-Security-Policy">` in
@@ -517,6 +530,29 @@ mod tests {
             ),
             (
                 "<head><SCRIPT defer\nsrc='/__reloadsup/livereload.js?port='></SCRIPT></head>",
+                "skip",
+            ),
+            // Empty comments are whole: `<!-->` and `<!--->`.
+            (
+                "<head><!--></head><body>x</body>",
+                "<head><!-->@</head><body>x</body>",
+            ),
+            (
+                "<head><!---></head><body>x</body>",
+                "<head><!--->@</head><body>x</body>",
+            ),
+            ("<head><!----></head>", "<head><!---->@</head>"),
+            // A snippet commented out is replaced; one after the comment is not.
+            (
+                "<head><!-- <script src=\"http://localhost:35729/livereload.js\"></script> --></head>",
+                "<head><!-- <script src=\"http://localhost:35729/livereload.js\"></script> -->@</head>",
+            ),
+            (
+                "<head><!-- old --><script src=\"/livereload.js\"></script></head>",
+                "skip",
+            ),
+            (
+                "<head><!--><script src=\"/livereload.js\"></script></head>",
                 "skip",
             ),
             // The name in the page's text, or in a link, is no snippet.
