@@ -202,16 +202,20 @@ impl Proxy {
 }
 
 /// Whether connecting to `upstream` (`host:port`) may reach a socket listening on `own`.
+/// An IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]`) is taken as the IPv4 one it
+/// stands for.
 fn leads_to(upstream: &str, own: SocketAddr) -> bool {
     let Ok(addresses) = upstream.to_socket_addrs() else {
         return false;
     };
+    let own_ip = own.ip().to_canonical();
     addresses.into_iter().any(|to| {
+        let to_ip = to.ip().to_canonical();
         to.port() == own.port()
-            && (to.ip() == own.ip()
+            && (to_ip == own_ip
                 // Connecting to 0.0.0.0 or :: reaches this machine's loopback.
-                || (to.ip().is_unspecified() && (own.ip().is_loopback() || own.ip().is_unspecified()))
-                || (own.ip().is_unspecified() && is_local(to.ip())))
+                || (to_ip.is_unspecified() && (own_ip.is_loopback() || own_ip.is_unspecified()))
+                || (own_ip.is_unspecified() && is_local(to_ip)))
     })
 }
 

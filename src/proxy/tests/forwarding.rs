@@ -23,6 +23,15 @@ fn an_upstream_is_told_from_the_proxys_own_address() {
     assert!(leads_to("0.0.0.0:5000", own));
     assert!(!leads_to("127.0.0.1:8000", own));
     assert!(!leads_to("127.0.0.2:5000", own));
+    assert!(
+        leads_to("[::ffff:127.0.0.1]:5000", own),
+        "an IPv4-mapped address is the IPv4 one"
+    );
+    assert!(leads_to(
+        "127.0.0.1:5000",
+        "[::ffff:127.0.0.1]:5000".parse().unwrap()
+    ));
+    assert!(!leads_to("[::1]:5000", own), "another stack's loopback");
     let all = "0.0.0.0:5000".parse().unwrap();
     assert!(leads_to("127.0.0.1:5000", all));
     assert!(
