@@ -32,6 +32,9 @@ pub enum Kind {
         /// The key that sets the port, for the hint.
         port_key: &'static str,
     },
+    /// A `Host` value the proxy serves (`proxy.allowed_hosts`): a host, with or
+    /// without a port; a leading `.` stands for the domain and all its subdomains.
+    Allowed,
 }
 
 impl Kind {
@@ -41,7 +44,7 @@ impl Kind {
             Kind::Listen => Some(5000),
             Kind::ListenOr(port) => Some(port),
             Kind::Connect => Some(8000),
-            Kind::Host { .. } => None,
+            Kind::Host { .. } | Kind::Allowed => None,
         }
     }
 
@@ -57,6 +60,7 @@ impl Kind {
     fn form(self) -> &'static str {
         match self {
             Kind::Host { .. } => "the host alone",
+            Kind::Allowed => "a host or host:port",
             _ => "host:port",
         }
     }
@@ -94,6 +98,9 @@ fn parse(text: &str, kind: Kind) -> Result<String, String> {
             kind.form()
         ));
     }
+    if kind == Kind::Allowed {
+        return allowed(text);
+    }
     if let Kind::Host { port_key } = kind {
         if text.parse::<Ipv6Addr>().is_ok() {
             return Ok(text.to_string());
@@ -128,6 +135,23 @@ fn parse(text: &str, kind: Kind) -> Result<String, String> {
             kind.example(host)
         )),
     }
+}
+
+/// A `proxy.allowed_hosts` entry: `host`, `host:port`, or `.domain` for the domain and
+/// its subdomains (as Django's and Vite's allowed hosts write it).
+fn allowed(text: &str) -> Result<String, String> {
+    if text.contains('*') {
+        let domain = text.trim_start_matches(['*', '.']);
+        return Err(format!(
+            "no wildcards; write `.{domain}` for `{domain}` and all its subdomains"
+        ));
+    }
+    let (host, port) = split(text.strip_prefix('.').unwrap_or(text), Kind::Allowed)?;
+    check_host(host, Kind::Allowed)?;
+    if let Some(port) = port {
+        check_port(port, Kind::Connect)?;
+    }
+    Ok(text.to_string())
 }
 
 /// Splits `host[:port]`; a bracketed IPv6 host keeps its brackets.
@@ -220,7 +244,7 @@ fn from_url(scheme: &str, rest: &str, kind: Kind) -> String {
         .rsplit_once('@')
         .map_or(authority, |(_, after)| after);
     let fixed = match split(authority, kind) {
-        Ok((host, _)) if matches!(kind, Kind::Host { .. }) => host.to_string(),
+        Ok((host, _)) if matches!(kind, Kind::Host { .. } | Kind::Allowed) => host.to_string(),
         Ok((host, None)) if scheme.eq_ignore_ascii_case("http") => format!("{host}:80"),
         Ok(_) => authority.to_string(),
         Err(_) => String::new(),
@@ -258,6 +282,11 @@ mod tests {
             ("::1", HOST, "::1"),
             ("[::1]", HOST, "[::1]"),
             ("0.0.0.0", HOST, "0.0.0.0"),
+            ("dev.test", Kind::Allowed, "dev.test"),
+            ("tunnel.example:443", Kind::Allowed, "tunnel.example:443"),
+            (".example.test", Kind::Allowed, ".example.test"),
+            ("192.168.1.5", Kind::Allowed, "192.168.1.5"),
+            ("[fd00::1]:5000", Kind::Allowed, "[fd00::1]:5000"),
         ];
         for (input, kind, expected) in cases {
             assert_eq!(
@@ -272,6 +301,36 @@ mod tests {
     #[test]
     fn bad_addresses() {
         let cases = [
+            (
+                "http://foo.test",
+                Kind::Allowed,
+                "write a host or host:port, e.g. `foo.test`, not a URL",
+            ),
+            (
+                "*.example.test",
+                Kind::Allowed,
+                "no wildcards; write `.example.test` for `example.test` and all its subdomains",
+            ),
+            (
+                "foo.test:99999",
+                Kind::Allowed,
+                "port 99999 is out of range (1–65535)",
+            ),
+            (
+                "a b",
+                Kind::Allowed,
+                "`a b` is not a host name, an IPv4 address or an IPv6 address in brackets",
+            ),
+            (
+                "",
+                Kind::Allowed,
+                "write a host or host:port, e.g. `127.0.0.1`",
+            ),
+            (
+                ".",
+                Kind::Allowed,
+                "no host; write a host or host:port, e.g. `127.0.0.1`",
+            ),
             (
                 "http://127.0.0.1:8000",
                 Kind::Connect,

@@ -98,7 +98,11 @@ impl Doc<'_> {
                 Ok::<_, Error>(Proxy {
                     listen: self.listen(&p.listen, "proxy.listen", Kind::Listen)?,
                     upstream: self.address(&p.upstream, "proxy.upstream", Kind::Connect)?,
-                    allowed_hosts: p.allowed_hosts.clone(),
+                    allowed_hosts: p
+                        .allowed_hosts
+                        .iter()
+                        .map(|host| self.address(host, "proxy.allowed_hosts", Kind::Allowed))
+                        .collect::<Result<_>>()?,
                 })
             })
             .transpose()?;

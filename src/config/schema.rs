@@ -83,7 +83,7 @@ pub struct RawProxy {
     pub listen: Text,
     pub upstream: Text,
     #[serde(default)]
-    pub allowed_hosts: Vec<String>,
+    pub allowed_hosts: Vec<Text>,
 }
 
 /// `[serve]`: a static site served with live reload (no server command needed).

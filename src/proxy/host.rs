@@ -5,7 +5,8 @@
 //! `Host: evil.example`. Checking `Host` stops it: served are loopback names and
 //! addresses on any port (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), the listen
 //! address itself, and whatever `proxy.allowed_hosts` lists (a LAN name, a tunnel's
-//! host). Everything here is pure and never panics on hostile input.
+//! host; `.example.test` for a domain and its subdomains, such as a tunnel's random
+//! ones). Everything here is pure and never panics on hostile input.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -26,6 +27,20 @@ struct Entry {
     host: String,
     /// `None`: any port.
     port: Option<u16>,
+    /// Its subdomains too (written `.example.test`).
+    subdomains: bool,
+}
+
+impl Entry {
+    /// Whether this entry serves `host` (normalized) on `port`.
+    fn serves(&self, host: &str, port: u16) -> bool {
+        let named = host == self.host
+            || (self.subdomains
+                && host
+                    .strip_suffix(self.host.as_str())
+                    .is_some_and(|rest| rest.ends_with('.')));
+        named && self.port.is_none_or(|p| p == port)
+    }
 }
 
 /// The `Host` values served: loopback, the listen address, `proxy.allowed_hosts`.
@@ -50,22 +65,20 @@ impl HostPolicy {
             entries.push(Entry {
                 host,
                 port: Some(bound.port()),
+                subdomains: false,
             });
         }
         for allowed in allowed_hosts {
             let allowed = allowed.trim();
-            let entry = match split_authority(allowed) {
-                Some((host, port)) => Entry {
+            let domain = allowed.strip_prefix('.');
+            // The configuration checked the form; anything else could match nothing.
+            if let Some((host, port)) = split_authority(domain.unwrap_or(allowed)) {
+                entries.push(Entry {
                     host: normalize(host),
                     port,
-                },
-                // Not a host name; it can only ever match itself.
-                None => Entry {
-                    host: allowed.to_ascii_lowercase(),
-                    port: None,
-                },
-            };
-            entries.push(entry);
+                    subdomains: domain.is_some(),
+                });
+            }
         }
         HostPolicy { entries }
     }
@@ -79,10 +92,7 @@ impl HostPolicy {
         // A request without a port means the scheme's default; only an entry without
         // a port, or with that very port, can match it.
         let port = port.unwrap_or(80);
-        let listed = self
-            .entries
-            .iter()
-            .any(|e| e.host == host && e.port.is_none_or(|p| p == port));
+        let listed = self.entries.iter().any(|e| e.serves(&host, port));
         if listed || is_loopback(&host) {
             HostVerdict::Allow
         } else {
@@ -181,7 +191,12 @@ mod tests {
 
     #[test]
     fn hosts_are_judged() {
-        let policy = policy(&["dev.test", "tunnel.example:443", "[fd00::1]"]);
+        let policy = policy(&[
+            "dev.test",
+            "tunnel.example:443",
+            "[fd00::1]",
+            ".tunnel.test",
+        ]);
         let cases = [
             ("localhost", HostVerdict::Allow),
             ("localhost:5000", HostVerdict::Allow),
@@ -201,6 +216,11 @@ mod tests {
             ("tunnel.example", HostVerdict::Deny),
             ("[fd00::1]:5000", HostVerdict::Allow),
             ("evil.example", HostVerdict::Deny),
+            ("tunnel.test", HostVerdict::Allow),
+            ("abc123.tunnel.test:443", HostVerdict::Allow),
+            ("a.b.TUNNEL.test.", HostVerdict::Allow),
+            ("eviltunnel.test", HostVerdict::Deny),
+            ("tunnel.test.evil.example", HostVerdict::Deny),
             ("localhost.evil.example", HostVerdict::Deny),
             ("128.0.0.1:5000", HostVerdict::Deny),
             ("[::2]:5000", HostVerdict::Deny),

@@ -326,6 +326,17 @@ fn bad_addresses() {
              put an IPv6 address in brackets, e.g. `[::1]:5000`",
         ),
         (
+            proxy("127.0.0.1:5000", "127.0.0.1:8000")
+                + "allowed_hosts = [\"dev.test\",\n  \"http://foo.test\"]\n",
+            "reload.toml:7: bad address `http://foo.test` for `proxy.allowed_hosts`: \
+             write a host or host:port, e.g. `foo.test`, not a URL",
+        ),
+        (
+            proxy("127.0.0.1:5000", "127.0.0.1:8000") + "allowed_hosts = [\"*.ngrok.test\"]\n",
+            "reload.toml:6: bad address `*.ngrok.test` for `proxy.allowed_hosts`: \
+             no wildcards; write `.ngrok.test` for `ngrok.test` and all its subdomains",
+        ),
+        (
             "[serve]\nlisten = \"localhost:http\"\n".to_string(),
             "reload.toml:2: bad address `localhost:http` for `serve.listen`: \
              port `http` is not a number",
