@@ -180,12 +180,12 @@ fn error_page(title: &str, detail: &str, tail: &[String], asked: &Asked) -> Resp
              (<a href=\"\">reload now</a>).</p>\n",
         );
     } else {
-        let _ = write!(
+        let _ = writeln!(
             html,
             "<p>This page does not reload by itself: a reload would send this {method} \
              again, and it may change something on the server (it may even have reached \
              it already). Once the server is ready again, go back and send it again if \
-             it is still needed.</p>\n",
+             it is still needed.</p>",
             method = escape_html(asked.0.as_str()),
         );
     }
