@@ -136,7 +136,7 @@ pub fn serve_folder(
         .ok_or_else(|| Error::Usage(format!("folder `{}` not found", dir.display())))?;
     let mut reload = default_reload(true);
     reload.assets = vec![Pattern::new("**", &root).expect("`**` is a valid glob")];
-    Ok(Config {
+    let config = Config {
         task_file: None,
         root: root.clone(),
         server: None,
@@ -150,7 +150,9 @@ pub fn serve_folder(
         proxy: None,
         serve: Some(Serve { root, listen, open }),
         tasks: Vec::new(),
-    })
+    };
+    super::listeners::check(&config)?;
+    Ok(config)
 }
 
 /// One argument is a shell line; several are an argument vector.

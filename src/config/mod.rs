@@ -7,6 +7,7 @@
 
 mod address;
 mod flags;
+mod listeners;
 mod pattern;
 mod resolve;
 mod schema;

@@ -47,15 +47,17 @@ pub fn find_task_file(explicit: Option<&Path>, cwd: &Path) -> Result<Option<Path
 
 /// Resolves the configuration from an optional task file and the command-line overrides.
 pub fn resolve(task_file: Option<&Path>, cwd: &Path, overrides: &Overrides) -> Result<Config> {
-    match task_file {
+    let config = match task_file {
         Some(file) => {
             let text = std::fs::read_to_string(file)
                 .map_err(|err| Error::io(format!("cannot read `{}`", file.display()), err))?;
             let doc = Doc { file, text: &text };
-            doc.resolve(overrides)
+            doc.resolve(overrides)?
         }
-        None => flags::resolve_ad_hoc(cwd, overrides),
-    }
+        None => flags::resolve_ad_hoc(cwd, overrides)?,
+    };
+    super::listeners::check(&config)?;
+    Ok(config)
 }
 
 /// The task file's text, for locating errors by line.

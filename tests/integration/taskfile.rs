@@ -376,6 +376,42 @@ fn good_addresses_pass_check() {
 }
 
 #[test]
+fn two_listeners_on_one_address_are_refused_naming_both_keys() {
+    assert_check_error(
+        "[server]\ncommand = \"x\"\n[reload]\nport = 5000\n\
+         [proxy]\nlisten = \"127.0.0.1:5000\"\nupstream = \"127.0.0.1:8000\"\n",
+        "reload.toml: `reload.port`/`reload.host` (127.0.0.1:5000) and `proxy.listen` \
+         (127.0.0.1:5000) are the same address: reloadsup cannot listen there twice; \
+         give one of them another port",
+    );
+    assert_check_error(
+        "[serve]\nlisten = \"0.0.0.0:7000\"\n[reload]\nport = 7001\n\
+         [proxy]\nlisten = \"localhost:7000\"\nupstream = \"127.0.0.1:8000\"\n",
+        "`serve.listen` (0.0.0.0:7000) and `proxy.listen` (localhost:7000) are the same address",
+    );
+    let p = Project::new();
+    // Flags too, before anything is bound or started.
+    let out = p.output(&[
+        "run",
+        "--proxy",
+        "localhost:35729",
+        "--upstream",
+        "127.0.0.1:8000",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "`reload.port`/`reload.host` (127.0.0.1:35729) and `--proxy` (localhost:35729) \
+             are the same address"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn bad_address_flags() {
     let p = Project::new();
     let cases: [(&[&str], &str); 4] = [

@@ -1,0 +1,86 @@
+//! reloadsup's own listening addresses must differ: the LiveReload port, the static
+//! site's and the proxy's `listen`. Two that are the same address (`reload.port` 5000
+//! and `proxy.listen` 127.0.0.1:5000) would fail at the second bind with "address in
+//! use", blaming some other program, so the configuration is refused first, naming both
+//! keys.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use super::Config;
+use crate::error::{Error, Result};
+
+/// Refuses `config` if two of its listeners are the same address. A port of 0 (any
+/// free one) never clashes, and neither does the static site's default address, which
+/// moves on to a free port by itself.
+pub fn check(config: &Config) -> Result<()> {
+    let listeners = listeners(config);
+    for (i, (addr, key)) in listeners.iter().enumerate() {
+        if let Some((other, other_key)) = listeners[i + 1..].iter().find(|(b, _)| clash(addr, b)) {
+            let message = format!(
+                "{key} ({addr}) and {other_key} ({other}) are the same address: reloadsup \
+                 cannot listen there twice; give one of them another port"
+            );
+            return Err(match &config.task_file {
+                Some(file) => Error::task_file(file, None, message),
+                None => Error::Usage(message),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Each address reloadsup will listen on, with the key or flag that set it.
+fn listeners(config: &Config) -> Vec<(String, String)> {
+    let mut listeners = Vec::new();
+    if config.reload.enabled {
+        let (host, port) = (&config.reload.host, config.reload.port);
+        let addr = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        listeners.push((addr, "`reload.port`/`reload.host`".to_string()));
+    }
+    let serve = config.serve.as_ref().and_then(|s| s.listen.as_ref());
+    let proxy = config.proxy.as_ref().map(|p| &p.listen);
+    for listen in serve.into_iter().chain(proxy) {
+        listeners.push((listen.addr.clone(), format!("`{}`", listen.set_by)));
+    }
+    listeners
+}
+
+/// Whether listening on `a` and then on `b` collides: the same non-zero port on the
+/// same address, or on any address when one of them is the wildcard (`0.0.0.0`).
+fn clash(a: &str, b: &str) -> bool {
+    let resolve = |addr: &str| -> Vec<SocketAddr> {
+        addr.to_socket_addrs().map_or(Vec::new(), Iterator::collect)
+    };
+    let (a, b) = (resolve(a), resolve(b));
+    a.iter().any(|x| {
+        b.iter().any(|y| {
+            x.port() != 0
+                && x.port() == y.port()
+                && (x.ip() == y.ip() || x.ip().is_unspecified() || y.ip().is_unspecified())
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_address_clashes_and_others_do_not() {
+        assert!(clash("127.0.0.1:5000", "127.0.0.1:5000"));
+        assert!(clash("localhost:5000", "127.0.0.1:5000"));
+        assert!(clash("0.0.0.0:5000", "127.0.0.1:5000"));
+        assert!(clash("127.0.0.1:5000", "0.0.0.0:5000"));
+        assert!(!clash("127.0.0.1:5000", "127.0.0.1:5001"));
+        assert!(!clash("127.0.0.1:5000", "127.0.0.2:5000"));
+        assert!(
+            !clash("127.0.0.1:0", "127.0.0.1:0"),
+            "each gets a free port"
+        );
+        assert!(!clash("[::1]:5000", "127.0.0.1:5000"));
+    }
+}
