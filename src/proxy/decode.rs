@@ -6,10 +6,15 @@
 //! several stacked, is passed through untouched (and not injected into).
 //! `deflate` is meant to be zlib-wrapped (RFC 9110), but some servers send raw deflate;
 //! the first two bytes tell which.
+//!
+//! Memory is bounded: the decoder runs only until it has a frame of 64 KiB, and reads
+//! no more compressed bytes until what it decoded has been passed on, so a page that
+//! expands a thousandfold (deflate goes up to 1032:1) takes no more than one that comes
+//! uncompressed.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use flate2::write::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 use hyper::body::{Body, Bytes, Frame};
@@ -61,12 +66,17 @@ impl Encoding {
     }
 }
 
+/// The most decoded bytes in one frame.
+const FRAME: usize = 64 * 1024;
+
 /// A body decoded on the fly.
 pub struct Decoded {
     inner: ProxyBody,
-    /// `None` once the compressed stream has ended.
+    /// `None` once the decoded stream has ended.
     inflater: Option<Inflater>,
-    /// Trailers read while finishing, sent after the last bytes.
+    /// Whether the compressed stream has ended (or its trailers came).
+    ended: bool,
+    /// Trailers read at the end, sent after the last bytes.
     pending: Option<Frame<Bytes>>,
 }
 
@@ -76,18 +86,8 @@ impl Decoded {
         Decoded {
             inner,
             inflater: Some(Inflater::new(coding)),
+            ended: false,
             pending: None,
-        }
-    }
-
-    /// The compressed stream ended (or trailers came): flushes the inflater. `None` when
-    /// it had nothing left, so the caller reads on.
-    fn finish(&mut self) -> Option<Result<Frame<Bytes>, BoxError>> {
-        let last = self.inflater.take()?.finish();
-        match last {
-            Ok(bytes) if bytes.is_empty() => None,
-            Ok(bytes) => Some(Ok(Frame::data(bytes))),
-            Err(err) => Some(Err(err.into())),
         }
     }
 }
@@ -105,122 +105,177 @@ impl Body for Decoded {
             let Some(inflater) = &mut this.inflater else {
                 return Poll::Ready(this.pending.take().map(Ok));
             };
-            let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err))),
-                Poll::Ready(Some(Ok(frame))) => frame,
-                Poll::Ready(None) => match this.finish() {
-                    Some(frame) => return Poll::Ready(Some(frame)),
-                    None => continue,
-                },
-            };
-            match frame.into_data() {
-                Ok(data) => match inflater.push(&data) {
-                    // Compressed bytes that made no output yet: read on.
-                    Ok(bytes) if bytes.is_empty() => continue,
-                    Ok(bytes) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                    Err(err) => return Poll::Ready(Some(Err(err.into()))),
-                },
-                Err(trailers) => {
-                    this.pending = Some(trailers);
-                    match this.finish() {
-                        Some(frame) => return Poll::Ready(Some(frame)),
-                        None => continue,
-                    }
+            // What the input read so far decodes to goes out before more is read.
+            match inflater.next(this.ended) {
+                Ok(Some(bytes)) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                Ok(None) if this.ended => {
+                    this.inflater = None;
+                    continue;
                 }
+                Ok(None) => {}
+                Err(err) => return Poll::Ready(Some(Err(err.into()))),
+            }
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => inflater.push(data),
+                    Err(trailers) => {
+                        this.pending = Some(trailers);
+                        this.ended = true;
+                    }
+                },
+                Some(Err(err)) => return Poll::Ready(Some(Err(err))),
+                None => this.ended = true,
             }
         }
     }
 }
 
-/// flate2's streaming decoders, writing into a buffer that is emptied after each push.
-/// Each push is flushed: flate2 keeps what a write decoded in its own buffer until the
-/// next write, which would hold back what a streaming server flushed (the head of a
-/// page, the tag's place) until its next chunk.
-enum Inflater {
-    Gzip(MultiGzDecoder<Vec<u8>>),
-    Zlib(ZlibDecoder<Vec<u8>>),
-    Raw(DeflateDecoder<Vec<u8>>),
-    /// `deflate` whose first two bytes have not arrived yet.
-    Undecided(Vec<u8>),
-    /// Nothing has arrived yet for `gzip` (an empty body is no error).
-    GzipUnstarted,
+/// The compressed bytes not decoded yet, and the decoder once it is known.
+struct Inflater {
+    coding: Coding,
+    /// `None` until the first bytes arrive (for `deflate`, the first two: they tell
+    /// zlib from raw), so that an empty body is no error.
+    decoder: Option<Decoder>,
+    input: Bytes,
 }
 
 impl Inflater {
     fn new(coding: Coding) -> Inflater {
-        match coding {
-            Coding::Gzip => Inflater::GzipUnstarted,
-            Coding::Deflate => Inflater::Undecided(Vec::new()),
+        Inflater {
+            coding,
+            decoder: None,
+            input: Bytes::new(),
         }
     }
 
-    /// Decodes `data`, returning what it decoded to so far.
-    fn push(&mut self, data: &[u8]) -> std::io::Result<Bytes> {
-        if data.is_empty() {
-            return Ok(Bytes::new());
-        }
-        match self {
-            Inflater::GzipUnstarted => {
-                *self = Inflater::Gzip(MultiGzDecoder::new(Vec::new()));
-                self.push(data)
-            }
-            Inflater::Undecided(first) => {
-                first.extend_from_slice(data);
-                if first.len() < 2 {
-                    return Ok(Bytes::new());
-                }
-                let first = std::mem::take(first);
-                *self = if is_zlib_header(first[0], first[1]) {
-                    Inflater::Zlib(ZlibDecoder::new(Vec::new()))
-                } else {
-                    Inflater::Raw(DeflateDecoder::new(Vec::new()))
-                };
-                self.push(&first)
-            }
-            Inflater::Gzip(d) => {
-                d.write_all(data)?;
-                d.flush()?;
-                Ok(std::mem::take(d.get_mut()).into())
-            }
-            Inflater::Zlib(d) => {
-                d.write_all(data)?;
-                d.flush()?;
-                Ok(std::mem::take(d.get_mut()).into())
-            }
-            Inflater::Raw(d) => {
-                d.write_all(data)?;
-                d.flush()?;
-                Ok(std::mem::take(d.get_mut()).into())
-            }
-        }
+    /// Adds compressed bytes; called once [`Inflater::next`] has taken all before.
+    fn push(&mut self, data: Bytes) {
+        self.input = if self.input.is_empty() {
+            data
+        } else {
+            // Only the first byte of a `deflate` stream waits for a second.
+            [&self.input[..], &data[..]].concat().into()
+        };
     }
 
-    /// Ends the stream, returning the last decoded bytes; an error if it was cut short.
-    fn finish(&mut self) -> std::io::Result<Bytes> {
-        let out = match self {
-            Inflater::GzipUnstarted => Vec::new(),
-            Inflater::Undecided(first) if first.is_empty() => Vec::new(),
-            Inflater::Undecided(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
+    /// The next piece of the decoded stream (at most [`FRAME`] bytes), or `None` once
+    /// all the input is decoded and passed on. `ended`: no more input will come, so
+    /// the stream must be complete.
+    fn next(&mut self, ended: bool) -> io::Result<Option<Bytes>> {
+        if self.decoder.is_none() {
+            self.decoder = Decoder::start(self.coding, &self.input);
+        }
+        let Some(decoder) = &mut self.decoder else {
+            if ended && !self.input.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
                     "a deflate stream of one byte",
                 ));
             }
-            Inflater::Gzip(d) => {
-                d.try_finish()?;
-                std::mem::take(d.get_mut())
-            }
-            Inflater::Zlib(d) => {
-                d.try_finish()?;
-                std::mem::take(d.get_mut())
-            }
-            Inflater::Raw(d) => {
-                d.try_finish()?;
-                std::mem::take(d.get_mut())
-            }
+            return Ok(None);
         };
-        Ok(out.into())
+        while !self.input.is_empty() {
+            match decoder.writer().write(&self.input) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "data after the end of the compressed stream",
+                    ));
+                }
+                Ok(taken) => self.input = self.input.slice(taken..),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Some(decoder.take()));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        // flate2 keeps what a write decoded in its own buffer until the next write, which
+        // would hold back what a streaming server flushed (the head of a page, the tag's
+        // place) until its next chunk: flushed now, or finished at the end.
+        let done = if ended {
+            decoder.finish()
+        } else {
+            decoder.writer().flush()
+        };
+        match done {
+            // A full frame: the rest comes at the next call.
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
+            Ok(()) => {}
+        }
+        let out = decoder.take();
+        Ok((!out.is_empty()).then_some(out))
+    }
+}
+
+/// flate2's streaming decoders, each writing into a [`Sink`].
+enum Decoder {
+    Gzip(MultiGzDecoder<Sink>),
+    Zlib(ZlibDecoder<Sink>),
+    Raw(DeflateDecoder<Sink>),
+}
+
+impl Decoder {
+    /// The decoder for `coding`, or `None` until `first` holds enough bytes to tell.
+    fn start(coding: Coding, first: &[u8]) -> Option<Decoder> {
+        match (coding, first) {
+            (_, []) | (Coding::Deflate, [_]) => None,
+            (Coding::Gzip, _) => Some(Decoder::Gzip(MultiGzDecoder::new(Sink::default()))),
+            (Coding::Deflate, [cmf, flg, ..]) if is_zlib_header(*cmf, *flg) => {
+                Some(Decoder::Zlib(ZlibDecoder::new(Sink::default())))
+            }
+            (Coding::Deflate, _) => Some(Decoder::Raw(DeflateDecoder::new(Sink::default()))),
+        }
+    }
+
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Decoder::Gzip(d) => d,
+            Decoder::Zlib(d) => d,
+            Decoder::Raw(d) => d,
+        }
+    }
+
+    /// Decodes what is left and checks that the stream is complete; `WouldBlock` when
+    /// the frame filled first (call again once it has been taken).
+    fn finish(&mut self) -> io::Result<()> {
+        match self {
+            Decoder::Gzip(d) => d.try_finish(),
+            Decoder::Zlib(d) => d.try_finish(),
+            Decoder::Raw(d) => d.try_finish(),
+        }
+    }
+
+    /// The bytes decoded so far, leaving room for a frame more.
+    fn take(&mut self) -> Bytes {
+        let sink = match self {
+            Decoder::Gzip(d) => d.get_mut(),
+            Decoder::Zlib(d) => d.get_mut(),
+            Decoder::Raw(d) => d.get_mut(),
+        };
+        std::mem::take(&mut sink.0).into()
+    }
+}
+
+/// Where a decoder writes: up to [`FRAME`] bytes, then `WouldBlock` until they are
+/// taken. The flate2 decoders keep their place (and at most 32 KiB decoded) when their
+/// writer would block, so each write decodes only as far as the frame has room.
+#[derive(Default)]
+struct Sink(Vec<u8>);
+
+impl Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let room = FRAME - self.0.len();
+        if room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = bytes.len().min(room);
+        self.0.extend_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -234,62 +289,125 @@ fn is_zlib_header(cmf: u8, flg: u8) -> bool {
 mod tests {
     use flate2::Compression;
     use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
+    use futures_util::{FutureExt, StreamExt};
     use http_body_util::{BodyExt, StreamBody};
 
     use super::*;
 
     const TEXT: &[u8] = b"<html><head></head><body>compressed, decompressed</body></html>";
 
-    fn compress(coding: &str) -> Vec<u8> {
+    fn compress(coding: &str, text: &[u8]) -> Vec<u8> {
         let level = Compression::default();
         let compressed = match coding {
             "gzip" => {
                 let mut e = GzEncoder::new(Vec::new(), level);
-                e.write_all(TEXT).and_then(|()| e.finish())
+                e.write_all(text).and_then(|()| e.finish())
             }
             "zlib" => {
                 let mut e = ZlibEncoder::new(Vec::new(), level);
-                e.write_all(TEXT).and_then(|()| e.finish())
+                e.write_all(text).and_then(|()| e.finish())
             }
             _ => {
                 let mut e = DeflateEncoder::new(Vec::new(), level);
-                e.write_all(TEXT).and_then(|()| e.finish())
+                e.write_all(text).and_then(|()| e.finish())
             }
         };
         compressed.expect("compressing into memory")
     }
 
-    /// Decodes `bytes` fed one byte per frame, the worst split there is.
-    fn decode(bytes: &[u8], coding: Coding) -> Result<Vec<u8>, BoxError> {
-        let frames: Vec<Result<Frame<Bytes>, BoxError>> = bytes
-            .iter()
-            .map(|&b| Ok(Frame::data(Bytes::copy_from_slice(&[b]))))
+    /// The body `Decoded` makes of `chunks`, each a frame of the compressed body.
+    fn decoded<'a>(chunks: impl Iterator<Item = &'a [u8]>, coding: Coding) -> Decoded {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = chunks
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
             .collect();
         let source = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+        Decoded::new(source, coding)
+    }
+
+    /// The frames `Decoded` makes of `chunks`, read to the end.
+    fn frames<'a>(
+        chunks: impl Iterator<Item = &'a [u8]>,
+        coding: Coding,
+    ) -> Result<Vec<Bytes>, BoxError> {
+        let mut body = decoded(chunks, coding);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
-        let collected = runtime.block_on(Decoded::new(source, coding).collect())?;
-        Ok(collected.to_bytes().to_vec())
+        runtime.block_on(async {
+            let mut frames = Vec::new();
+            while let Some(frame) = body.frame().await {
+                frames.push(frame?.into_data().expect("no trailers"));
+            }
+            Ok(frames)
+        })
+    }
+
+    /// Decodes `bytes` fed one byte per frame, the worst split there is.
+    fn decode(bytes: &[u8], coding: Coding) -> Result<Vec<u8>, BoxError> {
+        Ok(frames(bytes.chunks(1), coding)?.concat())
     }
 
     #[test]
     fn gzip_zlib_and_raw_deflate_decode_byte_by_byte() {
-        assert_eq!(decode(&compress("gzip"), Coding::Gzip).expect("gzip"), TEXT);
-        assert_eq!(
-            decode(&compress("zlib"), Coding::Deflate).expect("zlib"),
-            TEXT
-        );
-        assert_eq!(
-            decode(&compress("raw"), Coding::Deflate).expect("raw"),
-            TEXT
-        );
+        let gzip = compress("gzip", TEXT);
+        assert_eq!(decode(&gzip, Coding::Gzip).expect("gzip"), TEXT);
+        let zlib = compress("zlib", TEXT);
+        assert_eq!(decode(&zlib, Coding::Deflate).expect("zlib"), TEXT);
+        let raw = compress("raw", TEXT);
+        assert_eq!(decode(&raw, Coding::Deflate).expect("raw"), TEXT);
         assert_eq!(decode(b"", Coding::Gzip).expect("empty"), b"");
+        assert_eq!(decode(b"", Coding::Deflate).expect("empty"), b"");
+        assert!(decode(&raw[..1], Coding::Deflate).is_err());
+    }
+
+    #[test]
+    fn a_page_that_expands_a_thousandfold_comes_out_in_bounded_frames() {
+        let mut page = b"<html><head></head><body>".to_vec();
+        page.resize(24 << 20, 0);
+        page.extend_from_slice(b"</body></html>");
+        for (coding, name) in [(Coding::Gzip, "gzip"), (Coding::Deflate, "zlib")] {
+            let compressed = compress(name, &page);
+            assert!(compressed.len() < 100 << 10, "{name}: {}", compressed.len());
+            // All of it in one input frame, then in two.
+            for split in [compressed.len(), compressed.len() / 2] {
+                let frames = frames(compressed.chunks(split), coding).expect(name);
+                let largest = frames.iter().map(Bytes::len).max();
+                assert_eq!(largest, Some(FRAME), "{name}");
+                assert!(frames.concat() == page, "{name}: the page comes out whole");
+            }
+        }
+    }
+
+    #[test]
+    fn what_a_server_flushed_comes_out_whole_before_more_arrives() {
+        // More than a frame, flushed (as a streaming server does), then nothing more.
+        let text: Vec<u8> = (0..20_000)
+            .flat_map(|n| format!("<p>line {n}</p>\n").into_bytes())
+            .collect();
+        assert!(text.len() > 2 * FRAME);
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder
+            .write_all(&text)
+            .and_then(|()| encoder.flush())
+            .expect("compressing into memory");
+        let flushed = Bytes::from(std::mem::take(encoder.get_mut()));
+        let head = futures_util::stream::once(async { Ok::<_, BoxError>(Frame::data(flushed)) });
+        let source = StreamBody::new(head.chain(futures_util::stream::pending()));
+        let mut body = Decoded::new(source.boxed_unsync(), Coding::Gzip);
+        let mut out = Vec::new();
+        while out.len() < text.len() {
+            let frame = body.frame().now_or_never();
+            let frame = frame.expect("decoded bytes are not held back for more input");
+            let data = frame.expect("a frame").expect("no error");
+            out.extend_from_slice(&data.into_data().expect("data"));
+        }
+        assert!(out == text);
+        assert!(body.frame().now_or_never().is_none(), "then it waits");
     }
 
     #[test]
     fn a_truncated_stream_is_an_error() {
-        let gzip = compress("gzip");
+        let gzip = compress("gzip", TEXT);
         assert!(decode(&gzip[..gzip.len() - 4], Coding::Gzip).is_err());
     }
 

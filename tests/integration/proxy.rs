@@ -11,13 +11,14 @@ use crate::util::{
 };
 
 /// A dev server that renders `templates/index.html` (read at start-up), serves
-/// `/static/*`, `/api.json` and `/page.xhtml` (`templates/page.xhtml`, read at each
-/// request), says so and waits `DELAY` seconds before it binds, takes `SLOW_STOP`
-/// seconds to stop on SIGTERM, and exits with code 3 when `app.py` says `BROKEN`, after
-/// printing a log (coloured, a line redrawn after a carriage return) to stdout without
-/// flushing it, and then an error to stderr.
+/// `/static/*`, `/api.json`, `/page.xhtml` (`templates/page.xhtml`, read at each
+/// request) and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
+/// though not asked to), says so and waits `DELAY` seconds before it binds, takes
+/// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
+/// `BROKEN`, after printing a log (coloured, a line redrawn after a carriage return) to
+/// stdout without flushing it, and then an error to stderr.
 const APP: &str = r#"
-import json, os, signal, sys, time
+import json, os, signal, sys, time, zlib
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 if "BRO" + "KEN" in open("app.py").read():
     for n in range(30):
@@ -38,10 +39,17 @@ class Handler(SimpleHTTPRequestHandler):
             body, kind = open("templates/page.xhtml", "rb").read(), "application/xhtml+xml"
         elif self.path == "/api.json":
             body, kind = json.dumps({"pid": os.getpid(), "html": "</head>"}).encode(), "application/json"
+        elif self.path == "/bomb.html":
+            gzip = zlib.compressobj(9, zlib.DEFLATED, 31)
+            parts = [gzip.compress(b"<html><head></head><body>")]
+            parts += [gzip.compress(bytes(1 << 20)) for _ in range(64)]
+            body, kind = b"".join(parts + [gzip.flush()]), "text/html"
         else:
             return super().do_GET()
         self.send_response(200)
         self.send_header("Content-Type", kind)
+        if self.path == "/bomb.html":
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -49,6 +57,9 @@ class Handler(SimpleHTTPRequestHandler):
         pass
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 "#;
+
+/// How many MiB of zeros `/bomb.html` of [`APP`] decodes to (from about 64 KiB gzipped).
+const BOMB_MIB: usize = 64;
 
 fn template(heading: &str) -> String {
     format!(
@@ -111,6 +122,36 @@ fn pages_get_the_script_and_other_bodies_pass_unchanged() {
         matches!(foreign.status, 400 | 403),
         "DNS rebinding refused: {}",
         foreign.status
+    );
+}
+
+#[test]
+fn a_gzip_bomb_is_decoded_and_injected_in_bounded_memory() {
+    let (_p, proxy, sup) = proxied("0");
+    let page = http(proxy, "GET", "/bomb.html", DOCUMENT);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-encoding"), None);
+    let start = page.body.iter().position(|&b| b == 0).expect("the zeros");
+    let (head, zeros) = page.body.split_at(start);
+    let head = String::from_utf8_lossy(head);
+    assert!(
+        head.contains("livereload.js") && head.ends_with("</head><body>"),
+        "{head}"
+    );
+    assert!(
+        zeros.len() == BOMB_MIB << 20 && zeros.iter().all(|&b| b == 0),
+        "the page arrives whole"
+    );
+    // The peak of the proxy's resident memory, over its whole life.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sup.pid())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    assert!(
+        peak_kib < 100 * 1024,
+        "{BOMB_MIB} MiB decoded with a peak of {peak_kib} KiB resident"
     );
 }
 
