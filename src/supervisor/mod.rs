@@ -20,6 +20,7 @@
 mod group;
 mod guard;
 pub mod output;
+mod pipes;
 pub mod spawn;
 
 use std::sync::Arc;

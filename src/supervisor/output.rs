@@ -14,14 +14,16 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use regex::Regex;
 
+use super::pipes::{Streams, Writer};
+
 /// How many lines the tail keeps.
 const TAIL_LINES: usize = 40;
 
 /// The most bytes held back waiting for a line's end.
 const LONGEST_LINE: usize = 64 * 1024;
 
-/// The last lines the server printed (stdout and stderr interleaved as they arrived),
-/// each cut to [`TAIL_WIDTH`] characters.
+/// The last lines the server printed (stdout and stderr interleaved as the relay read
+/// them), each cut to [`TAIL_WIDTH`] characters.
 #[derive(Debug, Clone, Default)]
 pub struct Tail(Arc<Mutex<VecDeque<String>>>);
 
@@ -80,48 +82,33 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Copies the server's stdout (`out`) and stderr (`err`) to reloadsup's own, line
-    /// by line, on a thread of its own.
-    pub fn start(&self, out: OwnedFd, err: OwnedFd) {
-        self.start_to([(out, Box::new(io::stdout())), (err, Box::new(io::stderr()))]);
-    }
-
-    /// As [`Relay::start`], to the given writers.
-    fn start_to(&self, streams: [(OwnedFd, Box<dyn Write + Send>); 2]) {
+    /// Copies the server's output to reloadsup's own, line by line, on a thread of its
+    /// own: each of `streams` (one pipe for stdout and stderr merged, or one each) to
+    /// its writer.
+    pub fn start(&self, streams: Streams) {
         let relay = self.clone();
-        let spawned = thread::Builder::new()
-            .name("relay".into())
-            .spawn(move || relay.copy(streams.map(|(from, to)| Stream::new(from, to))));
+        let spawned = thread::Builder::new().name("relay".into()).spawn(move || {
+            let streams = streams.0.into_iter();
+            relay.copy(streams.map(|(from, to)| Stream::new(from, to)).collect())
+        });
         if let Err(err) = spawned {
             crate::report::warn(format!("cannot relay the server's output: {err}"));
         }
     }
 
-    /// Reads whichever stream has bytes, until both end. One thread reads both, and
-    /// when both have bytes waiting reads stdout first, so the tail keeps the order in
-    /// which the server wrote (a log on stdout, then the traceback on stderr), which
-    /// a thread per stream would leave to the scheduler.
-    fn copy(&self, mut streams: [Stream; 2]) {
+    /// Reads whichever stream has bytes, until all end. Merged into one pipe, stdout and
+    /// stderr come in the order the server wrote them. Apart, one thread reads both and,
+    /// when both have bytes waiting, reads the first (stdout) first, so the tail mostly
+    /// keeps that order (a log on stdout, then the traceback on stderr), which a thread
+    /// per stream would leave to the scheduler.
+    fn copy(&self, mut streams: Vec<Stream>) {
         loop {
             let open: Vec<usize> = (0..streams.len()).filter(|&i| !streams[i].ended).collect();
             if open.is_empty() {
                 return;
             }
-            let ready: Vec<usize> = {
-                let mut fds: Vec<PollFd> = open
-                    .iter()
-                    .map(|&i| PollFd::new(streams[i].from.as_fd(), PollFlags::POLLIN))
-                    .collect();
-                match poll(&mut fds, PollTimeout::NONE) {
-                    Ok(_) => {}
-                    Err(Errno::EINTR) => continue,
-                    Err(_) => return,
-                }
-                open.iter()
-                    .zip(&fds)
-                    .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
-                    .map(|(&i, _)| i)
-                    .collect()
+            let Some(ready) = wait_readable(&streams, &open) else {
+                return;
             };
             for i in ready {
                 streams[i].read_some(self);
@@ -142,6 +129,29 @@ impl Relay {
     }
 }
 
+/// Waits until some of the `open` streams have bytes (or have ended); returns which, or
+/// `None` if they cannot be waited on.
+fn wait_readable(streams: &[Stream], open: &[usize]) -> Option<Vec<usize>> {
+    let mut fds: Vec<PollFd> = open
+        .iter()
+        .map(|&i| PollFd::new(streams[i].from.as_fd(), PollFlags::POLLIN))
+        .collect();
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    let ready = open
+        .iter()
+        .zip(&fds)
+        .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
+        .map(|(&i, _)| i)
+        .collect();
+    Some(ready)
+}
+
 /// A line as a terminal would show it: what follows its last carriage return (a
 /// progress bar redraws itself that way), without colour and other escape sequences.
 fn shown(line: &str) -> String {
@@ -153,14 +163,14 @@ fn shown(line: &str) -> String {
 /// One of the server's output streams and where it is copied to.
 struct Stream {
     from: File,
-    to: Box<dyn Write + Send>,
+    to: Writer,
     /// The start of a line whose end has not come yet.
     pending: Vec<u8>,
     ended: bool,
 }
 
 impl Stream {
-    fn new(from: OwnedFd, to: Box<dyn Write + Send>) -> Stream {
+    fn new(from: OwnedFd, to: Writer) -> Stream {
         Stream {
             from: File::from(from),
             to,
@@ -270,10 +280,10 @@ mod tests {
             ..Relay::default()
         };
         let (out, err) = (Sink::default(), Sink::default());
-        relay.start_to([
+        relay.start(Streams(vec![
             (out_read, Box::new(out.clone())),
             (err_read, Box::new(err.clone())),
-        ]);
+        ]));
         let tail = relay.tail.as_ref().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while tail.lines().len() < 4 && std::time::Instant::now() < deadline {
@@ -288,6 +298,37 @@ mod tests {
     }
 
     #[test]
+    fn merged_streams_keep_the_order_they_were_written_in() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let (mut stdout, mut stderr) = (File::from(write.try_clone().unwrap()), File::from(write));
+        // All written before the relay reads, as a fast server's output is.
+        for i in 0..100 {
+            stdout.write_all(format!("out {i}\n").as_bytes()).unwrap();
+            stderr.write_all(format!("err {i}\n").as_bytes()).unwrap();
+        }
+        drop((stdout, stderr));
+        let relay = Relay {
+            tail: Some(Tail::default()),
+            ..Relay::default()
+        };
+        let out = Sink::default();
+        relay.start(Streams(vec![(read, Box::new(out.clone()))]));
+        let expected: Vec<String> = (0..100)
+            .flat_map(|i| [format!("out {i}"), format!("err {i}")])
+            .collect();
+        let tail = relay.tail.as_ref().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while tail.lines().last().is_none_or(|line| line != "err 99")
+            && std::time::Instant::now() < deadline
+        {
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(tail.lines(), expected[expected.len() - TAIL_LINES..]);
+        let copied = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(copied.lines().collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
     fn output_without_newlines_is_passed_on_in_pieces() {
         let (out_read, out_write) = nix::unistd::pipe().unwrap();
         let (err_read, err_write) = nix::unistd::pipe().unwrap();
@@ -298,10 +339,10 @@ mod tests {
             ..Relay::default()
         };
         let out = Sink::default();
-        relay.start_to([
+        relay.start(Streams(vec![
             (out_read, Box::new(out.clone())),
             (err_read, Box::new(Sink::default())),
-        ]);
+        ]));
         // More than a pipe holds, with no newline and the pipe still open.
         writer.write_all(&vec![b'#'; LONGEST_LINE * 2]).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

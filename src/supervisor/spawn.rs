@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::{Pid, getpid, getppid};
 
 use super::output::Relay;
+use super::pipes::{self, Streams};
 use crate::config::{CommandSpec, Server};
 
 /// How the server's life and output are tied to reloadsup.
@@ -57,15 +58,14 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
         // A server in a background process group that reads the terminal would be
         // stopped by SIGTTIN; it gets no terminal input.
         .stdin(Stdio::null());
-    let relay = match mode {
+    let relayed = match mode {
         Mode::Supervised { relay } => {
             command.process_group(0);
             tie_to_supervisor(&mut command);
-            if relay.is_some() {
-                command.stdout(Stdio::piped()).stderr(Stdio::piped());
-                unbuffer_python(&mut command, spec);
+            match relay {
+                Some(relay) => Some((relay, pipe_output(&mut command, spec)?)),
+                None => None,
             }
-            relay
         }
         Mode::Detached { log } => {
             command.stdout(log.try_clone()?).stderr(log);
@@ -76,16 +76,26 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
             None
         }
     };
-    let mut child = command.spawn()?;
+    let child = command.spawn()?;
+    // The command holds copies of the pipes' write ends: the relay sees the end of the
+    // output only once they are closed along with the server's.
+    drop(command);
     let pid = Pid::from_raw(child.id() as i32);
-    let ready_flag = relay.and_then(|relay| {
-        if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
-            relay.start(out.into(), err.into());
-        }
+    let ready_flag = relayed.and_then(|(relay, streams)| {
+        relay.start(streams);
         relay.regex.is_some().then_some(relay.matched)
     });
     // The child is reaped through `waitpid`, not through `Child`.
     Ok(Spawned { pid, ready_flag })
+}
+
+/// Gives the server pipes for stdout and stderr (see [`pipes`]), and returns the ends
+/// the relay reads.
+fn pipe_output(command: &mut Command, spec: &Server) -> io::Result<Streams> {
+    let (ends, streams) = pipes::open()?;
+    command.stdout(ends.stdout).stderr(ends.stderr);
+    unbuffer_python(command, spec);
+    Ok(streams)
 }
 
 /// Sets `PYTHONUNBUFFERED=1` unless the environment or the task file sets it. Python

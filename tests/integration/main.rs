@@ -6,6 +6,7 @@ mod editors;
 mod livereload;
 mod process;
 mod proxy;
+mod relay;
 mod serve;
 mod taskfile;
 mod util;

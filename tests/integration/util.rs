@@ -161,17 +161,44 @@ impl Sup {
         )
     }
 
+    /// Starts `command` in a process group of its own, with stdout discarded and stderr
+    /// captured.
     pub fn spawn_command(command: &mut Command) -> Sup {
+        let mut child = Sup::start_child(command.stdout(Stdio::null()).stderr(Stdio::piped()));
+        let pipe = child.stderr.take().unwrap();
+        Sup::capturing(child, pipe)
+    }
+
+    /// As `spawn`, with stdout and stderr on one pipe, as on a terminal: `stderr()`
+    /// then returns both, in the order reloadsup wrote them.
+    pub fn spawn_merged(dir: &Path, args: &[&str]) -> Sup {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .current_dir(dir)
+            .env_remove("PYTHONUNBUFFERED")
+            .stdout(write.try_clone().unwrap())
+            .stderr(write);
+        let child = Sup::start_child(&mut command);
+        // The command's copies of the write end: the reader sees the end once
+        // reloadsup's are closed.
+        drop(command);
+        Sup::capturing(child, std::fs::File::from(read))
+    }
+
+    fn start_child(command: &mut Command) -> Child {
         use std::os::unix::process::CommandExt;
-        let mut child = command
+        command
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A `Sup` for `child`, whose output is read from `pipe` on a thread.
+    fn capturing(child: Child, pipe: impl Read + Send + 'static) -> Sup {
         let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
         let sink = Arc::clone(&stderr);
         let reader = thread::spawn(move || {
             let mut lines = BufReader::new(pipe);
@@ -192,7 +219,7 @@ impl Sup {
         Pid::from_raw(self.child.id() as i32)
     }
 
-    /// Everything printed on stderr so far.
+    /// Everything printed on stderr so far (and on stdout, for `spawn_merged`).
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }

@@ -1,0 +1,108 @@
+//! The server's output relayed through reloadsup (here because of a proxy): the order of
+//! its lines across stdout and stderr, on reloadsup's output and on the crash page.
+
+use crate::util::{Project, Sup, free_port, http, wait_until};
+
+/// A server that writes `out N` to stdout and `err N` to stderr by turns, each line
+/// with a `write` of its own and nothing buffered, then exits with code 3.
+const ALTERNATING: &str = r#"
+import os, sys
+for n in range(200):
+    os.write(1, b"out %d\n" % n)
+    os.write(2, b"err %d\n" % n)
+sys.exit(3)
+"#;
+
+/// A project whose server is `ALTERNATING`, behind a proxy; returns it and the proxy's
+/// port.
+fn alternating() -> (Project, u16) {
+    let p = Project::new();
+    let (port, proxy, reload) = (free_port(), free_port(), free_port());
+    p.write("app.py", ALTERNATING);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'app.py', '{}']\n\
+             [watch]\nfile_dep = ['*.py']\n\
+             [reload]\nport = {reload}\n\
+             [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
+            p.token
+        ),
+    );
+    (p, proxy)
+}
+
+/// The lines `out N` and `err N` for N in `from..200`, in the order written.
+fn written(from: usize) -> Vec<String> {
+    (from..200)
+        .flat_map(|n| [format!("out {n}"), format!("err {n}")])
+        .collect()
+}
+
+/// The lines of `text` that are the server's.
+fn server_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| line.starts_with("out ") || line.starts_with("err "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The output's tail on the proxy's crash page, once `complete` says it is.
+#[track_caller]
+fn crash_page_tail(proxy: u16, complete: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut tail = Vec::new();
+    wait_until("the crash page's tail", || {
+        tail = page_tail(proxy);
+        complete(&tail)
+    });
+    tail
+}
+
+#[track_caller]
+fn page_tail(proxy: u16) -> Vec<String> {
+    let document = [("Accept", "text/html"), ("Sec-Fetch-Dest", "document")];
+    let page = http(proxy, "GET", "/", &document);
+    assert_eq!(page.status, 502);
+    let text = page.text();
+    let Some(start) = text.find("<pre>") else {
+        return Vec::new();
+    };
+    let end = text.find("</pre>").expect("the end of the tail");
+    text[start + "<pre>".len()..end]
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn stdout_and_stderr_to_one_place_keep_the_order_written() {
+    let (p, proxy) = alternating();
+    let sup = Sup::spawn_merged(&p.dir, &["run"]);
+    sup.wait_for("exited with code 3");
+    sup.wait_for("err 199\n");
+    assert_eq!(server_lines(&sup.stderr()), written(0), "{}", sup.stderr());
+    let tail = crash_page_tail(proxy, |tail| tail.last().is_some_and(|l| l == "err 199"));
+    assert_eq!(tail, written(180));
+}
+
+#[test]
+fn stdout_and_stderr_apart_stay_apart() {
+    let (p, proxy) = alternating();
+    let sup = p.start(&["run"]);
+    sup.wait_for("exited with code 3");
+    sup.wait_for("err 199\n");
+    let errors: Vec<String> = (0..200).map(|n| format!("err {n}")).collect();
+    assert_eq!(
+        server_lines(&sup.stderr()),
+        errors,
+        "stdout is not on stderr"
+    );
+    // The order across the two pipes is the relay's best effort: which lines are last
+    // depends on when it read them.
+    let tail = crash_page_tail(proxy, |tail| tail.len() == 40);
+    assert!(
+        tail.iter()
+            .all(|line| line.starts_with("out ") || line.starts_with("err ")),
+        "{tail:?}"
+    );
+}
