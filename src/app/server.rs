@@ -241,8 +241,10 @@ impl App {
         }
     }
 
-    /// SIGINT, SIGTERM or SIGHUP: stop the server and exit. A second one while stopping
-    /// kills the server at once.
+    /// SIGINT, SIGTERM or SIGHUP: stop the server and exit. A Ctrl-C (SIGINT) while
+    /// stopping kills the server at once. A repeated SIGTERM or SIGHUP does not: the
+    /// tools that send them may deliver one twice (`timeout` signals reloadsup, then
+    /// its process group), and send SIGKILL when they mean to force the stop.
     pub(super) fn shut_down(&mut self, signal: i32) {
         let code = match signal {
             SIGINT => EXIT_SIGINT,
@@ -255,8 +257,12 @@ impl App {
             return;
         };
         if matches!(self.after_stop, AfterStop::Exit(_)) {
-            report::info("killing the server now");
-            supervisor.kill_now();
+            if signal == SIGINT {
+                report::info("killing the server now");
+                supervisor.kill_now(Instant::now());
+            } else {
+                report::info("still stopping; a Ctrl-C kills the server at once");
+            }
             return;
         }
         report::info("stopping");

@@ -62,11 +62,38 @@ enum State {
         proc: Proc,
         began: Instant,
         kill_at: Instant,
-        killed: bool,
+        /// Why SIGKILL was sent, once it was.
+        killed: Option<Kill>,
         /// Whether the supervisor asked for the stop (else it is a clean-up of what a
         /// leader that ended by itself left behind).
         requested: bool,
     },
+}
+
+/// Why a stop escalated to SIGKILL.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// `stop_timeout` ran out.
+    Timeout,
+    /// Asked for (a Ctrl-C while stopping), this long after `stop_signal`.
+    Asked(Duration),
+}
+
+impl Kill {
+    /// How a server killed with SIGKILL ended, in words.
+    fn describe(self, spec: &Server) -> String {
+        let signal = spec.stop_signal;
+        match self {
+            Kill::Timeout => format!(
+                "did not stop within {} of {signal}; killed with SIGKILL",
+                humantime::format_duration(spec.stop_timeout),
+            ),
+            Kill::Asked(after) => format!(
+                "killed with SIGKILL at a Ctrl-C {} ms after {signal}",
+                after.as_millis()
+            ),
+        }
+    }
 }
 
 /// Something the loop reports or acts on.
@@ -184,13 +211,14 @@ impl Supervisor {
         }
     }
 
-    /// Kills a server that is being stopped right away (a second Ctrl-C).
-    pub fn kill_now(&mut self) {
+    /// Kills a server that is being stopped right away (a Ctrl-C while stopping).
+    pub fn kill_now(&mut self, now: Instant) {
         if let State::Stopping { proc, .. } = &self.state {
             self.kill(proc.pgid);
         }
-        if let State::Stopping { killed, .. } = &mut self.state {
-            *killed = true;
+        if let State::Stopping { killed, began, .. } = &mut self.state {
+            let asked = Kill::Asked(now.saturating_duration_since(*began));
+            killed.get_or_insert(asked);
         }
     }
 
@@ -201,7 +229,11 @@ impl Supervisor {
                 kill_at, killed, ..
             } => {
                 let poll = now + STOP_POLL;
-                Some(if *killed { poll } else { poll.min(*kill_at) })
+                Some(if killed.is_some() {
+                    poll
+                } else {
+                    poll.min(*kill_at)
+                })
             }
             _ => None,
         }
@@ -247,17 +279,13 @@ impl Supervisor {
             unreachable!("matched above")
         };
         if gone {
-            let how = if *killed {
-                format!(
-                    "did not stop within {} of {}; killed with SIGKILL",
-                    humantime::format_duration(self.spec.stop_timeout),
-                    self.spec.stop_signal
-                )
-            } else {
-                proc.leader
+            let how = match killed {
+                Some(kill) => kill.describe(&self.spec),
+                None => proc
+                    .leader
                     .as_ref()
                     .map(|s| describe(s, &self.spec.command))
-                    .unwrap_or_else(|| "ended".into())
+                    .unwrap_or_else(|| "ended".into()),
             };
             let outcome = Outcome::Stopped {
                 pid: pgid,
@@ -269,8 +297,8 @@ impl Supervisor {
             self.forget(pgid);
             return Some(outcome);
         }
-        if !*killed && now >= *kill_at {
-            *killed = true;
+        if killed.is_none() && now >= *kill_at {
+            *killed = Some(Kill::Timeout);
             self.kill(pgid);
         }
         None
@@ -284,7 +312,7 @@ impl Supervisor {
             proc,
             began: now,
             kill_at: now + self.spec.stop_timeout,
-            killed: false,
+            killed: None,
             requested,
         };
     }

@@ -8,5 +8,6 @@ mod process;
 mod proxy;
 mod relay;
 mod serve;
+mod signals;
 mod taskfile;
 mod util;

@@ -1,0 +1,96 @@
+//! Signals to reloadsup while it stops the server for good: a Ctrl-C kills the server at
+//! once, a repeated SIGTERM leaves the graceful stop to run its course.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::util::{Project, Sup};
+
+/// A started project whose server ignores SIGTERM, given `stop_timeout`.
+fn stubborn(stop_timeout: &str) -> (Project, Sup) {
+    let p = Project::new();
+    p.write(
+        "server.py",
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+         open('starts.log', 'a').write('start\\n')\ntime.sleep(1000)\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\n\
+             stop_timeout = \"{stop_timeout}\"\n[watch]\nfile_dep = [\"app.py\"]\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    (p, sup)
+}
+
+/// The line reporting how the server's stop ended.
+fn stop_line(sup: &Sup) -> String {
+    let stderr = sup.stderr();
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|line| line.contains("server (pid "));
+    line.expect("a stop line").to_string()
+}
+
+#[test]
+fn a_ctrl_c_while_stopping_kills_the_server_at_once() {
+    assert_ctrl_c_kills_at_once(Signal::SIGINT, 130);
+    assert_ctrl_c_kills_at_once(Signal::SIGTERM, 0);
+}
+
+/// Stops a stubborn server with `first`, then presses Ctrl-C: the server is killed at
+/// once, said so, and reloadsup exits with `code` (`first`'s).
+#[track_caller]
+fn assert_ctrl_c_kills_at_once(first: Signal, code: i32) {
+    let (p, mut sup) = stubborn("20s");
+    let began = Instant::now();
+    sup.signal(first);
+    sup.wait_for("stopping");
+    sup.signal(Signal::SIGINT);
+    assert_eq!(sup.wait_exit().code(), Some(code), "{}", sup.stderr());
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "long before the grace ran out"
+    );
+    assert!(
+        sup.stderr().contains("killing the server now"),
+        "{}",
+        sup.stderr()
+    );
+    let line = stop_line(&sup);
+    assert!(line.contains("killed with SIGKILL at a Ctrl-C "), "{line}");
+    assert!(line.contains(" ms after SIGTERM, in "), "{line}");
+    assert!(
+        !line.contains("did not stop within"),
+        "no grace ran out: {line}"
+    );
+    assert!(p.servers().is_empty());
+}
+
+#[test]
+fn a_second_sigterm_leaves_the_graceful_stop_alone() {
+    let (p, mut sup) = stubborn("1s");
+    let began = Instant::now();
+    sup.signal(Signal::SIGTERM);
+    sup.wait_for("stopping");
+    sup.signal(Signal::SIGTERM);
+    sup.wait_for("still stopping; a Ctrl-C kills the server at once");
+    assert_eq!(sup.wait_exit().code(), Some(0), "{}", sup.stderr());
+    assert!(
+        began.elapsed() >= Duration::from_secs(1),
+        "the grace was given"
+    );
+    assert!(!sup.stderr().contains("killing the server now"));
+    let line = stop_line(&sup);
+    assert!(
+        line.contains("did not stop within 1s of SIGTERM; killed with SIGKILL"),
+        "{line}"
+    );
+    assert!(p.servers().is_empty());
+}
