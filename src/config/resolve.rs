@@ -70,7 +70,7 @@ impl Doc<'_> {
     fn resolve(&self, ov: &Overrides) -> Result<Config> {
         let raw: RawFile = toml::from_str(self.text).map_err(|err| {
             let line = err.span().map(|span| self.line(span.start));
-            Error::task_file(self.file, line, err.message().trim().to_string())
+            Error::task_file(self.file, line, self.toml_message(err))
         })?;
         let root = self
             .file
@@ -419,6 +419,34 @@ impl Doc<'_> {
             addr: self.address(value, key, kind)?,
             set_by: key,
         })
+    }
+
+    /// The TOML reader's message, with the key it concerns when the message itself does
+    /// not say (`invalid type: integer `5`, expected a string, for `server.stop_timeout``;
+    /// ``duplicate key `proxy```).
+    fn toml_message(&self, mut err: toml::de::Error) -> String {
+        let message = err.message().trim().to_string();
+        if message.contains('`') && !message.starts_with("invalid type") {
+            return message;
+        }
+        // Without the input, the reader's own rendering names the key path, if any.
+        err.set_input(None);
+        let rendered = err.to_string();
+        if let Some(keys) = rendered
+            .lines()
+            .find_map(|line| line.strip_prefix("in `")?.strip_suffix('`'))
+        {
+            return format!("{message}, for `{keys}`");
+        }
+        let spanned = err
+            .span()
+            .and_then(|span| self.text.get(span))
+            .map(str::trim)
+            .filter(|text| !text.is_empty() && text.len() <= 80 && !text.contains('\n'));
+        match spanned {
+            Some(text) => format!("{message}: `{text}`"),
+            None => message,
+        }
     }
 
     fn error(&self, span: Range<usize>, message: impl Into<String>) -> Error {

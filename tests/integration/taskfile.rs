@@ -412,6 +412,32 @@ fn two_listeners_on_one_address_are_refused_naming_both_keys() {
 }
 
 #[test]
+fn type_errors_and_duplicates_name_the_key() {
+    let cases = [
+        (
+            "[server]\ncommand = \"x\"\nstop_timeout = 5\n",
+            "reload.toml:3: invalid type: integer `5`, expected a string, for `server.stop_timeout`",
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[proxy]\nlisten = \"127.0.0.1:5000\"\n\
+             upstream = \"127.0.0.1:8000\"\n[proxy]\n",
+            "reload.toml:6: duplicate key: `proxy`",
+        ),
+        (
+            "[server]\ncommand = \"x\"\ncommand = \"y\"\n",
+            "reload.toml:3: duplicate key: `command`",
+        ),
+        (
+            "[server]\ncommand = \"x\"\nenv = { A = 1 }\n",
+            "reload.toml:3: invalid type: integer `1`, expected a string, for `server.env.A`",
+        ),
+    ];
+    for (toml, expected) in cases {
+        assert_check_error(toml, expected);
+    }
+}
+
+#[test]
 fn bad_address_flags() {
     let p = Project::new();
     let cases: [(&[&str], &str); 4] = [
