@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HOST, ORIGIN};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
@@ -59,10 +59,15 @@ pub fn run(
 /// Serves one browser connection.
 async fn serve_connection(stream: TcpStream, address: SocketAddr, context: Arc<Context>) {
     let peer = Arc::new(Peer::new(address));
+    // The address the browser connected to: the host of an HTTP/1.0 request without one.
+    let local: Arc<str> = stream
+        .local_addr()
+        .map_or_else(|_| "".into(), |a| a.to_string().into());
     let service = service_fn(move |request| {
         let context = Arc::clone(&context);
         let peer = Arc::clone(&peer);
-        async move { Ok::<_, Infallible>(route(&context, &peer, request).await) }
+        let local = Arc::clone(&local);
+        async move { Ok::<_, Infallible>(route(&context, &peer, &local, request).await) }
     });
     let connection = crate::web::http1(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
@@ -76,9 +81,10 @@ async fn serve_connection(stream: TcpStream, address: SocketAddr, context: Arc<C
 async fn route(
     context: &Context,
     peer: &Peer,
+    local: &str,
     mut request: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let host = match request_host(&request) {
+    let host = match request_host(&request, local) {
         Ok(host) => host,
         Err(why) => return page::plain(StatusCode::BAD_REQUEST, why),
     };
@@ -129,13 +135,17 @@ async fn route(
 }
 
 /// The host the request is for: its URI's authority when it has one (absolute form),
-/// else its one `Host` header.
-fn request_host(request: &Request<Incoming>) -> Result<String, &'static str> {
+/// else its one `Host` header; an HTTP/1.0 request may have neither (the header came
+/// with HTTP/1.1), and is for `local`, the address it was sent to.
+fn request_host(request: &Request<Incoming>, local: &str) -> Result<String, &'static str> {
     if let Some(authority) = request.uri().authority() {
         return Ok(authority.as_str().to_string());
     }
     match single_value(request, HOST) {
         Ok(Some(host)) => Ok(host),
+        Ok(None) if request.version() < Version::HTTP_11 && !local.is_empty() => {
+            Ok(local.to_string())
+        }
         Ok(None) => Err("missing Host header"),
         Err(()) => Err("malformed Host header"),
     }

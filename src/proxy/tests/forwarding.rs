@@ -300,6 +300,21 @@ fn hosts_are_checked_against_dns_rebinding() {
     for host in ["[::1", "a b", "localhost:99999", "user@localhost"] {
         assert_eq!(get(&[("host", host)]).status, 400, "Host: {host}");
     }
+    // HTTP/1.0 had no `Host`: such a request is for the address it was sent to. An
+    // HTTP/1.1 request must name its host.
+    let without_host = |version: &str| {
+        let mut stream = raw(addr);
+        write!(stream, "GET /page {version}\r\nConnection: close\r\n\r\n").expect("sent");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("an answer");
+        answer
+    };
+    let old = without_host("HTTP/1.0");
+    assert!(old.starts_with("HTTP/1.0 200 OK\r\n"), "{old}");
+    assert!(old.ends_with(PAGE), "{old}");
+    let new = without_host("HTTP/1.1");
+    assert!(new.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{new}");
+    assert!(new.ends_with("missing Host header\n"), "{new}");
     let bad_origin = get(&[("origin", "not an origin")]);
     assert_eq!(bad_origin.status, 400);
     assert_eq!(bad_origin.text(), "malformed Origin header\n");
