@@ -7,17 +7,18 @@
 //! take a trailing script into the body), so no page is ever left without the client
 //! and nothing past the window needs buffering. A window whose `<script>` tags already
 //! load a `livereload.js` (a hand-written snippet, an earlier injection; not one
-//! commented out) is left alone, and so
-//! is a document in UTF-16, which the ASCII tag would break.
+//! commented out) is left alone, and so is a document in UTF-16, which the ASCII tag
+//! would break.
 //!
 //! [`meta_policy`] finds a `<meta http-equiv="Content-Security-Policy">`, whose nonce
 //! the tag must carry like that of a policy header.
 //!
 //! "Real" means as a browser's tokenizer sees it: comments, attribute values and the
 //! contents of raw-text elements (`<script>`, `<style>`, `<title>`, `<textarea>`,
-//! `<xmp>`) and of `<template>` are skipped, so `"</head>"` inside a script string does not count.
-//! Once `<body>` has opened, a later `</head>` would be ignored by the browser, so the
-//! scan stops there.
+//! `<xmp>`) and of `<template>` are skipped, so `"</head>"` inside a script string
+//! does not count; a comment ends at `-->` or `--!>`, and `<!-->` is a whole one. The
+//! same tokens tell whether a snippet is commented out. Once `<body>` has opened, a
+//! later `</head>` would be ignored by the browser, so the scan stops there.
 
 /// How many bytes of a document are scanned for a place, and held back until it is found.
 pub const WINDOW: usize = 64 * 1024;
@@ -51,66 +52,141 @@ pub fn place(window: &[u8]) -> Placement {
     if loads_client(window) || is_wide(window) {
         return Placement::Skip;
     }
-    let mut at = 0;
-    while let Some(lt) = memchr::memchr(b'<', &window[at..]) {
-        let start = at + lt;
-        let rest = &window[start..];
-        if rest.starts_with(b"<!--") {
-            // A comment runs to `-->`, which may share the opening's dashes (`<!-->`
-            // and `<!--->` are whole, empty comments); an unclosed one swallows the
-            // rest of the window.
-            match find_ignore_case(window, &COMMENT_END, start + 2) {
-                Some(end) => at = end + 3,
-                None => return Placement::End,
+    for token in Tokens::new(window) {
+        match token {
+            Token::EndTag { name, start } if name.eq_ignore_ascii_case(b"head") => {
+                return Placement::At(start);
             }
-            continue;
-        }
-        if rest.starts_with(b"<!") || rest.starts_with(b"<?") {
-            // `<!DOCTYPE …>`, `<![CDATA[`, `<?xml …?>`: skip to the next `>`.
-            match memchr::memchr(b'>', &window[start..]) {
-                Some(end) => at = start + end + 1,
-                None => return Placement::End,
+            Token::StartTag { name, end } if name.eq_ignore_ascii_case(b"body") => {
+                return Placement::At(end);
             }
-            continue;
-        }
-        let closing = rest.get(1) == Some(&b'/');
-        let name_start = start + 1 + usize::from(closing);
-        let name_len = tag_name_len(&window[name_start..]);
-        if name_len == 0 {
-            // `a < b`, `</ x>`: text, not a tag.
-            at = start + 1;
-            continue;
-        }
-        let name_end = name_start + name_len;
-        if name_end == window.len() {
-            // The name may go on past the window.
-            return Placement::End;
-        }
-        let name = &window[name_start..name_end];
-        if closing && name.eq_ignore_ascii_case(b"head") {
-            return Placement::At(start);
-        }
-        let Some(tag_end) = tag_end(window, name_end) else {
-            return Placement::End;
-        };
-        if closing {
-            at = tag_end;
-        } else if name.eq_ignore_ascii_case(b"body") {
-            return Placement::At(tag_end);
-        } else if RAW_TEXT.iter().any(|raw| name.eq_ignore_ascii_case(raw))
-            && window[tag_end - 2] != b'/'
-        {
-            // The contents run to the matching end tag (a self-closed `<script/>` has
-            // none: XHTML allows it).
-            match end_tag(window, tag_end, name) {
-                Some(after) => at = after,
-                None => return Placement::End,
-            }
-        } else {
-            at = tag_end;
+            // An unclosed comment, tag or raw text swallows the rest of the window.
+            Token::Comment { end: None, .. } | Token::Cut => return Placement::End,
+            _ => {}
         }
     }
     Placement::End
+}
+
+/// What a browser's tokenizer meets in a window, as far as placing the tag cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    /// A comment from `start`, ending just before `end` (`None`: not in the window).
+    Comment { start: usize, end: Option<usize> },
+    /// An end tag `</name…>` starting at `start`.
+    EndTag { name: &'a [u8], start: usize },
+    /// A start tag `<name…>` ending just before `end`; the contents of a raw-text
+    /// element after it are skipped.
+    StartTag { name: &'a [u8], end: usize },
+    /// The rest cannot be read within the window: a tag, or a raw-text element's
+    /// contents, runs past it.
+    Cut,
+}
+
+/// The tokens of a window, in order: comments, attribute values and the contents of
+/// [`RAW_TEXT`] elements are skipped as a browser skips them.
+struct Tokens<'a> {
+    window: &'a [u8],
+    at: usize,
+    done: bool,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(window: &'a [u8]) -> Tokens<'a> {
+        Tokens {
+            window,
+            at: 0,
+            done: false,
+        }
+    }
+
+    /// Ends the tokens with `token`.
+    fn last(&mut self, token: Token<'a>) -> Option<Token<'a>> {
+        self.done = true;
+        Some(token)
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let window = self.window;
+        while !self.done {
+            let start = self.at + memchr::memchr(b'<', &window[self.at..])?;
+            let rest = &window[start..];
+            if rest.starts_with(b"<!--") {
+                // A comment runs to `-->` (or `--!>`), which may share the opening's
+                // dashes: `<!-->` and `<!--->` are whole, empty comments.
+                let Some(end) = comment_end(window, start + 2) else {
+                    return self.last(Token::Comment { start, end: None });
+                };
+                self.at = end;
+                return Some(Token::Comment {
+                    start,
+                    end: Some(end),
+                });
+            }
+            if rest.starts_with(b"<!") || rest.starts_with(b"<?") {
+                // `<!DOCTYPE …>`, `<![CDATA[`, `<?xml …?>`: skip to the next `>`.
+                match memchr::memchr(b'>', rest) {
+                    Some(end) => self.at = start + end + 1,
+                    None => return self.last(Token::Cut),
+                }
+                continue;
+            }
+            let closing = rest.get(1) == Some(&b'/');
+            let name_start = start + 1 + usize::from(closing);
+            let name_len = tag_name_len(&window[name_start..]);
+            if name_len == 0 {
+                // `a < b`, `</ x>`: text, not a tag.
+                self.at = start + 1;
+                continue;
+            }
+            let name_end = name_start + name_len;
+            if name_end == window.len() {
+                // The name may go on past the window.
+                return self.last(Token::Cut);
+            }
+            let name = &window[name_start..name_end];
+            let end = tag_end(window, name_end);
+            if closing {
+                // Its `>` may be past the window; the end tag counts all the same.
+                match end {
+                    Some(end) => self.at = end,
+                    None => self.done = true,
+                }
+                return Some(Token::EndTag { name, start });
+            }
+            let Some(end) = end else {
+                return self.last(Token::Cut);
+            };
+            let raw = RAW_TEXT.iter().any(|raw| name.eq_ignore_ascii_case(raw));
+            // The contents of a raw-text element run to its end tag (a self-closed
+            // `<script/>` has none: XHTML allows it).
+            if raw && window[end - 2] != b'/' {
+                match end_tag(window, end, name) {
+                    Some(after) => self.at = after,
+                    None => return self.last(Token::StartTag { name, end }),
+                }
+            } else {
+                self.at = end;
+            }
+            return Some(Token::StartTag { name, end });
+        }
+        None
+    }
+}
+
+/// The offset just past the end of a comment whose closing dashes may begin at `from`:
+/// `-->`, or `--!>`, which browsers take as an end too.
+fn comment_end(window: &[u8], from: usize) -> Option<usize> {
+    let arrow = find_ignore_case(window, &COMMENT_END, from).map(|at| at + 3);
+    let bang = find_ignore_case(window, &COMMENT_BANG_END, from).map(|at| at + 4);
+    match (arrow, bang) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Whether a `<script>` tag in `window` names a `livereload.js` (a hand-written
@@ -120,7 +196,7 @@ fn loads_client(window: &[u8]) -> bool {
     let mut at = 0;
     while let Some(found) = find_ignore_case(window, &SNIPPET, at) {
         at = found + SNIPPET.bytes.len();
-        if in_comment(&window[..found]) {
+        if in_comment(window, found) {
             continue;
         }
         let Some(start) = memchr::memrchr2(b'<', b'>', &window[..found]) else {
@@ -137,11 +213,22 @@ fn loads_client(window: &[u8]) -> bool {
     false
 }
 
-/// Whether the end of `before` is inside a comment: its last `<!--` is not followed by
-/// a `-->` (which may share the opening's dashes, as in `<!-->`).
-fn in_comment(before: &[u8]) -> bool {
-    memchr::memmem::rfind(before, b"<!--")
-        .is_some_and(|open| memchr::memmem::find(&before[open + 2..], COMMENT_END.bytes).is_none())
+/// Whether offset `at` of `window` is inside a comment, as a browser's tokenizer sees
+/// comments (a `<!--` in a script string or an attribute value starts none).
+fn in_comment(window: &[u8], at: usize) -> bool {
+    for token in Tokens::new(window) {
+        match token {
+            Token::Comment { start, end } if start <= at && end.is_none_or(|end| at < end) => {
+                return true;
+            }
+            Token::Comment { start, .. } | Token::EndTag { start, .. } if start > at => {
+                return false;
+            }
+            Token::StartTag { end, .. } if end > at => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The `content` of the first `<meta http-equiv="Content-Security-Policy">` in
@@ -306,6 +393,8 @@ const SNIPPET: Needle = Needle::new(b"livereload.js");
 const HTTP_EQUIV: Needle = Needle::new(b"http-equiv");
 /// The end of a comment.
 const COMMENT_END: Needle = Needle::new(b"-->");
+/// The other end of a comment that browsers accept.
+const COMMENT_BANG_END: Needle = Needle::new(b"--!>");
 /// The start of an end tag.
 const END_TAG: Needle = Needle::new(b"</");
 
@@ -553,6 +642,22 @@ mod tests {
             ),
             (
                 "<head><!--><script src=\"/livereload.js\"></script></head>",
+                "skip",
+            ),
+            // A `<!--` in a script string, an attribute or a style sheet starts no
+            // comment: the snippet after it is real.
+            (
+                "<head><script>var a = \"<!--\";</script><script src=\"/livereload.js\"></script></head>",
+                "skip",
+            ),
+            (
+                "<head><meta content=\"<!--\"><style>/* <!-- */</style><script src=\"/livereload.js\"></script></head>",
+                "skip",
+            ),
+            // `--!>` ends a comment too.
+            ("<head><!-- a --!></head>", "<head><!-- a --!>@</head>"),
+            (
+                "<head><!-- a --!><script src=\"/livereload.js\"></script></head>",
                 "skip",
             ),
             // The name in the page's text, or in a link, is no snippet.
