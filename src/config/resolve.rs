@@ -425,8 +425,11 @@ impl Doc<'_> {
     /// not say (`invalid type: integer `5`, expected a string, for `server.stop_timeout``;
     /// ``duplicate key `proxy```).
     fn toml_message(&self, mut err: toml::de::Error) -> String {
-        let message = err.message().trim().to_string();
-        if message.contains('`') && !message.starts_with("invalid type") {
+        let message = plain_words(err.message().trim());
+        let about_a_value = ["invalid type", "invalid value", "invalid length"]
+            .iter()
+            .any(|start| message.starts_with(start));
+        if message.contains('`') && !about_a_value {
             return message;
         }
         // Without the input, the reader's own rendering names the key path, if any.
@@ -438,11 +441,24 @@ impl Doc<'_> {
         {
             return format!("{message}, for `{keys}`");
         }
-        let spanned = err
-            .span()
-            .and_then(|span| self.text.get(span))
-            .map(str::trim)
-            .filter(|text| !text.is_empty() && text.len() <= 80 && !text.contains('\n'));
+        // The text it points at; a table's whole header (`[server.env]`), not the last
+        // part of it.
+        let spanned = err.span().and_then(|span| {
+            let line_start = self.text[..span.start].rfind('\n').map_or(0, |n| n + 1);
+            let line = self.text[line_start..].lines().next().unwrap_or("").trim();
+            let text = if line.starts_with('[') {
+                // Without a comment after the header.
+                line.find(']').map_or(line, |end| {
+                    let close = line[end..]
+                        .find(|c| c != ']')
+                        .map_or(line.len(), |n| end + n);
+                    &line[..close]
+                })
+            } else {
+                self.text.get(span)?.trim()
+            };
+            (!text.is_empty() && text.len() <= 80 && !text.contains('\n')).then_some(text)
+        });
         match spanned {
             Some(text) => format!("{message}: `{text}`"),
             None => message,
@@ -462,6 +478,22 @@ impl Doc<'_> {
             .count()
             + 1
     }
+}
+
+/// The TOML reader's message in the task file's words rather than the program's:
+/// ``expected struct RawServer`` is "expected a table", a sequence an array, `u16` a
+/// number from 0 to 65535.
+fn plain_words(message: &str) -> String {
+    let mut plain = message
+        .replace("expected a sequence", "expected an array")
+        .replace("expected u16", "expected a number from 0 to 65535");
+    while let Some(at) = plain.find("struct Raw") {
+        let name_end = plain[at + "struct ".len()..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(plain.len(), |n| at + "struct ".len() + n);
+        plain.replace_range(at..name_end, "a table");
+    }
+    plain
 }
 
 pub(super) fn default_reload(disabled: bool) -> Reload {

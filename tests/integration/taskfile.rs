@@ -421,11 +421,25 @@ fn type_errors_and_duplicates_name_the_key() {
         (
             "[server]\ncommand = \"x\"\n[proxy]\nlisten = \"127.0.0.1:5000\"\n\
              upstream = \"127.0.0.1:8000\"\n[proxy]\n",
-            "reload.toml:6: duplicate key: `proxy`",
+            "reload.toml:6: duplicate key: `[proxy]`",
         ),
         (
             "[server]\ncommand = \"x\"\ncommand = \"y\"\n",
             "reload.toml:3: duplicate key: `command`",
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[server.env]\nA = \"1\"\n[[task]] # one\n\
+             name = \"a\"\n[server.env] # again\n",
+            "reload.toml:7: duplicate key: `[server.env]`",
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[reload]\nport = 70000\n",
+            "reload.toml:4: invalid value: integer `70000`, expected a number from 0 to 65535, \
+             for `reload.port`",
+        ),
+        (
+            "server = 3\n",
+            "reload.toml:1: invalid type: integer `3`, expected a table, for `server`",
         ),
         (
             "[server]\ncommand = \"x\"\nenv = { A = 1 }\n",
