@@ -109,7 +109,10 @@ pub fn unavailable(why: &Unavailable, asked: &Asked) -> Response<ProxyBody> {
             Vec::new(),
         ),
     };
-    error_page(title, &detail, &tail, asked)
+    // Whether the server got the request: it took it and then broke off or answered
+    // nonsense. Otherwise it never reached a server.
+    let reached = matches!(why, Unavailable::Broke(_) | Unavailable::Malformed(_));
+    error_page(title, &detail, &tail, asked, reached)
 }
 
 /// The 502 page for a response that broke off before it could be passed on.
@@ -119,6 +122,7 @@ pub fn broken(detail: &str, asked: &Asked) -> Response<ProxyBody> {
         &format!("{}.", escape_html(detail)),
         &[],
         asked,
+        true,
     )
 }
 
@@ -150,7 +154,14 @@ pub fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
         .expect("static headers are valid")
 }
 
-fn error_page(title: &str, detail: &str, tail: &[String], asked: &Asked) -> Response<ProxyBody> {
+/// The 502 page; `reached`: the server may have received the request.
+fn error_page(
+    title: &str,
+    detail: &str,
+    tail: &[String],
+    asked: &Asked,
+    reached: bool,
+) -> Response<ProxyBody> {
     let repeatable = asked.repeatable();
     let mut html = String::new();
     let _ = write!(
@@ -180,12 +191,16 @@ fn error_page(title: &str, detail: &str, tail: &[String], asked: &Asked) -> Resp
              (<a href=\"\">reload now</a>).</p>\n",
         );
     } else {
+        let next = if reached {
+            "The server may have received it already: check before you send it again."
+        } else {
+            "It did not reach the server: once the server is ready again, go back and \
+             send it again."
+        };
         let _ = writeln!(
             html,
             "<p>This page does not reload by itself: a reload would send this {method} \
-             again, and it may change something on the server (it may even have reached \
-             it already). Once the server is ready again, go back and send it again if \
-             it is still needed.</p>",
+             again, and it may change something on the server. {next}</p>",
             method = escape_html(asked.0.as_str()),
         );
     }
@@ -265,8 +280,13 @@ mod tests {
                     html.contains(&format!("a reload would send this {method} again")),
                     "{method}: {html}"
                 );
+                assert!(html.contains("may have received it already"), "{html}");
             }
         }
+        let crashed = Unavailable::NotReady(std::time::Duration::from_secs(30));
+        let html = text(unavailable(&crashed, &Asked::new(&Method::POST)));
+        assert!(html.contains("It did not reach the server"), "{html}");
+        assert!(!html.contains("livereload"), "{html}");
         for method in [Method::GET, Method::OPTIONS] {
             let html = text(unavailable(&broke, &Asked::new(&method)));
             assert!(html.contains(&crate::inject::tag(None)), "{method}: {html}");
