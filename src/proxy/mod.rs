@@ -211,7 +211,11 @@ fn leads_to(upstream: &str, own: SocketAddr) -> bool {
     let own_ip = own.ip().to_canonical();
     addresses.into_iter().any(|to| {
         let to_ip = to.ip().to_canonical();
+        // An IPv4 socket is not reached over IPv6 and back; one on `[::]` takes both.
+        let reachable = own_ip.is_ipv4() == to_ip.is_ipv4()
+            || matches!(own_ip, IpAddr::V6(v6) if v6.is_unspecified());
         to.port() == own.port()
+            && reachable
             && (to_ip == own_ip
                 // Connecting to 0.0.0.0 or :: reaches this machine's loopback.
                 || (to_ip.is_unspecified() && (own_ip.is_loopback() || own_ip.is_unspecified()))

@@ -43,6 +43,13 @@ fn an_upstream_is_told_from_the_proxys_own_address() {
         "a documentation address is not ours"
     );
     assert!(!leads_to("127.0.0.1:8000", all));
+    assert!(
+        !leads_to("[::1]:5000", all),
+        "an IPv4 socket is not reached over IPv6"
+    );
+    let dual = "[::]:5000".parse().unwrap();
+    assert!(leads_to("[::1]:5000", dual));
+    assert!(leads_to("127.0.0.1:5000", dual), "[::] takes IPv4 too");
 }
 
 #[test]
