@@ -23,6 +23,11 @@ const IMAGES: &[&str] = &["jpg", "jpeg", "png", "gif", "svg", "webp", "avif", "i
 /// hold: the app loop's own steps in between (SIGKILL, the start).
 const HOLD_MARGIN: Duration = Duration::from_secs(1);
 
+/// How long a restart waits for the old server to answer the requests it is working
+/// on before stopping it: long enough for a form's POST, short enough that a request
+/// the server never answers (a long poll, a hang) barely delays the restart.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
 /// The browsers' hub and the servers that serve it.
 pub struct Browsers {
     /// `None` when nothing listens for browsers.
@@ -121,6 +126,21 @@ impl Browsers {
     /// this before the old server is signalled.
     pub fn restarting(&self) {
         self.set_state(ServerState::Restarting, UpstreamState::Starting);
+    }
+
+    /// Before the old server is stopped for a restart (and after [`Browsers::restarting`],
+    /// so no new request reaches it): waits up to [`DRAIN_LIMIT`] for it to answer the
+    /// requests it is working on, so a form's POST in flight is answered rather than
+    /// broken off (it cannot be sent again). Returns at once when there are none.
+    pub fn drain(&self) {
+        if let Some(proxy) = &self.proxy {
+            if !proxy.drain(DRAIN_LIMIT) {
+                report::debug(format!(
+                    "proxy: requests still unanswered after {}; stopping the server anyway",
+                    humantime::format_duration(DRAIN_LIMIT)
+                ));
+            }
+        }
     }
 
     /// The server is up: held requests go through.

@@ -52,9 +52,11 @@ impl App {
             self.start(changed, Some(now));
         } else {
             report::info("restarting");
-            // The proxy holds requests from before the old server is signalled.
+            // The proxy holds requests from before the old server is signalled, and
+            // lets it answer those it is working on.
             self.browsers.restarting();
-            supervisor.stop(now);
+            self.browsers.drain();
+            supervisor.stop(Instant::now());
             self.forget_starting();
             self.after_stop = AfterStop::Start {
                 changed,

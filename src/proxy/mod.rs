@@ -199,6 +199,12 @@ impl Proxy {
     pub fn set_state(&self, state: UpstreamState) {
         self.context.upstream.set_state(state);
     }
+
+    /// Waits, up to `limit`, for the answers to requests the server is working on
+    /// (sent, no answer head yet). Blocks; returns whether all came.
+    pub fn drain(&self, limit: Duration) -> bool {
+        self.context.upstream.drain(limit)
+    }
 }
 
 /// Whether connecting to `upstream` (`host:port`) may reach a socket listening on `own`.

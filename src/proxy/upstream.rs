@@ -21,6 +21,9 @@
 //! small answer (known length, up to [`WHOLE_LIMIT`]) broke off before it was whole:
 //! such answers are received whole before they are passed on.
 //!
+//! Requests sent and not yet answered are counted, so that a restart can let the old
+//! server answer them before it is stopped ([`Upstream::drain`]).
+//!
 //! An answer that is not HTTP gets the 502 page saying so, and is never asked for
 //! again. One with more header fields than hyper reads by default (100) is the
 //! exception, once: connections made from then on read up to [`MANY_HEADERS`], and a
@@ -28,7 +31,7 @@
 //! and asking for it to be sent again).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -162,6 +165,30 @@ pub struct Upstream {
     /// Set once the server answered with more header fields than hyper reads by
     /// default: new connections then read up to [`MANY_HEADERS`].
     many_headers: AtomicBool,
+    /// How many requests the server has been sent and not yet answered (no answer
+    /// head), signalled on `answered` whenever one is: a restart waits for them.
+    waiting: Mutex<usize>,
+    answered: Condvar,
+}
+
+/// A request sent and not yet answered, counted while it lives.
+struct Waiting<'a>(&'a Upstream);
+
+impl<'a> Waiting<'a> {
+    fn new(upstream: &'a Upstream) -> Waiting<'a> {
+        *upstream.waiting_count() += 1;
+        Waiting(upstream)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut count = self.0.waiting_count();
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.0.answered.notify_all();
+        }
+    }
 }
 
 impl Upstream {
@@ -173,7 +200,28 @@ impl Upstream {
             state: watch::Sender::new(UpstreamState::Starting),
             idle: Mutex::default(),
             many_headers: AtomicBool::new(false),
+            waiting: Mutex::new(0),
+            answered: Condvar::new(),
         }
+    }
+
+    /// Waits, up to `limit`, until the server has answered (sent the head of its
+    /// answer to) every request it was sent, so that stopping it for a restart breaks
+    /// none off: a form's POST cannot be sent again. Blocks the calling thread; returns
+    /// whether all were answered.
+    pub fn drain(&self, limit: Duration) -> bool {
+        let count = self.waiting_count();
+        let (count, _) = self
+            .answered
+            .wait_timeout_while(count, limit, |count| *count > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        *count == 0
+    }
+
+    /// The count of requests sent and not answered. A poisoned lock still guards a
+    /// number, so it is used as it is.
+    fn waiting_count(&self) -> MutexGuard<'_, usize> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The server's address, as configured.
@@ -209,7 +257,10 @@ impl Upstream {
                     self.handshake(stream, upgrade).await?
                 }
             };
-            let error = match sender.try_send_request(request).await {
+            let waiting = Waiting::new(self);
+            let sent = sender.try_send_request(request).await;
+            drop(waiting);
+            let error = match sent {
                 Ok(response) => {
                     if !upgrade {
                         self.keep(sender, &state);

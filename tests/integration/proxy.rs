@@ -12,7 +12,7 @@ use crate::util::{
 
 /// A dev server that renders `templates/index.html` (read at start-up), serves
 /// `/static/*`, `/api.json`, `/page.xhtml` (`templates/page.xhtml`, read at each
-/// request) and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
+/// request), answers any POST after half a second, and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
 /// though not asked to), says so and waits `DELAY` seconds before it binds, takes
 /// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
 /// `BROKEN`, after printing a log (coloured, a line redrawn after a carriage return) to
@@ -50,6 +50,13 @@ class Handler(SimpleHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         if self.path == "/bomb.html":
             self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        time.sleep(0.5)
+        body = b"saved by %d" % os.getpid()
+        self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -194,6 +201,20 @@ fn no_request_fails_through_five_restarts() {
     );
     assert!(ok.load(Ordering::Relaxed) >= 15, "the client kept asking");
     assert_eq!(sup.count("restarting"), 5);
+}
+
+#[test]
+fn a_post_the_server_is_working_on_is_answered_before_a_restart_stops_it() {
+    let (p, proxy, sup) = proxied("0");
+    let post = thread::spawn(move || http(proxy, "POST", "/form", &[("Content-Length", "0")]));
+    // The server has it, and takes half a second to answer, when the save comes.
+    thread::sleep(Duration::from_millis(150));
+    p.write("templates/index.html", &template("v2"));
+    let answer = post.join().expect("the request thread");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(answer.text().starts_with("saved by "), "{}", answer.text());
+    sup.wait_for_n("ready in ", 2);
+    assert_eq!(sup.count("restarting"), 1);
 }
 
 #[test]
