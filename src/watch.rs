@@ -171,7 +171,10 @@ impl Watcher {
                         WatchError::Other(message) => message,
                     });
                 }
-                changes.extend(found.into_iter().map(|f| (f, Step::Complete)));
+                // A file found by the scan may still be being written (created just
+                // before the scan, closed just after, with an event of its own then):
+                // a step, so the batch waits for that close instead of going twice.
+                changes.extend(found.into_iter().map(|f| (f, Step::Partial)));
                 continue;
             }
             changes.push((path.clone(), step));

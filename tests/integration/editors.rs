@@ -206,6 +206,22 @@ fn new_file_in_new_nested_folder_is_seen() {
 }
 
 #[test]
+fn a_file_still_being_written_in_a_new_folder_is_one_restart() {
+    let (p, sup) = running();
+    // The watcher finds the file while scanning the new folder, before it is closed;
+    // its close comes 50 ms later (more than the settle window, less than the grace).
+    fs::create_dir_all(p.path("fresh/inner")).unwrap();
+    let mut file = fs::File::create(p.path("fresh/inner/slow.py")).unwrap();
+    file.write_all(b"x = ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    file.write_all(b"1\n").unwrap();
+    drop(file);
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(sup.count("restarting"), 1, "{}", sup.stderr());
+}
+
+#[test]
 fn folder_moved_in_is_watched() {
     let (p, _sup) = running();
     let outside = p.path("../").join(format!("moved-in-{}", p.token));
