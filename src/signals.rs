@@ -7,6 +7,7 @@
 //! foreground process group; the server runs in its own group, so it hears of Ctrl-C
 //! only through the supervisor, which stops it gracefully.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
@@ -14,6 +15,15 @@ use signal_hook::iterator::Signals;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
+
+/// Set once SIGINT, SIGTERM or SIGHUP has arrived, before its event is sent.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a stop signal has arrived, though its event may still be queued behind
+/// others: the loop then starts no new server (one it would stop at once).
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(Ordering::SeqCst)
+}
 
 /// Installs the handlers and starts the thread that forwards signals to `tx`.
 pub fn spawn(tx: Sender<Event>) -> Result<()> {
@@ -23,6 +33,9 @@ pub fn spawn(tx: Sender<Event>) -> Result<()> {
         .name("signals".into())
         .spawn(move || {
             for signal in signals.forever() {
+                if matches!(signal, SIGINT | SIGTERM | SIGHUP) {
+                    STOP_REQUESTED.store(true, Ordering::SeqCst);
+                }
                 if tx.send(Event::Signal(signal)).is_err() {
                     break;
                 }

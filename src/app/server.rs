@@ -236,6 +236,9 @@ impl App {
                 }
                 match std::mem::replace(&mut self.after_stop, AfterStop::Nothing) {
                     AfterStop::Nothing => {}
+                    // A stop signal whose event is still queued (behind changes that
+                    // came during the restart's drain) exits instead.
+                    AfterStop::Start { .. } if crate::signals::stop_requested() => {}
                     AfterStop::Start { changed, began } => self.start(changed, Some(began)),
                     AfterStop::Exit(code) => self.exit = Some(code),
                 }

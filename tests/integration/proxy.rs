@@ -12,7 +12,7 @@ use crate::util::{
 
 /// A dev server that renders `templates/index.html` (read at start-up), serves
 /// `/static/*`, `/api.json`, `/page.xhtml` (`templates/page.xhtml`, read at each
-/// request), answers any POST after half a second, and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
+/// request), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
 /// though not asked to), says so and waits `DELAY` seconds before it binds, takes
 /// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
 /// `BROKEN`, after printing a log (coloured, a line redrawn after a carriage return) to
@@ -54,7 +54,7 @@ class Handler(SimpleHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     def do_POST(self):
-        time.sleep(0.5)
+        time.sleep(0.9 if self.path == "/slow" else 0.5)
         body = b"saved by %d" % os.getpid()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -215,6 +215,29 @@ fn a_post_the_server_is_working_on_is_answered_before_a_restart_stops_it() {
     assert!(answer.text().starts_with("saved by "), "{}", answer.text());
     sup.wait_for_n("ready in ", 2);
     assert_eq!(sup.count("restarting"), 1);
+}
+
+#[test]
+fn a_ctrl_c_during_a_restarts_wait_starts_no_new_server() {
+    let (p, proxy, mut sup) = proxied("0");
+    let post = thread::spawn(move || http(proxy, "POST", "/slow", &[("Content-Length", "0")]));
+    thread::sleep(Duration::from_millis(150));
+    p.write("templates/index.html", &template("v2"));
+    // While the restart waits (most of a second) for the old server's answer: many
+    // saves (events the loop meets before the signal's), then Ctrl-C.
+    thread::sleep(Duration::from_millis(50));
+    for n in 0..400 {
+        p.write(&format!("extra{n}.py"), "x = 1\n");
+    }
+    sup.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(sup.wait_exit().code(), Some(130), "{}", sup.stderr());
+    assert_eq!(
+        sup.count("started `"),
+        1,
+        "no server after Ctrl-C: {}",
+        sup.stderr()
+    );
+    let _ = post.join();
 }
 
 #[test]
