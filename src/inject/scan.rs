@@ -178,11 +178,12 @@ impl<'a> Iterator for Tokens<'a> {
     }
 }
 
-/// The offset just past the end of a comment whose closing dashes may begin at `from`:
-/// `-->`, or `--!>`, which browsers take as an end too.
+/// The offset just past the end of a comment whose closing dashes may begin at `from`
+/// (the opening's own dashes): `-->`, or `--!>`, which browsers take as an end too but
+/// not from those dashes (`<!--!>` is still open).
 fn comment_end(window: &[u8], from: usize) -> Option<usize> {
     let arrow = find_ignore_case(window, &COMMENT_END, from).map(|at| at + 3);
-    let bang = find_ignore_case(window, &COMMENT_BANG_END, from).map(|at| at + 4);
+    let bang = find_ignore_case(window, &COMMENT_BANG_END, from + 2).map(|at| at + 4);
     match (arrow, bang) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -654,8 +655,12 @@ mod tests {
                 "<head><meta content=\"<!--\"><style>/* <!-- */</style><script src=\"/livereload.js\"></script></head>",
                 "skip",
             ),
-            // `--!>` ends a comment too.
+            // `--!>` ends a comment too, but not with the opening's dashes.
             ("<head><!-- a --!></head>", "<head><!-- a --!>@</head>"),
+            (
+                "<head><!--!> </head> --></head>",
+                "<head><!--!> </head> -->@</head>",
+            ),
             (
                 "<head><!-- a --!><script src=\"/livereload.js\"></script></head>",
                 "skip",
