@@ -55,7 +55,7 @@ pub fn is_navigation(headers: &HeaderMap) -> bool {
 /// `livereload.js`).
 pub fn into_page(html: &[u8], nonce: Option<&str>) -> Vec<u8> {
     let tag = tag(nonce);
-    match scan::place(html) {
+    match scan::place(html, false) {
         Placement::Skip => html.to_vec(),
         Placement::At(at) => [&html[..at], tag.as_bytes(), &html[at..]].concat(),
         Placement::End => [html, tag.as_bytes()].concat(),

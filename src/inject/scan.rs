@@ -15,7 +15,8 @@
 //!
 //! "Real" means as a browser's tokenizer sees it: comments, attribute values and the
 //! contents of raw-text elements (`<script>`, `<style>`, `<title>`, `<textarea>`,
-//! `<xmp>`) and of `<template>` are skipped, so `"</head>"` inside a script string
+//! `<xmp>`) and of `<template>` are skipped (a self-closed `<script/>` has no contents
+//! in XHTML only), so `"</head>"` inside a script string
 //! does not count; a comment ends at `-->` or `--!>`, and `<!-->` is a whole one. The
 //! same tokens tell whether a snippet is commented out. Once `<body>` has opened, a
 //! later `</head>` would be ignored by the browser, so the scan stops there.
@@ -46,13 +47,14 @@ pub enum Placement {
 }
 
 /// Where the tag goes in a document that starts with `window` (only the first
-/// [`WINDOW`] bytes are looked at).
-pub fn place(window: &[u8]) -> Placement {
+/// [`WINDOW`] bytes are looked at); `xml` for XHTML, where `<script/>` is a whole
+/// element (in HTML the slash means nothing, and the script runs to `</script>`).
+pub fn place(window: &[u8], xml: bool) -> Placement {
     let window = &window[..window.len().min(WINDOW)];
-    if loads_client(window) || is_wide(window) {
+    if loads_client(window, xml) || is_wide(window) {
         return Placement::Skip;
     }
-    for token in Tokens::new(window) {
+    for token in Tokens::new(window, xml) {
         match token {
             Token::EndTag { name, start } if name.eq_ignore_ascii_case(b"head") => {
                 return Placement::At(start);
@@ -87,14 +89,17 @@ enum Token<'a> {
 /// [`RAW_TEXT`] elements are skipped as a browser skips them.
 struct Tokens<'a> {
     window: &'a [u8],
+    /// XHTML: a self-closed raw-text element (`<script/>`) has no contents.
+    xml: bool,
     at: usize,
     done: bool,
 }
 
 impl<'a> Tokens<'a> {
-    fn new(window: &'a [u8]) -> Tokens<'a> {
+    fn new(window: &'a [u8], xml: bool) -> Tokens<'a> {
         Tokens {
             window,
+            xml,
             at: 0,
             done: false,
         }
@@ -162,9 +167,9 @@ impl<'a> Iterator for Tokens<'a> {
                 return self.last(Token::Cut);
             };
             let raw = RAW_TEXT.iter().any(|raw| name.eq_ignore_ascii_case(raw));
-            // The contents of a raw-text element run to its end tag (a self-closed
-            // `<script/>` has none: XHTML allows it).
-            if raw && window[end - 2] != b'/' {
+            // The contents of a raw-text element run to its end tag (in XHTML a
+            // self-closed `<script/>` has none).
+            if raw && !(self.xml && window[end - 2] == b'/') {
                 match end_tag(window, end, name) {
                     Some(after) => self.at = after,
                     None => return self.last(Token::StartTag { name, end }),
@@ -193,11 +198,11 @@ fn comment_end(window: &[u8], from: usize) -> Option<usize> {
 /// Whether a `<script>` tag in `window` names a `livereload.js` (a hand-written
 /// snippet, an earlier injection). The name in the page's text (a page about live
 /// reload) does not count, nor does a snippet commented out (one the proxy replaces).
-fn loads_client(window: &[u8]) -> bool {
+fn loads_client(window: &[u8], xml: bool) -> bool {
     let mut at = 0;
     while let Some(found) = find_ignore_case(window, &SNIPPET, at) {
         at = found + SNIPPET.bytes.len();
-        if in_comment(window, found) {
+        if in_comment(window, found, xml) {
             continue;
         }
         let Some(start) = memchr::memrchr2(b'<', b'>', &window[..found]) else {
@@ -216,8 +221,8 @@ fn loads_client(window: &[u8]) -> bool {
 
 /// Whether offset `at` of `window` is inside a comment, as a browser's tokenizer sees
 /// comments (a `<!--` in a script string or an attribute value starts none).
-fn in_comment(window: &[u8], at: usize) -> bool {
-    for token in Tokens::new(window) {
+fn in_comment(window: &[u8], at: usize, xml: bool) -> bool {
+    for token in Tokens::new(window, xml) {
         match token {
             Token::Comment { start, end } if start <= at && end.is_none_or(|end| at < end) => {
                 return true;
@@ -470,11 +475,19 @@ mod tests {
     /// Where the tag goes, shown as the document with `@` at the place (or `+@` at the
     /// end, or `skip`).
     fn shown(doc: &str) -> String {
-        match place(doc.as_bytes()) {
+        match place(doc.as_bytes(), false) {
             At(i) => format!("{}@{}", &doc[..i], &doc[i..]),
             End => format!("{doc}+@"),
             Skip => "skip".to_string(),
         }
+    }
+
+    #[test]
+    fn in_xhtml_a_self_closed_script_is_whole() {
+        let doc = "<head><script src=\"a.js\"/></head><body>x<script>q()</script>";
+        let at = doc.find("</head>").expect("a head");
+        assert_eq!(place(doc.as_bytes(), true), At(at));
+        assert_eq!(place(doc.as_bytes(), false), End);
     }
 
     #[test]
@@ -587,10 +600,10 @@ mod tests {
                 "<head><SCRIPT>a</scripts></Script></head>",
                 "<head><SCRIPT>a</scripts></Script>@</head>",
             ),
-            // A self-closed script (XHTML) has no contents.
+            // In HTML a self-closed script is an open one: it runs to `</script>`.
             (
-                "<head><script src=\"a.js\"/></head>",
-                "<head><script src=\"a.js\"/>@</head>",
+                "<head><script src=\"a.js\"/></head><body>x<script>q()</script>",
+                "<head><script src=\"a.js\"/></head><body>x<script>q()</script>+@",
             ),
             // A template's contents are inert: its `</head>` does not count.
             (
@@ -707,14 +720,14 @@ mod tests {
             .into_iter()
             .chain("<head></head>".bytes().flat_map(|b| [b, 0]))
             .collect();
-        assert_eq!(place(&little), Placement::Skip);
+        assert_eq!(place(&little, false), Placement::Skip);
         let big: Vec<u8> = [0xFE, 0xFF]
             .into_iter()
             .chain("<p>".bytes().flat_map(|b| [0, b]))
             .collect();
-        assert_eq!(place(&big), Placement::Skip);
+        assert_eq!(place(&big, false), Placement::Skip);
         // A UTF-8 byte-order mark is ASCII-compatible.
-        assert_eq!(place(b"\xEF\xBB\xBF<head></head>"), Placement::At(9));
+        assert_eq!(place(b"\xEF\xBB\xBF<head></head>", false), Placement::At(9));
     }
 
     #[test]
@@ -722,20 +735,21 @@ mod tests {
         let filler = "x".repeat(WINDOW);
         // `</head>` only after the window, and the body with it: at the end.
         let late = format!("<head><title>{filler}</title></head><body></body>");
-        assert_eq!(place(late.as_bytes()), End);
+        assert_eq!(place(late.as_bytes(), false), End);
         // A body inside the window, a stray `</head>` after it: after the body.
         let body_first = format!("<body>{filler}</head>");
-        assert_eq!(place(body_first.as_bytes()), At(6));
+        assert_eq!(place(body_first.as_bytes(), false), At(6));
         // `</head>` cut off by the window's end: not found.
         let cut = format!("{}</head>", "y".repeat(WINDOW - 3));
-        assert_eq!(place(cut.as_bytes()), End);
+        assert_eq!(place(cut.as_bytes(), false), End);
         // A snippet past the window is not seen.
         let snippet = format!("<head></head>{filler}livereload.js");
-        assert_eq!(place(snippet.as_bytes()), At(6));
+        assert_eq!(place(snippet.as_bytes(), false), At(6));
     }
 
     /// A window can end anywhere (a page that stalls is placed from what arrived), so
-    /// every cut of a tricky document must give a place inside it, or the end.
+    /// every cut of a tricky document must give a place inside it, or the end. (Read
+    /// as XHTML, where its `<style/>` is a whole element.)
     #[test]
     fn every_cut_of_a_document_gets_a_place_within_it() {
         let doc = "<!DOCTYPE html><?xml x?><html><head><!-- </head> --><meta content=\"a>b\" \
@@ -745,7 +759,7 @@ mod tests {
         let head = doc.find("</HEAD").expect("the real end of the head");
         let snippet = doc.find("livereload.js").expect("a snippet") + "livereload.js".len();
         for cut in 0..=doc.len() {
-            let found = place(&doc.as_bytes()[..cut]);
+            let found = place(&doc.as_bytes()[..cut], true);
             if let At(at) = found {
                 assert!(at <= cut, "cut {cut}: place {at} past the window");
             }
@@ -755,6 +769,6 @@ mod tests {
                 assert_eq!(found, At(head), "cut {cut}");
             }
         }
-        assert_eq!(place(doc.as_bytes()), Skip);
+        assert_eq!(place(doc.as_bytes(), true), Skip);
     }
 }

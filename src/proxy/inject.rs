@@ -164,7 +164,8 @@ pub async fn apply(response: Response<ProxyBody>, asked: &Asked) -> Response<Pro
         weaken_etag(&mut parts.headers);
         return Response::from_parts(parts, body::empty());
     }
-    let window = match read_window(&mut source).await {
+    let xhtml = is_xhtml(&parts.headers);
+    let window = match read_window(&mut source, xhtml).await {
         Ok(window) => window,
         Err(err) => return page::broken(&format!("the document broke off: {err}"), asked),
     };
@@ -177,7 +178,6 @@ pub async fn apply(response: Response<ProxyBody>, asked: &Asked) -> Response<Pro
         let policy = scan::meta_policy(before)?;
         policy_nonce(&[policy.as_str()])
     });
-    let xhtml = is_xhtml(&parts.headers);
     let tag = if xhtml {
         xml_tag(nonce.as_deref())
     } else {
@@ -236,8 +236,8 @@ struct Window {
 }
 
 impl Window {
-    fn new(bytes: Vec<u8>, placement: Option<Placement>, complete: bool) -> Window {
-        let placement = placement.unwrap_or_else(|| scan::place(&bytes));
+    fn new(bytes: Vec<u8>, placement: Option<Placement>, complete: bool, xml: bool) -> Window {
+        let placement = placement.unwrap_or_else(|| scan::place(&bytes, xml));
         Window {
             bytes,
             placement,
@@ -247,7 +247,8 @@ impl Window {
     }
 }
 
-async fn read_window(source: &mut ProxyBody) -> Result<Window, BoxError> {
+/// `xml`: the document is XHTML.
+async fn read_window(source: &mut ProxyBody, xml: bool) -> Result<Window, BoxError> {
     let mut bytes = Vec::new();
     // Set when the page first makes us wait.
     let mut held_until: Option<Instant> = None;
@@ -257,9 +258,9 @@ async fn read_window(source: &mut ProxyBody) -> Result<Window, BoxError> {
             None => {
                 // Nothing more has come yet. The place is scanned for only here, where
                 // the page would otherwise wait: a fast server's page is scanned once.
-                let placement = scan::place(&bytes);
+                let placement = scan::place(&bytes, xml);
                 if placement != Placement::End {
-                    return Ok(Window::new(bytes, Some(placement), false));
+                    return Ok(Window::new(bytes, Some(placement), false, xml));
                 }
                 let now = Instant::now();
                 let deadline = *held_until.get_or_insert(now + HOLD_LIMIT);
@@ -267,23 +268,23 @@ async fn read_window(source: &mut ProxyBody) -> Result<Window, BoxError> {
                 // when it is ready.
                 match timeout_at(deadline.min(now + STALL), source.frame()).await {
                     Ok(next) => next,
-                    Err(_) => return Ok(Window::new(bytes, Some(placement), false)),
+                    Err(_) => return Ok(Window::new(bytes, Some(placement), false, xml)),
                 }
             }
         };
         let Some(frame) = next else {
-            return Ok(Window::new(bytes, None, true));
+            return Ok(Window::new(bytes, None, true, xml));
         };
         match frame?.into_data() {
             Ok(data) => bytes.extend_from_slice(&data),
             Err(frame) => {
-                let mut window = Window::new(bytes, None, true);
+                let mut window = Window::new(bytes, None, true, xml);
                 window.trailers = frame.into_trailers().ok();
                 return Ok(window);
             }
         }
     }
-    Ok(Window::new(bytes, None, false))
+    Ok(Window::new(bytes, None, false, xml))
 }
 
 /// The body's next frame (or its end) if one is ready now; `None` if it would wait.
