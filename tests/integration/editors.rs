@@ -293,10 +293,14 @@ fn git_checkout_of_forty_files_is_one_restart() {
 #[test]
 fn changed_paths_reach_the_server() {
     let (p, _sup) = running();
-    assert_eq!(p.read("changed.log"), "|", "empty at the first start");
+    // The server logs its start before what changed: wait for the second line too.
+    let changed = || fs::read_to_string(p.path("changed.log")).unwrap_or_default();
+    crate::util::wait_until("the first start's changes", || !changed().is_empty());
+    assert_eq!(changed(), "|", "empty at the first start");
     write_new(&p, "app.py", "print('v2')\n");
     p.wait_starts(2);
-    assert_eq!(p.read("changed.log"), "|app.py|");
+    crate::util::wait_until("the second start's changes", || changed().len() > 1);
+    assert_eq!(changed(), "|app.py|");
 }
 
 #[test]
