@@ -422,8 +422,8 @@ impl Doc<'_> {
     }
 
     /// The TOML reader's message, with the key it concerns when the message itself does
-    /// not say (`invalid type: integer `5`, expected a string, for `server.stop_timeout``;
-    /// ``duplicate key `proxy```).
+    /// not say (``invalid type: integer `5`, expected a string, for `server.stop_timeout```;
+    /// ``duplicate key: `[proxy]```).
     fn toml_message(&self, mut err: toml::de::Error) -> String {
         let message = plain_words(err.message().trim());
         let about_a_value = ["invalid type", "invalid value", "invalid length"]
@@ -447,12 +447,10 @@ impl Doc<'_> {
             let line_start = self.text[..span.start].rfind('\n').map_or(0, |n| n + 1);
             let line = self.text[line_start..].lines().next().unwrap_or("").trim();
             let text = if line.starts_with('[') {
-                // Without a comment after the header.
+                // Up to its closing bracket(s), without a comment after it.
                 line.find(']').map_or(line, |end| {
-                    let close = line[end..]
-                        .find(|c| c != ']')
-                        .map_or(line.len(), |n| end + n);
-                    &line[..close]
+                    let brackets = line[end..].bytes().take_while(|&b| b == b']').count();
+                    &line[..end + brackets]
                 })
             } else {
                 self.text.get(span)?.trim()
@@ -488,9 +486,10 @@ fn plain_words(message: &str) -> String {
         .replace("expected a sequence", "expected an array")
         .replace("expected u16", "expected a number from 0 to 65535");
     while let Some(at) = plain.find("struct Raw") {
-        let name_end = plain[at + "struct ".len()..]
+        let name = at + "struct ".len();
+        let name_end = plain[name..]
             .find(|c: char| !c.is_ascii_alphanumeric())
-            .map_or(plain.len(), |n| at + "struct ".len() + n);
+            .map_or(plain.len(), |n| name + n);
         plain.replace_range(at..name_end, "a table");
     }
     plain
