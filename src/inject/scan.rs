@@ -16,10 +16,10 @@
 //! "Real" means as a browser's tokenizer sees it: comments, attribute values and the
 //! contents of raw-text elements (`<script>`, `<style>`, `<title>`, `<textarea>`,
 //! `<xmp>`) and of `<template>` are skipped (a self-closed `<script/>` has no contents
-//! in XHTML only), so `"</head>"` inside a script string
-//! does not count; a comment ends at `-->` or `--!>`, and `<!-->` is a whole one. The
-//! same tokens tell whether a snippet is commented out. Once `<body>` has opened, a
-//! later `</head>` would be ignored by the browser, so the scan stops there.
+//! in XHTML only), so `"</head>"` inside a script string does not count; a comment
+//! ends at `-->` or `--!>`, and `<!-->` is a whole one. The same tokens tell whether a
+//! snippet is commented out. Once `<body>` has opened, a later `</head>` would be
+//! ignored by the browser, so the scan stops there.
 
 /// How many bytes of a document are scanned for a place, and held back until it is found.
 pub const WINDOW: usize = 64 * 1024;
