@@ -5,10 +5,11 @@
 //! tag could push `<meta charset>` past the 1024 bytes browsers prescan for it. Else
 //! right after the opening `<body…>` tag. Else at the end of the document (browsers
 //! take a trailing script into the body), so no page is ever left without the client
-//! and nothing past the window needs buffering. A window whose `<script>` tags already
-//! load a `livereload.js` (a hand-written snippet, an earlier injection; not one
-//! commented out) is left alone, and so is a document in UTF-16, which the ASCII tag
-//! would break.
+//! and nothing past the window needs buffering — except when a comment is still open
+//! at the window's end: it may never close, so the tag goes before it. A window whose
+//! `<script>`s already load a `livereload.js` (a hand-written snippet, an earlier
+//! injection, LiveReload's inline loader; not one commented out or shown as text) is
+//! left alone, and so is a document in UTF-16, which the ASCII tag would break.
 //!
 //! [`meta_policy`] finds a `<meta http-equiv="Content-Security-Policy">`, whose nonce
 //! the tag must carry like that of a policy header.
@@ -18,7 +19,7 @@
 //! `<xmp>`) and of `<template>` are skipped (a self-closed `<script/>` has no contents
 //! in XHTML only), so `"</head>"` inside a script string does not count; a comment
 //! ends at `-->` or `--!>`, and `<!-->` is a whole one. The same tokens tell whether a
-//! snippet is commented out. Once `<body>` has opened, a later `</head>` would be
+//! snippet is a real `<script>`. Once `<body>` has opened, a later `</head>` would be
 //! ignored by the browser, so the scan stops there.
 
 /// How many bytes of a document are scanned for a place, and held back until it is found.
@@ -54,17 +55,24 @@ pub fn place(window: &[u8], xml: bool) -> Placement {
     if loads_client(window, xml) || is_wide(window) {
         return Placement::Skip;
     }
+    // Whether the document has begun: a doctype or a tag came before.
+    let mut begun = false;
     for token in Tokens::new(window, xml) {
         match token {
             Token::EndTag { name, start } if name.eq_ignore_ascii_case(b"head") => {
                 return Placement::At(start);
             }
-            Token::StartTag { name, end } if name.eq_ignore_ascii_case(b"body") => {
+            Token::StartTag { name, end, .. } if name.eq_ignore_ascii_case(b"body") => {
                 return Placement::At(end);
             }
-            // An unclosed comment, tag or raw text swallows the rest of the window.
+            // A comment open to the end of the window may never close (a forgotten
+            // `-->`), and then the end of the document is inside it: the tag goes
+            // before it, unless that would put it before the doctype.
+            Token::Comment { start, end: None } if begun => return Placement::At(start),
+            // An unclosed tag or raw text swallows the rest of the window.
             Token::Comment { end: None, .. } | Token::Cut => return Placement::End,
-            _ => {}
+            Token::Doctype | Token::StartTag { .. } | Token::EndTag { .. } => begun = true,
+            Token::Comment { .. } => {}
         }
     }
     Placement::End
@@ -75,11 +83,19 @@ pub fn place(window: &[u8], xml: bool) -> Placement {
 enum Token<'a> {
     /// A comment from `start`, ending just before `end` (`None`: not in the window).
     Comment { start: usize, end: Option<usize> },
+    /// A `<!DOCTYPE …>`.
+    Doctype,
     /// An end tag `</name…>` starting at `start`.
     EndTag { name: &'a [u8], start: usize },
-    /// A start tag `<name…>` ending just before `end`; the contents of a raw-text
-    /// element after it are skipped.
-    StartTag { name: &'a [u8], end: usize },
+    /// A start tag `<name…>` from `start` to just before `end`, then its contents up to
+    /// `text_end`: those of a raw-text element are skipped, and read as text (for
+    /// other elements, `text_end` is `end`).
+    StartTag {
+        name: &'a [u8],
+        start: usize,
+        end: usize,
+        text_end: usize,
+    },
     /// The rest cannot be read within the window: a tag, or a raw-text element's
     /// contents, runs past it.
     Cut,
@@ -138,6 +154,9 @@ impl<'a> Iterator for Tokens<'a> {
                     Some(end) => self.at = start + end + 1,
                     None => return self.last(Token::Cut),
                 }
+                if rest.len() > 9 && rest[2..9].eq_ignore_ascii_case(b"doctype") {
+                    return Some(Token::Doctype);
+                }
                 continue;
             }
             let closing = rest.get(1) == Some(&b'/');
@@ -169,15 +188,33 @@ impl<'a> Iterator for Tokens<'a> {
             let raw = RAW_TEXT.iter().any(|raw| name.eq_ignore_ascii_case(raw));
             // The contents of a raw-text element run to its end tag (in XHTML a
             // self-closed `<script/>` has none).
+            let mut tag = Token::StartTag {
+                name,
+                start,
+                end,
+                text_end: end,
+            };
             if raw && !(self.xml && window[end - 2] == b'/') {
-                match end_tag(window, end, name) {
-                    Some(after) => self.at = after,
-                    None => return self.last(Token::StartTag { name, end }),
-                }
+                let Some((text_end, after)) = end_tag(window, end, name) else {
+                    tag = Token::StartTag {
+                        name,
+                        start,
+                        end,
+                        text_end: window.len(),
+                    };
+                    return self.last(tag);
+                };
+                tag = Token::StartTag {
+                    name,
+                    start,
+                    end,
+                    text_end,
+                };
+                self.at = after;
             } else {
                 self.at = end;
             }
-            return Some(Token::StartTag { name, end });
+            return Some(tag);
         }
         None
     }
@@ -195,46 +232,29 @@ fn comment_end(window: &[u8], from: usize) -> Option<usize> {
     }
 }
 
-/// Whether a `<script>` tag in `window` names a `livereload.js` (a hand-written
-/// snippet, an earlier injection). The name in the page's text (a page about live
-/// reload) does not count, nor does a snippet commented out (one the proxy replaces).
+/// Whether a `<script>` in `window` loads a `livereload.js` (a hand-written snippet,
+/// an earlier injection): by its `src`, or as an inline loader that writes such a tag
+/// (LiveReload's own snippet). The name anywhere else does not count: in the page's
+/// text or a link (a page about live reload), in a `<title>`, `<textarea>` or
+/// `<template>`, or in a snippet commented out (one the proxy replaces).
 fn loads_client(window: &[u8], xml: bool) -> bool {
-    let mut at = 0;
-    while let Some(found) = find_ignore_case(window, &SNIPPET, at) {
-        at = found + SNIPPET.bytes.len();
-        if in_comment(window, found, xml) {
-            continue;
-        }
-        let Some(start) = memchr::memrchr2(b'<', b'>', &window[..found]) else {
-            continue;
-        };
-        let name = &window[start..];
-        if name.len() > 8
-            && name[1..7].eq_ignore_ascii_case(b"script")
-            && name[7].is_ascii_whitespace()
-        {
-            return true;
-        }
+    if find_ignore_case(window, &SNIPPET, 0).is_none() {
+        return false;
     }
-    false
-}
-
-/// Whether offset `at` of `window` is inside a comment, as a browser's tokenizer sees
-/// comments (a `<!--` in a script string or an attribute value starts none).
-fn in_comment(window: &[u8], at: usize, xml: bool) -> bool {
-    for token in Tokens::new(window, xml) {
-        match token {
-            Token::Comment { start, end } if start <= at && end.is_none_or(|end| at < end) => {
-                return true;
-            }
-            Token::Comment { start, .. } | Token::EndTag { start, .. } if start > at => {
-                return false;
-            }
-            Token::StartTag { end, .. } if end > at => return false,
-            _ => {}
+    Tokens::new(window, xml).any(|token| match token {
+        Token::StartTag {
+            name,
+            start,
+            end,
+            text_end,
+        } if name.eq_ignore_ascii_case(b"script") => {
+            let attributes = &window[start + 1 + name.len()..end - 1];
+            let names = |text: &[u8]| find_ignore_case(text, &SNIPPET, 0).is_some();
+            attribute(attributes, b"src").is_some_and(|src| names(src.as_bytes()))
+                || names(&window[end..text_end])
         }
-    }
-    false
+        _ => false,
+    })
 }
 
 /// The `content` of the first `<meta http-equiv="Content-Security-Policy">` in
@@ -366,9 +386,9 @@ fn tag_end(bytes: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// The offset just past the end tag `</name…>` that closes a raw-text element whose
-/// contents start at `from`.
-fn end_tag(bytes: &[u8], from: usize, name: &[u8]) -> Option<usize> {
+/// Where the end tag `</name…>` that closes a raw-text element whose contents start at
+/// `from` begins, and the offset just past it.
+fn end_tag(bytes: &[u8], from: usize, name: &[u8]) -> Option<(usize, usize)> {
     let mut at = from;
     loop {
         let lt = find_ignore_case(bytes, &END_TAG, at)?;
@@ -382,7 +402,7 @@ fn end_tag(bytes: &[u8], from: usize, name: &[u8]) -> Option<usize> {
                 .is_some_and(|&b| b == b'>' || b == b'/' || b.is_ascii_whitespace());
         if matches {
             let close = bytes[name_end..].iter().position(|&b| b == b'>')?;
-            return Some(name_end + close + 1);
+            return Some((lt, name_end + close + 1));
         }
         at = lt + 2;
     }
@@ -620,8 +640,18 @@ mod tests {
                 "<?xml version=\"1.0\"?><head>a < b</head>",
                 "<?xml version=\"1.0\"?><head>a < b@</head>",
             ),
-            // Unclosed comments and scripts swallow the rest: at the end.
-            ("<head><!-- </head>", "<head><!-- </head>+@"),
+            // An unclosed script swallows the rest: at the end. An unclosed comment
+            // too, but the end may be inside it: before it, unless it comes before
+            // anything else (the doctype may follow it).
+            ("<head><!-- </head>", "<head>@<!-- </head>"),
+            (
+                "<!DOCTYPE html><!-- <head></head>",
+                "<!DOCTYPE html>@<!-- <head></head>",
+            ),
+            (
+                "<!-- a --> <!-- <!DOCTYPE html>",
+                "<!-- a --> <!-- <!DOCTYPE html>+@",
+            ),
             (
                 "<head><script>x = '</head>'",
                 "<head><script>x = '</head>'+@",
@@ -682,6 +712,34 @@ mod tests {
             (
                 "<head><title>livereload.js</title></head><a href=\"livereload.js\">",
                 "<head><title>livereload.js</title>@</head><a href=\"livereload.js\">",
+            ),
+            // Nor is a snippet shown as text in a title, a text area, an attribute or
+            // the inert contents of a template, or one only named by another attribute.
+            (
+                "<head><title><script src=\"/livereload.js\"></script></title></head>",
+                "<head><title><script src=\"/livereload.js\"></script></title>@</head>",
+            ),
+            (
+                "<head></head><body><textarea><script src=/livereload.js></script></textarea>",
+                "<head>@</head><body><textarea><script src=/livereload.js></script></textarea>",
+            ),
+            (
+                "<head><meta content='<script src=\"/livereload.js\">'></head>",
+                "<head><meta content='<script src=\"/livereload.js\">'>@</head>",
+            ),
+            (
+                "<head><template><script src=\"/livereload.js\"></script></template></head>",
+                "<head><template><script src=\"/livereload.js\"></script></template>@</head>",
+            ),
+            (
+                "<head><script data-docs=\"livereload.js\" src=\"app.js\"></script></head>",
+                "<head><script data-docs=\"livereload.js\" src=\"app.js\"></script>@</head>",
+            ),
+            // LiveReload's own snippet writes its tag from an inline script.
+            (
+                "<head></head><body><script>document.write('<script src=\"http://' + \
+                 location.hostname + ':35729/livereload.js?snipver=1\"></' + 'script>')</script>",
+                "skip",
             ),
         ];
         for (doc, expected) in cases {
