@@ -25,16 +25,8 @@
 /// How many bytes of a document are scanned for a place, and held back until it is found.
 pub const WINDOW: usize = 64 * 1024;
 
-/// Elements whose contents are skipped up to their own end tag: raw text, and a
-/// `<template>`'s inert contents (a `</head>` in there does not end the head).
-const RAW_TEXT: [&[u8]; 6] = [
-    b"script",
-    b"style",
-    b"title",
-    b"textarea",
-    b"xmp",
-    b"template",
-];
+/// Elements whose contents are raw text, skipped up to their own end tag.
+const RAW_TEXT: [&[u8]; 5] = [b"script", b"style", b"title", b"textarea", b"xmp"];
 
 /// Where the tag goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,31 +43,46 @@ pub enum Placement {
 /// [`WINDOW`] bytes are looked at); `xml` for XHTML, where `<script/>` is a whole
 /// element (in HTML the slash means nothing, and the script runs to `</script>`).
 pub fn place(window: &[u8], xml: bool) -> Placement {
+    scan(window, xml).0
+}
+
+/// The place, if more bytes after `window` cannot change it (a real `</head>` or
+/// `<body>` was found, or a snippet); `None` while the next bytes could give a better
+/// one, for a page that is still arriving.
+pub fn settled(window: &[u8], xml: bool) -> Option<Placement> {
+    match scan(window, xml) {
+        (placement, true) => Some(placement),
+        (_, false) => None,
+    }
+}
+
+/// The place, and whether it is settled (see [`settled`]).
+fn scan(window: &[u8], xml: bool) -> (Placement, bool) {
     let window = &window[..window.len().min(WINDOW)];
     if loads_client(window, xml) || is_wide(window) {
-        return Placement::Skip;
+        return (Placement::Skip, true);
     }
     // Whether the document has begun: a doctype or a tag came before.
     let mut begun = false;
     for token in Tokens::new(window, xml) {
         match token {
             Token::EndTag { name, start } if name.eq_ignore_ascii_case(b"head") => {
-                return Placement::At(start);
+                return (Placement::At(start), true);
             }
             Token::StartTag { name, end, .. } if name.eq_ignore_ascii_case(b"body") => {
-                return Placement::At(end);
+                return (Placement::At(end), true);
             }
             // A comment open to the end of the window may never close (a forgotten
             // `-->`), and then the end of the document is inside it: the tag goes
             // before it, unless that would put it before the doctype.
-            Token::Comment { start, end: None } if begun => return Placement::At(start),
+            Token::Comment { start, end: None } if begun => return (Placement::At(start), false),
             // An unclosed tag or raw text swallows the rest of the window.
-            Token::Comment { end: None, .. } | Token::Cut => return Placement::End,
+            Token::Comment { end: None, .. } | Token::Cut => return (Placement::End, false),
             Token::Doctype | Token::StartTag { .. } | Token::EndTag { .. } => begun = true,
             Token::Comment { .. } => {}
         }
     }
-    Placement::End
+    (Placement::End, false)
 }
 
 /// What a browser's tokenizer meets in a window, as far as placing the tag cares.
@@ -102,13 +109,17 @@ enum Token<'a> {
 }
 
 /// The tokens of a window, in order: comments, attribute values and the contents of
-/// [`RAW_TEXT`] elements are skipped as a browser skips them.
+/// [`RAW_TEXT`] elements are skipped as a browser skips them, and so is everything
+/// inside a `<template>`, which is inert (a `</head>` or a script in there does
+/// nothing).
 struct Tokens<'a> {
     window: &'a [u8],
-    /// XHTML: a self-closed raw-text element (`<script/>`) has no contents.
+    /// XHTML: a self-closed element (`<script/>`) has no contents.
     xml: bool,
     at: usize,
     done: bool,
+    /// How many `<template>`s are open.
+    templates: usize,
 }
 
 impl<'a> Tokens<'a> {
@@ -118,7 +129,14 @@ impl<'a> Tokens<'a> {
             xml,
             at: 0,
             done: false,
+            templates: 0,
         }
+    }
+
+    /// Whether the start tag ending just before `end` closes itself, which only XHTML
+    /// honours (in HTML, `<script/>` is an open script).
+    fn self_closed(&self, end: usize) -> bool {
+        self.xml && self.window[end - 2] == b'/'
     }
 
     /// Ends the tokens with `token`.
@@ -132,6 +150,32 @@ impl<'a> Iterator for Tokens<'a> {
     type Item = Token<'a>;
 
     fn next(&mut self) -> Option<Token<'a>> {
+        loop {
+            let token = self.lex()?;
+            let inert = self.templates > 0;
+            match token {
+                Token::StartTag { name, end, .. }
+                    if name.eq_ignore_ascii_case(b"template") && !self.self_closed(end) =>
+                {
+                    self.templates += 1;
+                }
+                Token::EndTag { name, .. } if name.eq_ignore_ascii_case(b"template") => {
+                    self.templates = self.templates.saturating_sub(1);
+                }
+                // What runs past the window inside a template: the rest is unreadable.
+                Token::Comment { end: None, .. } | Token::Cut if inert => return Some(Token::Cut),
+                _ => {}
+            }
+            if !inert {
+                return Some(token);
+            }
+        }
+    }
+}
+
+impl<'a> Tokens<'a> {
+    /// The next token, templates' contents included.
+    fn lex(&mut self) -> Option<Token<'a>> {
         let window = self.window;
         while !self.done {
             let start = self.at + memchr::memchr(b'<', &window[self.at..])?;
@@ -162,8 +206,20 @@ impl<'a> Iterator for Tokens<'a> {
             let closing = rest.get(1) == Some(&b'/');
             let name_start = start + 1 + usize::from(closing);
             let name_len = tag_name_len(&window[name_start..]);
+            if name_len == 0 && closing && rest.len() > 2 {
+                // `</>` is dropped; `</ x>` is a comment up to the next `>`.
+                let end = memchr::memchr(b'>', &rest[2..]).map(|gt| start + 2 + gt + 1);
+                match end {
+                    Some(end) => self.at = end,
+                    None => self.done = true,
+                }
+                if rest[2] == b'>' {
+                    continue;
+                }
+                return Some(Token::Comment { start, end });
+            }
             if name_len == 0 {
-                // `a < b`, `</ x>`: text, not a tag.
+                // `a < b`: text, not a tag.
                 self.at = start + 1;
                 continue;
             }
@@ -186,35 +242,35 @@ impl<'a> Iterator for Tokens<'a> {
                 return self.last(Token::Cut);
             };
             let raw = RAW_TEXT.iter().any(|raw| name.eq_ignore_ascii_case(raw));
-            // The contents of a raw-text element run to its end tag (in XHTML a
-            // self-closed `<script/>` has none).
-            let mut tag = Token::StartTag {
-                name,
-                start,
-                end,
-                text_end: end,
-            };
-            if raw && !(self.xml && window[end - 2] == b'/') {
-                let Some((text_end, after)) = end_tag(window, end, name) else {
-                    tag = Token::StartTag {
-                        name,
-                        start,
-                        end,
-                        text_end: window.len(),
-                    };
-                    return self.last(tag);
-                };
-                tag = Token::StartTag {
+            if !raw || self.self_closed(end) {
+                self.at = end;
+                return Some(Token::StartTag {
                     name,
                     start,
                     end,
-                    text_end,
-                };
-                self.at = after;
-            } else {
-                self.at = end;
+                    text_end: end,
+                });
             }
-            return Some(tag);
+            // The contents of a raw-text element run to its end tag.
+            let closed = if name.eq_ignore_ascii_case(b"script") {
+                script_end(window, end)
+            } else {
+                end_tag(window, end, name)
+            };
+            let text_end = closed.map_or(window.len(), |(text_end, _)| text_end);
+            let tag = Token::StartTag {
+                name,
+                start,
+                end,
+                text_end,
+            };
+            return match closed {
+                Some((_, after)) => {
+                    self.at = after;
+                    Some(tag)
+                }
+                None => self.last(tag),
+            };
         }
         None
     }
@@ -392,20 +448,63 @@ fn end_tag(bytes: &[u8], from: usize, name: &[u8]) -> Option<(usize, usize)> {
     let mut at = from;
     loop {
         let lt = find_ignore_case(bytes, &END_TAG, at)?;
-        let name_start = lt + 2;
-        let name_end = name_start + name.len();
-        let matches = bytes
-            .get(name_start..name_end)
-            .is_some_and(|n| n.eq_ignore_ascii_case(name))
-            && bytes
-                .get(name_end)
-                .is_some_and(|&b| b == b'>' || b == b'/' || b.is_ascii_whitespace());
-        if matches {
-            let close = bytes[name_end..].iter().position(|&b| b == b'>')?;
-            return Some((lt, name_end + close + 1));
+        if let Some(after) = named_tag(bytes, lt + 2, name) {
+            return Some((lt, after));
         }
         at = lt + 2;
     }
+}
+
+/// As [`end_tag`], for a `<script>`, whose contents browsers read in two more states:
+/// after a `<!--`, a `<script` opens a part in which `</script>` does not end the
+/// script, up to the `</script>` that closes that part or a `-->` (pages that wrote
+/// `<!-- document.write("<script>…</script>") -->`).
+fn script_end(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
+    // After `<!--`, until `-->`; and within that, after `<script`.
+    let (mut escaped, mut nested) = (false, false);
+    let mut at = from;
+    loop {
+        let found = if escaped {
+            memchr::memchr2(b'<', b'-', &bytes[at..])
+        } else {
+            memchr::memchr(b'<', &bytes[at..])
+        };
+        let i = at + found?;
+        let rest = &bytes[i..];
+        at = i + 1;
+        if rest.starts_with(b"-->") {
+            (escaped, nested) = (false, false);
+            at = i + 3;
+        } else if !escaped && rest.starts_with(b"<!--") {
+            // The dashes may end it too: `<!-->`.
+            escaped = true;
+            at = i + 2;
+        } else if rest.starts_with(b"</") {
+            if let Some(after) = named_tag(bytes, i + 2, b"script") {
+                if !nested {
+                    return Some((i, after));
+                }
+                nested = false;
+                at = i + b"</script".len();
+            }
+        } else if escaped && !nested && rest.starts_with(b"<") {
+            nested = named_tag(bytes, i + 1, b"script").is_some();
+        }
+    }
+}
+
+/// The offset just past a tag named `name` (any case) whose name starts at `at`: the
+/// name followed by a space, `/` or `>`, and the tag's `>` within `bytes`.
+fn named_tag(bytes: &[u8], at: usize, name: &[u8]) -> Option<usize> {
+    let name_end = at + name.len();
+    let delimited = bytes
+        .get(name_end)
+        .is_some_and(|&b| b == b'>' || b == b'/' || b.is_ascii_whitespace());
+    if !(delimited && bytes[at..name_end].eq_ignore_ascii_case(name)) {
+        return None;
+    }
+    let close = memchr::memchr(b'>', &bytes[name_end..])?;
+    Some(name_end + close + 1)
 }
 
 /// Bytes that are common in HTML pages, most common first (after letters' case is
@@ -708,6 +807,37 @@ mod tests {
                 "<head><!-- a --!><script src=\"/livereload.js\"></script></head>",
                 "skip",
             ),
+            // `</` and a non-letter: `</>` is dropped, `</ x>` is a comment to its `>`.
+            ("<head></ </head> x></head>", "<head></ </head> x>@</head>"),
+            ("<head></></head>", "<head></>@</head>"),
+            ("<head></ x", "<head>@</ x"),
+            // After `<!--` in a script, a `<script>…</script>` in it does not end it.
+            (
+                "<head><script><!-- document.write('<script>x()</script></head>') --></script></head>",
+                "<head><script><!-- document.write('<script>x()</script></head>') --></script>@</head>",
+            ),
+            (
+                "<head><script><!--</script></head>",
+                "<head><script><!--</script>@</head>",
+            ),
+            (
+                "<head><script><!-- <script> --></script></head>",
+                "<head><script><!-- <script> --></script>@</head>",
+            ),
+            (
+                "<head><script><!--> <script></script></head>",
+                "<head><script><!--> <script></script>@</head>",
+            ),
+            // Templates nest; the contents of all of them are inert.
+            (
+                "<head><template><template></template></head><body></template></head>",
+                "<head><template><template></template></head><body></template>@</head>",
+            ),
+            (
+                "<head><template><script>'</template>'</script></head></template></head>",
+                "<head><template><script>'</template>'</script></head></template>@</head>",
+            ),
+            ("<head><template><!-- ", "<head><template><!-- +@"),
             // The name in the page's text, or in a link, is no snippet.
             (
                 "<head><title>livereload.js</title></head><a href=\"livereload.js\">",
@@ -745,6 +875,19 @@ mod tests {
         for (doc, expected) in cases {
             assert_eq!(shown(doc), expected, "document: {doc:?}");
         }
+    }
+
+    #[test]
+    fn a_place_is_settled_once_more_bytes_cannot_change_it() {
+        let settled = |doc: &str| settled(doc.as_bytes(), false);
+        assert_eq!(settled("<head><title>x</title></head>"), Some(At(22)));
+        assert_eq!(settled("<body class=a>"), Some(At(14)));
+        assert_eq!(settled("<script src=/livereload.js></script>"), Some(Skip));
+        // The comment may still close, and a `</head>` follow.
+        assert_eq!(settled("<head><!-- a "), None);
+        assert_eq!(place(b"<head><!-- a ", false), At(6));
+        assert_eq!(settled("<head><title>x</title>"), None);
+        assert_eq!(settled("<head><script>a"), None);
     }
 
     #[test]

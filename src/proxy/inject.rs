@@ -16,7 +16,9 @@
 //! that streams slowly (a log, a progress page) is not held back once its `</head>` or
 //! `<body>` is through. A page that gives no place is not kept waiting either: after
 //! [`STALL`] without new bytes, or [`HOLD_LIMIT`] in all, the place is chosen from what
-//! arrived (a `</head>` not yet seen means the end of the document).
+//! arrived (a `</head>` not yet seen means the end of the document, or before a comment
+//! still open). Bytes that end inside a comment do not fix the place: the comment may
+//! close, and a `</head>` follow, in the next ones.
 //!
 //! XHTML (`application/xhtml+xml`) is parsed as XML, so it gets the tag in XML form
 //! (`defer="defer"`), and none at all when the place would be after the document's end,
@@ -258,8 +260,7 @@ async fn read_window(source: &mut ProxyBody, xml: bool) -> Result<Window, BoxErr
             None => {
                 // Nothing more has come yet. The place is scanned for only here, where
                 // the page would otherwise wait: a fast server's page is scanned once.
-                let placement = scan::place(&bytes, xml);
-                if placement != Placement::End {
+                if let Some(placement) = scan::settled(&bytes, xml) {
                     return Ok(Window::new(bytes, Some(placement), false, xml));
                 }
                 let now = Instant::now();
@@ -268,7 +269,7 @@ async fn read_window(source: &mut ProxyBody, xml: bool) -> Result<Window, BoxErr
                 // when it is ready.
                 match timeout_at(deadline.min(now + STALL), source.frame()).await {
                     Ok(next) => next,
-                    Err(_) => return Ok(Window::new(bytes, Some(placement), false, xml)),
+                    Err(_) => return Ok(Window::new(bytes, None, false, xml)),
                 }
             }
         };

@@ -2,8 +2,8 @@
 //! headers, compressed and streamed upstreams, and what is left alone.
 
 use super::upstream::{
-    self, CSP_META, EXISTING, NO_HEAD, NONCE, PAGE, STALLED_HEAD, TRICKLE_LINE, TRICKY, Upstream,
-    Wsgiref, XHTML, XHTML_BARE,
+    self, COMMENT_SPLIT, CSP_META, EXISTING, NO_HEAD, NONCE, PAGE, STALLED_HEAD, TRICKLE_LINE,
+    TRICKY, Upstream, Wsgiref, XHTML, XHTML_BARE,
 };
 use super::{NAVIGATE, first_frame, navigate, proxy, send};
 use crate::inject::{tag, xml_tag};
@@ -143,6 +143,14 @@ fn a_page_that_stalls_gets_its_head_with_the_tag_at_once() {
     // Compressed too: what the server flushed is decoded and passed on at once.
     let first = first_frame(proxy.local_addr(), "/gzip-stalled", &NAVIGATE);
     assert_eq!(first, before(STALLED_HEAD, "</head>"));
+}
+
+#[test]
+fn a_comment_left_open_by_the_first_bytes_is_waited_for() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/comment-split");
+    assert_eq!(reply.text(), before(COMMENT_SPLIT, "</head>"));
 }
 
 #[test]

@@ -52,6 +52,10 @@ pub const XHTML_BARE: &str = "<html xmlns=\"http://www.w3.org/1999/xhtml\"><p>x<
 /// What `/stalled` sends before it stops sending.
 pub const STALLED_HEAD: &str = "<html><head><title>slow</title></head><body>";
 
+/// What `/comment-split` sends, in two frames split inside its comment.
+pub const COMMENT_SPLIT: &str =
+    "<html><head><!-- a note --><title>t</title></head><body>x</body></html>";
+
 /// The line that `/trickle` and `/trickle-bare` send every 20 ms.
 pub const TRICKLE_LINE: &str = "<p>line</p>\n";
 
@@ -278,6 +282,22 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
                 .header("content-type", "text/html")
                 .header("content-encoding", "gzip")
                 .body(body.boxed_unsync())
+                .expect("a response")
+        }
+        "/comment-split" => {
+            // A comment that the first frame leaves open, closed 20 ms later.
+            let (first, rest) =
+                COMMENT_SPLIT.split_at(COMMENT_SPLIT.find(" -->").expect("a comment"));
+            let first = futures_util::stream::once(async move {
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(first.as_bytes())))
+            });
+            let rest = futures_util::stream::once(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(rest.as_bytes())))
+            });
+            Response::builder()
+                .header("content-type", "text/html")
+                .body(StreamBody::new(first.chain(rest)).boxed_unsync())
                 .expect("a response")
         }
         "/trickle" => trickle(Some(STALLED_HEAD)),
