@@ -102,6 +102,19 @@ def cpu_seconds(pids: list[int]) -> float:
     return sum(cpu_ticks(pid) or 0 for pid in pids) / os.sysconf("SC_CLK_TCK")
 
 
+def busy_seconds(cpus: set[int] | None = None) -> float:
+    """CPU time the machine has spent busy so far (everything but idle and I/O wait),
+    over all CPUs or only `cpus`, in seconds: what every process together used."""
+    total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        wanted = name == "cpu" if cpus is None else name in {f"cpu{c}" for c in cpus}
+        if wanted:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+            total += user + nice + system + irq + softirq + steal
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def process_table() -> dict[int, tuple[str, int, int, int]]:
     """pid -> (state, ppid, pgid, sid) for every live process."""
     table = {}

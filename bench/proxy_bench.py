@@ -19,6 +19,13 @@ Each proxy's CPU time per request (user + system, read from /proc) is printed be
 its throughput. With --pin, wrk and the dev server share one CPU and the proxy under
 test has another to itself, as on a machine with cores to spare.
 
+Under each request, a budget: the most CPU time a proxy could spend per request and
+still reach 80% of direct throughput on this machine. It is what the CPUs offer at
+80% of the direct rate, less what wrk and the dev server take at that rate (the whole
+machine's busy time per request in the direct runs, read from /proc/stat, so other
+load on the machine counts against it too), per request. A proxy whose cpu/req is
+above it cannot reach 80% here, however it is built.
+
     python3 bench/proxy_bench.py [--seconds 3] [--rounds 3] [--restarts 5] [--only node] [--pin]
 
 Not a test: it prints numbers.
@@ -40,8 +47,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import (cpu_seconds, descendants, free_port, pin_processes, pinned, reloadsup_binary, stop_group,
-                    wait_listening, wrk)
+from common import (busy_seconds, cpu_seconds, descendants, free_port, pin_processes, pinned, reloadsup_binary,
+                    stop_group, wait_listening, wrk)
 
 BENCH = Path(__file__).resolve().parent
 
@@ -254,9 +261,11 @@ def measure_server(binary: Path, work: Path, seconds: int, rounds: int, name: st
             runs: dict[str, list[tuple[float, float, float, float, str]]] = {via: [] for via, _, _ in targets}
             for _ in range(rounds):
                 for via, port, pids in targets:
-                    before = cpu_seconds(pids)
+                    # Direct, the machine's busy time: what wrk and the dev server take.
+                    before = busy_seconds(cpus.load) if via == "direct" else cpu_seconds(pids)
                     rps, p50, errors = wrk(port, path, seconds, 64, 2, headers, cpus.load)
-                    cpu = (cpu_seconds(pids) - before) / max(1.0, rps * seconds) * 1e6
+                    after = busy_seconds(cpus.load) if via == "direct" else cpu_seconds(pids)
+                    cpu = (after - before) / max(1.0, rps * seconds) * 1e6
                     _, p50_one, errors_one = wrk(port, path, max(1, seconds // 2), 1, 1, headers, cpus.load)
                     runs[via].append((rps, cpu, p50, p50_one, errors or errors_one))
             direct = [statistics.median(column) for column in list(zip(*runs["direct"]))[:4]]
@@ -273,10 +282,24 @@ def measure_server(binary: Path, work: Path, seconds: int, rounds: int, name: st
                 flag = f"  ({errors})" if errors else ""
                 print(f"   {label:<12} {via:<13} {rps:>8.0f} {ratio:>10} {cpu_text:>9} {p50:>7.2f}ms {added:>8} "
                       f"{p50_one:>6.2f}ms {added_one:>8}{flag}")
+            print(f"   {'':<12} {'budget (80%)':<13} {'':>8} {'':>10} {budget(direct[0], direct[1], cpus):>9}  "
+                  f"(wrk and the server: {direct[1]:.0f}us/req)")
     finally:
         for peer in peers:
             stop_group(peer.proc)
         run.stop()
+
+
+def budget(direct_rps: float, load_us: float, cpus: Cpus) -> str:
+    """The most CPU a proxy may spend per request (see the notes at the top) to relay
+    80% of `direct_rps`, when wrk and the dev server took `load_us` per request."""
+    rate = 0.8 * direct_rps
+    if cpus.proxy is not None:
+        # A CPU of its own; the load keeps its own, where it ran the direct rate.
+        spare = float(len(cpus.proxy))
+    else:
+        spare = len(os.sched_getaffinity(0)) - rate * load_us / 1e6
+    return f"{max(0.0, spare) / rate * 1e6:.0f}us" if rate > 0 else "-"
 
 
 def restart_gap(binary: Path, work: Path, restarts: int) -> None:
