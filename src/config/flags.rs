@@ -177,6 +177,7 @@ fn flag_listen(text: &str, flag: &'static str, kind: Kind) -> Result<Listen> {
     Ok(Listen {
         addr: flag_address(text, flag, kind)?,
         set_by: flag,
+        line: None,
     })
 }
 
@@ -209,6 +210,7 @@ mod tests {
             listen: Listen {
                 addr: "127.0.0.1:5000".into(),
                 set_by: "proxy.listen",
+                line: Some(3),
             },
             upstream: "127.0.0.1:8000".into(),
             allowed_hosts: vec!["dev.test".into()],
@@ -227,6 +229,7 @@ mod tests {
             Listen {
                 addr: "0.0.0.0:5001".into(),
                 set_by: "--proxy",
+                line: None,
             }
         );
         assert_eq!(proxy.upstream, "127.0.0.1:8000");

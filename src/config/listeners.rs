@@ -2,7 +2,7 @@
 //! site's and the proxy's `listen`. Two that are the same address (`reload.port` 5000
 //! and `proxy.listen` 127.0.0.1:5000) would fail at the second bind with "address in
 //! use", blaming some other program, so the configuration is refused first, naming both
-//! keys.
+//! keys (and the task file's line of the later one that the file sets).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -14,14 +14,18 @@ use crate::error::{Error, Result};
 /// moves on to a free port by itself.
 pub fn check(config: &Config) -> Result<()> {
     let listeners = listeners(config);
-    for (i, (addr, key)) in listeners.iter().enumerate() {
-        if let Some((other, other_key)) = listeners[i + 1..].iter().find(|(b, _)| clash(addr, b)) {
+    for (i, first) in listeners.iter().enumerate() {
+        if let Some(second) = listeners[i + 1..]
+            .iter()
+            .find(|b| clash(&first.addr, &b.addr))
+        {
             let message = format!(
-                "{key} ({addr}) and {other_key} ({other}) are the same address: reloadsup \
-                 cannot listen there twice; give one of them another port"
+                "{} ({}) and {} ({}) are the same address: reloadsup cannot listen there \
+                 twice; give one of them another port",
+                first.key, first.addr, second.key, second.addr
             );
             return Err(match &config.task_file {
-                Some(file) => Error::task_file(file, None, message),
+                Some(file) => Error::task_file(file, second.line.or(first.line), message),
                 None => Error::Usage(message),
             });
         }
@@ -29,8 +33,17 @@ pub fn check(config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Each address reloadsup will listen on, with the key or flag that set it.
-fn listeners(config: &Config) -> Vec<(String, String)> {
+/// An address reloadsup will listen on.
+struct Listener {
+    addr: String,
+    /// The key or flag that set it, in backticks.
+    key: String,
+    /// The task file's line that set it, if the file did.
+    line: Option<usize>,
+}
+
+/// Each address reloadsup will listen on.
+fn listeners(config: &Config) -> Vec<Listener> {
     let mut listeners = Vec::new();
     if config.reload.enabled {
         let (host, port) = (&config.reload.host, config.reload.port);
@@ -39,12 +52,20 @@ fn listeners(config: &Config) -> Vec<(String, String)> {
         } else {
             format!("{host}:{port}")
         };
-        listeners.push((addr, "`reload.port`/`reload.host`".to_string()));
+        listeners.push(Listener {
+            addr,
+            key: "`reload.port`/`reload.host`".to_string(),
+            line: None,
+        });
     }
     let serve = config.serve.as_ref().and_then(|s| s.listen.as_ref());
     let proxy = config.proxy.as_ref().map(|p| &p.listen);
     for listen in serve.into_iter().chain(proxy) {
-        listeners.push((listen.addr.clone(), format!("`{}`", listen.set_by)));
+        listeners.push(Listener {
+            addr: listen.addr.clone(),
+            key: format!("`{}`", listen.set_by),
+            line: listen.line,
+        });
     }
     listeners
 }

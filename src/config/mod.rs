@@ -138,6 +138,8 @@ pub struct Listen {
     pub addr: String,
     /// The key or flag that set it, e.g. `proxy.listen` or `--proxy` (no backticks).
     pub set_by: &'static str,
+    /// The task file's line that set it (`None` for a flag), for errors about it.
+    pub line: Option<usize>,
 }
 
 impl fmt::Display for Listen {

@@ -418,6 +418,7 @@ impl Doc<'_> {
         Ok(Listen {
             addr: self.address(value, key, kind)?,
             set_by: key,
+            line: Some(self.line(value.span().start)),
         })
     }
 

@@ -376,18 +376,19 @@ fn good_addresses_pass_check() {
 }
 
 #[test]
-fn two_listeners_on_one_address_are_refused_naming_both_keys() {
+fn two_listeners_on_one_address_are_refused_naming_both_keys_and_a_line() {
     assert_check_error(
         "[server]\ncommand = \"x\"\n[reload]\nport = 5000\n\
          [proxy]\nlisten = \"127.0.0.1:5000\"\nupstream = \"127.0.0.1:8000\"\n",
-        "reload.toml: `reload.port`/`reload.host` (127.0.0.1:5000) and `proxy.listen` \
+        "reload.toml:6: `reload.port`/`reload.host` (127.0.0.1:5000) and `proxy.listen` \
          (127.0.0.1:5000) are the same address: reloadsup cannot listen there twice; \
          give one of them another port",
     );
     assert_check_error(
         "[serve]\nlisten = \"0.0.0.0:7000\"\n[reload]\nport = 7001\n\
          [proxy]\nlisten = \"localhost:7000\"\nupstream = \"127.0.0.1:8000\"\n",
-        "`serve.listen` (0.0.0.0:7000) and `proxy.listen` (localhost:7000) are the same address",
+        "reload.toml:6: `serve.listen` (0.0.0.0:7000) and `proxy.listen` (localhost:7000) are \
+         the same address",
     );
     let p = Project::new();
     // Flags too, before anything is bound or started.
