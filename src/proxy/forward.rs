@@ -19,7 +19,8 @@ use std::net::{IpAddr, SocketAddr};
 use hyper::body::Incoming;
 use hyper::header::{
     ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue,
-    IF_RANGE, LOCATION, RANGE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE, VARY,
 };
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode, Uri, Version};
@@ -77,12 +78,18 @@ impl Peer {
     }
 
     /// `X-Forwarded-For` for a request from this browser: its address, after any that
-    /// proxies in front of us added.
-    fn forwarded_for(&self, earlier: Option<&HeaderValue>) -> HeaderValue {
-        let earlier = earlier.and_then(|v| v.to_str().ok());
-        earlier
-            .and_then(|e| HeaderValue::try_from(format!("{e}, {}", self.ip)).ok())
-            .unwrap_or_else(|| self.forwarded_for.clone())
+    /// proxies in front of us added (on one line or several).
+    fn forwarded_for(&self, headers: &HeaderMap) -> HeaderValue {
+        let earlier: Vec<&str> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if earlier.is_empty() {
+            return self.forwarded_for.clone();
+        }
+        HeaderValue::try_from(format!("{}, {}", earlier.join(", "), self.ip))
+            .unwrap_or_else(|_| self.forwarded_for.clone())
     }
 }
 
@@ -168,8 +175,16 @@ pub async fn forward(
         );
     }
     *response.version_mut() = Version::HTTP_11;
-    if navigation && inject::is_document(&response) {
-        inject::apply(response, &asked).await
+    if !inject::is_document(&response) {
+        return response;
+    }
+    // The same URL is answered with the tag or without, as the request says: a cache
+    // must not give one for the other.
+    response
+        .headers_mut()
+        .append(VARY, HeaderValue::from_static("Sec-Fetch-Dest, Accept"));
+    if navigation {
+        inject::apply(response, &asked, host, proto).await
     } else {
         response
     }
@@ -195,10 +210,12 @@ fn upstream_request(
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
     if navigation {
-        // We may inject: ask for bytes we can read, and for the whole document.
+        // We may inject: ask for bytes we can read, and for the whole document, sent
+        // again even if unchanged: a copy the browser holds from a `fetch` has no tag.
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-        headers.remove(RANGE);
-        headers.remove(IF_RANGE);
+        for name in [RANGE, IF_RANGE, IF_NONE_MATCH, IF_MODIFIED_SINCE] {
+            headers.remove(name);
+        }
     }
     // The host that was checked: the `Host` header, or the URI's authority in an
     // absolute-form request (`GET http://host/ HTTP/1.1`), which then wins.
@@ -210,7 +227,7 @@ fn upstream_request(
             headers.insert(HOST, value);
         }
     }
-    let forwarded_for = peer.forwarded_for(headers.get(X_FORWARDED_FOR));
+    let forwarded_for = peer.forwarded_for(headers);
     headers.insert(X_FORWARDED_FOR, forwarded_for);
     if !headers.contains_key(X_FORWARDED_HOST) {
         if let Some(value) = headers.get(HOST).cloned() {
@@ -310,13 +327,14 @@ fn is_fixed_token(token: &str) -> bool {
             .any(|name| token.eq_ignore_ascii_case(name.as_str()))
 }
 
-/// Points a `Location` aimed at the dev server's own address at the proxy instead.
+/// Points a `Location` aimed at the dev server's own address at the proxy instead (one
+/// in raw UTF-8, not percent-encoded, too).
 fn rewrite_location(headers: &mut HeaderMap, upstream: &str, proxy_origin: &str) {
     let rewritten = headers
         .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .and_then(|location| relocated(location, upstream, proxy_origin));
-    if let Some(value) = rewritten.and_then(|l| HeaderValue::from_str(&l).ok()) {
+    if let Some(value) = rewritten.and_then(|l| HeaderValue::from_bytes(l.as_bytes()).ok()) {
         headers.insert(LOCATION, value);
     }
 }
@@ -325,14 +343,15 @@ fn rewrite_location(headers: &mut HeaderMap, upstream: &str, proxy_origin: &str)
 /// `http://UPSTREAM/…` or `//UPSTREAM/…`; for a loopback upstream, any loopback name
 /// with its port (`localhost:8000` for `127.0.0.1:8000`).
 fn relocated(location: &str, upstream: &str, proxy_origin: &str) -> Option<String> {
-    let (after_scheme, keep_scheme) =
-        if location.len() > 7 && location[..7].eq_ignore_ascii_case("http://") {
-            (&location[7..], false)
-        } else if let Some(rest) = location.strip_prefix("//") {
-            (rest, true)
-        } else {
-            return None;
-        };
+    // Compared as bytes: the location may be UTF-8, and byte 7 inside a character.
+    let http = location.len() > 7 && location.as_bytes()[..7].eq_ignore_ascii_case(b"http://");
+    let (after_scheme, keep_scheme) = if http {
+        (&location[7..], false)
+    } else if let Some(rest) = location.strip_prefix("//") {
+        (rest, true)
+    } else {
+        return None;
+    };
     let end = after_scheme
         .find(['/', '?', '#'])
         .unwrap_or(after_scheme.len());
@@ -396,6 +415,11 @@ mod tests {
             ("https://127.0.0.1:8000/", None),
             ("/relative", None),
             ("http://127.0.0.1:8000@evil.example/", None),
+            ("/aaaaaé", None),
+            (
+                "http://127.0.0.1:8000/café",
+                Some("http://localhost:5000/café"),
+            ),
         ];
         for (location, expected) in cases {
             assert_eq!(
@@ -412,6 +436,34 @@ mod tests {
             )
             .as_deref(),
             Some("https://dev.test/x")
+        );
+    }
+
+    #[test]
+    fn a_location_in_raw_utf8_is_rewritten_too() {
+        let mut headers = HeaderMap::new();
+        let raw = HeaderValue::from_bytes("http://127.0.0.1:8000/café".as_bytes()).unwrap();
+        headers.insert(LOCATION, raw);
+        rewrite_location(&mut headers, "127.0.0.1:8000", "http://localhost:5000");
+        assert_eq!(
+            headers[LOCATION].as_bytes(),
+            "http://localhost:5000/café".as_bytes()
+        );
+    }
+
+    #[test]
+    fn every_forwarded_for_line_is_kept() {
+        let peer = Peer::new("127.0.0.1:40000".parse().unwrap());
+        let mut headers = HeaderMap::new();
+        assert_eq!(peer.forwarded_for(&headers), "127.0.0.1");
+        headers.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("1.2.3.4, 5.6.7.8"),
+        );
+        headers.append(X_FORWARDED_FOR, HeaderValue::from_static("9.9.9.9"));
+        assert_eq!(
+            peer.forwarded_for(&headers),
+            "1.2.3.4, 5.6.7.8, 9.9.9.9, 127.0.0.1"
         );
     }
 

@@ -31,13 +31,14 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Bytes, Frame};
 use hyper::header::{
-    CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap,
-    HeaderValue,
+    ACCEPT_RANGES, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
+    HeaderMap, HeaderValue,
 };
 use hyper::{Response, StatusCode};
 use tokio::time::{Instant, timeout_at};
 
 use super::body::{self, BoxError, ProxyBody, Spliced};
+use super::csp;
 use super::decode::{Decoded, Encoding};
 use super::page::{self, Asked};
 use crate::inject::{Placement, WINDOW, scan, tag, xml_tag};
@@ -77,7 +78,7 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
 }
 
 /// The media type of a response (lowercase, without parameters) and whether its charset
-/// is a wide one (UTF-16 or UTF-32).
+/// is a wide one (see [`is_wide`]).
 fn media_type(headers: &HeaderMap) -> Option<(String, bool)> {
     let value = headers
         .get(CONTENT_TYPE)?
@@ -86,11 +87,26 @@ fn media_type(headers: &HeaderMap) -> Option<(String, bool)> {
         .to_ascii_lowercase();
     let mut params = value.split(';').map(str::trim);
     let mime = params.next().unwrap_or_default().to_string();
-    let wide = params.any(|p| {
-        p.strip_prefix("charset=")
-            .is_some_and(|c| c.contains("utf-16") || c.contains("utf-32"))
-    });
+    let wide = params.any(|p| p.strip_prefix("charset=").is_some_and(is_wide));
     Some((mime, wide))
+}
+
+/// Whether a charset label (lowercase) names UTF-16, by any of the labels browsers
+/// know it by (the Encoding Standard's), or UTF-32.
+fn is_wide(label: &str) -> bool {
+    const UTF_16: [&str; 9] = [
+        "csunicode",
+        "iso-10646-ucs-2",
+        "ucs-2",
+        "unicode",
+        "unicodefeff",
+        "unicodefffe",
+        "utf-16",
+        "utf-16be",
+        "utf-16le",
+    ];
+    let label = label.trim_matches(|c: char| c == '"' || c.is_ascii_whitespace());
+    UTF_16.contains(&label) || label.starts_with("utf-32")
 }
 
 /// Whether a document is XHTML, parsed as XML: the tag has to be well-formed there, and
@@ -99,57 +115,17 @@ fn is_xhtml(headers: &HeaderMap) -> bool {
     media_type(headers).is_some_and(|(mime, _)| mime == "application/xhtml+xml")
 }
 
-/// The nonce that the response's `Content-Security-Policy` header allows scripts with
-/// (a policy in a `<meta>` is found by [`scan::meta_policy`]): from
-/// `script-src-elem`, else `script-src`, else `default-src` (the directive a browser
-/// would apply to our tag), in any of its policies. Only a nonce of base64 characters
-/// is taken, so it can go into an attribute as it is.
-pub fn csp_nonce(headers: &HeaderMap) -> Option<String> {
-    let policies: Vec<&str> = headers
-        .get_all("content-security-policy")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect();
-    policy_nonce(&policies)
-}
-
-/// The nonce that scripts are allowed with by `policies`, as for [`csp_nonce`].
-fn policy_nonce(policies: &[&str]) -> Option<String> {
-    for wanted in ["script-src-elem", "script-src", "default-src"] {
-        for policy in policies {
-            for directive in policy.split(';') {
-                let mut tokens = directive.split_ascii_whitespace();
-                if !tokens
-                    .next()
-                    .is_some_and(|name| name.eq_ignore_ascii_case(wanted))
-                {
-                    continue;
-                }
-                let nonce = tokens.find_map(|token| {
-                    let token = token.strip_prefix('\'')?.strip_suffix('\'')?;
-                    let (prefix, value) = token.split_at_checked(6)?;
-                    (prefix.eq_ignore_ascii_case("nonce-")
-                        && !value.is_empty()
-                        && value
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)))
-                    .then(|| value.to_string())
-                });
-                if nonce.is_some() {
-                    return nonce;
-                }
-            }
-        }
-    }
-    None
-}
-
 /// Injects the tag into a document response (one for which [`is_document`] holds, to
-/// a navigation). A HEAD response gets the headers a GET would: decoded, `ETag` made
-/// weak, and no `Content-Length`, since the length of the body it stands for (decoded,
-/// injected into, or not) is not known without that body.
-pub async fn apply(response: Response<ProxyBody>, asked: &Asked) -> Response<ProxyBody> {
+/// a navigation of a page at `host`, reached over `proto`). A HEAD response gets the
+/// headers a GET would: decoded, `ETag` marked, and no `Content-Length`, since the
+/// length of the body it stands for (decoded, injected into, or not) is not known
+/// without that body.
+pub async fn apply(
+    response: Response<ProxyBody>,
+    asked: &Asked,
+    host: &str,
+    proto: &str,
+) -> Response<ProxyBody> {
     let (mut parts, incoming) = response.into_parts();
     let decoding = match Encoding::of(&parts.headers) {
         Encoding::Identity => None,
@@ -163,7 +139,8 @@ pub async fn apply(response: Response<ProxyBody>, asked: &Asked) -> Response<Pro
     }
     if asked.head_only() {
         parts.headers.remove(CONTENT_LENGTH);
-        weaken_etag(&mut parts.headers);
+        mark_changed(&mut parts.headers);
+        csp::allow_socket(&mut parts.headers, host, proto);
         return Response::from_parts(parts, body::empty());
     }
     let xhtml = is_xhtml(&parts.headers);
@@ -171,14 +148,14 @@ pub async fn apply(response: Response<ProxyBody>, asked: &Asked) -> Response<Pro
         Ok(window) => window,
         Err(err) => return page::broken(&format!("the document broke off: {err}"), asked),
     };
-    let nonce = csp_nonce(&parts.headers).or_else(|| {
+    let nonce = csp::nonce(&parts.headers).or_else(|| {
         // A `<meta>` policy governs only what comes after it.
         let before = match window.placement {
             Placement::At(at) => &window.bytes[..at],
             _ => &window.bytes,
         };
         let policy = scan::meta_policy(before)?;
-        policy_nonce(&[policy.as_str()])
+        csp::policy_nonce(&[policy.as_str()])
     });
     let tag = if xhtml {
         xml_tag(nonce.as_deref())
@@ -207,7 +184,10 @@ pub async fn apply(response: Response<ProxyBody>, asked: &Asked) -> Response<Pro
         }
     }
     if placement != Placement::Skip || decoding.is_some() {
-        weaken_etag(&mut parts.headers);
+        mark_changed(&mut parts.headers);
+    }
+    if placement != Placement::Skip {
+        csp::allow_socket(&mut parts.headers, host, proto);
     }
     let rest = (!window.complete).then_some(source);
     let bytes = window.bytes;
@@ -307,20 +287,36 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     first.to_str().ok()?.trim().parse().ok()
 }
 
-/// Makes a strong `ETag` weak: our bytes are no longer the origin's.
-fn weaken_etag(headers: &mut HeaderMap) {
+/// Marks a response whose bytes are no longer the origin's. Its `ETag` becomes a weak
+/// one of its own (`"v1"` → `W/"v1-reloadsup"`): weak comparison would take a mere
+/// `W/"v1"` for the origin's `"v1"`, and a copy with the tag and one without (a
+/// `fetch`'s) would each revalidate the other. Ranges are no longer offered: a range
+/// of the origin's bytes is not one of ours.
+fn mark_changed(headers: &mut HeaderMap) {
+    headers.remove(ACCEPT_RANGES);
     let Some(etag) = headers.get(ETAG) else {
         return;
     };
-    if etag.as_bytes().starts_with(b"W/") {
+    let bytes = etag.as_bytes();
+    let opaque = bytes.strip_prefix(b"W/").unwrap_or(bytes);
+    if opaque.ends_with(ETAG_MARK) && bytes.starts_with(b"W/") {
         return;
     }
-    let mut weak = b"W/".to_vec();
-    weak.extend_from_slice(etag.as_bytes());
-    if let Ok(weak) = HeaderValue::from_bytes(&weak) {
-        headers.insert(ETAG, weak);
-    }
+    let marked = match opaque {
+        [b'"', inner @ .., b'"'] => {
+            HeaderValue::from_bytes(&[b"W/\"", inner, ETAG_MARK].concat()).ok()
+        }
+        _ => None,
+    };
+    match marked {
+        Some(marked) => headers.insert(ETAG, marked),
+        // Not a quoted tag: no validator is better than a wrong one.
+        None => headers.remove(ETAG),
+    };
 }
+
+/// The end of an `ETag` that [`mark_changed`] gave its own.
+const ETAG_MARK: &[u8] = b"-reloadsup\"";
 
 #[cfg(test)]
 mod tests {
@@ -378,9 +374,22 @@ mod tests {
         assert!(response(500, &[html]));
         assert!(!response(200, &[]));
         assert!(!response(200, &[("content-type", "text/plain")]));
-        assert!(!response(
+        for wide in [
+            "UTF-16LE",
+            "\"utf-16\"",
+            "ucs-2",
+            "Unicode",
+            "unicodeFFFE",
+            "utf-32",
+        ] {
+            let content_type = HeaderValue::try_from(format!("text/html; charset={wide}")).unwrap();
+            let mut response = Response::new(());
+            response.headers_mut().insert(CONTENT_TYPE, content_type);
+            assert!(!is_document(&response), "{wide}");
+        }
+        assert!(response(
             200,
-            &[("content-type", "text/html; charset=UTF-16LE")]
+            &[("content-type", "text/html; charset=unicode-1-1-utf-8")]
         ));
         assert!(!response(
             200,
@@ -390,41 +399,17 @@ mod tests {
     }
 
     #[test]
-    fn the_nonce_comes_from_the_directive_that_governs_scripts() {
-        let nonce = |csp: &[&'static str]| {
-            let pairs: Vec<_> = csp
-                .iter()
-                .map(|v| ("content-security-policy", *v))
-                .collect();
-            csp_nonce(&headers(&pairs))
-        };
-        assert_eq!(
-            nonce(&["script-src 'nonce-abc123' 'strict-dynamic'"]).as_deref(),
-            Some("abc123")
-        );
-        assert_eq!(
-            nonce(&["default-src 'self'; SCRIPT-SRC 'self' 'NONCE-x+y/z='"]).as_deref(),
-            Some("x+y/z=")
-        );
-        assert_eq!(
-            nonce(&["default-src 'nonce-d'", "script-src-elem 'nonce-e'"]).as_deref(),
-            Some("e")
-        );
-        assert_eq!(nonce(&["style-src 'nonce-s'"]), None);
-        assert_eq!(nonce(&["script-src 'nonce-a\"b'"]), None);
-        assert_eq!(nonce(&["script-src 'self'"]), None);
-        assert_eq!(
-            tag(Some("abc")),
-            "<script src=\"/__reloadsup/livereload.js?port=&amp;path=__reloadsup/livereload\" \
-             defer nonce=\"abc\"></script>"
-        );
-    }
-
-    #[test]
-    fn strong_etags_are_weakened_once() {
-        let mut map = headers(&[("etag", "\"v1\"")]);
-        weaken_etag(&mut map);
-        weaken_etag(&mut map);
-        assert_eq!(map[ETAG], "W/\"v1\"");
+    fn etags_are_marked_once_and_ranges_no_longer_offered() {
+        let mut map = headers(&[("etag", "\"v1\""), ("accept-ranges", "bytes")]);
+        mark_changed(&mut map);
+        mark_changed(&mut map);
+        assert_eq!(map[ETAG], "W/\"v1-reloadsup\"");
+        assert!(!map.contains_key(ACCEPT_RANGES));
+        let mut weak = headers(&[("etag", "W/\"v2\"")]);
+        mark_changed(&mut weak);
+        assert_eq!(weak[ETAG], "W/\"v2-reloadsup\"");
+        let mut bare = headers(&[("etag", "v3")]);
+        mark_changed(&mut bare);
+        assert!(!bare.contains_key(ETAG));
     }
 }

@@ -18,11 +18,13 @@
 //! Files: `server` (the listener thread, routing), `host` (the `Host`/`Origin` checks
 //! against DNS rebinding, pure), `forward` (headers both ways, `Location`, app
 //! WebSockets), `upstream` (hold, retry, connections), `inject` (which responses get the
-//! tag, and splicing it in), `scan` (where in the HTML the tag goes, pure), `decode`
+//! tag, and splicing it in), `csp` (the page's policy: our tag's nonce, the reload
+//! socket let through), `scan` (where in the HTML the tag goes, pure), `decode`
 //! (gzip/deflate), `body` (the body types), `page` (the pages we answer ourselves),
 //! `quickack` (acknowledging a dev server's response head at once).
 
 mod body;
+mod csp;
 mod decode;
 mod forward;
 mod host;

@@ -108,13 +108,14 @@ pub enum Unavailable {
     Unread,
 }
 
-/// Whether an answer says it is at most [`WHOLE_LIMIT`] bytes long.
-fn is_small<B>(response: &Response<B>) -> bool {
+/// Whether an answer's body is framed by a length of at most [`WHOLE_LIMIT`] bytes. The
+/// body's own framing decides, as hyper read it: a `Content-Length` beside a transfer
+/// coding frames nothing (the coding wins), and such a body may stream without end.
+fn is_small<B: hyper::body::Body>(response: &Response<B>) -> bool {
     response
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .body()
+        .size_hint()
+        .exact()
         .is_some_and(|length| length <= WHOLE_LIMIT)
 }
 

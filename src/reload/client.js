@@ -30,6 +30,7 @@
     status: null, // the dev server's state, from `status` (restarting|ready|failed)
     message: null, // why it failed, with `failed`
     url: null, // the WebSocket URL
+    blocked: null, // the page's policy directive that blocks the socket, if one does
   };
   window.__reloadsup = state;
   // Set when a new supervisor instance answered: reload at its first `ready`.
@@ -181,6 +182,17 @@
       ws.close();
     }
   }
+
+  // A page policy that blocks the socket (one in a <meta>, which the proxy cannot widen
+  // as it widens a header) is told in the console once, not left to fail in silence.
+  document.addEventListener('securitypolicyviolation', function (event) {
+    var blocked = String(event.blockedURI || '');
+    var ours = blocked && (opts.url.indexOf(blocked) === 0 || blocked.indexOf(opts.url) === 0);
+    if (!ours || state.blocked) return;
+    state.blocked = event.effectiveDirective || event.violatedDirective;
+    console.warn('[reloadsup] this page\'s Content-Security-Policy (' + state.blocked +
+      ') blocks the live-reload socket ' + opts.url + "; allow it, e.g. connect-src 'self'");
+  });
 
   // bfcache: a page with an open WebSocket is not kept, and a kept page must not hold one.
   window.addEventListener('pagehide', function () { paused = true; disconnect(); });

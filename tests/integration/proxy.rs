@@ -12,7 +12,8 @@ use crate::util::{
 
 /// A dev server that renders `templates/index.html` (read at start-up), serves
 /// `/static/*`, `/api.json`, `/page.xhtml` (`templates/page.xhtml`, read at each
-/// request), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
+/// request), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
+/// allows nothing but scripts with a nonce), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
 /// though not asked to), says so and waits `DELAY` seconds before it binds, takes
 /// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
 /// `BROKEN`, after printing a log (coloured, a line redrawn after a carriage return) to
@@ -37,6 +38,8 @@ class Handler(SimpleHTTPRequestHandler):
             body, kind = PAGE, "text/html; charset=utf-8"
         elif self.path == "/page.xhtml":
             body, kind = open("templates/page.xhtml", "rb").read(), "application/xhtml+xml"
+        elif self.path.startswith("/strict/"):
+            body, kind = open("templates" + self.path[7:], "rb").read(), "text/html"
         elif self.path == "/api.json":
             body, kind = json.dumps({"pid": os.getpid(), "html": "</head>"}).encode(), "application/json"
         elif self.path == "/bomb.html":
@@ -48,6 +51,8 @@ class Handler(SimpleHTTPRequestHandler):
             return super().do_GET()
         self.send_response(200)
         self.send_header("Content-Type", kind)
+        if self.path == "/strict/header.html":
+            self.send_header("Content-Security-Policy", "default-src 'none'; script-src 'nonce-n1'; style-src 'self'")
         if self.path == "/bomb.html":
             self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
@@ -386,6 +391,36 @@ fn a_real_browser_through_the_proxy_with_no_snippet() {
     browser.assert_css_swapped(&sup, || {
         p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n")
     });
+}
+
+#[test]
+fn a_real_browser_connects_under_a_strict_policy_header_and_is_told_of_a_meta_one() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (p, proxy, sup) = proxied("0");
+    let strict = |heading: &str, meta: &str| {
+        format!(
+            "<!doctype html><html><head>{meta}<title>s</title></head>\
+             <body><h1>{heading}</h1></body></html>"
+        )
+    };
+    let meta = "<meta http-equiv=\"Content-Security-Policy\" \
+                content=\"default-src 'none'; script-src 'nonce-m1'\">";
+    // Both pages are watched templates: the restart they cause is over before a look.
+    p.write("templates/header.html", &strict("h1", ""));
+    p.write("templates/meta.html", &strict("m1", meta));
+    sup.wait_for_n("ready in ", 2);
+    // The header allows no connection at all: the proxy lets the socket through.
+    browser.open(&format!("http://127.0.0.1:{proxy}/strict/header.html"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    browser.assert_page_reloaded(&sup, "h2", || {
+        p.write("templates/header.html", &strict("h2", ""));
+    });
+    // A policy in a `<meta>` is the page's own: the client says what blocks it.
+    browser.open(&format!("http://127.0.0.1:{proxy}/strict/meta.html"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.blocked === 'connect-src'");
+    assert_eq!(browser.eval("window.__reloadsup.connected"), false);
 }
 
 #[test]

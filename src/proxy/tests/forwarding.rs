@@ -144,6 +144,8 @@ fn the_dev_server_gets_the_host_forwarding_headers_and_no_hop_by_hop_ones() {
         ("te", "trailers"),
         ("proxy-authorization", "Basic eDp5"),
         ("range", "bytes=0-10"),
+        ("if-none-match", "W/\"v1\""),
+        ("if-modified-since", "Sun, 29 Nov 2026 10:00:00 GMT"),
         ("accept-encoding", "gzip, br"),
         ("cookie", "session=1"),
         ("via", "1.1 tunnel"),
@@ -176,6 +178,10 @@ fn the_dev_server_gets_the_host_forwarding_headers_and_no_hop_by_hop_ones() {
         "proxy-authorization",
         "range",
         "expect",
+        // A navigation gets the whole page even if unchanged: the browser's copy may
+        // be a `fetch`'s, without the tag.
+        "if-none-match",
+        "if-modified-since",
     ] {
         assert!(!seen.contains(gone), "`{gone}` reached the server:\n{seen}");
     }
@@ -428,6 +434,18 @@ fn a_length_beside_the_chunked_coding_is_not_passed_on() {
     let injected = navigate(addr, "/c");
     let tag = crate::inject::tag(None);
     assert_eq!(injected.text(), format!("<head>{tag}</head><body>x</body>"));
+}
+
+/// An endless event stream, chunked, with a small `Content-Length` beside the coding.
+const STREAM_WITH_A_LENGTH: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+    Transfer-Encoding: chunked\r\nContent-Length: 10\r\n\r\nd\r\ndata: first\n\n\r\n";
+
+#[test]
+fn a_stream_with_a_length_beside_its_coding_is_not_waited_for_whole() {
+    let server = Raw::start(STREAM_WITH_A_LENGTH);
+    let proxy = proxy(&server.address());
+    let first = first_frame(proxy.local_addr(), "/events", &[("accept", "*/*")]);
+    assert_eq!(first, "data: first\n\n");
 }
 
 #[test]

@@ -89,7 +89,7 @@ fn xhtml_gets_the_tag_as_well_formed_xml_and_never_after_its_root() {
 }
 
 #[test]
-fn a_csp_nonce_goes_on_the_tag_and_etags_turn_weak() {
+fn a_csp_nonce_goes_on_the_tag_and_etags_are_marked() {
     let server = Upstream::start();
     let proxy = proxy(&server.address());
     let csp = navigate(proxy.local_addr(), "/csp").text();
@@ -102,8 +102,43 @@ fn a_csp_nonce_goes_on_the_tag_and_etags_turn_weak() {
         meta.contains(&format!("{with_nonce}</head>")),
         "a policy in a <meta> counts too: {meta}"
     );
+    // The tagged page has a validator of its own, and a cache keeps it apart from the
+    // untagged one a `fetch` gets.
     let etag = navigate(proxy.local_addr(), "/etag");
-    assert_eq!(etag.header("etag"), Some("W/\"v1\""));
+    assert_eq!(etag.header("etag"), Some("W/\"v1-reloadsup\""));
+    assert_eq!(etag.header("vary"), Some("Sec-Fetch-Dest, Accept"));
+    let fetched = send(
+        proxy.local_addr(),
+        "GET",
+        "/etag",
+        &[("sec-fetch-dest", "empty")],
+        Vec::new(),
+    );
+    assert_eq!(fetched.header("etag"), Some("\"v1\""));
+    assert_eq!(fetched.header("vary"), Some("Sec-Fetch-Dest, Accept"));
+}
+
+#[test]
+fn a_policy_that_blocks_connections_lets_the_reload_socket_through() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/csp-strict");
+    let socket = format!(
+        "ws://localhost:{}/__reloadsup/livereload",
+        proxy.local_addr().port()
+    );
+    assert_eq!(
+        reply.header("content-security-policy"),
+        Some(
+            format!("default-src 'none'; script-src 'nonce-{NONCE}'; connect-src {socket}")
+                .as_str()
+        )
+    );
+    assert_eq!(
+        reply.header("content-security-policy-report-only"),
+        Some(format!("connect-src https://api.test {socket}; report-uri /csp-report").as_str())
+    );
+    assert!(reply.text().contains(&tag(Some(NONCE))), "{}", reply.text());
 }
 
 #[test]
@@ -246,9 +281,9 @@ fn head_requests_get_the_headers_of_a_get_without_a_body_or_length() {
         reply.header("content-type"),
         Some("text/html; charset=utf-8")
     );
-    // The headers a GET would get: the ETag weak, the coding gone.
+    // The headers a GET would get: the ETag marked, the coding gone.
     let etag = send(proxy.local_addr(), "HEAD", "/etag", &NAVIGATE, Vec::new());
-    assert_eq!(etag.header("etag"), Some("W/\"v1\""));
+    assert_eq!(etag.header("etag"), Some("W/\"v1-reloadsup\""));
     let gzip = send(proxy.local_addr(), "HEAD", "/gzip", &NAVIGATE, Vec::new());
     assert_eq!(gzip.status, 200);
     assert_eq!(gzip.header("content-encoding"), None);

@@ -253,6 +253,18 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
             response
         }
         "/csp-meta" => html(CSP_META),
+        "/csp-strict" => {
+            let mut response = html(PAGE);
+            let policy = format!("default-src 'none'; script-src 'nonce-{NONCE}'");
+            let headers = response.headers_mut();
+            headers.insert("content-security-policy", policy.parse().expect("a value"));
+            let trial = "connect-src https://api.test; report-uri /csp-report";
+            headers.insert(
+                "content-security-policy-report-only",
+                trial.parse().expect("a value"),
+            );
+            response
+        }
         "/gzip" => gzipped_html(PAGE),
         "/gzip-late" => gzipped_html(&late_page()),
         "/stalled" => {
