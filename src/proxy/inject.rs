@@ -62,6 +62,20 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
         return false;
     }
     let headers = response.headers();
+    // Asked of every answer: most (assets) are told apart without parsing anything.
+    let named = headers.get(CONTENT_TYPE).is_some_and(|value| {
+        let value = value.as_bytes();
+        [&b"text/html"[..], b"application/xhtml+xml"]
+            .iter()
+            .any(|mime| {
+                value
+                    .get(..mime.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(mime))
+            })
+    });
+    if !named {
+        return false;
+    }
     let html = media_type(headers).is_some_and(|(mime, wide)| {
         // The tag is ASCII: it cannot go into UTF-16 or UTF-32 as it is.
         matches!(mime.as_str(), "text/html" | "application/xhtml+xml") && !wide
