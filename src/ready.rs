@@ -56,11 +56,13 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
 /// One way to tell readiness, resolved for one server process.
 #[derive(Debug, Clone)]
 pub enum Check {
-    /// A TCP connect to this address succeeds.
-    Connect(SocketAddr),
-    /// An HTTP GET of this URL is answered with a status below 500.
+    /// A TCP connect to one of these addresses (all that a name resolves to: a server
+    /// may listen on `127.0.0.1` while `localhost` gives `::1` first) succeeds.
+    Connect(Vec<SocketAddr>),
+    /// An HTTP GET of this URL, at one of these addresses, is answered with a status
+    /// below 500.
     Http {
-        addr: SocketAddr,
+        addrs: Vec<SocketAddr>,
         host: String,
         path: String,
     },
@@ -82,10 +84,11 @@ impl Check {
     /// Whether the server is ready now; `since` is when it started.
     pub fn poll(&self, since: Instant) -> bool {
         match self {
-            Check::Connect(addr) => TcpStream::connect_timeout(addr, ATTEMPT_TIMEOUT).is_ok(),
-            Check::Http { addr, host, path } => {
-                http_status(*addr, host, path).is_some_and(|s| s < 500)
-            }
+            Check::Connect(addrs) => accepting(addrs, ATTEMPT_TIMEOUT).is_some(),
+            Check::Http { addrs, host, path } => addrs
+                .iter()
+                .find_map(|addr| http_status(*addr, host, path))
+                .is_some_and(|s| s < 500),
             Check::Flag(flag) => flag.load(Ordering::Acquire),
             Check::LogFile {
                 path,
@@ -97,12 +100,12 @@ impl Check {
         }
     }
 
-    /// The address this check connects to, if it connects to one: something else
-    /// listening there would pass it for the server.
-    pub fn address(&self) -> Option<SocketAddr> {
+    /// The addresses this check connects to, if it connects: something else listening
+    /// there would pass it for the server.
+    pub fn addresses(&self) -> &[SocketAddr] {
         match self {
-            Check::Connect(addr) | Check::Http { addr, .. } => Some(*addr),
-            _ => None,
+            Check::Connect(addrs) | Check::Http { addrs, .. } => addrs,
+            _ => &[],
         }
     }
 
@@ -210,16 +213,13 @@ pub fn check_for(
     flag: Option<Arc<AtomicBool>>,
 ) -> Result<Check, String> {
     Ok(match ready {
-        Some(Ready::Port(port)) => Check::Connect(SocketAddr::from(([127, 0, 0, 1], *port))),
+        Some(Ready::Port(port)) => Check::Connect(vec![SocketAddr::from(([127, 0, 0, 1], *port))]),
         Some(Ready::Url(url)) => http_check(url)?,
         Some(Ready::Log(_)) => Check::Flag(flag.unwrap_or_default()),
         Some(Ready::Delay(delay)) => Check::Delay(*delay),
         None => match upstream {
             Some(address) => Check::Connect(
-                address
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut a| a.next())
+                resolve(address)
                     .ok_or_else(|| format!("cannot resolve the proxy upstream `{address}`"))?,
             ),
             None => Check::GroupListens(pgid),
@@ -244,16 +244,27 @@ pub fn http_check(url: &str) -> Result<Check, String> {
     } else {
         format!("{authority}:80")
     };
-    let addr = with_port
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| format!("cannot resolve `{authority}` in `{url}`"))?;
+    let addrs =
+        resolve(&with_port).ok_or_else(|| format!("cannot resolve `{authority}` in `{url}`"))?;
     Ok(Check::Http {
-        addr,
+        addrs,
         host: authority.to_string(),
         path: path.to_string(),
     })
+}
+
+/// Every address `host:port` resolves to, in the resolver's order; `None` for none.
+fn resolve(address: &str) -> Option<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = address.to_socket_addrs().ok()?.collect();
+    (!addrs.is_empty()).then_some(addrs)
+}
+
+/// The first of `addrs` that accepts a connection within `timeout`, if one does.
+pub fn accepting(addrs: &[SocketAddr], timeout: Duration) -> Option<SocketAddr> {
+    addrs
+        .iter()
+        .copied()
+        .find(|addr| TcpStream::connect_timeout(addr, timeout).is_ok())
 }
 
 /// The status code of `GET path`, or `None` if there is no answer (yet).
@@ -346,9 +357,44 @@ mod tests {
     fn connect_check() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        assert!(Check::Connect(addr).poll(Instant::now()));
+        assert!(Check::Connect(vec![addr]).poll(Instant::now()));
         drop(listener);
-        assert!(!Check::Connect(addr).poll(Instant::now()));
+        assert!(!Check::Connect(vec![addr]).poll(Instant::now()));
+    }
+
+    /// A name can resolve to several addresses (`localhost`: `::1`, then `127.0.0.1`),
+    /// and the server listen on any one of them.
+    #[test]
+    fn a_check_tries_every_address_a_name_gives() {
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let check = Check::Connect(vec![closed, open]);
+        assert!(check.poll(Instant::now()));
+        assert_eq!(accepting(check.addresses(), ATTEMPT_TIMEOUT), Some(open));
+        drop(listener);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let mut stream = listener.incoming().next().unwrap().unwrap();
+            let _ = stream.read(&mut [0u8; 1024]);
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\n");
+        });
+        let http = Check::Http {
+            addrs: vec![closed, open],
+            host: "localhost".into(),
+            path: "/".into(),
+        };
+        assert!(http.poll(Instant::now()));
+        server.join().unwrap();
+        assert_eq!(
+            resolve(&format!("localhost:{}", open.port()))
+                .map(|a| a.iter().any(|a| a.port() == open.port())),
+            Some(true)
+        );
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! server is gone), probing the new server's readiness, reacting to how servers end,
 //! and shutting down on a signal.
 
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -285,10 +284,7 @@ fn warn_if_taken(spec: &Server, proxy: Option<&Proxy>) {
     let Ok(check) = ready::check_for(spec.ready.as_ref(), upstream, Pid::from_raw(0), None) else {
         return;
     };
-    let Some(addr) = check.address() else {
-        return;
-    };
-    if TcpStream::connect_timeout(&addr, TAKEN_TIMEOUT).is_ok() {
+    if let Some(addr) = ready::accepting(check.addresses(), TAKEN_TIMEOUT) {
         report::warn(format!(
             "something else already listens on {addr} before the server starts \
              (a server left running?): it will pass for the server"
