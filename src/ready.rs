@@ -213,7 +213,11 @@ pub fn check_for(
     flag: Option<Arc<AtomicBool>>,
 ) -> Result<Check, String> {
     Ok(match ready {
-        Some(Ready::Port(port)) => Check::Connect(vec![SocketAddr::from(([127, 0, 0, 1], *port))]),
+        // A server told to listen on `localhost` may take either loopback address.
+        Some(Ready::Port(port)) => Check::Connect(vec![
+            SocketAddr::from(([127, 0, 0, 1], *port)),
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, *port)),
+        ]),
         Some(Ready::Url(url)) => http_check(url)?,
         Some(Ready::Log(_)) => Check::Flag(flag.unwrap_or_default()),
         Some(Ready::Delay(delay)) => Check::Delay(*delay),
@@ -360,6 +364,17 @@ mod tests {
         assert!(Check::Connect(vec![addr]).poll(Instant::now()));
         drop(listener);
         assert!(!Check::Connect(vec![addr]).poll(Instant::now()));
+    }
+
+    #[test]
+    fn a_port_check_takes_either_loopback_address() {
+        let Ok(listener) = TcpListener::bind("[::1]:0") else {
+            return; // no IPv6 here
+        };
+        let port = listener.local_addr().unwrap().port();
+        let ready = Ready::Port(port);
+        let check = check_for(Some(&ready), None, Pid::from_raw(0), None).unwrap();
+        assert!(check.poll(Instant::now()));
     }
 
     /// A name can resolve to several addresses (`localhost`: `::1`, then `127.0.0.1`),
