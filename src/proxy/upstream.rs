@@ -172,7 +172,8 @@ pub struct Upstream {
     answered: Condvar,
 }
 
-/// A request sent and not yet answered, counted while it lives.
+/// A request sent and not yet answered that could not be sent again (a form's POST),
+/// counted while it lives.
 struct Waiting<'a>(&'a Upstream);
 
 impl<'a> Waiting<'a> {
@@ -207,9 +208,9 @@ impl Upstream {
     }
 
     /// Waits, up to `limit`, until the server has answered (sent the head of its
-    /// answer to) every request it was sent, so that stopping it for a restart breaks
-    /// none off: a form's POST cannot be sent again. Blocks the calling thread; returns
-    /// whether all were answered.
+    /// answer to) every request it was sent that cannot be sent again, so that stopping
+    /// it for a restart breaks none off: a form's POST. (A GET cut off is sent again to
+    /// the next server.) Blocks the calling thread; returns whether all were answered.
     pub fn drain(&self, limit: Duration) -> bool {
         let count = self.waiting_count();
         let (count, _) = self
@@ -258,7 +259,9 @@ impl Upstream {
                     self.handshake(stream, upgrade).await?
                 }
             };
-            let waiting = Waiting::new(self);
+            // A safe request cut off by a stop goes again to the next server, so a
+            // restart does not wait for it (a long poll would hold it up for nothing).
+            let waiting = replay.is_none().then(|| Waiting::new(self));
             let sent = sender.try_send_request(request).await;
             drop(waiting);
             let error = match sent {

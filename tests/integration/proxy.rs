@@ -1,6 +1,7 @@
 //! Proxy mode through the real binary: the dev server behind `[proxy]`, the script
 //! injected, requests held across restarts, a 502 page that recovers.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -12,7 +13,7 @@ use crate::util::{
 
 /// A dev server that renders `templates/index.html` (read at start-up), serves
 /// `/static/*`, `/api.json`, `/page.xhtml` (`templates/page.xhtml`, read at each
-/// request), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
+/// request), `/hang` (answered after 5 s, like a long poll), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
 /// allows nothing but scripts with a nonce), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
 /// though not asked to), says so and waits `DELAY` seconds before it binds, takes
 /// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
@@ -40,6 +41,9 @@ class Handler(SimpleHTTPRequestHandler):
             body, kind = open("templates/page.xhtml", "rb").read(), "application/xhtml+xml"
         elif self.path.startswith("/strict/"):
             body, kind = open("templates" + self.path[7:], "rb").read(), "text/html"
+        elif self.path == "/hang":
+            time.sleep(5)
+            body, kind = b"late", "text/plain"
         elif self.path == "/api.json":
             body, kind = json.dumps({"pid": os.getpid(), "html": "</head>"}).encode(), "application/json"
         elif self.path == "/bomb.html":
@@ -220,6 +224,30 @@ fn a_post_the_server_is_working_on_is_answered_before_a_restart_stops_it() {
     assert!(answer.text().starts_with("saved by "), "{}", answer.text());
     sup.wait_for_n("ready in ", 2);
     assert_eq!(sup.count("restarting"), 1);
+}
+
+#[test]
+fn a_get_the_server_holds_does_not_hold_up_a_restart() {
+    let (p, proxy, sup) = proxied("0");
+    // A long poll: the server has it and answers in 5 s. Cut off by the stop, it is
+    // sent again to the next server, so the restart need not wait for it.
+    let mut poll = std::net::TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+    write!(
+        poll,
+        "GET /hang HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\n\r\n"
+    )
+    .unwrap();
+    thread::sleep(Duration::from_millis(150));
+    p.write("templates/index.html", &template("v2"));
+    sup.wait_for_n("ready in ", 2);
+    let stderr = sup.stderr();
+    let took: u64 = stderr
+        .split("restart took ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("a restart time in:\n{stderr}"));
+    assert!(took < 700, "the restart waited for the poll: {took} ms");
 }
 
 #[test]
