@@ -12,7 +12,10 @@
 //!
 //! Raw events become `(path, Step)` pairs for the debouncer: a close after writing or a
 //! rename into place completes a save; a create, a write, a delete or a rename away is a
-//! step of one.
+//! step of one. "After writing" is checked: inotify reports the close of any file opened
+//! for writing, written to or not (SQLite opens its database read-write and closes it
+//! unchanged, over and over), so a close counts only when the file was created, written,
+//! truncated or had its times set (`touch`) since its last counted close.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -58,6 +61,9 @@ pub struct Watcher {
     backend: Backend,
     roots: Vec<Root>,
     watched: HashSet<PathBuf>,
+    /// Files changed (created, written, their times set) since their last counted close:
+    /// only their close is a save.
+    written: HashSet<PathBuf>,
     tx: Sender<Event>,
 }
 
@@ -88,6 +94,7 @@ impl Watcher {
             backend,
             roots,
             watched: HashSet::new(),
+            written: HashSet::new(),
             tx,
         };
         if let Err(WatchError::Limit) = watcher.watch_all(filter, notices) {
@@ -150,6 +157,9 @@ impl Watcher {
             changes.push((PathBuf::from("(event queue overflow)"), Step::Complete));
         }
         for (i, path) in event.paths.iter().enumerate() {
+            if !polling && !self.was_written(&event.kind, path) {
+                continue;
+            }
             let step = match step_of(&event.kind, i, polling) {
                 Some(step) => step,
                 None => continue,
@@ -174,12 +184,33 @@ impl Watcher {
                 // A file found by the scan may still be being written (created just
                 // before the scan, closed just after, with an event of its own then):
                 // a step, so the batch waits for that close instead of going twice.
+                self.written.extend(found.iter().cloned());
                 changes.extend(found.into_iter().map(|f| (f, Step::Partial)));
                 continue;
             }
             changes.push((path.clone(), step));
         }
         changes
+    }
+
+    /// Keeps [`Watcher::written`] up to date with an event for `path`, and says whether
+    /// the event may be a change: `false` for a close of a file that nothing was
+    /// written to since it was last closed.
+    fn was_written(&mut self, kind: &EventKind, path: &Path) -> bool {
+        match kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => self.written.remove(path),
+            EventKind::Create(_)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any | ModifyKind::Metadata(_)) => {
+                self.written.insert(path.to_path_buf());
+                true
+            }
+            // Gone, moved away, or moved in (a rename into place is a whole save).
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => {
+                self.written.remove(path);
+                true
+            }
+            _ => true,
+        }
     }
 
     fn is_new_folder(&self, kind: &EventKind, path: &Path) -> bool {
@@ -303,8 +334,9 @@ fn step_of(kind: &EventKind, index: usize, polling: bool) -> Option<Step> {
     }
 }
 
-/// Whether a raw event can matter at all; the rest (opens, reads, attribute changes) is
-/// dropped on notify's thread so it never wakes the app loop.
+/// Whether a raw event can matter at all; the rest (opens, reads) is dropped on
+/// notify's thread so it never wakes the app loop. An attribute change is no change by
+/// itself, but it makes the file's next close one (`touch`).
 pub fn is_relevant(event: &notify::Event) -> bool {
     event.need_rescan()
         || matches!(
@@ -312,8 +344,12 @@ pub fn is_relevant(event: &notify::Event) -> bool {
             EventKind::Access(AccessKind::Close(AccessMode::Write))
                 | EventKind::Create(_)
                 | EventKind::Remove(_)
-                | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Data(_) | ModifyKind::Any)
-                | EventKind::Modify(ModifyKind::Metadata(notify::event::MetadataKind::WriteTime))
+                | EventKind::Modify(
+                    ModifyKind::Name(_)
+                        | ModifyKind::Data(_)
+                        | ModifyKind::Any
+                        | ModifyKind::Metadata(_)
+                )
         )
 }
 

@@ -157,6 +157,33 @@ fn unlink_and_create_like_git_checkout() {
     });
 }
 
+/// SQLite (a Django dev database) opens its file read-write and closes it unchanged:
+/// inotify reports a close after writing all the same.
+#[test]
+fn a_file_opened_for_writing_and_closed_unchanged_is_no_save() {
+    assert_no_restart(|p| {
+        for _ in 0..3 {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p.path("app.py"))
+                .unwrap();
+            drop(file);
+        }
+    });
+}
+
+#[test]
+fn touch_is_a_save() {
+    assert_one_restart(|p| {
+        let status = Command::new("touch")
+            .arg(p.path("app.py"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+}
+
 #[test]
 fn temp_and_ignored_files_cause_nothing() {
     assert_no_restart(|p| {
