@@ -69,6 +69,9 @@ pub struct Filter {
     ignore: GlobSet,
     ignore_dirs: GlobSet,
     own_files: Vec<PathBuf>,
+    /// The files reloadsup's own stdout and stderr go to (`run > run.log`), resolved:
+    /// each line written there would otherwise be a change.
+    own_output: Vec<PathBuf>,
     use_gitignore: bool,
     /// `.gitignore` matchers, deepest folder first.
     gitignores: Vec<Gitignore>,
@@ -98,6 +101,7 @@ impl Filter {
             ignore: default_ignores(&user_ignores),
             ignore_dirs: dir_ignores(&user_ignores),
             own_files,
+            own_output: output_files(),
             use_gitignore: config.watch.gitignore,
             gitignores: Vec::new(),
         };
@@ -179,7 +183,24 @@ impl Filter {
     /// ignores and the supervisor's own files.
     pub fn is_ignored(&self, path: &Path) -> bool {
         self.own_files.iter().any(|own| own == path)
+            || self.is_own_output(path)
             || self.ignore.is_match(Pattern::match_form(path, &self.root))
+    }
+
+    /// Whether `path` is where reloadsup's own output goes. Compared resolved (the
+    /// watched folder may be reached through a symbolic link), which costs a look-up
+    /// only for a path with the output file's name.
+    fn is_own_output(&self, path: &Path) -> bool {
+        let same_name = |own: &PathBuf| own.file_name() == path.file_name();
+        if !self.own_output.iter().any(same_name) {
+            return false;
+        }
+        let resolved = path
+            .parent()
+            .and_then(|dir| dir.canonicalize().ok())
+            .zip(path.file_name())
+            .map(|(dir, name)| dir.join(name));
+        resolved.is_some_and(|resolved| self.own_output.contains(&resolved))
     }
 
     /// Whether a `.gitignore` (the deepest one that has a say) ignores `path`.
@@ -215,6 +236,17 @@ fn glob(text: &str) -> Glob {
         .literal_separator(true)
         .build()
         .expect("built-in ignore globs are valid")
+}
+
+/// The regular files that this process's stdout and stderr are, if they are files.
+fn output_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = [1, 2]
+        .iter()
+        .filter_map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+        .filter(|path| path.is_file())
+        .collect();
+    files.dedup();
+    files
 }
 
 fn default_ignores(user: &[Glob]) -> GlobSet {

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::process::Command;
 
-use crate::util::Project;
+use crate::util::{Project, Sup};
 
 /// A project running a sleeper server on `**/*.py`, with `app.py` present and the first
 /// start seen. Returns the project and the running supervisor.
@@ -171,6 +171,22 @@ fn a_file_opened_for_writing_and_closed_unchanged_is_no_save() {
             drop(file);
         }
     });
+}
+
+/// `reloadsup run > run.out` in the project: each status line written there would be
+/// a change, and each restart write another.
+#[test]
+fn reloadsups_own_output_file_is_no_change() {
+    let p = Project::new();
+    p.write("app.py", "print('v1')\n");
+    p.sleeper_task_file("[\"**/*.py\", \"*.out\"]", "");
+    let _sup = Sup::spawn_into(&p.dir, &["run", "--no-reload"], &p.path("run.out"));
+    p.wait_starts(1);
+    p.assert_starts_stay(1);
+    p.write("app.py", "print('v2')\n");
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert!(p.read("run.out").contains("changed: app.py"));
 }
 
 #[test]

@@ -187,6 +187,21 @@ impl Sup {
         Sup::capturing(child, std::fs::File::from(read))
     }
 
+    /// As `spawn`, with stdout and stderr written to the file `output`, as by
+    /// `reloadsup run > out.log 2>&1`; `stderr()` then has nothing, the file has it all.
+    pub fn spawn_into(dir: &Path, args: &[&str], output: &Path) -> Sup {
+        let file = std::fs::File::create(output).unwrap();
+        let child = Sup::start_child(
+            Command::new(BIN)
+                .args(args)
+                .current_dir(dir)
+                .env_remove("PYTHONUNBUFFERED")
+                .stdout(file.try_clone().unwrap())
+                .stderr(file),
+        );
+        Sup::capturing(child, std::io::empty())
+    }
+
     fn start_child(command: &mut Command) -> Child {
         use std::os::unix::process::CommandExt;
         command
