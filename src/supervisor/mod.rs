@@ -186,13 +186,15 @@ impl Supervisor {
         let spawned = spawn::spawn(&self.spec, changed, Mode::Supervised { relay })
             .map_err(|err| self.spawn_error(err))?;
         let pid = spawned.pid;
+        // The guard first, at once: until it knows the group, a SIGKILL of reloadsup
+        // would leave the server running (writing the PID file takes milliseconds).
+        if let Some(guard) = &mut self.guard {
+            guard.track(pid, self.spec.pid_file.as_deref());
+        }
         if let Some(path) = &self.spec.pid_file {
             if let Err(err) = pidfile::write(path, pid.as_raw()) {
                 report::warn(format!("cannot write PID file `{}`: {err}", path.display()));
             }
-        }
-        if let Some(guard) = &mut self.guard {
-            guard.track(pid, self.spec.pid_file.as_deref());
         }
         self.state = State::Running(Proc {
             pgid: pid,

@@ -274,8 +274,16 @@ impl Sup {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // The reader ends when every copy of the pipe's write end is closed:
+                // a server that outlived reloadsup (a failure a test is after) holds
+                // one, and the test must go on to say so, not hang.
                 if let Some(reader) = self.reader.take() {
-                    let _ = reader.join();
+                    while !reader.is_finished() && Instant::now() < deadline {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    if reader.is_finished() {
+                        let _ = reader.join();
+                    }
                 }
                 return status;
             }
