@@ -13,6 +13,7 @@ mod debounce;
 mod error;
 mod event;
 mod filter;
+mod host;
 mod init;
 mod inject;
 mod pidfile;

@@ -148,7 +148,12 @@ pub fn serve_folder(
         },
         reload,
         proxy: None,
-        serve: Some(Serve { root, listen, open }),
+        serve: Some(Serve {
+            root,
+            listen,
+            allowed_hosts: Vec::new(),
+            open,
+        }),
         tasks: Vec::new(),
     };
     super::listeners::check(&config)?;

@@ -166,6 +166,9 @@ pub struct Serve {
     pub root: PathBuf,
     /// The address to listen on; `None` means 127.0.0.1:5000, or the next free port.
     pub listen: Option<Listen>,
+    /// `Host` names served besides loopback ones, the listen address and any IP
+    /// address (see `host`).
+    pub allowed_hosts: Vec<String>,
     /// Open the site in the browser (`xdg-open`) once it is served.
     pub open: bool,
 }

@@ -147,9 +147,15 @@ impl Doc<'_> {
             .as_ref()
             .map(|l| self.listen(l, "serve.listen", Kind::ListenOr(Serve::DEFAULT_PORT)))
             .transpose()?;
+        let allowed_hosts = raw
+            .allowed_hosts
+            .iter()
+            .map(|host| self.address(host, "serve.allowed_hosts", Kind::Allowed))
+            .collect::<Result<_>>()?;
         Ok(Serve {
             root: canonical,
             listen,
+            allowed_hosts,
             open: false,
         })
     }

@@ -92,6 +92,8 @@ pub struct RawProxy {
 pub struct RawServe {
     pub root: Option<Text>,
     pub listen: Option<Text>,
+    #[serde(default)]
+    pub allowed_hosts: Vec<Text>,
 }
 
 /// `[[task]]`: a build step run when its own `file_dep` changes.

@@ -52,12 +52,14 @@ pub fn is_navigation(headers: &HeaderMap) -> bool {
 }
 
 /// A whole document with the tag put in its place (or unchanged if it already loads a
-/// `livereload.js`).
-pub fn into_page(html: &[u8], nonce: Option<&str>) -> Vec<u8> {
-    let tag = tag(nonce);
-    match scan::place(html, false) {
+/// `livereload.js`). `xml` for XHTML: the tag in XML form, and none after the root
+/// element, where XML allows nothing.
+pub fn into_page(html: &[u8], nonce: Option<&str>, xml: bool) -> Vec<u8> {
+    let tag = if xml { xml_tag(nonce) } else { tag(nonce) };
+    match scan::place(html, xml) {
         Placement::Skip => html.to_vec(),
         Placement::At(at) => [&html[..at], tag.as_bytes(), &html[at..]].concat(),
+        Placement::End if xml => html.to_vec(),
         Placement::End => [html, tag.as_bytes()].concat(),
     }
 }
@@ -84,15 +86,20 @@ mod tests {
 
     #[test]
     fn whole_pages() {
-        let page = into_page(b"<head><title>t</title></head><body></body>", None);
+        let page = into_page(b"<head><title>t</title></head><body></body>", None, false);
         let expected = format!("<head><title>t</title>{TAG}</head><body></body>");
         assert_eq!(String::from_utf8(page).unwrap(), expected);
         assert_eq!(
-            into_page(b"<p>x</p>", None),
+            into_page(b"<p>x</p>", None, false),
             format!("<p>x</p>{TAG}").into_bytes()
         );
         let own = b"<head><script src=\"/livereload.js\"></script></head>";
-        assert_eq!(into_page(own, None), own.to_vec());
+        assert_eq!(into_page(own, None, false), own.to_vec());
+        // XHTML: the tag in XML form, and nothing after the root element.
+        let xhtml = into_page(b"<html><head></head></html>", None, true);
+        let expected = format!("<html><head>{}</head></html>", xml_tag(None));
+        assert_eq!(String::from_utf8(xhtml).unwrap(), expected);
+        assert_eq!(into_page(b"<svg/>", None, true), b"<svg/>".to_vec());
     }
 
     #[test]

@@ -27,8 +27,8 @@ use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 
 use super::body::{self, ProxyBody};
-use super::host::{is_loopback, split_authority};
 use super::{Context, inject, page};
+use crate::host::{is_loopback, split_authority};
 use crate::report;
 
 /// `Keep-Alive`, which `http` has no constant for.

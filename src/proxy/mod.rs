@@ -15,8 +15,8 @@
 //!                                   └── inject into documents   Ready, 502 page if Failed)
 //! ```
 //!
-//! Files: `server` (the listener thread, routing), `host` (the `Host`/`Origin` checks
-//! against DNS rebinding, pure), `forward` (headers both ways, `Location`, app
+//! Files: `server` (the listener thread, routing; the `Host`/`Origin` checks against
+//! DNS rebinding are the crate's `host`, shared with `serve`), `forward` (headers both ways, `Location`, app
 //! WebSockets), `upstream` (hold, retry, connections), `inject` (which responses get the
 //! tag, and splicing it in), `csp` (the page's policy: our tag's nonce, the reload
 //! socket let through), `scan` (where in the HTML the tag goes, pure), `decode`
@@ -27,7 +27,6 @@ mod body;
 mod csp;
 mod decode;
 mod forward;
-mod host;
 mod inject;
 mod page;
 mod quickack;
@@ -44,9 +43,9 @@ use std::time::Duration;
 use hyper::header::HeaderValue;
 use tokio::sync::watch;
 
+use crate::host::HostPolicy;
 use crate::reload::Hub;
 use crate::supervisor::output::Tail;
-use host::HostPolicy;
 use upstream::Upstream;
 
 /// The dev server's state as the supervisor sees it; it decides what a request gets.

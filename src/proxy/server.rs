@@ -23,8 +23,8 @@ use tokio::sync::watch;
 
 use super::body::{BoxError, ProxyBody};
 use super::forward::{self, Peer};
-use super::host::{self, HostVerdict};
 use super::{Context, page};
+use crate::host::{self, HostVerdict};
 use crate::reload::http::PREFIX;
 use crate::report;
 

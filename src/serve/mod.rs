@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 
 use crate::config::{Listen, Serve};
+use crate::host::HostPolicy;
 use crate::reload::Hub;
 use crate::report;
 
@@ -43,10 +44,12 @@ impl StaticServer {
                 serve.root.display()
             ));
         }
+        let written = serve.listen.as_ref().map_or("", |l| l.addr.as_str());
+        let hosts = HostPolicy::new(written, addr, &serve.allowed_hosts).with_any_address();
         let (root, thread_hub) = (serve.root.clone(), hub.clone());
         let thread = std::thread::Builder::new()
             .name("serve".into())
-            .spawn(move || server::run(listener, root, thread_hub))
+            .spawn(move || server::run(listener, root, hosts, thread_hub))
             .map_err(|err| format!("cannot start the static server: {err}"))?;
         Ok(StaticServer {
             addr,

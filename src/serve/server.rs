@@ -3,22 +3,30 @@
 //! (a dev server must never let the browser show a stale file), the reload script
 //! injected into HTML pages, and the reload endpoints under `/__reloadsup/` on the same
 //! origin. hyper (HTTP/1) on a current-thread tokio runtime of its own.
+//!
+//! Pages are read whole (the script goes into them); every other file streams from
+//! disk in pieces, read on tokio's blocking threads, from the start of its range, so a
+//! video or a big download takes no more memory than a piece and never holds up the
+//! other requests or the reload socket, and a HEAD reads nothing.
 
 use std::convert::Infallible;
 use std::fs;
+use std::io::{self, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use super::files::{self, Target};
+use crate::host::{HostPolicy, HostVerdict};
 use crate::inject;
 use crate::reload::Hub;
 use crate::report;
@@ -26,15 +34,28 @@ use crate::report;
 /// A client must send its request head within this time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How much of a file is read at a time.
+const PIECE: usize = 64 * 1024;
+
+/// A response body: a page in memory, or a file streaming from disk.
+type Body = UnsyncBoxBody<Bytes, io::Error>;
+
+/// A body of bytes in memory.
+fn whole(response: Response<Full<Bytes>>) -> Response<Body> {
+    response.map(|full| full.map_err(|never| match never {}).boxed_unsync())
+}
+
 /// What every connection needs.
 struct Site {
     root: PathBuf,
+    /// The `Host` values served (a guard against DNS rebinding).
+    hosts: HostPolicy,
     hub: Hub,
 }
 
-/// Serves `listener` (bound, non-blocking) until the hub shuts down. Runs on the
-/// calling thread.
-pub fn run(listener: std::net::TcpListener, root: PathBuf, hub: Hub) {
+/// Serves `listener` (bound, non-blocking) until the hub shuts down, to requests for
+/// the hosts `hosts` allows. Runs on the calling thread.
+pub fn run(listener: std::net::TcpListener, root: PathBuf, hosts: HostPolicy, hub: Hub) {
     let runtime = match crate::web::runtime("the static server") {
         Ok(runtime) => runtime,
         Err(message) => {
@@ -43,7 +64,7 @@ pub fn run(listener: std::net::TcpListener, root: PathBuf, hub: Hub) {
         }
     };
     let stopped = hub.stopped();
-    let site = Arc::new(Site { root, hub });
+    let site = Arc::new(Site { root, hosts, hub });
     runtime.block_on(crate::web::accept_until(
         listener,
         "the static server",
@@ -66,24 +87,28 @@ async fn serve_connection(stream: tokio::net::TcpStream, site: Arc<Site>) {
 }
 
 /// Answers one request.
-fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Full<Bytes>> {
+fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
+    if let Some(refused) = check_host(&site.hosts, &req) {
+        return whole(refused);
+    }
     let path = req.uri().path().to_string();
     if path.starts_with(crate::reload::PREFIX) {
-        return site.hub.handle(req);
+        return whole(site.hub.handle(req));
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         let mut response = page(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed", "");
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+        return whole(response);
     }
     let navigation = inject::is_navigation(req.headers());
+    let head = req.method() == Method::HEAD;
     let mut response = match files::resolve(&site.root, &path) {
-        Target::File(file) => serve_file(&file, req.headers(), navigation),
+        Target::File(file) => serve_file(&file, req.headers(), navigation, head),
         Target::Listing(dir) => {
             let html = files::listing(&dir, &path);
-            html_response(StatusCode::OK, html.into_bytes(), navigation)
+            whole(html_response(StatusCode::OK, html.into_bytes(), navigation))
         }
         Target::Redirect(location) => {
             let mut response = page(StatusCode::MOVED_PERMANENTLY, "moved", "");
@@ -94,21 +119,21 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Full<Byt
             if let Ok(value) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, value);
             }
-            response
+            whole(response)
         }
         Target::NotFound => {
             let body = crate::inject::escape_html(&path);
-            html_response(
+            whole(html_response(
                 StatusCode::NOT_FOUND,
                 error_page("404 not found", &body).into_bytes(),
                 navigation,
-            )
+            ))
         }
-        Target::Forbidden => page(
+        Target::Forbidden => whole(page(
             StatusCode::FORBIDDEN,
             "403 forbidden",
             "outside the served folder",
-        ),
+        )),
     };
     response
         .headers_mut()
@@ -117,38 +142,74 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Full<Byt
     response
 }
 
-/// A file, whole or the requested range; an HTML page gets the reload script (and is
-/// then always sent whole).
-fn serve_file(file: &Path, headers: &HeaderMap, navigation: bool) -> Response<Full<Bytes>> {
-    let content = match fs::read(file) {
-        Ok(content) => content,
+/// The answer to a request for a host that is not served (403) or not a host at all
+/// (400); `None` when it is served. An HTTP/1.0 request without a `Host` is for the
+/// address it was sent to.
+fn check_host<B>(hosts: &HostPolicy, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    let mut values = req.headers().get_all(header::HOST).iter();
+    let bad = |why| Some(page(StatusCode::BAD_REQUEST, "400 bad request", why));
+    let host = match (req.uri().authority(), values.next(), values.next()) {
+        (Some(authority), _, _) => authority.as_str().to_string(),
+        (None, Some(value), None) => match value.to_str() {
+            Ok(value) => value.to_string(),
+            Err(_) => return bad("malformed Host header"),
+        },
+        (None, None, None) if req.version() < hyper::Version::HTTP_11 => return None,
+        _ => return bad("a request needs one Host header"),
+    };
+    match hosts.check(&host) {
+        HostVerdict::Allow => None,
+        HostVerdict::Malformed => bad("malformed Host header"),
+        HostVerdict::Deny => {
+            let shown: String = host.chars().take(100).collect();
+            Some(page(
+                StatusCode::FORBIDDEN,
+                "403 forbidden",
+                &format!(
+                    "reloadsup does not serve host `{shown}` (a guard against DNS rebinding); \
+                     to allow it, add it to `serve.allowed_hosts`"
+                ),
+            ))
+        }
+    }
+}
+
+/// A file, whole or the requested range, streamed (nothing read for a HEAD); an HTML
+/// page gets the reload script (and is then always read and sent whole).
+fn serve_file(file: &Path, headers: &HeaderMap, navigation: bool, head: bool) -> Response<Body> {
+    let content_type = files::content_type(file);
+    let page_type = ["text/html", "application/xhtml+xml"]
+        .iter()
+        .any(|t| content_type.starts_with(t));
+    if page_type {
+        return match fs::read(file) {
+            Ok(document) => whole(document_response(
+                StatusCode::OK,
+                document,
+                navigation,
+                &content_type,
+            )),
+            Err(err) => whole(page(
+                StatusCode::NOT_FOUND,
+                "404 not found",
+                &err.to_string(),
+            )),
+        };
+    }
+    let total = match fs::metadata(file) {
+        Ok(metadata) => metadata.len(),
         Err(err) => {
-            return page(StatusCode::NOT_FOUND, "404 not found", &err.to_string());
+            return whole(page(
+                StatusCode::NOT_FOUND,
+                "404 not found",
+                &err.to_string(),
+            ));
         }
     };
-    let content_type = files::content_type(file);
-    if content_type.starts_with("text/html") {
-        return html_response(StatusCode::OK, content, navigation);
-    }
-    let total = content.len() as u64;
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(|text| http_range_header::parse_range_header(text).and_then(|r| r.validate(total)));
-    let (status, body, content_range) = match range {
-        None => (StatusCode::OK, content, None),
-        Some(Ok(ranges)) if ranges.len() == 1 => {
-            let (start, end) = (*ranges[0].start(), *ranges[0].end());
-            let slice = content[start as usize..=end as usize].to_vec();
-            (
-                StatusCode::PARTIAL_CONTENT,
-                slice,
-                Some(format!("bytes {start}-{end}/{total}")),
-            )
-        }
-        // Several ranges: the whole file is a valid answer.
-        Some(Ok(_)) => (StatusCode::OK, content, None),
-        Some(Err(_)) => {
+    let (status, start, length) = match requested_range(headers, total) {
+        Ok(None) => (StatusCode::OK, 0, total),
+        Ok(Some((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        Err(()) => {
             let mut response = page(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "416 range not satisfiable",
@@ -157,35 +218,117 @@ fn serve_file(file: &Path, headers: &HeaderMap, navigation: bool) -> Response<Fu
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{total}")) {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);
             }
-            return response;
+            return whole(response);
         }
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let body = if head {
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    } else {
+        streamed(file.to_path_buf(), start, length)
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     if let Ok(value) = HeaderValue::from_str(&content_type) {
         h.insert(header::CONTENT_TYPE, value);
     }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Some(range) = content_range.and_then(|r| HeaderValue::from_str(&r).ok()) {
-        h.insert(header::CONTENT_RANGE, range);
+    if status == StatusCode::PARTIAL_CONTENT {
+        let range = format!("bytes {start}-{}/{total}", start + length - 1);
+        if let Ok(value) = HeaderValue::from_str(&range) {
+            h.insert(header::CONTENT_RANGE, value);
+        }
     }
     response
 }
 
+/// The one byte range `headers` ask for, as first and last offsets within a file of
+/// `total` bytes: `Ok(None)` for the whole file (no `Range`, several ranges, or a unit
+/// other than bytes, which a server ignores), `Err` when it cannot be satisfied (any
+/// range of an empty file).
+fn requested_range(headers: &HeaderMap, total: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(text) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    if !text.trim_start().starts_with("bytes=") {
+        return Ok(None);
+    }
+    if total == 0 {
+        return Err(());
+    }
+    let ranges = http_range_header::parse_range_header(text)
+        .and_then(|r| r.validate(total))
+        .map_err(|_| ())?;
+    match ranges.as_slice() {
+        [one] if *one.end() < total => Ok(Some((*one.start(), *one.end()))),
+        [_] => Err(()),
+        // Several ranges: the whole file is a valid answer.
+        _ => Ok(None),
+    }
+}
+
+/// `length` bytes of `file` from offset `start`, read a piece at a time as the client
+/// takes them.
+fn streamed(file: PathBuf, start: u64, length: u64) -> Body {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let file = Arc::new(file);
+    let pieces = futures_util::stream::try_unfold((None, length), move |(open, left)| {
+        let file = Arc::clone(&file);
+        async move {
+            if left == 0 {
+                return Ok(None);
+            }
+            let mut open = match open {
+                Some(open) => open,
+                None => {
+                    let mut opened = tokio::fs::File::open(file.as_path()).await?;
+                    opened.seek(SeekFrom::Start(start)).await?;
+                    opened
+                }
+            };
+            let mut piece = vec![0; PIECE.min(usize::try_from(left).unwrap_or(PIECE))];
+            let read = open.read(&mut piece).await?;
+            if read == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file got shorter while it was sent",
+                ));
+            }
+            piece.truncate(read);
+            let left = left - read as u64;
+            Ok(Some((Frame::data(Bytes::from(piece)), (Some(open), left))))
+        }
+    });
+    StreamBody::new(pieces).boxed_unsync()
+}
+
 /// An HTML response, with the reload script when the request is a page navigation.
 fn html_response(status: StatusCode, html: Vec<u8>, navigation: bool) -> Response<Full<Bytes>> {
+    document_response(status, html, navigation, "text/html; charset=utf-8")
+}
+
+/// A document of `content_type` (HTML or XHTML), with the reload script when the
+/// request is a page navigation.
+fn document_response(
+    status: StatusCode,
+    document: Vec<u8>,
+    navigation: bool,
+    content_type: &str,
+) -> Response<Full<Bytes>> {
+    let xml = content_type.starts_with("application/xhtml+xml");
     let body = if navigation {
-        inject::into_page(&html, None)
+        inject::into_page(&document, None, xml)
     } else {
-        html
+        document
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
     response
 }
 

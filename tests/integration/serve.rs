@@ -142,6 +142,120 @@ fn nothing_outside_the_folder_is_ever_served() {
     }
 }
 
+/// The status line's code for a GET of `/` with `host` as its `Host` header.
+fn status_for_host(port: u16, host: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+#[test]
+fn only_loopback_names_the_listen_address_and_ip_addresses_are_served() {
+    let (_p, port, _sup) = site();
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("app.localhost:{port}"),
+        format!("192.168.1.20:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(status_for_host(port, &host), 200, "{host}");
+    }
+    // DNS rebinding: a page on another name reading the folder.
+    assert_eq!(status_for_host(port, "evil.example"), 403);
+    assert_eq!(status_for_host(port, &format!("evil.example:{port}")), 403);
+    assert_eq!(status_for_host(port, &format!("127.0.0.1:{port}:9")), 400);
+}
+
+#[test]
+fn big_and_empty_files_stream_and_odd_ranges_are_answered() {
+    let (p, port, sup) = site();
+    // A 1.5 GB file (sparse): a HEAD and a range read next to nothing of it.
+    let big = std::fs::File::create(p.path("site/huge.bin")).unwrap();
+    big.set_len(1_500_000_000).unwrap();
+    let head = http(port, "HEAD", "/huge.bin", &[]);
+    assert_eq!(head.header("content-length"), Some("1500000000"));
+    let one = http(
+        port,
+        "GET",
+        "/huge.bin",
+        &[("Range", "bytes=1000000000-1000000001")],
+    );
+    assert_eq!((one.status, one.body.as_slice()), (206, &[0u8, 0][..]));
+    assert_eq!(
+        one.header("content-range"),
+        Some("bytes 1000000000-1000000001/1500000000")
+    );
+    // A whole download goes piece by piece, while other requests are answered.
+    let mut download = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut download,
+        format!("GET /huge.bin HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    assert_eq!(http(port, "GET", "/app.js", &[]).status, 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sup.pid())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap();
+    assert!(peak_kib < 100_000, "peak memory {peak_kib} KiB");
+    drop(download);
+    // An empty file: any byte range is unsatisfiable, and nothing breaks.
+    p.write("site/empty.txt", "");
+    let empty = http(port, "GET", "/empty.txt", &[("Range", "bytes=0-")]);
+    assert_eq!(
+        (empty.status, empty.header("content-range")),
+        (416, Some("bytes */0"))
+    );
+    assert_eq!(http(port, "GET", "/empty.txt", &[]).status, 200);
+    // A range in another unit is ignored: the whole file.
+    let items = http(port, "GET", "/app.js", &[("Range", "items=0-5")]);
+    assert_eq!(items.status, 200);
+    assert_eq!(items.body, p.read("site/app.js").as_bytes());
+}
+
+#[test]
+fn xhtml_pages_get_the_script_too() {
+    let (p, port, _sup) = site();
+    p.write(
+        "site/page.xhtml",
+        "<html xmlns=\"http://www.w3.org/1999/xhtml\"><head><title>x</title></head><body/></html>",
+    );
+    let page = http(
+        port,
+        "GET",
+        "/page.xhtml",
+        &[("Accept", "text/html"), ("Sec-Fetch-Dest", "document")],
+    );
+    assert_eq!(page.header("content-type"), Some("application/xhtml+xml"));
+    // In XML form: a bare `defer` would be an XML error that blanks the page.
+    assert!(
+        page.text().contains("defer=\"defer\"></script></head>"),
+        "{}",
+        page.text()
+    );
+}
+
 #[test]
 fn pages_get_the_script_on_the_same_origin() {
     let (_p, port, _sup) = site();

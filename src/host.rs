@@ -1,12 +1,15 @@
-//! Which `Host` values the proxy serves, and what a well-formed `Host` or `Origin` is.
+//! Which `Host` values the proxy and the static server serve, and what a well-formed
+//! `Host` or `Origin` is.
 //!
 //! DNS rebinding: a page on `evil.example` can make its own name resolve to 127.0.0.1
-//! after loading, and then read through the proxy with same-origin requests that carry
-//! `Host: evil.example`. Checking `Host` stops it: served are loopback names and
-//! addresses on any port (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), the listen
-//! address itself, and whatever `proxy.allowed_hosts` lists (a LAN name, a tunnel's
-//! host; `.example.test` for a domain and its subdomains, such as a tunnel's random
-//! ones). Everything here is pure and never panics on hostile input.
+//! after loading, and then read through the proxy (or the served folder) with
+//! same-origin requests that carry `Host: evil.example`. Checking `Host` stops it:
+//! served are loopback names and addresses on any port (`localhost`, `*.localhost`,
+//! 127.0.0.0/8, `[::1]`), the listen address itself, and whatever `allowed_hosts`
+//! lists (a LAN name, a tunnel's host; `.example.test` for a domain and its
+//! subdomains, such as a tunnel's random ones). The static server also serves any IP
+//! address as a host (a phone opening the LAN address): rebinding needs a name, so an
+//! address is no way in. Everything here is pure and never panics on hostile input.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -43,10 +46,12 @@ impl Entry {
     }
 }
 
-/// The `Host` values served: loopback, the listen address, `proxy.allowed_hosts`.
+/// The `Host` values served: loopback, the listen address, the allowed hosts, and
+/// (if asked for) any IP address.
 #[derive(Debug, Clone)]
 pub struct HostPolicy {
     entries: Vec<Entry>,
+    any_address: bool,
 }
 
 impl HostPolicy {
@@ -80,7 +85,18 @@ impl HostPolicy {
                 });
             }
         }
-        HostPolicy { entries }
+        HostPolicy {
+            entries,
+            any_address: false,
+        }
+    }
+
+    /// The same policy, serving any IP address as a host too.
+    pub fn with_any_address(self) -> HostPolicy {
+        HostPolicy {
+            any_address: true,
+            ..self
+        }
     }
 
     /// Judges a request's `Host` value (or its URI's authority).
@@ -93,7 +109,7 @@ impl HostPolicy {
         // a port, or with that very port, can match it.
         let port = port.unwrap_or(80);
         let listed = self.entries.iter().any(|e| e.serves(&host, port));
-        if listed || is_loopback(&host) {
+        if listed || is_loopback(&host) || (self.any_address && is_address(&host)) {
             HostVerdict::Allow
         } else {
             HostVerdict::Deny
@@ -179,9 +195,27 @@ pub fn is_loopback(host: &str) -> bool {
     host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether `host` (normalized) is an IP address, not a name.
+fn is_address(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => inner.parse::<Ipv6Addr>().is_ok(),
+        None => host.parse::<Ipv4Addr>().is_ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_address_serves_addresses_but_no_other_names() {
+        let open = policy(&[]).with_any_address();
+        assert_eq!(open.check("192.168.1.20:5000"), HostVerdict::Allow);
+        assert_eq!(open.check("[fe80::1]:5000"), HostVerdict::Allow);
+        assert_eq!(open.check("evil.example:5000"), HostVerdict::Deny);
+        assert_eq!(open.check("1.2.3.4.evil.example"), HostVerdict::Deny);
+        assert_eq!(policy(&[]).check("192.168.1.20:5000"), HostVerdict::Deny);
+    }
 
     fn policy(allowed: &[&str]) -> HostPolicy {
         let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
