@@ -52,6 +52,11 @@ impl Browsers {
             });
         }
         let hub = Hub::new(&reload.allow_origins);
+        if config.server.is_none() {
+            // Nothing to wait for (a static site alone): a page that finds a new
+            // instance reloads at once, instead of waiting for a `ready` never sent.
+            hub.set_state(ServerState::Ready);
+        }
         let reloader = if reload.enabled {
             let reloader = Reloader::start_hub(&reload.host, reload.port, hub.clone())
                 .map_err(Error::Runtime)?;

@@ -333,6 +333,19 @@ fn a_real_browser_sees_text_updates_and_css_swaps() {
     browser.assert_css_swapped(&sup, || {
         p.write("site/css/site.css", "h1 { color: rgb(0, 0, 255) }\n")
     });
+    // `serve` itself stopped, the page edited meanwhile, `serve` started again: the
+    // page reconnects to a new instance and reloads once, showing the edit.
+    let mut sup = sup;
+    sup.signal(nix::sys::signal::Signal::SIGINT);
+    sup.wait_exit();
+    p.write(
+        "site/index.html",
+        "<!doctype html><html><head></head><body><h1>v3</h1></body></html>",
+    );
+    let listen = format!("127.0.0.1:{port}");
+    let again = p.start(&["serve", "site", "--listen", &listen]);
+    again.wait_for("watching ");
+    browser.wait_for("document.querySelector('h1').textContent === 'v3'");
 }
 
 #[test]
