@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, percent_encode};
 
 /// What a request path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,10 @@ pub fn resolve(root: &Path, raw_path: &str) -> Target {
         return Target::Forbidden;
     }
     if !real.is_dir() {
+        // `/page.html/` names a folder that is not there.
+        if raw_path.ends_with('/') {
+            return Target::NotFound;
+        }
         return Target::File(real);
     }
     if !raw_path.ends_with('/') {
@@ -98,12 +102,14 @@ const PATH_SEGMENT: &AsciiSet = &CONTROLS
 /// An HTML listing of `dir` (hidden entries left out, folders first), titled with the
 /// request path.
 pub fn listing(dir: &Path, url_path: &str) -> String {
-    let mut entries: Vec<(bool, String)> = std::fs::read_dir(dir)
+    // The name's own bytes go into the link (a name that is not UTF-8 still links to
+    // itself); the text shown may replace what is not UTF-8.
+    let mut entries: Vec<(bool, std::ffi::OsString)> = std::fs::read_dir(dir)
         .map(|it| {
             it.flatten()
                 .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    (!name.starts_with('.')).then(|| (!e.path().is_dir(), name))
+                    let name = e.file_name();
+                    (!name.as_bytes().starts_with(b".")).then(|| (!e.path().is_dir(), name))
                 })
                 .collect()
         })
@@ -119,11 +125,11 @@ pub fn listing(dir: &Path, url_path: &str) -> String {
     }
     for (is_file, name) in entries {
         let slash = if is_file { "" } else { "/" };
-        let href = utf8_percent_encode(&name, PATH_SEGMENT);
+        let href = percent_encode(name.as_bytes(), PATH_SEGMENT);
         let _ = writeln!(
             html,
             "<li><a href=\"{href}{slash}\">{}{slash}</a></li>",
-            crate::inject::escape_html(&name)
+            crate::inject::escape_html(&name.to_string_lossy())
         );
     }
     html.push_str("</ul>\n</body></html>\n");
@@ -199,6 +205,8 @@ mod tests {
         );
         assert_eq!(resolve(&s.root, "/nope.html"), Target::NotFound);
         assert_eq!(resolve(&s.root, "/.env"), Target::NotFound);
+        // A file is no folder: a trailing slash after it names nothing.
+        assert_eq!(resolve(&s.root, "/inside.js/"), Target::NotFound);
     }
 
     #[test]
@@ -252,5 +260,13 @@ mod tests {
         let top = listing(&s.root, "/");
         assert!(!top.contains(".env"));
         assert!(top.contains("<a href=\"app/\">app/</a>"));
+        // A name that is not UTF-8 links to its own bytes, which resolve back to it.
+        fs::write(s.root.join(OsStr::from_bytes(b"n\xffm.txt")), "x").unwrap();
+        let html = listing(&s.root, "/");
+        assert!(html.contains("<a href=\"n%FFm.txt\">"), "{html}");
+        assert_eq!(
+            resolve(&s.root, "/n%FFm.txt"),
+            Target::File(s.root.join(OsStr::from_bytes(b"n\xffm.txt")))
+        );
     }
 }
