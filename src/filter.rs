@@ -12,6 +12,7 @@
 //! `reload.assets` or a task's `file_dep`, because those usually name build outputs
 //! (compiled CSS, bundles) that git is told to ignore.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
@@ -66,6 +67,12 @@ pub struct Filter {
     file_dep: GlobSet,
     assets: GlobSet,
     tasks: Vec<GlobSet>,
+    /// The folders each kind of glob can match in (see [`Reach`]), for folders that
+    /// go away whole.
+    reach: Reach,
+    /// Watched folders that went away (deleted, or moved out): a change to one stands
+    /// for the files it held, which the globs cannot be asked about one by one.
+    gone_folders: HashSet<PathBuf>,
     ignore: GlobSet,
     ignore_dirs: GlobSet,
     own_files: Vec<PathBuf>,
@@ -98,6 +105,12 @@ impl Filter {
             file_dep: set_of(&config.watch.file_dep),
             assets: set_of(&config.reload.assets),
             tasks: config.tasks.iter().map(|t| set_of(&t.file_dep)).collect(),
+            reach: Reach {
+                file_dep: bases_of(&config.watch.file_dep),
+                assets: bases_of(&config.reload.assets),
+                tasks: config.tasks.iter().map(|t| bases_of(&t.file_dep)).collect(),
+            },
+            gone_folders: HashSet::new(),
             ignore: default_ignores(&user_ignores),
             ignore_dirs: dir_ignores(&user_ignores),
             own_files,
@@ -111,8 +124,22 @@ impl Filter {
         filter
     }
 
-    /// Classifies a changed file.
+    /// Records that the watched folder `dir` went away: a change reported for it is
+    /// then about every file it held.
+    pub fn folder_gone(&mut self, dir: &Path) {
+        self.gone_folders.insert(dir.to_path_buf());
+    }
+
+    /// Records that `dir` is a watched folder (again).
+    pub fn folder_back(&mut self, dir: &Path) {
+        self.gone_folders.remove(dir);
+    }
+
+    /// Classifies a changed file (or a folder that went away).
     pub fn classify(&self, path: &Path) -> Verdict {
+        if self.gone_folders.contains(path) {
+            return self.classify_gone_folder(path);
+        }
         if self.is_ignored(path) {
             return Verdict::default();
         }
@@ -124,6 +151,22 @@ impl Filter {
             asset,
             tasks: (0..self.tasks.len())
                 .filter(|&i| self.tasks[i].is_match(form))
+                .collect(),
+        }
+    }
+
+    /// A folder that went away, with whatever it held: it counts for each kind of glob
+    /// that can match in it or below it.
+    fn classify_gone_folder(&self, dir: &Path) -> Verdict {
+        if self.prune_dir(dir, false) {
+            return Verdict::default();
+        }
+        let reach = &self.reach;
+        Verdict {
+            restart: Reach::holds(&reach.file_dep, dir) && !self.gitignored(dir, true),
+            asset: Reach::holds(&reach.assets, dir),
+            tasks: (0..reach.tasks.len())
+                .filter(|&i| Reach::holds(&reach.tasks[i], dir))
                 .collect(),
         }
     }
@@ -219,6 +262,32 @@ impl Filter {
         }
         false
     }
+}
+
+/// For each kind of glob, the folders its globs can match in: each glob's base folder
+/// and whether folders below it can hold matches.
+#[derive(Debug, Default)]
+struct Reach {
+    file_dep: Vec<(PathBuf, bool)>,
+    assets: Vec<(PathBuf, bool)>,
+    tasks: Vec<Vec<(PathBuf, bool)>>,
+}
+
+impl Reach {
+    /// Whether `dir`, gone with everything in it, may have held a match of one of
+    /// `bases`: it is a base, lies below a recursive one, or holds one.
+    fn holds(bases: &[(PathBuf, bool)], dir: &Path) -> bool {
+        bases
+            .iter()
+            .any(|(base, recursive)| base.starts_with(dir) || (dir.starts_with(base) && *recursive))
+    }
+}
+
+fn bases_of(patterns: &[Pattern]) -> Vec<(PathBuf, bool)> {
+    patterns
+        .iter()
+        .map(|p| (p.base.clone(), p.recursive))
+        .collect()
 }
 
 fn set_of(patterns: &[Pattern]) -> GlobSet {

@@ -165,9 +165,7 @@ impl Watcher {
                 None => continue,
             };
             if step == Step::Partial && self.watched.contains(path) {
-                // A watched folder went away: forget its watches, so a folder of the
-                // same name created later is watched again.
-                self.watched.retain(|w| !w.starts_with(path));
+                self.folder_gone(path, filter, notices);
             }
             if self.is_new_folder(&event.kind, path) {
                 let mut found = Vec::new();
@@ -191,6 +189,35 @@ impl Watcher {
             changes.push((path.clone(), step));
         }
         changes
+    }
+
+    /// A watched folder went away (deleted, or moved): its watches are dropped — one on
+    /// a folder moved elsewhere would follow it out of the project — and the nearest
+    /// folder still there above it is watched, so that a folder of the same name made
+    /// again (a `git checkout` back, `rm -rf src; mkdir src`) is seen and watched.
+    fn folder_gone(&mut self, path: &Path, filter: &mut Filter, notices: &mut Vec<String>) {
+        let gone: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|w| w.starts_with(path))
+            .cloned()
+            .collect();
+        self.watched.retain(|w| !w.starts_with(path));
+        filter.folder_gone(path);
+        if let Backend::Native(watcher) = &mut self.backend {
+            for dir in &gone {
+                // Already gone with a deleted folder; that is no error.
+                let _ = watcher.unwatch(dir);
+            }
+        }
+        let above = nearest_existing(path);
+        if self.plan(&above).is_some() {
+            if let Err(WatchError::Other(message)) =
+                self.add_tree(&above, filter, &mut Vec::new(), true)
+            {
+                notices.push(message);
+            }
+        }
     }
 
     /// Keeps [`Watcher::written`] up to date with an event for `path`, and says whether
@@ -259,6 +286,7 @@ impl Watcher {
         if !self.watched.insert(dir.to_path_buf()) {
             return Ok(());
         }
+        filter.folder_back(dir);
         filter.add_gitignore(dir);
         let added = match &mut self.backend {
             Backend::Native(w) => {

@@ -157,6 +157,53 @@ fn unlink_and_create_like_git_checkout() {
     });
 }
 
+/// A glob's own folder deleted and made again (a `git checkout` of a branch without
+/// it, and back), or moved away: it is watched again when it returns, and a folder
+/// moved out of the project is no longer watched where it went.
+#[test]
+fn a_globs_folder_that_goes_away_is_watched_again_when_it_returns() {
+    let p = Project::new();
+    p.write("src/a.py", "a = 1\n");
+    p.sleeper_task_file("[\"src/**/*.py\"]", "");
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    sup.wait_for("started");
+    fs::remove_dir_all(p.path("src")).unwrap();
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    p.write("src/a.py", "a = 2\n");
+    p.wait_starts(3);
+    p.assert_starts_stay(3);
+    p.write("src/x/b.py", "b = 1\n");
+    p.wait_starts(4);
+    p.assert_starts_stay(4);
+    // Moved out of the project: writes where it went are none of ours.
+    let away = p.path("../").join(format!("away-{}", p.token));
+    fs::rename(p.path("src"), &away).unwrap();
+    p.wait_starts(5);
+    p.assert_starts_stay(5);
+    fs::write(away.join("a.py"), "a = 3\n").unwrap();
+    p.assert_starts_stay(5);
+    fs::remove_dir_all(&away).unwrap();
+    p.write("src/a.py", "a = 4\n");
+    p.wait_starts(6);
+}
+
+/// A folder of sources moved out of the project: its files are gone for the server,
+/// though no glob matches the folder's own path.
+#[test]
+fn a_folder_of_sources_moved_out_is_a_change() {
+    let (p, sup) = running();
+    p.write("pkg/sub/q.py", "q = 1\n");
+    p.wait_starts(2);
+    let away = p.path("../").join(format!("moved-{}", p.token));
+    fs::rename(p.path("pkg"), &away).unwrap();
+    p.wait_starts(3);
+    p.assert_starts_stay(3);
+    assert!(sup.stderr().contains("changed: pkg"), "{}", sup.stderr());
+    fs::remove_dir_all(&away).unwrap();
+}
+
 /// SQLite (a Django dev database) opens its file read-write and closes it unchanged:
 /// inotify reports a close after writing all the same.
 #[test]
