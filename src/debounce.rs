@@ -8,11 +8,15 @@
 //! `git checkout`'s unlink-then-create). So:
 //!
 //! - when every pending path's latest event completes it, the batch goes after a short
-//!   *settle* window of quiet (a few ms, to catch the rest of a burst);
+//!   *settle* window of quiet (a few ms, to catch the rest of a burst) — longer once the
+//!   batch holds many paths, since a writer of thousands of files (`git checkout`, `tar
+//!   x`) pauses for more than a few ms now and then on a busy machine;
 //! - while some path is mid-save, the batch waits for a longer *grace* of quiet, so a
 //!   plain `rm` still counts, after a short delay;
-//! - a batch never waits longer than *max_wait* after its first event, so a file written
-//!   continuously still restarts the server.
+//! - a batch waits at most *max_wait* after its first event, so a file written
+//!   continuously still restarts the server — counted from the latest path new to the
+//!   batch while new ones keep coming (a burst of thousands of files that takes seconds
+//!   is one batch), but never past *max_burst*.
 //!
 //! Pure: the clock is passed in, so the tests never sleep.
 
@@ -22,10 +26,16 @@ use std::time::{Duration, Instant};
 
 /// Quiet time after a completing event before the batch goes.
 pub const SETTLE: Duration = Duration::from_millis(5);
+/// Quiet time after a completing event once the batch holds [`BURST_PATHS`] paths.
+pub const BURST_SETTLE: Duration = Duration::from_millis(50);
+/// How many paths make a batch a burst.
+pub const BURST_PATHS: usize = 8;
 /// Quiet time while some path is mid-save.
 pub const GRACE: Duration = Duration::from_millis(100);
-/// The longest a batch waits after its first event.
+/// The longest a batch waits after its first event, or after the latest path new to it.
 pub const MAX_WAIT: Duration = Duration::from_millis(1000);
+/// The longest a batch waits after its first event, however many new paths come.
+pub const MAX_BURST: Duration = Duration::from_secs(10);
 
 /// Whether an event leaves its file whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +55,8 @@ pub struct Debouncer {
     pending: BTreeMap<PathBuf, Step>,
     first: Option<Instant>,
     last: Option<Instant>,
+    /// When a path not yet in the batch last came.
+    last_new: Option<Instant>,
 }
 
 impl Default for Debouncer {
@@ -63,12 +75,15 @@ impl Debouncer {
             pending: BTreeMap::new(),
             first: None,
             last: None,
+            last_new: None,
         }
     }
 
     /// Records one event; the path's latest event decides whether it is mid-save.
     pub fn record(&mut self, path: PathBuf, step: Step, now: Instant) {
-        self.pending.insert(path, step);
+        if self.pending.insert(path, step).is_none() {
+            self.last_new = Some(now);
+        }
         self.first.get_or_insert(now);
         self.last = Some(now);
     }
@@ -76,12 +91,16 @@ impl Debouncer {
     /// When the pending batch is due, if there is one.
     pub fn deadline(&self) -> Option<Instant> {
         let (first, last) = (self.first?, self.last?);
-        let quiet = if self.pending.values().all(|s| *s == Step::Complete) {
-            self.settle
-        } else {
+        let quiet = if !self.pending.values().all(|s| *s == Step::Complete) {
             self.grace
+        } else if self.pending.len() >= BURST_PATHS {
+            self.settle.max(BURST_SETTLE)
+        } else {
+            self.settle
         };
-        Some((last + quiet).min(first + self.max_wait))
+        let last_new = self.last_new.unwrap_or(first);
+        let cap = (last_new + self.max_wait).min(first + MAX_BURST.max(self.max_wait));
+        Some((last + quiet).min(cap))
     }
 
     /// Takes the batch (its paths, sorted) if it is due at `now`.
@@ -91,6 +110,7 @@ impl Debouncer {
         }
         self.first = None;
         self.last = None;
+        self.last_new = None;
         Some(std::mem::take(&mut self.pending).into_keys().collect())
     }
 }
@@ -155,10 +175,54 @@ mod tests {
             d.record(path, Step::Complete, at + Duration::from_micros(100));
             assert_eq!(d.take_due(at + Duration::from_micros(200)), None);
         }
+        let last = t0 + Duration::from_micros(300 * 39 + 100);
+        assert_eq!(d.deadline(), Some(last + BURST_SETTLE));
         let batch = d
-            .take_due(t0 + ms(20))
+            .take_due(last + BURST_SETTLE)
             .expect("due after the burst settles");
         assert_eq!(batch.len(), 40);
+    }
+
+    /// A `git checkout` of thousands of files on a busy machine: seconds long, with
+    /// pauses of tens of ms between files now and then. One batch.
+    #[test]
+    fn a_long_burst_with_pauses_is_one_batch() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        let mut now = t0;
+        for i in 0..3000u64 {
+            now += if i % 100 == 99 { ms(30) } else { ms(1) };
+            d.record(p(&format!("f{i}.py")), Step::Complete, now);
+            assert_eq!(d.take_due(now + ms(1)), None, "file {i}");
+        }
+        assert!(now > t0 + MAX_WAIT * 2, "the burst is long: {:?}", now - t0);
+        assert_eq!(d.take_due(now + BURST_SETTLE).map(|b| b.len()), Some(3000));
+    }
+
+    /// A few files saved together still go after the short settle.
+    #[test]
+    fn a_few_files_go_after_the_short_settle() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        for i in 0..BURST_PATHS - 1 {
+            d.record(p(&format!("f{i}.py")), Step::Complete, t0);
+        }
+        assert_eq!(d.deadline(), Some(t0 + SETTLE));
+    }
+
+    /// New paths without end: the batch goes at the hard cap all the same.
+    #[test]
+    fn endless_new_paths_are_capped() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        let mut now = t0;
+        let mut i = 0;
+        while now < t0 + MAX_BURST {
+            d.record(p(&format!("log{i}.txt")), Step::Partial, now);
+            i += 1;
+            now += ms(20);
+        }
+        assert!(d.take_due(t0 + MAX_BURST).is_some());
     }
 
     #[test]
