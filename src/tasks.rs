@@ -2,27 +2,54 @@
 //! task's own `file_dep` changes (and once at start-up, so outputs are fresh before the
 //! server first starts). A failing step is reported and stops that task; supervising
 //! goes on.
+//!
+//! A step runs in a process group of its own, and a stop signal that arrives meanwhile
+//! (Ctrl-C, a SIGTERM from docker or systemd) ends the whole group at once: reloadsup
+//! does not sit out a long build before it stops.
 
+use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 use crate::config::Task;
 use crate::report;
 
-/// Runs every action of `task`; returns whether all succeeded.
+/// How often a running step is checked for its end, or for a stop signal.
+const POLL: Duration = Duration::from_millis(10);
+/// How long a step may take to end after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs every action of `task`; returns whether all succeeded (not when a stop signal
+/// cut it short).
 pub fn run(task: &Task, root: &Path) -> bool {
     let began = Instant::now();
     for action in &task.actions {
+        if crate::signals::stop_requested() {
+            return false;
+        }
         report::info(format!("task `{}`: {action}", task.name));
         let status = Command::new("sh")
             .arg("-c")
             .arg(action)
             .current_dir(root)
-            .status();
+            .process_group(0)
+            .spawn()
+            .and_then(wait_or_stop);
         match status {
-            Ok(status) if status.success() => {}
-            Ok(status) => {
+            Ok(None) => {
+                report::warn(format!(
+                    "task `{}` stopped: reloadsup is stopping",
+                    task.name
+                ));
+                return false;
+            }
+            Ok(Some(status)) if status.success() => {}
+            Ok(Some(status)) => {
                 report::error(format!("task `{}` failed: `{action}` {status}", task.name));
                 return false;
             }
@@ -41,4 +68,32 @@ pub fn run(task: &Task, root: &Path) -> bool {
         began.elapsed().as_millis()
     ));
     true
+}
+
+/// Waits for a step to end: its status, or `None` when a stop signal came first (the
+/// step's group is then sent SIGTERM, and SIGKILL after [`STOP_GRACE`]).
+fn wait_or_stop(mut child: Child) -> io::Result<Option<ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if crate::signals::stop_requested() {
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    let group = Pid::from_raw(child.id() as i32);
+    let _ = killpg(group, Signal::SIGTERM);
+    let deadline = Instant::now() + STOP_GRACE;
+    while child.try_wait()?.is_none() {
+        if Instant::now() >= deadline {
+            let _ = killpg(group, Signal::SIGKILL);
+            child.wait()?;
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    // Whatever the step left in its group goes too.
+    let _ = killpg(group, Signal::SIGKILL);
+    Ok(None)
 }

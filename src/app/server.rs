@@ -68,6 +68,11 @@ impl App {
         let Some(supervisor) = &mut self.supervisor else {
             return;
         };
+        if crate::signals::stop_requested() {
+            // A stop signal is queued (it came during a build step, say): a server
+            // started now would only be stopped at once.
+            return;
+        }
         // Requests wait for this server (and pages left open from an earlier supervisor
         // wait for it before they reload).
         self.browsers.restarting();

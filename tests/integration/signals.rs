@@ -1,5 +1,6 @@
 //! Signals to reloadsup while it stops the server for good: a Ctrl-C kills the server at
-//! once, a repeated SIGTERM leaves the graceful stop to run its course.
+//! once, a repeated SIGTERM leaves the graceful stop to run its course; and while a
+//! build step runs: it ends at once, and no server starts.
 
 use std::time::{Duration, Instant};
 
@@ -93,4 +94,39 @@ fn a_second_sigterm_leaves_the_graceful_stop_alone() {
         "{line}"
     );
     assert!(p.servers().is_empty());
+}
+
+/// A stop signal during a long build step (`[[task]]` at start-up, or after a change)
+/// ends the step at once, and no server is started only to be stopped.
+#[test]
+fn a_stop_during_a_build_step_ends_it_and_starts_no_server() {
+    let p = Project::new();
+    p.write("style.scss", "a {}\n");
+    let step = format!("{}9", p.token);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'echo start >> starts.log; exec sleep {}'\n\
+             [watch]\nfile_dep = [\"app.py\"]\n\
+             [[task]]\nname = \"build\"\nfile_dep = [\"*.scss\"]\nactions = [\"sleep {step}\"]\n",
+            p.token
+        ),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let mut sup = p.start(&["run", "--no-reload"]);
+        crate::util::wait_until("the build step", || {
+            !crate::util::processes_with(&step).is_empty()
+        });
+        let asked = Instant::now();
+        sup.signal(signal);
+        sup.wait_exit();
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "{signal}: {:?}",
+            asked.elapsed()
+        );
+        assert!(crate::util::processes_with(&step).is_empty(), "{signal}");
+        assert!(!sup.stderr().contains("started `"), "{}", sup.stderr());
+        assert_eq!(p.lines("starts.log"), 0);
+    }
 }
