@@ -226,6 +226,7 @@ impl Watcher {
     fn was_written(&mut self, kind: &EventKind, path: &Path) -> bool {
         match kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => self.written.remove(path),
+            EventKind::Create(CreateKind::Folder) => true,
             EventKind::Create(_)
             | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any | ModifyKind::Metadata(_)) => {
                 self.written.insert(path.to_path_buf());
