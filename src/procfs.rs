@@ -133,6 +133,11 @@ pub fn has_env(pid: i32, name: &str) -> bool {
         .any(|entry| entry.starts_with(prefix.as_bytes()))
 }
 
+/// The working folder of `pid` (`/proc/PID/cwd`, readable for our own processes only).
+pub fn cwd(pid: i32) -> Option<std::path::PathBuf> {
+    fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
 /// Parses `/proc/PID/stat`: the command name is in parentheses and may itself contain
 /// spaces and parentheses, so the fields are read after the last `)`.
 fn parse_stat(text: &str) -> Option<Stat> {
@@ -167,6 +172,7 @@ mod tests {
         let s = stat(me).expect("our own stat");
         assert_eq!(s.pgid, nix::unistd::getpgrp().as_raw());
         assert!(!s.is_zombie());
+        assert_eq!(cwd(me), std::env::current_dir().ok());
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

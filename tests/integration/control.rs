@@ -368,3 +368,33 @@ fn stop_escalates_to_sigkill() {
     assert!(out.stderr.contains("killed with SIGKILL"), "{}", out.stderr);
     wait_until("no server", || p.servers().is_empty());
 }
+
+#[test]
+fn without_the_state_file_only_this_projects_server_counts() {
+    let (p1, port1) = project();
+    ok(&p1.output(&["start"]));
+    let pid = pid_file(&p1).unwrap();
+
+    // Another project whose PID file names p1's server, with no state file beside it.
+    let (p8, _port8) = project();
+    p8.write("reloadsup.pid", &format!("{pid}\n"));
+    assert!(!p8.path("reloadsup.pid.json").exists());
+    let status = p8.output(&["status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
+    let out = p8.output(&["stop"]);
+    ok(&out);
+    assert!(
+        out.stderr
+            .contains(&format!("pid {pid} is another process")),
+        "{}",
+        out.stderr
+    );
+    assert!(alive(pid), "p1's server is left alone");
+    assert!(accepts(port1));
+
+    // In its own project, the fallback still recognises it.
+    std::fs::remove_file(p1.path("reloadsup.pid.json")).unwrap();
+    ok(&p1.output(&["status"]));
+    ok(&p1.output(&["stop"]));
+    assert!(p1.servers().is_empty(), "no process left");
+}
