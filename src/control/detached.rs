@@ -49,8 +49,13 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
         command: spec.command.display(),
         ready: false,
     };
-    record_server(pid_file, &record)?;
-    let check = check_for(spec, upstream, pid, offset)?;
+    if let Err(err) = record_server(pid_file, &record) {
+        return Err(abandon(spec, pid_file, &record, err));
+    }
+    let check = match check_for(spec, upstream, pid, offset) {
+        Ok(check) => check,
+        Err(err) => return Err(abandon(spec, pid_file, &record, err)),
+    };
     let mut ended: Option<WaitStatus> = None;
     let result = check.wait(began, spec.ready_timeout, || {
         // The server is our child until we exit: an early exit is seen here.
@@ -66,7 +71,9 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
     match result {
         Ok(waited) => {
             record.ready = true;
-            record_server(pid_file, &record)?;
+            if let Err(err) = record_server(pid_file, &record) {
+                return Err(abandon(spec, pid_file, &record, err));
+            }
             report::good(format!(
                 "started `{}` (pid {pid}); ready in {} ms",
                 record.command,
@@ -102,6 +109,22 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
             Ok(EXIT_RUNTIME)
         }
     }
+}
+
+/// Stops the server just started, whose PID file or state file could not be written
+/// (an untracked server would run on unseen), removes what was written, and returns
+/// `err` saying so.
+fn abandon(spec: &Server, pid_file: &Path, record: &ServerRecord, err: Error) -> Error {
+    let stopped = match stop(spec, record.ident) {
+        Ok(_) => "stopped it".to_string(),
+        Err(stop_err) => format!("and cannot stop it: {stop_err}"),
+    };
+    let _ = crate::pidfile::remove_if_ours(pid_file, record.ident.pid);
+    state::remove(pid_file);
+    Error::Runtime(format!(
+        "{err}; started `{}` (pid {}), {stopped}",
+        record.command, record.ident.pid
+    ))
 }
 
 /// Stops the server whose leader is `leader`: `stop_signal` to its group and to its

@@ -398,3 +398,23 @@ fn without_the_state_file_only_this_projects_server_counts() {
     ok(&p1.output(&["stop"]));
     assert!(p1.servers().is_empty(), "no process left");
 }
+
+#[test]
+fn start_stops_its_server_when_the_pid_file_cannot_be_written() {
+    let (p, port) = project();
+    // A folder (not empty) where the PID file goes: the rename onto it fails, as a
+    // read-only folder would make it (and this holds for root too).
+    p.write("reloadsup.pid/keep", "");
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot write PID file") && out.stderr.contains("stopped it"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+    assert!(p.servers().is_empty(), "the server it started is stopped");
+    assert!(!accepts(port));
+    assert!(!p.path("reloadsup.pid.json").exists());
+    assert!(!p.path(".reloadsup.pid.tmp").exists());
+}
