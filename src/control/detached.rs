@@ -58,15 +58,16 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
     };
     let mut ended: Option<WaitStatus> = None;
     let result = check.wait(began, spec.ready_timeout, || {
-        // The server is our child until we exit: an early exit is seen here.
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => false,
-            Ok(status) => {
-                ended = Some(status);
-                true
+        // The leader is our child until we exit: its exit is seen here. The server has
+        // ended once no process of its group is left.
+        if ended.is_none() {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => return false,
+                Ok(status) => ended = Some(status),
+                Err(_) => {}
             }
-            Err(_) => true,
         }
+        !is_running(ident)
     });
     match result {
         Ok(waited) => {
@@ -82,26 +83,25 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
             Ok(EXIT_OK)
         }
         Err(()) => {
-            let why = match ended {
-                Some(WaitStatus::Exited(_, code)) => {
-                    format!("exited with code {code} before it was ready")
-                }
-                Some(WaitStatus::Signaled(_, signal, _)) => {
-                    format!("ended by {signal} before it was ready")
-                }
-                Some(_) => "ended before it was ready".to_string(),
-                None => {
-                    let _ = stop(spec, ident);
-                    format!(
-                        "was not ready within {}; stopped it",
-                        humantime::format_duration(spec.ready_timeout)
-                    )
+            let why = if is_running(ident) {
+                let _ = stop(spec, ident);
+                format!(
+                    "was not ready within {}; stopped it",
+                    humantime::format_duration(spec.ready_timeout)
+                )
+            } else {
+                // Its group is gone; anything it left outside the group goes too.
+                let _ = stop(spec, ident);
+                match ended {
+                    Some(WaitStatus::Exited(_, code)) => {
+                        format!("exited with code {code} before it was ready")
+                    }
+                    Some(WaitStatus::Signaled(_, signal, _)) => {
+                        format!("ended by {signal} before it was ready")
+                    }
+                    _ => "ended before it was ready".to_string(),
                 }
             };
-            if ended.is_some() {
-                // The leader is gone; anything it left in its group goes too.
-                let _ = stop(spec, ident);
-            }
             let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
             state::remove(pid_file);
             report::error(format!("`{}` (pid {pid}) {why}", record.command));
@@ -154,15 +154,57 @@ pub fn stop(spec: &Server, leader: Ident) -> Result<String> {
     )))
 }
 
-/// The leader, its process group, and its descendants (which may have left the group).
+/// Whether the server that `leader` led still runs: the leader itself, or — once the
+/// leader has exited (a shell or `npm` wrapper whose server runs on in the background)
+/// — any process of its group that is provably the server's (see [`orphans`]).
+pub fn is_running(leader: Ident) -> bool {
+    leader.is_alive() || !orphans(leader).is_empty()
+}
+
+/// The living members of the process group that `leader` led, when they are provably
+/// the server's: in the session `start` gave the server (its ID is the leader's PID),
+/// started no earlier than the leader, and carrying `RELOADSUP_CHANGED` as every
+/// process the server starts does. None if the leader's PID now names another process:
+/// the kernel gives a PID to no new process while a group still has it as its ID, so
+/// that group is gone.
+fn orphans(leader: Ident) -> Vec<i32> {
+    if Ident::of(leader.pid).is_some_and(|now| now.start_ticks != leader.start_ticks) {
+        return Vec::new();
+    }
+    crate::procfs::table()
+        .into_iter()
+        .filter(|(pid, s)| {
+            *pid != leader.pid
+                && s.pgid == leader.pid
+                && s.sid == leader.pid
+                && !s.is_zombie()
+                && s.start_ticks >= leader.start_ticks
+                && crate::procfs::has_env(*pid, "RELOADSUP_CHANGED")
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// The leader, its process group, and their descendants (which may have left the
+/// group). Once the leader has exited, only the group's members that are provably the
+/// server's ([`orphans`]) and their descendants.
 fn processes_of(leader: Ident) -> Vec<Ident> {
     let pgid = Pid::from_raw(leader.pid);
-    let mut pids: Vec<i32> = crate::procfs::group_members(pgid);
-    pids.extend(
-        crate::procfs::descendants(pgid, &[])
-            .into_iter()
-            .map(|(pid, _)| pid),
-    );
+    let members = if leader.is_alive() {
+        let mut members = crate::procfs::group_members(pgid);
+        members.push(leader.pid);
+        members
+    } else {
+        orphans(leader)
+    };
+    let mut pids = members.clone();
+    for member in members {
+        pids.extend(
+            crate::procfs::descendants(Pid::from_raw(member), &[])
+                .into_iter()
+                .map(|(pid, _)| pid),
+        );
+    }
     pids.sort_unstable();
     pids.dedup();
     let mut idents: Vec<Ident> = pids.into_iter().filter_map(Ident::of).collect();
@@ -172,8 +214,10 @@ fn processes_of(leader: Ident) -> Vec<Ident> {
     idents
 }
 
+/// Sends `signal` to the server's process group (while it is provably the server's) and
+/// to each of `targets` still alive.
 fn send(leader: Ident, targets: &[Ident], signal: Signal) {
-    if leader.is_alive() {
+    if is_running(leader) {
         let _ = killpg(Pid::from_raw(leader.pid), signal);
     }
     for target in targets.iter().filter(|t| t.is_alive()) {

@@ -227,13 +227,13 @@ fn inspect(pid_file: &std::path::Path, spec: &Server) -> Running {
         };
     }
     let Some(pid) = crate::pidfile::read(pid_file) else {
-        return match state.server.filter(|s| s.ident.is_alive()) {
+        return match state.server.filter(|s| detached::is_running(s.ident)) {
             Some(record) => Running::Detached(record),
             None => Running::Nothing { stale: None },
         };
     };
     if let Some(record) = state.server.filter(|s| s.ident.pid == pid) {
-        return if record.ident.is_alive() {
+        return if detached::is_running(record.ident) {
             Running::Detached(record)
         } else {
             Running::Nothing {

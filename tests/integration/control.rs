@@ -418,3 +418,90 @@ fn start_stops_its_server_when_the_pid_file_cannot_be_written() {
     assert!(!p.path("reloadsup.pid.json").exists());
     assert!(!p.path(".reloadsup.pid.tmp").exists());
 }
+
+/// The start time of `pid`, in clock ticks since boot (`/proc/PID/stat`, field 22).
+fn start_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    fields[19].parse().unwrap()
+}
+
+#[test]
+fn a_server_whose_leader_exited_runs_until_its_group_is_gone() {
+    let (p, port) = project();
+    // A wrapper that leaves the server running in the background, and exits.
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'python3 server.py {port} {} & sleep 1; echo leader-exits'\n\
+             ready = {{ port = {port} }}\nstop_timeout = \"2s\"\n",
+            p.token
+        ),
+    );
+    ok(&p.output(&["start"]));
+    let leader = pid_file(&p).unwrap();
+    wait_until("the leader to exit", || {
+        !alive(leader) && p.read("reloadsup.log").contains("leader-exits")
+    });
+    assert_eq!(p.servers().len(), 1, "the server runs on");
+
+    let status = p.output(&["status"]);
+    ok(&status);
+    assert!(
+        status
+            .stdout
+            .starts_with(&format!("running (pid {leader}, up ")),
+        "{}",
+        status.stdout
+    );
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("already running"), "{}", out.stderr);
+
+    let out = p.output(&["stop"]);
+    ok(&out);
+    assert!(out.stderr.contains("stopped `"), "{}", out.stderr);
+    assert!(p.servers().is_empty(), "the whole group is stopped");
+    assert!(!accepts(port));
+    assert!(!p.path("reloadsup.pid").exists());
+    assert_eq!(p.output(&["status"]).status.code(), Some(3));
+}
+
+#[test]
+fn a_dead_leaders_group_counts_only_if_it_is_the_servers() {
+    let (p, _port) = project();
+    // An unrelated session whose leader exits and leaves a process behind in its group:
+    // the shape of a server whose leader exited, but not started by reloadsup.
+    let mut leader = Command::new("setsid")
+        .args(["sh", "-c", &format!("sleep {} & sleep 0.3", p.token)])
+        .env_remove("RELOADSUP_CHANGED")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = leader.id() as i32;
+    let ticks = start_ticks(pid);
+    let mut member = None;
+    wait_until("the member", || {
+        member = p.servers().into_iter().find(|&m| m != pid);
+        member.is_some()
+    });
+    let member = member.unwrap();
+    leader.wait().unwrap();
+    p.write("reloadsup.pid", &format!("{pid}\n"));
+    p.write(
+        "reloadsup.pid.json",
+        &format!(
+            r#"{{"supervisor":null,"server":{{"ident":{{"pid":{pid},"start_ticks":{ticks}}},"started_at":1,"command":"x","ready":true}}}}"#
+        ),
+    );
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
+    assert!(status.stdout.contains("stale"), "{}", status.stdout);
+    ok(&p.output(&["stop"]));
+    assert!(
+        alive(member),
+        "a process that is not the server's is left alone"
+    );
+}
