@@ -8,6 +8,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,14 +27,25 @@ use crate::supervisor::spawn::{self, Mode};
 /// How long to wait after SIGKILL before giving up.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
+/// How often `start` looks for the server's own listening port when another program
+/// answered its readiness check (a read of `/proc`).
+const CONFIRM_POLL: Duration = Duration::from_millis(10);
+
 /// How many lines of the log file to show when the server fails to start.
 const LOG_TAIL: usize = 20;
 
 /// Starts the server detached, records it, and waits until it is ready. On failure it
 /// stops what it started, removes the PID and state files, and prints the log's tail.
+///
+/// When something already accepts connections where the readiness check connects, it
+/// warns (as `run` does), and a passed check counts only once the server's own process
+/// group listens on that port. In every case the server must still run once the check
+/// has passed: a server that crashed (say, on `EADDRINUSE`) while another program
+/// answered for it is a failed start.
 pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<i32> {
     let log = open_log(&spec.log_file)?;
     let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let taken = ready::warn_if_taken(spec.ready.as_ref(), upstream);
     let began = Instant::now();
     let spawned = spawn::spawn(spec, "", Mode::Detached { log }).map_err(|err| {
         Error::Runtime(format!("cannot start `{}`: {err}", spec.command.display()))
@@ -56,58 +68,111 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
         Ok(check) => check,
         Err(err) => return Err(abandon(spec, pid_file, &record, err)),
     };
-    let mut ended: Option<WaitStatus> = None;
-    let result = check.wait(began, spec.ready_timeout, || {
-        // The leader is our child until we exit: its exit is seen here. The server has
-        // ended once no process of its group is left.
-        if ended.is_none() {
-            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+    let mut watch = Watch { ident, ended: None };
+    let deadline = began + spec.ready_timeout;
+    let mut waited = check.wait(began, spec.ready_timeout, || watch.gone());
+    if let (Ok(_), Some(addr)) = (waited, taken) {
+        waited = Ok(confirm_own_port(&mut watch, addr, deadline, began));
+    }
+    let fail = |why: String| {
+        let _ = stop(spec, ident);
+        let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
+        state::remove(pid_file);
+        report::error(format!("`{}` (pid {pid}) {why}", spec.command.display()));
+        print_tail(&spec.log_file, offset);
+        Ok(EXIT_RUNTIME)
+    };
+    let Ok(waited) = waited else {
+        return if watch.gone() {
+            // Its group is gone; anything it left outside the group goes too.
+            fail(format!("{} before it was ready", watch.how()))
+        } else {
+            fail(format!(
+                "was not ready within {}; stopped it",
+                humantime::format_duration(spec.ready_timeout)
+            ))
+        };
+    };
+    // The check passed: the server must still run (a crash just after it, or while
+    // another program answered for it, is not a start).
+    if watch.gone() {
+        let hint = taken
+            .map(|addr| {
+                format!(": something else already listens on {addr} (a server left running?)")
+            })
+            .unwrap_or_default();
+        return fail(format!(
+            "{} although its ready check passed{hint}",
+            watch.how()
+        ));
+    }
+    record.ready = true;
+    if let Err(err) = record_server(pid_file, &record) {
+        return Err(abandon(spec, pid_file, &record, err));
+    }
+    report::good(format!(
+        "started `{}` (pid {pid}); ready in {} ms",
+        record.command,
+        waited.as_millis()
+    ));
+    Ok(EXIT_OK)
+}
+
+/// The server `launch` started, watched while it waits.
+struct Watch {
+    ident: Ident,
+    /// How the leader (our child until `launch` returns) ended, once it has.
+    ended: Option<WaitStatus>,
+}
+
+impl Watch {
+    /// Whether the server has ended: no process of its group is left. Reaps the leader.
+    fn gone(&mut self) -> bool {
+        if self.ended.is_none() {
+            match waitpid(Pid::from_raw(self.ident.pid), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => return false,
-                Ok(status) => ended = Some(status),
+                Ok(status) => self.ended = Some(status),
                 Err(_) => {}
             }
         }
-        !is_running(ident)
-    });
-    match result {
-        Ok(waited) => {
-            record.ready = true;
-            if let Err(err) = record_server(pid_file, &record) {
-                return Err(abandon(spec, pid_file, &record, err));
-            }
-            report::good(format!(
-                "started `{}` (pid {pid}); ready in {} ms",
-                record.command,
-                waited.as_millis()
+        !is_running(self.ident)
+    }
+
+    /// How the leader ended, in words.
+    fn how(&self) -> String {
+        match self.ended {
+            Some(WaitStatus::Exited(_, code)) => format!("exited with code {code}"),
+            Some(WaitStatus::Signaled(_, signal, _)) => format!("ended by {signal}"),
+            _ => "ended".to_string(),
+        }
+    }
+}
+
+/// After a check that another program at `addr` may have passed: waits until the
+/// server's own process group listens on `addr`'s port, or the server ends (which the
+/// caller then sees). At `deadline` (`ready_timeout` after the start) the server still
+/// runs but does not listen there: reloadsup cannot tell who answers, and says so.
+/// Returns the time since `began`.
+fn confirm_own_port(
+    watch: &mut Watch,
+    addr: SocketAddr,
+    deadline: Instant,
+    began: Instant,
+) -> Duration {
+    let pgid = Pid::from_raw(watch.ident.pid);
+    loop {
+        if watch.gone() || ready::listening_ports(pgid).contains(&addr.port()) {
+            return began.elapsed();
+        }
+        if Instant::now() >= deadline {
+            report::warn(format!(
+                "the server does not listen on port {} itself: the program already at \
+                 {addr} may be answering for it",
+                addr.port()
             ));
-            Ok(EXIT_OK)
+            return began.elapsed();
         }
-        Err(()) => {
-            let why = if is_running(ident) {
-                let _ = stop(spec, ident);
-                format!(
-                    "was not ready within {}; stopped it",
-                    humantime::format_duration(spec.ready_timeout)
-                )
-            } else {
-                // Its group is gone; anything it left outside the group goes too.
-                let _ = stop(spec, ident);
-                match ended {
-                    Some(WaitStatus::Exited(_, code)) => {
-                        format!("exited with code {code} before it was ready")
-                    }
-                    Some(WaitStatus::Signaled(_, signal, _)) => {
-                        format!("ended by {signal} before it was ready")
-                    }
-                    _ => "ended before it was ready".to_string(),
-                }
-            };
-            let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
-            state::remove(pid_file);
-            report::error(format!("`{}` (pid {pid}) {why}", record.command));
-            print_tail(&spec.log_file, offset);
-            Ok(EXIT_RUNTIME)
-        }
+        std::thread::sleep(CONFIRM_POLL);
     }
 }
 

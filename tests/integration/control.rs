@@ -505,3 +505,59 @@ fn a_dead_leaders_group_counts_only_if_it_is_the_servers() {
         "a process that is not the server's is left alone"
     );
 }
+
+#[test]
+fn start_fails_when_another_program_answered_for_a_crashed_server() {
+    let (p, port) = project();
+    // Another program already listens on the ready port: the server cannot bind it.
+    let other = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec python3 server.py {port} {}'\n\
+             ready = {{ port = {port} }}\nready_timeout = \"5s\"\n",
+            p.token
+        ),
+    );
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "something else already listens on 127.0.0.1:{port} before the server starts"
+        )),
+        "a warning first, as `run` gives: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("exited with code 1 although its ready check passed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Address already in use"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path("reloadsup.pid").exists());
+    assert!(!p.path("reloadsup.pid.json").exists());
+    assert!(p.servers().is_empty());
+    assert_eq!(p.output(&["status"]).status.code(), Some(3));
+    drop(other);
+
+    // A server that does bind (on the other loopback address) is confirmed by its own
+    // listening port, with the warning.
+    let Ok(other) = std::net::TcpListener::bind(("::1", port)) else {
+        return; // no IPv6 here
+    };
+    let out = p.output(&["start"]);
+    ok(&out);
+    assert!(
+        out.stderr.contains("something else already listens"),
+        "{}",
+        out.stderr
+    );
+    assert!(accepts(port));
+    ok(&p.output(&["stop"]));
+    drop(other);
+}
