@@ -22,6 +22,7 @@ use crate::config::{Ready, Server};
 use crate::error::{EXIT_OK, EXIT_RUNTIME, Error, Result};
 use crate::ready::{self, Check};
 use crate::report;
+use crate::signals::Interrupts;
 use crate::supervisor::spawn::{self, Mode};
 
 /// How long to wait after SIGKILL before giving up.
@@ -46,6 +47,7 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
     let log = open_log(&spec.log_file)?;
     let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
     let taken = ready::warn_if_taken(spec.ready.as_ref(), upstream);
+    let interrupts = Interrupts::catch()?;
     let began = Instant::now();
     let spawned = spawn::spawn(spec, "", Mode::Detached { log }).map_err(|err| {
         Error::Runtime(format!("cannot start `{}`: {err}", spec.command.display()))
@@ -68,11 +70,32 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
         Ok(check) => check,
         Err(err) => return Err(abandon(spec, pid_file, &record, err)),
     };
-    let mut watch = Watch { ident, ended: None };
+    let mut watch = Watch {
+        ident,
+        ended: None,
+        interrupts,
+    };
     let deadline = began + spec.ready_timeout;
-    let mut waited = check.wait(began, spec.ready_timeout, || watch.gone());
+    let mut waited = check.wait(began, spec.ready_timeout, || {
+        watch.interrupted().is_some() || watch.gone()
+    });
     if let (Ok(_), Some(addr)) = (waited, taken) {
         waited = Ok(confirm_own_port(&mut watch, addr, deadline, began));
+    }
+    if let Some(signal) = watch.interrupted() {
+        // As on a timeout, but the exit code says which signal it was.
+        let how = match stop(spec, ident) {
+            Ok(_) => "stopped it".to_string(),
+            Err(err) => format!("cannot stop it: {err}"),
+        };
+        let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
+        state::remove(pid_file);
+        let name = Signal::try_from(signal).map_or_else(|_| signal.to_string(), |s| s.to_string());
+        report::error(format!(
+            "`{}` (pid {pid}): interrupted by {name} before it was ready; {how}",
+            record.command
+        ));
+        return Ok(crate::signals::exit_code(signal));
     }
     let fail = |why: String| {
         let _ = stop(spec, ident);
@@ -123,9 +146,16 @@ struct Watch {
     ident: Ident,
     /// How the leader (our child until `launch` returns) ended, once it has.
     ended: Option<WaitStatus>,
+    /// SIGINT, SIGTERM or SIGHUP to `start` itself.
+    interrupts: Interrupts,
 }
 
 impl Watch {
+    /// The signal that interrupted `start`, if one did.
+    fn interrupted(&self) -> Option<i32> {
+        self.interrupts.received()
+    }
+
     /// Whether the server has ended: no process of its group is left. Reaps the leader.
     fn gone(&mut self) -> bool {
         if self.ended.is_none() {
@@ -161,7 +191,10 @@ fn confirm_own_port(
 ) -> Duration {
     let pgid = Pid::from_raw(watch.ident.pid);
     loop {
-        if watch.gone() || ready::listening_ports(pgid).contains(&addr.port()) {
+        if watch.interrupted().is_some()
+            || watch.gone()
+            || ready::listening_ports(pgid).contains(&addr.port())
+        {
             return began.elapsed();
         }
         if Instant::now() >= deadline {

@@ -1,6 +1,7 @@
 //! `start | stop | restart | status`: the PID-file lifecycle for build scripts.
 
 use crate::util::{BIN, LiveReloadClient, Output, Project, alive, free_port, wait_until};
+use nix::sys::signal::Signal;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
@@ -560,4 +561,38 @@ fn start_fails_when_another_program_answered_for_a_crashed_server() {
     assert!(accepts(port));
     ok(&p.output(&["stop"]));
     drop(other);
+}
+
+#[test]
+fn an_interrupted_start_stops_its_server() {
+    for (signal, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+        let p = Project::new();
+        p.write(
+            "reload.toml",
+            &format!(
+                "[server]\ncommand = 'exec sleep {}'\nready = {{ port = {} }}\n\
+                 ready_timeout = \"60s\"\nstop_timeout = \"2s\"\n",
+                p.token,
+                free_port()
+            ),
+        );
+        let mut start = p.start(&["start"]);
+        wait_until("the server and its PID file", || {
+            !p.servers().is_empty() && pid_file(&p).is_some()
+        });
+        start.signal(signal);
+        assert_eq!(start.wait_exit().code(), Some(code), "{}", start.stderr());
+        assert!(
+            start.stderr().contains(&format!(
+                "interrupted by {signal} before it was ready; stopped it"
+            )),
+            "{}",
+            start.stderr()
+        );
+        assert!(p.servers().is_empty(), "{signal}: the server is stopped");
+        assert!(!p.path("reloadsup.pid").exists());
+        assert!(!p.path("reloadsup.pid.json").exists());
+        let status = p.output(&["status"]);
+        assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
+    }
 }
