@@ -6,6 +6,9 @@
 //! would then never stop its server on Ctrl-C. The terminal sends SIGINT to the whole
 //! foreground process group; the server runs in its own group, so it hears of Ctrl-C
 //! only through the supervisor, which stops it gracefully.
+//!
+//! `reloadsup start` instead notes SIGINT, SIGTERM and SIGHUP ([`Interrupts`]) while it
+//! waits for the server it started, so it can stop that server before it exits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
