@@ -29,7 +29,9 @@ pub fn write(path: &Path, pid: i32) -> io::Result<()> {
     writeln!(file, "{pid}")?;
     file.sync_all()?;
     drop(file);
-    fs::rename(&temp, path)
+    fs::rename(&temp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&temp);
+    })
 }
 
 /// The PID in `path`, if it holds one.
@@ -64,6 +66,10 @@ mod tests {
         remove_if_ours(&path, 4242).unwrap();
         assert!(!path.exists());
         remove_if_ours(&path, 4242).unwrap();
+        // A folder where the PID file should be: the write fails, leaving no temp file.
+        fs::create_dir_all(path.join("x")).unwrap();
+        assert!(write(&path, 4242).is_err());
+        assert!(!temp_path(&path).exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

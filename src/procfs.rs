@@ -19,6 +19,8 @@ pub struct Stat {
     pub ppid: i32,
     /// The process group ID.
     pub pgid: i32,
+    /// The session ID.
+    pub sid: i32,
     /// When the process started, in clock ticks since boot: with the PID, an identity
     /// that a recycled PID does not share.
     pub start_ticks: u64,
@@ -133,6 +135,11 @@ pub fn has_env(pid: i32, name: &str) -> bool {
         .any(|entry| entry.starts_with(prefix.as_bytes()))
 }
 
+/// The working folder of `pid` (`/proc/PID/cwd`, readable for our own processes only).
+pub fn cwd(pid: i32) -> Option<std::path::PathBuf> {
+    fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
 /// Parses `/proc/PID/stat`: the command name is in parentheses and may itself contain
 /// spaces and parentheses, so the fields are read after the last `)`.
 fn parse_stat(text: &str) -> Option<Stat> {
@@ -142,6 +149,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
         state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
         pgid: fields.get(2)?.parse().ok()?,
+        sid: fields.get(3)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
     })
 }
@@ -156,8 +164,8 @@ mod tests {
             "123 (a) b (c)) S 1 456 456 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 50";
         let s = parse_stat(line).unwrap();
         assert_eq!(
-            (s.state, s.ppid, s.pgid, s.start_ticks),
-            ('S', 1, 456, 98765)
+            (s.state, s.ppid, s.pgid, s.sid, s.start_ticks),
+            ('S', 1, 456, 456, 98765)
         );
     }
 
@@ -166,7 +174,9 @@ mod tests {
         let me = std::process::id() as i32;
         let s = stat(me).expect("our own stat");
         assert_eq!(s.pgid, nix::unistd::getpgrp().as_raw());
+        assert_eq!(Some(s.sid), nix::unistd::getsid(None).ok().map(Pid::as_raw));
         assert!(!s.is_zombie());
+        assert_eq!(cwd(me), std::env::current_dir().ok());
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

@@ -263,6 +263,25 @@ fn resolve(address: &str) -> Option<Vec<SocketAddr>> {
     (!addrs.is_empty()).then_some(addrs)
 }
 
+/// How long the check for another program at the server's address may take (a
+/// loopback connect is answered or refused at once).
+const TAKEN_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Warns when something already accepts connections where the readiness check for
+/// `ready` (by default, the proxy's `upstream`) connects, before the server starts, and
+/// returns that address. The old server's processes are all gone by then, so it is
+/// another program (a server left running in another terminal): it would pass the
+/// check at once, and get the proxy's requests.
+pub fn warn_if_taken(ready: Option<&Ready>, upstream: Option<&str>) -> Option<SocketAddr> {
+    let check = check_for(ready, upstream, Pid::from_raw(0), None).ok()?;
+    let addr = accepting(check.addresses(), TAKEN_TIMEOUT)?;
+    crate::report::warn(format!(
+        "something else already listens on {addr} before the server starts \
+         (a server left running?): it will pass for the server"
+    ));
+    Some(addr)
+}
+
 /// The first of `addrs` that accepts a connection within `timeout`, if one does.
 pub fn accepting(addrs: &[SocketAddr], timeout: Duration) -> Option<SocketAddr> {
     addrs

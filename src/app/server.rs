@@ -4,23 +4,16 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
-
-use nix::unistd::Pid;
+use std::time::Instant;
 
 use signal_hook::consts::{SIGHUP, SIGINT};
 
 use super::{AfterStop, App, Starting};
-use crate::config::{Proxy, Server};
 use crate::error::{EXIT_OK, EXIT_SIGINT};
 use crate::ready::{self, Readiness};
 use crate::report;
 use crate::supervisor::output::Tail;
 use crate::supervisor::{Outcome, Spawned};
-
-/// How long the check for another program at the server's address may take (a
-/// loopback connect is answered or refused at once).
-const TAKEN_TIMEOUT: Duration = Duration::from_millis(200);
 
 impl App {
     /// Restarts the server (or starts it, if none runs) with `changed`.
@@ -76,7 +69,10 @@ impl App {
         // Requests wait for this server (and pages left open from an earlier supervisor
         // wait for it before they reload).
         self.browsers.restarting();
-        warn_if_taken(supervisor.spec(), self.config.proxy.as_ref());
+        ready::warn_if_taken(
+            supervisor.spec().ready.as_ref(),
+            self.config.proxy.as_ref().map(|p| p.upstream.as_str()),
+        );
         let started = supervisor.start(&changed.join("\n"));
         let command = supervisor.spec().command.display();
         self.forget_starting();
@@ -277,22 +273,5 @@ impl App {
         report::info("stopping");
         supervisor.stop(Instant::now());
         self.after_stop = AfterStop::Exit(code);
-    }
-}
-
-/// Warns when something already accepts connections where the readiness check (by
-/// default, the proxy's upstream) connects, before the server starts. The old server's
-/// processes are all gone by then, so it is another program (a server left running
-/// in another terminal): it would pass the check at once and get the proxy's requests.
-fn warn_if_taken(spec: &Server, proxy: Option<&Proxy>) {
-    let upstream = proxy.map(|p| p.upstream.as_str());
-    let Ok(check) = ready::check_for(spec.ready.as_ref(), upstream, Pid::from_raw(0), None) else {
-        return;
-    };
-    if let Some(addr) = ready::accepting(check.addresses(), TAKEN_TIMEOUT) {
-        report::warn(format!(
-            "something else already listens on {addr} before the server starts \
-             (a server left running?): it will pass for the server"
-        ));
     }
 }

@@ -8,6 +8,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -21,19 +22,32 @@ use crate::config::{Ready, Server};
 use crate::error::{EXIT_OK, EXIT_RUNTIME, Error, Result};
 use crate::ready::{self, Check};
 use crate::report;
+use crate::signals::Interrupts;
 use crate::supervisor::spawn::{self, Mode};
 
 /// How long to wait after SIGKILL before giving up.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// How often `start` looks for the server's own listening port when another program
+/// answered its readiness check (a read of `/proc`).
+const CONFIRM_POLL: Duration = Duration::from_millis(10);
 
 /// How many lines of the log file to show when the server fails to start.
 const LOG_TAIL: usize = 20;
 
 /// Starts the server detached, records it, and waits until it is ready. On failure it
 /// stops what it started, removes the PID and state files, and prints the log's tail.
+///
+/// When something already accepts connections where the readiness check connects, it
+/// warns (as `run` does), and a passed check counts only once the server's own process
+/// group listens on that port. In every case the server must still run once the check
+/// has passed: a server that crashed (say, on `EADDRINUSE`) while another program
+/// answered for it is a failed start.
 pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<i32> {
     let log = open_log(&spec.log_file)?;
     let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let taken = ready::warn_if_taken(spec.ready.as_ref(), upstream);
+    let interrupts = Interrupts::catch()?;
     let began = Instant::now();
     let spawned = spawn::spawn(spec, "", Mode::Detached { log }).map_err(|err| {
         Error::Runtime(format!("cannot start `{}`: {err}", spec.command.display()))
@@ -49,59 +63,166 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
         command: spec.command.display(),
         ready: false,
     };
-    record_server(pid_file, &record)?;
-    let check = check_for(spec, upstream, pid, offset)?;
-    let mut ended: Option<WaitStatus> = None;
-    let result = check.wait(began, spec.ready_timeout, || {
-        // The server is our child until we exit: an early exit is seen here.
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => false,
-            Ok(status) => {
-                ended = Some(status);
-                true
-            }
-            Err(_) => true,
-        }
+    if let Err(err) = record_server(pid_file, &record) {
+        return Err(abandon(spec, pid_file, &record, err));
+    }
+    let check = match check_for(spec, upstream, pid, offset) {
+        Ok(check) => check,
+        Err(err) => return Err(abandon(spec, pid_file, &record, err)),
+    };
+    let mut watch = Watch {
+        ident,
+        ended: None,
+        interrupts,
+    };
+    let deadline = began + spec.ready_timeout;
+    let mut waited = check.wait(began, spec.ready_timeout, || {
+        watch.interrupted().is_some() || watch.gone()
     });
-    match result {
-        Ok(waited) => {
-            record.ready = true;
-            record_server(pid_file, &record)?;
-            report::good(format!(
-                "started `{}` (pid {pid}); ready in {} ms",
-                record.command,
-                waited.as_millis()
-            ));
-            Ok(EXIT_OK)
-        }
-        Err(()) => {
-            let why = match ended {
-                Some(WaitStatus::Exited(_, code)) => {
-                    format!("exited with code {code} before it was ready")
-                }
-                Some(WaitStatus::Signaled(_, signal, _)) => {
-                    format!("ended by {signal} before it was ready")
-                }
-                Some(_) => "ended before it was ready".to_string(),
-                None => {
-                    let _ = stop(spec, ident);
-                    format!(
-                        "was not ready within {}; stopped it",
-                        humantime::format_duration(spec.ready_timeout)
-                    )
-                }
-            };
-            if ended.is_some() {
-                // The leader is gone; anything it left in its group goes too.
-                let _ = stop(spec, ident);
+    if let (Ok(_), Some(addr)) = (waited, taken) {
+        waited = Ok(confirm_own_port(&mut watch, addr, deadline, began));
+    }
+    if let Some(signal) = watch.interrupted() {
+        // As on a timeout, but the exit code says which signal it was.
+        let how = match stop(spec, ident) {
+            Ok(_) => "stopped it".to_string(),
+            Err(err) => format!("cannot stop it: {err}"),
+        };
+        let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
+        state::remove(pid_file);
+        let name = Signal::try_from(signal).map_or_else(|_| signal.to_string(), |s| s.to_string());
+        report::error(format!(
+            "`{}` (pid {pid}): interrupted by {name} before it was ready; {how}",
+            record.command
+        ));
+        return Ok(crate::signals::exit_code(signal));
+    }
+    let fail = |why: String| {
+        let _ = stop(spec, ident);
+        let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
+        state::remove(pid_file);
+        report::error(format!("`{}` (pid {pid}) {why}", spec.command.display()));
+        print_tail(&spec.log_file, offset);
+        Ok(EXIT_RUNTIME)
+    };
+    let Ok(waited) = waited else {
+        return if watch.gone() {
+            // Its group is gone; anything it left outside the group goes too.
+            fail(format!("{} before it was ready", watch.how()))
+        } else {
+            fail(format!(
+                "was not ready within {}; stopped it",
+                humantime::format_duration(spec.ready_timeout)
+            ))
+        };
+    };
+    // The check passed: the server must still run (a crash just after it, or while
+    // another program answered for it, is not a start).
+    if watch.gone() {
+        let hint = taken
+            .map(|addr| {
+                format!(": something else already listens on {addr} (a server left running?)")
+            })
+            .unwrap_or_default();
+        return fail(format!(
+            "{} although its ready check passed{hint}",
+            watch.how()
+        ));
+    }
+    record.ready = true;
+    if let Err(err) = record_server(pid_file, &record) {
+        return Err(abandon(spec, pid_file, &record, err));
+    }
+    report::good(format!(
+        "started `{}` (pid {pid}); ready in {} ms",
+        record.command,
+        waited.as_millis()
+    ));
+    Ok(EXIT_OK)
+}
+
+/// The server `launch` started, watched while it waits.
+struct Watch {
+    ident: Ident,
+    /// How the leader (our child until `launch` returns) ended, once it has.
+    ended: Option<WaitStatus>,
+    /// SIGINT, SIGTERM or SIGHUP to `start` itself.
+    interrupts: Interrupts,
+}
+
+impl Watch {
+    /// The signal that interrupted `start`, if one did.
+    fn interrupted(&self) -> Option<i32> {
+        self.interrupts.received()
+    }
+
+    /// Whether the server has ended: no process of its group is left. Reaps the leader.
+    fn gone(&mut self) -> bool {
+        if self.ended.is_none() {
+            match waitpid(Pid::from_raw(self.ident.pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => return false,
+                Ok(status) => self.ended = Some(status),
+                Err(_) => {}
             }
-            let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
-            state::remove(pid_file);
-            report::error(format!("`{}` (pid {pid}) {why}", record.command));
-            print_tail(&spec.log_file, offset);
-            Ok(EXIT_RUNTIME)
+        }
+        !is_running(self.ident)
+    }
+
+    /// How the leader ended, in words.
+    fn how(&self) -> String {
+        match self.ended {
+            Some(WaitStatus::Exited(_, code)) => format!("exited with code {code}"),
+            Some(WaitStatus::Signaled(_, signal, _)) => format!("ended by {signal}"),
+            _ => "ended".to_string(),
         }
     }
+}
+
+/// After a check that another program at `addr` may have passed: waits until the
+/// server's own process group listens on `addr`'s port, or the server ends (which the
+/// caller then sees). At `deadline` (`ready_timeout` after the start) the server still
+/// runs but does not listen there: reloadsup cannot tell who answers, and says so.
+/// Returns the time since `began`.
+fn confirm_own_port(
+    watch: &mut Watch,
+    addr: SocketAddr,
+    deadline: Instant,
+    began: Instant,
+) -> Duration {
+    let pgid = Pid::from_raw(watch.ident.pid);
+    loop {
+        if watch.interrupted().is_some()
+            || watch.gone()
+            || ready::listening_ports(pgid).contains(&addr.port())
+        {
+            return began.elapsed();
+        }
+        if Instant::now() >= deadline {
+            report::warn(format!(
+                "the server does not listen on port {} itself: the program already at \
+                 {addr} may be answering for it",
+                addr.port()
+            ));
+            return began.elapsed();
+        }
+        std::thread::sleep(CONFIRM_POLL);
+    }
+}
+
+/// Stops the server just started, whose PID file or state file could not be written
+/// (an untracked server would run on unseen), removes what was written, and returns
+/// `err` saying so.
+fn abandon(spec: &Server, pid_file: &Path, record: &ServerRecord, err: Error) -> Error {
+    let stopped = match stop(spec, record.ident) {
+        Ok(_) => "stopped it".to_string(),
+        Err(stop_err) => format!("and cannot stop it: {stop_err}"),
+    };
+    let _ = crate::pidfile::remove_if_ours(pid_file, record.ident.pid);
+    state::remove(pid_file);
+    Error::Runtime(format!(
+        "{err}; started `{}` (pid {}), {stopped}",
+        record.command, record.ident.pid
+    ))
 }
 
 /// Stops the server whose leader is `leader`: `stop_signal` to its group and to its
@@ -131,15 +252,57 @@ pub fn stop(spec: &Server, leader: Ident) -> Result<String> {
     )))
 }
 
-/// The leader, its process group, and its descendants (which may have left the group).
+/// Whether the server that `leader` led still runs: the leader itself, or — once the
+/// leader has exited (a shell or `npm` wrapper whose server runs on in the background)
+/// — any process of its group that is provably the server's (see [`orphans`]).
+pub fn is_running(leader: Ident) -> bool {
+    leader.is_alive() || !orphans(leader).is_empty()
+}
+
+/// The living members of the process group that `leader` led, when they are provably
+/// the server's: in the session `start` gave the server (its ID is the leader's PID),
+/// started no earlier than the leader, and carrying `RELOADSUP_CHANGED` as every
+/// process the server starts does. None if the leader's PID now names another process:
+/// the kernel gives a PID to no new process while a group still has it as its ID, so
+/// that group is gone.
+fn orphans(leader: Ident) -> Vec<i32> {
+    if Ident::of(leader.pid).is_some_and(|now| now.start_ticks != leader.start_ticks) {
+        return Vec::new();
+    }
+    crate::procfs::table()
+        .into_iter()
+        .filter(|(pid, s)| {
+            *pid != leader.pid
+                && s.pgid == leader.pid
+                && s.sid == leader.pid
+                && !s.is_zombie()
+                && s.start_ticks >= leader.start_ticks
+                && crate::procfs::has_env(*pid, "RELOADSUP_CHANGED")
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// The leader, its process group, and their descendants (which may have left the
+/// group). Once the leader has exited, only the group's members that are provably the
+/// server's ([`orphans`]) and their descendants.
 fn processes_of(leader: Ident) -> Vec<Ident> {
     let pgid = Pid::from_raw(leader.pid);
-    let mut pids: Vec<i32> = crate::procfs::group_members(pgid);
-    pids.extend(
-        crate::procfs::descendants(pgid, &[])
-            .into_iter()
-            .map(|(pid, _)| pid),
-    );
+    let members = if leader.is_alive() {
+        let mut members = crate::procfs::group_members(pgid);
+        members.push(leader.pid);
+        members
+    } else {
+        orphans(leader)
+    };
+    let mut pids = members.clone();
+    for member in members {
+        pids.extend(
+            crate::procfs::descendants(Pid::from_raw(member), &[])
+                .into_iter()
+                .map(|(pid, _)| pid),
+        );
+    }
     pids.sort_unstable();
     pids.dedup();
     let mut idents: Vec<Ident> = pids.into_iter().filter_map(Ident::of).collect();
@@ -149,8 +312,10 @@ fn processes_of(leader: Ident) -> Vec<Ident> {
     idents
 }
 
+/// Sends `signal` to the server's process group (while it is provably the server's) and
+/// to each of `targets` still alive.
 fn send(leader: Ident, targets: &[Ident], signal: Signal) {
-    if leader.is_alive() {
+    if is_running(leader) {
         let _ = killpg(Pid::from_raw(leader.pid), signal);
     }
     for target in targets.iter().filter(|t| t.is_alive()) {

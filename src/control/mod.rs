@@ -66,11 +66,14 @@ fn target(config: &Config) -> Result<Target<'_>> {
 /// For `reloadsup run`: refuses when a server or supervisor already runs for this PID
 /// file, else records this process as the supervisor. `None` without a PID file.
 pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
-    let Some(pid_file) = config.server.as_ref().and_then(|s| s.pid_file.as_deref()) else {
+    let Some(spec) = config.server.as_ref() else {
+        return Ok(None);
+    };
+    let Some(pid_file) = spec.pid_file.as_deref() else {
         return Ok(None);
     };
     let _lock = lock(pid_file)?;
-    match inspect(pid_file) {
+    match inspect(pid_file, spec) {
         Running::Supervisor { supervisor, .. } => Err(Error::Runtime(format!(
             "already supervised by `reloadsup run` (pid {})",
             supervisor.pid
@@ -92,7 +95,7 @@ pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
 pub fn start(config: &Config) -> Result<i32> {
     let t = target(config)?;
     let _lock = lock(t.pid_file)?;
-    match inspect(t.pid_file) {
+    match inspect(t.pid_file, t.spec) {
         Running::Supervisor { supervisor, server } => Err(Error::Runtime(format!(
             "already running under `reloadsup run` (supervisor pid {}{})",
             supervisor.pid,
@@ -121,7 +124,7 @@ pub fn start(config: &Config) -> Result<i32> {
 pub fn stop(config: &Config) -> Result<i32> {
     let t = target(config)?;
     let _lock = lock(t.pid_file)?;
-    match inspect(t.pid_file) {
+    match inspect(t.pid_file, t.spec) {
         Running::Supervisor { supervisor, .. } => stop_supervisor(&t, supervisor),
         Running::Detached(record) => {
             let how = detached::stop(t.spec, record.ident)?;
@@ -144,7 +147,7 @@ pub fn stop(config: &Config) -> Result<i32> {
 pub fn restart(config: &Config) -> Result<i32> {
     let t = target(config)?;
     let _lock = lock(t.pid_file)?;
-    match inspect(t.pid_file) {
+    match inspect(t.pid_file, t.spec) {
         Running::Supervisor { supervisor, server } => restart_supervised(&t, supervisor, server),
         Running::Detached(record) => {
             let how = detached::stop(t.spec, record.ident)?;
@@ -162,7 +165,7 @@ pub fn restart(config: &Config) -> Result<i32> {
 /// `reloadsup status [--json]`.
 pub fn status(config: &Config, json: bool) -> Result<i32> {
     let t = target(config)?;
-    let (supervisor, server, stale) = match inspect(t.pid_file) {
+    let (supervisor, server, stale) = match inspect(t.pid_file, t.spec) {
         Running::Supervisor { supervisor, server } => (Some(supervisor), server, None),
         Running::Detached(record) => (None, Some(record), None),
         Running::Nothing { stale } => (None, None, stale),
@@ -215,7 +218,7 @@ fn status_json(supervisor: Option<Ident>, server: Option<&ServerRecord>) -> Stri
 }
 
 /// Reads the PID file and the state file, and checks every process they name.
-fn inspect(pid_file: &std::path::Path) -> Running {
+fn inspect(pid_file: &std::path::Path, spec: &Server) -> Running {
     let state = state::read(pid_file);
     if let Some(supervisor) = state.supervisor.filter(Ident::is_alive) {
         return Running::Supervisor {
@@ -224,13 +227,13 @@ fn inspect(pid_file: &std::path::Path) -> Running {
         };
     }
     let Some(pid) = crate::pidfile::read(pid_file) else {
-        return match state.server.filter(|s| s.ident.is_alive()) {
+        return match state.server.filter(|s| detached::is_running(s.ident)) {
             Some(record) => Running::Detached(record),
             None => Running::Nothing { stale: None },
         };
     };
     if let Some(record) = state.server.filter(|s| s.ident.pid == pid) {
-        return if record.ident.is_alive() {
+        return if detached::is_running(record.ident) {
             Running::Detached(record)
         } else {
             Running::Nothing {
@@ -239,16 +242,19 @@ fn inspect(pid_file: &std::path::Path) -> Running {
         };
     }
     // No record of this PID (the state file is gone): count it only if it looks like a
-    // server reloadsup started — a process group leader carrying our variable.
+    // server reloadsup started for this project — a process group leader carrying our
+    // variable, working in this server's folder.
     match Ident::of(pid) {
-        Some(ident) if ident.is_alive() && is_our_server(pid) => Running::Detached(ServerRecord {
-            ident,
-            started_at: crate::procfs::stat(pid)
-                .and_then(|stat| crate::procfs::started_at_unix(&stat))
-                .unwrap_or_else(state::now_unix),
-            command: "(unknown command)".into(),
-            ready: true,
-        }),
+        Some(ident) if ident.is_alive() && is_our_server(pid, &spec.cwd) => {
+            Running::Detached(ServerRecord {
+                ident,
+                started_at: crate::procfs::stat(pid)
+                    .and_then(|stat| crate::procfs::started_at_unix(&stat))
+                    .unwrap_or_else(state::now_unix),
+                command: "(unknown command)".into(),
+                ready: true,
+            })
+        }
         Some(_) => Running::Nothing {
             stale: Some(format!("stale PID file: pid {pid} is another process")),
         },
@@ -258,9 +264,14 @@ fn inspect(pid_file: &std::path::Path) -> Running {
     }
 }
 
-fn is_our_server(pid: i32) -> bool {
+/// Whether `pid` looks like a server reloadsup started in `dir`: it leads its process
+/// group, carries `RELOADSUP_CHANGED`, and works in `dir` (so another project's server,
+/// named by a PID file copied or mistyped, is never taken for this one).
+fn is_our_server(pid: i32, dir: &std::path::Path) -> bool {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     crate::procfs::stat(pid).is_some_and(|s| s.pgid == pid)
         && crate::procfs::has_env(pid, "RELOADSUP_CHANGED")
+        && crate::procfs::cwd(pid).is_some_and(|cwd| cwd == dir)
 }
 
 fn clear_stale(pid_file: &std::path::Path, stale: Option<String>) {

@@ -166,7 +166,9 @@ pub fn write(pid_file: &Path, state: &State) -> io::Result<()> {
         &temp,
         serde_json::to_vec_pretty(state).map_err(io::Error::other)?,
     )?;
-    fs::rename(&temp, &path)
+    fs::rename(&temp, &path).inspect_err(|_| {
+        let _ = fs::remove_file(&temp);
+    })
 }
 
 /// Removes the state file (a missing one is fine).

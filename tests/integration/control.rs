@@ -1,6 +1,7 @@
 //! `start | stop | restart | status`: the PID-file lifecycle for build scripts.
 
 use crate::util::{BIN, LiveReloadClient, Output, Project, alive, free_port, wait_until};
+use nix::sys::signal::Signal;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
@@ -367,4 +368,231 @@ fn stop_escalates_to_sigkill() {
     ok(&out);
     assert!(out.stderr.contains("killed with SIGKILL"), "{}", out.stderr);
     wait_until("no server", || p.servers().is_empty());
+}
+
+#[test]
+fn without_the_state_file_only_this_projects_server_counts() {
+    let (p1, port1) = project();
+    ok(&p1.output(&["start"]));
+    let pid = pid_file(&p1).unwrap();
+
+    // Another project whose PID file names p1's server, with no state file beside it.
+    let (p8, _port8) = project();
+    p8.write("reloadsup.pid", &format!("{pid}\n"));
+    assert!(!p8.path("reloadsup.pid.json").exists());
+    let status = p8.output(&["status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
+    let out = p8.output(&["stop"]);
+    ok(&out);
+    assert!(
+        out.stderr
+            .contains(&format!("pid {pid} is another process")),
+        "{}",
+        out.stderr
+    );
+    assert!(alive(pid), "p1's server is left alone");
+    assert!(accepts(port1));
+
+    // In its own project, the fallback still recognises it.
+    std::fs::remove_file(p1.path("reloadsup.pid.json")).unwrap();
+    ok(&p1.output(&["status"]));
+    ok(&p1.output(&["stop"]));
+    assert!(p1.servers().is_empty(), "no process left");
+}
+
+#[test]
+fn start_stops_its_server_when_the_pid_file_cannot_be_written() {
+    let (p, port) = project();
+    // A folder (not empty) where the PID file goes: the rename onto it fails, as a
+    // read-only folder would make it (and this holds for root too).
+    p.write("reloadsup.pid/keep", "");
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot write PID file") && out.stderr.contains("stopped it"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+    assert!(p.servers().is_empty(), "the server it started is stopped");
+    assert!(!accepts(port));
+    assert!(!p.path("reloadsup.pid.json").exists());
+    assert!(!p.path(".reloadsup.pid.tmp").exists());
+}
+
+/// The start time of `pid`, in clock ticks since boot (`/proc/PID/stat`, field 22).
+fn start_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    fields[19].parse().unwrap()
+}
+
+#[test]
+fn a_server_whose_leader_exited_runs_until_its_group_is_gone() {
+    let (p, port) = project();
+    // A wrapper that leaves the server running in the background, and exits.
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'python3 server.py {port} {} & sleep 1; echo leader-exits'\n\
+             ready = {{ port = {port} }}\nstop_timeout = \"2s\"\n",
+            p.token
+        ),
+    );
+    ok(&p.output(&["start"]));
+    let leader = pid_file(&p).unwrap();
+    wait_until("the leader to exit", || {
+        !alive(leader) && p.read("reloadsup.log").contains("leader-exits")
+    });
+    assert_eq!(p.servers().len(), 1, "the server runs on");
+
+    let status = p.output(&["status"]);
+    ok(&status);
+    assert!(
+        status
+            .stdout
+            .starts_with(&format!("running (pid {leader}, up ")),
+        "{}",
+        status.stdout
+    );
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("already running"), "{}", out.stderr);
+
+    let out = p.output(&["stop"]);
+    ok(&out);
+    assert!(out.stderr.contains("stopped `"), "{}", out.stderr);
+    assert!(p.servers().is_empty(), "the whole group is stopped");
+    assert!(!accepts(port));
+    assert!(!p.path("reloadsup.pid").exists());
+    assert_eq!(p.output(&["status"]).status.code(), Some(3));
+}
+
+#[test]
+fn a_dead_leaders_group_counts_only_if_it_is_the_servers() {
+    let (p, _port) = project();
+    // An unrelated session whose leader exits and leaves a process behind in its group:
+    // the shape of a server whose leader exited, but not started by reloadsup.
+    let mut leader = Command::new("setsid")
+        .args(["sh", "-c", &format!("sleep {} & sleep 0.3", p.token)])
+        .env_remove("RELOADSUP_CHANGED")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = leader.id() as i32;
+    let ticks = start_ticks(pid);
+    let mut member = None;
+    wait_until("the member", || {
+        member = p.servers().into_iter().find(|&m| m != pid);
+        member.is_some()
+    });
+    let member = member.unwrap();
+    leader.wait().unwrap();
+    p.write("reloadsup.pid", &format!("{pid}\n"));
+    p.write(
+        "reloadsup.pid.json",
+        &format!(
+            r#"{{"supervisor":null,"server":{{"ident":{{"pid":{pid},"start_ticks":{ticks}}},"started_at":1,"command":"x","ready":true}}}}"#
+        ),
+    );
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
+    assert!(status.stdout.contains("stale"), "{}", status.stdout);
+    ok(&p.output(&["stop"]));
+    assert!(
+        alive(member),
+        "a process that is not the server's is left alone"
+    );
+}
+
+#[test]
+fn start_fails_when_another_program_answered_for_a_crashed_server() {
+    let (p, port) = project();
+    // Another program already listens on the ready port: the server cannot bind it.
+    let other = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec python3 server.py {port} {}'\n\
+             ready = {{ port = {port} }}\nready_timeout = \"5s\"\n",
+            p.token
+        ),
+    );
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "something else already listens on 127.0.0.1:{port} before the server starts"
+        )),
+        "a warning first, as `run` gives: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("exited with code 1 although its ready check passed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Address already in use"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path("reloadsup.pid").exists());
+    assert!(!p.path("reloadsup.pid.json").exists());
+    assert!(p.servers().is_empty());
+    assert_eq!(p.output(&["status"]).status.code(), Some(3));
+    drop(other);
+
+    // A server that does bind (on the other loopback address) is confirmed by its own
+    // listening port, with the warning.
+    let Ok(other) = std::net::TcpListener::bind(("::1", port)) else {
+        return; // no IPv6 here
+    };
+    let out = p.output(&["start"]);
+    ok(&out);
+    assert!(
+        out.stderr.contains("something else already listens"),
+        "{}",
+        out.stderr
+    );
+    assert!(accepts(port));
+    ok(&p.output(&["stop"]));
+    drop(other);
+}
+
+#[test]
+fn an_interrupted_start_stops_its_server() {
+    for (signal, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+        let p = Project::new();
+        p.write(
+            "reload.toml",
+            &format!(
+                "[server]\ncommand = 'exec sleep {}'\nready = {{ port = {} }}\n\
+                 ready_timeout = \"60s\"\nstop_timeout = \"2s\"\n",
+                p.token,
+                free_port()
+            ),
+        );
+        let mut start = p.start(&["start"]);
+        wait_until("the server and its PID file", || {
+            !p.servers().is_empty() && pid_file(&p).is_some()
+        });
+        start.signal(signal);
+        assert_eq!(start.wait_exit().code(), Some(code), "{}", start.stderr());
+        assert!(
+            start.stderr().contains(&format!(
+                "interrupted by {signal} before it was ready; stopped it"
+            )),
+            "{}",
+            start.stderr()
+        );
+        assert!(p.servers().is_empty(), "{signal}: the server is stopped");
+        assert!(!p.path("reloadsup.pid").exists());
+        assert!(!p.path("reloadsup.pid.json").exists());
+        let status = p.output(&["status"]);
+        assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
+    }
 }
