@@ -49,8 +49,9 @@ pub fn find_task_file(explicit: Option<&Path>, cwd: &Path) -> Result<Option<Path
 pub fn resolve(task_file: Option<&Path>, cwd: &Path, overrides: &Overrides) -> Result<Config> {
     let config = match task_file {
         Some(file) => {
-            let text = std::fs::read_to_string(file)
+            let bytes = std::fs::read(file)
                 .map_err(|err| Error::io(format!("cannot read `{}`", file.display()), err))?;
+            let text = utf8_text(file, bytes)?;
             let doc = Doc { file, text: &text };
             doc.resolve(overrides)?
         }
@@ -58,6 +59,31 @@ pub fn resolve(task_file: Option<&Path>, cwd: &Path, overrides: &Overrides) -> R
     };
     super::listeners::check(&config)?;
     Ok(config)
+}
+
+/// The task file's bytes as text; a task-file error naming the line and column of the
+/// first byte that is not UTF-8 (a file saved as Latin-1 or UTF-16, say) otherwise.
+fn utf8_text(file: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|err| {
+        let at = err.utf8_error().valid_up_to();
+        let bytes = err.as_bytes();
+        let line_start = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |n| n + 1);
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        // Everything before `at` is valid UTF-8: the column counts characters.
+        let column =
+            std::str::from_utf8(&bytes[line_start..at]).map_or(0, |s| s.chars().count()) + 1;
+        Error::task_file(
+            file,
+            Some(line),
+            format!(
+                "the task file is not UTF-8: byte 0x{:02X} at column {column} (save it as UTF-8)",
+                bytes[at]
+            ),
+        )
+    })
 }
 
 /// The task file's text, for locating errors by line.

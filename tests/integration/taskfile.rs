@@ -514,3 +514,26 @@ fn bad_address_flags() {
         );
     }
 }
+
+#[test]
+fn a_task_file_that_is_not_utf8_is_a_task_file_error_naming_the_line() {
+    let p = Project::new();
+    let cases: [(&[u8], &str); 2] = [
+        (
+            b"\xff\xfe",
+            "reload.toml:1: the task file is not UTF-8: byte 0xFF at column 1 (save it as UTF-8)",
+        ),
+        (
+            // Latin-1 on the third line, after a character of two bytes on the first.
+            b"# \xc3\xa9\n[server]\ncommand = \"caf\xe9\"\n",
+            "reload.toml:3: the task file is not UTF-8: byte 0xE9 at column 15",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        std::fs::write(p.path("reload.toml"), bytes).unwrap();
+        let out = p.output(&["check"]);
+        assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+        assert!(out.stderr.contains(expected), "{}", out.stderr);
+    }
+}
