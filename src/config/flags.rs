@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 
 use super::address::{self, Kind};
 use super::pattern::{Pattern, normalize};
-use super::resolve::{default_reload, parse_duration, parse_signal};
+use super::resolve::{MIN_POLL, default_reload, parse_duration, parse_signal, poll_too_short};
 use super::{CommandSpec, Config, Listen, Proxy, Serve, Server, TASK_FILE_NAME, Watch};
 use crate::error::{Error, Result};
 
@@ -47,7 +47,6 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
         )));
     }
     let root = cwd.to_path_buf();
-    let flag = |name: &str, text: &str| flag_error(name, text);
     let file_dep = if ov.watch.is_empty() {
         vec!["**".to_string()]
     } else {
@@ -56,11 +55,7 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
     let watch = Watch {
         file_dep: flag_patterns("--watch", &file_dep, &root)?,
         ignore: flag_patterns("--ignore", &ov.ignore, &root)?,
-        poll: ov
-            .poll
-            .as_deref()
-            .map(|t| parse_duration(t).map_err(|_| flag("--poll", t)))
-            .transpose()?,
+        poll: ov.poll.as_deref().map(flag_poll).transpose()?,
         gitignore: true,
     };
     let server = Server {
@@ -189,6 +184,15 @@ pub(super) fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
 pub(super) fn flag_duration(flag: &str, text: Option<&str>) -> Result<Option<Duration>> {
     text.map(|t| parse_duration(t).map_err(|_| flag_error(flag, t)))
         .transpose()
+}
+
+/// `--poll`: a duration of at least [`MIN_POLL`].
+pub(super) fn flag_poll(text: &str) -> Result<Duration> {
+    let interval = parse_duration(text).map_err(|_| flag_error("--poll", text))?;
+    if interval < MIN_POLL {
+        return Err(Error::Usage(poll_too_short("`--poll`", text)));
+    }
+    Ok(interval)
 }
 
 pub(super) fn flag_patterns(flag: &str, globs: &[String], root: &Path) -> Result<Vec<Pattern>> {

@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::address::{self, Kind};
 use super::flags::{
-    self, Overrides, command_from_args, flag_duration, flag_error, flag_patterns, flag_proxy,
+    self, Overrides, command_from_args, flag_duration, flag_patterns, flag_poll, flag_proxy,
     flag_signal,
 };
 use super::pattern::{Pattern, normalize};
@@ -376,8 +376,19 @@ impl Doc<'_> {
             self.patterns(&raw.ignore, root, "watch.ignore")?
         };
         let poll = match &ov.poll {
-            Some(text) => Some(parse_duration(text).map_err(|_| flag_error("--poll", text))?),
-            None => self.duration(raw.poll.as_ref(), "watch.poll")?,
+            Some(text) => Some(flag_poll(text)?),
+            None => match &raw.poll {
+                Some(text) => {
+                    let interval = self.duration(Some(text), "watch.poll")?.expect("given");
+                    if interval < MIN_POLL {
+                        return Err(
+                            self.error(text.span(), poll_too_short("`watch.poll`", text.get_ref()))
+                        );
+                    }
+                    Some(interval)
+                }
+                None => None,
+            },
         };
         Ok(Watch {
             file_dep,
@@ -530,6 +541,20 @@ pub(super) fn default_reload(disabled: bool) -> Reload {
         assets: Vec::new(),
         allow_origins: Vec::new(),
     }
+}
+
+/// The shortest polling interval accepted: shorter ones (`0ms`) keep a CPU busy
+/// comparing the same files over and over.
+pub const MIN_POLL: Duration = Duration::from_millis(10);
+
+/// The error for a polling interval below [`MIN_POLL`], set by `key` (a key or a flag,
+/// in backticks) to `text`.
+pub(super) fn poll_too_short(key: &str, text: &str) -> String {
+    format!(
+        "{key} must be at least {}, got `{}` (polling more often keeps a CPU busy)",
+        humantime::format_duration(MIN_POLL),
+        text.trim()
+    )
 }
 
 /// Parses `250ms`, `5s`, `1m`; a bare number is refused (the unit is part of the value).

@@ -537,3 +537,35 @@ fn a_task_file_that_is_not_utf8_is_a_task_file_error_naming_the_line() {
         assert!(out.stderr.contains(expected), "{}", out.stderr);
     }
 }
+
+#[test]
+fn a_polling_interval_below_10ms_is_refused() {
+    // `0ms` used to poll in a busy loop.
+    assert_check_error(
+        "[server]\ncommand = \"x\"\n[watch]\npoll = \"0ms\"\n",
+        "reload.toml:4: `watch.poll` must be at least 10ms, got `0ms` \
+         (polling more often keeps a CPU busy)",
+    );
+    let p = Project::new();
+    // Ad hoc, and over a task file that is itself fine.
+    for with_file in [false, true] {
+        if with_file {
+            p.write("reload.toml", "[server]\ncommand = \"x\"\n");
+        }
+        let mut sup = p.start(&["run", "--poll", "9ms", "--", "true"]);
+        let status = sup.wait_exit();
+        let stderr = sup.stderr();
+        assert_eq!(status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains("`--poll` must be at least 10ms, got `9ms`"),
+            "{stderr}"
+        );
+    }
+    let ok = Project::new();
+    ok.write(
+        "reload.toml",
+        "[server]\ncommand = \"x\"\n[watch]\npoll = \"10ms\"\n",
+    );
+    assert!(ok.output(&["check"]).status.success());
+}
