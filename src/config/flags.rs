@@ -9,7 +9,9 @@ use nix::sys::signal::Signal;
 
 use super::address::{self, Kind};
 use super::pattern::{Pattern, normalize};
-use super::resolve::{MIN_POLL, default_reload, parse_duration, parse_signal, poll_too_short};
+use super::resolve::{
+    MIN_POLL, check_command, default_reload, parse_duration, parse_signal, poll_too_short,
+};
 use super::{CommandSpec, Config, Listen, Proxy, Serve, Server, TASK_FILE_NAME, Watch};
 use crate::error::{Error, Result};
 
@@ -59,7 +61,7 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
         gitignore: true,
     };
     let server = Server {
-        command: command_from_args(&ov.command),
+        command: command_from_args(&ov.command)?,
         cwd: root.clone(),
         env: Vec::new(),
         pid_file: ov.pid_file.as_ref().map(|p| normalize(&root.join(p))),
@@ -150,12 +152,15 @@ pub fn serve_folder(
     Ok(config)
 }
 
-/// One argument is a shell line; several are an argument vector.
-pub(super) fn command_from_args(args: &[String]) -> CommandSpec {
-    match args {
+/// One argument is a shell line; several are an argument vector. An empty program
+/// (`-- ""`) is a usage error.
+pub(super) fn command_from_args(args: &[String]) -> Result<CommandSpec> {
+    let spec = match args {
         [line] => CommandSpec::Shell(line.clone()),
         _ => CommandSpec::Exec(args.to_vec()),
-    }
+    };
+    check_command(&spec, "the command after `--`").map_err(Error::Usage)?;
+    Ok(spec)
 }
 
 pub(super) fn flag_error(flag: &str, text: &str) -> Error {

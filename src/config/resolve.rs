@@ -142,7 +142,14 @@ impl Doc<'_> {
                 Ok(Task {
                     name: t.name.clone(),
                     file_dep: self.patterns(&t.file_dep, &root, "task.file_dep")?,
-                    actions: t.actions.clone(),
+                    actions: t
+                        .actions
+                        .iter()
+                        .map(|action| {
+                            self.no_nul(action, "task.actions")?;
+                            Ok(action.get_ref().clone())
+                        })
+                        .collect::<Result<_>>()?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -210,7 +217,7 @@ impl Doc<'_> {
         ov: &Overrides,
     ) -> Result<Server> {
         let command = if !ov.command.is_empty() {
-            command_from_args(&ov.command)
+            command_from_args(&ov.command)?
         } else {
             let table = raw.expect("checked by the caller");
             match &table.get_ref().command {
@@ -224,6 +231,21 @@ impl Doc<'_> {
         let path = |value: Option<&Text>, default: &str| -> PathBuf {
             normalize(&root.join(value.map_or(default, |t| t.get_ref().as_str())))
         };
+        for (key, value) in [
+            ("server.cwd", s.and_then(|s| s.cwd.as_ref())),
+            ("server.pid_file", s.and_then(|s| s.pid_file.as_ref())),
+            ("server.log_file", s.and_then(|s| s.log_file.as_ref())),
+        ] {
+            if let Some(value) = value {
+                self.no_nul(value, key)?;
+                if key != "server.cwd" && value.get_ref().trim().is_empty() {
+                    return Err(self.error(
+                        value.span(),
+                        format!("`{key}` must not be empty (leave it out for the default)"),
+                    ));
+                }
+            }
+        }
         let pid_file = match &ov.pid_file {
             Some(p) => Some(normalize(&root.join(p))),
             None => Some(path(s.and_then(|s| s.pid_file.as_ref()), "reloadsup.pid")),
@@ -247,9 +269,10 @@ impl Doc<'_> {
         Ok(Server {
             command,
             cwd: path(s.and_then(|s| s.cwd.as_ref()), "."),
-            env: s
-                .map(|s| s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
+            env: match s {
+                Some(s) => self.env(s)?,
+                None => Vec::new(),
+            },
             pid_file,
             log_file: path(s.and_then(|s| s.log_file.as_ref()), "reloadsup.log"),
             stop_signal,
@@ -274,17 +297,54 @@ impl Doc<'_> {
                 "`server.command` must be a non-empty string or array of strings",
             )
         };
-        match value.get_ref() {
+        let spec = match value.get_ref() {
             toml::Value::String(line) if !line.trim().is_empty() => {
-                Ok(CommandSpec::Shell(line.clone()))
+                CommandSpec::Shell(line.clone())
             }
             toml::Value::Array(items) if !items.is_empty() => items
                 .iter()
                 .map(|item| item.as_str().map(str::to_string).ok_or_else(bad))
                 .collect::<Result<Vec<_>>>()
-                .map(CommandSpec::Exec),
-            _ => Err(bad()),
+                .map(CommandSpec::Exec)?,
+            _ => return Err(bad()),
+        };
+        check_command(&spec, "`server.command`").map_err(|why| self.error(value.span(), why))?;
+        Ok(spec)
+    }
+
+    /// `server.env`: names that can be environment variables, values without NUL.
+    fn env(&self, raw: &RawServer) -> Result<Vec<(String, String)>> {
+        raw.env
+            .iter()
+            .map(|(name, value)| {
+                let bad = |why: &str| {
+                    self.error(
+                        name.span(),
+                        format!("`server.env` name `{}` {why}", name.get_ref()),
+                    )
+                };
+                if name.get_ref().is_empty() {
+                    return Err(self.error(name.span(), "`server.env` has an empty name"));
+                }
+                if name.get_ref().contains('=') {
+                    return Err(bad("contains `=`, which ends a variable's name"));
+                }
+                if name.get_ref().contains('\0') {
+                    return Err(self.error(name.span(), nul_message("a `server.env` name")));
+                }
+                self.no_nul(value, &format!("server.env.{}", name.get_ref()))?;
+                Ok((name.get_ref().clone(), value.get_ref().clone()))
+            })
+            .collect()
+    }
+
+    /// Refuses a NUL character in `value`: a path, an argument or an environment
+    /// variable cannot hold one, and the server would fail to start at every change.
+    fn no_nul(&self, value: &Text, key: &str) -> Result<()> {
+        if value.get_ref().contains('\0') {
+            return Err(self.error(value.span(), nul_message(&format!("`{key}`"))));
         }
+        Ok(())
     }
 
     fn signal(&self, value: &Spanned<toml::Value>) -> Result<Signal> {
@@ -575,6 +635,32 @@ pub fn parse_signal(text: &str) -> Option<Signal> {
         format!("SIG{upper}")
     };
     Signal::from_str(&name).ok()
+}
+
+/// Why `spec` (set by `key`, in backticks) cannot be run, if it cannot: an empty
+/// program name, or a NUL character (which no argument can hold).
+pub(super) fn check_command(spec: &CommandSpec, key: &str) -> Result<(), String> {
+    let (program, all): (&str, &[String]) = match spec {
+        CommandSpec::Shell(line) => (line, std::slice::from_ref(line)),
+        CommandSpec::Exec(args) => (&args[0], args),
+    };
+    if program.trim().is_empty() {
+        return Err(match spec {
+            CommandSpec::Shell(_) => format!("{key} is empty"),
+            CommandSpec::Exec(_) => format!("{key} names no program: its first word is empty"),
+        });
+    }
+    if all.iter().any(|arg| arg.contains('\0')) {
+        return Err(nul_message(key));
+    }
+    Ok(())
+}
+
+/// The error for a NUL character in `key` (in backticks).
+fn nul_message(key: &str) -> String {
+    format!(
+        "{key} contains a NUL character (`\\u0000`), which no command, path or environment variable can hold"
+    )
 }
 
 fn value_text(value: &toml::Value) -> String {

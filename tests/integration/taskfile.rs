@@ -569,3 +569,71 @@ fn a_polling_interval_below_10ms_is_refused() {
     );
     assert!(ok.output(&["check"]).status.success());
 }
+
+#[test]
+fn values_that_could_never_run_are_refused_at_load() {
+    // Each used to pass `check`, and then failed at every start of the server.
+    let nul = "contains a NUL character (`\\u0000`), which no command, path or \
+               environment variable can hold";
+    let cases = [
+        (
+            "[server]\ncommand = [\"\", \"app.py\"]\n".to_string(),
+            "reload.toml:2: `server.command` names no program: its first word is empty".to_string(),
+        ),
+        (
+            "[server]\ncommand = \"x\"\npid_file = \"\"\n".to_string(),
+            "reload.toml:3: `server.pid_file` must not be empty (leave it out for the default)"
+                .to_string(),
+        ),
+        (
+            "[server]\ncommand = \"x\\u0000y\"\n".to_string(),
+            format!("reload.toml:2: `server.command` {nul}"),
+        ),
+        (
+            "[server]\ncommand = [\"python3\", \"a\\u0000.py\"]\n".to_string(),
+            format!("reload.toml:2: `server.command` {nul}"),
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[server.env]\nA = \"1\"\n\"\" = \"2\"\n".to_string(),
+            "reload.toml:5: `server.env` has an empty name".to_string(),
+        ),
+        (
+            "[server]\ncommand = \"x\"\nenv = { \"A=B\" = \"1\" }\n".to_string(),
+            "reload.toml:3: `server.env` name `A=B` contains `=`, which ends a variable's name"
+                .to_string(),
+        ),
+        (
+            "[server]\ncommand = \"x\"\nenv = { \"A\\u0000\" = \"1\" }\n".to_string(),
+            format!("reload.toml:3: a `server.env` name {nul}"),
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[server.env]\nA = \"1\\u0000\"\n".to_string(),
+            format!("reload.toml:4: `server.env.A` {nul}"),
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[[task]]\nname = \"a\"\nfile_dep = []\n\
+             actions = [\"true\",\n  \"make\\u0000\"]\n"
+                .to_string(),
+            format!("reload.toml:7: `task.actions` {nul}"),
+        ),
+    ];
+    for (toml, expected) in cases {
+        assert_check_error(&toml, &expected);
+    }
+
+    let p = Project::new();
+    for (args, expected) in [
+        (&["run", "--", ""][..], "the command after `--` is empty"),
+        (
+            &["run", "--", "", "app.py"][..],
+            "the command after `--` names no program: its first word is empty",
+        ),
+    ] {
+        let mut sup = p.start(args);
+        let status = sup.wait_exit();
+        let stderr = sup.stderr();
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
