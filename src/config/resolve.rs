@@ -167,14 +167,19 @@ impl Doc<'_> {
 
     fn serve(&self, raw: &RawServe, root: &Path) -> Result<Serve> {
         let dir = normalize(&root.join(raw.root.as_ref().map_or(".", |t| t.get_ref().as_str())));
-        let canonical = dir.canonicalize().map_err(|err| {
+        let bad = |why: String| {
             let line = raw.root.as_ref().map(|t| self.line(t.span().start));
-            Error::task_file(
-                self.file,
-                line,
-                format!("`serve.root` folder `{}`: {err}", dir.display()),
-            )
+            Error::task_file(self.file, line, format!("`serve.root` {why}"))
+        };
+        let canonical = dir.canonicalize().map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => {
+                bad(format!("folder `{}` does not exist", dir.display()))
+            }
+            _ => bad(format!("folder `{}`: {err}", dir.display())),
         })?;
+        if !canonical.is_dir() {
+            return Err(bad(format!("`{}` is not a folder", dir.display())));
+        }
         let listen = raw
             .listen
             .as_ref()

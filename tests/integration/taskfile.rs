@@ -637,3 +637,17 @@ fn values_that_could_never_run_are_refused_at_load() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_serve_root_that_is_not_a_folder_is_refused() {
+    assert_check_error(
+        "[serve]\nlisten = \"127.0.0.1:0\"\nroot = \"site\"\n",
+        "reload.toml:3: `serve.root` folder `",
+    );
+    assert_check_error("[serve]\nroot = \"site\"\n", "/site` does not exist");
+    // A file used to be accepted, and served as if it were a folder.
+    assert_check_error(
+        "[serve]\nroot = \"reload.toml\"\n",
+        "/reload.toml` is not a folder",
+    );
+}
