@@ -529,19 +529,30 @@ impl Doc<'_> {
     /// ``duplicate key: `[proxy]```).
     fn toml_message(&self, mut err: toml::de::Error) -> String {
         let message = plain_words(err.message().trim());
+        // Without the input, the reader's own rendering names the key path, if any.
+        err.set_input(None);
+        let rendered = err.to_string();
+        let keys = rendered
+            .lines()
+            .find_map(|line| line.strip_prefix("in `")?.strip_suffix('`'));
+        if let Some(shape) = keys.and_then(|keys| self.wrong_shape(keys)) {
+            return shape;
+        }
+        if let (Some(field), Some(keys)) = (
+            message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.strip_suffix('`')),
+            keys,
+        ) {
+            return format!("missing `{keys}.{field}`");
+        }
         let about_a_value = ["invalid type", "invalid value", "invalid length"]
             .iter()
             .any(|start| message.starts_with(start));
         if message.contains('`') && !about_a_value {
             return message;
         }
-        // Without the input, the reader's own rendering names the key path, if any.
-        err.set_input(None);
-        let rendered = err.to_string();
-        if let Some(keys) = rendered
-            .lines()
-            .find_map(|line| line.strip_prefix("in `")?.strip_suffix('`'))
-        {
+        if let Some(keys) = keys {
             return format!("{message}, for `{keys}`");
         }
         // The text it points at; a table's whole header (`[server.env]`), not the last
@@ -563,6 +574,43 @@ impl Doc<'_> {
         match spanned {
             Some(text) => format!("{message}: `{text}`"),
             None => message,
+        }
+    }
+
+    /// When the value at `keys` is an array where a table belongs (`[[server]]`), or a
+    /// table where an array of tables belongs (`[task]`), says so: the reader's own
+    /// message is about how it tried to read one as the other ("invalid length 1,
+    /// expected a table with 9 elements").
+    fn wrong_shape(&self, keys: &str) -> Option<String> {
+        const TABLES: [&str; 7] = [
+            "server",
+            "server.env",
+            "server.ready",
+            "watch",
+            "reload",
+            "proxy",
+            "serve",
+        ];
+        const ARRAYS_OF_TABLES: [&str; 1] = ["task"];
+        let doc: toml::Table = toml::from_str(self.text).ok()?;
+        let mut parts = keys.split('.');
+        let mut value = doc.get(parts.next()?)?;
+        for part in parts {
+            value = value.as_table()?.get(part)?;
+        }
+        match value {
+            toml::Value::Array(items) if TABLES.contains(&keys) => {
+                let what = if !items.is_empty() && items.iter().all(toml::Value::is_table) {
+                    "an array of tables"
+                } else {
+                    "an array"
+                };
+                Some(format!("`{keys}` must be a table, not {what}"))
+            }
+            toml::Value::Table(_) if ARRAYS_OF_TABLES.contains(&keys) => Some(format!(
+                "`{keys}` must be an array of tables (`[[{keys}]]`), not a table"
+            )),
+            _ => None,
         }
     }
 

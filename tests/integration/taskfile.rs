@@ -651,3 +651,38 @@ fn a_serve_root_that_is_not_a_folder_is_refused() {
         "/reload.toml` is not a folder",
     );
 }
+
+#[test]
+fn a_table_of_the_wrong_shape_or_a_missing_key_is_named() {
+    let cases = [
+        (
+            // Was "invalid length 1, expected a table with 9 elements".
+            "[[server]]\ncommand = \"x\"\n",
+            "reload.toml:1: `server` must be a table, not an array of tables",
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[[proxy]]\nlisten = \"127.0.0.1:5000\"\n",
+            "reload.toml:3: `proxy` must be a table, not an array of tables",
+        ),
+        (
+            "[server]\ncommand = \"x\"\nready = [1]\n",
+            "reload.toml:3: `server.ready` must be a table, not an array",
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[task]\nname = \"css\"\n",
+            "reload.toml:3: `task` must be an array of tables (`[[task]]`), not a table",
+        ),
+        (
+            // Was "missing field `upstream`".
+            "[server]\ncommand = \"x\"\n[proxy]\nlisten = \"127.0.0.1:5000\"\n",
+            "reload.toml:3: missing `proxy.upstream`",
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[[task]]\nname = \"css\"\nactions = []\n",
+            "reload.toml:3: missing `task.file_dep`",
+        ),
+    ];
+    for (toml, expected) in cases {
+        assert_check_error(toml, expected);
+    }
+}
