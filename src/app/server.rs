@@ -272,6 +272,9 @@ impl App {
         }
         report::info("stopping");
         supervisor.stop(Instant::now());
+        // Nothing awaits the server's readiness any more: no "not ready" warning (or
+        // browser reload) comes while it stops.
+        self.forget_starting();
         self.after_stop = AfterStop::Exit(code);
     }
 }

@@ -9,7 +9,9 @@ use nix::sys::signal::Signal;
 
 use super::address::{self, Kind};
 use super::pattern::{Pattern, normalize};
-use super::resolve::{default_reload, parse_duration, parse_signal};
+use super::resolve::{
+    MIN_POLL, check_command, default_reload, parse_duration, parse_signal, poll_too_short,
+};
 use super::{CommandSpec, Config, Listen, Proxy, Serve, Server, TASK_FILE_NAME, Watch};
 use crate::error::{Error, Result};
 
@@ -47,7 +49,6 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
         )));
     }
     let root = cwd.to_path_buf();
-    let flag = |name: &str, text: &str| flag_error(name, text);
     let file_dep = if ov.watch.is_empty() {
         vec!["**".to_string()]
     } else {
@@ -56,15 +57,11 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
     let watch = Watch {
         file_dep: flag_patterns("--watch", &file_dep, &root)?,
         ignore: flag_patterns("--ignore", &ov.ignore, &root)?,
-        poll: ov
-            .poll
-            .as_deref()
-            .map(|t| parse_duration(t).map_err(|_| flag("--poll", t)))
-            .transpose()?,
+        poll: ov.poll.as_deref().map(flag_poll).transpose()?,
         gitignore: true,
     };
     let server = Server {
-        command: command_from_args(&ov.command),
+        command: command_from_args(&ov.command)?,
         cwd: root.clone(),
         env: Vec::new(),
         pid_file: ov.pid_file.as_ref().map(|p| normalize(&root.join(p))),
@@ -160,12 +157,15 @@ pub fn serve_folder(
     Ok(config)
 }
 
-/// One argument is a shell line; several are an argument vector.
-pub(super) fn command_from_args(args: &[String]) -> CommandSpec {
-    match args {
+/// One argument is a shell line; several are an argument vector. An empty program
+/// (`-- ""`) is a usage error.
+pub(super) fn command_from_args(args: &[String]) -> Result<CommandSpec> {
+    let spec = match args {
         [line] => CommandSpec::Shell(line.clone()),
         _ => CommandSpec::Exec(args.to_vec()),
-    }
+    };
+    check_command(&spec, "the command after `--`").map_err(Error::Usage)?;
+    Ok(spec)
 }
 
 pub(super) fn flag_error(flag: &str, text: &str) -> Error {
@@ -194,6 +194,15 @@ pub(super) fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
 pub(super) fn flag_duration(flag: &str, text: Option<&str>) -> Result<Option<Duration>> {
     text.map(|t| parse_duration(t).map_err(|_| flag_error(flag, t)))
         .transpose()
+}
+
+/// `--poll`: a duration of at least [`MIN_POLL`].
+pub(super) fn flag_poll(text: &str) -> Result<Duration> {
+    let interval = parse_duration(text).map_err(|_| flag_error("--poll", text))?;
+    if interval < MIN_POLL {
+        return Err(Error::Usage(poll_too_short("`--poll`", text)));
+    }
+    Ok(interval)
 }
 
 pub(super) fn flag_patterns(flag: &str, globs: &[String], root: &Path) -> Result<Vec<Pattern>> {

@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::address::{self, Kind};
 use super::flags::{
-    self, Overrides, command_from_args, flag_duration, flag_error, flag_patterns, flag_proxy,
+    self, Overrides, command_from_args, flag_duration, flag_patterns, flag_poll, flag_proxy,
     flag_signal,
 };
 use super::pattern::{Pattern, normalize};
@@ -49,8 +49,9 @@ pub fn find_task_file(explicit: Option<&Path>, cwd: &Path) -> Result<Option<Path
 pub fn resolve(task_file: Option<&Path>, cwd: &Path, overrides: &Overrides) -> Result<Config> {
     let config = match task_file {
         Some(file) => {
-            let text = std::fs::read_to_string(file)
+            let bytes = std::fs::read(file)
                 .map_err(|err| Error::io(format!("cannot read `{}`", file.display()), err))?;
+            let text = utf8_text(file, bytes)?;
             let doc = Doc { file, text: &text };
             doc.resolve(overrides)?
         }
@@ -58,6 +59,31 @@ pub fn resolve(task_file: Option<&Path>, cwd: &Path, overrides: &Overrides) -> R
     };
     super::listeners::check(&config)?;
     Ok(config)
+}
+
+/// The task file's bytes as text; a task-file error naming the line and column of the
+/// first byte that is not UTF-8 (a file saved as Latin-1 or UTF-16, say) otherwise.
+fn utf8_text(file: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|err| {
+        let at = err.utf8_error().valid_up_to();
+        let bytes = err.as_bytes();
+        let line_start = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |n| n + 1);
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        // Everything before `at` is valid UTF-8: the column counts characters.
+        let column =
+            std::str::from_utf8(&bytes[line_start..at]).map_or(0, |s| s.chars().count()) + 1;
+        Error::task_file(
+            file,
+            Some(line),
+            format!(
+                "the task file is not UTF-8: byte 0x{:02X} at column {column} (save it as UTF-8)",
+                bytes[at]
+            ),
+        )
+    })
 }
 
 /// The task file's text, for locating errors by line.
@@ -116,7 +142,14 @@ impl Doc<'_> {
                 Ok(Task {
                     name: t.name.clone(),
                     file_dep: self.patterns(&t.file_dep, &root, "task.file_dep")?,
-                    actions: t.actions.clone(),
+                    actions: t
+                        .actions
+                        .iter()
+                        .map(|action| {
+                            self.no_nul(action, "task.actions")?;
+                            Ok(action.get_ref().clone())
+                        })
+                        .collect::<Result<_>>()?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -134,14 +167,19 @@ impl Doc<'_> {
 
     fn serve(&self, raw: &RawServe, root: &Path) -> Result<Serve> {
         let dir = normalize(&root.join(raw.root.as_ref().map_or(".", |t| t.get_ref().as_str())));
-        let canonical = dir.canonicalize().map_err(|err| {
+        let bad = |why: String| {
             let line = raw.root.as_ref().map(|t| self.line(t.span().start));
-            Error::task_file(
-                self.file,
-                line,
-                format!("`serve.root` folder `{}`: {err}", dir.display()),
-            )
+            Error::task_file(self.file, line, format!("`serve.root` {why}"))
+        };
+        let canonical = dir.canonicalize().map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => {
+                bad(format!("folder `{}` does not exist", dir.display()))
+            }
+            _ => bad(format!("folder `{}`: {err}", dir.display())),
         })?;
+        if !canonical.is_dir() {
+            return Err(bad(format!("`{}` is not a folder", dir.display())));
+        }
         let listen = raw
             .listen
             .as_ref()
@@ -190,7 +228,7 @@ impl Doc<'_> {
         ov: &Overrides,
     ) -> Result<Server> {
         let command = if !ov.command.is_empty() {
-            command_from_args(&ov.command)
+            command_from_args(&ov.command)?
         } else {
             let table = raw.expect("checked by the caller");
             match &table.get_ref().command {
@@ -204,6 +242,21 @@ impl Doc<'_> {
         let path = |value: Option<&Text>, default: &str| -> PathBuf {
             normalize(&root.join(value.map_or(default, |t| t.get_ref().as_str())))
         };
+        for (key, value) in [
+            ("server.cwd", s.and_then(|s| s.cwd.as_ref())),
+            ("server.pid_file", s.and_then(|s| s.pid_file.as_ref())),
+            ("server.log_file", s.and_then(|s| s.log_file.as_ref())),
+        ] {
+            if let Some(value) = value {
+                self.no_nul(value, key)?;
+                if key != "server.cwd" && value.get_ref().trim().is_empty() {
+                    return Err(self.error(
+                        value.span(),
+                        format!("`{key}` must not be empty (leave it out for the default)"),
+                    ));
+                }
+            }
+        }
         let pid_file = match &ov.pid_file {
             Some(p) => Some(normalize(&root.join(p))),
             None => Some(path(s.and_then(|s| s.pid_file.as_ref()), "reloadsup.pid")),
@@ -227,9 +280,10 @@ impl Doc<'_> {
         Ok(Server {
             command,
             cwd: path(s.and_then(|s| s.cwd.as_ref()), "."),
-            env: s
-                .map(|s| s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
+            env: match s {
+                Some(s) => self.env(s)?,
+                None => Vec::new(),
+            },
             pid_file,
             log_file: path(s.and_then(|s| s.log_file.as_ref()), "reloadsup.log"),
             stop_signal,
@@ -254,17 +308,54 @@ impl Doc<'_> {
                 "`server.command` must be a non-empty string or array of strings",
             )
         };
-        match value.get_ref() {
+        let spec = match value.get_ref() {
             toml::Value::String(line) if !line.trim().is_empty() => {
-                Ok(CommandSpec::Shell(line.clone()))
+                CommandSpec::Shell(line.clone())
             }
             toml::Value::Array(items) if !items.is_empty() => items
                 .iter()
                 .map(|item| item.as_str().map(str::to_string).ok_or_else(bad))
                 .collect::<Result<Vec<_>>>()
-                .map(CommandSpec::Exec),
-            _ => Err(bad()),
+                .map(CommandSpec::Exec)?,
+            _ => return Err(bad()),
+        };
+        check_command(&spec, "`server.command`").map_err(|why| self.error(value.span(), why))?;
+        Ok(spec)
+    }
+
+    /// `server.env`: names that can be environment variables, values without NUL.
+    fn env(&self, raw: &RawServer) -> Result<Vec<(String, String)>> {
+        raw.env
+            .iter()
+            .map(|(name, value)| {
+                let bad = |why: &str| {
+                    self.error(
+                        name.span(),
+                        format!("`server.env` name `{}` {why}", name.get_ref()),
+                    )
+                };
+                if name.get_ref().is_empty() {
+                    return Err(self.error(name.span(), "`server.env` has an empty name"));
+                }
+                if name.get_ref().contains('=') {
+                    return Err(bad("contains `=`, which ends a variable's name"));
+                }
+                if name.get_ref().contains('\0') {
+                    return Err(self.error(name.span(), nul_message("a `server.env` name")));
+                }
+                self.no_nul(value, &format!("server.env.{}", name.get_ref()))?;
+                Ok((name.get_ref().clone(), value.get_ref().clone()))
+            })
+            .collect()
+    }
+
+    /// Refuses a NUL character in `value`: a path, an argument or an environment
+    /// variable cannot hold one, and the server would fail to start at every change.
+    fn no_nul(&self, value: &Text, key: &str) -> Result<()> {
+        if value.get_ref().contains('\0') {
+            return Err(self.error(value.span(), nul_message(&format!("`{key}`"))));
         }
+        Ok(())
     }
 
     fn signal(&self, value: &Spanned<toml::Value>) -> Result<Signal> {
@@ -356,8 +447,19 @@ impl Doc<'_> {
             self.patterns(&raw.ignore, root, "watch.ignore")?
         };
         let poll = match &ov.poll {
-            Some(text) => Some(parse_duration(text).map_err(|_| flag_error("--poll", text))?),
-            None => self.duration(raw.poll.as_ref(), "watch.poll")?,
+            Some(text) => Some(flag_poll(text)?),
+            None => match &raw.poll {
+                Some(text) => {
+                    let interval = self.duration(Some(text), "watch.poll")?.expect("given");
+                    if interval < MIN_POLL {
+                        return Err(
+                            self.error(text.span(), poll_too_short("`watch.poll`", text.get_ref()))
+                        );
+                    }
+                    Some(interval)
+                }
+                None => None,
+            },
         };
         Ok(Watch {
             file_dep,
@@ -433,19 +535,30 @@ impl Doc<'_> {
     /// ``duplicate key: `[proxy]```).
     fn toml_message(&self, mut err: toml::de::Error) -> String {
         let message = plain_words(err.message().trim());
+        // Without the input, the reader's own rendering names the key path, if any.
+        err.set_input(None);
+        let rendered = err.to_string();
+        let keys = rendered
+            .lines()
+            .find_map(|line| line.strip_prefix("in `")?.strip_suffix('`'));
+        if let Some(shape) = keys.and_then(|keys| self.wrong_shape(keys)) {
+            return shape;
+        }
+        if let (Some(field), Some(keys)) = (
+            message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.strip_suffix('`')),
+            keys,
+        ) {
+            return format!("missing `{keys}.{field}`");
+        }
         let about_a_value = ["invalid type", "invalid value", "invalid length"]
             .iter()
             .any(|start| message.starts_with(start));
         if message.contains('`') && !about_a_value {
             return message;
         }
-        // Without the input, the reader's own rendering names the key path, if any.
-        err.set_input(None);
-        let rendered = err.to_string();
-        if let Some(keys) = rendered
-            .lines()
-            .find_map(|line| line.strip_prefix("in `")?.strip_suffix('`'))
-        {
+        if let Some(keys) = keys {
             return format!("{message}, for `{keys}`");
         }
         // The text it points at; a table's whole header (`[server.env]`), not the last
@@ -467,6 +580,43 @@ impl Doc<'_> {
         match spanned {
             Some(text) => format!("{message}: `{text}`"),
             None => message,
+        }
+    }
+
+    /// When the value at `keys` is an array where a table belongs (`[[server]]`), or a
+    /// table where an array of tables belongs (`[task]`), says so: the reader's own
+    /// message is about how it tried to read one as the other ("invalid length 1,
+    /// expected a table with 9 elements").
+    fn wrong_shape(&self, keys: &str) -> Option<String> {
+        const TABLES: [&str; 7] = [
+            "server",
+            "server.env",
+            "server.ready",
+            "watch",
+            "reload",
+            "proxy",
+            "serve",
+        ];
+        const ARRAYS_OF_TABLES: [&str; 1] = ["task"];
+        let doc: toml::Table = toml::from_str(self.text).ok()?;
+        let mut parts = keys.split('.');
+        let mut value = doc.get(parts.next()?)?;
+        for part in parts {
+            value = value.as_table()?.get(part)?;
+        }
+        match value {
+            toml::Value::Array(items) if TABLES.contains(&keys) => {
+                let what = if !items.is_empty() && items.iter().all(toml::Value::is_table) {
+                    "an array of tables"
+                } else {
+                    "an array"
+                };
+                Some(format!("`{keys}` must be a table, not {what}"))
+            }
+            toml::Value::Table(_) if ARRAYS_OF_TABLES.contains(&keys) => Some(format!(
+                "`{keys}` must be an array of tables (`[[{keys}]]`), not a table"
+            )),
+            _ => None,
         }
     }
 
@@ -512,6 +662,20 @@ pub(super) fn default_reload(disabled: bool) -> Reload {
     }
 }
 
+/// The shortest polling interval accepted: shorter ones (`0ms`) keep a CPU busy
+/// comparing the same files over and over.
+pub const MIN_POLL: Duration = Duration::from_millis(10);
+
+/// The error for a polling interval below [`MIN_POLL`], set by `key` (a key or a flag,
+/// in backticks) to `text`.
+pub(super) fn poll_too_short(key: &str, text: &str) -> String {
+    format!(
+        "{key} must be at least {}, got `{}` (polling more often keeps a CPU busy)",
+        humantime::format_duration(MIN_POLL),
+        text.trim()
+    )
+}
+
 /// Parses `250ms`, `5s`, `1m`; a bare number is refused (the unit is part of the value).
 pub fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(text.trim())
@@ -530,6 +694,32 @@ pub fn parse_signal(text: &str) -> Option<Signal> {
         format!("SIG{upper}")
     };
     Signal::from_str(&name).ok()
+}
+
+/// Why `spec` (set by `key`, in backticks) cannot be run, if it cannot: an empty
+/// program name, or a NUL character (which no argument can hold).
+pub(super) fn check_command(spec: &CommandSpec, key: &str) -> Result<(), String> {
+    let (program, all): (&str, &[String]) = match spec {
+        CommandSpec::Shell(line) => (line, std::slice::from_ref(line)),
+        CommandSpec::Exec(args) => (&args[0], args),
+    };
+    if program.trim().is_empty() {
+        return Err(match spec {
+            CommandSpec::Shell(_) => format!("{key} is empty"),
+            CommandSpec::Exec(_) => format!("{key} names no program: its first word is empty"),
+        });
+    }
+    if all.iter().any(|arg| arg.contains('\0')) {
+        return Err(nul_message(key));
+    }
+    Ok(())
+}
+
+/// The error for a NUL character in `key` (in backticks).
+fn nul_message(key: &str) -> String {
+    format!(
+        "{key} contains a NUL character (`\\u0000`), which no command, path or environment variable can hold"
+    )
 }
 
 fn value_text(value: &toml::Value) -> String {

@@ -33,7 +33,7 @@ pub struct RawServer {
     pub command: Option<Spanned<toml::Value>>,
     pub cwd: Option<Text>,
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<Text, Text>,
     pub pid_file: Option<Text>,
     pub log_file: Option<Text>,
     pub stop_signal: Option<Spanned<toml::Value>>,
@@ -102,5 +102,5 @@ pub struct RawServe {
 pub struct RawTask {
     pub name: String,
     pub file_dep: Vec<Text>,
-    pub actions: Vec<String>,
+    pub actions: Vec<Text>,
 }

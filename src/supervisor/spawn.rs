@@ -33,7 +33,32 @@ pub struct Spawned {
     pub ready_flag: Option<Arc<AtomicBool>>,
 }
 
-/// Starts `spec`'s command with `changed` (newline-separated) in `RELOADSUP_CHANGED`.
+/// The most bytes `RELOADSUP_CHANGED` holds. Linux refuses to start a program given
+/// one environment string longer than 128 KiB (`MAX_ARG_STRLEN`, "Argument list too
+/// long"), which a `git checkout` or `rm -rf` of a few thousand files reaches; half of
+/// that leaves room for the rest of the environment.
+pub const CHANGED_LIMIT: usize = 64 * 1024;
+
+/// `changed` (newline-separated paths) cut after its last whole path that fits in
+/// [`CHANGED_LIMIT`] bytes, and whether anything was cut.
+pub fn cap_changed(changed: &str) -> (&str, bool) {
+    if changed.len() <= CHANGED_LIMIT {
+        return (changed, false);
+    }
+    // The newline that ends the last whole path within the limit (none: not even the
+    // first path fits).
+    // (Bytes, not `str`: the limit may fall inside a character; a newline never does.)
+    let end = changed.as_bytes()[..=CHANGED_LIMIT]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap_or(0);
+    (&changed[..end], true)
+}
+
+/// Starts `spec`'s command with `changed` (newline-separated) in `RELOADSUP_CHANGED`:
+/// when it is longer than [`CHANGED_LIMIT`], the list ends early, at a whole path, and
+/// `RELOADSUP_CHANGED_TRUNCATED=1` says so (otherwise the variable is removed, so that
+/// the server never inherits one).
 ///
 /// In supervised mode this must be called from the thread that lives as long as the
 /// supervisor (the main thread): `PR_SET_PDEATHSIG` fires when the *thread* that forked
@@ -51,10 +76,16 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
             c
         }
     };
+    let (capped, truncated) = cap_changed(changed);
+    if truncated {
+        command.env(TRUNCATED, "1");
+    } else {
+        command.env_remove(TRUNCATED);
+    }
     command
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env("RELOADSUP_CHANGED", changed)
+        .env("RELOADSUP_CHANGED", capped)
         // A server in a background process group that reads the terminal would be
         // stopped by SIGTTIN; it gets no terminal input.
         .stdin(Stdio::null());
@@ -88,6 +119,9 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
     // The child is reaped through `waitpid`, not through `Child`.
     Ok(Spawned { pid, ready_flag })
 }
+
+/// Set to `1` when `RELOADSUP_CHANGED` was cut short.
+const TRUNCATED: &str = "RELOADSUP_CHANGED_TRUNCATED";
 
 /// Gives the server pipes for stdout and stderr (see [`pipes`]), and returns the ends
 /// the relay reads.
@@ -126,5 +160,40 @@ fn tie_to_supervisor(command: &mut Command) {
             }
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_paths_are_capped_at_a_whole_path() {
+        assert_eq!(cap_changed("a.py\nb.py"), ("a.py\nb.py", false));
+        let path = format!("{}.py", "x".repeat(96)); // 99 bytes, 100 with its newline
+        let many = vec![path.as_str(); 3000].join("\n");
+        let (capped, truncated) = cap_changed(&many);
+        assert!(truncated);
+        assert!(capped.len() <= CHANGED_LIMIT);
+        assert_eq!(
+            capped.len(),
+            (CHANGED_LIMIT / 100) * 100 - 1,
+            "as many as fit"
+        );
+        assert!(capped.split('\n').all(|p| p == path), "whole paths only");
+        // Exactly at the limit: kept whole.
+        let exact = &many[..CHANGED_LIMIT / 100 * 100 - 1];
+        assert_eq!(cap_changed(exact), (exact, false));
+        // A newline right at the limit ends a path that fits.
+        let mut at = "y".repeat(CHANGED_LIMIT);
+        at.push_str("\nz");
+        assert_eq!(cap_changed(&at).0.len(), CHANGED_LIMIT);
+        // The limit inside a character of two bytes.
+        let wide = vec!["é"; CHANGED_LIMIT].join("\n");
+        let (capped, truncated) = cap_changed(&wide);
+        assert!(truncated && capped.len() <= CHANGED_LIMIT && capped.ends_with('é'));
+        // Not even the first path fits.
+        let long = "z".repeat(CHANGED_LIMIT + 1);
+        assert_eq!(cap_changed(&long), ("", true));
     }
 }

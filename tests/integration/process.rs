@@ -458,3 +458,58 @@ fn readiness_by_a_log_line_relays_the_output() {
         .expect("a readiness time");
     assert!(waited >= 300, "ready at the line, not before ({waited} ms)");
 }
+
+#[test]
+fn a_huge_burst_of_changes_still_starts_the_server_with_the_list_capped() {
+    let p = Project::new();
+    // 3,000 paths of about 110 bytes: some 330 KB, where Linux refuses any one
+    // environment string over 128 KiB ("Argument list too long").
+    let long = "x".repeat(100);
+    let names: Vec<String> = (0..3000)
+        .map(|i| format!("gen/f{i:04}-{long}.txt"))
+        .collect();
+    fs::create_dir(p.path("gen")).unwrap();
+    for name in &names {
+        fs::write(p.path(name), "").unwrap();
+    }
+    // Each start logs whether the list was cut (`1`) or not (`unset`), after writing the
+    // list to a file named by the same.
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '''cut=${{RELOADSUP_CHANGED_TRUNCATED:-unset}}; \
+             printf '%s' \"$RELOADSUP_CHANGED\" > changed-$cut.txt; \
+             echo $cut >> starts.log; exec sleep {token}'''\n\
+             [watch]\nfile_dep = [\"gen/**\"]\n",
+            token = p.token
+        ),
+    );
+    // An inherited value is not passed on as if reloadsup had set it.
+    let sup = Sup::spawn_command(
+        Command::new(crate::util::BIN)
+            .args(["run", "--no-reload"])
+            .current_dir(&p.dir)
+            .env("RELOADSUP_CHANGED_TRUNCATED", "1"),
+    );
+    p.wait_starts(1);
+    sup.wait_for("watching");
+    assert_eq!(p.read("starts.log"), "unset\n", "{}", sup.stderr());
+    // `rm -rf gen`: every file deleted at once. (On a slow machine the deletes may take
+    // more than the debounce's 1 s and come in two batches; one of them is still far
+    // over the limit.)
+    fs::remove_dir_all(p.path("gen")).unwrap();
+    wait_until("a start with the list cut short", || {
+        p.read("starts.log").lines().any(|line| line == "1")
+    });
+    let changed = p.read("changed-1.txt");
+    assert!(changed.len() <= 64 * 1024, "{} bytes", changed.len());
+    assert!(
+        changed.len() > 64 * 1024 - 120,
+        "as many paths as fit: {} bytes",
+        changed.len()
+    );
+    assert!(
+        changed.lines().all(|line| names.iter().any(|n| n == line)),
+        "whole paths only"
+    );
+}

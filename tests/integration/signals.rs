@@ -10,6 +10,11 @@ use crate::util::{Project, Sup};
 
 /// A started project whose server ignores SIGTERM, given `stop_timeout`.
 fn stubborn(stop_timeout: &str) -> (Project, Sup) {
+    stubborn_with(stop_timeout, "")
+}
+
+/// As `stubborn`, with `extra` lines in `[server]`.
+fn stubborn_with(stop_timeout: &str, extra: &str) -> (Project, Sup) {
     let p = Project::new();
     p.write(
         "server.py",
@@ -20,7 +25,7 @@ fn stubborn(stop_timeout: &str) -> (Project, Sup) {
         "reload.toml",
         &format!(
             "[server]\ncommand = ['python3', 'server.py', '{}']\n\
-             stop_timeout = \"{stop_timeout}\"\n[watch]\nfile_dep = [\"app.py\"]\n",
+             stop_timeout = \"{stop_timeout}\"\n{extra}\n[watch]\nfile_dep = [\"app.py\"]\n",
             p.token
         ),
     );
@@ -129,4 +134,26 @@ fn a_stop_during_a_build_step_ends_it_and_starts_no_server() {
         assert!(!sup.stderr().contains("started `"), "{}", sup.stderr());
         assert_eq!(p.lines("starts.log"), 0);
     }
+}
+
+#[test]
+fn a_stop_cancels_the_pending_readiness_warning() {
+    // Never ready; the stop (2 s of grace) outlasts the readiness timeout (1 s).
+    let (p, mut sup) = stubborn_with(
+        "2s",
+        "ready = { log = \"a line it never prints\" }\nready_timeout = \"1s\"",
+    );
+    sup.signal(Signal::SIGINT);
+    assert_eq!(sup.wait_exit().code(), Some(130), "{}", sup.stderr());
+    let stderr = sup.stderr();
+    let stopping = stderr.find("stopping").expect("a stop");
+    assert!(
+        !stderr[stopping..].contains("is not ready after"),
+        "no readiness warning once stopping:\n{stderr}"
+    );
+    assert!(
+        stop_line(&sup).contains("did not stop within 2s"),
+        "the stop outlasted the readiness timeout:\n{stderr}"
+    );
+    assert!(p.servers().is_empty());
 }

@@ -514,3 +514,175 @@ fn bad_address_flags() {
         );
     }
 }
+
+#[test]
+fn a_task_file_that_is_not_utf8_is_a_task_file_error_naming_the_line() {
+    let p = Project::new();
+    let cases: [(&[u8], &str); 2] = [
+        (
+            b"\xff\xfe",
+            "reload.toml:1: the task file is not UTF-8: byte 0xFF at column 1 (save it as UTF-8)",
+        ),
+        (
+            // Latin-1 on the third line, after a character of two bytes on the first.
+            b"# \xc3\xa9\n[server]\ncommand = \"caf\xe9\"\n",
+            "reload.toml:3: the task file is not UTF-8: byte 0xE9 at column 15",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        std::fs::write(p.path("reload.toml"), bytes).unwrap();
+        let out = p.output(&["check"]);
+        assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+        assert!(out.stderr.contains(expected), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn a_polling_interval_below_10ms_is_refused() {
+    // `0ms` used to poll in a busy loop.
+    assert_check_error(
+        "[server]\ncommand = \"x\"\n[watch]\npoll = \"0ms\"\n",
+        "reload.toml:4: `watch.poll` must be at least 10ms, got `0ms` \
+         (polling more often keeps a CPU busy)",
+    );
+    let p = Project::new();
+    // Ad hoc, and over a task file that is itself fine.
+    for with_file in [false, true] {
+        if with_file {
+            p.write("reload.toml", "[server]\ncommand = \"x\"\n");
+        }
+        let mut sup = p.start(&["run", "--poll", "9ms", "--", "true"]);
+        let status = sup.wait_exit();
+        let stderr = sup.stderr();
+        assert_eq!(status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains("`--poll` must be at least 10ms, got `9ms`"),
+            "{stderr}"
+        );
+    }
+    let ok = Project::new();
+    ok.write(
+        "reload.toml",
+        "[server]\ncommand = \"x\"\n[watch]\npoll = \"10ms\"\n",
+    );
+    assert!(ok.output(&["check"]).status.success());
+}
+
+#[test]
+fn values_that_could_never_run_are_refused_at_load() {
+    // Each used to pass `check`, and then failed at every start of the server.
+    let nul = "contains a NUL character (`\\u0000`), which no command, path or \
+               environment variable can hold";
+    let cases = [
+        (
+            "[server]\ncommand = [\"\", \"app.py\"]\n".to_string(),
+            "reload.toml:2: `server.command` names no program: its first word is empty".to_string(),
+        ),
+        (
+            "[server]\ncommand = \"x\"\npid_file = \"\"\n".to_string(),
+            "reload.toml:3: `server.pid_file` must not be empty (leave it out for the default)"
+                .to_string(),
+        ),
+        (
+            "[server]\ncommand = \"x\\u0000y\"\n".to_string(),
+            format!("reload.toml:2: `server.command` {nul}"),
+        ),
+        (
+            "[server]\ncommand = [\"python3\", \"a\\u0000.py\"]\n".to_string(),
+            format!("reload.toml:2: `server.command` {nul}"),
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[server.env]\nA = \"1\"\n\"\" = \"2\"\n".to_string(),
+            "reload.toml:5: `server.env` has an empty name".to_string(),
+        ),
+        (
+            "[server]\ncommand = \"x\"\nenv = { \"A=B\" = \"1\" }\n".to_string(),
+            "reload.toml:3: `server.env` name `A=B` contains `=`, which ends a variable's name"
+                .to_string(),
+        ),
+        (
+            "[server]\ncommand = \"x\"\nenv = { \"A\\u0000\" = \"1\" }\n".to_string(),
+            format!("reload.toml:3: a `server.env` name {nul}"),
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[server.env]\nA = \"1\\u0000\"\n".to_string(),
+            format!("reload.toml:4: `server.env.A` {nul}"),
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[[task]]\nname = \"a\"\nfile_dep = []\n\
+             actions = [\"true\",\n  \"make\\u0000\"]\n"
+                .to_string(),
+            format!("reload.toml:7: `task.actions` {nul}"),
+        ),
+    ];
+    for (toml, expected) in cases {
+        assert_check_error(&toml, &expected);
+    }
+
+    let p = Project::new();
+    for (args, expected) in [
+        (&["run", "--", ""][..], "the command after `--` is empty"),
+        (
+            &["run", "--", "", "app.py"][..],
+            "the command after `--` names no program: its first word is empty",
+        ),
+    ] {
+        let mut sup = p.start(args);
+        let status = sup.wait_exit();
+        let stderr = sup.stderr();
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_serve_root_that_is_not_a_folder_is_refused() {
+    assert_check_error(
+        "[serve]\nlisten = \"127.0.0.1:0\"\nroot = \"site\"\n",
+        "reload.toml:3: `serve.root` folder `",
+    );
+    assert_check_error("[serve]\nroot = \"site\"\n", "/site` does not exist");
+    // A file used to be accepted, and served as if it were a folder.
+    assert_check_error(
+        "[serve]\nroot = \"reload.toml\"\n",
+        "/reload.toml` is not a folder",
+    );
+}
+
+#[test]
+fn a_table_of_the_wrong_shape_or_a_missing_key_is_named() {
+    let cases = [
+        (
+            // Was "invalid length 1, expected a table with 9 elements".
+            "[[server]]\ncommand = \"x\"\n",
+            "reload.toml:1: `server` must be a table, not an array of tables",
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[[proxy]]\nlisten = \"127.0.0.1:5000\"\n",
+            "reload.toml:3: `proxy` must be a table, not an array of tables",
+        ),
+        (
+            "[server]\ncommand = \"x\"\nready = [1]\n",
+            "reload.toml:3: `server.ready` must be a table, not an array",
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[task]\nname = \"css\"\n",
+            "reload.toml:3: `task` must be an array of tables (`[[task]]`), not a table",
+        ),
+        (
+            // Was "missing field `upstream`".
+            "[server]\ncommand = \"x\"\n[proxy]\nlisten = \"127.0.0.1:5000\"\n",
+            "reload.toml:3: missing `proxy.upstream`",
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[[task]]\nname = \"css\"\nactions = []\n",
+            "reload.toml:3: missing `task.file_dep`",
+        ),
+    ];
+    for (toml, expected) in cases {
+        assert_check_error(toml, expected);
+    }
+}
