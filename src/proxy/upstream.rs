@@ -21,8 +21,10 @@
 //! small answer (known length, up to [`WHOLE_LIMIT`]) broke off before it was whole:
 //! such answers are received whole before they are passed on.
 //!
-//! Requests sent and not yet answered are counted, so that a restart can let the old
-//! server answer them before it is stopped ([`Upstream::drain`]).
+//! Requests that could not be sent again (a POST) are counted from when they are sent
+//! until their answer has been read to its end, so that a restart can let the old
+//! server finish them before it is stopped ([`Upstream::drain`]): the head alone is not
+//! enough, since a server may write its answer's body after its head (Python's does).
 //!
 //! An answer that is not HTTP gets the 502 page saying so, and is never asked for
 //! again. One with more header fields than hyper reads by default (100) is the
@@ -30,12 +32,14 @@
 //! safe request goes again on one (any other gets a page saying its answer was lost
 //! and asking for it to be sent again).
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
-use hyper::body::Body;
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{HeaderMap, Method, Request, Response, Uri};
 use hyper_util::rt::TokioIo;
@@ -43,7 +47,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::body::{self, ProxyBody};
+use super::body::{self, BoxError, ProxyBody};
 use super::quickack::QuickAck;
 use super::{Failure, Patience, UpstreamState};
 use crate::report;
@@ -166,30 +170,86 @@ pub struct Upstream {
     /// Set once the server answered with more header fields than hyper reads by
     /// default: new connections then read up to [`MANY_HEADERS`].
     many_headers: AtomicBool,
-    /// How many requests the server has been sent and not yet answered (no answer
-    /// head), signalled on `answered` whenever one is: a restart waits for them.
-    waiting: Mutex<usize>,
-    answered: Condvar,
+    /// The requests that could not be sent again and are not wholly answered yet: a
+    /// restart waits for them.
+    in_flight: Arc<InFlight>,
 }
 
-/// A request sent and not yet answered that could not be sent again (a form's POST),
-/// counted while it lives.
-struct Waiting<'a>(&'a Upstream);
+/// A count of requests in flight, signalled on `done` whenever one ends.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: Mutex<usize>,
+    done: Condvar,
+}
 
-impl<'a> Waiting<'a> {
-    fn new(upstream: &'a Upstream) -> Waiting<'a> {
-        *upstream.waiting_count() += 1;
-        Waiting(upstream)
+impl InFlight {
+    /// The count. A poisoned lock still guards a number, so it is used as it is.
+    fn count(&self) -> MutexGuard<'_, usize> {
+        self.count.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-impl Drop for Waiting<'_> {
+/// A request that could not be sent again (a form's POST), counted from when it is
+/// sent until its answer has been read to the end, or given up.
+struct Waiting(Arc<InFlight>);
+
+impl Waiting {
+    fn new(in_flight: &Arc<InFlight>) -> Waiting {
+        *in_flight.count() += 1;
+        Waiting(Arc::clone(in_flight))
+    }
+}
+
+impl Drop for Waiting {
     fn drop(&mut self) {
-        let mut count = self.0.waiting_count();
+        let mut count = self.0.count();
         *count = count.saturating_sub(1);
         if *count == 0 {
-            self.0.answered.notify_all();
+            self.0.done.notify_all();
         }
+    }
+}
+
+/// An answer's body that keeps its request counted as in flight until it ends.
+struct Counted {
+    body: Incoming,
+    waiting: Option<Waiting>,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            self.waiting = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The body of an answer, counted as in flight (by `waiting`) until it ends.
+fn counted(body: Incoming, waiting: Option<Waiting>) -> ProxyBody {
+    match waiting {
+        Some(waiting) => Counted {
+            body,
+            waiting: Some(waiting),
+        }
+        .map_err(BoxError::from)
+        .boxed_unsync(),
+        None => body::incoming(body),
     }
 }
 
@@ -202,28 +262,22 @@ impl Upstream {
             state: watch::Sender::new(UpstreamState::Starting),
             idle: Mutex::default(),
             many_headers: AtomicBool::new(false),
-            waiting: Mutex::new(0),
-            answered: Condvar::new(),
+            in_flight: Arc::default(),
         }
     }
 
-    /// Waits, up to `limit`, until the server has answered (sent the head of its
-    /// answer to) every request it was sent that cannot be sent again, so that stopping
+    /// Waits, up to `limit`, until the server has wholly answered (its answer read to
+    /// the end) every request it was sent that cannot be sent again, so that stopping
     /// it for a restart breaks none off: a form's POST. (A GET cut off is sent again to
     /// the next server.) Blocks the calling thread; returns whether all were answered.
     pub fn drain(&self, limit: Duration) -> bool {
-        let count = self.waiting_count();
+        let count = self.in_flight.count();
         let (count, _) = self
-            .answered
+            .in_flight
+            .done
             .wait_timeout_while(count, limit, |count| *count > 0)
             .unwrap_or_else(|e| e.into_inner());
         *count == 0
-    }
-
-    /// The count of requests sent and not answered. A poisoned lock still guards a
-    /// number, so it is used as it is.
-    fn waiting_count(&self) -> MutexGuard<'_, usize> {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The server's address, as configured.
@@ -261,16 +315,15 @@ impl Upstream {
             };
             // A safe request cut off by a stop goes again to the next server, so a
             // restart does not wait for it (a long poll would hold it up for nothing).
-            let waiting = replay.is_none().then(|| Waiting::new(self));
+            let waiting = replay.is_none().then(|| Waiting::new(&self.in_flight));
             let sent = sender.try_send_request(request).await;
-            drop(waiting);
             let error = match sent {
                 Ok(response) => {
                     if !upgrade {
                         self.keep(sender, &state);
                     }
                     if replay.is_none() || upgrade || !is_small(&response) {
-                        return Ok(response.map(body::incoming));
+                        return Ok(response.map(|body| counted(body, waiting)));
                     }
                     // A small answer to a safe request is received whole before it is
                     // passed on: a server stopped mid-answer (for a restart) then costs
