@@ -3,17 +3,19 @@
 //! server first starts). A failing step is reported and stops that task; supervising
 //! goes on.
 //!
-//! A step runs in a process group of its own, and a stop signal that arrives meanwhile
-//! (Ctrl-C, a SIGTERM from docker or systemd) ends the whole group at once: reloadsup
-//! does not sit out a long build before it stops.
+//! A stop signal that arrives while a step runs (Ctrl-C, a SIGTERM from docker or
+//! systemd) ends the step and every process under it at once: reloadsup does not sit
+//! out a long build before it stops. The step stays in reloadsup's own process group,
+//! so in a terminal it can still prompt and set terminal modes (a group of its own
+//! would be a background one there, stopped by SIGTTIN at its first read), and a Ctrl-C
+//! reaches it directly.
 
 use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::config::Task;
@@ -37,7 +39,6 @@ pub fn run(task: &Task, root: &Path) -> bool {
             .arg("-c")
             .arg(action)
             .current_dir(root)
-            .process_group(0)
             .spawn()
             .and_then(wait_or_stop);
         match status {
@@ -71,7 +72,7 @@ pub fn run(task: &Task, root: &Path) -> bool {
 }
 
 /// Waits for a step to end: its status, or `None` when a stop signal came first (the
-/// step's group is then sent SIGTERM, and SIGKILL after [`STOP_GRACE`]).
+/// step and its descendants are then sent SIGTERM, and SIGKILL after [`STOP_GRACE`]).
 fn wait_or_stop(mut child: Child) -> io::Result<Option<ExitStatus>> {
     loop {
         if let Some(status) = child.try_wait()? {
@@ -82,18 +83,26 @@ fn wait_or_stop(mut child: Child) -> io::Result<Option<ExitStatus>> {
         }
         std::thread::sleep(POLL);
     }
-    let group = Pid::from_raw(child.id() as i32);
-    let _ = killpg(group, Signal::SIGTERM);
+    let step = Pid::from_raw(child.id() as i32);
+    signal_tree(step, Signal::SIGTERM);
     let deadline = Instant::now() + STOP_GRACE;
     while child.try_wait()?.is_none() {
         if Instant::now() >= deadline {
-            let _ = killpg(group, Signal::SIGKILL);
+            signal_tree(step, Signal::SIGKILL);
             child.wait()?;
             break;
         }
         std::thread::sleep(POLL);
     }
-    // Whatever the step left in its group goes too.
-    let _ = killpg(group, Signal::SIGKILL);
     Ok(None)
+}
+
+/// Sends `signal` to `step` and every process under it (found before any is signalled,
+/// so none is missed as the tree falls apart).
+fn signal_tree(step: Pid, signal: Signal) {
+    let below = crate::procfs::descendants(step, &[]);
+    let _ = kill(step, signal);
+    for (pid, _) in below {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
 }

@@ -400,6 +400,31 @@ fn without_the_state_file_only_this_projects_server_counts() {
     assert!(p1.servers().is_empty(), "no process left");
 }
 
+/// `cd frontend && npm run dev`: without the state file, a server working in a folder
+/// below the project's is still recognised as this project's.
+#[test]
+fn without_the_state_file_a_server_in_a_subfolder_still_counts() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.write("sub/keep", "");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'cd sub && exec sleep {}'\nready = {{ delay = \"100ms\" }}\n\
+             [watch]\nfile_dep = [\"app.py\"]\n[reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    ok(&p.output(&["start"]));
+    std::fs::remove_file(p.path("reloadsup.pid.json")).unwrap();
+    ok(&p.output(&["status"]));
+    ok(&p.output(&["stop"]));
+    assert!(
+        p.servers().is_empty(),
+        "stopped, not left running untracked"
+    );
+}
+
 #[test]
 fn start_stops_its_server_when_the_pid_file_cannot_be_written() {
     let (p, port) = project();

@@ -157,3 +157,56 @@ fn a_stop_cancels_the_pending_readiness_warning() {
     );
     assert!(p.servers().is_empty());
 }
+
+/// Drives `reloadsup run` on a terminal (a pseudo-terminal): waits for `prompt` in its
+/// output, types `typed`, waits for `answer.txt`, then stops it with SIGTERM.
+const ON_A_TERMINAL: &str = r#"
+import os, pty, signal, sys, time
+binary, prompt, typed = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(binary, [binary, "run", "--no-reload"])
+seen, deadline = b"", time.time() + 10
+while prompt not in seen and time.time() < deadline:
+    try:
+        seen += os.read(fd, 4096)
+    except OSError:
+        break
+time.sleep(0.3)
+os.write(fd, typed + b"\n")
+while not os.path.exists("answer.txt") and time.time() < deadline:
+    time.sleep(0.05)
+os.kill(pid, signal.SIGTERM)
+os.waitpid(pid, 0)
+"#;
+
+/// A build step may ask a question on the terminal (a prompting `npx`): it gets the
+/// answer typed there, instead of being stopped as a background process.
+#[test]
+fn a_build_step_can_read_the_terminal() {
+    let p = Project::new();
+    p.write("style.scss", "a {}\n");
+    p.write("on_a_terminal.py", ON_A_TERMINAL);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\n[watch]\nfile_dep = [\"app.py\"]\n\
+             [[task]]\nname = \"ask\"\nfile_dep = [\"*.scss\"]\n\
+             actions = [\"read answer; echo got-$answer > answer.txt\"]\n",
+            p.token
+        ),
+    );
+    let status = std::process::Command::new("python3")
+        .args([
+            "on_a_terminal.py",
+            env!("CARGO_BIN_EXE_reloadsup"),
+            "task `ask`",
+            "hello",
+        ])
+        .current_dir(&p.dir)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    assert_eq!(p.read("answer.txt"), "got-hello\n");
+    assert!(p.servers().is_empty());
+}
