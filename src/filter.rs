@@ -144,13 +144,15 @@ impl Filter {
             return Verdict::default();
         }
         let form = Pattern::match_form(path, &self.root);
-        let asset = self.assets.is_match(form);
+        let reach = &self.reach;
+        let asset = Reach::matches(&self.assets, &reach.assets, form, path);
+        let file_dep = Reach::matches(&self.file_dep, &reach.file_dep, form, path);
         Verdict {
             // An asset is swapped in the browser; it never restarts the server.
-            restart: !asset && self.file_dep.is_match(form) && !self.gitignored(path, false),
+            restart: !asset && file_dep && !self.gitignored(path, false),
             asset,
             tasks: (0..self.tasks.len())
-                .filter(|&i| self.tasks[i].is_match(form))
+                .filter(|&i| Reach::matches(&self.tasks[i], &reach.tasks[i], form, path))
                 .collect(),
         }
     }
@@ -274,6 +276,17 @@ struct Reach {
 }
 
 impl Reach {
+    /// Whether one of the globs in `set` (whose bases are `bases`, in the same order)
+    /// matches `path` (in its match form `form`) inside its own base folder. A path
+    /// outside it is no match even if the glob's text matches: `**` matches the
+    /// absolute path of a file outside the project, in a folder watched only so that a
+    /// deleted project folder is seen when it comes back.
+    fn matches(set: &GlobSet, bases: &[(PathBuf, bool)], form: &Path, path: &Path) -> bool {
+        set.matches(form)
+            .into_iter()
+            .any(|i| bases.get(i).is_some_and(|(base, _)| path.starts_with(base)))
+    }
+
     /// Whether `dir`, gone with everything in it, may have held a match of one of
     /// `bases`: it is a base, lies below a recursive one, or holds one.
     fn holds(bases: &[(PathBuf, bool)], dir: &Path) -> bool {
@@ -400,6 +413,22 @@ name = "css"
 file_dep = ["scss/**/*.scss"]
 actions = ["true"]
 "#;
+
+    /// A folder above the project is watched while the project's folder is gone (so
+    /// its return is seen): a file there matches `**` by its text, not by its place.
+    #[test]
+    fn a_glob_matches_only_inside_its_own_folder() {
+        let (filter, dir) = filter_for("[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**\"]\n");
+        assert!(filter.classify(&dir.path.join("app.py")).restart);
+        let outside = dir.path.parent().unwrap().join("neighbour.log");
+        assert!(!filter.classify(&outside).restart);
+        // A glob may name a folder outside the project: inside that folder it matches.
+        let (filter, dir) =
+            filter_for("[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"../shared/*.py\"]\n");
+        let shared = dir.path.parent().unwrap().join("shared");
+        assert!(filter.classify(&shared.join("util.py")).restart);
+        assert!(!filter.classify(&dir.path.join("util.py")).restart);
+    }
 
     #[test]
     fn table() {

@@ -15,12 +15,14 @@
 //! step of one. "After writing" is checked: inotify reports the close of any file opened
 //! for writing, written to or not (SQLite opens its database read-write and closes it
 //! unchanged, over and over), so a close counts only when the file was created, written,
-//! truncated or had its times set (`touch`) since its last counted close.
+//! truncated or had its times set (`touch`) since its last counted close — or, for a
+//! write inotify does not report (through a memory map), when its modification time or
+//! size moved: since its last counted close, or past the start of watching.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 use notify::{EventKind, INotifyWatcher, RecursiveMode, Watcher as _};
@@ -64,6 +66,10 @@ pub struct Watcher {
     /// Files changed (created, written, their times set) since their last counted close:
     /// only their close is a save.
     written: HashSet<PathBuf>,
+    /// Modification time and size of each file at its last counted close.
+    stamps: HashMap<PathBuf, Stamp>,
+    /// When watching started: a file last modified before then is unchanged since.
+    since: SystemTime,
     tx: Sender<Event>,
 }
 
@@ -95,6 +101,8 @@ impl Watcher {
             roots,
             watched: HashSet::new(),
             written: HashSet::new(),
+            stamps: HashMap::new(),
+            since: SystemTime::now(),
             tx,
         };
         if let Err(WatchError::Limit) = watcher.watch_all(filter, notices) {
@@ -210,13 +218,19 @@ impl Watcher {
                 let _ = watcher.unwatch(dir);
             }
         }
-        let above = nearest_existing(path);
-        if self.plan(&above).is_some() {
+        // The folder above may be going too (`rm -rf a` is still at `a/b` when `a/b/c`
+        // is reported gone): if its watch finds it gone, the next one up is tried.
+        let mut above = nearest_existing(path);
+        while self.plan(&above).is_some() {
             if let Err(WatchError::Other(message)) =
                 self.add_tree(&above, filter, &mut Vec::new(), true)
             {
                 notices.push(message);
             }
+            let Some(parent) = above.parent().filter(|_| !self.watched.contains(&above)) else {
+                break;
+            };
+            above = nearest_existing(parent);
         }
     }
 
@@ -225,7 +239,19 @@ impl Watcher {
     /// written to since it was last closed.
     fn was_written(&mut self, kind: &EventKind, path: &Path) -> bool {
         match kind {
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => self.written.remove(path),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                let stamp = Stamp::of(path);
+                let changed = self.written.remove(path)
+                    || match (self.stamps.get(path), stamp) {
+                        (Some(last), Some(now)) => *last != now,
+                        (None, Some(now)) => now.modified > self.since,
+                        (_, None) => true,
+                    };
+                if let (true, Some(stamp)) = (changed, stamp) {
+                    self.stamps.insert(path.to_path_buf(), stamp);
+                }
+                changed
+            }
             EventKind::Create(CreateKind::Folder) => true,
             EventKind::Create(_)
             | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any | ModifyKind::Metadata(_)) => {
@@ -235,6 +261,7 @@ impl Watcher {
             // Gone, moved away, or moved in (a rename into place is a whole save).
             EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => {
                 self.written.remove(path);
+                self.stamps.remove(path);
                 true
             }
             _ => true,
@@ -411,6 +438,24 @@ fn roots_of(config: &Config) -> Vec<Root> {
         }
     }
     roots
+}
+
+/// A file's modification time and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: SystemTime,
+    len: u64,
+}
+
+impl Stamp {
+    /// The file's stamp now, if it can be read.
+    fn of(path: &Path) -> Option<Stamp> {
+        let metadata = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            modified: metadata.modified().ok()?,
+            len: metadata.len(),
+        })
+    }
 }
 
 fn nearest_existing(path: &Path) -> PathBuf {

@@ -204,6 +204,26 @@ fn a_folder_of_sources_moved_out_is_a_change() {
     fs::remove_dir_all(&away).unwrap();
 }
 
+/// A deep literal file whose folders are deleted from the top (`rm -rf a` reports
+/// `a/b/c` gone while `a/b` is still going): a folder that is still there is watched,
+/// so the file's return is seen, every time.
+#[test]
+fn a_deep_folder_deleted_from_the_top_is_watched_again() {
+    let p = Project::new();
+    p.write("a/b/c/settings.py", "s = 0\n");
+    p.sleeper_task_file("[\"a/b/c/settings.py\"]", "");
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    sup.wait_for("started");
+    for round in 1..=4 {
+        fs::remove_dir_all(p.path("a")).unwrap();
+        p.wait_starts(2 * round);
+        p.write("a/b/c/settings.py", &format!("s = {round}\n"));
+        p.wait_starts(2 * round + 1);
+    }
+    p.assert_starts_stay(9);
+}
+
 /// SQLite (a Django dev database) opens its file read-write and closes it unchanged:
 /// inotify reports a close after writing all the same.
 #[test]
@@ -234,6 +254,24 @@ fn reloadsups_own_output_file_is_no_change() {
     p.wait_starts(2);
     p.assert_starts_stay(2);
     assert!(p.read("run.out").contains("changed: app.py"));
+}
+
+/// A write through a memory map reports no write event, only the close: the file's
+/// new modification time tells it apart from an unchanged close.
+#[test]
+fn a_write_through_a_memory_map_is_a_save() {
+    assert_one_restart(|p| {
+        let status = Command::new("python3")
+            .args([
+                "-c",
+                "import mmap, sys\nwith open(sys.argv[1], 'r+b') as f:\n    \
+                 m = mmap.mmap(f.fileno(), 0)\n    m[0:1] = b'#'\n    m.flush()\n    m.close()",
+            ])
+            .arg(p.path("app.py"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
 }
 
 #[test]
