@@ -235,7 +235,7 @@ impl Filter {
     /// Whether `path` is where reloadsup's own output goes. Compared resolved (the
     /// watched folder may be reached through a symbolic link), which costs a look-up
     /// only for a path with the output file's name.
-    fn is_own_output(&self, path: &Path) -> bool {
+    pub fn is_own_output(&self, path: &Path) -> bool {
         let same_name = |own: &PathBuf| own.file_name() == path.file_name();
         if !self.own_output.iter().any(same_name) {
             return false;

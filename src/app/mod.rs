@@ -181,6 +181,11 @@ impl App {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Fs(raw) => {
+                if !raw.paths.is_empty() && raw.paths.iter().all(|p| self.filter.is_own_output(p)) {
+                    // Not even a debug line: written to that same file, it would be
+                    // another event, without end.
+                    return;
+                }
                 report::debug(format_args!("event {:?} {:?}", raw.kind, raw.paths));
                 let mut notices = Vec::new();
                 let changes = self.watcher.interpret(&raw, &mut self.filter, &mut notices);

@@ -247,9 +247,14 @@ fn reloadsups_own_output_file_is_no_change() {
     let p = Project::new();
     p.write("app.py", "print('v1')\n");
     p.sleeper_task_file("[\"**/*.py\", \"*.out\"]", "");
-    let _sup = Sup::spawn_into(&p.dir, &["run", "--no-reload"], &p.path("run.out"));
+    // Verbose: each event is a debug line in that same file, which must not be an
+    // event of its own, without end.
+    let _sup = Sup::spawn_into(&p.dir, &["-v", "run", "--no-reload"], &p.path("run.out"));
     p.wait_starts(1);
     p.assert_starts_stay(1);
+    let lines = p.lines("run.out");
+    std::thread::sleep(crate::util::QUIET);
+    assert_eq!(p.lines("run.out"), lines, "the output file keeps growing");
     p.write("app.py", "print('v2')\n");
     p.wait_starts(2);
     p.assert_starts_stay(2);
