@@ -173,7 +173,14 @@ impl Watcher {
                 None => continue,
             };
             if step == Step::Partial && self.watched.contains(path) {
-                self.folder_gone(path, filter, notices);
+                if matches!(event.kind, EventKind::Create(_)) {
+                    // Made again before its removal was seen (events of a folder that
+                    // went come on its own watch, and may trail): the old watches on
+                    // the name are stale, and the new folder is watched afresh below.
+                    self.watched.retain(|w| !w.starts_with(path));
+                } else {
+                    self.folder_gone(path, filter, notices);
+                }
             }
             if self.is_new_folder(&event.kind, path) {
                 let mut found = Vec::new();

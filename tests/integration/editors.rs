@@ -212,14 +212,26 @@ fn a_deep_folder_deleted_from_the_top_is_watched_again() {
     let p = Project::new();
     p.write("a/b/c/settings.py", "s = 0\n");
     p.sleeper_task_file("[\"a/b/c/settings.py\"]", "");
-    let sup = p.start(&["run", "--no-reload"]);
+    let sup = p.start(&["-v", "run", "--no-reload"]);
     p.wait_starts(1);
     sup.wait_for("started");
+    // On a miss, say what reloadsup saw (a rare one was seen once under CI load).
+    let wait = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while p.lines("starts.log") < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no start {n}:\n{}",
+                sup.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
     for round in 1..=4 {
         fs::remove_dir_all(p.path("a")).unwrap();
-        p.wait_starts(2 * round);
+        wait(2 * round);
         p.write("a/b/c/settings.py", &format!("s = {round}\n"));
-        p.wait_starts(2 * round + 1);
+        wait(2 * round + 1);
     }
     p.assert_starts_stay(9);
 }
