@@ -71,38 +71,62 @@ pub fn run(task: &Task, root: &Path) -> bool {
     true
 }
 
-/// Waits for a step to end: its status, or `None` when a stop signal came first (the
-/// step and its descendants are then sent SIGTERM, and SIGKILL after [`STOP_GRACE`]).
+/// Waits for a step to end: its status, or `None` when a stop signal came first. Then
+/// the step and whatever it started are sent SIGTERM, and what is left of them SIGKILL
+/// after [`STOP_GRACE`] — the shell may be gone already (a Ctrl-C reaches it first)
+/// while jobs it put in the background (`a & b & wait`) live on.
 fn wait_or_stop(mut child: Child) -> io::Result<Option<ExitStatus>> {
+    let step = Pid::from_raw(child.id() as i32);
+    let began = crate::procfs::stat(step.as_raw()).map(|s| s.start_ticks);
     loop {
         if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
+            if !crate::signals::stop_requested() {
+                return Ok(Some(status));
+            }
+            break;
         }
         if crate::signals::stop_requested() {
             break;
         }
         std::thread::sleep(POLL);
     }
-    let step = Pid::from_raw(child.id() as i32);
-    signal_tree(step, Signal::SIGTERM);
+    signal_all(&started_by(step, began), Signal::SIGTERM);
     let deadline = Instant::now() + STOP_GRACE;
-    while child.try_wait()?.is_none() {
+    loop {
+        let _ = child.try_wait()?;
+        let left = started_by(step, began);
+        if left.is_empty() {
+            break;
+        }
         if Instant::now() >= deadline {
-            signal_tree(step, Signal::SIGKILL);
-            child.wait()?;
+            signal_all(&left, Signal::SIGKILL);
             break;
         }
         std::thread::sleep(POLL);
     }
+    let _ = child.wait();
     Ok(None)
 }
 
-/// Sends `signal` to `step` and every process under it (found before any is signalled,
-/// so none is missed as the tree falls apart).
-fn signal_tree(step: Pid, signal: Signal) {
-    let below = crate::procfs::descendants(step, &[]);
-    let _ = kill(step, signal);
-    for (pid, _) in below {
-        let _ = kill(Pid::from_raw(pid), signal);
+/// The step (while it lives) and the processes it started that still live: those under
+/// it, and those re-parented to reloadsup (a child subreaper) when their parent ended,
+/// in reloadsup's process group (a server has one of its own) and started since the
+/// step (`began`, in clock ticks since boot).
+fn started_by(step: Pid, began: Option<u64>) -> Vec<Pid> {
+    let Some(began) = began else {
+        return vec![step];
+    };
+    let group = nix::unistd::getpgrp().as_raw();
+    crate::procfs::descendants(Pid::this(), &[])
+        .into_iter()
+        .filter(|(_, stat)| stat.pgid == group && stat.start_ticks >= began)
+        .map(|(pid, _)| Pid::from_raw(pid))
+        .collect()
+}
+
+/// Sends `signal` to each of `pids`.
+fn signal_all(pids: &[Pid], signal: Signal) {
+    for &pid in pids {
+        let _ = kill(pid, signal);
     }
 }

@@ -165,7 +165,7 @@ impl Watcher {
             changes.push((PathBuf::from("(event queue overflow)"), Step::Complete));
         }
         for (i, path) in event.paths.iter().enumerate() {
-            if !polling && !self.was_written(&event.kind, path) {
+            if !polling && !self.was_written(&event.kind, i, path) {
                 continue;
             }
             let step = match step_of(&event.kind, i, polling) {
@@ -241,10 +241,11 @@ impl Watcher {
         }
     }
 
-    /// Keeps [`Watcher::written`] up to date with an event for `path`, and says whether
-    /// the event may be a change: `false` for a close of a file that nothing was
-    /// written to since it was last closed.
-    fn was_written(&mut self, kind: &EventKind, path: &Path) -> bool {
+    /// Keeps [`Watcher::written`] and the stamps up to date with an event for `path`
+    /// (the event's path at `index`), and says whether the event may be a change:
+    /// `false` for a close of a file that nothing was written to since it was last
+    /// closed.
+    fn was_written(&mut self, kind: &EventKind, index: usize, path: &Path) -> bool {
         match kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
                 let stamp = Stamp::of(path);
@@ -265,7 +266,19 @@ impl Watcher {
                 self.written.insert(path.to_path_buf());
                 true
             }
-            // Gone, moved away, or moved in (a rename into place is a whole save).
+            // Moved in: a rename into place is a whole save, and the file as it lands
+            // is what a later unchanged close compares with.
+            EventKind::Modify(ModifyKind::Name(mode))
+                if *mode == RenameMode::To || (*mode == RenameMode::Both && index == 1) =>
+            {
+                self.written.remove(path);
+                match Stamp::of(path) {
+                    Some(stamp) => self.stamps.insert(path.to_path_buf(), stamp),
+                    None => self.stamps.remove(path),
+                };
+                true
+            }
+            // Gone, or moved away.
             EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => {
                 self.written.remove(path);
                 self.stamps.remove(path);

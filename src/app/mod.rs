@@ -108,6 +108,11 @@ pub fn run(config: Config) -> Result<i32> {
     let (tx, rx) = mpsc::channel();
     crate::signals::spawn(tx.clone())?;
     let mut filter = Filter::new(&config);
+    // Before the first build step: what a step leaves running when its shell ends is
+    // then re-parented here, where a stop can still find it.
+    if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+        report::debug(format!("cannot become a child subreaper: {err}"));
+    }
     for task in &config.tasks {
         tasks::run(task, &config.root);
     }

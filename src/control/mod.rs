@@ -266,13 +266,21 @@ fn inspect(pid_file: &std::path::Path, spec: &Server) -> Running {
 
 /// Whether `pid` looks like a server reloadsup started in `dir`: it leads its process
 /// group, carries `RELOADSUP_CHANGED`, and works in `dir` or a folder below it (`cd
-/// frontend && npm run dev`), so another project's server, named by a PID file copied
+/// frontend && npm run dev`) that is not another project's (one with a task file of its
+/// own, nested in this one), so another project's server, named by a PID file copied
 /// or mistyped, is never taken for this one.
 fn is_our_server(pid: i32, dir: &std::path::Path) -> bool {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let in_this_project = |cwd: std::path::PathBuf| {
+        cwd.starts_with(&dir)
+            && !cwd
+                .ancestors()
+                .take_while(|folder| *folder != dir)
+                .any(|folder| folder.join(crate::config::TASK_FILE_NAME).is_file())
+    };
     crate::procfs::stat(pid).is_some_and(|s| s.pgid == pid)
         && crate::procfs::has_env(pid, "RELOADSUP_CHANGED")
-        && crate::procfs::cwd(pid).is_some_and(|cwd| cwd.starts_with(&dir))
+        && crate::procfs::cwd(pid).is_some_and(in_this_project)
 }
 
 fn clear_stale(pid_file: &std::path::Path, stale: Option<String>) {

@@ -22,9 +22,10 @@
 //! such answers are received whole before they are passed on.
 //!
 //! Requests that could not be sent again (a POST) are counted from when they are sent
-//! until their answer has been read to its end, so that a restart can let the old
-//! server finish them before it is stopped ([`Upstream::drain`]): the head alone is not
-//! enough, since a server may write its answer's body after its head (Python's does).
+//! until their answer has been read to its end (a small answer of known length; a
+//! stream's count ends with its head), so that a restart can let the old server finish
+//! them before it is stopped ([`Upstream::drain`]): the head alone is not enough, since
+//! a server may write its answer's body after its head (Python's does).
 //!
 //! An answer that is not HTTP gets the 502 page saying so, and is never asked for
 //! again. One with more header fields than hyper reads by default (100) is the
@@ -240,9 +241,16 @@ impl Body for Counted {
     }
 }
 
-/// The body of an answer, counted as in flight (by `waiting`) until it ends.
+/// The body of an answer, counted as in flight (by `waiting`) until it ends — if its
+/// length is known and small (a form's answer). A stream, or a large download, would
+/// only hold a restart up for the whole wait and then be cut off all the same: its
+/// count ends with its head.
 fn counted(body: Incoming, waiting: Option<Waiting>) -> ProxyBody {
-    match waiting {
+    let small = body
+        .size_hint()
+        .exact()
+        .is_some_and(|length| length <= WHOLE_LIMIT);
+    match waiting.filter(|_| small) {
         Some(waiting) => Counted {
             body,
             waiting: Some(waiting),

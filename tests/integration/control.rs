@@ -423,6 +423,38 @@ fn without_the_state_file_a_server_in_a_subfolder_still_counts() {
         p.servers().is_empty(),
         "stopped, not left running untracked"
     );
+
+    // A project nested in this one (a task file of its own) is not this one's.
+    p.write(
+        "inner/reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\nready = {{ delay = \"100ms\" }}\n\
+             [watch]\nfile_dep = [\"app.py\"]\n[reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    let started = Command::new(BIN)
+        .arg("start")
+        .current_dir(p.path("inner"))
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let inner_pid = p.read("inner/reloadsup.pid");
+    p.write("reloadsup.pid", &inner_pid);
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
+    ok(&p.output(&["stop"]));
+    assert_eq!(
+        p.servers().len(),
+        1,
+        "the inner project's server is left alone"
+    );
+    let stopped = Command::new(BIN)
+        .arg("stop")
+        .current_dir(p.path("inner"))
+        .output()
+        .unwrap();
+    assert!(stopped.status.success(), "{stopped:?}");
 }
 
 #[test]

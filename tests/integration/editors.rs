@@ -291,6 +291,26 @@ fn a_write_through_a_memory_map_is_a_save() {
     });
 }
 
+/// A save by renaming a new file into place, then the file opened read-write and
+/// closed unchanged (SQLite after `mv new.db app.db`): one restart, for the save.
+#[test]
+fn an_unchanged_close_after_a_rename_save_is_no_second_save() {
+    let (p, sup) = running();
+    write_new(&p, ".app.py.tmp", "print('v2')\n");
+    fs::rename(p.path(".app.py.tmp"), p.path("app.py")).unwrap();
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    drop(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(p.path("app.py"))
+            .unwrap(),
+    );
+    p.assert_starts_stay(2);
+    assert_eq!(sup.count("changed: app.py"), 1, "{}", sup.stderr());
+}
+
 #[test]
 fn touch_is_a_save() {
     assert_one_restart(|p| {

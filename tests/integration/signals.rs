@@ -158,6 +158,32 @@ fn a_stop_cancels_the_pending_readiness_warning() {
     assert!(p.servers().is_empty());
 }
 
+/// A build step's background job that ignores SIGTERM (`a & b & wait` in parallel
+/// builds): its shell ends at the stop signal, the job is killed 2 s later all the same.
+#[test]
+fn a_stop_leaves_nothing_a_build_step_started() {
+    let p = Project::new();
+    p.write("style.scss", "a {}\n");
+    let job = format!("{}8", p.token);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\n[watch]\nfile_dep = [\"app.py\"]\n\
+             [[task]]\nname = \"build\"\nfile_dep = [\"*.scss\"]\n\
+             actions = [\"sh -c 'trap \\\"\\\" TERM; exec sleep {job}' & wait\"]\n",
+            p.token
+        ),
+    );
+    let mut sup = p.start(&["run", "--no-reload"]);
+    crate::util::wait_until("the job", || !crate::util::processes_with(&job).is_empty());
+    sup.signal(Signal::SIGTERM);
+    sup.wait_exit();
+    crate::util::wait_until("no job left", || {
+        crate::util::processes_with(&job).is_empty()
+    });
+    assert!(!sup.stderr().contains("started `"), "{}", sup.stderr());
+}
+
 /// Drives `reloadsup run` on a terminal (a pseudo-terminal): waits for `prompt` in its
 /// output, types `typed`, waits for `answer.txt`, then stops it with SIGTERM.
 const ON_A_TERMINAL: &str = r#"
