@@ -73,6 +73,14 @@ class Handler(SimpleHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(0.6)
         self.wfile.write(body)
+    def do_PUT(self):
+        # An answer that streams, of no known length, for 5 s.
+        self.send_response(200)
+        self.end_headers()
+        for _ in range(50):
+            self.wfile.write(b"progress\n")
+            self.wfile.flush()
+            time.sleep(0.1)
     def log_message(self, *args):
         pass
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
@@ -247,6 +255,30 @@ fn a_posts_answer_whose_body_comes_late_is_whole_across_a_restart() {
         answer.text()
     );
     sup.wait_for_n("ready in ", 2);
+}
+
+/// A request that cannot be resent, whose answer streams: its wait ends with the head,
+/// as the stream would be cut off after the wait all the same.
+#[test]
+fn a_streaming_answer_does_not_hold_up_a_restart() {
+    let (p, proxy, sup) = proxied("0");
+    let mut put = std::net::TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+    write!(
+        put,
+        "PUT /upload HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    p.write("templates/index.html", &template("v2"));
+    sup.wait_for_n("ready in ", 2);
+    let stderr = sup.stderr();
+    let took: u64 = stderr
+        .split("restart took ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("a restart time in:\n{stderr}"));
+    assert!(took < 700, "the restart waited for the stream: {took} ms");
 }
 
 #[test]
