@@ -273,10 +273,12 @@ impl App {
     }
 
     fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.config.root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        match path.strip_prefix(&self.config.root) {
+            // The project's own folder (gone, say).
+            Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => path.display().to_string(),
+        }
     }
 }
 
