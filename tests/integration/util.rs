@@ -361,13 +361,35 @@ pub fn alive(pid: i32) -> bool {
         .is_some_and(|i| !stat[i + 1..].trim_start().starts_with('Z'))
 }
 
-/// A TCP port that is free right now.
+/// A TCP port that is free right now, and stays free for the test that asked: each
+/// call gets a port of its own, below the kernel's ephemeral range, where every
+/// outgoing connection (the proxy's to its dev server, a test's client) takes its
+/// local port — one handed out by `bind(:0)` could meanwhile be such a connection's,
+/// and the server the test starts on it fail with "address in use".
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let ephemeral_low: u16 = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    const LOW: u16 = 10_000;
+    if ephemeral_low <= LOW + 2_000 {
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+    }
+    // Runs at the same time (other checkouts) start at different places.
+    let span = usize::from(ephemeral_low - LOW);
+    let start = std::process::id() as usize * 97;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = LOW + ((start + n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A LiveReload client over a real WebSocket.
