@@ -72,9 +72,15 @@ fn utf8_text(file: &Path, bytes: Vec<u8>) -> Result<String> {
             .rposition(|&b| b == b'\n')
             .map_or(0, |n| n + 1);
         let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        // Everything before `at` is valid UTF-8: the column counts characters.
-        let column =
-            std::str::from_utf8(&bytes[line_start..at]).map_or(0, |s| s.chars().count()) + 1;
+        // Everything before `at` is valid UTF-8: the column counts characters, as an
+        // editor shows them (a byte-order mark at the start is not one).
+        let before = std::str::from_utf8(&bytes[line_start..at]).unwrap_or_default();
+        let before = if line_start == 0 {
+            before.trim_start_matches('\u{FEFF}')
+        } else {
+            before
+        };
+        let column = before.chars().count() + 1;
         Error::task_file(
             file,
             Some(line),
@@ -166,6 +172,9 @@ impl Doc<'_> {
     }
 
     fn serve(&self, raw: &RawServe, root: &Path) -> Result<Serve> {
+        if let Some(root) = &raw.root {
+            self.no_nul(root, "serve.root")?;
+        }
         let dir = normalize(&root.join(raw.root.as_ref().map_or(".", |t| t.get_ref().as_str())));
         let bad = |why: String| {
             let line = raw.root.as_ref().map(|t| self.line(t.span().start));
@@ -490,6 +499,8 @@ impl Doc<'_> {
         globs
             .iter()
             .map(|g| {
+                // No path holds a NUL: such a glob could never match.
+                self.no_nul(g, key)?;
                 Pattern::new(g.get_ref(), root).map_err(|why| {
                     self.error(
                         g.span(),

@@ -518,7 +518,7 @@ fn bad_address_flags() {
 #[test]
 fn a_task_file_that_is_not_utf8_is_a_task_file_error_naming_the_line() {
     let p = Project::new();
-    let cases: [(&[u8], &str); 2] = [
+    let cases: [(&[u8], &str); 3] = [
         (
             b"\xff\xfe",
             "reload.toml:1: the task file is not UTF-8: byte 0xFF at column 1 (save it as UTF-8)",
@@ -527,6 +527,11 @@ fn a_task_file_that_is_not_utf8_is_a_task_file_error_naming_the_line() {
             // Latin-1 on the third line, after a character of two bytes on the first.
             b"# \xc3\xa9\n[server]\ncommand = \"caf\xe9\"\n",
             "reload.toml:3: the task file is not UTF-8: byte 0xE9 at column 15",
+        ),
+        (
+            // A byte-order mark is no column an editor shows.
+            b"\xef\xbb\xbf# \xe9\n[server]\ncommand = \"x\"\n",
+            "reload.toml:1: the task file is not UTF-8: byte 0xE9 at column 3",
         ),
     ];
     for (bytes, expected) in cases {
@@ -615,6 +620,14 @@ fn values_that_could_never_run_are_refused_at_load() {
              actions = [\"true\",\n  \"make\\u0000\"]\n"
                 .to_string(),
             format!("reload.toml:7: `task.actions` {nul}"),
+        ),
+        (
+            "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"a\\u0000b\"]\n".to_string(),
+            format!("reload.toml:4: `watch.file_dep` {nul}"),
+        ),
+        (
+            "[serve]\nroot = \"a\\u0000b\"\n".to_string(),
+            format!("reload.toml:2: `serve.root` {nul}"),
         ),
     ];
     for (toml, expected) in cases {
