@@ -14,7 +14,7 @@
 //! is first read, which is once the dev server is connected, so a held upload waits
 //! without being sent.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use hyper::body::Incoming;
 use hyper::header::{
@@ -62,7 +62,6 @@ static HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
 /// The browser end of one connection, and the `X-Forwarded-For` value that names it,
 /// made once per connection rather than once per request.
 pub struct Peer {
-    ip: IpAddr,
     forwarded_for: HeaderValue,
 }
 
@@ -71,25 +70,13 @@ impl Peer {
     pub fn new(address: SocketAddr) -> Peer {
         let forwarded_for = HeaderValue::try_from(address.ip().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Peer {
-            ip: address.ip(),
-            forwarded_for,
-        }
+        Peer { forwarded_for }
     }
 
     /// `X-Forwarded-For` for a request from this browser: its address, after any that
     /// proxies in front of us added (on one line or several).
     fn forwarded_for(&self, headers: &HeaderMap) -> HeaderValue {
-        let earlier: Vec<&str> = headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if earlier.is_empty() {
-            return self.forwarded_for.clone();
-        }
-        HeaderValue::try_from(format!("{}, {}", earlier.join(", "), self.ip))
-            .unwrap_or_else(|_| self.forwarded_for.clone())
+        after_earlier(headers, &X_FORWARDED_FOR, &self.forwarded_for)
     }
 }
 
@@ -117,16 +104,22 @@ fn came_back(headers: &HeaderMap, own: &HeaderValue) -> bool {
 
 /// `Via` for the dev server: the entries proxies in front of us added, then ours.
 fn via_with(headers: &HeaderMap, own: &HeaderValue) -> HeaderValue {
+    after_earlier(headers, &VIA, own)
+}
+
+/// A list header (`Via`, `X-Forwarded-For`) for the dev server: the entries that
+/// proxies in front of us added, on one line or several, then `own`.
+fn after_earlier(headers: &HeaderMap, name: &HeaderName, own: &HeaderValue) -> HeaderValue {
     let earlier: Vec<&str> = headers
-        .get_all(VIA)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    if earlier.is_empty() {
+    let Some(own_text) = own.to_str().ok().filter(|_| !earlier.is_empty()) else {
         return own.clone();
-    }
-    let own = own.to_str().expect("made of ASCII");
-    HeaderValue::try_from(format!("{}, {own}", earlier.join(", "))).unwrap_or_else(|_| own_via())
+    };
+    HeaderValue::try_from(format!("{}, {own_text}", earlier.join(", ")))
+        .unwrap_or_else(|_| own.clone())
 }
 
 /// Forwards `request` (whose `Host` is `host`, already checked) from the browser at

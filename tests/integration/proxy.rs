@@ -257,6 +257,19 @@ fn a_posts_answer_whose_body_comes_late_is_whole_across_a_restart() {
     sup.wait_for_n("ready in ", 2);
 }
 
+/// Waits for the restart's server to be ready, and returns how long the restart took
+/// (from its `restart took N ms` line).
+fn restart_took(sup: &Sup) -> u64 {
+    sup.wait_for_n("ready in ", 2);
+    let stderr = sup.stderr();
+    stderr
+        .split("restart took ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("a restart time in:\n{stderr}"))
+}
+
 /// A request that cannot be resent, whose answer streams: its wait ends with the head,
 /// as the stream would be cut off after the wait all the same.
 #[test]
@@ -270,14 +283,7 @@ fn a_streaming_answer_does_not_hold_up_a_restart() {
     .unwrap();
     thread::sleep(Duration::from_millis(300));
     p.write("templates/index.html", &template("v2"));
-    sup.wait_for_n("ready in ", 2);
-    let stderr = sup.stderr();
-    let took: u64 = stderr
-        .split("restart took ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or_else(|| panic!("a restart time in:\n{stderr}"));
+    let took = restart_took(&sup);
     assert!(took < 700, "the restart waited for the stream: {took} ms");
 }
 
@@ -294,14 +300,7 @@ fn a_get_the_server_holds_does_not_hold_up_a_restart() {
     .unwrap();
     thread::sleep(Duration::from_millis(150));
     p.write("templates/index.html", &template("v2"));
-    sup.wait_for_n("ready in ", 2);
-    let stderr = sup.stderr();
-    let took: u64 = stderr
-        .split("restart took ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or_else(|| panic!("a restart time in:\n{stderr}"));
+    let took = restart_took(&sup);
     assert!(took < 700, "the restart waited for the poll: {took} ms");
 }
 
