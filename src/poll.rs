@@ -128,7 +128,16 @@ fn diff(before: &Listing, now: &Listing, events: &mut Vec<notify::Event>) {
 fn list(dir: &Path) -> std::io::Result<Listing> {
     let mut listing = Listing::new();
     for entry in fs::read_dir(dir)?.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
+        let Ok(mut meta) = entry.metadata() else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            // Seen as what it leads to, as the watches follow it (a dangling link as
+            // itself, so that it is seen to come and go).
+            if let Ok(target) = fs::metadata(entry.path()) {
+                meta = target;
+            }
+        }
         listing.insert(
             entry.path(),
             Stamp {

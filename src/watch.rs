@@ -18,8 +18,15 @@
 //! truncated or had its times set (`touch`) since its last counted close — or, for a
 //! write inotify does not report (through a memory map), when its modification time or
 //! size moved: since its last counted close, or past the start of watching.
+//!
+//! A symbolic link to a folder is followed (a package linked into the project, a
+//! shared folder): its target is watched under the link's path, so changes made there
+//! match the globs as if the files were in the project. Each folder is watched once,
+//! under the first path it is found by: inotify gives one watch per folder whatever
+//! the path, and a link back up the tree would otherwise be followed forever.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, SystemTime};
@@ -62,7 +69,11 @@ struct Plan {
 pub struct Watcher {
     backend: Backend,
     roots: Vec<Root>,
-    watched: HashSet<PathBuf>,
+    /// The watched folders, by the path they are watched under, with their identity.
+    watched: HashMap<PathBuf, FolderId>,
+    /// The watched folders by identity: a folder reached again by another path (a
+    /// symbolic link) is not watched twice.
+    by_id: HashMap<FolderId, PathBuf>,
     /// Files changed (created, written, their times set) since their last counted close:
     /// only their close is a save.
     written: HashSet<PathBuf>,
@@ -99,7 +110,8 @@ impl Watcher {
         let mut watcher = Watcher {
             backend,
             roots,
-            watched: HashSet::new(),
+            watched: HashMap::new(),
+            by_id: HashMap::new(),
             written: HashSet::new(),
             stamps: HashMap::new(),
             since: SystemTime::now(),
@@ -113,6 +125,7 @@ impl Watcher {
             ));
             watcher.backend = poll_backend(&watcher.tx, FALLBACK_POLL)?;
             watcher.watched.clear();
+            watcher.by_id.clear();
             if let Err(err) = watcher.watch_all(filter, notices) {
                 return Err(format!("cannot watch files: {err:?}"));
             }
@@ -172,17 +185,27 @@ impl Watcher {
                 Some(step) => step,
                 None => continue,
             };
-            if step == Step::Partial && self.watched.contains(path) {
+            if step == Step::Partial && self.watched.contains_key(path) {
                 if matches!(event.kind, EventKind::Create(_)) {
                     // Made again before its removal was seen (events of a folder that
                     // went come on its own watch, and may trail): the old watches on
                     // the name are stale, and the new folder is watched afresh below.
-                    self.watched.retain(|w| !w.starts_with(path));
+                    self.forget_under(path);
                 } else {
                     self.folder_gone(path, filter, notices);
                 }
             }
             if self.is_new_folder(&event.kind, path) {
+                if self
+                    .watched
+                    .get(path)
+                    .is_some_and(|id| FolderId::of(path) != Some(*id))
+                {
+                    // Another folder under a watched name (a link pointed elsewhere,
+                    // a folder renamed over an empty one): the old one is no longer
+                    // ours, wherever it is now.
+                    self.drop_watches(path);
+                }
                 let mut found = Vec::new();
                 if let Err(err) = self.add_tree(path, filter, &mut found, false) {
                     notices.push(match err {
@@ -211,20 +234,8 @@ impl Watcher {
     /// folder still there above it is watched, so that a folder of the same name made
     /// again (a `git checkout` back, `rm -rf src; mkdir src`) is seen and watched.
     fn folder_gone(&mut self, path: &Path, filter: &mut Filter, notices: &mut Vec<String>) {
-        let gone: Vec<PathBuf> = self
-            .watched
-            .iter()
-            .filter(|w| w.starts_with(path))
-            .cloned()
-            .collect();
-        self.watched.retain(|w| !w.starts_with(path));
+        self.drop_watches(path);
         filter.folder_gone(path);
-        if let Backend::Native(watcher) = &mut self.backend {
-            for dir in &gone {
-                // Already gone with a deleted folder; that is no error.
-                let _ = watcher.unwatch(dir);
-            }
-        }
         // The folder above may be going too (`rm -rf a` is still at `a/b` when `a/b/c`
         // is reported gone): if its watch finds it gone, the next one up is tried.
         let mut above = nearest_existing(path);
@@ -234,7 +245,10 @@ impl Watcher {
             {
                 notices.push(message);
             }
-            let Some(parent) = above.parent().filter(|_| !self.watched.contains(&above)) else {
+            let Some(parent) = above
+                .parent()
+                .filter(|_| !self.watched.contains_key(&above))
+            else {
                 break;
             };
             above = nearest_existing(parent);
@@ -288,14 +302,45 @@ impl Watcher {
         }
     }
 
+    /// Removes the watches on `path` and below it.
+    fn drop_watches(&mut self, path: &Path) {
+        let gone = self.forget_under(path);
+        if let Backend::Native(watcher) = &mut self.backend {
+            for dir in &gone {
+                // Already gone with a deleted folder; that is no error.
+                let _ = watcher.unwatch(dir);
+            }
+        }
+    }
+
+    /// Drops the bookkeeping of the watches on `path` and below it, and returns their
+    /// paths.
+    fn forget_under(&mut self, path: &Path) -> Vec<PathBuf> {
+        let gone: Vec<PathBuf> = self
+            .watched
+            .keys()
+            .filter(|w| w.starts_with(path))
+            .cloned()
+            .collect();
+        for dir in &gone {
+            if let Some(id) = self.watched.remove(dir) {
+                self.by_id.remove(&id);
+            }
+        }
+        gone
+    }
+
+    /// Whether an event brought a folder the globs need: one created or moved in, or
+    /// a symbolic link to a folder (reported as a file) made.
     fn is_new_folder(&self, kind: &EventKind, path: &Path) -> bool {
         let maybe_folder = match kind {
             EventKind::Create(CreateKind::Folder) => true,
             EventKind::Create(CreateKind::Any) => path.is_dir(),
+            EventKind::Create(CreateKind::File) => path.is_symlink(),
             EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => path.is_dir(),
             _ => false,
         };
-        maybe_folder && self.plan(path).is_some()
+        maybe_folder && self.plan(path).is_some() && path.is_dir()
     }
 
     /// Whether a folder needs a watch: it holds matches, or it is on the way to a glob's
@@ -331,9 +376,24 @@ impl Watcher {
         found: &mut Vec<PathBuf>,
         initial: bool,
     ) -> Result<(), WatchError> {
-        if !self.watched.insert(dir.to_path_buf()) {
+        let Some(id) = FolderId::of(dir) else {
+            // Gone already (or a link to nothing): its parent's watch reports its return.
+            return Ok(());
+        };
+        if self.watched.contains_key(dir) {
             return Ok(());
         }
+        if let Some(other) = self.by_id.get(&id) {
+            if FolderId::of(other) == Some(id) {
+                // The same folder, watched already under another path.
+                return Ok(());
+            }
+            // A folder gone unnoticed whose inode number is in use again.
+            let other = other.clone();
+            self.watched.remove(&other);
+        }
+        self.watched.insert(dir.to_path_buf(), id);
+        self.by_id.insert(id, dir.to_path_buf());
         filter.folder_back(dir);
         filter.add_gitignore(dir);
         let added = match &mut self.backend {
@@ -358,6 +418,7 @@ impl Watcher {
         };
         if let Err(err) = added {
             self.watched.remove(dir);
+            self.by_id.remove(&id);
             return err.map_or(Ok(()), Err);
         }
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -368,7 +429,8 @@ impl Watcher {
                 continue;
             };
             let path = entry.path();
-            if kind.is_dir() {
+            // A link is followed when it leads to a folder.
+            if kind.is_dir() || (kind.is_symlink() && path.is_dir()) {
                 let Some(plan) = self.plan(&path) else {
                     continue;
                 };
@@ -458,6 +520,24 @@ fn roots_of(config: &Config) -> Vec<Root> {
         }
     }
     roots
+}
+
+/// What tells folders apart whatever path leads to them: device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FolderId {
+    device: u64,
+    inode: u64,
+}
+
+impl FolderId {
+    /// The identity of the folder at `path` (links followed), if it is one.
+    fn of(path: &Path) -> Option<FolderId> {
+        let metadata = std::fs::metadata(path).ok()?;
+        metadata.is_dir().then(|| FolderId {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        })
+    }
 }
 
 /// A file's modification time and size.

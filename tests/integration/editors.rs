@@ -399,6 +399,75 @@ fn folder_moved_in_is_watched() {
     p.wait_starts(3);
 }
 
+/// A symbolic link to a folder outside the project (a linked package, a shared
+/// folder) is followed: a save in its target restarts the server under the link's
+/// path, a link made later is followed too, a link back up the tree is no loop, and a
+/// link pointed elsewhere or removed no longer leads to its old target.
+#[test]
+fn symlinked_folders_are_followed() {
+    symlinked_folders(&["run", "--no-reload"]);
+}
+
+/// The same, polling.
+#[test]
+fn symlinked_folders_are_followed_when_polling() {
+    symlinked_folders(&["run", "--no-reload", "--poll", "50ms"]);
+}
+
+fn symlinked_folders(args: &[&str]) {
+    let p = Project::new();
+    p.write("app.py", "a = 1\n");
+    let shared = p.path("../").join(format!("shared-{}", p.token));
+    let later = p.path("../").join(format!("later-{}", p.token));
+    let other = p.path("../").join(format!("other-{}", p.token));
+    for dir in [&shared, &later, &other] {
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("sub/lib.py"), "x = 1\n").unwrap();
+    }
+    symlink(&shared, p.path("linked")).unwrap();
+    symlink(".", p.path("loop")).unwrap();
+    p.sleeper_task_file("[\"**/*.py\"]", "");
+    let sup = p.start(args);
+    p.wait_starts(1);
+    sup.wait_for("started");
+    fs::write(shared.join("sub/lib.py"), "x = 2\n").unwrap();
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(
+        sup.count("changed: linked/sub/lib.py"),
+        1,
+        "{}",
+        sup.stderr()
+    );
+    // Made while running: its files are new to the server, and it is watched.
+    symlink(&later, p.path("later")).unwrap();
+    p.wait_starts(3);
+    p.assert_starts_stay(3);
+    fs::write(later.join("sub/lib.py"), "x = 2\n").unwrap();
+    p.wait_starts(4);
+    p.assert_starts_stay(4);
+    // Pointed elsewhere (as `ln -sfn` does it: a new link renamed over the old one):
+    // the files it leads to changed, and the old target is none of ours any more.
+    symlink(&other, p.path("later.new")).unwrap();
+    fs::rename(p.path("later.new"), p.path("later")).unwrap();
+    p.wait_starts(5);
+    p.assert_starts_stay(5);
+    fs::write(later.join("sub/lib.py"), "x = 3\n").unwrap();
+    p.assert_starts_stay(5);
+    fs::write(other.join("sub/lib.py"), "x = 2\n").unwrap();
+    p.wait_starts(6);
+    p.assert_starts_stay(6);
+    // Removed: what it led to is none of ours any more.
+    fs::remove_file(p.path("linked")).unwrap();
+    p.wait_starts(7);
+    p.assert_starts_stay(7);
+    fs::write(shared.join("sub/lib.py"), "x = 3\n").unwrap();
+    p.assert_starts_stay(7);
+    for dir in [&shared, &later, &other] {
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 #[test]
 fn git_checkout_of_forty_files_is_one_restart() {
     let p = Project::new();
