@@ -14,9 +14,12 @@
 //! - while some path is mid-save, the batch waits for a longer *grace* of quiet, so a
 //!   plain `rm` still counts, after a short delay;
 //! - a batch waits at most *max_wait* after its first event, so a file written
-//!   continuously still restarts the server — counted from the latest path new to the
-//!   batch while new ones keep coming (a burst of thousands of files that takes seconds
-//!   is one batch), but never past *max_burst*.
+//!   without end does not hold other changes back — counted from the latest path new
+//!   to the batch while new ones keep coming (a burst of thousands of files that takes
+//!   seconds is one batch), but never past *max_burst*. At that cap only the paths that
+//!   have settled go: complete ones, and those quiet for *grace*. A file still being
+//!   written (a large copy, a log held open) stays for a later batch, so the server is
+//!   not restarted once a second onto half a file.
 //!
 //! Pure: the clock is passed in, so the tests never sleep.
 
@@ -52,7 +55,8 @@ pub struct Debouncer {
     settle: Duration,
     grace: Duration,
     max_wait: Duration,
-    pending: BTreeMap<PathBuf, Step>,
+    /// Each pending path's latest step, and when it came.
+    pending: BTreeMap<PathBuf, (Step, Instant)>,
     first: Option<Instant>,
     last: Option<Instant>,
     /// When a path not yet in the batch last came.
@@ -81,7 +85,7 @@ impl Debouncer {
 
     /// Records one event; the path's latest event decides whether it is mid-save.
     pub fn record(&mut self, path: PathBuf, step: Step, now: Instant) {
-        if self.pending.insert(path, step).is_none() {
+        if self.pending.insert(path, (step, now)).is_none() {
             self.last_new = Some(now);
         }
         self.first.get_or_insert(now);
@@ -91,27 +95,70 @@ impl Debouncer {
     /// When the pending batch is due, if there is one.
     pub fn deadline(&self) -> Option<Instant> {
         let (first, last) = (self.first?, self.last?);
-        let quiet = if !self.pending.values().all(|s| *s == Step::Complete) {
+        let whole = last + self.quiet();
+        let last_new = self.last_new.unwrap_or(first);
+        let cap = (last_new + self.max_wait).min(first + MAX_BURST.max(self.max_wait));
+        if whole <= cap || self.pending.values().any(|c| self.settled(c, cap)) {
+            return Some(whole.min(cap));
+        }
+        // Every path is still being written at the cap: the batch goes when the first
+        // of them settles.
+        let settles = self.pending.values().map(|(_, at)| *at + self.grace).min();
+        Some(settles.map_or(whole, |at| at.min(whole)))
+    }
+
+    /// Takes the batch (its paths, sorted) if it is due at `now`: all of it after
+    /// enough quiet, else (at the cap) the paths that have settled.
+    pub fn take_due(&mut self, now: Instant) -> Option<Vec<PathBuf>> {
+        if self.deadline()? > now {
+            return None;
+        }
+        let whole = self.last.is_some_and(|last| last + self.quiet() <= now);
+        let (taken, kept): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(_, change)| whole || self.settled(change, now));
+        if taken.is_empty() {
+            // Not reached (the deadline is when something settles); never spin on it.
+            self.pending = kept;
+            return self.take_all();
+        }
+        self.pending = kept;
+        if self.pending.is_empty() {
+            self.first = None;
+            self.last = None;
+            self.last_new = None;
+        } else {
+            // What is still being written starts a batch of its own.
+            self.first = Some(now);
+            self.last_new = Some(now);
+            self.last = self.pending.values().map(|(_, at)| *at).max();
+        }
+        Some(taken.into_keys().collect())
+    }
+
+    /// Takes every pending path.
+    fn take_all(&mut self) -> Option<Vec<PathBuf>> {
+        self.first = None;
+        self.last = None;
+        self.last_new = None;
+        let paths: Vec<PathBuf> = std::mem::take(&mut self.pending).into_keys().collect();
+        (!paths.is_empty()).then_some(paths)
+    }
+
+    /// The quiet time the batch needs before all of it goes.
+    fn quiet(&self) -> Duration {
+        if !self.pending.values().all(|(s, _)| *s == Step::Complete) {
             self.grace
         } else if self.pending.len() >= BURST_PATHS {
             self.settle.max(BURST_SETTLE)
         } else {
             self.settle
-        };
-        let last_new = self.last_new.unwrap_or(first);
-        let cap = (last_new + self.max_wait).min(first + MAX_BURST.max(self.max_wait));
-        Some((last + quiet).min(cap))
+        }
     }
 
-    /// Takes the batch (its paths, sorted) if it is due at `now`.
-    pub fn take_due(&mut self, now: Instant) -> Option<Vec<PathBuf>> {
-        if self.deadline()? > now {
-            return None;
-        }
-        self.first = None;
-        self.last = None;
-        self.last_new = None;
-        Some(std::mem::take(&mut self.pending).into_keys().collect())
+    /// Whether a path's change is over at `at`: complete, or quiet for the grace.
+    fn settled(&self, (step, last): &(Step, Instant), at: Instant) -> bool {
+        *step == Step::Complete || *last + self.grace <= at
     }
 }
 
@@ -225,15 +272,48 @@ mod tests {
         assert!(d.take_due(t0 + MAX_BURST).is_some());
     }
 
+    /// A large file written for seconds (a slow copy) is one batch, at its close: no
+    /// batch once a second with half the file. A save beside it goes at the cap.
     #[test]
-    fn continuous_writes_are_capped() {
+    fn a_file_being_written_waits_for_its_end_but_holds_nothing_back() {
         let t0 = Instant::now();
         let mut d = Debouncer::default();
         let mut now = t0;
-        while now < t0 + MAX_WAIT {
+        let mut batches = Vec::new();
+        d.record(p("big.bin"), Step::Partial, now);
+        while now < t0 + MAX_WAIT * 3 {
+            now += ms(20);
+            d.record(p("big.bin"), Step::Partial, now);
+            if now == t0 + ms(200) {
+                d.record(p("a.py"), Step::Complete, now);
+            }
+            // The loop sleeps until the deadline; never past the next event.
+            while let Some(due) = d.deadline().filter(|due| *due <= now) {
+                batches.push((due - t0, d.take_due(now).expect("due")));
+            }
+        }
+        // The cap counts from the latest path new to the batch.
+        assert_eq!(batches, vec![(ms(200) + MAX_WAIT, vec![p("a.py")])]);
+        d.record(p("big.bin"), Step::Complete, now + ms(5));
+        let due = d.deadline().expect("the file's close is due");
+        assert!(due <= now + ms(5) + GRACE, "{:?}", due - now);
+        assert_eq!(d.take_due(due), Some(vec![p("big.bin")]));
+        assert_eq!(d.deadline(), None);
+    }
+
+    /// Written with no close and then left: it goes once quiet for the grace.
+    #[test]
+    fn a_file_left_mid_write_goes_once_quiet() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        let mut now = t0;
+        while now < t0 + MAX_WAIT * 2 {
             d.record(p("log.py"), Step::Partial, now);
             now += ms(50);
         }
-        assert!(d.take_due(t0 + MAX_WAIT).is_some());
+        let last = now - ms(50);
+        assert_eq!(d.deadline(), Some(last + GRACE));
+        assert_eq!(d.take_due(last + GRACE - ms(1)), None);
+        assert_eq!(d.take_due(last + GRACE), Some(vec![p("log.py")]));
     }
 }

@@ -468,6 +468,26 @@ fn symlinked_folders(args: &[&str]) {
     }
 }
 
+/// A file written for longer than the batch cap (a large copy): one restart, once it
+/// is closed, not one a second onto half a file.
+#[test]
+fn a_file_written_for_seconds_is_one_restart_at_its_close() {
+    let (p, sup) = running();
+    let mut file = fs::File::create(p.path("big.py")).unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(2500);
+    while std::time::Instant::now() < end {
+        file.write_all(&[b'#'; 4096]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Looked at before the file goes quiet: one left open and unwritten for 100 ms
+    // counts as changed, closed or not.
+    assert_eq!(p.lines("starts.log"), 1, "{}", sup.stderr());
+    drop(file);
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(sup.count("changed: big.py"), 1, "{}", sup.stderr());
+}
+
 #[test]
 fn git_checkout_of_forty_files_is_one_restart() {
     let p = Project::new();
