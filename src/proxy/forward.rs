@@ -2,7 +2,9 @@
 //! `Location` rewriting, and the app's own WebSockets (any `Upgrade`), tunnelled.
 //!
 //! Headers: hop-by-hop ones are dropped both ways (`Connection` and those it names,
-//! `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`); `Host` is
+//! `Keep-Alive`, `Proxy-*`, `TE`, `Transfer-Encoding`, `Upgrade`), but a browser's
+//! `TE: trailers` goes on as the proxy's own (it passes trailers back), and `Trailer`,
+//! which declares them, is end to end (hyper sends only declared trailers); `Host` is
 //! kept, since apps build links and redirects from it; `X-Forwarded-For` gets the
 //! browser's address, and `X-Forwarded-Host`/`-Proto` are set unless a proxy in front
 //! (a tunnel, an HTTPS terminator) already set them. A `Content-Length` beside a
@@ -19,8 +21,8 @@ use std::net::SocketAddr;
 use hyper::body::Incoming;
 use hyper::header::{
     ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE, TE, TRAILER, TRANSFER_ENCODING,
-    UPGRADE, VARY,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE, TE, TRANSFER_ENCODING, UPGRADE,
+    VARY,
 };
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode, Uri, Version};
@@ -44,20 +46,14 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const VIA: HeaderName = HeaderName::from_static("via");
 
 /// How many headers [`HOP_BY_HOP`] lists.
-const HOP_COUNT: usize = 6;
+const HOP_COUNT: usize = 5;
 /// Where `Transfer-Encoding` is in [`HOP_BY_HOP`].
-const TRANSFER_ENCODING_AT: usize = 4;
+const TRANSFER_ENCODING_AT: usize = 3;
 
 /// Headers that concern one connection only, besides those `Connection` names;
 /// `Connection` itself comes first.
-static HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
-    CONNECTION,
-    KEEP_ALIVE,
-    TE,
-    TRAILER,
-    TRANSFER_ENCODING,
-    UPGRADE,
-];
+static HOP_BY_HOP: [HeaderName; HOP_COUNT] =
+    [CONNECTION, KEEP_ALIVE, TE, TRANSFER_ENCODING, UPGRADE];
 
 /// The browser end of one connection, and the `X-Forwarded-For` value that names it,
 /// made once per connection rather than once per request.
@@ -194,7 +190,11 @@ fn upstream_request(
 ) -> Request<ProxyBody> {
     let (mut parts, incoming) = request.into_parts();
     let headers = &mut parts.headers;
+    let trailers = accepts_trailers(headers);
     strip_hop_by_hop(headers);
+    if trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
     let via = via_with(headers, via);
     headers.insert(VIA, via);
     headers.remove(EXPECT);
@@ -257,6 +257,19 @@ fn forwarded_proto(headers: &HeaderMap) -> &'static str {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     }
+}
+
+/// Whether the browser takes trailers (`TE: trailers`).
+fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let name = coding.split(';').next().unwrap_or_default();
+            name.trim().eq_ignore_ascii_case("trailers")
+        })
 }
 
 /// The comma-separated tokens of every `Connection` header.

@@ -118,7 +118,7 @@ pub fn unavailable(why: &Unavailable, asked: &Asked) -> Response<ProxyBody> {
 /// The 502 page for a response that broke off before it could be passed on.
 pub fn broken(detail: &str, asked: &Asked) -> Response<ProxyBody> {
     error_page(
-        "the dev server did not answer",
+        "the dev server's answer broke off",
         &format!("{}.", escape_html(detail)),
         &[],
         asked,

@@ -15,7 +15,10 @@
 //! in, and are free for the next request once that answer has been read to its end
 //! (hyper's connection task marks them so); the pool is emptied when the server
 //! restarts. A request that finds a kept connection already closed is sent on a
-//! new one: hyper hands back a request it could not start to send. A safe request
+//! new one: hyper hands back a request it could not start to send. A request that could
+//! not be sent again (a POST) always goes on a new connection: a kept one may be closed
+//! by the server for idling just as the request goes out, and the request is lost (a
+//! browser resends in that case; a proxy cannot, having sent the body). A safe request
 //! without a body (GET, HEAD, OPTIONS) whose connection closed before any answer, as
 //! when the server is stopped mid-request for a restart, is sent again; so is one whose
 //! small answer (known length, up to [`WHOLE_LIMIT`]) broke off before it was whole:
@@ -309,12 +312,14 @@ impl Upstream {
         mut request: Request<ProxyBody>,
         upgrade: bool,
     ) -> Result<Response<ProxyBody>, Unavailable> {
-        let hold_until = Instant::now() + self.patience.hold;
         let mut state = self.state.subscribe();
         let replay = Replay::of(&request);
+        // A kept connection may be closed by the server (idle too long) just as the
+        // request goes out, and then only a request that can be sent again is safe.
+        let fresh = upgrade || replay.is_none();
         let mut connections = 0;
         loop {
-            let mut sender = match self.connection(&mut state, hold_until, upgrade).await? {
+            let mut sender = match self.connection(&mut state, fresh).await? {
                 Connection::Kept(sender) => sender,
                 Connection::New(stream) => {
                     connections += 1;
@@ -380,13 +385,15 @@ impl Upstream {
         }
     }
 
-    /// A connection once the server is `Ready`: a kept one, or a new socket.
+    /// A connection once the server is `Ready`: a kept one, or (always when `fresh`) a
+    /// new socket. The hold counts from here: a request sent again after a restart cut
+    /// it off waits for the next server as long as a new one would.
     async fn connection(
         &self,
         state: &mut watch::Receiver<UpstreamState>,
-        hold_until: Instant,
-        upgrade: bool,
+        fresh: bool,
     ) -> Result<Connection, Unavailable> {
+        let hold_until = Instant::now() + self.patience.hold;
         let mut failing_since: Option<Instant> = None;
         loop {
             let current = state.borrow_and_update().clone();
@@ -402,7 +409,7 @@ impl Upstream {
                 UpstreamState::Late(failure) => Some(failure),
                 UpstreamState::Ready => None,
             };
-            let kept = if upgrade { None } else { self.take_idle() };
+            let kept = if fresh { None } else { self.take_idle() };
             if let Some(sender) = kept {
                 return Ok(Connection::Kept(sender));
             }
@@ -453,6 +460,11 @@ impl Upstream {
         upgrade: bool,
     ) -> Result<SendRequest<ProxyBody>, Unavailable> {
         let mut builder = http1::Builder::new();
+        // Read answers as leniently as browsers do (a folded header line, a space
+        // before the colon): a page the server shows directly must show here too.
+        builder
+            .allow_obsolete_multiline_headers_in_responses(true)
+            .allow_spaces_after_header_name_in_responses(true);
         if self.many_headers.load(Ordering::Relaxed) {
             builder.max_headers(MANY_HEADERS);
         }

@@ -14,7 +14,7 @@ use crate::util::{
 /// A dev server that renders `templates/index.html` (read at start-up), serves
 /// `/static/*`, `/api.json`, `/page.xhtml` (`templates/page.xhtml`, read at each
 /// request), answers a POST to `/late-body` with its head at once and its body 0.6 s
-/// later, `/hang` (answered after 5 s, like a long poll), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
+/// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
 /// allows nothing but scripts with a nonce), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
 /// though not asked to), says so and waits `DELAY` seconds before it binds, takes
 /// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
@@ -42,8 +42,8 @@ class Handler(SimpleHTTPRequestHandler):
             body, kind = open("templates/page.xhtml", "rb").read(), "application/xhtml+xml"
         elif self.path.startswith("/strict/"):
             body, kind = open("templates" + self.path[7:], "rb").read(), "text/html"
-        elif self.path == "/hang":
-            time.sleep(5)
+        elif self.path.startswith("/hang"):
+            time.sleep(float(self.path.partition("?s=")[2] or 5))
             body, kind = b"late", "text/plain"
         elif self.path == "/api.json":
             body, kind = json.dumps({"pid": os.getpid(), "html": "</head>"}).encode(), "application/json"
@@ -578,6 +578,127 @@ fn ad_hoc_proxy_flags() {
         "{}",
         out.stderr
     );
+}
+
+/// A request the old server held longer than the hold's backstop (2.5 s here) when a
+/// restart cut it off: sent again, it waits for the new server like any other, the
+/// backstop counted from this restart, not from when it first came.
+#[test]
+fn a_long_request_cut_off_by_a_restart_waits_for_the_new_server() {
+    let (p, proxy, sup) = proxied_with("", "stop_timeout = \"0.5s\"\nready_timeout = \"1s\"");
+    sup.wait_for("ready in ");
+    let poll = thread::spawn(move || http(proxy, "GET", "/hang?s=3.5", &[]));
+    thread::sleep(Duration::from_millis(3000));
+    p.write("templates/index.html", &template("v2"));
+    let answer = poll.join().expect("the request thread");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.text(), "late");
+}
+
+/// A dev server with keep-alive (HTTP/1.1): `/peer` answers (GET or POST) with the
+/// port the proxy's connection comes from, `/trailers` with a chunked body, a declared
+/// trailer and what `TE` it was sent, `/lenient` with a header folded over two lines
+/// and one with a space before its colon, as browsers read.
+const KEEP_ALIVE_APP: &str = r#"
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def peer(self):
+        body = str(self.client_address[1]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path == "/peer":
+            return self.peer()
+        if self.path == "/trailers":
+            body = ("te=" + self.headers.get("TE", "")).encode()
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                             b"Transfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
+                             b"%x\r\n%s\r\n0\r\nX-Sum: 42\r\n\r\n" % (len(body), body))
+        elif self.path == "/lenient":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                             b"X-Folded: one\r\n two\r\nX-Spaced : v\r\nContent-Length: 2\r\n\r\nok")
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.peer()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+/// A project behind the proxy running [`KEEP_ALIVE_APP`], ready; returns it, the
+/// proxy's port and the supervisor.
+fn keep_alive_proxied() -> (Project, u16, Sup) {
+    let p = Project::new();
+    let (port, proxy) = (free_port(), free_port());
+    p.write("app.py", KEEP_ALIVE_APP);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'app.py', '{port}', '{}']\n\
+             [watch]\nfile_dep = ['*.py']\n[reload]\nenabled = false\n\
+             [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    (p, proxy, sup)
+}
+
+/// GETs share kept connections to the server; a POST never takes one (the server may
+/// close it for idling just as the POST goes out, and a POST cannot be sent again), so
+/// it comes from a port no GET came from.
+#[test]
+fn a_post_goes_on_a_new_connection_and_gets_share_kept_ones() {
+    let (_p, proxy, _sup) = keep_alive_proxied();
+    let port_of = |method: &str| {
+        let answer = http(proxy, method, "/peer", &[("Content-Length", "0")]);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.text()
+    };
+    let first = port_of("GET");
+    assert_eq!(port_of("GET"), first, "a GET reuses the kept connection");
+    let posted = port_of("POST");
+    assert_ne!(posted, first, "a POST goes on a connection of its own");
+    assert_ne!(port_of("POST"), posted, "and never on a kept one");
+}
+
+/// Reads the whole raw answer to a request with `Connection: close`.
+fn raw_exchange(port: u16, request: &str) -> String {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// Trailers pass back to a browser that takes them (and its `TE: trailers` reaches the
+/// server); an answer browsers read leniently is read so here too.
+#[test]
+fn trailers_pass_and_answers_are_read_as_leniently_as_browsers_do() {
+    let (_p, proxy, _sup) = keep_alive_proxied();
+    let answer = raw_exchange(
+        proxy,
+        &format!(
+            "GET /trailers HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nTE: trailers\r\n\
+             Connection: close, TE\r\n\r\n"
+        ),
+    );
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("te=trailers"), "{answer}");
+    assert!(lower.ends_with("\r\n0\r\nx-sum: 42\r\n\r\n"), "{answer}");
+    let lenient = http(proxy, "GET", "/lenient", &[]);
+    assert_eq!(lenient.status, 200, "{}", lenient.text());
+    assert_eq!(lenient.text(), "ok");
+    assert_eq!(lenient.header("x-spaced"), Some("v"));
 }
 
 #[test]

@@ -141,7 +141,8 @@ fn the_dev_server_gets_the_host_forwarding_headers_and_no_hop_by_hop_ones() {
         ("connection", "keep-alive, x-private"),
         ("x-private", "secret"),
         ("keep-alive", "timeout=5"),
-        ("te", "trailers"),
+        // A transfer coding is this connection's; only `trailers` goes on.
+        ("te", "deflate;q=0.5"),
         ("proxy-authorization", "Basic eDp5"),
         ("range", "bytes=0-10"),
         ("if-none-match", "W/\"v1\""),
