@@ -177,6 +177,9 @@ pub struct Upstream {
     /// The requests that could not be sent again and are not wholly answered yet: a
     /// restart waits for them.
     in_flight: Arc<InFlight>,
+    /// Counts the restarts whose old server has had its connections cut (see
+    /// [`Upstream::drain`]); every connection and tunnel ends when it moves.
+    cut: watch::Sender<u64>,
 }
 
 /// A count of requests in flight, signalled on `done` whenever one ends.
@@ -274,21 +277,36 @@ impl Upstream {
             idle: Mutex::default(),
             many_headers: AtomicBool::new(false),
             in_flight: Arc::default(),
+            cut: watch::Sender::new(0),
         }
+    }
+
+    /// What ends the connections open now at the next restart: a server that stops
+    /// gracefully (uvicorn, Node's `server.close()`) waits for its open connections, so
+    /// a page's event stream or long poll would hold every restart up until the stop
+    /// timeout's SIGKILL.
+    pub fn cut_signal(&self) -> watch::Receiver<u64> {
+        self.cut.subscribe()
     }
 
     /// Waits, up to `limit`, until the server has wholly answered (its answer read to
     /// the end) every request it was sent that cannot be sent again, so that stopping
-    /// it for a restart breaks none off: a form's POST. (A GET cut off is sent again to
-    /// the next server.) Blocks the calling thread; returns whether all were answered.
+    /// it for a restart breaks none off: a form's POST. Then closes every connection
+    /// still open to it (see [`Upstream::cut_signal`]): a safe request cut off goes
+    /// again to the next server, an event stream reconnects by itself. Blocks the
+    /// calling thread; returns whether all were answered.
     pub fn drain(&self, limit: Duration) -> bool {
-        let count = self.in_flight.count();
-        let (count, _) = self
-            .in_flight
-            .done
-            .wait_timeout_while(count, limit, |count| *count > 0)
-            .unwrap_or_else(|e| e.into_inner());
-        *count == 0
+        let answered = {
+            let count = self.in_flight.count();
+            let (count, _) = self
+                .in_flight
+                .done
+                .wait_timeout_while(count, limit, |count| *count > 0)
+                .unwrap_or_else(|e| e.into_inner());
+            *count == 0
+        };
+        self.cut.send_modify(|restarts| *restarts += 1);
+        answered
     }
 
     /// The server's address, as configured.
@@ -472,14 +490,22 @@ impl Upstream {
             .handshake(TokioIo::new(QuickAck::new(stream)))
             .await
             .map_err(|err| Unavailable::Broke(err.to_string()))?;
+        let mut cut = self.cut_signal();
         tokio::spawn(async move {
-            let result = if upgrade {
-                connection.with_upgrades().await
-            } else {
-                connection.await
+            let run = async move {
+                if upgrade {
+                    connection.with_upgrades().await
+                } else {
+                    connection.await
+                }
             };
-            if let Err(err) = result {
-                report::debug(format!("proxy: upstream connection: {err}"));
+            tokio::select! {
+                result = run => {
+                    if let Err(err) = result {
+                        report::debug(format!("proxy: upstream connection: {err}"));
+                    }
+                }
+                _ = cut.changed() => {}
             }
         });
         Ok(sender)

@@ -667,6 +667,72 @@ fn a_post_goes_on_a_new_connection_and_gets_share_kept_ones() {
     assert_ne!(port_of("POST"), posted, "and never on a kept one");
 }
 
+/// A Node dev server that stops gracefully on SIGTERM (`server.close()` waits for open
+/// connections), with an event stream at `/events` and a WebSocket-style upgrade at
+/// `/socket` that it keeps open.
+const GRACEFUL_APP: &str = r#"
+const http = require("http");
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { "Content-Type": "text/event-stream" });
+  res.write("data: " + process.pid + "\n\n");
+});
+server.on("upgrade", (req, socket) => {
+  socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n");
+});
+process.on("SIGTERM", () => server.close(() => process.exit(0)));
+server.listen(Number(process.argv[2]), "127.0.0.1");
+"#;
+
+/// An event stream and an upgraded connection open through the proxy do not hold a
+/// restart up: the old server, which waits for its open connections, has them closed
+/// once the requests that cannot be sent again are answered, and stops at once.
+#[test]
+fn open_streams_do_not_hold_up_a_graceful_servers_restart() {
+    use std::io::Read as _;
+    let p = Project::new();
+    let (port, proxy) = (free_port(), free_port());
+    p.write("app.js", GRACEFUL_APP);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['node', 'app.js', '{port}', '{}']\nstop_timeout = '4s'\n\
+             [watch]\nfile_dep = ['*.js']\n[reload]\nenabled = false\n\
+             [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    let open = |request: String, expected: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut seen = Vec::new();
+        let mut buffer = [0; 1024];
+        while !String::from_utf8_lossy(&seen).contains(expected) {
+            let n = stream.read(&mut buffer).unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buffer[..n]);
+        }
+        stream
+    };
+    let host = format!("Host: 127.0.0.1:{proxy}");
+    let _events = open(format!("GET /events HTTP/1.1\r\n{host}\r\n\r\n"), "data: ");
+    let _socket = open(
+        format!("GET /socket HTTP/1.1\r\n{host}\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n"),
+        "\r\n\r\n",
+    );
+    p.write("app.js", &format!("{GRACEFUL_APP}\n// v2\n"));
+    let took = restart_took(&sup);
+    assert!(
+        took < 1500,
+        "the restart waited for open connections: {took} ms"
+    );
+    assert_eq!(sup.count("SIGKILL"), 0, "{}", sup.stderr());
+}
+
 /// Reads the whole raw answer to a request with `Connection: close`.
 fn raw_exchange(port: u16, request: &str) -> String {
     use std::io::Read as _;
