@@ -287,12 +287,32 @@ pub fn accepting(addrs: &[SocketAddr], timeout: Duration) -> Option<SocketAddr> 
     addrs
         .iter()
         .copied()
-        .find(|addr| TcpStream::connect_timeout(addr, timeout).is_ok())
+        .find(|addr| connect(*addr, timeout).is_ok())
+}
+
+/// A connection to `addr`, refused if it is to itself (see [`is_self_connected`]).
+fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    if is_self_connected(stream.local_addr(), stream.peer_addr()) {
+        return Err(std::io::ErrorKind::ConnectionRefused.into());
+    }
+    Ok(stream)
+}
+
+/// Whether a connection is to itself. Connecting again and again to a loopback port in
+/// the kernel's ephemeral range that nothing listens on sooner or later picks that very
+/// port as its own, and TCP joins the socket to itself ("simultaneous open"): a server
+/// that has not bound yet would pass for ready, and then fail to bind.
+pub fn is_self_connected(
+    local: std::io::Result<SocketAddr>,
+    peer: std::io::Result<SocketAddr>,
+) -> bool {
+    matches!((local, peer), (Ok(local), Ok(peer)) if local == peer)
 }
 
 /// The status code of `GET path`, or `None` if there is no answer (yet).
 fn http_status(addr: SocketAddr, host: &str, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect_timeout(&addr, ATTEMPT_TIMEOUT).ok()?;
+    let mut stream = connect(addr, ATTEMPT_TIMEOUT).ok()?;
     stream.set_read_timeout(Some(ATTEMPT_TIMEOUT)).ok()?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: reloadsup\r\nConnection: close\r\n\r\n"
@@ -375,6 +395,34 @@ fn group_socket_inodes(pgid: Pid) -> HashSet<u64> {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    /// Connecting over and over to a port in the ephemeral range that nothing listens
+    /// on: once the kernel gives a connection that very port, it is joined to itself,
+    /// which must not pass for a server.
+    #[test]
+    fn a_connection_to_itself_is_no_server() {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .expect("the ephemeral port range");
+        let bounds: Vec<u16> = range
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        // An even port: connections take even ones (bind takes odd ones first).
+        let port = (bounds[0]..bounds[1])
+            .rev()
+            .filter(|p| p % 2 == 0)
+            .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+            .expect("a free port");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let attempts = usize::from(bounds[1] - bounds[0]) * 2;
+        for attempt in 0..attempts {
+            assert_eq!(
+                accepting(&[addr], Duration::from_millis(100)),
+                None,
+                "attempt {attempt}"
+            );
+        }
+    }
 
     #[test]
     fn connect_check() {

@@ -466,6 +466,10 @@ impl Upstream {
             Ok(addr) => TcpStream::connect(addr).await?,
             Err(_) => TcpStream::connect(self.address.as_str()).await?,
         };
+        if crate::ready::is_self_connected(stream.local_addr(), stream.peer_addr()) {
+            // Not the server: a socket joined to itself while nothing listens.
+            return Err(std::io::ErrorKind::ConnectionRefused.into());
+        }
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }
