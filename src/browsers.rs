@@ -38,6 +38,24 @@ pub struct Browsers {
     proxy: Option<Proxy>,
 }
 
+/// The LiveReload port's bind error, with the ways out when the port is taken (most
+/// often by another reloadsup): another port, or none at all, which loses nothing for
+/// pages that come through the proxy or `serve` (their client uses their own origin).
+fn with_way_out(error: String, config: &Config) -> String {
+    if !error.contains("in use") {
+        return error;
+    }
+    let same_origin = config.proxy.is_some() || config.serve.is_some();
+    if same_origin {
+        format!(
+            "{error}; pass `--no-reload` (or set `reload.enabled = false`): pages through the \
+             proxy or `serve` reload without it"
+        )
+    } else {
+        format!("{error}; set another `reload.port`, or pass `--no-reload`")
+    }
+}
+
 impl Browsers {
     /// Starts the LiveReload listener and the static site as configured; an address
     /// that cannot be bound is an error naming it.
@@ -59,7 +77,7 @@ impl Browsers {
         }
         let reloader = if reload.enabled {
             let reloader = Reloader::start_hub(&reload.host, reload.port, hub.clone())
-                .map_err(Error::Runtime)?;
+                .map_err(|err| Error::Runtime(with_way_out(err, config)))?;
             report::info(format!(
                 "live reload on http://{}/livereload.js",
                 reloader.local_addr()

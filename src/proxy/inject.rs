@@ -123,6 +123,25 @@ fn is_wide(label: &str) -> bool {
     UTF_16.contains(&label) || label.starts_with("utf-32")
 }
 
+/// Says once per run that a page came in an encoding the proxy cannot decode (`br`,
+/// `zstd`: a server sending files compressed ahead, whatever the request asked for), so
+/// it has no reload tag: otherwise the page would just never reload, unexplained.
+fn warn_undecodable(headers: &HeaderMap) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let coding = headers
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?");
+    crate::report::warn(format!(
+        "a page came with `Content-Encoding: {coding}`, though the proxy asked for none: \
+         it cannot be decoded here, so it has no reload script (the dev server ignores \
+         `Accept-Encoding: identity`; only gzip and deflate are decoded)"
+    ));
+}
+
 /// Whether a document is XHTML, parsed as XML: the tag has to be well-formed there, and
 /// nothing may follow the root element.
 fn is_xhtml(headers: &HeaderMap) -> bool {
@@ -144,7 +163,10 @@ pub async fn apply(
     let decoding = match Encoding::of(&parts.headers) {
         Encoding::Identity => None,
         Encoding::Decodable(coding) => Some(coding),
-        Encoding::Other => return Response::from_parts(parts, incoming),
+        Encoding::Other => {
+            warn_undecodable(&parts.headers);
+            return Response::from_parts(parts, incoming);
+        }
     };
     let mut source = incoming;
     if let Some(coding) = decoding {

@@ -598,7 +598,8 @@ fn a_long_request_cut_off_by_a_restart_waits_for_the_new_server() {
 /// A dev server with keep-alive (HTTP/1.1): `/peer` answers (GET or POST) with the
 /// port the proxy's connection comes from, `/trailers` with a chunked body, a declared
 /// trailer and what `TE` it was sent, `/lenient` with a header folded over two lines
-/// and one with a space before its colon, as browsers read.
+/// and one with a space before its colon, as browsers read; `/br` with a page in
+/// `Content-Encoding: br`, whatever was asked.
 const KEEP_ALIVE_APP: &str = r#"
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -618,6 +619,10 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                              b"Transfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
                              b"%x\r\n%s\r\n0\r\nX-Sum: 42\r\n\r\n" % (len(body), body))
+        elif self.path == "/br":
+            body = b"\x1b\x00\x00not really brotli"
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: br\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         elif self.path == "/lenient":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                              b"X-Folded: one\r\n two\r\nX-Spaced : v\r\nContent-Length: 2\r\n\r\nok")
@@ -733,6 +738,21 @@ fn open_streams_do_not_hold_up_a_graceful_servers_restart() {
     assert_eq!(sup.count("SIGKILL"), 0, "{}", sup.stderr());
 }
 
+/// A page in an encoding the proxy cannot decode passes unchanged, and reloadsup says
+/// once why it has no reload script.
+#[test]
+fn an_undecodable_page_passes_and_is_explained_once() {
+    let (_p, proxy, sup) = keep_alive_proxied();
+    for _ in 0..2 {
+        let page = http(proxy, "GET", "/br", DOCUMENT);
+        assert_eq!(page.status, 200);
+        assert_eq!(page.header("content-encoding"), Some("br"));
+        assert_eq!(page.body, b"\x1b\x00\x00not really brotli");
+    }
+    sup.wait_for("`Content-Encoding: br`");
+    assert_eq!(sup.count("Content-Encoding: br"), 1, "{}", sup.stderr());
+}
+
 /// Reads the whole raw answer to a request with `Connection: close`.
 fn raw_exchange(port: u16, request: &str) -> String {
     use std::io::Read as _;
@@ -792,6 +812,28 @@ fn an_upstream_that_is_the_proxy_itself_is_refused() {
         assert!(out.stderr.contains(&said), "{}", out.stderr);
         assert!(p.servers().is_empty(), "nothing started");
     }
+}
+
+/// A LiveReload port taken (by another reloadsup, say) is an error that names the way
+/// out: without it, pages through the proxy still reload.
+#[test]
+fn a_taken_reload_port_says_the_proxy_does_without_it() {
+    let p = Project::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let reload = taken.local_addr().unwrap().port();
+    let (listen, upstream) = (free_port(), free_port());
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'sleep {}'\n[reload]\nport = {reload}\n\
+             [proxy]\nlisten = \"127.0.0.1:{listen}\"\nupstream = \"127.0.0.1:{upstream}\"\n",
+            p.token
+        ),
+    );
+    let out = p.output(&["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("pass `--no-reload`"), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
 }
 
 #[test]
