@@ -16,9 +16,10 @@
 //! (hyper's connection task marks them so); the pool is emptied when the server
 //! restarts. A request that finds a kept connection already closed is sent on a
 //! new one: hyper hands back a request it could not start to send. A request that could
-//! not be sent again (a POST) always goes on a new connection: a kept one may be closed
-//! by the server for idling just as the request goes out, and the request is lost (a
-//! browser resends in that case; a proxy cannot, having sent the body). A safe request
+//! not be sent again (a POST) always goes on a new connection, used for it alone: a kept
+//! one may be closed by the server for idling just as the request goes out, and the
+//! request is lost (a browser resends in that case; a proxy cannot, having sent the
+//! body). A safe request
 //! without a body (GET, HEAD, OPTIONS) whose connection closed before any answer, as
 //! when the server is stopped mid-request for a restart, is sent again; so is one whose
 //! small answer (known length, up to [`WHOLE_LIMIT`]) broke off before it was whole:
@@ -350,7 +351,10 @@ impl Upstream {
             let sent = sender.try_send_request(request).await;
             let error = match sent {
                 Ok(response) => {
-                    if !upgrade {
+                    // A fresh connection serves its one request: kept, every POST
+                    // would add one more idle connection (a thread, in a Python
+                    // server) up to the pool's limit.
+                    if !fresh {
                         self.keep(sender, &state);
                     }
                     if replay.is_none() || upgrade || !is_small(&response) {

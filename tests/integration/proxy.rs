@@ -670,6 +670,7 @@ fn a_post_goes_on_a_new_connection_and_gets_share_kept_ones() {
     let posted = port_of("POST");
     assert_ne!(posted, first, "a POST goes on a connection of its own");
     assert_ne!(port_of("POST"), posted, "and never on a kept one");
+    assert_eq!(port_of("GET"), first, "which is not kept either");
 }
 
 /// A Node dev server that stops gracefully on SIGTERM (`server.close()` waits for open
