@@ -151,7 +151,7 @@ pub async fn forward(
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(browser_side) = browser_side {
-            return tunnel(response, browser_side, context.upstream.cut_signal());
+            return tunnel(response, browser_side);
         }
     }
     strip_hop_by_hop(response.headers_mut());
@@ -384,25 +384,16 @@ fn relocated(location: &str, upstream: &str, proxy_origin: &str) -> Option<Strin
 }
 
 /// Answers the browser's upgrade with the dev server's 101 and copies bytes both ways
-/// once both sides have switched, until either side closes or `cut` moves (a restart).
-fn tunnel(
-    mut response: Response<ProxyBody>,
-    browser_side: OnUpgrade,
-    mut cut: tokio::sync::watch::Receiver<u64>,
-) -> Response<ProxyBody> {
+/// once both sides have switched, until either side closes: at a restart, the old
+/// server closes it (with a close frame of its own, if it says goodbye).
+fn tunnel(mut response: Response<ProxyBody>, browser_side: OnUpgrade) -> Response<ProxyBody> {
     let server_side = hyper::upgrade::on(&mut response);
     tokio::spawn(async move {
         match tokio::try_join!(browser_side, server_side) {
             Ok((browser, server)) => {
                 let (mut browser, mut server) = (TokioIo::new(browser), TokioIo::new(server));
-                // Ended at a restart: the old server may wait for it before it stops.
-                tokio::select! {
-                    copied = tokio::io::copy_bidirectional(&mut browser, &mut server) => {
-                        if let Err(err) = copied {
-                            report::debug(format!("proxy: tunnel ended: {err}"));
-                        }
-                    }
-                    _ = cut.changed() => {}
+                if let Err(err) = tokio::io::copy_bidirectional(&mut browser, &mut server).await {
+                    report::debug(format!("proxy: tunnel ended: {err}"));
                 }
             }
             Err(err) => report::debug(format!("proxy: upgrade failed: {err}")),

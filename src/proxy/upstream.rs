@@ -282,20 +282,22 @@ impl Upstream {
         }
     }
 
-    /// What ends the connections open now at the next restart: a server that stops
-    /// gracefully (uvicorn, Node's `server.close()`) waits for its open connections, so
-    /// a page's event stream or long poll would hold every restart up until the stop
-    /// timeout's SIGKILL.
-    pub fn cut_signal(&self) -> watch::Receiver<u64> {
+    /// What ends the connections for safe requests open now at the next restart: a
+    /// server that stops gracefully (uvicorn, Node's `server.close()`) waits for its
+    /// open connections, so a page's event stream or long poll would hold every restart
+    /// up until the stop timeout's SIGKILL. Safe requests go again to the next server;
+    /// the others (a slow POST, an upload, an app's WebSocket) are left for the old
+    /// server to finish, as it would without the proxy.
+    fn cut_signal(&self) -> watch::Receiver<u64> {
         self.cut.subscribe()
     }
 
     /// Waits, up to `limit`, until the server has wholly answered (its answer read to
     /// the end) every request it was sent that cannot be sent again, so that stopping
-    /// it for a restart breaks none off: a form's POST. Then closes every connection
-    /// still open to it (see [`Upstream::cut_signal`]): a safe request cut off goes
-    /// again to the next server, an event stream reconnects by itself. Blocks the
-    /// calling thread; returns whether all were answered.
+    /// it for a restart breaks none off: a form's POST. Then closes the connections
+    /// for safe requests still open to it (see [`Upstream::cut_signal`]): a request cut
+    /// off goes again to the next server, an event stream reconnects by itself. Blocks
+    /// the calling thread; returns whether all were answered.
     pub fn drain(&self, limit: Duration) -> bool {
         let answered = {
             let count = self.in_flight.count();
@@ -342,7 +344,7 @@ impl Upstream {
                 Connection::Kept(sender) => sender,
                 Connection::New(stream) => {
                     connections += 1;
-                    self.handshake(stream, upgrade).await?
+                    self.handshake(stream, upgrade, !fresh).await?
                 }
             };
             // A safe request cut off by a stop goes again to the next server, so a
@@ -480,10 +482,13 @@ impl Upstream {
 
     /// Runs hyper's client handshake on a new socket and drives the connection on a
     /// task of its own.
+    /// A `cuttable` connection (one for safe requests only) is closed at the next
+    /// restart's cut; any other is left for the server to finish and close.
     async fn handshake(
         &self,
         stream: TcpStream,
         upgrade: bool,
+        cuttable: bool,
     ) -> Result<SendRequest<ProxyBody>, Unavailable> {
         let mut builder = http1::Builder::new();
         // Read answers as leniently as browsers do (a folded header line, a space
@@ -507,13 +512,18 @@ impl Upstream {
                     connection.await
                 }
             };
+            let cut = async move {
+                if !cuttable || cut.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 result = run => {
                     if let Err(err) = result {
                         report::debug(format!("proxy: upstream connection: {err}"));
                     }
                 }
-                _ = cut.changed() => {}
+                () = cut => {}
             }
         });
         Ok(sender)
