@@ -85,6 +85,12 @@ impl Debouncer {
 
     /// Records one event; the path's latest event decides whether it is mid-save.
     pub fn record(&mut self, path: PathBuf, step: Step, now: Instant) {
+        if !self.pending.contains_key(&path) && !self.pending.values().any(|c| self.settled(c, now))
+        {
+            // New beside paths still being written only (a log held open): a batch
+            // begins now, or its cap, long past, would let each path go on its own.
+            self.first = Some(now);
+        }
         if self.pending.insert(path, (step, now)).is_none() {
             self.last_new = Some(now);
         }
@@ -264,12 +270,19 @@ mod tests {
         let mut d = Debouncer::default();
         let mut now = t0;
         let mut i = 0;
-        while now < t0 + MAX_BURST {
+        let mut went = None;
+        while went.is_none() && now < t0 + MAX_BURST * 2 {
             d.record(p(&format!("log{i}.txt")), Step::Partial, now);
             i += 1;
             now += ms(20);
+            if d.take_due(now).is_some() {
+                went = Some(now);
+            }
         }
-        assert!(d.take_due(t0 + MAX_BURST).is_some());
+        // Counted from the first path, or from a path new beside unsettled ones only
+        // (which the first few, 20 ms apart, are).
+        let went = went.expect("a batch went while new paths kept coming");
+        assert!(went <= t0 + MAX_BURST + GRACE, "{:?}", went - t0);
     }
 
     /// A large file written for seconds (a slow copy) is one batch, at its close: no
@@ -299,6 +312,31 @@ mod tests {
         assert!(due <= now + ms(5) + GRACE, "{:?}", due - now);
         assert_eq!(d.take_due(due), Some(vec![p("big.bin")]));
         assert_eq!(d.deadline(), None);
+    }
+
+    /// A log held open and written for longer than the hard cap: files saved together
+    /// beside it later still go as one batch.
+    #[test]
+    fn a_burst_beside_a_long_written_file_is_one_batch() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        let mut now = t0;
+        let mut batches = Vec::new();
+        let burst_at = t0 + MAX_BURST + ms(1000);
+        let mut saved = 0;
+        while now < burst_at + ms(3000) {
+            now += ms(10);
+            d.record(p("log.py"), Step::Partial, now);
+            if now > burst_at && saved < 50 {
+                d.record(p(&format!("f{saved}.py")), Step::Complete, now);
+                saved += 1;
+            }
+            while let Some(due) = d.deadline().filter(|due| *due <= now) {
+                batches.push(d.take_due(now).expect("due").len());
+                assert!(due <= now);
+            }
+        }
+        assert_eq!(batches, vec![50]);
     }
 
     /// Written with no close and then left: it goes once quiet for the grace.

@@ -151,14 +151,20 @@ impl Watcher {
         filter: &mut Filter,
         notices: &mut Vec<String>,
     ) -> Result<(), WatchError> {
-        for root in self.roots.clone() {
-            let start = nearest_existing(&root.path);
-            let mut ignored_files = Vec::new();
-            match self.add_tree(&start, filter, &mut ignored_files, true) {
-                Err(WatchError::Limit) => return Err(WatchError::Limit),
-                Err(WatchError::Other(message)) => notices.push(message),
-                Ok(()) => {}
-            }
+        // Every root's own folders first, then what links lead to (see `add_tree`).
+        let mut links = Vec::new();
+        let starts: Vec<PathBuf> = self
+            .roots
+            .iter()
+            .map(|root| nearest_existing(&root.path))
+            .collect();
+        for start in &starts {
+            let added = self.add_folders(start, filter, &mut Vec::new(), true, &mut links);
+            keep_going(added, notices)?;
+        }
+        while let Some(link) = links.pop() {
+            let added = self.add_folders(&link, filter, &mut Vec::new(), true, &mut links);
+            keep_going(added, notices)?;
         }
         Ok(())
     }
@@ -368,7 +374,9 @@ impl Watcher {
     }
 
     /// Watches `dir` and, as planned, the folders below it; `found` collects the files
-    /// seen in folders that are new (`initial` is false).
+    /// seen in folders that are new (`initial` is false). Links are followed after
+    /// every real folder, so a folder reached both ways is watched, and its changes
+    /// named, under its real path (where the globs of `reload.assets`, say, expect it).
     fn add_tree(
         &mut self,
         dir: &Path,
@@ -376,8 +384,27 @@ impl Watcher {
         found: &mut Vec<PathBuf>,
         initial: bool,
     ) -> Result<(), WatchError> {
+        let mut links = Vec::new();
+        self.add_folders(dir, filter, found, initial, &mut links)?;
+        while let Some(link) = links.pop() {
+            self.add_folders(&link, filter, found, initial, &mut links)?;
+        }
+        Ok(())
+    }
+
+    /// [`Watcher::add_tree`] without following links: those that lead to folders it
+    /// needs go to `links`.
+    fn add_folders(
+        &mut self,
+        dir: &Path,
+        filter: &mut Filter,
+        found: &mut Vec<PathBuf>,
+        initial: bool,
+        links: &mut Vec<PathBuf>,
+    ) -> Result<(), WatchError> {
         let Some(id) = FolderId::of(dir) else {
-            // Gone already (or a link to nothing): its parent's watch reports its return.
+            // Gone already: its parent's watch reports its return (for a link, only
+            // the link's own changes are seen, not its target's return).
             return Ok(());
         };
         if self.watched.contains_key(dir) {
@@ -430,19 +457,38 @@ impl Watcher {
             };
             let path = entry.path();
             // A link is followed when it leads to a folder.
-            if kind.is_dir() || (kind.is_symlink() && path.is_dir()) {
+            let link = kind.is_symlink() && path.is_dir();
+            if kind.is_dir() || link {
                 let Some(plan) = self.plan(&path) else {
                     continue;
                 };
                 let explicit = self.roots.iter().any(|r| r.path.starts_with(&path));
-                if explicit || !filter.prune_dir(&path, plan.gitignore) {
-                    self.add_tree(&path, filter, found, initial)?;
+                if !explicit && filter.prune_dir(&path, plan.gitignore) {
+                    continue;
+                }
+                if link {
+                    links.push(path);
+                } else {
+                    self.add_folders(&path, filter, found, initial, links)?;
                 }
             } else if !initial {
                 found.push(path);
             }
         }
         Ok(())
+    }
+}
+
+/// Passes on the watch limit, which ends the walk (polling takes over); any other
+/// failure to watch a folder is a notice, and the walk goes on.
+fn keep_going(added: Result<(), WatchError>, notices: &mut Vec<String>) -> Result<(), WatchError> {
+    match added {
+        Err(WatchError::Limit) => Err(WatchError::Limit),
+        Err(WatchError::Other(message)) => {
+            notices.push(message);
+            Ok(())
+        }
+        Ok(()) => Ok(()),
     }
 }
 

@@ -468,6 +468,31 @@ fn symlinked_folders(args: &[&str]) {
     }
 }
 
+/// A folder reached both through a link and by its own path is watched under its own
+/// path, whichever the walk meets first: the globs written for that path (here, the
+/// assets') match its changes, and removing the link loses nothing.
+#[test]
+fn a_folder_reached_through_a_link_too_is_watched_under_its_own_path() {
+    let p = Project::new();
+    p.write("app/main.py", "a = 1\n");
+    p.write("frontend/dist/bundle.js", "b = 1\n");
+    symlink("../frontend/dist", p.path("app/static")).unwrap();
+    let reload = crate::util::free_port();
+    p.sleeper_task_file(
+        "[\"app/**/*.py\"]",
+        &format!("[reload]\nport = {reload}\nassets = [\"frontend/dist/**\"]"),
+    );
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    sup.wait_for("started");
+    p.write("frontend/dist/bundle.js", "b = 2\n");
+    sup.wait_for("asset changed: frontend/dist/bundle.js");
+    fs::remove_file(p.path("app/static")).unwrap();
+    p.write("frontend/dist/bundle.js", "b = 3\n");
+    sup.wait_for_n("asset changed: frontend/dist/bundle.js", 2);
+    p.assert_starts_stay(1);
+}
+
 /// A file written for longer than the batch cap (a large copy): one restart, once it
 /// is closed, not one a second onto half a file.
 #[test]
