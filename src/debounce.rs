@@ -12,7 +12,9 @@
 //!   batch holds many paths, since a writer of thousands of files (`git checkout`, `tar
 //!   x`) pauses for more than a few ms now and then on a busy machine;
 //! - while some path is mid-save, the batch waits for a longer *grace* of quiet, so a
-//!   plain `rm` still counts, after a short delay;
+//!   plain `rm` still counts, after a short delay; after a path was created and
+//!   nothing more, it waits a second (`cp` writes a whole file in one system call,
+//!   reported only once it returns);
 //! - a batch waits at most *max_wait* after its first event, so a file written
 //!   without end does not hold other changes back — counted from the latest path new
 //!   to the batch while new ones keep coming (a burst of thousands of files that takes
@@ -35,6 +37,10 @@ pub const BURST_SETTLE: Duration = Duration::from_millis(50);
 pub const BURST_PATHS: usize = 8;
 /// Quiet time while some path is mid-save.
 pub const GRACE: Duration = Duration::from_millis(100);
+/// Quiet time after a file was created, before anything was written to it or it was
+/// closed: `cp` (coreutils 9) and Python's `shutil.copy` write a whole file in one
+/// `copy_file_range` call, of which inotify says nothing until it returns.
+pub const CREATED_QUIET: Duration = Duration::from_millis(1000);
 /// The longest a batch waits after its first event, or after the latest path new to it.
 pub const MAX_WAIT: Duration = Duration::from_millis(1000);
 /// The longest a batch waits after its first event, however many new paths come.
@@ -45,8 +51,10 @@ pub const MAX_BURST: Duration = Duration::from_secs(10);
 pub enum Step {
     /// Closed after writing, or renamed into place.
     Complete,
-    /// Created, written but still open, deleted, or renamed away.
+    /// Written but still open, deleted, or renamed away.
     Partial,
+    /// Created, and nothing more yet: a copy may be under way in one system call.
+    Created,
 }
 
 /// Pending changes and their timing.
@@ -109,7 +117,11 @@ impl Debouncer {
         }
         // Every path is still being written at the cap: the batch goes when the first
         // of them settles.
-        let settles = self.pending.values().map(|(_, at)| *at + self.grace).min();
+        let settles = self
+            .pending
+            .values()
+            .filter_map(|(step, at)| Some(*at + self.quiet_after(*step)?))
+            .min();
         Some(settles.map_or(whole, |at| at.min(whole)))
     }
 
@@ -151,20 +163,35 @@ impl Debouncer {
         (!paths.is_empty()).then_some(paths)
     }
 
-    /// The quiet time the batch needs before all of it goes.
+    /// The quiet time the batch needs before all of it goes: the longest its paths'
+    /// latest steps need.
     fn quiet(&self) -> Duration {
-        if !self.pending.values().all(|(s, _)| *s == Step::Complete) {
-            self.grace
-        } else if self.pending.len() >= BURST_PATHS {
+        let settle = if self.pending.len() >= BURST_PATHS {
             self.settle.max(BURST_SETTLE)
         } else {
             self.settle
+        };
+        self.pending
+            .values()
+            .map(|(step, _)| self.quiet_after(*step).unwrap_or(settle))
+            .max()
+            .unwrap_or(settle)
+    }
+
+    /// The quiet time a path needs after `step` before it has settled; `None` for a
+    /// complete one, which has.
+    fn quiet_after(&self, step: Step) -> Option<Duration> {
+        match step {
+            Step::Complete => None,
+            Step::Partial => Some(self.grace),
+            Step::Created => Some(self.grace.max(CREATED_QUIET)),
         }
     }
 
-    /// Whether a path's change is over at `at`: complete, or quiet for the grace.
+    /// Whether a path's change is over at `at`: complete, or quiet for long enough.
     fn settled(&self, (step, last): &(Step, Instant), at: Instant) -> bool {
-        *step == Step::Complete || *last + self.grace <= at
+        self.quiet_after(*step)
+            .is_none_or(|quiet| *last + quiet <= at)
     }
 }
 
@@ -337,6 +364,22 @@ mod tests {
             }
         }
         assert_eq!(batches, vec![50]);
+    }
+
+    /// Created and then nothing for a while (a copy in one system call): it waits,
+    /// longer than a path mid-save, for the copy's end; created and never written (a
+    /// link), it still goes.
+    #[test]
+    fn a_created_file_waits_for_its_copy() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        d.record(p("big.bin"), Step::Created, t0);
+        assert_eq!(d.take_due(t0 + GRACE * 5), None);
+        d.record(p("big.bin"), Step::Partial, t0 + ms(700));
+        d.record(p("big.bin"), Step::Complete, t0 + ms(701));
+        assert_eq!(d.take_due(t0 + ms(701) + SETTLE), Some(vec![p("big.bin")]));
+        d.record(p("link"), Step::Created, t0);
+        assert_eq!(d.deadline(), Some(t0 + CREATED_QUIET));
     }
 
     /// Written with no close and then left: it goes once quiet for the grace.

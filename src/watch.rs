@@ -191,7 +191,7 @@ impl Watcher {
                 Some(step) => step,
                 None => continue,
             };
-            if step == Step::Partial && self.watched.contains_key(path) {
+            if step != Step::Complete && self.watched.contains_key(path) {
                 if matches!(event.kind, EventKind::Create(_)) {
                     // Made again before its removal was seen (events of a folder that
                     // went come on its own watch, and may trail): the old watches on
@@ -513,7 +513,8 @@ fn step_of(kind: &EventKind, index: usize, polling: bool) -> Option<Step> {
         }),
         EventKind::Modify(ModifyKind::Name(_)) => Some(Step::Partial),
         EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Some(Step::Partial),
-        EventKind::Create(_) | EventKind::Remove(_) => Some(Step::Partial),
+        EventKind::Create(_) => Some(Step::Created),
+        EventKind::Remove(_) => Some(Step::Partial),
         _ => None,
     }
 }

@@ -468,6 +468,20 @@ fn symlinked_folders(args: &[&str]) {
     }
 }
 
+/// A file created and then filled by one long system call (`cp`'s `copy_file_range`:
+/// inotify reports nothing between the create and the end): one restart, at its end.
+#[test]
+fn a_file_copied_in_one_call_is_one_restart() {
+    let (p, sup) = running();
+    let mut file = fs::File::create(p.path("copied.py")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    file.write_all(b"x = 1\n").unwrap();
+    drop(file);
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(sup.count("changed: copied.py"), 1, "{}", sup.stderr());
+}
+
 /// A folder reached both through a link and by its own path is watched under its own
 /// path, whichever the walk meets first: the globs written for that path (here, the
 /// assets') match its changes, and removing the link loses nothing.
