@@ -178,8 +178,8 @@ pub struct Upstream {
     /// The requests that could not be sent again and are not wholly answered yet: a
     /// restart waits for them.
     in_flight: Arc<InFlight>,
-    /// Counts the restarts whose old server has had its connections cut (see
-    /// [`Upstream::drain`]); every connection and tunnel ends when it moves.
+    /// Counts the restarts whose old server has had its connections for safe requests
+    /// cut (see [`Upstream::drain`]); each such connection ends when it moves.
     cut: watch::Sender<u64>,
 }
 
@@ -481,8 +481,7 @@ impl Upstream {
     }
 
     /// Runs hyper's client handshake on a new socket and drives the connection on a
-    /// task of its own.
-    /// A `cuttable` connection (one for safe requests only) is closed at the next
+    /// task of its own. A `cuttable` connection (one for safe requests only) is closed at the next
     /// restart's cut; any other is left for the server to finish and close.
     async fn handshake(
         &self,
