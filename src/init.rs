@@ -1,5 +1,5 @@
-//! `reloadsup init`: writes a commented `reload.toml` into the current folder, and never
-//! overwrites one that exists.
+//! `reloadsup init`: writes a commented `reload.toml` into the current folder (or the
+//! file `-f` names), and never overwrites one that exists.
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
@@ -12,9 +12,9 @@ use crate::report;
 /// The file `init` writes: every key, commented.
 const TEMPLATE: &str = include_str!("init_template.toml");
 
-/// Writes `reload.toml` in `dir`.
-pub fn run(dir: &Path) -> Result<i32> {
-    let path = dir.join(TASK_FILE_NAME);
+/// Writes `file` (relative to `dir`), or `reload.toml` in `dir`.
+pub fn run(dir: &Path, file: Option<&Path>) -> Result<i32> {
+    let path = dir.join(file.unwrap_or(Path::new(TASK_FILE_NAME)));
     let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
         Ok(file) => file,
         Err(err) if err.kind() == ErrorKind::AlreadyExists => {

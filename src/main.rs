@@ -62,8 +62,13 @@ fn run(cli: Cli) -> Result<i32> {
     let cwd = current_dir()?;
     match cli.command {
         Command::Guard => Ok(supervisor::guard_main()),
-        Command::Init => init::run(&cwd),
+        Command::Init => init::run(&cwd, cli.file.as_deref()),
         Command::Run(args) => app::run(load(cli.file, &cwd, &overrides(args))?),
+        Command::Serve { .. } if cli.file.is_some() => Err(Error::Usage(
+            "`serve` reads no task file: for a site served from a task file, give it a \
+             `[serve]` table and use `run`"
+                .into(),
+        )),
         Command::Serve { dir, listen, open } => {
             app::run(config::serve_folder(&cwd, dir.as_deref(), listen, open)?)
         }

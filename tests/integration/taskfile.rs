@@ -210,6 +210,22 @@ fn init_writes_a_valid_file_and_never_overwrites() {
     assert_eq!(p.read("reload.toml"), "# mine\n");
 }
 
+/// `-f` names the file `init` writes; `serve`, which reads none, refuses it.
+#[test]
+fn init_writes_the_file_named_by_f_and_serve_refuses_one() {
+    let p = Project::new();
+    let out = p.output(&["-f", "dev/site.toml", "init"]);
+    assert_eq!(out.status.code(), Some(1), "no such folder: {}", out.stderr);
+    std::fs::create_dir(p.path("dev")).unwrap();
+    let out = p.output(&["-f", "dev/site.toml", "init"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(p.read("dev/site.toml").contains("[server]"));
+    assert!(!p.path("reload.toml").exists());
+    let out = p.output(&["-f", "dev/site.toml", "serve"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("`[serve]` table"), "{}", out.stderr);
+}
+
 #[test]
 fn the_shipped_example_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/reload.toml.example");
@@ -238,6 +254,11 @@ fn the_shipped_example_is_valid() {
         "[[task]]",
         "name",
         "actions",
+        "gitignore",
+        "allow_origins",
+        "allowed_hosts",
+        "[serve]",
+        "root",
     ] {
         let text = std::fs::read_to_string(example).unwrap();
         assert!(text.contains(key), "the example shows `{key}`");
