@@ -491,8 +491,28 @@ impl Doc<'_> {
             reload.port = port;
         }
         reload.assets = self.patterns(&r.assets, root, "reload.assets")?;
-        reload.allow_origins = r.allow_origins.clone();
+        reload.allow_origins = r
+            .allow_origins
+            .iter()
+            .map(|origin| self.origin(origin))
+            .collect::<Result<_>>()?;
         Ok(reload)
+    }
+
+    /// A `reload.allow_origins` entry: an origin exactly as browsers send it, so that
+    /// it can match (a bare host or a URL with a path never would).
+    fn origin(&self, value: &Text) -> Result<String> {
+        let origin = value.get_ref();
+        if crate::host::valid_origin(origin) {
+            return Ok(origin.clone());
+        }
+        Err(self.error(
+            value.span(),
+            format!(
+                "bad origin `{origin}` in `reload.allow_origins`: write scheme://host[:port] \
+                 as browsers send it, e.g. `http://192.168.1.5:5000`"
+            ),
+        ))
     }
 
     fn patterns(&self, globs: &[Text], root: &Path, key: &str) -> Result<Vec<Pattern>> {

@@ -73,7 +73,7 @@ pub struct RawReload {
     #[serde(default)]
     pub assets: Vec<Text>,
     #[serde(default)]
-    pub allow_origins: Vec<String>,
+    pub allow_origins: Vec<Text>,
 }
 
 /// `[proxy]`: the reverse proxy that injects the reload script.

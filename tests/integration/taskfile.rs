@@ -367,6 +367,12 @@ fn bad_addresses() {
             "reload.toml:4: bad address `127.0.0.1:35729` for `reload.host`: \
              write the host alone, e.g. `127.0.0.1`; the port is `reload.port`",
         ),
+        (
+            "[server]\ncommand = \"x\"\n[reload]\nallow_origins = [\"http://lan.test:5000\",\n  \"lan.test\"]\n"
+                .to_string(),
+            "reload.toml:5: bad origin `lan.test` in `reload.allow_origins`: write \
+             scheme://host[:port] as browsers send it, e.g. `http://192.168.1.5:5000`",
+        ),
     ];
     for (toml, expected) in cases {
         assert_check_error(&toml, expected);
@@ -379,6 +385,7 @@ fn good_addresses_pass_check() {
     p.write(
         "reload.toml",
         "[server]\ncommand = \"x\"\n[reload]\nhost = \"::1\"\n\
+         allow_origins = [\"http://[::1]:3000\", \"chrome-extension://abc\", \"null\"]\n\
          [proxy]\nlisten = \"[::1]:0\"\nupstream = \"localhost:8000\"\n\
          [serve]\nlisten = \"0.0.0.0\"\n",
     );
