@@ -37,9 +37,9 @@ pub const BURST_SETTLE: Duration = Duration::from_millis(50);
 pub const BURST_PATHS: usize = 8;
 /// Quiet time while some path is mid-save.
 pub const GRACE: Duration = Duration::from_millis(100);
-/// Quiet time after a file was created, before anything was written to it or it was
-/// closed: `cp` (coreutils 9) and Python's `shutil.copy` write a whole file in one
-/// `copy_file_range` call, of which inotify says nothing until it returns.
+/// Quiet time after a file was created or emptied, before anything was written to it
+/// or it was closed: `cp` (coreutils 9) and Python's `shutil.copy` write a whole file
+/// in one `copy_file_range` call, of which inotify says nothing until it returns.
 pub const CREATED_QUIET: Duration = Duration::from_millis(1000);
 /// The longest a batch waits after its first event, or after the latest path new to it.
 pub const MAX_WAIT: Duration = Duration::from_millis(1000);
@@ -53,7 +53,8 @@ pub enum Step {
     Complete,
     /// Written but still open, deleted, or renamed away.
     Partial,
-    /// Created, and nothing more yet: a copy may be under way in one system call.
+    /// Created (or emptied), and nothing more yet: a copy may be under way in one
+    /// system call.
     Created,
 }
 

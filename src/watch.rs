@@ -188,6 +188,9 @@ impl Watcher {
                 continue;
             }
             let step = match step_of(&event.kind, i, polling) {
+                Some(Step::Partial) if !polling && awaits_content(&event.kind, path) => {
+                    Step::Created
+                }
                 Some(step) => step,
                 None => continue,
             };
@@ -492,6 +495,24 @@ fn keep_going(added: Result<(), WatchError>, notices: &mut Vec<String>) -> Resul
     }
 }
 
+/// Whether an event leaves a file that a copy in one system call may be filling
+/// (`cp`'s `copy_file_range`, reported only once it returns): a regular file just
+/// created (not a link, a FIFO or a hard link to a file that has its content), or one
+/// just emptied (`O_TRUNC`) and still empty.
+fn awaits_content(kind: &EventKind, path: &Path) -> bool {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !metadata.file_type().is_file() {
+        return false;
+    }
+    match kind {
+        EventKind::Create(_) => metadata.nlink() == 1,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => metadata.len() == 0,
+        _ => false,
+    }
+}
+
 /// The step an event is for the path at `index`, or `None` when it is no change.
 fn step_of(kind: &EventKind, index: usize, polling: bool) -> Option<Step> {
     if polling {
@@ -513,8 +534,7 @@ fn step_of(kind: &EventKind, index: usize, polling: bool) -> Option<Step> {
         }),
         EventKind::Modify(ModifyKind::Name(_)) => Some(Step::Partial),
         EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Some(Step::Partial),
-        EventKind::Create(_) => Some(Step::Created),
-        EventKind::Remove(_) => Some(Step::Partial),
+        EventKind::Create(_) | EventKind::Remove(_) => Some(Step::Partial),
         _ => None,
     }
 }
@@ -636,4 +656,41 @@ fn poll_backend(tx: &Sender<Event>, interval: Duration) -> Result<Backend, Strin
     Poller::new(interval, move |event| handle(Ok(event)))
         .map(|p| Backend::Poll(p, interval))
         .map_err(|err| format!("cannot start polling: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::DataChange;
+
+    /// Only a regular file that a copy may still be filling waits for its content: not
+    /// a link, a FIFO or a hard link, nor a file emptied and refilled already.
+    #[test]
+    fn only_files_a_copy_may_be_filling_await_content() {
+        let dir = std::env::temp_dir().join(format!("reloadsup-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let created = EventKind::Create(CreateKind::File);
+        let written = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        let file = dir.join("new.py");
+        std::fs::write(&file, "").unwrap();
+        assert!(awaits_content(&created, &file), "a new file");
+        assert!(awaits_content(&written, &file), "an emptied file");
+        std::fs::write(&file, "x = 1\n").unwrap();
+        assert!(awaits_content(&created, &file), "a new file, being filled");
+        assert!(!awaits_content(&written, &file), "a file being written");
+        std::os::unix::fs::symlink(&file, dir.join("link.py")).unwrap();
+        assert!(!awaits_content(&created, &dir.join("link.py")), "a link");
+        std::fs::hard_link(&file, dir.join("hard.py")).unwrap();
+        assert!(
+            !awaits_content(&created, &dir.join("hard.py")),
+            "a hard link"
+        );
+        nix::unistd::mkfifo(&dir.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(!awaits_content(&created, &dir.join("fifo")), "a FIFO");
+        assert!(
+            !awaits_content(&created, &dir.join("gone.py")),
+            "gone already"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -482,6 +482,21 @@ fn a_file_copied_in_one_call_is_one_restart() {
     assert_eq!(sup.count("changed: copied.py"), 1, "{}", sup.stderr());
 }
 
+/// The same over an existing file (`cp` over it: emptied with `O_TRUNC`, then filled
+/// in one call): one restart, at its end, not one onto the empty file first.
+#[test]
+fn a_file_overwritten_in_one_call_is_one_restart() {
+    assert_one_restart(|p| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(p.path("app.py"))
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        file.write_all(b"print('v2')\n").unwrap();
+    });
+}
+
 /// A folder reached both through a link and by its own path is watched under its own
 /// path, whichever the walk meets first: the globs written for that path (here, the
 /// assets') match its changes, and removing the link loses nothing.
