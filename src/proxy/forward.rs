@@ -29,6 +29,7 @@ use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 
 use super::body::{self, ProxyBody};
+use super::upstream::GOODBYE;
 use super::{Context, inject, page};
 use crate::host::{is_loopback, split_authority};
 use crate::report;
@@ -151,7 +152,7 @@ pub async fn forward(
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(browser_side) = browser_side {
-            return tunnel(response, browser_side);
+            return tunnel(response, browser_side, context.upstream.cut_signal());
         }
     }
     strip_hop_by_hop(response.headers_mut());
@@ -384,16 +385,31 @@ fn relocated(location: &str, upstream: &str, proxy_origin: &str) -> Option<Strin
 }
 
 /// Answers the browser's upgrade with the dev server's 101 and copies bytes both ways
-/// once both sides have switched, until either side closes: at a restart, the old
-/// server closes it (with a close frame of its own, if it says goodbye).
-fn tunnel(mut response: Response<ProxyBody>, browser_side: OnUpgrade) -> Response<ProxyBody> {
+/// once both sides have switched, until either side closes or, at a restart, the old
+/// server has had [`GOODBYE`] to close it with a goodbye of its own.
+fn tunnel(
+    mut response: Response<ProxyBody>,
+    browser_side: OnUpgrade,
+    mut restarts: tokio::sync::watch::Receiver<u64>,
+) -> Response<ProxyBody> {
     let server_side = hyper::upgrade::on(&mut response);
     tokio::spawn(async move {
         match tokio::try_join!(browser_side, server_side) {
             Ok((browser, server)) => {
                 let (mut browser, mut server) = (TokioIo::new(browser), TokioIo::new(server));
-                if let Err(err) = tokio::io::copy_bidirectional(&mut browser, &mut server).await {
-                    report::debug(format!("proxy: tunnel ended: {err}"));
+                let cut = async move {
+                    if restarts.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                    tokio::time::sleep(GOODBYE).await;
+                };
+                tokio::select! {
+                    copied = tokio::io::copy_bidirectional(&mut browser, &mut server) => {
+                        if let Err(err) = copied {
+                            report::debug(format!("proxy: tunnel ended: {err}"));
+                        }
+                    }
+                    () = cut => report::debug("proxy: tunnel closed for the restart"),
                 }
             }
             Err(err) => report::debug(format!("proxy: upgrade failed: {err}")),

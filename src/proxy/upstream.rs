@@ -69,6 +69,24 @@ const MAX_CONNECTIONS: usize = 4;
 /// mid-answer.
 const WHOLE_LIMIT: u64 = 256 * 1024;
 
+/// How long a stream answering a request that cannot be sent again, or an app's
+/// WebSocket, stays open after a restart's cut (see [`Upstream::drain`]): the old server
+/// is signalled at the cut, and may say goodbye on it (a close frame, a last event)
+/// before it is closed. A server that stops gracefully would otherwise wait for it
+/// until the stop timeout's SIGKILL (Node's `server.close()` never closes upgraded
+/// sockets).
+pub const GOODBYE: Duration = Duration::from_millis(250);
+
+/// When a connection is closed at a restart's cut.
+#[derive(Clone)]
+enum Cut {
+    /// At once: it carries safe requests only, which go again to the next server.
+    Now,
+    /// [`GOODBYE`] after the cut, once its request has its answer's head (set when it
+    /// comes): a request still waiting for its answer is left for the server to finish.
+    AfterHead(Arc<AtomicBool>),
+}
+
 /// How long one connect may take (a loopback connect is immediate or refused).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -282,13 +300,13 @@ impl Upstream {
         }
     }
 
-    /// What ends the connections for safe requests open now at the next restart: a
-    /// server that stops gracefully (uvicorn, Node's `server.close()`) waits for its
-    /// open connections, so a page's event stream or long poll would hold every restart
-    /// up until the stop timeout's SIGKILL. Safe requests go again to the next server;
-    /// the others (a slow POST, an upload, an app's WebSocket) are left for the old
-    /// server to finish, as it would without the proxy.
-    fn cut_signal(&self) -> watch::Receiver<u64> {
+    /// What ends the connections open now at the next restart: a server that stops
+    /// gracefully (uvicorn, Node's `server.close()`) waits for its open connections, so
+    /// a page's event stream, long poll or WebSocket would hold every restart up until
+    /// the stop timeout's SIGKILL. Safe requests are cut at once and go again to the
+    /// next server; streams and sockets of other requests get [`GOODBYE`] first; a
+    /// request still waiting for its answer (a slow POST) is left for the server.
+    pub fn cut_signal(&self) -> watch::Receiver<u64> {
         self.cut.subscribe()
     }
 
@@ -338,13 +356,19 @@ impl Upstream {
         // A kept connection may be closed by the server (idle too long) just as the
         // request goes out, and then only a request that can be sent again is safe.
         let fresh = upgrade || replay.is_none();
+        let answered = Arc::new(AtomicBool::new(false));
+        let cut = if fresh {
+            Cut::AfterHead(Arc::clone(&answered))
+        } else {
+            Cut::Now
+        };
         let mut connections = 0;
         loop {
             let mut sender = match self.connection(&mut state, fresh).await? {
                 Connection::Kept(sender) => sender,
                 Connection::New(stream) => {
                     connections += 1;
-                    self.handshake(stream, upgrade, !fresh).await?
+                    self.handshake(stream, upgrade, cut.clone()).await?
                 }
             };
             // A safe request cut off by a stop goes again to the next server, so a
@@ -353,6 +377,7 @@ impl Upstream {
             let sent = sender.try_send_request(request).await;
             let error = match sent {
                 Ok(response) => {
+                    answered.store(true, Ordering::Relaxed);
                     // A fresh connection serves its one request: kept, every POST
                     // would add one more idle connection (a thread, in a Python
                     // server) up to the pool's limit.
@@ -481,13 +506,12 @@ impl Upstream {
     }
 
     /// Runs hyper's client handshake on a new socket and drives the connection on a
-    /// task of its own. A `cuttable` connection (one for safe requests only) is closed at the next
-    /// restart's cut; any other is left for the server to finish and close.
+    /// task of its own, which `cut` ends at a restart.
     async fn handshake(
         &self,
         stream: TcpStream,
         upgrade: bool,
-        cuttable: bool,
+        cut: Cut,
     ) -> Result<SendRequest<ProxyBody>, Unavailable> {
         let mut builder = http1::Builder::new();
         // Read answers as leniently as browsers do (a folded header line, a space
@@ -502,7 +526,7 @@ impl Upstream {
             .handshake(TokioIo::new(QuickAck::new(stream)))
             .await
             .map_err(|err| Unavailable::Broke(err.to_string()))?;
-        let mut cut = self.cut_signal();
+        let mut restarts = self.cut_signal();
         tokio::spawn(async move {
             let run = async move {
                 if upgrade {
@@ -512,8 +536,19 @@ impl Upstream {
                 }
             };
             let cut = async move {
-                if !cuttable || cut.changed().await.is_err() {
-                    std::future::pending::<()>().await;
+                loop {
+                    if restarts.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                    match &cut {
+                        Cut::Now => return,
+                        Cut::AfterHead(answered) => {
+                            tokio::time::sleep(GOODBYE).await;
+                            if answered.load(Ordering::Relaxed) {
+                                return;
+                            }
+                        }
+                    }
                 }
             };
             tokio::select! {

@@ -674,12 +674,17 @@ fn a_post_goes_on_a_new_connection_and_gets_share_kept_ones() {
 }
 
 /// A Node dev server that stops gracefully on SIGTERM (`server.close()` waits for open
-/// connections), saying `bye` to the upgraded connections it keeps (`/socket`) as it
-/// goes; it answers `/events` with an event stream, and a POST after 1.5 s.
+/// connections, upgraded ones included), saying `bye` to the upgraded connections it
+/// keeps (`/socket`; not to `/socket?quiet`) as it goes; it answers `/events` with an
+/// event stream, a POST to `/stream` with a stream, and other POSTs after 1.5 s.
 const GRACEFUL_APP: &str = r#"
 const http = require("http");
 const sockets = new Set();
 const server = http.createServer((req, res) => {
+  if (req.method === "POST" && req.url === "/stream") {
+    res.writeHead(200, { "Content-Type": "text/plain" });
+    return res.write("first\n");
+  }
   if (req.method === "POST") {
     req.resume();
     return setTimeout(() => res.end("done by " + process.pid), 1500);
@@ -688,7 +693,7 @@ const server = http.createServer((req, res) => {
   res.write("data: " + process.pid + "\n\n");
 });
 server.on("upgrade", (req, socket) => {
-  sockets.add(socket);
+  if (!req.url.includes("quiet")) sockets.add(socket);
   socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n");
 });
 process.on("SIGTERM", () => {
@@ -722,13 +727,13 @@ fn read_until(stream: &mut std::net::TcpStream, expected: &str) -> String {
     String::from_utf8_lossy(&seen).into_owned()
 }
 
-/// With a server that stops gracefully: an event stream open through the proxy does
-/// not hold a restart up (its connection is closed, the stream reconnects), while an
-/// app's upgraded connection is left for the server to close with its own goodbye, and
-/// a POST that takes longer than the restart's drain is still answered by the old
-/// server.
+/// With a server that stops gracefully: an event stream, an app's upgraded connection
+/// and a POST's streamed answer open through the proxy do not hold a restart up (they
+/// are closed: the stream at once, the others after the server has had a moment to
+/// say goodbye, and a socket it says goodbye to gets it), while a POST that takes
+/// longer than the restart's drain is still answered by the old server.
 #[test]
-fn a_graceful_servers_restart_cuts_streams_but_not_posts_or_sockets() {
+fn a_graceful_servers_restart_cuts_streams_and_sockets_but_not_waiting_posts() {
     let p = Project::new();
     let (port, proxy) = (free_port(), free_port());
     p.write("app.js", GRACEFUL_APP);
@@ -754,7 +759,18 @@ fn a_graceful_servers_restart_cuts_streams_but_not_posts_or_sockets() {
         &format!("GET /socket HTTP/1.1\r\n{host}\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n"),
         "\r\n\r\n",
     );
-    // The client closes once the server has said goodbye, as a WebSocket client does.
+    let _quiet = open_until(
+        proxy,
+        &format!(
+            "GET /socket?quiet HTTP/1.1\r\n{host}\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n"
+        ),
+        "\r\n\r\n",
+    );
+    let _stream = open_until(
+        proxy,
+        &format!("POST /stream HTTP/1.1\r\n{host}\r\nContent-Length: 0\r\n\r\n"),
+        "first",
+    );
     let goodbye = thread::spawn(move || read_until(&mut socket, "bye"));
     p.write("app.js", &format!("{GRACEFUL_APP}\n// v2\n"));
     let took = restart_took(&sup);
