@@ -74,6 +74,9 @@ pub struct Watcher {
     /// The watched folders by identity: a folder reached again by another path (a
     /// symbolic link) is not watched twice.
     by_id: HashMap<FolderId, PathBuf>,
+    /// The other paths (links) that lead to a watched folder, by the path it is
+    /// watched under: a change below it is a change below each of them too.
+    aliases: HashMap<PathBuf, Vec<PathBuf>>,
     /// Files changed (created, written, their times set) since their last counted close:
     /// only their close is a save.
     written: HashSet<PathBuf>,
@@ -112,6 +115,7 @@ impl Watcher {
             roots,
             watched: HashMap::new(),
             by_id: HashMap::new(),
+            aliases: HashMap::new(),
             written: HashSet::new(),
             stamps: HashMap::new(),
             since: SystemTime::now(),
@@ -126,6 +130,7 @@ impl Watcher {
             watcher.backend = poll_backend(&watcher.tx, FALLBACK_POLL)?;
             watcher.watched.clear();
             watcher.by_id.clear();
+            watcher.aliases.clear();
             if let Err(err) = watcher.watch_all(filter, notices) {
                 return Err(format!("cannot watch files: {err:?}"));
             }
@@ -233,9 +238,35 @@ impl Watcher {
                 changes.extend(found.into_iter().map(|f| (f, Step::Partial)));
                 continue;
             }
+            changes.extend(self.also_named(path).into_iter().map(|alias| (alias, step)));
             changes.push((path.clone(), step));
         }
         changes
+    }
+
+    /// The other names of `path`: through each link that leads to a folder above it.
+    fn also_named(&self, path: &Path) -> Vec<PathBuf> {
+        if self.aliases.is_empty() {
+            return Vec::new();
+        }
+        let mut names = Vec::new();
+        for folder in path.ancestors().skip(1) {
+            let Some(links) = self.aliases.get(folder) else {
+                continue;
+            };
+            let Ok(rest) = path.strip_prefix(folder) else {
+                continue;
+            };
+            // A link removed or pointed elsewhere since no longer names it.
+            let id = self.watched.get(folder).copied();
+            names.extend(
+                links
+                    .iter()
+                    .filter(|link| FolderId::of(link) == id)
+                    .map(|link| link.join(rest)),
+            );
+        }
+        names
     }
 
     /// A watched folder went away (deleted, or moved): its watches are dropped — one on
@@ -335,6 +366,11 @@ impl Watcher {
             if let Some(id) = self.watched.remove(dir) {
                 self.by_id.remove(&id);
             }
+            self.aliases.remove(dir);
+        }
+        // A link that went away no longer names anything.
+        for links in self.aliases.values_mut() {
+            links.retain(|link| !link.starts_with(path));
         }
         gone
     }
@@ -415,7 +451,12 @@ impl Watcher {
         }
         if let Some(other) = self.by_id.get(&id) {
             if FolderId::of(other) == Some(id) {
-                // The same folder, watched already under another path.
+                // The same folder, watched already under another path: its changes are
+                // named under this one too, for the globs written for it.
+                let aliases = self.aliases.entry(other.clone()).or_default();
+                if !aliases.iter().any(|a| a == dir) {
+                    aliases.push(dir.to_path_buf());
+                }
                 return Ok(());
             }
             // A folder gone unnoticed whose inode number is in use again.

@@ -499,7 +499,8 @@ fn a_file_overwritten_in_one_call_is_one_restart() {
 
 /// A folder reached both through a link and by its own path is watched under its own
 /// path, whichever the walk meets first: the globs written for that path (here, the
-/// assets') match its changes, and removing the link loses nothing.
+/// assets') match its changes, and so do those written for the link's path; removing
+/// the link loses nothing but its name.
 #[test]
 fn a_folder_reached_through_a_link_too_is_watched_under_its_own_path() {
     let p = Project::new();
@@ -516,10 +517,21 @@ fn a_folder_reached_through_a_link_too_is_watched_under_its_own_path() {
     sup.wait_for("started");
     p.write("frontend/dist/bundle.js", "b = 2\n");
     sup.wait_for("asset changed: frontend/dist/bundle.js");
+    p.assert_starts_stay(1);
+    // Named through the link too, for the globs written for that path.
+    p.write("frontend/dist/helper.py", "h = 1\n");
+    p.wait_starts(2);
+    assert_eq!(
+        sup.count("changed: app/static/helper.py"),
+        1,
+        "{}",
+        sup.stderr()
+    );
     fs::remove_file(p.path("app/static")).unwrap();
     p.write("frontend/dist/bundle.js", "b = 3\n");
     sup.wait_for_n("asset changed: frontend/dist/bundle.js", 2);
-    p.assert_starts_stay(1);
+    p.write("frontend/dist/helper.py", "h = 2\n");
+    p.assert_starts_stay(2);
 }
 
 /// A file written for longer than the batch cap (a large copy): one restart, once it
