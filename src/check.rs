@@ -25,7 +25,8 @@ pub fn run(config: &Config) -> Result<i32> {
             Some(ready) => line(
                 &mut out,
                 format_args!(
-                    "ready: {ready:?} (timeout {})",
+                    "ready: {} (timeout {})",
+                    shown(ready),
                     humantime::format_duration(server.ready_timeout)
                 ),
             ),
@@ -145,5 +146,16 @@ fn walk(
             Ok(_) => files.push(path),
             Err(_) => {}
         }
+    }
+}
+
+/// A readiness check as the task file writes it.
+fn shown(ready: &crate::config::Ready) -> String {
+    use crate::config::Ready;
+    match ready {
+        Ready::Port(port) => format!("{{ port = {port} }}"),
+        Ready::Url(url) => format!("{{ url = {url:?} }}"),
+        Ready::Log(regex) => format!("{{ log = {regex:?} }}"),
+        Ready::Delay(delay) => format!("{{ delay = \"{}\" }}", humantime::format_duration(*delay)),
     }
 }

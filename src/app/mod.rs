@@ -120,13 +120,16 @@ pub fn run(config: Config) -> Result<i32> {
     let watcher =
         Watcher::start(&config, &mut filter, tx.clone(), &mut notices).map_err(Error::Runtime)?;
     notices.iter().for_each(report::warn);
+    let folders = match watcher.watched_count() {
+        1 => "1 folder".to_string(),
+        n => format!("{n} folders"),
+    };
     report::info(match watcher.poll_interval() {
         Some(every) => format!(
-            "watching {} folders (polling every {})",
-            watcher.watched_count(),
+            "watching {folders} (polling every {})",
             humantime::format_duration(every)
         ),
-        None => format!("watching {} folders", watcher.watched_count()),
+        None => format!("watching {folders}"),
     });
     let mut app = App {
         supervisor: config

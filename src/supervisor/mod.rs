@@ -376,7 +376,7 @@ impl Supervisor {
         };
         if !self.spec.cwd.is_dir() {
             return format!(
-                "cannot start `{program}`: working folder `{}` does not exist",
+                "cannot start `{program}`: its working folder `{}` (`server.cwd`) does not exist",
                 self.spec.cwd.display()
             );
         }

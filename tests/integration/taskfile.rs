@@ -379,6 +379,30 @@ fn bad_addresses() {
     }
 }
 
+/// `check` shows a readiness check as the task file writes it.
+#[test]
+fn check_shows_readiness_as_written() {
+    let p = Project::new();
+    for (ready, shown) in [
+        ("{ port = 8000 }", "ready: { port = 8000 } (timeout 30s)"),
+        (
+            "{ log = \"^Serving\" }",
+            "ready: { log = \"^Serving\" } (timeout 30s)",
+        ),
+        (
+            "{ delay = \"300ms\" }",
+            "ready: { delay = \"300ms\" } (timeout 30s)",
+        ),
+    ] {
+        p.write(
+            "reload.toml",
+            &format!("[server]\ncommand = \"x\"\nready = {ready}\n"),
+        );
+        let out = p.output(&["check"]);
+        assert!(out.stdout.contains(shown), "{}", out.stdout);
+    }
+}
+
 #[test]
 fn good_addresses_pass_check() {
     let p = Project::new();
