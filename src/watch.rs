@@ -189,11 +189,16 @@ impl Watcher {
             changes.push((PathBuf::from("(event queue overflow)"), Step::Complete));
         }
         for (i, path) in event.paths.iter().enumerate() {
+            // A data change to a file not changed since its last counted close: the
+            // first sign of a save (or of a copy in one call over the file).
+            let first_write = !self.written.contains(path);
             if !polling && !self.was_written(&event.kind, i, path) {
                 continue;
             }
             let step = match step_of(&event.kind, i, polling) {
-                Some(Step::Partial) if !polling && awaits_content(&event.kind, path) => {
+                Some(Step::Partial)
+                    if !polling && awaits_content(&event.kind, path, first_write) =>
+                {
                     Step::Created
                 }
                 Some(step) => step,
@@ -238,7 +243,10 @@ impl Watcher {
                 changes.extend(found.into_iter().map(|f| (f, Step::Partial)));
                 continue;
             }
-            changes.extend(self.also_named(path).into_iter().map(|alias| (alias, step)));
+            if filter.classify(path).is_ignored() {
+                // Matched by no glob under its own name: perhaps under a link's.
+                changes.extend(self.also_named(path).into_iter().map(|alias| (alias, step)));
+            }
             changes.push((path.clone(), step));
         }
         changes
@@ -539,8 +547,10 @@ fn keep_going(added: Result<(), WatchError>, notices: &mut Vec<String>) -> Resul
 /// Whether an event leaves a file that a copy in one system call may be filling
 /// (`cp`'s `copy_file_range`, reported only once it returns): a regular file just
 /// created (not a link, a FIFO or a hard link to a file that has its content), or one
-/// just emptied (`O_TRUNC`) and still empty.
-fn awaits_content(kind: &EventKind, path: &Path) -> bool {
+/// whose data changed for the first time since it was last closed (`cp` over it
+/// empties it first; its size by the time this is read says nothing, the copy having
+/// gone on meanwhile).
+fn awaits_content(kind: &EventKind, path: &Path, first_write: bool) -> bool {
     let Ok(metadata) = std::fs::symlink_metadata(path) else {
         return false;
     };
@@ -549,7 +559,7 @@ fn awaits_content(kind: &EventKind, path: &Path) -> bool {
     }
     match kind {
         EventKind::Create(_) => metadata.nlink() == 1,
-        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => metadata.len() == 0,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => first_write,
         _ => false,
     }
 }
@@ -713,25 +723,30 @@ mod tests {
         let created = EventKind::Create(CreateKind::File);
         let written = EventKind::Modify(ModifyKind::Data(DataChange::Any));
         let file = dir.join("new.py");
-        std::fs::write(&file, "").unwrap();
-        assert!(awaits_content(&created, &file), "a new file");
-        assert!(awaits_content(&written, &file), "an emptied file");
         std::fs::write(&file, "x = 1\n").unwrap();
-        assert!(awaits_content(&created, &file), "a new file, being filled");
-        assert!(!awaits_content(&written, &file), "a file being written");
-        std::os::unix::fs::symlink(&file, dir.join("link.py")).unwrap();
-        assert!(!awaits_content(&created, &dir.join("link.py")), "a link");
-        std::fs::hard_link(&file, dir.join("hard.py")).unwrap();
         assert!(
-            !awaits_content(&created, &dir.join("hard.py")),
-            "a hard link"
+            awaits_content(&created, &file, true),
+            "a new file, being filled"
         );
-        nix::unistd::mkfifo(&dir.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-        assert!(!awaits_content(&created, &dir.join("fifo")), "a FIFO");
         assert!(
-            !awaits_content(&created, &dir.join("gone.py")),
-            "gone already"
+            awaits_content(&written, &file, true),
+            "a file's first change"
         );
+        assert!(
+            !awaits_content(&written, &file, false),
+            "a file being written"
+        );
+        let link = dir.join("link.py");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(!awaits_content(&created, &link, true), "a link");
+        let hard = dir.join("hard.py");
+        std::fs::hard_link(&file, &hard).unwrap();
+        assert!(!awaits_content(&created, &hard, true), "a hard link");
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(!awaits_content(&created, &fifo, true), "a FIFO");
+        let gone = dir.join("gone.py");
+        assert!(!awaits_content(&created, &gone, true), "gone already");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

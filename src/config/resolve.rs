@@ -503,8 +503,11 @@ impl Doc<'_> {
     /// it can match (a bare host or a URL with a path never would).
     fn origin(&self, value: &Text) -> Result<String> {
         let origin = value.get_ref();
-        if crate::host::valid_origin(origin) {
-            return Ok(origin.clone());
+        // As copied from an address bar: a trailing slash is no path.
+        let trimmed = origin.trim();
+        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        if crate::host::valid_origin(trimmed) {
+            return Ok(trimmed.to_string());
         }
         Err(self.error(
             value.span(),

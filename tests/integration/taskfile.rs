@@ -409,7 +409,7 @@ fn good_addresses_pass_check() {
     p.write(
         "reload.toml",
         "[server]\ncommand = \"x\"\n[reload]\nhost = \"::1\"\n\
-         allow_origins = [\"http://[::1]:3000\", \"chrome-extension://abc\", \"null\"]\n\
+         allow_origins = [\"http://[::1]:3000\", \"chrome-extension://abc\", \"null\", \"https://Dev.Example/\"]\n\
          [proxy]\nlisten = \"[::1]:0\"\nupstream = \"localhost:8000\"\n\
          [serve]\nlisten = \"0.0.0.0\"\n",
     );
