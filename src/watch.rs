@@ -243,7 +243,7 @@ impl Watcher {
                 changes.extend(found.into_iter().map(|f| (f, Step::Partial)));
                 continue;
             }
-            if filter.classify(path).is_ignored() {
+            if !self.aliases.is_empty() && filter.classify(path).is_ignored() {
                 // Matched by no glob under its own name: perhaps under a link's.
                 changes.extend(self.also_named(path).into_iter().map(|alias| (alias, step)));
             }
@@ -254,9 +254,6 @@ impl Watcher {
 
     /// The other names of `path`: through each link that leads to a folder above it.
     fn also_named(&self, path: &Path) -> Vec<PathBuf> {
-        if self.aliases.is_empty() {
-            return Vec::new();
-        }
         let mut names = Vec::new();
         for folder in path.ancestors().skip(1) {
             let Some(links) = self.aliases.get(folder) else {
