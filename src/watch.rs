@@ -243,8 +243,9 @@ impl Watcher {
                 changes.extend(found.into_iter().map(|f| (f, Step::Partial)));
                 continue;
             }
-            if !self.aliases.is_empty() && filter.classify(path).is_ignored() {
-                // Matched by no glob under its own name: perhaps under a link's.
+            if !self.aliases.is_empty() && !filter.classify(path).asset {
+                // Named through the links to its folder too, for the globs written for
+                // their paths; an asset stays an asset (a reload, not a restart).
                 changes.extend(self.also_named(path).into_iter().map(|alias| (alias, step)));
             }
             changes.push((path.clone(), step));
@@ -457,10 +458,13 @@ impl Watcher {
         if let Some(other) = self.by_id.get(&id) {
             if FolderId::of(other) == Some(id) {
                 // The same folder, watched already under another path: its changes are
-                // named under this one too, for the globs written for it.
-                let aliases = self.aliases.entry(other.clone()).or_default();
-                if !aliases.iter().any(|a| a == dir) {
-                    aliases.push(dir.to_path_buf());
+                // named under this one too, for the globs written for it — unless this
+                // is a link back up the tree (`loop -> .`), which names nothing new.
+                if !dir.starts_with(other) {
+                    let aliases = self.aliases.entry(other.clone()).or_default();
+                    if !aliases.iter().any(|a| a == dir) {
+                        aliases.push(dir.to_path_buf());
+                    }
                 }
                 return Ok(());
             }

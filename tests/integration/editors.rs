@@ -439,6 +439,11 @@ fn symlinked_folders(args: &[&str]) {
         "{}",
         sup.stderr()
     );
+    assert!(
+        !sup.stderr().contains("loop/"),
+        "a loop names nothing: {}",
+        sup.stderr()
+    );
     // Made while running: its files are new to the server, and it is watched.
     symlink(&later, p.path("later")).unwrap();
     p.wait_starts(3);
@@ -510,7 +515,10 @@ fn a_folder_reached_through_a_link_too_is_watched_under_its_own_path() {
     let reload = crate::util::free_port();
     p.sleeper_task_file(
         "[\"app/**\"]",
-        &format!("[reload]\nport = {reload}\nassets = [\"frontend/dist/**/*.js\"]"),
+        &format!(
+            "[reload]\nport = {reload}\nassets = [\"frontend/dist/**/*.js\"]\n\
+             [[task]]\nname = \"lint\"\nfile_dep = [\"frontend/dist/**/*.py\"]\nactions = [\"true\"]"
+        ),
     );
     let sup = p.start(&["run"]);
     p.wait_starts(1);
@@ -518,8 +526,8 @@ fn a_folder_reached_through_a_link_too_is_watched_under_its_own_path() {
     p.write("frontend/dist/bundle.js", "b = 2\n");
     sup.wait_for("asset changed: frontend/dist/bundle.js");
     p.assert_starts_stay(1);
-    // Matched by no glob under its own name: named through the link too, for the
-    // globs written for that path (an asset, above, is not).
+    // Named through the link too, for the globs written for that path (an asset,
+    // above, is not).
     p.write("frontend/dist/helper.py", "h = 1\n");
     p.wait_starts(2);
     assert_eq!(
