@@ -12,9 +12,9 @@
 //!   batch holds many paths, since a writer of thousands of files (`git checkout`, `tar
 //!   x`) pauses for more than a few ms now and then on a busy machine;
 //! - while some path is mid-save, the batch waits for a longer *grace* of quiet, so a
-//!   plain `rm` still counts, after a short delay; after a path was created and
-//!   nothing more, it waits a second (`cp` writes a whole file in one system call,
-//!   reported only once it returns);
+//!   plain `rm` still counts, after a short delay; after a file was created (or first
+//!   changed since its last close) and nothing more, it waits a second (`cp` writes a
+//!   whole file in one system call, reported only once it returns);
 //! - a batch waits at most *max_wait* after its first event, so a file written
 //!   without end does not hold other changes back — counted from the latest path new
 //!   to the batch while new ones keep coming (a burst of thousands of files that takes
@@ -37,8 +37,8 @@ pub const BURST_SETTLE: Duration = Duration::from_millis(50);
 pub const BURST_PATHS: usize = 8;
 /// Quiet time while some path is mid-save.
 pub const GRACE: Duration = Duration::from_millis(100);
-/// Quiet time after a file was created or emptied, before anything was written to it
-/// or it was closed: `cp` (coreutils 9) and Python's `shutil.copy` write a whole file
+/// Quiet time after a file was created, or first changed since its last close, with
+/// nothing more yet: `cp` (coreutils 9) and Python's `shutil.copy` write a whole file
 /// in one `copy_file_range` call, of which inotify says nothing until it returns.
 pub const CREATED_QUIET: Duration = Duration::from_millis(1000);
 /// The longest a batch waits after its first event, or after the latest path new to it.
@@ -53,8 +53,8 @@ pub enum Step {
     Complete,
     /// Written but still open, deleted, or renamed away.
     Partial,
-    /// Created (or emptied), and nothing more yet: a copy may be under way in one
-    /// system call.
+    /// Created, or first changed since its last close, and nothing more yet: a copy
+    /// may be under way in one system call.
     Created,
 }
 
