@@ -262,21 +262,21 @@ fn forwarded_proto(headers: &HeaderMap) -> &'static str {
 
 /// Whether the browser takes trailers (`TE: trailers`).
 fn accepts_trailers(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let name = coding.split(';').next().unwrap_or_default();
-            name.trim().eq_ignore_ascii_case("trailers")
-        })
+    tokens(headers, TE).any(|coding| {
+        let name = coding.split(';').next().unwrap_or_default();
+        name.trim_end().eq_ignore_ascii_case("trailers")
+    })
 }
 
 /// The comma-separated tokens of every `Connection` header.
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    tokens(headers, CONNECTION)
+}
+
+/// The comma-separated tokens of every `name` header, trimmed, empty ones left out.
+fn tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
     headers
-        .get_all(CONNECTION)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

@@ -356,11 +356,12 @@ impl Upstream {
         // A kept connection may be closed by the server (idle too long) just as the
         // request goes out, and then only a request that can be sent again is safe.
         let fresh = upgrade || replay.is_none();
-        let answered = Arc::new(AtomicBool::new(false));
-        let cut = if fresh {
-            Cut::AfterHead(Arc::clone(&answered))
-        } else {
-            Cut::Now
+        // Only a fresh connection waits for its answer's head before a cut; a safe
+        // request (most of them) needs no flag.
+        let answered = fresh.then(|| Arc::new(AtomicBool::new(false)));
+        let cut = match &answered {
+            Some(answered) => Cut::AfterHead(Arc::clone(answered)),
+            None => Cut::Now,
         };
         let mut connections = 0;
         loop {
@@ -377,7 +378,9 @@ impl Upstream {
             let sent = sender.try_send_request(request).await;
             let error = match sent {
                 Ok(response) => {
-                    answered.store(true, Ordering::Relaxed);
+                    if let Some(answered) = &answered {
+                        answered.store(true, Ordering::Relaxed);
+                    }
                     // A fresh connection serves its one request: kept, every POST
                     // would add one more idle connection (a thread, in a Python
                     // server) up to the pool's limit.
