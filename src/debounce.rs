@@ -208,6 +208,16 @@ mod tests {
         PathBuf::from(s)
     }
 
+    /// The batches due by `now`, each with its deadline, as the app loop takes them
+    /// when it wakes (it sleeps until the deadline, never past the next event).
+    fn due_by(d: &mut Debouncer, now: Instant) -> Vec<(Instant, Vec<PathBuf>)> {
+        let mut batches = Vec::new();
+        while let Some(due) = d.deadline().filter(|due| *due <= now) {
+            batches.push((due, d.take_due(now).expect("due")));
+        }
+        batches
+    }
+
     #[test]
     fn complete_save_goes_after_settle() {
         let t0 = Instant::now();
@@ -328,10 +338,11 @@ mod tests {
             if now == t0 + ms(200) {
                 d.record(p("a.py"), Step::Complete, now);
             }
-            // The loop sleeps until the deadline; never past the next event.
-            while let Some(due) = d.deadline().filter(|due| *due <= now) {
-                batches.push((due - t0, d.take_due(now).expect("due")));
-            }
+            batches.extend(
+                due_by(&mut d, now)
+                    .into_iter()
+                    .map(|(due, batch)| (due - t0, batch)),
+            );
         }
         // The cap counts from the latest path new to the batch.
         assert_eq!(batches, vec![(ms(200) + MAX_WAIT, vec![p("a.py")])]);
@@ -359,10 +370,11 @@ mod tests {
                 d.record(p(&format!("f{saved}.py")), Step::Complete, now);
                 saved += 1;
             }
-            while let Some(due) = d.deadline().filter(|due| *due <= now) {
-                batches.push(d.take_due(now).expect("due").len());
-                assert!(due <= now);
-            }
+            batches.extend(
+                due_by(&mut d, now)
+                    .into_iter()
+                    .map(|(_, batch)| batch.len()),
+            );
         }
         assert_eq!(batches, vec![50]);
     }

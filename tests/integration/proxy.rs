@@ -270,37 +270,33 @@ fn restart_took(sup: &Sup) -> u64 {
         .unwrap_or_else(|| panic!("a restart time in:\n{stderr}"))
 }
 
+/// How long a restart takes (ms) when a save comes `after` the request head `head`
+/// (its `Host` line added) went to the proxy, the request still open.
+fn restart_with_request_open(head: &str, after: Duration) -> u64 {
+    let (p, proxy, sup) = proxied("0");
+    let mut open = std::net::TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+    write!(open, "{head}\r\nHost: 127.0.0.1:{proxy}\r\n\r\n").unwrap();
+    thread::sleep(after);
+    p.write("templates/index.html", &template("v2"));
+    restart_took(&sup)
+}
+
 /// A request that cannot be resent, whose answer streams: its wait ends with the head,
 /// as the stream would be cut off after the wait all the same.
 #[test]
 fn a_streaming_answer_does_not_hold_up_a_restart() {
-    let (p, proxy, sup) = proxied("0");
-    let mut put = std::net::TcpStream::connect(("127.0.0.1", proxy)).unwrap();
-    write!(
-        put,
-        "PUT /upload HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    thread::sleep(Duration::from_millis(300));
-    p.write("templates/index.html", &template("v2"));
-    let took = restart_took(&sup);
+    let took = restart_with_request_open(
+        "PUT /upload HTTP/1.1\r\nContent-Length: 0",
+        Duration::from_millis(300),
+    );
     assert!(took < 700, "the restart waited for the stream: {took} ms");
 }
 
 #[test]
 fn a_get_the_server_holds_does_not_hold_up_a_restart() {
-    let (p, proxy, sup) = proxied("0");
     // A long poll: the server has it and answers in 5 s. Cut off by the stop, it is
     // sent again to the next server, so the restart need not wait for it.
-    let mut poll = std::net::TcpStream::connect(("127.0.0.1", proxy)).unwrap();
-    write!(
-        poll,
-        "GET /hang HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\n\r\n"
-    )
-    .unwrap();
-    thread::sleep(Duration::from_millis(150));
-    p.write("templates/index.html", &template("v2"));
-    let took = restart_took(&sup);
+    let took = restart_with_request_open("GET /hang HTTP/1.1", Duration::from_millis(150));
     assert!(took < 700, "the restart waited for the poll: {took} ms");
 }
 
