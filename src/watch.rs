@@ -239,7 +239,14 @@ impl Watcher {
                 // A file found by the scan may still be being written (created just
                 // before the scan, closed just after, with an event of its own then):
                 // a step, so the batch waits for that close instead of going twice.
-                self.written.extend(found.iter().cloned());
+                // Its stamp as found is what that close is compared with: a close that
+                // changed nothing since (one seen late, on a busy machine, after the
+                // batch went) is no second save.
+                for file in &found {
+                    if let Some(stamp) = Stamp::of(file) {
+                        self.stamps.insert(file.clone(), stamp);
+                    }
+                }
                 changes.extend(found.into_iter().map(|f| (f, Step::Partial)));
                 continue;
             }
