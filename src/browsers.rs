@@ -240,10 +240,19 @@ impl Browsers {
             } else {
                 "reloaded"
             };
-            report::info(format!("{how} {sent} browser(s): {}", message.path));
+            let what = if message.path == REQUESTED {
+                "restart requested"
+            } else {
+                &message.path
+            };
+            report::info(format!("{how} {sent} browser(s): {what}"));
         }
     }
 }
+
+/// The reload path after a restart that no file change caused (`reloadsup restart`,
+/// SIGUSR1); LiveReload clients reload the page whatever the path.
+pub const REQUESTED: &str = "*";
 
 /// Whether the client can swap this file without a page reload.
 fn is_live(path: &str) -> bool {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use signal_hook::consts::{SIGHUP, SIGINT};
 
 use super::{AfterStop, App, Starting};
+use crate::browsers::REQUESTED;
 use crate::error::{EXIT_OK, EXIT_SIGINT};
 use crate::ready::{self, Readiness};
 use crate::report;
@@ -25,7 +26,7 @@ impl App {
         let Some(supervisor) = &mut self.supervisor else {
             // No server: a restart request reloads the pages.
             self.browsers
-                .reload_page(changed.first().map_or("*", String::as_str));
+                .reload_page(changed.first().map_or(REQUESTED, String::as_str));
             return;
         };
         if supervisor.is_stopping() {
@@ -76,7 +77,7 @@ impl App {
         let started = supervisor.start(&changed.join("\n"));
         let command = supervisor.spec().command.display();
         self.forget_starting();
-        let path = changed.first().cloned().unwrap_or_else(|| "*".into());
+        let path = changed.first().cloned().unwrap_or_else(|| REQUESTED.into());
         match started {
             Ok(spawned) => {
                 let pid = spawned.pid;
@@ -162,7 +163,14 @@ impl App {
         };
         let since_restart = starting
             .began
-            .map(|b| format!(" ({} ms after the change)", b.elapsed().as_millis()))
+            .map(|b| {
+                let after = if starting.path == REQUESTED {
+                    "the request"
+                } else {
+                    "the change"
+                };
+                format!(" ({} ms after {after})", b.elapsed().as_millis())
+            })
             .unwrap_or_default();
         let late = if starting.late { ", late" } else { "" };
         report::info(format!(

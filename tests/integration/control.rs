@@ -324,6 +324,8 @@ fn beside_a_running_supervisor() {
         .next(std::time::Duration::from_secs(5))
         .expect("browsers reload");
     assert_eq!(message["command"], "reload");
+    sup.wait_for("reloaded 1 browser(s): restart requested");
+    assert!(sup.stderr().contains("after the request)"), "{}", sup.stderr());
 
     ok(&p.output(&["stop"]));
     let status = sup.wait_exit();
