@@ -6,18 +6,23 @@
 //! process does: the supervisor starts `reloadsup __guard` with a pipe on its stdin and
 //! tells it, line by line, which process group to protect. When the pipe reaches
 //! end-of-file (the supervisor is gone, however it died), the guard kills that group
-//! with SIGKILL, removes the PID file if it still names the server, and exits.
+//! with SIGKILL, removes the PID file if it still names the server, removes the state
+//! file beside it if it still names the dead supervisor (so `status` and the next `run`
+//! find nothing left over), and exits.
 //!
-//! Lines: `track PGID [PID_FILE]` and `untrack`.
+//! Lines: `state PID_FILE` (once: whose state file to clear), `track PGID [PID_FILE]`
+//! and `untrack`.
 
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::unistd::Pid;
 
 use super::group;
+use crate::control::state::{self, Ident};
 use crate::pidfile;
 
 /// The supervisor's end of the guard.
@@ -43,6 +48,12 @@ impl Guard {
         Pid::from_raw(self.child.id() as i32)
     }
 
+    /// Clears the state file beside `pid_file` when the supervisor dies without doing so.
+    pub fn clear_state(&mut self, pid_file: &Path) {
+        let line = format!("state {}\n", pid_file.display());
+        let _ = self.stdin.write_all(line.as_bytes());
+    }
+
     /// Protects group `pgid` (and its PID file) from now on.
     pub fn track(&mut self, pgid: Pid, pid_file: Option<&Path>) {
         let line = match pid_file {
@@ -66,7 +77,10 @@ pub fn main() -> i32 {
         // SAFETY: SIG_IGN installs no handler code, so nothing can run concurrently.
         let _ = unsafe { signal(sig, SigHandler::SigIgn) };
     }
+    // Taken now, while the parent is the supervisor (after its death it is init).
+    let supervisor = Ident::of(std::os::unix::process::parent_id() as i32);
     let mut tracked: Option<(Pid, Option<PathBuf>)> = None;
+    let mut state_of: Option<PathBuf> = None;
     for line in io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let mut words = line.splitn(3, ' ');
@@ -77,6 +91,9 @@ pub fn main() -> i32 {
                 }
             }
             (Some("untrack"), _, _) => tracked = None,
+            (Some("state"), Some(_), _) => {
+                state_of = line.split_once(' ').map(|(_, file)| PathBuf::from(file));
+            }
             _ => {}
         }
     }
@@ -86,5 +103,28 @@ pub fn main() -> i32 {
             let _ = pidfile::remove_if_ours(&path, pgid.as_raw());
         }
     }
+    if let (Some(pid_file), Some(supervisor)) = (state_of, supervisor) {
+        forget_supervisor(&pid_file, supervisor);
+    }
     0
+}
+
+/// Removes the state file beside `pid_file` if it still names `supervisor`, once that
+/// is dead; under the lock, so a `start` or `run` that has taken over keeps its own.
+fn forget_supervisor(pid_file: &Path, supervisor: Ident) {
+    // The pipe closes while the kernel is still tearing the process down, and a
+    // supervisor that closed it on its way out removes the file itself.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while supervisor.is_alive() {
+        if Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let Ok(_lock) = state::lock(pid_file) else {
+        return;
+    };
+    if state::read(pid_file).supervisor == Some(supervisor) {
+        state::remove(pid_file);
+    }
 }

@@ -127,7 +127,12 @@ impl Supervisor {
             report::warn(format!("cannot become a child subreaper: {err}"));
         }
         let guard = match Guard::spawn() {
-            Ok(guard) => Some(guard),
+            Ok(mut guard) => {
+                if let Some(pid_file) = &spec.pid_file {
+                    guard.clear_state(pid_file);
+                }
+                Some(guard)
+            }
             Err(err) => {
                 report::warn(format!(
                     "cannot start the guard process ({err}); if reloadsup is killed \

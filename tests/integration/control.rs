@@ -325,7 +325,11 @@ fn beside_a_running_supervisor() {
         .expect("browsers reload");
     assert_eq!(message["command"], "reload");
     sup.wait_for("reloaded 1 browser(s): restart requested");
-    assert!(sup.stderr().contains("after the request)"), "{}", sup.stderr());
+    assert!(
+        sup.stderr().contains("after the request)"),
+        "{}",
+        sup.stderr()
+    );
 
     ok(&p.output(&["stop"]));
     let status = sup.wait_exit();

@@ -176,6 +176,9 @@ fn sigkill_of_the_supervisor_leaves_no_server() {
     sup.wait_exit();
     wait_until("no server left", || p.servers().is_empty());
     wait_until("no PID file", || !p.path("reloadsup.pid").exists());
+    wait_until("no state file", || !p.path("reloadsup.pid.json").exists());
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stderr);
 }
 
 #[test]
