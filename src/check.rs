@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Pattern};
+use crate::config::{Config, Pattern, Server};
 use crate::error::{EXIT_OK, Error, Result};
 use crate::filter::Filter;
 use crate::report;
@@ -17,6 +17,7 @@ pub fn run(config: &Config) -> Result<i32> {
         line(&mut out, format_args!("task file: {} (ok)", file.display()));
     }
     if let Some(server) = &config.server {
+        check_cwd(config, server)?;
         line(
             &mut out,
             format_args!("server: {}", server.command.display()),
@@ -95,6 +96,19 @@ pub fn run(config: &Config) -> Result<i32> {
     }
     report::stdout(&out).map_err(|err| Error::io("cannot write to stdout", err))?;
     Ok(EXIT_OK)
+}
+
+/// A working folder that does not exist fails every start: an error here, though `run`
+/// starts anyway (a build step may make the folder) and says so at each start.
+fn check_cwd(config: &Config, server: &Server) -> Result<()> {
+    let Some(why) = server.cwd_problem() else {
+        return Ok(());
+    };
+    let message = format!("`server.cwd` `{}` {why}", server.cwd.display());
+    Err(match &config.task_file {
+        Some(file) => Error::task_file(file, server.cwd_line, message),
+        None => Error::Usage(message),
+    })
 }
 
 /// Appends one line to `out`.

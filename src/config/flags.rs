@@ -63,6 +63,7 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
     let server = Server {
         command: command_from_args(&ov.command)?,
         cwd: root.clone(),
+        cwd_line: None,
         env: Vec::new(),
         pid_file: ov.pid_file.as_ref().map(|p| normalize(&root.join(p))),
         log_file: root.join("reloadsup.log"),

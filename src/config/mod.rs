@@ -54,6 +54,9 @@ pub struct Server {
     pub command: CommandSpec,
     /// The working folder, absolute.
     pub cwd: PathBuf,
+    /// The task file's line that set `cwd` (`None`: the default or a flag), so that
+    /// `check` can point at it when the folder does not exist.
+    pub cwd_line: Option<usize>,
     /// Extra environment, on top of the supervisor's own.
     pub env: Vec<(String, String)>,
     /// Where the server's PID is written while it runs; `None` writes none.
@@ -68,6 +71,20 @@ pub struct Server {
     pub ready: Option<Ready>,
     /// How long to wait for readiness before warning.
     pub ready_timeout: Duration,
+}
+
+impl Server {
+    /// What is wrong with `cwd` as a working folder, if anything: `does not exist` or
+    /// `is not a folder`.
+    pub fn cwd_problem(&self) -> Option<&'static str> {
+        if self.cwd.is_dir() {
+            None
+        } else if self.cwd.exists() {
+            Some("is not a folder")
+        } else {
+            Some("does not exist")
+        }
+    }
 }
 
 /// A server command: a shell string or an argument vector.

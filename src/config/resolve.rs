@@ -289,6 +289,9 @@ impl Doc<'_> {
         Ok(Server {
             command,
             cwd: path(s.and_then(|s| s.cwd.as_ref()), "."),
+            cwd_line: s
+                .and_then(|s| s.cwd.as_ref())
+                .map(|cwd| self.line(cwd.span().start)),
             env: match s {
                 Some(s) => self.env(s)?,
                 None => Vec::new(),

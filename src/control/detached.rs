@@ -49,9 +49,8 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
     let taken = ready::warn_if_taken(spec.ready.as_ref(), upstream);
     let interrupts = Interrupts::catch()?;
     let began = Instant::now();
-    let spawned = spawn::spawn(spec, "", Mode::Detached { log }).map_err(|err| {
-        Error::Runtime(format!("cannot start `{}`: {err}", spec.command.display()))
-    })?;
+    let spawned = spawn::spawn(spec, "", Mode::Detached { log })
+        .map_err(|err| Error::Runtime(spawn::start_error(spec, &err)))?;
     let pid = spawned.pid;
     let ident = Ident::of(pid.as_raw()).unwrap_or(Ident {
         pid: pid.as_raw(),

@@ -375,17 +375,7 @@ impl Supervisor {
     }
 
     fn spawn_error(&self, err: std::io::Error) -> String {
-        let program = match &self.spec.command {
-            CommandSpec::Shell(_) => "sh",
-            CommandSpec::Exec(args) => args[0].as_str(),
-        };
-        if !self.spec.cwd.is_dir() {
-            return format!(
-                "cannot start `{program}`: its working folder `{}` (`server.cwd`) does not exist",
-                self.spec.cwd.display()
-            );
-        }
-        format!("cannot start `{program}`: {err}")
+        spawn::start_error(&self.spec, &err)
     }
 }
 

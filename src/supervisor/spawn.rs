@@ -55,6 +55,20 @@ pub fn cap_changed(changed: &str) -> (&str, bool) {
     (&changed[..end], true)
 }
 
+/// The status line for a server that could not be started: the command, and a working
+/// folder that is missing or not a folder by its key (the OS error alone, "No such file
+/// or directory", would blame the program).
+pub fn start_error(spec: &Server, err: &io::Error) -> String {
+    let program = spec.command.display();
+    match spec.cwd_problem() {
+        Some(why) => format!(
+            "cannot start `{program}`: its working folder `{}` (`server.cwd`) {why}",
+            spec.cwd.display()
+        ),
+        None => format!("cannot start `{program}`: {err}"),
+    }
+}
+
 /// Starts `spec`'s command with `changed` (newline-separated) in `RELOADSUP_CHANGED`:
 /// when it is longer than [`CHANGED_LIMIT`], the list ends early, at a whole path, and
 /// `RELOADSUP_CHANGED_TRUNCATED=1` says so (otherwise the variable is removed, so that

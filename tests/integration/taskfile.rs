@@ -188,6 +188,37 @@ fn check_lists_matches_after_ignores() {
     );
 }
 
+/// A working folder that is missing, or a file, fails `check` at its line (and `start`
+/// by its key), instead of passing and failing at every start.
+#[test]
+fn check_and_start_name_a_working_folder_that_is_not_there() {
+    let p = Project::new();
+    p.write("notes.txt", "");
+    for (cwd, why) in [("web", "does not exist"), ("notes.txt", "is not a folder")] {
+        p.write(
+            "reload.toml",
+            &format!("[server]\ncommand = \"true\"\ncwd = \"{cwd}\"\n"),
+        );
+        let out = p.output(&["check"]);
+        assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "reload.toml:3: `server.cwd` `{}` {why}",
+                p.path(cwd).display()
+            )),
+            "{}",
+            out.stderr
+        );
+        let out = p.output(&["start"]);
+        assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("(`server.cwd`) {why}")),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
 #[test]
 fn init_writes_a_valid_file_and_never_overwrites() {
     let p = Project::new();
