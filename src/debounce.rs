@@ -56,6 +56,10 @@ pub enum Step {
     /// Created, or first changed since its last close, and nothing more yet: a copy
     /// may be under way in one system call.
     Created,
+    /// A close that finds the file as an earlier event already reported it (the scan
+    /// of a new folder found it whole, and its own events trail): it completes the
+    /// path if it is still pending, and is no change by itself.
+    Echo,
 }
 
 /// Pending changes and their timing.
@@ -94,6 +98,11 @@ impl Debouncer {
 
     /// Records one event; the path's latest event decides whether it is mid-save.
     pub fn record(&mut self, path: PathBuf, step: Step, now: Instant) {
+        let step = match step {
+            Step::Echo if self.pending.contains_key(&path) => Step::Complete,
+            Step::Echo => return,
+            step => step,
+        };
         if !self.pending.contains_key(&path) && !self.pending.values().any(|c| self.settled(c, now))
         {
             // New beside paths still being written only (a log held open): a batch
@@ -183,7 +192,7 @@ impl Debouncer {
     /// complete one, which has.
     fn quiet_after(&self, step: Step) -> Option<Duration> {
         match step {
-            Step::Complete => None,
+            Step::Complete | Step::Echo => None,
             Step::Partial => Some(self.grace),
             Step::Created => Some(self.grace.max(CREATED_QUIET)),
         }
@@ -216,6 +225,23 @@ mod tests {
             batches.push((due, d.take_due(now).expect("due")));
         }
         batches
+    }
+
+    #[test]
+    fn an_echo_completes_a_pending_path_and_is_nothing_alone() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        d.record(p("new/a.py"), Step::Partial, t0);
+        assert_eq!(d.deadline(), Some(t0 + GRACE));
+        d.record(p("new/a.py"), Step::Echo, t0 + ms(2));
+        assert_eq!(d.deadline(), Some(t0 + ms(2) + SETTLE));
+        assert_eq!(d.take_due(t0 + ms(2) + SETTLE), Some(vec![p("new/a.py")]));
+        d.record(p("new/a.py"), Step::Echo, t0 + ms(200));
+        assert_eq!(
+            d.deadline(),
+            None,
+            "after the batch went, an echo is no change"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 use notify::{EventKind, INotifyWatcher, RecursiveMode, Watcher as _};
@@ -39,6 +39,10 @@ use crate::debounce::Step;
 use crate::event::Event;
 use crate::filter::Filter;
 use crate::poll::Poller;
+
+/// How long after a folder's scan an event of a file it found may still be the scan's
+/// echo (see [`Watcher::seen_by_scan`]).
+const SCAN_ECHO: Duration = Duration::from_secs(5);
 
 /// The poll interval used when the inotify limit forces polling and none was configured.
 const FALLBACK_POLL: Duration = Duration::from_millis(500);
@@ -82,6 +86,10 @@ pub struct Watcher {
     written: HashSet<PathBuf>,
     /// Modification time and size of each file at its last counted close.
     stamps: HashMap<PathBuf, Stamp>,
+    /// Files reported by the scan of a new folder, with their stamp then and when: an
+    /// event of theirs that comes after the scan (the folder's watch was added while
+    /// they were written) and finds them as the scan did reported nothing new.
+    scanned: HashMap<PathBuf, (Stamp, Instant)>,
     /// When watching started: a file last modified before then is unchanged since.
     since: SystemTime,
     tx: Sender<Event>,
@@ -118,6 +126,7 @@ impl Watcher {
             aliases: HashMap::new(),
             written: HashSet::new(),
             stamps: HashMap::new(),
+            scanned: HashMap::new(),
             since: SystemTime::now(),
             tx,
         };
@@ -192,6 +201,13 @@ impl Watcher {
             // A data change to a file not changed since its last counted close: the
             // first sign of a save (or of a copy in one call over the file).
             let first_write = !self.written.contains(path);
+            if !polling && self.seen_by_scan(&event.kind, path) {
+                // Its close may still end the wait for it in a pending batch.
+                if matches!(event.kind, EventKind::Access(AccessKind::Close(_))) {
+                    changes.push((path.clone(), Step::Echo));
+                }
+                continue;
+            }
             if !polling && !self.was_written(&event.kind, i, path) {
                 continue;
             }
@@ -242,9 +258,13 @@ impl Watcher {
                 // Its stamp as found is what that close is compared with: a close that
                 // changed nothing since (one seen late, on a busy machine, after the
                 // batch went) is no second save.
+                let now = Instant::now();
+                self.scanned
+                    .retain(|_, (_, at)| now.duration_since(*at) < SCAN_ECHO);
                 for file in &found {
                     if let Some(stamp) = Stamp::of(file) {
                         self.stamps.insert(file.clone(), stamp);
+                        self.scanned.insert(file.clone(), (stamp, now));
                     }
                 }
                 changes.extend(found.into_iter().map(|f| (f, Step::Partial)));
@@ -306,6 +326,29 @@ impl Watcher {
             };
             above = nearest_existing(parent);
         }
+    }
+
+    /// Whether an event for `path` only echoes what the scan of its new folder already
+    /// reported: a create, write or close of a file found by that scan, coming after
+    /// it (its folder's watch was added while it was written; on a busy machine after
+    /// the batch went) and finding it as the scan did. Any other event, or a file that
+    /// changed since, ends the echo.
+    fn seen_by_scan(&mut self, kind: &EventKind, path: &Path) -> bool {
+        let Some((stamp, _)) = self.scanned.get(path) else {
+            return false;
+        };
+        let echo = matches!(
+            kind,
+            EventKind::Create(_)
+                | EventKind::Modify(
+                    ModifyKind::Data(_) | ModifyKind::Any | ModifyKind::Metadata(_)
+                )
+                | EventKind::Access(AccessKind::Close(AccessMode::Write))
+        ) && Stamp::of(path) == Some(*stamp);
+        if !echo {
+            self.scanned.remove(path);
+        }
+        echo
     }
 
     /// Keeps [`Watcher::written`] and the stamps up to date with an event for `path`
@@ -755,6 +798,57 @@ mod tests {
         assert!(!awaits_content(&created, &fifo, true), "a FIFO");
         let gone = dir.join("gone.py");
         assert!(!awaits_content(&created, &gone, true), "gone already");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The close of a file found by scanning its new folder, coming after the scan and
+    /// finding the file as the scan did, is an echo (no second save once the batch
+    /// went); once the file changes again, its close is a save as usual.
+    #[test]
+    fn a_scanned_file_closing_unchanged_is_an_echo() {
+        let dir = std::env::temp_dir().join(format!("reloadsup-echo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        let overrides = crate::config::Overrides {
+            command: vec!["true".into()],
+            no_reload: true,
+            ..Default::default()
+        };
+        let config = crate::config::resolve(None, &dir, &overrides).unwrap();
+        let mut filter = Filter::new(&config);
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let mut watcher = Watcher::start(&config, &mut filter, tx, &mut Vec::new()).unwrap();
+        let file = dir.join("new/deep/a.py");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "x = 1\n").unwrap();
+        let mut interpret = |kind: EventKind, path: &Path| {
+            let event = notify::Event::new(kind).add_path(path.to_path_buf());
+            watcher.interpret(&event, &mut filter, &mut Vec::new())
+        };
+        let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let created = interpret(EventKind::Create(CreateKind::Folder), &dir.join("new"));
+        assert_eq!(created, vec![(file.clone(), Step::Partial)]);
+        assert_eq!(
+            interpret(EventKind::Create(CreateKind::File), &file),
+            vec![],
+            "its creation, seen late"
+        );
+        assert_eq!(
+            interpret(EventKind::Modify(ModifyKind::Any), &file),
+            vec![],
+            "its write, seen late"
+        );
+        assert_eq!(interpret(close, &file), vec![(file.clone(), Step::Echo)]);
+        std::fs::write(&file, "x = 22\n").unwrap();
+        assert_eq!(
+            interpret(EventKind::Modify(ModifyKind::Any), &file),
+            vec![(file.clone(), Step::Created)],
+            "a new save: its first write since the last close"
+        );
+        assert_eq!(
+            interpret(close, &file),
+            vec![(file.clone(), Step::Complete)]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
