@@ -1,5 +1,6 @@
-//! The command line, as clap types only. Nothing here is interpreted: `config::resolve`
-//! turns these raw flags and the task file into one `Config`.
+//! The command line, as clap types, and clap's errors as one status line. Nothing here
+//! is interpreted: `config::resolve` turns these raw flags and the task file into one
+//! `Config`.
 
 use std::path::PathBuf;
 
@@ -135,4 +136,78 @@ pub struct RunArgs {
     /// The server command; one argument is run by `sh -c`, several are exec'd directly.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// A clap usage error as one line, like every other error: the problem, clap's tips and
+/// the possible values in brackets, and where to read more (`reloadsup run --help`, for
+/// the first of `args` that names a command). clap's own rendering spreads it over up
+/// to eight lines with the usage.
+pub fn one_line(err: &clap::Error, args: &[String]) -> String {
+    let text = err.render().to_string();
+    let mut lines = text.lines();
+    let problem = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    let mut notes = Vec::new();
+    let commands = <Cli as clap::CommandFactory>::command();
+    let command = match args
+        .iter()
+        .find(|arg| commands.find_subcommand(arg.as_str()).is_some())
+    {
+        Some(name) => format!("reloadsup {name}"),
+        None => "reloadsup".to_string(),
+    };
+    for line in lines.map(str::trim) {
+        if let Some(tip) = line.strip_prefix("tip: ") {
+            notes.push(tip.to_string());
+        } else if let Some(values) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            notes.push(values.to_string());
+        }
+    }
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
+    };
+    format!("{problem}{notes}; see `{command} --help`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(args: &[&str]) -> String {
+        let err = Cli::try_parse_from(std::iter::once("reloadsup").chain(args.iter().copied()))
+            .expect_err("a usage error");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        one_line(&err, &args)
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_with_their_tips() {
+        assert_eq!(
+            error_of(&["status", "--jsn"]),
+            "unexpected argument '--jsn' found (a similar argument exists: '--json'); \
+             see `reloadsup status --help`"
+        );
+        assert_eq!(
+            error_of(&["--color", "sometimes", "run"]),
+            "invalid value 'sometimes' for '--color <COLOR>' \
+             (possible values: auto, always, never); see `reloadsup run --help`"
+        );
+        assert_eq!(
+            error_of(&["run", "--proxy"]),
+            "a value is required for '--proxy <ADDR>' but none was supplied; \
+             see `reloadsup run --help`"
+        );
+        assert_eq!(
+            error_of(&["rn"]),
+            "unrecognized subcommand 'rn'; see `reloadsup --help`"
+        );
+        for args in [&["run", "--wach"][..], &["serve", "a", "b"], &["run", "-w"]] {
+            assert!(!error_of(args).contains('\n'), "{args:?}");
+        }
+    }
 }

@@ -33,13 +33,23 @@ mod web;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use clap::error::ErrorKind;
 
 use cli::{Cli, Command, RunArgs};
 use config::Overrides;
 use error::{Error, Result};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|err| {
+        if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            // Help and the version, asked for or shown for a bare `reloadsup`.
+            err.exit();
+        }
+        report::init(report::Level::Normal, cli::ColorChoice::Auto);
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        report::error(cli::one_line(&err, &args));
+        std::process::exit(error::EXIT_USAGE);
+    });
     let level = if cli.quiet {
         report::Level::Quiet
     } else if cli.verbose {

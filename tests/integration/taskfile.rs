@@ -188,6 +188,26 @@ fn check_lists_matches_after_ignores() {
     );
 }
 
+/// A mistyped flag is one status line, as every other error, with clap's tip.
+#[test]
+fn usage_errors_are_one_line() {
+    let p = Project::new();
+    let out = p.output(&["run", "--wach", "*.py"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.stderr,
+        "[reloadsup] error: unexpected argument '--wach' found (a similar argument exists: \
+         '--watch'; to pass '--wach' as a value, use '-- --wach'); see `reloadsup run --help`\n"
+    );
+    let help = p.output(&["run", "--help"]);
+    assert!(help.status.success());
+    assert!(
+        help.stdout.contains("Usage: reloadsup run"),
+        "{}",
+        help.stdout
+    );
+}
+
 /// A working folder that is missing, or a file, fails `check` at its line (and `start`
 /// by its key), instead of passing and failing at every start.
 #[test]
