@@ -115,13 +115,19 @@ impl Browsers {
                 )
                 .map_err(Error::Runtime)?;
                 if proxy.forwards_to_itself() {
-                    return Err(Error::Usage(format!(
+                    let message = format!(
                         "the proxy's upstream {} is its own address {} (`{}`): it would \
                          forward every request to itself; give the dev server's address",
                         p.upstream,
                         proxy.local_addr(),
                         p.listen.set_by
-                    )));
+                    );
+                    return Err(
+                        match (&config.task_file, p.upstream_line.or(p.listen.line)) {
+                            (Some(file), Some(line)) => Error::task_file(file, Some(line), message),
+                            _ => Error::Usage(message),
+                        },
+                    );
                 }
                 report::good(format!(
                     "proxy on http://{}/ for {} (the reload script is injected)",

@@ -95,13 +95,14 @@ pub(super) fn flag_proxy(file: Option<Proxy>, ov: &Overrides) -> Result<Option<P
         None => file.as_ref().map(|p| p.listen.clone()),
     };
     let upstream = match &ov.upstream {
-        Some(text) => Some(flag_address(text, "--upstream", Kind::Connect)?),
-        None => file.as_ref().map(|p| p.upstream.clone()),
+        Some(text) => Some((flag_address(text, "--upstream", Kind::Connect)?, None)),
+        None => file.as_ref().map(|p| (p.upstream.clone(), p.upstream_line)),
     };
     match (listen, upstream) {
-        (Some(listen), Some(upstream)) => Ok(Some(Proxy {
+        (Some(listen), Some((upstream, upstream_line))) => Ok(Some(Proxy {
             listen,
             upstream,
+            upstream_line,
             allowed_hosts: file.map(|p| p.allowed_hosts).unwrap_or_default(),
         })),
         (None, _) => Err(Error::Usage(
@@ -228,6 +229,7 @@ mod tests {
                 line: Some(3),
             },
             upstream: "127.0.0.1:8000".into(),
+            upstream_line: Some(4),
             allowed_hosts: vec!["dev.test".into()],
         }
     }

@@ -172,6 +172,8 @@ pub struct Proxy {
     pub listen: Listen,
     /// The dev server's address.
     pub upstream: String,
+    /// The task file's line that set `upstream` (`None` for `--upstream`).
+    pub upstream_line: Option<usize>,
     /// Extra `Host` names accepted.
     pub allowed_hosts: Vec<String>,
 }

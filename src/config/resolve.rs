@@ -132,6 +132,7 @@ impl Doc<'_> {
                 Ok::<_, Error>(Proxy {
                     listen: self.listen(&p.listen, "proxy.listen", Kind::Listen)?,
                     upstream: self.address(&p.upstream, "proxy.upstream", Kind::Connect)?,
+                    upstream_line: Some(self.line(p.upstream.span().start)),
                     allowed_hosts: p
                         .allowed_hosts
                         .iter()

@@ -846,6 +846,22 @@ fn an_upstream_that_is_the_proxy_itself_is_refused() {
         assert!(out.stderr.contains(&said), "{}", out.stderr);
         assert!(p.servers().is_empty(), "nothing started");
     }
+    // Set by the task file: its line is named.
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '{sleep}'\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n\
+             upstream = \"localhost:{port}\"\n"
+        ),
+    );
+    let out = p.output(&["run", "--no-reload"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("reload.toml:5: the proxy's upstream localhost:"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A LiveReload port taken (by another reloadsup, say) is an error that names the way
