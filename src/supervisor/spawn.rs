@@ -55,11 +55,14 @@ pub fn cap_changed(changed: &str) -> (&str, bool) {
     (&changed[..end], true)
 }
 
-/// The status line for a server that could not be started: the command, and a working
-/// folder that is missing or not a folder by its key (the OS error alone, "No such file
-/// or directory", would blame the program).
+/// The status line for a server that could not be started: the program (the whole line
+/// for a shell command), and a working folder that is missing or not a folder by its
+/// key (the OS error alone, "No such file or directory", would blame the program).
 pub fn start_error(spec: &Server, err: &io::Error) -> String {
-    let program = spec.command.display();
+    let program = match &spec.command {
+        CommandSpec::Shell(line) => line.as_str(),
+        CommandSpec::Exec(args) => args[0].as_str(),
+    };
     match spec.cwd_problem() {
         Some(why) => format!(
             "cannot start `{program}`: its working folder `{}` (`server.cwd`) {why}",
