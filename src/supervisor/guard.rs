@@ -14,6 +14,7 @@
 //! and `untrack`.
 
 use std::io::{self, BufRead, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,6 +42,12 @@ impl Guard {
             .spawn()?;
         let stdin = child.stdin.take().expect("stdin was piped");
         Ok(Guard { child, stdin })
+    }
+
+    /// The write end of the guard's pipe, for a child to say its group on (it is
+    /// close-on-exec: the server never holds it).
+    pub fn fd(&self) -> RawFd {
+        self.stdin.as_raw_fd()
     }
 
     /// The guard's PID (so it is not mistaken for part of the server).

@@ -188,11 +188,20 @@ impl Supervisor {
             tail: self.tail.clone(),
             matched: Arc::default(),
         });
-        let spawned = spawn::spawn(&self.spec, changed, Mode::Supervised { relay })
-            .map_err(|err| self.spawn_error(err))?;
+        let guard = self.guard.as_ref().map(Guard::fd);
+        let spawned = match spawn::spawn(&self.spec, changed, Mode::Supervised { relay, guard }) {
+            Ok(spawned) => spawned,
+            Err(err) => {
+                // The child may have told the guard its group before the exec failed.
+                if let Some(guard) = &mut self.guard {
+                    guard.untrack();
+                }
+                return Err(self.spawn_error(err));
+            }
+        };
         let pid = spawned.pid;
-        // The guard first, at once: until it knows the group, a SIGKILL of reloadsup
-        // would leave the server running (writing the PID file takes milliseconds).
+        // The child told the guard its group; now the PID file too, so the guard
+        // removes it if reloadsup is killed.
         if let Some(guard) = &mut self.guard {
             guard.track(pid, self.spec.pid_file.as_deref());
         }

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -18,8 +19,13 @@ use crate::config::{CommandSpec, Server};
 /// How the server's life and output are tied to reloadsup.
 pub enum Mode {
     /// `reloadsup run`: a process group of its own, killed if the supervisor dies;
-    /// output on the terminal, or relayed line by line through `relay`.
-    Supervised { relay: Option<Relay> },
+    /// output on the terminal, or relayed line by line through `relay`. `guard` is the
+    /// guard's pipe, on which the child itself says which group to protect before it
+    /// runs the command (see [`tie_to_supervisor`]).
+    Supervised {
+        relay: Option<Relay>,
+        guard: Option<RawFd>,
+    },
     /// `reloadsup start`: a session of its own that outlives the command, with stdout
     /// and stderr appended to `log`.
     Detached { log: File },
@@ -107,9 +113,9 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
         // stopped by SIGTTIN; it gets no terminal input.
         .stdin(Stdio::null());
     let relayed = match mode {
-        Mode::Supervised { relay } => {
+        Mode::Supervised { relay, guard } => {
             command.process_group(0);
-            tie_to_supervisor(&mut command);
+            tie_to_supervisor(&mut command, guard);
             match relay {
                 Some(relay) => Some((relay, pipe_output(&mut command, spec)?)),
                 None => None,
@@ -163,11 +169,16 @@ fn unbuffer_python(command: &mut Command, spec: &Server) {
     }
 }
 
-/// Kills the child if the supervisor dies first.
-fn tie_to_supervisor(command: &mut Command) {
+/// Kills the child if the supervisor dies first: the leader by `PR_SET_PDEATHSIG`, and
+/// the rest of its group through the guard, which the child itself tells its group
+/// (`track PGID`, on the guard's pipe `guard`) before the command runs. Told by the
+/// supervisor after the spawn instead, a SIGKILL in between (a few ms, at start-up or
+/// at any restart) left a shell's children running.
+fn tie_to_supervisor(command: &mut Command, guard: Option<RawFd>) {
     let supervisor = getpid();
-    // SAFETY: the closure runs between fork and exec and only makes two system calls
-    // (prctl, getppid), both async-signal-safe; it allocates nothing.
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+    // system calls (prctl, getppid, getpid, write); it allocates nothing: the line is
+    // put together on the stack.
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
@@ -175,14 +186,81 @@ fn tie_to_supervisor(command: &mut Command) {
             if getppid() != supervisor {
                 return Err(io::Error::other("the supervisor is gone"));
             }
+            if let Some(fd) = guard {
+                let mut line = [0u8; 32];
+                let len = track_line(getpid().as_raw(), &mut line);
+                // One write under PIPE_BUF: whole, never mixed with another line.
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                nix::unistd::write(fd, &line[..len]).map_err(io::Error::from)?;
+            }
             Ok(())
         });
     }
 }
 
+/// Writes `track PID\n` into `buf` without allocating; returns its length.
+fn track_line(pid: i32, buf: &mut [u8; 32]) -> usize {
+    const PREFIX: &[u8] = b"track ";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 12];
+    let mut n = pid.unsigned_abs();
+    let mut count = 0;
+    loop {
+        digits[count] = b'0' + (n % 10) as u8;
+        count += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut len = PREFIX.len();
+    for &digit in digits[..count].iter().rev() {
+        buf[len] = digit;
+        len += 1;
+    }
+    buf[len] = b'\n';
+    len + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The child names its group on the guard's pipe itself, before its command runs:
+    /// a supervisor killed right after the fork leaves nothing the guard does not know.
+    #[test]
+    fn the_child_tells_the_guard_its_group_before_it_runs() {
+        use std::io::Read;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let spec = Server {
+            command: CommandSpec::Exec(vec!["true".into()]),
+            cwd: std::env::temp_dir(),
+            cwd_line: None,
+            env: Vec::new(),
+            pid_file: None,
+            log_file: std::env::temp_dir().join("unused.log"),
+            stop_signal: Signal::SIGTERM,
+            stop_timeout: std::time::Duration::from_secs(1),
+            ready: None,
+            ready_timeout: std::time::Duration::from_secs(1),
+        };
+        let guard = Some(std::os::fd::AsRawFd::as_raw_fd(&write));
+        let spawned = spawn(&spec, "", Mode::Supervised { relay: None, guard }).unwrap();
+        drop(write);
+        let mut said = String::new();
+        std::fs::File::from(read).read_to_string(&mut said).unwrap();
+        assert_eq!(said, format!("track {}\n", spawned.pid));
+        let _ = nix::sys::wait::waitpid(spawned.pid, None);
+    }
+
+    #[test]
+    fn the_track_line_is_written_without_allocating() {
+        let mut buf = [0u8; 32];
+        for pid in [1, 42, 4_194_304, i32::MAX] {
+            let len = track_line(pid, &mut buf);
+            assert_eq!(&buf[..len], format!("track {pid}\n").as_bytes());
+        }
+    }
 
     #[test]
     fn changed_paths_are_capped_at_a_whole_path() {
