@@ -60,13 +60,18 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
         poll: ov.poll.as_deref().map(flag_poll).transpose()?,
         gitignore: true,
     };
+    let pid_file = ov.pid_file.as_ref().map(|p| normalize(&root.join(p)));
+    let log_file = root.join("reloadsup.log");
+    if let Err((_, why)) = super::own_files::check(pid_file.as_deref(), &log_file, None) {
+        return Err(Error::Usage(format!("`--pid-file`: {why}")));
+    }
     let server = Server {
         command: command_from_args(&ov.command)?,
         cwd: root.clone(),
         cwd_line: None,
         env: Vec::new(),
-        pid_file: ov.pid_file.as_ref().map(|p| normalize(&root.join(p))),
-        log_file: root.join("reloadsup.log"),
+        pid_file,
+        log_file,
         stop_signal: flag_signal(ov.stop_signal.as_deref())?.unwrap_or(Signal::SIGTERM),
         stop_timeout: flag_duration("--stop-timeout", ov.stop_timeout.as_deref())?
             .unwrap_or(Duration::from_secs(5)),

@@ -8,6 +8,7 @@
 mod address;
 mod flags;
 mod listeners;
+mod own_files;
 mod pattern;
 mod resolve;
 mod schema;

@@ -16,6 +16,7 @@ use super::flags::{
     self, Overrides, command_from_args, flag_duration, flag_patterns, flag_poll, flag_proxy,
     flag_signal,
 };
+use super::own_files::{self, Culprit};
 use super::pattern::{Pattern, normalize};
 use super::schema::{RawFile, RawReady, RawServe, RawServer, RawWatch, Text};
 use super::{
@@ -271,6 +272,20 @@ impl Doc<'_> {
             Some(p) => Some(normalize(&root.join(p))),
             None => Some(path(s.and_then(|s| s.pid_file.as_ref()), "reloadsup.pid")),
         };
+        let log_file = path(s.and_then(|s| s.log_file.as_ref()), "reloadsup.log");
+        if let Err((culprit, why)) =
+            own_files::check(pid_file.as_deref(), &log_file, Some(self.file))
+        {
+            let (key, value) = match culprit {
+                Culprit::PidFile if ov.pid_file.is_some() => {
+                    return Err(Error::Usage(format!("`--pid-file`: {why}")));
+                }
+                Culprit::PidFile => ("server.pid_file", s.and_then(|s| s.pid_file.as_ref())),
+                Culprit::LogFile => ("server.log_file", s.and_then(|s| s.log_file.as_ref())),
+            };
+            let line = value.map(|v| self.line(v.span().start));
+            return Err(Error::task_file(self.file, line, format!("`{key}`: {why}")));
+        }
         let stop_signal = match flag_signal(ov.stop_signal.as_deref())? {
             Some(signal) => signal,
             None => match s.and_then(|s| s.stop_signal.as_ref()) {
@@ -298,7 +313,7 @@ impl Doc<'_> {
                 None => Vec::new(),
             },
             pid_file,
-            log_file: path(s.and_then(|s| s.log_file.as_ref()), "reloadsup.log"),
+            log_file,
             stop_signal,
             stop_timeout,
             ready: s

@@ -188,6 +188,48 @@ fn check_lists_matches_after_ignores() {
     );
 }
 
+/// A PID file, state file or log file that would overwrite the user's files (a source
+/// file, `package.json` beside a PID file named `package`, the task file) is refused
+/// by every command, and the file is left as it was.
+#[test]
+fn pid_and_log_files_never_take_the_users_files() {
+    let p = Project::new();
+    p.write("app.py", "x = 1\n");
+    p.write("package.json", "{\"name\": \"site\"}\n");
+    for (key, value, command, said) in [
+        ("pid_file", "app.py", "start", "its PID file"),
+        ("pid_file", "package", "stop", "its state file"),
+        ("pid_file", "reload.toml", "run", "is the task file"),
+        ("log_file", "reload.toml", "start", "is the task file"),
+    ] {
+        let toml = format!(
+            "[server]\ncommand = 'sleep {}'\n{key} = \"{value}\"\n",
+            p.token
+        );
+        p.write("reload.toml", &toml);
+        for args in [&["check"][..], &[command]] {
+            let out = p.output(args);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{args:?} {key}={value}: {}",
+                out.stderr
+            );
+            assert!(
+                out.stderr
+                    .contains(&format!("reload.toml:3: `server.{key}`: "))
+                    && out.stderr.contains(said),
+                "{}",
+                out.stderr
+            );
+        }
+        assert_eq!(p.read("reload.toml"), toml);
+        assert!(p.servers().is_empty());
+    }
+    assert_eq!(p.read("app.py"), "x = 1\n");
+    assert_eq!(p.read("package.json"), "{\"name\": \"site\"}\n");
+}
+
 /// A mistyped flag is one status line, as every other error, with clap's tip.
 #[test]
 fn usage_errors_are_one_line() {
