@@ -175,10 +175,6 @@ pub(super) fn command_from_args(args: &[String]) -> Result<CommandSpec> {
     Ok(spec)
 }
 
-pub(super) fn flag_error(flag: &str, text: &str) -> Error {
-    Error::Usage(format!("invalid value `{text}` for `{flag}`"))
-}
-
 /// A flag's address, checked as the task file's are (exit 2, naming the flag).
 fn flag_address(text: &str, flag: &str, kind: Kind) -> Result<String> {
     address::check(text, flag, kind).map_err(Error::Usage)
@@ -194,18 +190,24 @@ fn flag_listen(text: &str, flag: &'static str, kind: Kind) -> Result<Listen> {
 }
 
 pub(super) fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
-    text.map(|t| parse_signal(t).ok_or_else(|| flag_error("--stop-signal", t)))
-        .transpose()
+    text.map(|t| {
+        parse_signal(t).ok_or_else(|| {
+            Error::Usage(format!(
+                "unknown signal `{t}` for `--stop-signal` (write e.g. `SIGTERM`, `INT`, `15`)"
+            ))
+        })
+    })
+    .transpose()
 }
 
 pub(super) fn flag_duration(flag: &str, text: Option<&str>) -> Result<Option<Duration>> {
-    text.map(|t| parse_duration(t).map_err(|_| flag_error(flag, t)))
+    text.map(|t| parse_duration(t, &format!("`{flag}`")).map_err(Error::Usage))
         .transpose()
 }
 
 /// `--poll`: a duration of at least [`MIN_POLL`].
 pub(super) fn flag_poll(text: &str) -> Result<Duration> {
-    let interval = parse_duration(text).map_err(|_| flag_error("--poll", text))?;
+    let interval = parse_duration(text, "`--poll`").map_err(Error::Usage)?;
     if interval < MIN_POLL {
         return Err(Error::Usage(poll_too_short("`--poll`", text)));
     }
@@ -225,6 +227,17 @@ pub(super) fn flag_patterns(flag: &str, globs: &[String], root: &Path) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_flags_say_how_to_write_one() {
+        let err = flag_duration("--stop-timeout", Some("5")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad duration `5` for `--stop-timeout` (write e.g. `250ms`, `5s`, `1m`)"
+        );
+        let err = flag_poll("584542046090y").unwrap_err();
+        assert!(err.to_string().contains("at most a day"), "{err}");
+    }
 
     fn file_proxy() -> Proxy {
         Proxy {

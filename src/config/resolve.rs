@@ -556,15 +556,8 @@ impl Doc<'_> {
     fn duration(&self, value: Option<&Text>, key: &str) -> Result<Option<Duration>> {
         value
             .map(|t| {
-                parse_duration(t.get_ref()).map_err(|_| {
-                    self.error(
-                        t.span(),
-                        format!(
-                            "bad duration `{}` for `{key}` (write e.g. `250ms`, `5s`, `1m`)",
-                            t.get_ref()
-                        ),
-                    )
-                })
+                parse_duration(t.get_ref(), &format!("`{key}`"))
+                    .map_err(|message| self.error(t.span(), message))
             })
             .transpose()
     }
@@ -729,9 +722,20 @@ pub(super) fn poll_too_short(key: &str, text: &str) -> String {
     )
 }
 
-/// Parses `250ms`, `5s`, `1m`; a bare number is refused (the unit is part of the value).
-pub fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(text.trim())
+/// The longest duration accepted: far more than any timeout or interval here needs,
+/// and far from the clock's limits (`18446744073709551615s` overflowed every deadline).
+const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Parses `250ms`, `5s`, `1m`, up to a day; a bare number is refused (the unit is part
+/// of the value). The error is the whole message for `key` (in backticks).
+pub fn parse_duration(text: &str, key: &str) -> Result<Duration, String> {
+    let bad = |why: &str| format!("bad duration `{}` for {key}{why}", text.trim());
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|_| bad(" (write e.g. `250ms`, `5s`, `1m`)"))?;
+    if duration > MAX_DURATION {
+        return Err(bad(": at most a day (`24h`)"));
+    }
+    Ok(duration)
 }
 
 /// Parses a signal name (`SIGTERM`, `term`, `TERM`) or number (`15`).
@@ -823,6 +827,11 @@ mod tests {
             (
                 "[server]\ncommand = \"x\"\nstop_timeout = \"5 parsecs\"\n",
                 "/proj/reload.toml:3: bad duration `5 parsecs` for `server.stop_timeout`",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nready_timeout = \"18446744073709551615s\"\n",
+                "/proj/reload.toml:3: bad duration `18446744073709551615s` for \
+                 `server.ready_timeout`: at most a day",
             ),
             (
                 "[server]\ncommand = \"x\"\nstop_signal = \"SIGNOPE\"\n",

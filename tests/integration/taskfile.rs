@@ -120,10 +120,26 @@ fn bad_flags_and_missing_files() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         out.stderr
-            .contains("invalid value `soon` for `--stop-timeout`"),
+            .contains("bad duration `soon` for `--stop-timeout` (write e.g. `250ms`"),
         "{}",
         out.stderr
     );
+
+    // Too long for any deadline: refused, where it made every stop panic.
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = 'true'\nstop_timeout = '18446744073709551615s'\n",
+    );
+    for command in ["check", "stop"] {
+        let out = p.output(&[command]);
+        assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("reload.toml:3: bad duration") && !out.stderr.contains("panic"),
+            "{}",
+            out.stderr
+        );
+    }
+    std::fs::remove_file(p.path("reload.toml")).unwrap();
 
     let out = p.output(&["run", "-w", "[", "--", "true"]);
     assert_eq!(out.status.code(), Some(2));
