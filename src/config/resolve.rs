@@ -435,6 +435,12 @@ impl Doc<'_> {
                     ),
                 ));
             }
+            if let Some(why) = url_problem(url.get_ref()) {
+                return Err(self.error(
+                    url.span(),
+                    format!("bad URL `{}` for `server.ready.url`: {why}", url.get_ref()),
+                ));
+            }
             return Ok(Ready::Url(url.get_ref().clone()));
         }
         if let Some(log) = &r.log {
@@ -722,6 +728,34 @@ pub(super) fn poll_too_short(key: &str, text: &str) -> String {
     )
 }
 
+/// Why `url` (which starts with `http://`) cannot be fetched as written, if it cannot:
+/// blanks, no host, user info, or an address that is not `host[:port]` with a port
+/// from 1 to 65535.
+fn url_problem(url: &str) -> Option<String> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("it holds a blank or control character".into());
+    }
+    let rest = &url["http://".len()..];
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() {
+        return Some("no host (write e.g. `http://127.0.0.1:8000/health`)".into());
+    }
+    if authority.contains('@') {
+        return Some("user info (`user@`) is not supported".into());
+    }
+    let has_port = authority.rsplit_once(':').is_some_and(|(host, _)| {
+        !host.ends_with(':') && (!host.starts_with('[') || host.ends_with(']'))
+    });
+    let with_port = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    address::check(&with_port, "server.ready.url", Kind::Connect)
+        .err()
+        .map(|_| format!("`{authority}` is not a host with an optional port from 1 to 65535"))
+}
+
 /// The longest duration accepted: far more than any timeout or interval here needs,
 /// and far from the clock's limits (`18446744073709551615s` overflowed every deadline).
 const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -814,6 +848,30 @@ mod tests {
     }
 
     #[test]
+    fn ready_urls_are_checked() {
+        for good in [
+            "http://127.0.0.1:8000/health",
+            "http://localhost/",
+            "http://[::1]:8000/x?y=1",
+            "http://[::1]",
+            "http://app.test:3000",
+        ] {
+            assert_eq!(url_problem(good), None, "{good}");
+        }
+        for bad in [
+            "http://",
+            "http:///health",
+            "http://127.0.0.1:99999/",
+            "http://127.0.0.1:0/",
+            "http://[::1/",
+            "http://127.0.0.1:8000 /x",
+            "http://user@127.0.0.1:8000/",
+        ] {
+            assert!(url_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
     fn errors_name_line_and_key() {
         let cases = [
             (
@@ -827,6 +885,10 @@ mod tests {
             (
                 "[server]\ncommand = \"x\"\nstop_timeout = \"5 parsecs\"\n",
                 "/proj/reload.toml:3: bad duration `5 parsecs` for `server.stop_timeout`",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nready = { url = \"http://\" }\n",
+                "/proj/reload.toml:3: bad URL `http://` for `server.ready.url`: no host",
             ),
             (
                 "[server]\ncommand = \"x\"\nready_timeout = \"18446744073709551615s\"\n",
