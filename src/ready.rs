@@ -12,10 +12,10 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use regex::Regex;
 use crate::config::Ready;
 use crate::event::Event;
 use crate::procfs;
+use crate::supervisor::output;
 
 /// How often a cheap check (a connect, an HTTP request, a flag) is repeated at first:
 /// a server that binds within a second is seen within 5 ms of binding.
@@ -68,10 +69,10 @@ pub enum Check {
     },
     /// A matching line was seen by the output relay (which sets the flag).
     Flag(Arc<AtomicBool>),
-    /// A line of this log file, written after `offset`, matches.
+    /// A line of this log file, written after the cursor's start, matches.
     LogFile {
         path: PathBuf,
-        offset: u64,
+        cursor: Arc<Mutex<LogCursor>>,
         regex: Regex,
     },
     /// This much time has passed since the start.
@@ -92,9 +93,12 @@ impl Check {
             Check::Flag(flag) => flag.load(Ordering::Acquire),
             Check::LogFile {
                 path,
-                offset,
+                cursor,
                 regex,
-            } => log_matches(path, *offset, regex),
+            } => cursor
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .matches(path, regex),
             Check::Delay(delay) => since.elapsed() >= *delay,
             Check::GroupListens(pgid) => !listening_ports(*pgid).is_empty(),
         }
@@ -336,16 +340,75 @@ fn http_status(addr: SocketAddr, host: &str, path: &str) -> Option<u16> {
     }
 }
 
-fn log_matches(path: &PathBuf, offset: u64, regex: &Regex) -> bool {
-    let Ok(mut file) = fs::File::open(path) else {
-        return false;
-    };
-    if file.seek(SeekFrom::Start(offset)).is_err() {
-        return false;
+/// How far `start` has read the server's log file: each poll reads on from there, not
+/// again from the start (a server that printed 24 MB before its ready line was never
+/// seen ready: each poll read the first 16 MiB again).
+#[derive(Debug, Default)]
+pub struct LogCursor {
+    /// The file offset read up to.
+    pos: u64,
+    /// The start of a line whose end has not been written yet.
+    partial: Vec<u8>,
+}
+
+/// The most a poll reads, so a log written faster than it is read does not hold the
+/// poll (and its deadline) up; the rest is read at the next poll.
+const LOG_READ_PER_POLL: u64 = 64 * 1024 * 1024;
+
+impl LogCursor {
+    /// A cursor at `offset` (where the log ended when the server started).
+    pub fn at(offset: u64) -> LogCursor {
+        LogCursor {
+            pos: offset,
+            partial: Vec::new(),
+        }
     }
-    let mut text = String::new();
-    let _ = file.take(16 * 1024 * 1024).read_to_string(&mut text);
-    text.lines().any(|line| regex.is_match(line))
+
+    /// Reads what was written since the last call; whether a line of it matches, as a
+    /// terminal would show it (see `output::shown`). A line being written matches too
+    /// (a prompt, or a banner the server ends without a newline).
+    fn matches(&mut self, path: &Path, regex: &Regex) -> bool {
+        let Ok(mut file) = fs::File::open(path) else {
+            return false;
+        };
+        if file.seek(SeekFrom::Start(self.pos)).is_err() {
+            return false;
+        }
+        let mut chunk = vec![0u8; 256 * 1024];
+        let mut read = 0;
+        while read < LOG_READ_PER_POLL {
+            let n = match file.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            read += n as u64;
+            self.pos += n as u64;
+            self.partial.extend_from_slice(&chunk[..n]);
+            if let Some(last) = memchr::memrchr(b'\n', &self.partial) {
+                let rest = self.partial.split_off(last + 1);
+                let lines = std::mem::replace(&mut self.partial, rest);
+                if lines
+                    .split(|&b| b == b'\n')
+                    .any(|line| line_matches(line, regex))
+                {
+                    return true;
+                }
+            }
+            if self.partial.len() >= output::LONGEST_LINE {
+                // No newline for a long way (a progress bar, binary): a line of its own.
+                let line = std::mem::take(&mut self.partial);
+                if line_matches(&line, regex) {
+                    return true;
+                }
+            }
+        }
+        line_matches(&self.partial, regex)
+    }
+}
+
+/// Whether a line of output matches, as a terminal would show it.
+fn line_matches(line: &[u8], regex: &Regex) -> bool {
+    !line.is_empty() && regex.is_match(&output::shown(&String::from_utf8_lossy(line)))
 }
 
 /// The TCP ports that the processes of group `pgid` listen on (IPv4 and IPv6).

@@ -10,6 +10,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -20,7 +21,7 @@ use regex::Regex;
 use super::state::{self, Ident, ServerRecord, State};
 use crate::config::{Ready, Server};
 use crate::error::{EXIT_OK, EXIT_RUNTIME, Error, Result};
-use crate::ready::{self, Check};
+use crate::ready::{self, Check, LogCursor};
 use crate::report;
 use crate::signals::Interrupts;
 use crate::supervisor::spawn::{self, Mode};
@@ -357,7 +358,7 @@ fn check_for(spec: &Server, upstream: Option<&str>, pid: Pid, offset: u64) -> Re
     if let Some(Ready::Log(pattern)) = &spec.ready {
         return Ok(Check::LogFile {
             path: spec.log_file.clone(),
-            offset,
+            cursor: Arc::new(Mutex::new(LogCursor::at(offset))),
             regex: Regex::new(pattern).expect("validated when the task file was read"),
         });
     }

@@ -20,7 +20,7 @@ use super::pipes::{Streams, Writer};
 const TAIL_LINES: usize = 40;
 
 /// The most bytes held back waiting for a line's end.
-const LONGEST_LINE: usize = 64 * 1024;
+pub const LONGEST_LINE: usize = 64 * 1024;
 
 /// The last lines the server printed (stdout and stderr interleaved as the relay read
 /// them), each cut to [`TAIL_WIDTH`] characters.
@@ -154,7 +154,7 @@ fn wait_readable(streams: &[Stream], open: &[usize]) -> Option<Vec<usize>> {
 
 /// A line as a terminal would show it: what follows its last carriage return (a
 /// progress bar redraws itself that way), without colour and other escape sequences.
-fn shown(line: &str) -> String {
+pub fn shown(line: &str) -> String {
     let line = line.trim_end_matches(['\n', '\r']);
     let last = line.rsplit('\r').next().unwrap_or_default();
     strip_ansi_escapes::strip_str(last.replace('\t', "    "))

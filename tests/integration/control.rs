@@ -659,3 +659,32 @@ fn an_interrupted_start_stops_its_server() {
         assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
     }
 }
+
+/// `start` with `ready = { log }` reads the log on from where it last read: a ready
+/// line after 21 MB of output is seen (each poll read the first 16 MiB again, so it
+/// never was), and it is matched as a terminal shows it (no colour codes).
+#[test]
+fn start_sees_a_ready_line_after_much_output() {
+    let p = Project::new();
+    p.write(
+        "chatty.py",
+        "import sys, time\n\
+         sys.stdout.write(('x' * 70 + '\\n') * 300000)\n\
+         sys.stdout.write('\\x1b[32mREADY\\x1b[0m\\n')\n\
+         sys.stdout.flush()\n\
+         time.sleep(600)\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec python3 chatty.py {}'\nready = {{ log = '^READY$' }}\n\
+             ready_timeout = '20s'\n",
+            p.token
+        ),
+    );
+    let out = p.output(&["start"]);
+    ok(&out);
+    assert_eq!(p.servers().len(), 1);
+    ok(&p.output(&["stop"]));
+    assert!(p.servers().is_empty());
+}
