@@ -97,6 +97,11 @@ pub fn run(config: Config) -> Result<i32> {
     if config.server.is_none() && config.serve.is_none() {
         return Err(Error::Usage("nothing to run: no `server.command`".into()));
     }
+    // Signals are caught before this supervisor is recorded: a `reloadsup stop` that
+    // finds the record at once must find them caught, or SIGTERM kills reloadsup
+    // outright and leaves the record behind.
+    let (tx, rx) = mpsc::channel();
+    crate::signals::spawn(tx.clone())?;
     let recorder = crate::control::claim_for_run(&config)?;
     let browsers = Browsers::start(&config)?;
     if let (Some(url), true) = (
@@ -105,8 +110,6 @@ pub fn run(config: Config) -> Result<i32> {
     ) {
         open_in_browser(&url);
     }
-    let (tx, rx) = mpsc::channel();
-    crate::signals::spawn(tx.clone())?;
     let mut filter = Filter::new(&config);
     // Before the first build step: what a step leaves running when its shell ends is
     // then re-parented here, where a stop can still find it.

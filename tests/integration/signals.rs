@@ -236,3 +236,35 @@ fn a_build_step_can_read_the_terminal() {
     assert_eq!(p.read("answer.txt"), "got-hello\n");
     assert!(p.servers().is_empty());
 }
+
+/// A `reloadsup stop` right as `run` starts finds its signals caught: `run` stops
+/// gracefully (exit 0) and leaves no state file, instead of being killed by SIGTERM
+/// (it recorded itself before it caught signals).
+#[test]
+fn a_stop_as_run_starts_is_a_graceful_stop() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\n[reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    for _ in 0..8 {
+        let mut sup = p.start(&["run"]);
+        let _ = p.output(&["stop"]);
+        if sup.child.try_wait().unwrap().is_none() {
+            // The stop came before `run` recorded itself: it said "not running".
+            std::thread::sleep(Duration::from_millis(300));
+            sup.signal(Signal::SIGINT);
+        }
+        let status = sup.wait_exit();
+        assert!(
+            status.code().is_some_and(|code| code == 0 || code == 130),
+            "{status:?}: {}",
+            sup.stderr()
+        );
+        assert!(!p.path("reloadsup.pid.json").exists());
+        assert!(p.servers().is_empty());
+    }
+}
