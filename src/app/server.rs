@@ -99,6 +99,9 @@ impl App {
                 });
             }
             Err(message) => {
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.failed(message.clone());
+                }
                 // A command that cannot start printed nothing: no output to show.
                 self.browsers.failed(&command, &message, Tail::default());
                 report::error(format!("{message}; waiting for the next change"));
@@ -213,7 +216,7 @@ impl App {
             Outcome::Exited { pid, how } => {
                 self.forget_starting();
                 if let Some(recorder) = &mut self.recorder {
-                    recorder.stopped();
+                    recorder.stopped(Some(format!("the server (pid {pid}) {how}")));
                 }
                 if let Some(supervisor) = &self.supervisor {
                     let command = supervisor.spec().command.display();
@@ -230,7 +233,7 @@ impl App {
                 requested,
             } => {
                 if let Some(recorder) = &mut self.recorder {
-                    recorder.stopped();
+                    recorder.stopped(None);
                 }
                 if requested {
                     report::info(format!(

@@ -119,7 +119,7 @@ fn is_state_text(text: &[u8]) -> bool {
     match serde_json::from_slice::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(fields)) => fields
             .keys()
-            .all(|key| key == "supervisor" || key == "server"),
+            .all(|key| crate::control::state::FIELDS.contains(&key.as_str())),
         _ => false,
     }
 }

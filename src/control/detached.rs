@@ -349,6 +349,7 @@ fn record_server(pid_file: &Path, record: &ServerRecord) -> Result<()> {
         &State {
             supervisor: None,
             server: Some(record.clone()),
+            ..State::default()
         },
     )
     .map_err(|err| Error::io("cannot write the state file", err))

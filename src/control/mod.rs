@@ -333,6 +333,7 @@ fn stop_supervisor(t: &Target<'_>, supervisor: Ident) -> Result<i32> {
 /// Asks a `reloadsup run` supervisor to restart its server (so browsers reload too) and
 /// waits until the new server is ready.
 fn restart_supervised(t: &Target<'_>, supervisor: Ident, old: Option<ServerRecord>) -> Result<i32> {
+    let before = state::read(t.pid_file).starts;
     kill(Pid::from_raw(supervisor.pid), Signal::SIGUSR1).map_err(|err| {
         Error::Runtime(format!(
             "cannot signal `reloadsup run` (pid {}): {err}",
@@ -343,8 +344,13 @@ fn restart_supervised(t: &Target<'_>, supervisor: Ident, old: Option<ServerRecor
     let deadline = began + t.spec.stop_timeout + t.spec.ready_timeout + SUPERVISOR_GRACE;
     let old = old.map(|s| s.ident);
     loop {
-        let State { server, .. } = state::read(t.pid_file);
-        if let Some(new) = server.filter(|s| Some(s.ident) != old && s.ready) {
+        let State {
+            server,
+            starts,
+            ended,
+            ..
+        } = state::read(t.pid_file);
+        if let Some(new) = server.as_ref().filter(|s| Some(s.ident) != old && s.ready) {
             report::info(format!(
                 "restarted by `reloadsup run` (pid {}): new pid {}, ready after {} ms",
                 supervisor.pid,
@@ -352,6 +358,12 @@ fn restart_supervised(t: &Target<'_>, supervisor: Ident, old: Option<ServerRecor
                 began.elapsed().as_millis()
             ));
             return Ok(EXIT_OK);
+        }
+        // Started since the signal, and gone (or never started) before it was ready.
+        if let (true, None, Some(ended)) = (starts > before, &server, ended) {
+            return Err(Error::Runtime(format!(
+                "the restart failed: {ended} (see `reloadsup run`'s output)"
+            )));
         }
         if !supervisor.is_alive() {
             return Err(Error::Runtime(format!(

@@ -58,6 +58,10 @@ pub struct ServerRecord {
     pub ready: bool,
 }
 
+/// The fields of the state file, for telling it from a file of the user's (see
+/// `config::own_files`); a test keeps it in step with [`State`].
+pub const FIELDS: &[&str] = &["supervisor", "server", "starts", "ended"];
+
 /// The whole state file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -65,6 +69,14 @@ pub struct State {
     pub supervisor: Option<Ident>,
     /// The server, if one was started.
     pub server: Option<ServerRecord>,
+    /// How many servers a `run` supervisor has started (or failed to start), so that
+    /// `restart` beside it can tell the restarted server from the one before.
+    #[serde(default)]
+    pub starts: u64,
+    /// How the latest server ended by itself, or why it could not start (`the server
+    /// (pid 12) exited with code 1`); cleared at each start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
 }
 
 /// The record a `reloadsup run` supervisor keeps in the state file, so `status`,
@@ -83,7 +95,7 @@ impl Recorder {
             pid_file: pid_file.to_path_buf(),
             state: State {
                 supervisor: Some(me),
-                server: None,
+                ..State::default()
             },
         };
         write(pid_file, &recorder.state)?;
@@ -92,6 +104,8 @@ impl Recorder {
 
     /// A server started.
     pub fn started(&mut self, pid: i32, command: String) {
+        self.state.starts += 1;
+        self.state.ended = None;
         self.state.server = Ident::of(pid).map(|ident| ServerRecord {
             ident,
             started_at: now_unix(),
@@ -109,9 +123,18 @@ impl Recorder {
         self.save();
     }
 
-    /// The server is gone.
-    pub fn stopped(&mut self) {
+    /// The server is gone: stopped (`ended` is `None`), or ended by itself, and how.
+    pub fn stopped(&mut self, ended: Option<String>) {
         self.state.server = None;
+        self.state.ended = ended;
+        self.save();
+    }
+
+    /// A server could not be started, and why.
+    pub fn failed(&mut self, why: String) {
+        self.state.starts += 1;
+        self.state.server = None;
+        self.state.ended = Some(why);
         self.save();
     }
 
@@ -204,6 +227,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fields_name_every_field_of_the_state() {
+        let state = State {
+            ended: Some("x".into()),
+            ..State::default()
+        };
+        let json = serde_json::to_value(&state).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut fields = FIELDS.to_vec();
+        keys.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(keys, fields);
+    }
+
+    #[test]
     fn round_trip_and_identity() {
         let dir = std::env::temp_dir().join(format!("reloadsup-state-{}", std::process::id()));
         let pid_file = dir.join("app.pid");
@@ -226,6 +268,7 @@ mod tests {
                 command: "x".into(),
                 ready: true,
             }),
+            ..State::default()
         };
         write(&pid_file, &state).unwrap();
         assert_eq!(read(&pid_file), state);

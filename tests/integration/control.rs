@@ -688,3 +688,39 @@ fn start_sees_a_ready_line_after_much_output() {
     ok(&p.output(&["stop"]));
     assert!(p.servers().is_empty());
 }
+
+/// `restart` beside `run` fails as soon as the restarted server ends before it is
+/// ready, and says how, instead of waiting out the stop and ready timeouts.
+#[test]
+fn restart_beside_run_reports_a_server_that_ends_at_once() {
+    let p = Project::new();
+    p.write("ok", "");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'if [ -f ok ]; then exec sleep {}; else exit 7; fi'\n\
+             ready = {{ delay = '100ms' }}\nready_timeout = '5s'\nstop_timeout = '2s'\n\
+             [watch]\nfile_dep = ['app.py']\n[reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    let mut sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    std::fs::remove_file(p.path("ok")).unwrap();
+    let began = std::time::Instant::now();
+    let out = p.output(&["restart"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the restart failed: the server (pid ")
+            && out.stderr.contains("exited with code 7"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(5),
+        "not after the timeouts: {:?}",
+        began.elapsed()
+    );
+    ok(&p.output(&["stop"]));
+    sup.wait_exit();
+}
