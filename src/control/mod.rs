@@ -24,8 +24,12 @@ use state::{Ident, ServerRecord, State};
 /// Exit code of `status` when the server is not running (LSB).
 pub const EXIT_NOT_RUNNING: i32 = 3;
 
-/// How long `stop` waits for a supervisor beyond the server's own stop timeout.
+/// How long `restart` waits for a supervisor beyond the server's own timeouts.
 const SUPERVISOR_GRACE: Duration = Duration::from_secs(10);
+
+/// How long `stop` waits for a supervisor beyond the server's own stop timeout before
+/// it kills it: enough for it to stop the server (and a build step) itself.
+const SUPERVISOR_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What the PID file and the state file say runs now.
 #[derive(Debug)]
@@ -125,7 +129,7 @@ pub fn stop(config: &Config) -> Result<i32> {
     let t = target(config)?;
     let _lock = lock(t.pid_file)?;
     match inspect(t.pid_file, t.spec) {
-        Running::Supervisor { supervisor, .. } => stop_supervisor(&t, supervisor),
+        Running::Supervisor { supervisor, server } => stop_supervisor(&t, supervisor, server),
         Running::Detached(record) => {
             let how = detached::stop(t.spec, record.ident)?;
             remove_files(t.pid_file, record.ident.pid);
@@ -306,28 +310,57 @@ fn lock(pid_file: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>> 
 }
 
 /// Asks a `reloadsup run` supervisor to stop (it stops its server) and waits for it.
-fn stop_supervisor(t: &Target<'_>, supervisor: Ident) -> Result<i32> {
-    kill(Pid::from_raw(supervisor.pid), Signal::SIGTERM).map_err(|err| {
+/// One that does not stop in time (stopped with SIGSTOP, hung) is killed with SIGKILL,
+/// and its server's group with it: the guard would do it, but not while it waits for
+/// the lock this holds.
+fn stop_supervisor(t: &Target<'_>, supervisor: Ident, server: Option<ServerRecord>) -> Result<i32> {
+    let pid = Pid::from_raw(supervisor.pid);
+    kill(pid, Signal::SIGTERM).map_err(|err| {
         Error::Runtime(format!(
             "cannot signal `reloadsup run` (pid {}): {err}",
             supervisor.pid
         ))
     })?;
-    let deadline = Instant::now() + t.spec.stop_timeout + SUPERVISOR_GRACE;
-    while supervisor.is_alive() {
+    let grace = t.spec.stop_timeout + SUPERVISOR_STOP_GRACE;
+    if wait_gone(supervisor, Instant::now() + grace) {
+        report::info(format!(
+            "stopped `reloadsup run` (pid {}) and its server",
+            supervisor.pid
+        ));
+        return Ok(EXIT_OK);
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+    if let Some(server) = server.as_ref().filter(|s| s.ident.is_alive()) {
+        crate::supervisor::kill_group(Pid::from_raw(server.ident.pid));
+    }
+    if !wait_gone(supervisor, Instant::now() + SUPERVISOR_GRACE) {
+        return Err(Error::Runtime(format!(
+            "`reloadsup run` (pid {}) did not stop, even after SIGKILL",
+            supervisor.pid
+        )));
+    }
+    if let Some(server) = server {
+        let _ = crate::pidfile::remove_if_ours(t.pid_file, server.ident.pid);
+    }
+    state::remove(t.pid_file);
+    report::warn(format!(
+        "`reloadsup run` (pid {}) did not stop within {} of SIGTERM; killed it and its \
+         server with SIGKILL",
+        supervisor.pid,
+        humantime::format_duration(grace)
+    ));
+    Ok(EXIT_OK)
+}
+
+/// Waits until `process` is gone; whether it went by `deadline`.
+fn wait_gone(process: Ident, deadline: Instant) -> bool {
+    while process.is_alive() {
         if Instant::now() > deadline {
-            return Err(Error::Runtime(format!(
-                "`reloadsup run` (pid {}) did not stop",
-                supervisor.pid
-            )));
+            return false;
         }
         std::thread::sleep(crate::ready::POLL);
     }
-    report::info(format!(
-        "stopped `reloadsup run` (pid {}) and its server",
-        supervisor.pid
-    ));
-    Ok(EXIT_OK)
+    true
 }
 
 /// Asks a `reloadsup run` supervisor to restart its server (so browsers reload too) and

@@ -388,6 +388,11 @@ impl Supervisor {
     }
 }
 
+/// Sends SIGKILL to the whole process group `pgid` (a server whose supervisor is gone).
+pub fn kill_group(pgid: Pid) {
+    group::signal_group(pgid, Signal::SIGKILL);
+}
+
 /// Reaps every ended child, where no supervisor does: a loop without a server, or
 /// `start` waiting for a server it launched to be gone.
 pub fn reap_strays() {

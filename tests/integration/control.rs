@@ -724,3 +724,34 @@ fn restart_beside_run_reports_a_server_that_ends_at_once() {
     ok(&p.output(&["stop"]));
     sup.wait_exit();
 }
+
+/// `stop` beside a `run` that does not answer (stopped with SIGSTOP) kills it and its
+/// server with SIGKILL after the grace, and leaves no PID or state file.
+#[test]
+fn stop_kills_a_supervisor_that_does_not_answer() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\nstop_timeout = '500ms'\n\
+             [reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    let mut sup = p.start(&["run"]);
+    sup.wait_for("started");
+    wait_until("the PID file", || pid_file(&p).is_some());
+    sup.signal(Signal::SIGSTOP);
+    let out = p.output(&["stop"]);
+    ok(&out);
+    assert!(
+        out.stderr
+            .contains("did not stop within 5s 500ms of SIGTERM; killed it and its server"),
+        "{}",
+        out.stderr
+    );
+    sup.wait_exit();
+    assert!(p.servers().is_empty());
+    assert!(!p.path("reloadsup.pid").exists());
+    assert!(!p.path("reloadsup.pid.json").exists());
+}
