@@ -163,7 +163,7 @@ pub fn one_line(err: &clap::Error, args: &[String]) -> String {
         if let Some(tip) = line.strip_prefix("tip: ") {
             notes.push(tip.to_string());
         } else if let Some(values) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            notes.push(values.to_string());
+            notes.push(without_internal(values));
         }
     }
     let notes = if notes.is_empty() {
@@ -172,6 +172,17 @@ pub fn one_line(err: &clap::Error, args: &[String]) -> String {
         format!(" ({})", notes.join("; "))
     };
     format!("{problem}{notes}; see `{command} --help`")
+}
+
+/// clap's list of values without the internal `__guard` command.
+fn without_internal(values: &str) -> String {
+    match values.split_once(": ") {
+        Some((what, list)) => {
+            let shown: Vec<&str> = list.split(", ").filter(|v| !v.starts_with("__")).collect();
+            format!("{what}: {}", shown.join(", "))
+        }
+        None => values.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +212,11 @@ mod tests {
             error_of(&["run", "--proxy"]),
             "a value is required for '--proxy <ADDR>' but none was supplied; \
              see `reloadsup run --help`"
+        );
+        assert_eq!(
+            error_of(&["-q"]),
+            "'reloadsup' requires a subcommand but one was not provided (subcommands: run, \
+             start, stop, restart, status, serve, init, check, help); see `reloadsup --help`"
         );
         assert_eq!(
             error_of(&["rn"]),

@@ -142,6 +142,14 @@ fn parse(text: &str, kind: Kind) -> Result<String, String> {
 fn allowed(text: &str) -> Result<String, String> {
     if text.contains('*') {
         let domain = text.trim_start_matches(['*', '.']);
+        if domain.is_empty() || domain.contains('*') {
+            // `*` alone (any host) is what the check is there to refuse.
+            return Err(
+                "no wildcards: name each host, or `.example.test` for a domain and all its \
+                 subdomains"
+                    .into(),
+            );
+        }
         return Err(format!(
             "no wildcards; write `.{domain}` for `{domain}` and all its subdomains"
         ));
@@ -310,6 +318,18 @@ mod tests {
                 "*.example.test",
                 Kind::Allowed,
                 "no wildcards; write `.example.test` for `example.test` and all its subdomains",
+            ),
+            (
+                "*",
+                Kind::Allowed,
+                "no wildcards: name each host, or `.example.test` for a domain and all its \
+                 subdomains",
+            ),
+            (
+                "a*b",
+                Kind::Allowed,
+                "no wildcards: name each host, or `.example.test` for a domain and all its \
+                 subdomains",
             ),
             (
                 "foo.test:99999",

@@ -28,6 +28,9 @@ pub struct Pattern {
 impl Pattern {
     /// Compiles `text` relative to `root`. The error is globset's explanation.
     pub fn new(text: &str, root: &Path) -> Result<Pattern, String> {
+        if text.trim().is_empty() {
+            return Err("empty (write e.g. `**/*.py`)".into());
+        }
         let components: Vec<&str> = text
             .split('/')
             .enumerate()

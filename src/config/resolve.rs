@@ -18,7 +18,7 @@ use super::flags::{
 };
 use super::own_files::{self, Culprit};
 use super::pattern::{Pattern, normalize};
-use super::schema::{RawFile, RawReady, RawServe, RawServer, RawWatch, Text};
+use super::schema::{RawFile, RawReady, RawServe, RawServer, RawTask, RawWatch, Text};
 use super::{
     CommandSpec, Config, Listen, Proxy, Ready, Reload, Serve, Server, TASK_FILE_NAME, Task, Watch,
 };
@@ -33,8 +33,13 @@ pub fn find_task_file(explicit: Option<&Path>, cwd: &Path) -> Result<Option<Path
     if let Some(path) = explicit {
         let path = normalize(&cwd.join(path));
         if !path.is_file() {
+            let why = if path.exists() {
+                "is not a file"
+            } else {
+                "not found"
+            };
             return Err(Error::Usage(format!(
-                "task file `{}` not found",
+                "task file `{}` {why}",
                 path.display()
             )));
         }
@@ -143,24 +148,7 @@ impl Doc<'_> {
             })
             .transpose()?;
         let proxy = flag_proxy(proxy, ov)?;
-        let tasks = raw
-            .tasks
-            .iter()
-            .map(|t| {
-                Ok(Task {
-                    name: t.name.clone(),
-                    file_dep: self.patterns(&t.file_dep, &root, "task.file_dep")?,
-                    actions: t
-                        .actions
-                        .iter()
-                        .map(|action| {
-                            self.no_nul(action, "task.actions")?;
-                            Ok(action.get_ref().clone())
-                        })
-                        .collect::<Result<_>>()?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let tasks = self.tasks(&raw.tasks, &root)?;
         Ok(Config {
             task_file: Some(self.file.to_path_buf()),
             root,
@@ -171,6 +159,44 @@ impl Doc<'_> {
             serve,
             tasks,
         })
+    }
+
+    /// `[[task]]`s: each named (names unique, for status lines) and with actions.
+    fn tasks(&self, raw: &[RawTask], root: &Path) -> Result<Vec<Task>> {
+        let mut tasks: Vec<Task> = Vec::new();
+        for t in raw {
+            let name = t.name.get_ref().trim();
+            if name.is_empty() {
+                return Err(self.error(t.name.span(), "`task.name` must not be empty"));
+            }
+            if tasks.iter().any(|other| other.name == name) {
+                return Err(self.error(
+                    t.name.span(),
+                    format!("a second `[[task]]` named `{name}`: task names must differ"),
+                ));
+            }
+            if t.actions.get_ref().is_empty() {
+                return Err(self.error(t.actions.span(), format!("task `{name}` has no `actions`")));
+            }
+            let actions = t
+                .actions
+                .get_ref()
+                .iter()
+                .map(|action| {
+                    self.no_nul(action, "task.actions")?;
+                    if action.get_ref().trim().is_empty() {
+                        return Err(self.error(action.span(), "an empty line in `task.actions`"));
+                    }
+                    Ok(action.get_ref().clone())
+                })
+                .collect::<Result<_>>()?;
+            tasks.push(Task {
+                name: name.to_string(),
+                file_dep: self.patterns(&t.file_dep, root, "task.file_dep")?,
+                actions,
+            });
+        }
+        Ok(tasks)
     }
 
     fn serve(&self, raw: &RawServe, root: &Path) -> Result<Serve> {
@@ -693,6 +719,9 @@ impl Doc<'_> {
 fn plain_words(message: &str) -> String {
     let mut plain = message
         .replace("expected a sequence", "expected an array")
+        .replace("invalid type: sequence", "invalid type: an array")
+        .replace("expected a map", "expected a table")
+        .replace("invalid type: map", "invalid type: a table")
         .replace("expected u16", "expected a number from 0 to 65535");
     while let Some(at) = plain.find("struct Raw") {
         let name = at + "struct ".len();
@@ -885,6 +914,23 @@ mod tests {
             (
                 "[server]\ncommand = \"x\"\nstop_timeout = \"5 parsecs\"\n",
                 "/proj/reload.toml:3: bad duration `5 parsecs` for `server.stop_timeout`",
+            ),
+            (
+                "[server]\ncommand = \"x\"\n[[task]]\nname = \"css\"\nfile_dep = []\n\
+                 actions = [\"x\"]\n[[task]]\nname = \"css\"\nfile_dep = []\nactions = [\"y\"]\n",
+                "/proj/reload.toml:8: a second `[[task]]` named `css`",
+            ),
+            (
+                "[server]\ncommand = \"x\"\n[[task]]\nname = \"css\"\nfile_dep = []\nactions = []\n",
+                "/proj/reload.toml:6: task `css` has no `actions`",
+            ),
+            (
+                "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"*.py\", \"\"]\n",
+                "/proj/reload.toml:4: bad glob `` in `watch.file_dep`: empty",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nenv = \"A=1\"\n",
+                "/proj/reload.toml:3: invalid type: string \"A=1\", expected a table, for `server.env`",
             ),
             (
                 "[server]\ncommand = \"x\"\nready = { url = \"http://\" }\n",

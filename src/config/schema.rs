@@ -100,7 +100,7 @@ pub struct RawServe {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTask {
-    pub name: String,
+    pub name: Text,
     pub file_dep: Vec<Text>,
-    pub actions: Vec<Text>,
+    pub actions: Spanned<Vec<Text>>,
 }

@@ -115,6 +115,9 @@ fn bad_flags_and_missing_files() {
     let out = p.output(&["-f", "nope.toml", "run"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stderr.contains("task file") && out.stderr.contains("nope.toml` not found"));
+    let out = p.output(&["-f", ".", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("` is not a file"), "{}", out.stderr);
 
     let out = p.output(&["run", "--stop-timeout", "soon", "--", "true"]);
     assert_eq!(out.status.code(), Some(2));
