@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use regex::Regex;
 
 use super::state::{self, Ident, ServerRecord, State};
-use crate::config::{Ready, Server};
+use crate::config::{CommandSpec, Ready, Server};
 use crate::error::{EXIT_OK, EXIT_RUNTIME, Error, Result};
 use crate::ready::{self, Check, LogCursor};
 use crate::report;
@@ -108,7 +108,7 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
     let Ok(waited) = waited else {
         return if watch.gone() {
             // Its group is gone; anything it left outside the group goes too.
-            fail(format!("{} before it was ready", watch.how()))
+            fail(format!("{} before it was ready", watch.how(&spec.command)))
         } else {
             fail(format!(
                 "was not ready within {}; stopped it",
@@ -126,7 +126,7 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
             .unwrap_or_default();
         return fail(format!(
             "{} although its ready check passed{hint}",
-            watch.how()
+            watch.how(&spec.command)
         ));
     }
     record.ready = true;
@@ -168,12 +168,11 @@ impl Watch {
         !is_running(self.ident)
     }
 
-    /// How the leader ended, in words.
-    fn how(&self) -> String {
-        match self.ended {
-            Some(WaitStatus::Exited(_, code)) => format!("exited with code {code}"),
-            Some(WaitStatus::Signaled(_, signal, _)) => format!("ended by {signal}"),
-            _ => "ended".to_string(),
+    /// How the leader ended, in words, as `run` says it (`127` is "command not found").
+    fn how(&self, command: &CommandSpec) -> String {
+        match &self.ended {
+            Some(status) => crate::supervisor::describe(status, command),
+            None => "ended".to_string(),
         }
     }
 }
@@ -232,10 +231,11 @@ pub fn stop(spec: &Server, leader: Ident) -> Result<String> {
     let targets = processes_of(leader);
     send(leader, &targets, spec.stop_signal);
     if wait_gone(&targets, began + spec.stop_timeout) {
+        // Not a child of this process: how it ended (a code, a signal) cannot be read.
         return Ok(format!(
-            "ended by {} in {} ms",
-            spec.stop_signal,
-            began.elapsed().as_millis()
+            "ended {} ms after {}",
+            began.elapsed().as_millis(),
+            spec.stop_signal
         ));
     }
     send(leader, &targets, Signal::SIGKILL);

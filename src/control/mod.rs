@@ -156,7 +156,10 @@ pub fn restart(config: &Config) -> Result<i32> {
         Running::Detached(record) => {
             let how = detached::stop(t.spec, record.ident)?;
             remove_files(t.pid_file, record.ident.pid);
-            report::info(format!("stopped (pid {}): {how}", record.ident.pid));
+            report::info(format!(
+                "stopped `{}` (pid {}): {how}",
+                record.command, record.ident.pid
+            ));
             detached::launch(t.spec, t.pid_file, t.upstream)
         }
         Running::Nothing { stale } => {

@@ -400,7 +400,7 @@ pub fn reap_strays() {
 }
 
 /// How a process ended, in words.
-fn describe(status: &WaitStatus, command: &CommandSpec) -> String {
+pub fn describe(status: &WaitStatus, command: &CommandSpec) -> String {
     match status {
         WaitStatus::Exited(_, 127) if matches!(command, CommandSpec::Shell(_)) => {
             "exited with code 127 (command not found)".into()

@@ -268,6 +268,17 @@ fn a_server_that_fails_to_start_leaves_nothing() {
     assert!(!p.path("reloadsup.pid").exists());
     assert!(p.servers().is_empty());
 
+    // A command that is not there is said to be so, as `run` says it.
+    p.write("reload.toml", "[server]\ncommand = 'reloadsup-no-such-command'\n");
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("exited with code 127 (command not found) before it was ready"),
+        "{}",
+        out.stderr
+    );
+
     // Never ready: stopped after the timeout.
     p.write(
         "reload.toml",
