@@ -5,12 +5,15 @@
 //!
 //! A stop signal that arrives while a step runs (Ctrl-C, a SIGTERM from docker or
 //! systemd) ends the step and every process under it at once: reloadsup does not sit
-//! out a long build before it stops. The step stays in reloadsup's own process group,
+//! out a long build before it stops. If reloadsup is killed, even by SIGKILL, the guard
+//! kills what a step started (see [`tie_to_supervisor`]). The step stays in reloadsup's own process group,
 //! so in a terminal it can still prompt and set terminal modes (a group of its own
 //! would be a background one there, stopped by SIGTTIN at its first read), and a Ctrl-C
 //! reaches it directly.
 
 use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -20,6 +23,7 @@ use nix::unistd::Pid;
 
 use crate::config::Task;
 use crate::report;
+use crate::supervisor::Guard;
 
 /// How often a running step is checked for its end, or for a stop signal.
 const POLL: Duration = Duration::from_millis(10);
@@ -28,19 +32,22 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs every action of `task`; returns whether all succeeded (not when a stop signal
 /// cut it short).
-pub fn run(task: &Task, root: &Path) -> bool {
+pub fn run(task: &Task, root: &Path, guard: Option<&Guard>) -> bool {
     let began = Instant::now();
     for action in &task.actions {
         if crate::signals::stop_requested() {
             return false;
         }
         report::info(format!("task `{}`: {action}", task.name));
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(action)
-            .current_dir(root)
-            .spawn()
-            .and_then(wait_or_stop);
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(action).current_dir(root);
+        if let Some(guard) = guard {
+            tie_to_supervisor(&mut command, guard.fd());
+        }
+        let status = command.spawn().and_then(wait_or_stop);
+        if let Some(guard) = guard {
+            guard.step_done();
+        }
         match status {
             Ok(None) => {
                 report::warn(format!(
@@ -69,6 +76,20 @@ pub fn run(task: &Task, root: &Path) -> bool {
         began.elapsed().as_millis()
     ));
     true
+}
+
+/// Ties a step to reloadsup's life: its shell dies with reloadsup (`PR_SET_PDEATHSIG`),
+/// and it names itself to the guard (`step PID`) before it runs anything, so that if
+/// reloadsup is killed (even by SIGKILL) the guard kills what the step started too.
+fn tie_to_supervisor(command: &mut Command, guard: RawFd) {
+    // SAFETY: the closure runs between fork and exec; prctl and `tell_from_child` (getpid,
+    // write) are async-signal-safe, and nothing allocates.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            crate::supervisor::tell_guard_from_child(guard, b"step ")
+        });
+    }
 }
 
 /// Waits for a step to end: its status, or `None` when a stop signal came first. Then

@@ -116,8 +116,17 @@ pub fn run(config: Config) -> Result<i32> {
     if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
         report::debug(format!("cannot become a child subreaper: {err}"));
     }
+    // Made before the first build step, whose processes its guard protects too.
+    let supervisor = config
+        .server
+        .clone()
+        .map(|server| Supervisor::new(server, config.proxy.is_some()));
     for task in &config.tasks {
-        tasks::run(task, &config.root);
+        tasks::run(
+            task,
+            &config.root,
+            supervisor.as_ref().and_then(Supervisor::guard),
+        );
     }
     let mut notices = Vec::new();
     let watcher =
@@ -135,10 +144,7 @@ pub fn run(config: Config) -> Result<i32> {
         None => format!("watching {folders}"),
     });
     let mut app = App {
-        supervisor: config
-            .server
-            .clone()
-            .map(|server| Supervisor::new(server, config.proxy.is_some())),
+        supervisor,
         browsers,
         config,
         filter,
@@ -270,7 +276,8 @@ impl App {
         }
         for &index in &tasks {
             let task = &self.config.tasks[index];
-            tasks::run(task, &self.config.root);
+            let guard = self.supervisor.as_ref().and_then(Supervisor::guard);
+            tasks::run(task, &self.config.root, guard);
         }
         if !restart.is_empty() {
             report::info(format!("changed: {}", summary(&restart)));

@@ -24,7 +24,7 @@ use nix::unistd::Pid;
 
 use super::group;
 use crate::control::state::{self, Ident};
-use crate::pidfile;
+use crate::{pidfile, procfs};
 
 /// The supervisor's end of the guard.
 pub struct Guard {
@@ -56,23 +56,30 @@ impl Guard {
     }
 
     /// Clears the state file beside `pid_file` when the supervisor dies without doing so.
-    pub fn clear_state(&mut self, pid_file: &Path) {
-        let line = format!("state {}\n", pid_file.display());
-        let _ = self.stdin.write_all(line.as_bytes());
+    pub fn clear_state(&self, pid_file: &Path) {
+        self.say(&format!("state {}\n", pid_file.display()));
     }
 
     /// Protects group `pgid` (and its PID file) from now on.
-    pub fn track(&mut self, pgid: Pid, pid_file: Option<&Path>) {
-        let line = match pid_file {
+    pub fn track(&self, pgid: Pid, pid_file: Option<&Path>) {
+        self.say(&match pid_file {
             Some(path) => format!("track {pgid} {}\n", path.display()),
             None => format!("track {pgid}\n"),
-        };
-        let _ = self.stdin.write_all(line.as_bytes());
+        });
     }
 
     /// Stops protecting: the group is gone.
-    pub fn untrack(&mut self) {
-        let _ = self.stdin.write_all(b"untrack\n");
+    pub fn untrack(&self) {
+        self.say("untrack\n");
+    }
+
+    /// The build step that named itself (`step PID`, see [`tell_from_child`]) has ended.
+    pub fn step_done(&self) {
+        self.say("step-done\n");
+    }
+
+    fn say(&self, line: &str) {
+        let _ = (&self.stdin).write_all(line.as_bytes());
     }
 }
 
@@ -88,6 +95,7 @@ pub fn main() -> i32 {
     let supervisor = Ident::of(std::os::unix::process::parent_id() as i32);
     let mut tracked: Option<(Pid, Option<PathBuf>)> = None;
     let mut state_of: Option<PathBuf> = None;
+    let mut step: Option<(i32, u64)> = None;
     for line in io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let mut words = line.splitn(3, ' ');
@@ -98,6 +106,15 @@ pub fn main() -> i32 {
                 }
             }
             (Some("untrack"), _, _) => tracked = None,
+            (Some("step"), Some(pid), _) => {
+                // Read now, while the step runs: its group and when it started.
+                step = pid
+                    .parse()
+                    .ok()
+                    .and_then(procfs::stat)
+                    .map(|stat| (stat.pgid, stat.start_ticks));
+            }
+            (Some("step-done"), _, _) => step = None,
             (Some("state"), Some(_), _) => {
                 state_of = line.split_once(' ').map(|(_, file)| PathBuf::from(file));
             }
@@ -110,10 +127,78 @@ pub fn main() -> i32 {
             let _ = pidfile::remove_if_ours(&path, pgid.as_raw());
         }
     }
+    if let Some((pgid, since)) = step {
+        kill_step(pgid, since);
+    }
     if let (Some(pid_file), Some(supervisor)) = (state_of, supervisor) {
         forget_supervisor(&pid_file, supervisor);
     }
     0
+}
+
+/// Kills what a build step left running: the processes of its group (the supervisor's
+/// own, which a step stays in so it can use the terminal) started since it did; not the
+/// guard itself, nor what the group held before (a `tee` the supervisor's output goes
+/// to).
+fn kill_step(pgid: i32, since: u64) {
+    let me = std::process::id() as i32;
+    for (pid, stat) in procfs::table() {
+        if stat.pgid == pgid && stat.start_ticks >= since && pid != me {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Says `PREFIX PID` on the guard's pipe `fd`, from a child between fork and exec, so the
+/// guard knows the child before it runs anything: `track` for a server (its group),
+/// `step` for a build step. Async-signal-safe: two system calls (getpid, write) and no
+/// allocation; the line is put together on the stack, and written whole (it is shorter
+/// than `PIPE_BUF`).
+pub fn tell_from_child(fd: RawFd, prefix: &[u8]) -> io::Result<()> {
+    let mut line = [0u8; 32];
+    let len = pid_line(prefix, nix::unistd::getpid().as_raw(), &mut line);
+    // SAFETY: `fd` is the guard's pipe, open in this process until its exec.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::unistd::write(fd, &line[..len]).map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// Writes `PREFIX PID\n` into `buf` without allocating; returns its length. `prefix`
+/// ends with its space and is at most 16 bytes.
+fn pid_line(prefix: &[u8], pid: i32, buf: &mut [u8; 32]) -> usize {
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 12];
+    let mut n = pid.unsigned_abs();
+    let mut count = 0;
+    loop {
+        digits[count] = b'0' + (n % 10) as u8;
+        count += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut len = prefix.len();
+    for &digit in digits[..count].iter().rev() {
+        buf[len] = digit;
+        len += 1;
+    }
+    buf[len] = b'\n';
+    len + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_lines_are_written_without_allocating() {
+        let mut buf = [0u8; 32];
+        for pid in [1, 42, 4_194_304, i32::MAX] {
+            let len = pid_line(b"track ", pid, &mut buf);
+            assert_eq!(&buf[..len], format!("track {pid}\n").as_bytes());
+        }
+    }
 }
 
 /// Removes the state file beside `pid_file` if it still names `supervisor`, once that

@@ -36,8 +36,8 @@ use crate::config::{CommandSpec, Ready, Server};
 use crate::pidfile;
 use crate::report;
 
-use guard::Guard;
 pub use guard::main as guard_main;
+pub use guard::{Guard, tell_from_child as tell_guard_from_child};
 use output::{Relay, Tail};
 use spawn::Mode;
 pub use spawn::Spawned;
@@ -127,7 +127,7 @@ impl Supervisor {
             report::warn(format!("cannot become a child subreaper: {err}"));
         }
         let guard = match Guard::spawn() {
-            Ok(mut guard) => {
+            Ok(guard) => {
                 if let Some(pid_file) = &spec.pid_file {
                     guard.clear_state(pid_file);
                 }
@@ -215,6 +215,11 @@ impl Supervisor {
             leader: None,
         });
         Ok(spawned)
+    }
+
+    /// The guard process, for build steps to name themselves to (see `tasks`).
+    pub fn guard(&self) -> Option<&Guard> {
+        self.guard.as_ref()
     }
 
     /// Begins a graceful stop of a running server; does nothing otherwise.

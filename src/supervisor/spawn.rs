@@ -177,8 +177,8 @@ fn unbuffer_python(command: &mut Command, spec: &Server) {
 fn tie_to_supervisor(command: &mut Command, guard: Option<RawFd>) {
     let supervisor = getpid();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // system calls (prctl, getppid, getpid, write); it allocates nothing: the line is
-    // put together on the stack.
+    // system calls (prctl, getppid, and getpid and write in `tell_from_child`); it
+    // allocates nothing.
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
@@ -187,39 +187,11 @@ fn tie_to_supervisor(command: &mut Command, guard: Option<RawFd>) {
                 return Err(io::Error::other("the supervisor is gone"));
             }
             if let Some(fd) = guard {
-                let mut line = [0u8; 32];
-                let len = track_line(getpid().as_raw(), &mut line);
-                // One write under PIPE_BUF: whole, never mixed with another line.
-                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
-                nix::unistd::write(fd, &line[..len]).map_err(io::Error::from)?;
+                super::guard::tell_from_child(fd, b"track ")?;
             }
             Ok(())
         });
     }
-}
-
-/// Writes `track PID\n` into `buf` without allocating; returns its length.
-fn track_line(pid: i32, buf: &mut [u8; 32]) -> usize {
-    const PREFIX: &[u8] = b"track ";
-    buf[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut digits = [0u8; 12];
-    let mut n = pid.unsigned_abs();
-    let mut count = 0;
-    loop {
-        digits[count] = b'0' + (n % 10) as u8;
-        count += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut len = PREFIX.len();
-    for &digit in digits[..count].iter().rev() {
-        buf[len] = digit;
-        len += 1;
-    }
-    buf[len] = b'\n';
-    len + 1
 }
 
 #[cfg(test)]
@@ -251,15 +223,6 @@ mod tests {
         std::fs::File::from(read).read_to_string(&mut said).unwrap();
         assert_eq!(said, format!("track {}\n", spawned.pid));
         let _ = nix::sys::wait::waitpid(spawned.pid, None);
-    }
-
-    #[test]
-    fn the_track_line_is_written_without_allocating() {
-        let mut buf = [0u8; 32];
-        for pid in [1, 42, 4_194_304, i32::MAX] {
-            let len = track_line(pid, &mut buf);
-            assert_eq!(&buf[..len], format!("track {pid}\n").as_bytes());
-        }
     }
 
     #[test]

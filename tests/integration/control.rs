@@ -269,7 +269,10 @@ fn a_server_that_fails_to_start_leaves_nothing() {
     assert!(p.servers().is_empty());
 
     // A command that is not there is said to be so, as `run` says it.
-    p.write("reload.toml", "[server]\ncommand = 'reloadsup-no-such-command'\n");
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = 'reloadsup-no-such-command'\n",
+    );
     let out = p.output(&["start"]);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(

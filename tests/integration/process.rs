@@ -181,6 +181,29 @@ fn sigkill_of_the_supervisor_leaves_no_server() {
     assert_eq!(status.status.code(), Some(3), "{}", status.stderr);
 }
 
+/// A SIGKILL of the supervisor while a build step runs leaves nothing of the step:
+/// its shell dies with reloadsup, and the guard kills what the shell started.
+#[test]
+fn sigkill_of_the_supervisor_during_a_build_step_leaves_nothing() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {t}0'\n[watch]\nfile_dep = [\"*.py\"]\n\
+             [[task]]\nname = \"build\"\nfile_dep = [\"*.scss\"]\n\
+             actions = [\"sleep {t}1 & sleep {t}2; echo done\"]\n",
+            t = p.token
+        ),
+    );
+    let mut sup = p.start(&["run", "--no-reload"]);
+    sup.wait_for("task `build`: ");
+    // The step's shell, and its two sleeps.
+    wait_until("the step's processes", || p.servers().len() == 3);
+    sup.signal(Signal::SIGKILL);
+    sup.wait_exit();
+    wait_until("nothing of the step", || p.servers().is_empty());
+}
+
 #[test]
 fn daemonized_grandchild_cannot_escape_a_stop() {
     let p = Project::new();
