@@ -6,10 +6,10 @@
 //! A stop signal that arrives while a step runs (Ctrl-C, a SIGTERM from docker or
 //! systemd) ends the step and every process under it at once: reloadsup does not sit
 //! out a long build before it stops. If reloadsup is killed, even by SIGKILL, the guard
-//! kills what a step started (see [`tie_to_supervisor`]). The step stays in reloadsup's own process group,
-//! so in a terminal it can still prompt and set terminal modes (a group of its own
-//! would be a background one there, stopped by SIGTTIN at its first read), and a Ctrl-C
-//! reaches it directly.
+//! kills what a step started (see [`tie_to_supervisor`]). The step stays in reloadsup's
+//! own process group, so in a terminal it can still prompt and set terminal modes (a
+//! group of its own would be a background one there, stopped by SIGTTIN at its first
+//! read), and a Ctrl-C reaches it directly.
 
 use std::io;
 use std::os::fd::RawFd;
