@@ -182,11 +182,12 @@ pub fn status(config: &Config, json: bool) -> Result<i32> {
     } else {
         let mut text = match &server {
             Some(s) => format!(
-                "running (pid {}, up {}): {}\n",
+                "running (pid {}, up {}{}): {}\n",
                 s.ident.pid,
                 humantime::format_duration(Duration::from_secs(
                     state::now_unix().saturating_sub(s.started_at)
                 )),
+                if s.ready { "" } else { ", not ready yet" },
                 s.command
             ),
             None => format!(

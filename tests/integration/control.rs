@@ -769,3 +769,29 @@ fn stop_kills_a_supervisor_that_does_not_answer() {
     assert!(!p.path("reloadsup.pid").exists());
     assert!(!p.path("reloadsup.pid.json").exists());
 }
+
+/// `status` says when the server runs but is not ready yet.
+#[test]
+fn status_says_not_ready_yet() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\nready = {{ delay = '60s' }}\n\
+             ready_timeout = '90s'\n[reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    let mut sup = p.start(&["run"]);
+    sup.wait_for("started");
+    wait_until("the state file", || pid_file(&p).is_some());
+    let status = p.output(&["status"]);
+    ok(&status);
+    assert!(
+        status.stdout.contains(", not ready yet): exec sleep"),
+        "{}",
+        status.stdout
+    );
+    ok(&p.output(&["stop"]));
+    sup.wait_exit();
+}
