@@ -187,20 +187,6 @@ fn pid_line(prefix: &[u8], pid: i32, buf: &mut [u8; 32]) -> usize {
     len + 1
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pid_lines_are_written_without_allocating() {
-        let mut buf = [0u8; 32];
-        for pid in [1, 42, 4_194_304, i32::MAX] {
-            let len = pid_line(b"track ", pid, &mut buf);
-            assert_eq!(&buf[..len], format!("track {pid}\n").as_bytes());
-        }
-    }
-}
-
 /// Removes the state file beside `pid_file` if it still names `supervisor`, once that
 /// is dead; under the lock, so a `start` or `run` that has taken over keeps its own.
 fn forget_supervisor(pid_file: &Path, supervisor: Ident) {
@@ -218,5 +204,19 @@ fn forget_supervisor(pid_file: &Path, supervisor: Ident) {
     };
     if state::read(pid_file).supervisor == Some(supervisor) {
         state::remove(pid_file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_lines_are_written_without_allocating() {
+        let mut buf = [0u8; 32];
+        for pid in [1, 42, 4_194_304, i32::MAX] {
+            let len = pid_line(b"track ", pid, &mut buf);
+            assert_eq!(&buf[..len], format!("track {pid}\n").as_bytes());
+        }
     }
 }
