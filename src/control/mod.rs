@@ -53,10 +53,13 @@ struct Target<'a> {
 }
 
 fn target(config: &Config) -> Result<Target<'_>> {
-    let spec = config
-        .server
-        .as_ref()
-        .ok_or_else(|| Error::Usage("nothing to run: no `server.command`".into()))?;
+    let spec = config.server.as_ref().ok_or_else(|| {
+        Error::Usage(
+            "no `[server]` in the task file: `start`, `stop`, `restart` and `status` drive \
+             a server (a `[serve]` site alone runs under `reloadsup run`, and stops there)"
+                .into(),
+        )
+    })?;
     let pid_file = spec.pid_file.as_deref().ok_or_else(|| {
         Error::Usage("`start`, `stop`, `restart` and `status` need a PID file".into())
     })?;

@@ -377,6 +377,15 @@ fn run_serves_a_serve_table_without_a_server_command() {
             &serde_json::json!(true)
         )
     );
+    // The build-script commands drive a server; they say where a site alone stops.
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(2));
+    assert!(
+        status.stderr.contains("no `[server]` in the task file")
+            && status.stderr.contains("runs under `reloadsup run`"),
+        "{}",
+        status.stderr
+    );
     let missing = p.output(&["-f", "reload.toml", "check"]);
     assert!(missing.status.success());
     p.write("reload.toml", "[serve]\nroot = \"nope\"\n");
