@@ -84,9 +84,9 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Check => check::run(&load(cli.file, &cwd, &Overrides::default())?),
         Command::Start => control::start(&load_task_file(cli.file, &cwd)?),
-        Command::Stop => control::stop(&load_task_file(cli.file, &cwd)?),
+        Command::Stop => control::stop(&load_or_defaults(cli.file, &cwd)?),
         Command::Restart => control::restart(&load_task_file(cli.file, &cwd)?),
-        Command::Status { json } => control::status(&load_task_file(cli.file, &cwd)?, json),
+        Command::Status { json } => control::status(&load_or_defaults(cli.file, &cwd)?, json),
     }
 }
 
@@ -105,6 +105,32 @@ fn load_task_file(file: Option<PathBuf>, cwd: &Path) -> Result<config::Config> {
         ))
     })?;
     config::resolve(Some(&task_file), cwd, &Overrides::default())
+}
+
+/// For `stop` and `status`: the task file's configuration, or — when the file cannot be
+/// read (saved half-edited while the server runs) and the default PID file or its state
+/// file is there — the defaults beside it, with a warning, so the server can still be
+/// found and stopped.
+fn load_or_defaults(file: Option<PathBuf>, cwd: &Path) -> Result<config::Config> {
+    match load_task_file(file.clone(), cwd) {
+        Err(err @ Error::TaskFile { .. }) => {
+            let Some(task_file) = config::find_task_file(file.as_deref(), cwd)? else {
+                return Err(err);
+            };
+            let defaults = config::defaults_beside(&task_file)?;
+            let pid_file = task_file.with_file_name(config::DEFAULT_PID_FILE);
+            let state_file = task_file.with_file_name(format!("{}.json", config::DEFAULT_PID_FILE));
+            if !pid_file.exists() && !state_file.exists() {
+                return Err(err);
+            }
+            report::warn(format!(
+                "{err}; going by the default PID file `{}`",
+                pid_file.display()
+            ));
+            Ok(defaults)
+        }
+        other => other,
+    }
 }
 
 fn overrides(args: RunArgs) -> Overrides {

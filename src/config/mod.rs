@@ -23,6 +23,25 @@ pub use flags::{Overrides, serve_folder};
 pub use pattern::Pattern;
 pub use resolve::{find_task_file, resolve};
 
+/// The configuration `stop` and `status` fall back on when the task file cannot be read
+/// (saved half-edited while the server runs): the default PID file beside it, and the
+/// default stop settings, so that a running server can still be found and stopped.
+pub fn defaults_beside(task_file: &std::path::Path) -> crate::error::Result<Config> {
+    let root = task_file.parent().unwrap_or(std::path::Path::new("/"));
+    let overrides = Overrides {
+        command: vec!["(unknown command)".into()],
+        pid_file: Some(PathBuf::from(DEFAULT_PID_FILE)),
+        no_reload: true,
+        ..Overrides::default()
+    };
+    let mut config = flags::resolve_ad_hoc(root, &overrides)?;
+    config.task_file = Some(task_file.to_path_buf());
+    Ok(config)
+}
+
+/// `server.pid_file` when the task file does not set it.
+pub const DEFAULT_PID_FILE: &str = "reloadsup.pid";
+
 /// The task file's default name, looked for here and in parent folders.
 pub const TASK_FILE_NAME: &str = "reload.toml";
 

@@ -20,7 +20,8 @@ use super::own_files::{self, Culprit};
 use super::pattern::{Pattern, normalize};
 use super::schema::{RawFile, RawReady, RawServe, RawServer, RawTask, RawWatch, Text};
 use super::{
-    CommandSpec, Config, Listen, Proxy, Ready, Reload, Serve, Server, TASK_FILE_NAME, Task, Watch,
+    CommandSpec, Config, DEFAULT_PID_FILE, Listen, Proxy, Ready, Reload, Serve, Server,
+    TASK_FILE_NAME, Task, Watch,
 };
 use crate::error::{Error, Result};
 
@@ -296,7 +297,7 @@ impl Doc<'_> {
         }
         let pid_file = match &ov.pid_file {
             Some(p) => Some(normalize(&root.join(p))),
-            None => Some(path(s.and_then(|s| s.pid_file.as_ref()), "reloadsup.pid")),
+            None => Some(path(s.and_then(|s| s.pid_file.as_ref()), DEFAULT_PID_FILE)),
         };
         let log_file = path(s.and_then(|s| s.log_file.as_ref()), "reloadsup.log");
         if let Err((culprit, why)) =

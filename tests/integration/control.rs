@@ -795,3 +795,30 @@ fn status_says_not_ready_yet() {
     ok(&p.output(&["stop"]));
     sup.wait_exit();
 }
+
+/// A task file saved half-edited while the server runs does not keep `status` and
+/// `stop` from finding it: they warn and go by the default PID file.
+#[test]
+fn stop_finds_the_server_when_the_task_file_is_broken() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\nready = {{ delay = '50ms' }}\n",
+            p.token
+        ),
+    );
+    ok(&p.output(&["start"]));
+    p.write("reload.toml", "[server\ncommand = \n");
+    let status = p.output(&["status"]);
+    ok(&status);
+    assert!(
+        status.stderr.contains("going by the default PID file"),
+        "{}",
+        status.stderr
+    );
+    ok(&p.output(&["stop"]));
+    assert!(p.servers().is_empty());
+    let out = p.output(&["status"]);
+    assert_eq!(out.status.code(), Some(2), "nothing to go by: the error");
+}
