@@ -31,7 +31,14 @@ pub fn run(config: &Config) -> Result<i32> {
                     humantime::format_duration(server.ready_timeout)
                 ),
             ),
-            None => line(&mut out, format_args!("ready: default")),
+            None if config.proxy.is_some() => line(
+                &mut out,
+                format_args!("ready: default (the proxy's upstream accepts connections)"),
+            ),
+            None => line(
+                &mut out,
+                format_args!("ready: default (the server's process group listens on a port)"),
+            ),
         }
     }
     let reload = &config.reload;
@@ -85,9 +92,14 @@ pub fn run(config: &Config) -> Result<i32> {
         );
     for (key, pattern, gitignore) in groups {
         let matched = matches(pattern, gitignore, &mut filter, &config.root);
+        let none = if matched.is_empty() {
+            " (none yet: is the glob right?)"
+        } else {
+            ""
+        };
         line(
             &mut out,
-            format_args!("{key} `{}`: {} file(s)", pattern.text, matched.len()),
+            format_args!("{key} `{}`: {} file(s){none}", pattern.text, matched.len()),
         );
         for path in matched {
             let shown = path.strip_prefix(&config.root).unwrap_or(&path);

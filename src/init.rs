@@ -1,5 +1,7 @@
 //! `reloadsup init`: writes a commented `reload.toml` into the current folder (or the
-//! file `-f` names), and never overwrites one that exists.
+//! file `-f` names), and never overwrites one that exists. The template is for a Python
+//! app, unless a `package.json` beside it says the project is Node's: then the command
+//! is its `start` script (or its `main` file) and the globs are JavaScript's.
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
@@ -13,8 +15,8 @@ use crate::report;
 const TEMPLATE: &str = include_str!("init_template.toml");
 
 /// Writes `file` (relative to `dir`), or `reload.toml` in `dir`.
-pub fn run(dir: &Path, file: Option<&Path>) -> Result<i32> {
-    let path = dir.join(file.unwrap_or(Path::new(TASK_FILE_NAME)));
+pub fn run(dir: &Path, file_arg: Option<&Path>) -> Result<i32> {
+    let path = dir.join(file_arg.unwrap_or(Path::new(TASK_FILE_NAME)));
     let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
         Ok(file) => file,
         Err(err) if err.kind() == ErrorKind::AlreadyExists => {
@@ -30,11 +32,69 @@ pub fn run(dir: &Path, file: Option<&Path>) -> Result<i32> {
             ));
         }
     };
-    file.write_all(TEMPLATE.as_bytes())
+    let folder = path.parent().unwrap_or(dir);
+    let text = match node_command(folder) {
+        Some(command) => for_node(&command),
+        None => TEMPLATE.to_string(),
+    };
+    file.write_all(text.as_bytes())
         .map_err(|err| Error::io(format!("cannot write `{}`", path.display()), err))?;
+    let run = match file_arg {
+        Some(name) => format!("reloadsup -f {} run", name.display()),
+        None => "reloadsup run".to_string(),
+    };
     report::info(format!(
-        "wrote `{}`; edit `server.command` and `watch.file_dep`, then `reloadsup run`",
+        "wrote `{}`; edit `server.command` and `watch.file_dep`, then `{run}`",
         path.display()
     ));
+    if folder.ancestors().any(|d| d.join(".git").exists()) {
+        report::info(
+            "the server's PID, state, lock and log files are written beside it: add \
+             `reloadsup.pid*` and `reloadsup.log` to `.gitignore`",
+        );
+    }
     Ok(EXIT_OK)
+}
+
+/// The command that starts a Node project in `folder`, from its `package.json`: `npm
+/// start` when it has a `start` script, else `node MAIN` (`index.js` by default).
+/// `None` when there is no `package.json`.
+fn node_command(folder: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(folder.join("package.json")).ok()?;
+    let package: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if package["scripts"]["start"].is_string() {
+        return Some("npm start".into());
+    }
+    let main = package["main"].as_str().unwrap_or("index.js");
+    Some(format!("node {main}"))
+}
+
+/// The template with a Node project's command and globs.
+fn for_node(command: &str) -> String {
+    TEMPLATE
+        .replacen(PYTHON_COMMAND, &format!("command = {command:?}"), 1)
+        .replacen(PYTHON_GLOBS, NODE_GLOBS, 1)
+}
+
+/// The template's Python command and globs, and the globs of a Node project.
+const PYTHON_COMMAND: &str = "command = \"python3 app.py\"";
+const PYTHON_GLOBS: &str = "file_dep = [\"**/*.py\", \"templates/**/*.html\"]";
+const NODE_GLOBS: &str = "file_dep = [\"**/*.js\", \"**/*.mjs\", \"**/*.ts\", \"views/**/*\"]";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_project_gets_its_command_and_globs() {
+        assert!(TEMPLATE.contains(PYTHON_COMMAND) && TEMPLATE.contains(PYTHON_GLOBS));
+        let text = for_node("npm start");
+        assert!(
+            text.contains("command = \"npm start\"   #"),
+            "its comment stays"
+        );
+        assert!(text.contains(NODE_GLOBS));
+        let parsed: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(parsed["server"]["command"].as_str(), Some("npm start"));
+    }
 }

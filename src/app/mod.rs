@@ -216,7 +216,10 @@ impl App {
                     }
                     // Filter before debouncing: an ignored temp file that an editor
                     // deletes mid-save must not hold the batch for the grace period.
-                    if self.filter.classify(&path).is_ignored() {
+                    // The task file goes on, for the batch to say it is not re-read.
+                    if self.filter.classify(&path).is_ignored()
+                        && self.config.task_file.as_ref() != Some(&path)
+                    {
                         report::debug(format_args!("ignored {}", path.display()));
                         continue;
                     }
@@ -250,6 +253,12 @@ impl App {
 
     /// A debounced batch: run the tasks it feeds, then restart if it asks for one.
     fn on_batch(&mut self, batch: Vec<PathBuf>) {
+        if let Some(task_file) = self.config.task_file.as_ref().filter(|f| batch.contains(f)) {
+            report::warn(format!(
+                "`{}` changed: it is read once, at the start; restart reloadsup to apply it",
+                self.relative(task_file)
+            ));
+        }
         let mut restart = Vec::new();
         let mut assets = Vec::new();
         let mut tasks = Vec::new();

@@ -137,7 +137,14 @@ pub fn serve_folder(
         .canonicalize()
         .ok()
         .filter(|p| p.is_dir())
-        .ok_or_else(|| Error::Usage(format!("folder `{}` not found", dir.display())))?;
+        .ok_or_else(|| {
+            let why = if dir.exists() {
+                "is not a folder"
+            } else {
+                "not found"
+            };
+            Error::Usage(format!("folder `{}` {why}", dir.display()))
+        })?;
     let mut reload = default_reload(true);
     reload.assets = vec![Pattern::new("**", &root).expect("`**` is a valid glob")];
     let config = Config {

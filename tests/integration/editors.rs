@@ -645,3 +645,15 @@ fn a_gitignore_edited_while_running_applies_at_once() {
     p.write("generated.py", "x = 2\n");
     p.wait_starts(2);
 }
+
+/// Saving the task file while `run` runs says it is not re-read; it restarts nothing
+/// (no glob matches it here).
+#[test]
+fn a_saved_task_file_is_said_to_need_a_restart() {
+    let (p, sup) = running();
+    let text = p.read("reload.toml");
+    p.write("reload.toml", &format!("{text}\n# edited\n"));
+    sup.wait_for("`reload.toml` changed: it is read once, at the start; restart reloadsup");
+    p.assert_starts_stay(1);
+    assert_eq!(sup.count("`reload.toml` changed"), 1, "{}", sup.stderr());
+}

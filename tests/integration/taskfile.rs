@@ -184,7 +184,7 @@ fn check_lists_matches_after_ignores() {
     p.write(
         "reload.toml",
         "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**/*.py\"]\nignore = [\"**/migrations/**\"]\n\
-         [reload]\nassets = [\"static/*.css\"]\n",
+         [reload]\nassets = [\"static/*.css\", \"img/*.png\"]\n",
     );
     p.write("app.py", "");
     p.write("pkg/models.py", "");
@@ -204,6 +204,16 @@ fn check_lists_matches_after_ignores() {
     assert!(
         out.stdout
             .contains("reload.assets `static/*.css`: 1 file(s)\n  static/site.css\n")
+    );
+    assert!(
+        out.stdout
+            .contains("reload.assets `img/*.png`: 0 file(s) (none yet: is the glob right?)\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("ready: default (the server's process group listens on a port)\n")
     );
 }
 
@@ -332,10 +342,45 @@ fn init_writes_the_file_named_by_f_and_serve_refuses_one() {
     let out = p.output(&["-f", "dev/site.toml", "init"]);
     assert!(out.status.success(), "{}", out.stderr);
     assert!(p.read("dev/site.toml").contains("[server]"));
+    assert!(
+        out.stderr.contains("then `reloadsup -f dev/site.toml run`"),
+        "{}",
+        out.stderr
+    );
     assert!(!p.path("reload.toml").exists());
     let out = p.output(&["-f", "dev/site.toml", "serve"]);
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("`[serve]` table"), "{}", out.stderr);
+}
+
+/// In a Node project (a `package.json`), `init` writes its start command and
+/// JavaScript globs; in a git repository it says which files to ignore.
+#[test]
+fn init_fits_a_node_project() {
+    let p = Project::new();
+    std::fs::create_dir(p.path(".git")).unwrap();
+    p.write(
+        "package.json",
+        "{\"name\": \"site\", \"scripts\": {\"start\": \"node server.js\"}}",
+    );
+    p.write("server.js", "");
+    let out = p.output(&["init"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("add `reloadsup.pid*` and `reloadsup.log` to `.gitignore`")
+    );
+    let written = p.read("reload.toml");
+    assert!(written.contains("command = \"npm start\""), "{written}");
+    let check = p.output(&["check"]);
+    assert!(check.status.success(), "{}", check.stderr);
+    assert!(
+        check
+            .stdout
+            .contains("watch.file_dep `**/*.js`: 1 file(s)\n  server.js\n"),
+        "{}",
+        check.stdout
+    );
 }
 
 #[test]
