@@ -247,8 +247,13 @@ fn inspect(pid_file: &std::path::Path, spec: &Server) -> Running {
         return if detached::is_running(record.ident) {
             Running::Detached(record)
         } else {
+            // Started by `start` (no supervisor recorded), its output went to the log.
+            let log = match state.supervisor {
+                Some(_) => String::new(),
+                None => format!("; its output is in `{}`", spec.log_file.display()),
+            };
             Running::Nothing {
-                stale: Some(format!("stale PID file: pid {pid} is no longer the server")),
+                stale: Some(format!("the server (pid {pid}) has ended{log}")),
             }
         };
     }

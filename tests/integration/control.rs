@@ -822,3 +822,26 @@ fn stop_finds_the_server_when_the_task_file_is_broken() {
     let out = p.output(&["status"]);
     assert_eq!(out.status.code(), Some(2), "nothing to go by: the error");
 }
+
+/// A server `start` left running that has since ended is said to have ended, with
+/// where its output went (not called a stale PID file, as if the PID were reused).
+#[test]
+fn status_says_a_started_server_has_ended() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = 'sleep 0.5; exit 3'\nready = { delay = '50ms' }\n",
+    );
+    ok(&p.output(&["start"]));
+    let pid = pid_file(&p).expect("the PID file");
+    wait_until("the server to end", || !alive(pid));
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stderr);
+    assert!(
+        status.stdout.contains(&format!(
+            "not running (the server (pid {pid}) has ended; its output is in `"
+        )),
+        "{}",
+        status.stdout
+    );
+}
