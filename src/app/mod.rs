@@ -159,7 +159,16 @@ pub fn run(config: Config) -> Result<i32> {
         exit: None,
     };
     app.start(Vec::new(), None);
-    app.run(&rx)
+    let code = app.run(&rx);
+    let pid_file = app.recorder.as_ref().map(Recorder::pid_file);
+    // The recorder removes the state file; then the lock file goes, if nothing took
+    // over meanwhile — or when whoever holds it now (a `stop` waiting for this process
+    // to end) lets it go.
+    drop(app);
+    if let Some(pid_file) = pid_file {
+        drop(crate::control::state::try_lock(&pid_file));
+    }
+    code
 }
 
 impl App {

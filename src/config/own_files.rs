@@ -85,11 +85,12 @@ fn beside(pid_file: &Path) -> [(PathBuf, &'static str); 3] {
 }
 
 /// Why the existing file at `path` cannot be reloadsup's own `what`, if it cannot:
-/// a folder, something large, or content reloadsup never writes there.
+/// something large, or content reloadsup never writes there.
 fn foreign(path: &Path, what: &str) -> Option<String> {
     let metadata = std::fs::symlink_metadata(path).ok()?;
     if metadata.is_dir() {
-        return Some("is a folder".into());
+        // Nothing is lost: writing or removing a file there fails, and says so.
+        return None;
     }
     if !metadata.is_file() || metadata.len() > OWN_FILE_MAX {
         return Some("exists and is not one reloadsup wrote".into());

@@ -312,7 +312,7 @@ fn remove_files(pid_file: &std::path::Path, pid: i32) {
     state::remove(pid_file);
 }
 
-fn lock(pid_file: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+fn lock(pid_file: &std::path::Path) -> Result<state::Lock> {
     state::lock(pid_file).map_err(|err| {
         Error::io(
             format!("cannot lock `{}`", state::lock_path(pid_file).display()),

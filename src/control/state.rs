@@ -12,6 +12,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -100,6 +101,11 @@ impl Recorder {
         };
         write(pid_file, &recorder.state)?;
         Ok(recorder)
+    }
+
+    /// The PID file this records beside.
+    pub fn pid_file(&self) -> PathBuf {
+        self.pid_file.clone()
     }
 
     /// A server started.
@@ -207,9 +213,46 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// The exclusive lock beside a PID file, held until dropped. When it is dropped with
+/// nothing left to guard (no PID file, no state file), the lock file is removed first,
+/// so a stopped project is not left with a `reloadsup.pid.lock`.
+pub struct Lock {
+    _file: Flock<File>,
+    pid_file: PathBuf,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Removed while held: a waiter that opened it before finds, once it has the
+        // lock, that the name leads elsewhere (or nowhere), and tries again.
+        if !self.pid_file.exists() && !state_path(&self.pid_file).exists() {
+            let _ = fs::remove_file(lock_path(&self.pid_file));
+        }
+        // `_file` is unlocked after this, as the fields are dropped.
+    }
+}
+
 /// Takes the exclusive lock beside `pid_file`, waiting for another holder to finish.
-/// The lock is released when the returned value is dropped.
-pub fn lock(pid_file: &Path) -> io::Result<Flock<File>> {
+pub fn lock(pid_file: &Path) -> io::Result<Lock> {
+    loop {
+        if let Some(lock) = try_lock_with(pid_file, FlockArg::LockExclusive)? {
+            return Ok(lock);
+        }
+    }
+}
+
+/// Takes the lock if no one holds it; `None` if someone does (a `stop` waiting for
+/// this very process to end, say: waiting for it would deadlock).
+pub fn try_lock(pid_file: &Path) -> io::Result<Option<Lock>> {
+    match try_lock_with(pid_file, FlockArg::LockExclusiveNonblock) {
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        other => other,
+    }
+}
+
+/// One attempt at the lock; `None` when the file it locked was removed meanwhile (by
+/// the holder it waited for), which guards nothing.
+fn try_lock_with(pid_file: &Path, how: FlockArg) -> io::Result<Option<Lock>> {
     let path = lock_path(pid_file);
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
@@ -219,12 +262,44 @@ pub fn lock(pid_file: &Path) -> io::Result<Flock<File>> {
         .truncate(false)
         .write(true)
         .open(&path)?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))
+    let file = Flock::lock(file, how).map_err(|(_, errno)| io::Error::from(errno))?;
+    let held = file.metadata()?;
+    let same =
+        fs::metadata(&path).is_ok_and(|now| now.dev() == held.dev() && now.ino() == held.ino());
+    Ok(same.then(|| Lock {
+        _file: file,
+        pid_file: pid_file.to_path_buf(),
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A holder that removes the lock file (nothing left to guard) while another waits
+    /// for it: the waiter ends up holding a lock on the file at the path, not on the
+    /// removed one, so a third comer is kept out.
+    #[test]
+    fn a_lock_file_removed_by_its_holder_is_taken_afresh() {
+        let dir = std::env::temp_dir().join(format!("reloadsup-lock-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("x.pid");
+        let first = lock(&pid_file).unwrap();
+        let waiting = {
+            let pid_file = pid_file.clone();
+            std::thread::spawn(move || {
+                let held = lock(&pid_file).unwrap();
+                assert!(lock_path(&pid_file).exists(), "a lock file at the path");
+                assert!(try_lock(&pid_file).unwrap().is_none(), "and it is held");
+                drop(held);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(first);
+        waiting.join().unwrap();
+        assert!(!lock_path(&pid_file).exists(), "removed when let go, idle");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn fields_name_every_field_of_the_state() {

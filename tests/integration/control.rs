@@ -119,6 +119,8 @@ fn start_status_stop_cycle() {
     assert!(p.servers().is_empty(), "no process left");
     assert!(!accepts(port));
     assert!(!p.path("reloadsup.pid").exists());
+    assert!(!p.path("reloadsup.pid.json").exists());
+    assert!(!p.path("reloadsup.pid.lock").exists(), "no lock file left");
 
     let status = p.output(&["status"]);
     assert_eq!(status.status.code(), Some(3));
@@ -350,6 +352,10 @@ fn beside_a_running_supervisor() {
     assert!(status.success(), "SIGTERM: exit 0");
     assert!(p.servers().is_empty());
     assert!(!p.path("reloadsup.pid").exists());
+    assert!(
+        !p.path("reloadsup.pid.lock").exists(),
+        "nothing left to guard: no lock file"
+    );
 }
 
 #[test]
@@ -576,7 +582,13 @@ fn a_dead_leaders_group_counts_only_if_it_is_the_servers() {
     );
     let status = p.output(&["status"]);
     assert_eq!(status.status.code(), Some(3), "{}", status.stdout);
-    assert!(status.stdout.contains("stale"), "{}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("the server (pid {pid}) has ended")),
+        "{}",
+        status.stdout
+    );
     ok(&p.output(&["stop"]));
     assert!(
         alive(member),
