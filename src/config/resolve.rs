@@ -610,8 +610,8 @@ impl Doc<'_> {
     }
 
     /// The TOML reader's message, with the key it concerns when the message itself does
-    /// not say (``invalid type: integer `5`, expected a string, for `server.stop_timeout```;
-    /// ``duplicate key: `[proxy]```).
+    /// not say (an invalid type gets ``, for `server.stop_timeout` ``; a duplicated table
+    /// its name).
     fn toml_message(&self, mut err: toml::de::Error) -> String {
         let message = plain_words(err.message().trim());
         // Without the input, the reader's own rendering names the key path, if any.

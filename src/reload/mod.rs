@@ -1,10 +1,10 @@
 //! Browser live reload: a LiveReload protocol 7 server living in the supervisor, so
 //! browsers stay connected while the dev server restarts.
 //!
-//! The app loop is synchronous; this module's surface is too. [`Reloader::start`] binds
+//! The app loop is synchronous; this module's surface is too. [`Reloader::start_hub`] binds
 //! the port at once (so a port in use is a start-up error naming `reload.port`) and then
 //! serves on its own thread, with a small current-thread tokio runtime driving hyper
-//! (HTTP/1) and tokio-tungstenite (WebSocket framing). [`Reloader::broadcast`] only puts
+//! (HTTP/1) and tokio-tungstenite (WebSocket framing). [`Hub::broadcast`] only puts
 //! a message on a channel; it never waits for a browser.
 //!
 //! ```text
@@ -14,9 +14,9 @@
 //!     proxy / serve (issues 5, 6) ── handle ─┘  also under /__reloadsup/
 //! ```
 //!
-//! The protocol: every socket gets our `hello` first (`official-7` plus [`VENDOR`] and
+//! The protocol: every socket gets our `hello` first (`official-7` plus [`protocol::VENDOR`] and
 //! an `instance` id); a client counts once its own `hello` arrives and is then sent
-//! `reload`; a client that listed [`VENDOR`] is also sent `status`.
+//! `reload`; a client that listed [`protocol::VENDOR`] is also sent `status`.
 //! `client.js` is our own browser client, served as `/livereload.js`.
 //!
 //! Files: `hub` (shared state, counting, the broadcast channel), `http` (the handler:
@@ -81,7 +81,7 @@ impl Reloader {
         Reloader::start_hub(host, port, Hub::new(allow_origins))
     }
 
-    /// As [`Reloader::start`], serving an existing hub.
+    /// As `Reloader::start` (in tests), serving an existing hub.
     pub fn start_hub(host: &str, port: u16, hub: Hub) -> Result<Reloader, String> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let shown = if bare.contains(':') {
