@@ -42,7 +42,10 @@ pub struct Browsers {
 /// often by another reloadsup): another port, or none at all, which loses nothing for
 /// pages that come through the proxy or `serve` (their client uses their own origin).
 fn with_way_out(error: String, config: &Config) -> String {
-    if !error.contains("in use") {
+    // The bind error's text ends with the OS error's number, whatever the language of
+    // its words.
+    let in_use = format!("(os error {})", nix::errno::Errno::EADDRINUSE as i32);
+    if !error.contains(&in_use) {
         return error;
     }
     let same_origin = config.proxy.is_some() || config.serve.is_some();
