@@ -46,7 +46,10 @@ fn main() {
             err.exit();
         }
         report::init(report::Level::Normal, cli::ColorChoice::Auto);
-        let args: Vec<String> = std::env::args().skip(1).collect();
+        let args: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
         report::error(cli::one_line(&err, &args));
         std::process::exit(error::EXIT_USAGE);
     });

@@ -371,6 +371,11 @@ impl LogCursor {
         let Ok(mut file) = fs::File::open(path) else {
             return false;
         };
+        if file.metadata().is_ok_and(|m| m.len() < self.pos) {
+            // Truncated (logrotate's `copytruncate`, `: > reloadsup.log`): read it anew.
+            self.pos = 0;
+            self.partial.clear();
+        }
         if file.seek(SeekFrom::Start(self.pos)).is_err() {
             return false;
         }

@@ -857,3 +857,31 @@ fn status_says_a_started_server_has_ended() {
         status.stdout
     );
 }
+
+/// A log truncated while `start` waits for the ready line (`: > reloadsup.log`,
+/// logrotate's copytruncate) is read again from its start.
+#[test]
+fn start_reads_a_truncated_log_anew() {
+    let p = Project::new();
+    p.write(
+        "truncating.py",
+        "import sys, time\n\
+         sys.stdout.write(('x' * 50 + '\\n') * 2000)\n\
+         sys.stdout.flush()\n\
+         time.sleep(0.3)\n\
+         open('reloadsup.log', 'w').close()\n\
+         print('READY', flush=True)\n\
+         time.sleep(600)\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec python3 truncating.py {}'\nready = {{ log = '^READY$' }}\n\
+             ready_timeout = '10s'\n",
+            p.token
+        ),
+    );
+    ok(&p.output(&["start"]));
+    ok(&p.output(&["stop"]));
+    assert!(p.servers().is_empty());
+}

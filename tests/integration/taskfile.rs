@@ -270,6 +270,15 @@ fn usage_errors_are_one_line() {
         "[reloadsup] error: unexpected argument '--wach' found (a similar argument exists: \
          '--watch'; to pass '--wach' as a value, use '-- --wach'); see `reloadsup run --help`\n"
     );
+    // Not UTF-8: still one line, not a panic.
+    let out = std::process::Command::new(crate::util::BIN)
+        .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"\xff"))
+        .current_dir(&p.dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let help = p.output(&["run", "--help"]);
     assert!(help.status.success());
     assert!(
