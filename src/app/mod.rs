@@ -102,6 +102,12 @@ pub fn run(config: Config) -> Result<i32> {
     // outright and leaves the record behind.
     let (tx, rx) = mpsc::channel();
     crate::signals::spawn(tx.clone())?;
+    // The supervisor (with its guard) before the record: if reloadsup is killed from
+    // then on, the guard removes the record too.
+    let supervisor = config
+        .server
+        .clone()
+        .map(|server| Supervisor::new(server, config.proxy.is_some()));
     let recorder = crate::control::claim_for_run(&config)?;
     let browsers = Browsers::start(&config)?;
     if let (Some(url), true) = (
@@ -116,11 +122,6 @@ pub fn run(config: Config) -> Result<i32> {
     if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
         report::debug(format!("cannot become a child subreaper: {err}"));
     }
-    // Made before the first build step, whose processes its guard protects too.
-    let supervisor = config
-        .server
-        .clone()
-        .map(|server| Supervisor::new(server, config.proxy.is_some()));
     for task in &config.tasks {
         tasks::run(
             task,

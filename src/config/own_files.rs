@@ -27,7 +27,7 @@ pub fn check(
     log_file: &Path,
     task_file: Option<&Path>,
 ) -> Result<(), (Culprit, String)> {
-    if task_file == Some(log_file) {
+    if task_file.is_some_and(|task| same_file(task, log_file)) {
         return Err((
             Culprit::LogFile,
             format!(
@@ -40,9 +40,9 @@ pub fn check(
         return Ok(());
     };
     for (own, what) in beside(pid_file) {
-        let clash = if task_file == Some(own.as_path()) {
+        let clash = if task_file.is_some_and(|task| same_file(task, &own)) {
             Some("the task file")
-        } else if own == log_file {
+        } else if same_file(&own, log_file) {
             Some("the log file (`server.log_file`)")
         } else {
             None
@@ -70,6 +70,19 @@ pub fn check(
     Ok(())
 }
 
+/// Whether `a` and `b` are one file: the same path, or, when both exist, the same file
+/// reached by two paths (a symbolic link to the task file).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 /// The PID file and the files kept beside it, each with what it is.
 fn beside(pid_file: &Path) -> [(PathBuf, &'static str); 3] {
     let with = |suffix: &str| {
@@ -85,17 +98,21 @@ fn beside(pid_file: &Path) -> [(PathBuf, &'static str); 3] {
 }
 
 /// Why the existing file at `path` cannot be reloadsup's own `what`, if it cannot:
-/// something large, or content reloadsup never writes there.
+/// something large, empty (reloadsup writes its files whole, by renaming), or content
+/// reloadsup never writes there. A folder or a symbolic link is no danger: writing
+/// replaces the link (or fails on the folder), and removing removes the link.
 fn foreign(path: &Path, what: &str) -> Option<String> {
     let metadata = std::fs::symlink_metadata(path).ok()?;
-    if metadata.is_dir() {
-        // Nothing is lost: writing or removing a file there fails, and says so.
+    if metadata.is_dir() || metadata.is_symlink() {
         return None;
     }
     if !metadata.is_file() || metadata.len() > OWN_FILE_MAX {
         return Some("exists and is not one reloadsup wrote".into());
     }
     let text = std::fs::read(path).ok()?;
+    if text.is_empty() && what != "lock file" {
+        return Some("exists and is empty (reloadsup writes it whole)".into());
+    }
     let ours = match what {
         "PID file" => is_pid_text(&text),
         "state file" => is_state_text(&text),
@@ -104,23 +121,20 @@ fn foreign(path: &Path, what: &str) -> Option<String> {
     (!ours).then(|| "exists and holds something else".into())
 }
 
-/// A PID file's content: a decimal number and a newline (or nothing, or a stale
-/// number of another writer's, with blanks around it).
+/// A PID file's content: a decimal number and a newline (or a number with blanks
+/// around it, as another writer may leave it).
 fn is_pid_text(text: &[u8]) -> bool {
     let text = text.trim_ascii();
-    text.len() <= 20 && text.iter().all(u8::is_ascii_digit)
+    !text.is_empty() && text.len() <= 20 && text.iter().all(u8::is_ascii_digit)
 }
 
-/// A state file's content: a JSON object of reloadsup's records (or nothing: a write
-/// cut short).
+/// A state file's content: a JSON object with reloadsup's two records, whatever else a
+/// newer reloadsup adds.
 fn is_state_text(text: &[u8]) -> bool {
-    if text.trim_ascii().is_empty() {
-        return true;
-    }
     match serde_json::from_slice::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(fields)) => fields
-            .keys()
-            .all(|key| crate::control::state::FIELDS.contains(&key.as_str())),
+        Ok(serde_json::Value::Object(fields)) => {
+            fields.contains_key("supervisor") && fields.contains_key("server")
+        }
         _ => false,
     }
 }
@@ -147,10 +161,20 @@ mod tests {
         std::fs::write(&task, "[server]\n").unwrap();
         std::fs::write(dir.join("app.py"), "print()\n").unwrap();
         std::fs::write(dir.join("package.json"), "{\"name\": \"x\"}").unwrap();
+        std::fs::write(dir.join("__init__.py"), "").unwrap();
+        std::os::unix::fs::symlink(&task, dir.join("alias.toml")).unwrap();
         let refused = |pid: &str| check(Some(&dir.join(pid)), &log, Some(&task)).unwrap_err();
         assert_eq!(refused("reload.toml").0, Culprit::PidFile);
         assert!(refused("app.py").1.contains("holds something else"));
         assert!(refused("package").1.contains("state file"));
+        assert!(refused("__init__.py").1.contains("is empty"));
+        let (culprit, _) = check(
+            Some(&dir.join("x.pid")),
+            &dir.join("alias.toml"),
+            Some(&task),
+        )
+        .unwrap_err();
+        assert_eq!(culprit, Culprit::LogFile, "the task file through a link");
         let (culprit, why) = check(Some(&dir.join("x.pid")), &task, Some(&task)).unwrap_err();
         assert_eq!(culprit, Culprit::LogFile);
         assert!(why.contains("is the task file"), "{why}");
@@ -170,11 +194,14 @@ mod tests {
         std::fs::write(&pid, "12345\n").unwrap();
         std::fs::write(
             dir.join("reloadsup.pid.json"),
-            "{\"supervisor\": null, \"server\": {\"command\": \"x\"}}",
+            "{\"supervisor\": null, \"server\": {\"command\": \"x\"}, \"added\": 1}",
         )
         .unwrap();
         std::fs::write(dir.join("reloadsup.pid.lock"), "").unwrap();
         assert_eq!(check(Some(&pid), &log, None), Ok(()));
+        std::fs::remove_file(&pid).unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), &pid).unwrap();
+        assert_eq!(check(Some(&pid), &log, None), Ok(()), "a link is replaced");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

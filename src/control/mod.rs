@@ -91,7 +91,7 @@ pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
         ))),
         Running::Nothing { stale } => {
             clear_stale(pid_file, stale);
-            state::Recorder::new(pid_file)
+            state::Recorder::new(pid_file, spec.stop_timeout)
                 .map(Some)
                 .map_err(|err| Error::io("cannot write the state file", err))
         }
@@ -333,7 +333,12 @@ fn stop_supervisor(t: &Target<'_>, supervisor: Ident, server: Option<ServerRecor
             supervisor.pid
         ))
     })?;
-    let grace = t.spec.stop_timeout + SUPERVISOR_STOP_GRACE;
+    // `run` may stop its server with another timeout than the task file's now says
+    // (`--stop-timeout`, or the file edited since).
+    let recorded = state::read(t.pid_file)
+        .stop_timeout_ms
+        .map_or(Duration::ZERO, Duration::from_millis);
+    let grace = t.spec.stop_timeout.max(recorded) + SUPERVISOR_STOP_GRACE;
     if wait_gone(supervisor, Instant::now() + grace) {
         report::info(format!(
             "stopped `reloadsup run` (pid {}) and its server",

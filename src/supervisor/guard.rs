@@ -188,7 +188,8 @@ fn pid_line(prefix: &[u8], pid: i32, buf: &mut [u8; 32]) -> usize {
 }
 
 /// Removes the state file beside `pid_file` if it still names `supervisor`, once that
-/// is dead; under the lock, so a `start` or `run` that has taken over keeps its own.
+/// is dead, and the temporary files of writes its death cut short; under the lock, so
+/// a `start` or `run` that has taken over keeps its own.
 fn forget_supervisor(pid_file: &Path, supervisor: Ident) {
     // The pipe closes while the kernel is still tearing the process down, and a
     // supervisor that closed it on its way out removes the file itself.
@@ -202,9 +203,19 @@ fn forget_supervisor(pid_file: &Path, supervisor: Ident) {
     let Ok(_lock) = state::lock(pid_file) else {
         return;
     };
-    if state::read(pid_file).supervisor == Some(supervisor) {
+    let recorded = state::read(pid_file).supervisor;
+    if recorded.is_some_and(|other| other != supervisor && other.is_alive()) {
+        // Another `run` took over: its files, its writes.
+        return;
+    }
+    if recorded == Some(supervisor) {
         state::remove(pid_file);
     }
+    // Writes the supervisor's death cut short (a PID file is synced before its
+    // rename): under the lock, and with no other `run` recorded, no one else is
+    // writing these names now.
+    let _ = std::fs::remove_file(pidfile::temp_path(pid_file));
+    let _ = std::fs::remove_file(pidfile::temp_path(&state::state_path(pid_file)));
 }
 
 #[cfg(test)]

@@ -794,9 +794,16 @@ fn status_says_not_ready_yet() {
             p.token
         ),
     );
-    let mut sup = p.start(&["run"]);
+    let mut sup = p.start(&["run", "--stop-timeout", "7s"]);
     sup.wait_for("started");
     wait_until("the state file", || pid_file(&p).is_some());
+    // `stop` waits for the timeout `run` stops with, which the task file does not say.
+    assert!(
+        p.read("reloadsup.pid.json")
+            .contains("\"stop_timeout_ms\": 7000"),
+        "{}",
+        p.read("reloadsup.pid.json")
+    );
     let status = p.output(&["status"]);
     ok(&status);
     assert!(
