@@ -9,8 +9,9 @@
 //!
 //! - when every pending path's latest event completes it, the batch goes after a short
 //!   *settle* window of quiet (a few ms, to catch the rest of a burst) — longer once the
-//!   batch holds many paths, since a writer of thousands of files (`git checkout`, `tar
-//!   x`) pauses for more than a few ms now and then on a busy machine;
+//!   batch holds many paths, or a folder was just made, since a writer of many files
+//!   (`git checkout`, `tar x`, `cp -r`) pauses for more than a few ms now and then on a
+//!   busy machine;
 //! - while some path is mid-save, the batch waits for a longer *grace* of quiet, so a
 //!   plain `rm` still counts, after a short delay; after a file was created (or first
 //!   changed since its last close) and nothing more, it waits a second (`cp` writes a
@@ -74,6 +75,9 @@ pub struct Debouncer {
     last: Option<Instant>,
     /// When a path not yet in the batch last came.
     last_new: Option<Instant>,
+    /// When a folder was last made: a tree being copied in (`cp -r`, `tar x`), whose
+    /// writer pauses between files for longer than the short settle on a busy machine.
+    folder_made: Option<Instant>,
 }
 
 impl Default for Debouncer {
@@ -93,7 +97,13 @@ impl Debouncer {
             first: None,
             last: None,
             last_new: None,
+            folder_made: None,
         }
+    }
+
+    /// A folder was made: until a second after, the batch settles as a burst does.
+    pub fn folder_made(&mut self, now: Instant) {
+        self.folder_made = Some(now);
     }
 
     /// Records one event; the path's latest event decides whether it is mid-save.
@@ -176,7 +186,11 @@ impl Debouncer {
     /// The quiet time the batch needs before all of it goes: the longest its paths'
     /// latest steps need.
     fn quiet(&self) -> Duration {
-        let settle = if self.pending.len() >= BURST_PATHS {
+        let tree = self
+            .folder_made
+            .zip(self.last)
+            .is_some_and(|(made, last)| last <= made + self.max_wait);
+        let settle = if self.pending.len() >= BURST_PATHS || tree {
             self.settle.max(BURST_SETTLE)
         } else {
             self.settle
@@ -242,6 +256,19 @@ mod tests {
             None,
             "after the batch went, an echo is no change"
         );
+    }
+
+    #[test]
+    fn files_in_a_folder_just_made_settle_as_a_burst() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        d.folder_made(t0);
+        d.record(p("new/a.py"), Step::Complete, t0 + ms(1));
+        assert_eq!(d.deadline(), Some(t0 + ms(1) + BURST_SETTLE));
+        assert!(d.take_due(t0 + ms(1) + BURST_SETTLE).is_some());
+        // A save long after the folder was made settles as usual.
+        d.record(p("app.py"), Step::Complete, t0 + ms(5000));
+        assert_eq!(d.deadline(), Some(t0 + ms(5000) + SETTLE));
     }
 
     #[test]

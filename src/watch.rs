@@ -90,6 +90,8 @@ pub struct Watcher {
     /// event of theirs that comes after the scan (the folder's watch was added while
     /// they were written) and finds them as the scan did reported nothing new.
     scanned: HashMap<PathBuf, (Stamp, Instant)>,
+    /// Whether a folder appeared since [`Watcher::take_folder_made`] was last asked.
+    folder_made: bool,
     /// When watching started: a file last modified before then is unchanged since.
     since: SystemTime,
     tx: Sender<Event>,
@@ -127,6 +129,7 @@ impl Watcher {
             written: HashSet::new(),
             stamps: HashMap::new(),
             scanned: HashMap::new(),
+            folder_made: false,
             since: SystemTime::now(),
             tx,
         };
@@ -231,6 +234,7 @@ impl Watcher {
                 }
             }
             if self.is_new_folder(&event.kind, path) {
+                self.folder_made = true;
                 if self
                     .watched
                     .get(path)
@@ -278,6 +282,12 @@ impl Watcher {
             changes.push((path.clone(), step));
         }
         changes
+    }
+
+    /// Whether a folder appeared (made, moved in) since the last call: a tree may be
+    /// being copied in, file by file.
+    pub fn take_folder_made(&mut self) -> bool {
+        std::mem::take(&mut self.folder_made)
     }
 
     /// The other names of `path`: through each link that leads to a folder above it.

@@ -218,6 +218,9 @@ impl App {
                 let changes = self.watcher.interpret(&raw, &mut self.filter, &mut notices);
                 notices.iter().for_each(report::warn);
                 let now = Instant::now();
+                if self.watcher.take_folder_made() {
+                    self.debouncer.folder_made(now);
+                }
                 for (path, step) in changes {
                     if path.file_name().is_some_and(|n| n == ".gitignore") {
                         if let Some(dir) = path.parent() {
