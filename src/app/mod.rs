@@ -137,13 +137,16 @@ pub fn run(config: Config) -> Result<i32> {
         1 => "1 folder".to_string(),
         n => format!("{n} folders"),
     };
-    report::info(match watcher.poll_interval() {
-        Some(every) => format!(
-            "watching {folders} (polling every {})",
-            humantime::format_duration(every)
-        ),
-        None => format!("watching {folders}"),
-    });
+    if !crate::signals::stop_requested() {
+        // (A stop that came during a build step: reloadsup exits without watching.)
+        report::info(match watcher.poll_interval() {
+            Some(every) => format!(
+                "watching {folders} (polling every {})",
+                humantime::format_duration(every)
+            ),
+            None => format!("watching {folders}"),
+        });
+    }
     let mut app = App {
         supervisor,
         browsers,

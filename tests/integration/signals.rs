@@ -182,6 +182,7 @@ fn a_stop_leaves_nothing_a_build_step_started() {
         crate::util::processes_with(&job).is_empty()
     });
     assert!(!sup.stderr().contains("started `"), "{}", sup.stderr());
+    assert!(!sup.stderr().contains("watching "), "{}", sup.stderr());
 }
 
 /// Drives `reloadsup run` on a terminal (a pseudo-terminal): waits for `prompt` in its
