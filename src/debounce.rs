@@ -126,6 +126,19 @@ impl Debouncer {
         self.last = Some(now);
     }
 
+    /// The paths that were created (or first changed since their last close) and have
+    /// been quiet since for the wait a copy gets: whether a copy is still filling one
+    /// is for the caller to check (its size grows with no event) before the batch goes.
+    pub fn copies_to_check(&self, now: Instant) -> Vec<PathBuf> {
+        self.pending
+            .iter()
+            .filter(|(_, (step, at))| {
+                *step == Step::Created && *at + self.grace.max(CREATED_QUIET) <= now
+            })
+            .map(|(path, _)| path.clone())
+            .collect()
+    }
+
     /// When the pending batch is due, if there is one.
     pub fn deadline(&self) -> Option<Instant> {
         let (first, last) = (self.first?, self.last?);
@@ -256,6 +269,19 @@ mod tests {
             None,
             "after the batch went, an echo is no change"
         );
+    }
+
+    #[test]
+    fn a_copy_still_growing_waits_on() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        d.record(p("big.bin"), Step::Created, t0);
+        assert!(d.copies_to_check(t0 + ms(999)).is_empty());
+        assert_eq!(d.copies_to_check(t0 + CREATED_QUIET), vec![p("big.bin")]);
+        // The caller saw it grow: it waits another quiet spell.
+        d.record(p("big.bin"), Step::Created, t0 + CREATED_QUIET);
+        assert_eq!(d.take_due(t0 + CREATED_QUIET), None);
+        assert_eq!(d.deadline(), Some(t0 + CREATED_QUIET * 2));
     }
 
     #[test]

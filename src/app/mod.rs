@@ -23,6 +23,7 @@
 
 mod server;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -34,7 +35,7 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use crate::browsers::Browsers;
 use crate::config::Config;
 use crate::control::state::Recorder;
-use crate::debounce::Debouncer;
+use crate::debounce::{Debouncer, Step};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::filter::Filter;
@@ -76,6 +77,9 @@ struct App {
     filter: Filter,
     watcher: Watcher,
     debouncer: Debouncer,
+    /// The size of each file a copy may still be filling (see `Step::Created`) when
+    /// it was last seen, to tell a copy that goes on without events from one that ended.
+    copy_sizes: HashMap<PathBuf, Option<u64>>,
     /// The server's supervisor; `None` when there is no server (a static site only).
     supervisor: Option<Supervisor>,
     browsers: Browsers,
@@ -154,6 +158,7 @@ pub fn run(config: Config) -> Result<i32> {
         filter,
         watcher,
         debouncer: Debouncer::default(),
+        copy_sizes: HashMap::new(),
         after_stop: AfterStop::Nothing,
         follow_up: None,
         starting: None,
@@ -199,7 +204,9 @@ impl App {
             if let Some(outcome) = self.supervisor.as_mut().and_then(|s| s.tick(now)) {
                 self.on_outcome(outcome);
             }
+            self.recheck_copies(now);
             if let Some(batch) = self.debouncer.take_due(now) {
+                self.copy_sizes.retain(|path, _| !batch.contains(path));
                 self.on_batch(batch);
             }
             if let Some(code) = self.exit {
@@ -239,6 +246,10 @@ impl App {
                         report::debug(format_args!("ignored {}", path.display()));
                         continue;
                     }
+                    if step == Step::Created {
+                        let size = std::fs::metadata(&path).ok().map(|m| m.len());
+                        self.copy_sizes.insert(path.clone(), size);
+                    }
                     self.debouncer.record(path, step, now);
                 }
             }
@@ -264,6 +275,21 @@ impl App {
             Event::Signal(signal @ (SIGINT | SIGTERM | SIGHUP)) => self.shut_down(signal),
             Event::Signal(_) => {}
             Event::Ready(readiness) => self.on_ready(readiness),
+        }
+    }
+
+    /// A copy in one system call (`cp`'s `copy_file_range`) is reported only once it
+    /// returns; one that takes longer than the wait a new file gets goes on growing
+    /// without an event. A file whose size moved since it was last seen waits on, so a
+    /// copy of seconds is one restart at its end, not one onto half the file and
+    /// another at its close.
+    fn recheck_copies(&mut self, now: Instant) {
+        for path in self.debouncer.copies_to_check(now) {
+            let size = std::fs::metadata(&path).ok().map(|m| m.len());
+            let last = self.copy_sizes.insert(path.clone(), size);
+            if last.is_some_and(|last| last != size) {
+                self.debouncer.record(path, Step::Created, now);
+            }
         }
     }
 
