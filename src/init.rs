@@ -61,18 +61,38 @@ pub fn run(dir: &Path, file_arg: Option<&Path>) -> Result<i32> {
 /// `None` when there is no `package.json`.
 fn node_command(folder: &Path) -> Option<String> {
     let text = std::fs::read_to_string(folder.join("package.json")).ok()?;
-    let package: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let package: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|err| {
+        report::warn(format!(
+            "`package.json` is not valid JSON ({err}); writing `node index.js`"
+        ));
+        serde_json::Value::Null
+    });
     if package["scripts"]["start"].is_string() {
         return Some("npm start".into());
     }
     let main = package["main"].as_str().unwrap_or("index.js");
-    Some(format!("node {main}"))
+    Some(format!("node {}", shell_word(main)))
+}
+
+/// `word` as one word for `sh`: as it is when it holds only safe characters, else in
+/// single quotes.
+fn shell_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "._-/+@:,=".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// The template with a Node project's command and globs.
 fn for_node(command: &str) -> String {
     TEMPLATE
-        .replacen(PYTHON_COMMAND, &format!("command = {command:?}"), 1)
+        .replacen(
+            PYTHON_COMMAND,
+            &format!("command = {}", toml::Value::String(command.into())),
+            1,
+        )
         .replacen(PYTHON_GLOBS, NODE_GLOBS, 1)
 }
 
@@ -97,5 +117,22 @@ mod tests {
         assert!(text.contains(NODE_GLOBS));
         let parsed: toml::Value = toml::from_str(&text).unwrap();
         assert_eq!(parsed["server"]["command"].as_str(), Some("npm start"));
+        // Any `main` stays one word for `sh`, in a valid TOML string.
+        for main in [
+            "my app.js",
+            "$(touch pwned).js",
+            "it's.js",
+            "a\u{301}b\u{7f}.js",
+        ] {
+            let command = format!("node {}", shell_word(main));
+            let parsed: toml::Value = toml::from_str(&for_node(&command)).unwrap();
+            assert_eq!(parsed["server"]["command"].as_str(), Some(command.as_str()));
+            let echoed = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_word(main)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&echoed.stdout), main);
+        }
     }
 }

@@ -111,16 +111,27 @@ fn load_task_file(file: Option<PathBuf>, cwd: &Path) -> Result<config::Config> {
 }
 
 /// For `stop` and `status`: the task file's configuration, or — when the file cannot be
-/// read (saved half-edited while the server runs) and the default PID file or its state
-/// file is there — the defaults beside it, with a warning, so the server can still be
-/// found and stopped.
+/// read (saved half-edited while the server runs), names no `pid_file` of its own, and
+/// the default PID file or its state file is there — the defaults beside it, with a
+/// warning, so the server can still be found and stopped.
 fn load_or_defaults(file: Option<PathBuf>, cwd: &Path) -> Result<config::Config> {
     match load_task_file(file.clone(), cwd) {
         Err(err @ Error::TaskFile { .. }) => {
             let Some(task_file) = config::find_task_file(file.as_deref(), cwd)? else {
                 return Err(err);
             };
-            let defaults = config::defaults_beside(&task_file)?;
+            // A file that names a PID file of its own is not gone by the default one
+            // (which may be another task file's).
+            let text = std::fs::read_to_string(&task_file).unwrap_or_default();
+            if text
+                .lines()
+                .any(|line| line.trim_start().starts_with("pid_file"))
+            {
+                return Err(err);
+            }
+            let Ok(defaults) = config::defaults_beside(&task_file) else {
+                return Err(err);
+            };
             let pid_file = task_file.with_file_name(config::DEFAULT_PID_FILE);
             let state_file = task_file.with_file_name(format!("{}.json", config::DEFAULT_PID_FILE));
             if !pid_file.exists() && !state_file.exists() {

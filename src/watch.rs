@@ -233,7 +233,7 @@ impl Watcher {
                     self.folder_gone(path, filter, notices);
                 }
             }
-            if self.is_new_folder(&event.kind, path) {
+            if self.is_new_folder(&event.kind, path, filter) {
                 self.folder_made = true;
                 if self
                     .watched
@@ -442,8 +442,9 @@ impl Watcher {
     }
 
     /// Whether an event brought a folder the globs need: one created or moved in, or
-    /// a symbolic link to a folder (reported as a file) made.
-    fn is_new_folder(&self, kind: &EventKind, path: &Path) -> bool {
+    /// a symbolic link to a folder (reported as a file) made — and not an ignored one
+    /// (`node_modules` made by `npm install` while watching was watched, recursively).
+    fn is_new_folder(&self, kind: &EventKind, path: &Path, filter: &Filter) -> bool {
         let maybe_folder = match kind {
             EventKind::Create(CreateKind::Folder) => true,
             EventKind::Create(CreateKind::Any) => path.is_dir(),
@@ -451,7 +452,17 @@ impl Watcher {
             EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => path.is_dir(),
             _ => false,
         };
-        maybe_folder && self.plan(path).is_some() && path.is_dir()
+        maybe_folder && self.wanted(path, filter) && path.is_dir()
+    }
+
+    /// Whether the folder `dir` needs a watch: a glob needs it, and it is not ignored
+    /// (unless a glob's own folder is in it: a glob written for it wins).
+    fn wanted(&self, dir: &Path, filter: &Filter) -> bool {
+        let Some(plan) = self.plan(dir) else {
+            return false;
+        };
+        let explicit = self.roots.iter().any(|r| r.path.starts_with(dir));
+        explicit || !filter.prune_dir(dir, plan.gitignore)
     }
 
     /// Whether a folder needs a watch: it holds matches, or it is on the way to a glob's
@@ -572,11 +583,7 @@ impl Watcher {
             // A link is followed when it leads to a folder.
             let link = kind.is_symlink() && path.is_dir();
             if kind.is_dir() || link {
-                let Some(plan) = self.plan(&path) else {
-                    continue;
-                };
-                let explicit = self.roots.iter().any(|r| r.path.starts_with(&path));
-                if !explicit && filter.prune_dir(&path, plan.gitignore) {
+                if !self.wanted(&path, filter) {
                     continue;
                 }
                 if link {

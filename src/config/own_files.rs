@@ -17,8 +17,8 @@ pub enum Culprit {
 }
 
 /// The most bytes a file reloadsup wrote may hold: a PID file holds a number, a state
-/// file a few records.
-const OWN_FILE_MAX: u64 = 64 * 1024;
+/// file a few records (with the server's command, which a shell takes up to 128 KiB).
+const OWN_FILE_MAX: u64 = 1024 * 1024;
 
 /// Refuses a PID file or log file that would overwrite the task file, each other, or
 /// a file of the user's; the error names the setting at fault and why.
@@ -110,7 +110,11 @@ fn foreign(path: &Path, what: &str) -> Option<String> {
         return Some("exists and is not one reloadsup wrote".into());
     }
     let text = std::fs::read(path).ok()?;
-    if text.is_empty() && what != "lock file" {
+    // An empty file of the default name is one made for reloadsup (`touch`).
+    let default_name = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(super::DEFAULT_PID_FILE));
+    if text.is_empty() && what != "lock file" && !default_name {
         return Some("exists and is empty (reloadsup writes it whole)".into());
     }
     let ours = match what {
@@ -125,12 +129,15 @@ fn foreign(path: &Path, what: &str) -> Option<String> {
 /// around it, as another writer may leave it).
 fn is_pid_text(text: &[u8]) -> bool {
     let text = text.trim_ascii();
-    !text.is_empty() && text.len() <= 20 && text.iter().all(u8::is_ascii_digit)
+    text.len() <= 20 && text.iter().all(u8::is_ascii_digit)
 }
 
 /// A state file's content: a JSON object with reloadsup's two records, whatever else a
 /// newer reloadsup adds.
 fn is_state_text(text: &[u8]) -> bool {
+    if text.trim_ascii().is_empty() {
+        return true;
+    }
     match serde_json::from_slice::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(fields)) => {
             fields.contains_key("supervisor") && fields.contains_key("server")

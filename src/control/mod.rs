@@ -333,12 +333,7 @@ fn stop_supervisor(t: &Target<'_>, supervisor: Ident, server: Option<ServerRecor
             supervisor.pid
         ))
     })?;
-    // `run` may stop its server with another timeout than the task file's now says
-    // (`--stop-timeout`, or the file edited since).
-    let recorded = state::read(t.pid_file)
-        .stop_timeout_ms
-        .map_or(Duration::ZERO, Duration::from_millis);
-    let grace = t.spec.stop_timeout.max(recorded) + SUPERVISOR_STOP_GRACE;
+    let grace = run_stop_timeout(t) + SUPERVISOR_STOP_GRACE;
     if wait_gone(supervisor, Instant::now() + grace) {
         report::info(format!(
             "stopped `reloadsup run` (pid {}) and its server",
@@ -369,6 +364,15 @@ fn stop_supervisor(t: &Target<'_>, supervisor: Ident, server: Option<ServerRecor
     Ok(EXIT_OK)
 }
 
+/// The stop timeout a `run` supervisor stops its server with: the one it recorded, if
+/// longer than the task file's now (`--stop-timeout`, or the file edited since).
+fn run_stop_timeout(t: &Target<'_>) -> Duration {
+    let recorded = state::read(t.pid_file)
+        .stop_timeout_ms
+        .map_or(Duration::ZERO, Duration::from_millis);
+    t.spec.stop_timeout.max(recorded)
+}
+
 /// Waits until `process` is gone; whether it went by `deadline`.
 fn wait_gone(process: Ident, deadline: Instant) -> bool {
     while process.is_alive() {
@@ -391,7 +395,7 @@ fn restart_supervised(t: &Target<'_>, supervisor: Ident, old: Option<ServerRecor
         ))
     })?;
     let began = Instant::now();
-    let deadline = began + t.spec.stop_timeout + t.spec.ready_timeout + SUPERVISOR_GRACE;
+    let deadline = began + run_stop_timeout(t) + t.spec.ready_timeout + SUPERVISOR_GRACE;
     let old = old.map(|s| s.ident);
     loop {
         let State {

@@ -840,6 +840,26 @@ fn stop_finds_the_server_when_the_task_file_is_broken() {
     assert!(p.servers().is_empty());
     let out = p.output(&["status"]);
     assert_eq!(out.status.code(), Some(2), "nothing to go by: the error");
+    // A file that names its own PID file is not gone by the default one (another
+    // task file's, say).
+    let good = format!(
+        "[server]\ncommand = 'exec sleep {}'\nready = {{ delay = '50ms' }}\n",
+        p.token
+    );
+    p.write("reload.toml", &good);
+    ok(&p.output(&["start"]));
+    p.write(
+        "reload.toml",
+        "[server
+pid_file = 'mine.pid'
+",
+    );
+    let out = p.output(&["stop"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(!out.stderr.contains("going by"), "{}", out.stderr);
+    assert_eq!(p.servers().len(), 1, "the other server is left alone");
+    p.write("reload.toml", &good);
+    ok(&p.output(&["stop"]));
 }
 
 /// A server `start` left running that has since ended is said to have ended, with

@@ -657,3 +657,32 @@ fn a_saved_task_file_is_said_to_need_a_restart() {
     p.assert_starts_stay(1);
     assert_eq!(sup.count("`reload.toml` changed"), 1, "{}", sup.stderr());
 }
+
+/// An ignored folder made while watching (`npm install`'s `node_modules`, Python's
+/// `__pycache__`) is not watched, nor anything below it: no event from inside it.
+#[test]
+fn ignored_folders_made_while_watching_are_not_watched() {
+    let p = Project::new();
+    p.write("app.py", "print('v1')\n");
+    p.sleeper_task_file("[\"**/*.py\"]", "");
+    let sup = p.start(&["-v", "run", "--no-reload"]);
+    p.wait_starts(1);
+    // Made one level at a time, as `npm install` does, so each new folder is an event.
+    for dir in ["node_modules", "node_modules/pkg", "node_modules/pkg/lib"] {
+        fs::create_dir(p.path(dir)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    for dir in ["__pycache__", "__pycache__/deep"] {
+        fs::create_dir(p.path(dir)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    write_new(&p, "node_modules/pkg/lib/index.py", "x");
+    write_new(&p, "__pycache__/deep/a.py", "x");
+    // A save after them: once it has restarted the server, their events were seen.
+    write_new(&p, "app.py", "print('v2')\n");
+    p.wait_starts(2);
+    let stderr = sup.stderr();
+    assert!(!stderr.contains("node_modules/pkg/"), "{stderr}");
+    assert!(!stderr.contains("__pycache__/deep/"), "{stderr}");
+    p.assert_starts_stay(2);
+}
