@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction, signal};
 use nix::unistd::Pid;
 
 use super::group;
@@ -151,15 +151,23 @@ fn kill_step(pgid: i32, since: u64) {
 
 /// Says `PREFIX PID` on the guard's pipe `fd`, from a child between fork and exec, so the
 /// guard knows the child before it runs anything: `track` for a server (its group),
-/// `step` for a build step. Async-signal-safe: two system calls (getpid, write) and no
-/// allocation; the line is put together on the stack, and written whole (it is shorter
-/// than `PIPE_BUF`).
+/// `step` for a build step. Async-signal-safe: a few system calls (getpid, sigaction,
+/// write) and no allocation; the line is put together on the stack, and written whole
+/// (it is shorter than `PIPE_BUF`).
 pub fn tell_from_child(fd: RawFd, prefix: &[u8]) -> io::Result<()> {
     let mut line = [0u8; 32];
     let len = pid_line(prefix, nix::unistd::getpid().as_raw(), &mut line);
     // SAFETY: `fd` is the guard's pipe, open in this process until its exec.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    nix::unistd::write(fd, &line[..len]).map_err(io::Error::from)?;
+    // A guard that has died (its end closed) must not kill the child with SIGPIPE: the
+    // server starts unguarded, as it would without a guard. SIGPIPE is ignored for the
+    // write only, and put back as the command expects it.
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing SIG_IGN runs no handler code; the old action is put back.
+    let old = unsafe { sigaction(Signal::SIGPIPE, &ignore) }.map_err(io::Error::from)?;
+    let _ = nix::unistd::write(fd, &line[..len]);
+    // SAFETY: as above.
+    unsafe { sigaction(Signal::SIGPIPE, &old) }.map_err(io::Error::from)?;
     Ok(())
 }
 

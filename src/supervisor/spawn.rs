@@ -223,6 +223,15 @@ mod tests {
         std::fs::File::from(read).read_to_string(&mut said).unwrap();
         assert_eq!(said, format!("track {}\n", spawned.pid));
         let _ = nix::sys::wait::waitpid(spawned.pid, None);
+
+        // A guard that has died (no reader): the server starts all the same, not
+        // killed by SIGPIPE.
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        drop(read);
+        let guard = Some(std::os::fd::AsRawFd::as_raw_fd(&write));
+        let spawned = spawn(&spec, "", Mode::Supervised { relay: None, guard }).unwrap();
+        let status = nix::sys::wait::waitpid(spawned.pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(spawned.pid, 0));
     }
 
     #[test]
