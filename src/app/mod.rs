@@ -93,6 +93,9 @@ struct App {
     tx: Sender<Event>,
     /// This supervisor's record beside the PID file, for `status`/`restart`/`stop`.
     recorder: Option<Recorder>,
+    /// The task file's names: as given, and the file it leads to (`-f alias.toml`, a
+    /// link to `reload.toml`, whose saves come as the real file's).
+    task_files: Vec<PathBuf>,
     exit: Option<i32>,
 }
 
@@ -151,6 +154,7 @@ pub fn run(config: Config) -> Result<i32> {
             None => format!("watching {folders}"),
         });
     }
+    let config_task_file = config.task_file.clone();
     let mut app = App {
         supervisor,
         browsers,
@@ -165,6 +169,7 @@ pub fn run(config: Config) -> Result<i32> {
         generation: Arc::new(AtomicU64::new(0)),
         tx,
         recorder,
+        task_files: task_file_names(config_task_file.as_deref()),
         exit: None,
     };
     app.start(Vec::new(), None);
@@ -240,8 +245,7 @@ impl App {
                     // Filter before debouncing: an ignored temp file that an editor
                     // deletes mid-save must not hold the batch for the grace period.
                     // The task file goes on, for the batch to say it is not re-read.
-                    if self.filter.classify(&path).is_ignored()
-                        && self.config.task_file.as_ref() != Some(&path)
+                    if self.filter.classify(&path).is_ignored() && !self.task_files.contains(&path)
                     {
                         report::debug(format_args!("ignored {}", path.display()));
                         continue;
@@ -295,7 +299,12 @@ impl App {
 
     /// A debounced batch: run the tasks it feeds, then restart if it asks for one.
     fn on_batch(&mut self, batch: Vec<PathBuf>) {
-        if let Some(task_file) = self.config.task_file.as_ref().filter(|f| batch.contains(f)) {
+        if let Some(task_file) = self
+            .config
+            .task_file
+            .as_ref()
+            .filter(|_| batch.iter().any(|path| self.task_files.contains(path)))
+        {
             report::warn(format!(
                 "`{}` changed: it is read once, at the start; restart reloadsup to apply it",
                 self.relative(task_file)
@@ -344,6 +353,21 @@ impl App {
             Err(_) => path.display().to_string(),
         }
     }
+}
+
+/// The names changes to the task file may come under: its path, and the file a link
+/// there leads to.
+fn task_file_names(task_file: Option<&Path>) -> Vec<PathBuf> {
+    let Some(task_file) = task_file else {
+        return Vec::new();
+    };
+    let mut names = vec![task_file.to_path_buf()];
+    if let Ok(real) = task_file.canonicalize() {
+        if real != task_file {
+            names.push(real);
+        }
+    }
+    names
 }
 
 /// Opens `url` with the desktop's default browser, without waiting for it.

@@ -686,3 +686,20 @@ fn ignored_folders_made_while_watching_are_not_watched() {
     assert!(!stderr.contains("__pycache__/deep/"), "{stderr}");
     p.assert_starts_stay(2);
 }
+
+/// A task file given through a link (`-f alias.toml`) gets the warning too: its saves
+/// come under the real file's name.
+#[test]
+fn a_task_file_given_through_a_link_is_said_to_need_a_restart() {
+    let p = Project::new();
+    p.write("app.py", "print('v1')\n");
+    p.sleeper_task_file("[\"**/*.py\"]", "");
+    std::os::unix::fs::symlink("reload.toml", p.path("alias.toml")).unwrap();
+    let sup = p.start(&["-f", "alias.toml", "run", "--no-reload"]);
+    p.wait_starts(1);
+    sup.wait_for("started");
+    let text = p.read("reload.toml");
+    p.write("reload.toml", &format!("{text}\n# edited\n"));
+    sup.wait_for("`alias.toml` changed: it is read once");
+    p.assert_starts_stay(1);
+}
