@@ -133,7 +133,7 @@ fn load_or_defaults(file: Option<PathBuf>, cwd: &Path) -> Result<config::Config>
                 return Err(err);
             };
             let pid_file = task_file.with_file_name(config::DEFAULT_PID_FILE);
-            let state_file = task_file.with_file_name(format!("{}.json", config::DEFAULT_PID_FILE));
+            let state_file = control::state::state_path(&pid_file);
             if !pid_file.exists() && !state_file.exists() {
                 return Err(err);
             }

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::control::state;
+
 /// Which setting is at fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Culprit {
@@ -85,15 +87,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The PID file and the files kept beside it, each with what it is.
 fn beside(pid_file: &Path) -> [(PathBuf, &'static str); 3] {
-    let with = |suffix: &str| {
-        let mut name = pid_file.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name)
-    };
     [
         (pid_file.to_path_buf(), "PID file"),
-        (with(".json"), "state file"),
-        (with(".lock"), "lock file"),
+        (state::state_path(pid_file), "state file"),
+        (state::lock_path(pid_file), "lock file"),
     ]
 }
 

@@ -323,7 +323,8 @@ fn send(leader: Ident, targets: &[Ident], signal: Signal) {
     }
 }
 
-fn wait_gone(targets: &[Ident], deadline: Instant) -> bool {
+/// Waits until every one of `targets` is gone; whether they went by `deadline`.
+pub(super) fn wait_gone(targets: &[Ident], deadline: Instant) -> bool {
     loop {
         // Our own children (a server `start` just launched) must be reaped to be gone.
         crate::supervisor::reap_strays();

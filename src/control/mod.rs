@@ -334,7 +334,7 @@ fn stop_supervisor(t: &Target<'_>, supervisor: Ident, server: Option<ServerRecor
         ))
     })?;
     let grace = run_stop_timeout(t) + SUPERVISOR_STOP_GRACE;
-    if wait_gone(supervisor, Instant::now() + grace) {
+    if detached::wait_gone(&[supervisor], Instant::now() + grace) {
         report::info(format!(
             "stopped `reloadsup run` (pid {}) and its server",
             supervisor.pid
@@ -345,7 +345,7 @@ fn stop_supervisor(t: &Target<'_>, supervisor: Ident, server: Option<ServerRecor
     if let Some(server) = server.as_ref().filter(|s| s.ident.is_alive()) {
         crate::supervisor::kill_group(Pid::from_raw(server.ident.pid));
     }
-    if !wait_gone(supervisor, Instant::now() + SUPERVISOR_GRACE) {
+    if !detached::wait_gone(&[supervisor], Instant::now() + SUPERVISOR_GRACE) {
         return Err(Error::Runtime(format!(
             "`reloadsup run` (pid {}) did not stop, even after SIGKILL",
             supervisor.pid
@@ -371,17 +371,6 @@ fn run_stop_timeout(t: &Target<'_>) -> Duration {
         .stop_timeout_ms
         .map_or(Duration::ZERO, Duration::from_millis);
     t.spec.stop_timeout.max(recorded)
-}
-
-/// Waits until `process` is gone; whether it went by `deadline`.
-fn wait_gone(process: Ident, deadline: Instant) -> bool {
-    while process.is_alive() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(crate::ready::POLL);
-    }
-    true
 }
 
 /// Asks a `reloadsup run` supervisor to restart its server (so browsers reload too) and
