@@ -6,14 +6,12 @@
 //! A stop signal that arrives while a step runs (Ctrl-C, a SIGTERM from docker or
 //! systemd) ends the step and every process under it at once: reloadsup does not sit
 //! out a long build before it stops. If reloadsup is killed, even by SIGKILL, the guard
-//! kills what a step started (see [`tie_to_supervisor`]). The step stays in reloadsup's
-//! own process group, so in a terminal it can still prompt and set terminal modes (a
-//! group of its own would be a background one there, stopped by SIGTTIN at its first
-//! read), and a Ctrl-C reaches it directly.
+//! kills what a step started (see `supervisor::spawn::tie_to_supervisor`). The step
+//! stays in reloadsup's own process group, so in a terminal it can still prompt and set
+//! terminal modes (a group of its own would be a background one there, stopped by
+//! SIGTTIN at its first read), and a Ctrl-C reaches it directly.
 
 use std::io;
-use std::os::fd::RawFd;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -24,6 +22,7 @@ use nix::unistd::Pid;
 use crate::config::Task;
 use crate::report;
 use crate::supervisor::Guard;
+use crate::supervisor::spawn::tie_to_supervisor;
 
 /// How often a running step is checked for its end, or for a stop signal.
 const POLL: Duration = Duration::from_millis(10);
@@ -42,7 +41,8 @@ pub fn run(task: &Task, root: &Path, guard: Option<&Guard>) -> bool {
         let mut command = Command::new("sh");
         command.arg("-c").arg(action).current_dir(root);
         if let Some(guard) = guard {
-            tie_to_supervisor(&mut command, guard.fd());
+            // Its shell dies with reloadsup, and the guard kills what it started.
+            tie_to_supervisor(&mut command, Some(guard.fd()), b"step ");
         }
         let status = command.spawn().and_then(wait_or_stop);
         if let Some(guard) = guard {
@@ -76,20 +76,6 @@ pub fn run(task: &Task, root: &Path, guard: Option<&Guard>) -> bool {
         began.elapsed().as_millis()
     ));
     true
-}
-
-/// Ties a step to reloadsup's life: its shell dies with reloadsup (`PR_SET_PDEATHSIG`),
-/// and it names itself to the guard (`step PID`) before it runs anything, so that if
-/// reloadsup is killed (even by SIGKILL) the guard kills what the step started too.
-fn tie_to_supervisor(command: &mut Command, guard: RawFd) {
-    // SAFETY: the closure runs between fork and exec; prctl and `tell_from_child` (getpid,
-    // write) are async-signal-safe, and nothing allocates.
-    unsafe {
-        command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
-            crate::supervisor::tell_guard_from_child(guard, b"step ")
-        });
-    }
 }
 
 /// Waits for a step to end: its status, or `None` when a stop signal came first. Then

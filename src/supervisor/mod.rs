@@ -36,8 +36,8 @@ use crate::config::{CommandSpec, Ready, Server};
 use crate::pidfile;
 use crate::report;
 
+pub use guard::Guard;
 pub use guard::main as guard_main;
-pub use guard::{Guard, tell_from_child as tell_guard_from_child};
 use output::{Relay, Tail};
 use spawn::Mode;
 pub use spawn::Spawned;

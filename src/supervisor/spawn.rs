@@ -115,7 +115,7 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
     let relayed = match mode {
         Mode::Supervised { relay, guard } => {
             command.process_group(0);
-            tie_to_supervisor(&mut command, guard);
+            tie_to_supervisor(&mut command, guard, b"track ");
             match relay {
                 Some(relay) => Some((relay, pipe_output(&mut command, spec)?)),
                 None => None,
@@ -169,12 +169,13 @@ fn unbuffer_python(command: &mut Command, spec: &Server) {
     }
 }
 
-/// Kills the child if the supervisor dies first: the leader by `PR_SET_PDEATHSIG`, and
-/// the rest of its group through the guard, which the child itself tells its group
-/// (`track PGID`, on the guard's pipe `guard`) before the command runs. Told by the
-/// supervisor after the spawn instead, a SIGKILL in between (a few ms, at start-up or
-/// at any restart) left a shell's children running.
-fn tie_to_supervisor(command: &mut Command, guard: Option<RawFd>) {
+/// Kills the child if the supervisor dies first: the child itself by
+/// `PR_SET_PDEATHSIG`, and what it starts through the guard, which the child tells
+/// about itself (`SAY PID` on the guard's pipe `guard`: `track ` for a server's group,
+/// `step ` for a build step) before the command runs. Told by the supervisor after the
+/// spawn instead, a SIGKILL in between (a few ms, at start-up or at any restart) left a
+/// shell's children running.
+pub fn tie_to_supervisor(command: &mut Command, guard: Option<RawFd>, say: &'static [u8]) {
     let supervisor = getpid();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls (prctl, getppid, and getpid and write in `tell_from_child`); it
@@ -187,7 +188,7 @@ fn tie_to_supervisor(command: &mut Command, guard: Option<RawFd>) {
                 return Err(io::Error::other("the supervisor is gone"));
             }
             if let Some(fd) = guard {
-                super::guard::tell_from_child(fd, b"track ")?;
+                super::guard::tell_from_child(fd, say)?;
             }
             Ok(())
         });
