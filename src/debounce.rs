@@ -132,9 +132,7 @@ impl Debouncer {
     pub fn copies_to_check(&self, now: Instant) -> Vec<PathBuf> {
         self.pending
             .iter()
-            .filter(|(_, (step, at))| {
-                *step == Step::Created && *at + self.grace.max(CREATED_QUIET) <= now
-            })
+            .filter(|(_, change)| change.0 == Step::Created && self.settled(change, now))
             .map(|(path, _)| path.clone())
             .collect()
     }

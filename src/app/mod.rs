@@ -251,8 +251,7 @@ impl App {
                         continue;
                     }
                     if step == Step::Created {
-                        let size = std::fs::metadata(&path).ok().map(|m| m.len());
-                        self.copy_sizes.insert(path.clone(), size);
+                        self.copy_sizes.insert(path.clone(), file_size(&path));
                     }
                     self.debouncer.record(path, step, now);
                 }
@@ -289,7 +288,7 @@ impl App {
     /// another at its close.
     fn recheck_copies(&mut self, now: Instant) {
         for path in self.debouncer.copies_to_check(now) {
-            let size = std::fs::metadata(&path).ok().map(|m| m.len());
+            let size = file_size(&path);
             let last = self.copy_sizes.insert(path.clone(), size);
             if last.is_some_and(|last| last != size) {
                 self.debouncer.record(path, Step::Created, now);
@@ -353,6 +352,11 @@ impl App {
             Err(_) => path.display().to_string(),
         }
     }
+}
+
+/// The size of the file at `path` now, if it can be read.
+fn file_size(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
 }
 
 /// The names changes to the task file may come under: its path, and the file a link
