@@ -38,6 +38,15 @@ pub fn check(
             ),
         ));
     }
+    if is_folder(log_file) {
+        return Err((
+            Culprit::LogFile,
+            format!(
+                "`{}` is a folder: name a file for the server's output",
+                log_file.display()
+            ),
+        ));
+    }
     let Some(pid_file) = pid_file else {
         return Ok(());
     };
@@ -54,6 +63,15 @@ pub fn check(
                 Culprit::PidFile,
                 format!(
                     "its {what} `{}` is {clash}, which reloadsup would overwrite and delete",
+                    own.display()
+                ),
+            ));
+        }
+        if is_folder(&own) {
+            return Err((
+                Culprit::PidFile,
+                format!(
+                    "its {what} `{}` is a folder: name a file of its own",
                     own.display()
                 ),
             ));
@@ -85,6 +103,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Whether `path` is a folder (through links): nothing reloadsup could write there,
+/// and a start that found out only then would leave its lock file behind.
+fn is_folder(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_dir())
+}
+
 /// The PID file and the files kept beside it, each with what it is.
 fn beside(pid_file: &Path) -> [(PathBuf, &'static str); 3] {
     [
@@ -96,11 +120,11 @@ fn beside(pid_file: &Path) -> [(PathBuf, &'static str); 3] {
 
 /// Why the existing file at `path` cannot be reloadsup's own `what`, if it cannot:
 /// something large, empty (reloadsup writes its files whole, by renaming), or content
-/// reloadsup never writes there. A folder or a symbolic link is no danger: writing
-/// replaces the link (or fails on the folder), and removing removes the link.
+/// reloadsup never writes there. A symbolic link is no danger: writing replaces the
+/// link, and removing removes the link (a folder is refused before this is asked).
 fn foreign(path: &Path, what: &str) -> Option<String> {
     let metadata = std::fs::symlink_metadata(path).ok()?;
-    if metadata.is_dir() || metadata.is_symlink() {
+    if metadata.is_symlink() {
         return None;
     }
     if !metadata.is_file() || metadata.len() > OWN_FILE_MAX {
@@ -186,6 +210,16 @@ mod tests {
             check(Some(&log), &log, Some(&task)).unwrap_err().0,
             Culprit::PidFile
         );
+        std::fs::create_dir(dir.join("run")).unwrap();
+        let (culprit, why) = check(Some(&dir.join("run")), &log, Some(&task)).unwrap_err();
+        assert_eq!(culprit, Culprit::PidFile);
+        assert!(
+            why.contains("PID file") && why.contains("is a folder"),
+            "{why}"
+        );
+        let (culprit, why) = check(Some(&dir.join("x.pid")), &dir.join("run"), None).unwrap_err();
+        assert_eq!(culprit, Culprit::LogFile);
+        assert!(why.contains("is a folder"), "{why}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -219,17 +219,20 @@ fn check_lists_matches_after_ignores() {
 
 /// A PID file, state file or log file that would overwrite the user's files (a source
 /// file, `package.json` beside a PID file named `package`, the task file) is refused
-/// by every command, and the file is left as it was.
+/// by every command, and the file is left as it was; so is one that is a folder.
 #[test]
 fn pid_and_log_files_never_take_the_users_files() {
     let p = Project::new();
     p.write("app.py", "x = 1\n");
     p.write("package.json", "{\"name\": \"site\"}\n");
+    std::fs::create_dir(p.dir.join("run")).unwrap();
     for (key, value, command, said) in [
         ("pid_file", "app.py", "start", "its PID file"),
         ("pid_file", "package", "stop", "its state file"),
         ("pid_file", "reload.toml", "run", "is the task file"),
         ("log_file", "reload.toml", "start", "is the task file"),
+        ("pid_file", "run", "start", "is a folder"),
+        ("log_file", "run", "start", "is a folder"),
     ] {
         let toml = format!(
             "[server]\ncommand = 'sleep {}'\n{key} = \"{value}\"\n",
@@ -257,6 +260,10 @@ fn pid_and_log_files_never_take_the_users_files() {
     }
     assert_eq!(p.read("app.py"), "x = 1\n");
     assert_eq!(p.read("package.json"), "{\"name\": \"site\"}\n");
+    assert!(
+        !p.dir.join("run.lock").exists(),
+        "nothing left beside the folder"
+    );
 }
 
 /// A mistyped flag is one status line, as every other error, with clap's tip.
