@@ -486,9 +486,10 @@ fn without_the_state_file_a_server_in_a_subfolder_still_counts() {
 #[test]
 fn start_stops_its_server_when_the_pid_file_cannot_be_written() {
     let (p, port) = project();
-    // A folder (not empty) where the PID file goes: the rename onto it fails, as a
-    // read-only folder would make it (and this holds for root too).
-    p.write("reloadsup.pid/keep", "");
+    // A folder where the PID file's temp file goes: writing it fails, as a read-only
+    // folder would make it (and this holds for root too). A folder where the PID file
+    // itself goes is refused when the task file is read.
+    p.write(".reloadsup.pid.tmp/keep", "");
     let out = p.output(&["start"]);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
@@ -500,7 +501,8 @@ fn start_stops_its_server_when_the_pid_file_cannot_be_written() {
     assert!(p.servers().is_empty(), "the server it started is stopped");
     assert!(!accepts(port));
     assert!(!p.path("reloadsup.pid.json").exists());
-    assert!(!p.path(".reloadsup.pid.tmp").exists());
+    assert!(!p.path("reloadsup.pid").exists());
+    assert!(p.path(".reloadsup.pid.tmp/keep").exists());
 }
 
 /// The start time of `pid`, in clock ticks since boot (`/proc/PID/stat`, field 22).
