@@ -347,8 +347,8 @@ fn http_status(addr: SocketAddr, host: &str, path: &str) -> Option<u16> {
 pub struct LogCursor {
     /// The file offset read up to.
     pos: u64,
-    /// The start of a line whose end has not been written yet.
-    partial: Vec<u8>,
+    /// What was read, cut into lines.
+    lines: output::Lines,
 }
 
 /// The most a poll reads, so a log written faster than it is read does not hold the
@@ -360,7 +360,7 @@ impl LogCursor {
     pub fn at(offset: u64) -> LogCursor {
         LogCursor {
             pos: offset,
-            partial: Vec::new(),
+            lines: output::Lines::default(),
         }
     }
 
@@ -374,7 +374,7 @@ impl LogCursor {
         if file.metadata().is_ok_and(|m| m.len() < self.pos) {
             // Truncated (logrotate's `copytruncate`, `: > reloadsup.log`): read it anew.
             self.pos = 0;
-            self.partial.clear();
+            self.lines.take_partial();
         }
         if file.seek(SeekFrom::Start(self.pos)).is_err() {
             return false;
@@ -388,26 +388,16 @@ impl LogCursor {
             };
             read += n as u64;
             self.pos += n as u64;
-            self.partial.extend_from_slice(&chunk[..n]);
-            if let Some(last) = memchr::memrchr(b'\n', &self.partial) {
-                let rest = self.partial.split_off(last + 1);
-                let lines = std::mem::replace(&mut self.partial, rest);
-                if lines
-                    .split(|&b| b == b'\n')
-                    .any(|line| line_matches(line, regex))
-                {
-                    return true;
-                }
-            }
-            if self.partial.len() >= output::LONGEST_LINE {
-                // No newline for a long way (a progress bar, binary): a line of its own.
-                let line = std::mem::take(&mut self.partial);
-                if line_matches(&line, regex) {
-                    return true;
-                }
+            if self
+                .lines
+                .push(&chunk[..n])
+                .split(|&b| b == b'\n')
+                .any(|line| line_matches(line, regex))
+            {
+                return true;
             }
         }
-        line_matches(&self.partial, regex)
+        line_matches(self.lines.partial(), regex)
     }
 }
 

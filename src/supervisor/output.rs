@@ -22,6 +22,44 @@ const TAIL_LINES: usize = 40;
 /// The most bytes held back waiting for a line's end.
 pub const LONGEST_LINE: usize = 64 * 1024;
 
+/// Output cut into lines as it comes, for the relay and for `start`'s reading of the
+/// log: bytes go in, whole lines come out, and the start of a line whose end has not
+/// come yet waits — but never more than [`LONGEST_LINE`] of it (a progress bar,
+/// binary output), which comes out as a line of its own.
+#[derive(Debug, Default)]
+pub struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    /// Adds `bytes`; returns the lines they complete, each ending in a newline but for
+    /// a last piece cut at [`LONGEST_LINE`], or nothing if no line was completed.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(bytes);
+        let mut done = match memchr::memrchr(b'\n', &self.pending) {
+            Some(last) => {
+                let rest = self.pending.split_off(last + 1);
+                std::mem::replace(&mut self.pending, rest)
+            }
+            None => Vec::new(),
+        };
+        if self.pending.len() >= LONGEST_LINE {
+            done.append(&mut self.pending);
+        }
+        done
+    }
+
+    /// The start of a line not ended yet.
+    pub fn partial(&self) -> &[u8] {
+        &self.pending
+    }
+
+    /// Takes the line not ended yet, leaving none.
+    pub fn take_partial(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
 /// The last lines the server printed (stdout and stderr interleaved as the relay read
 /// them), each cut to [`TAIL_WIDTH`] characters.
 #[derive(Debug, Clone, Default)]
@@ -164,8 +202,7 @@ pub fn shown(line: &str) -> String {
 struct Stream {
     from: File,
     to: Writer,
-    /// The start of a line whose end has not come yet.
-    pending: Vec<u8>,
+    lines: Lines,
     ended: bool,
 }
 
@@ -174,7 +211,7 @@ impl Stream {
         Stream {
             from: File::from(from),
             to,
-            pending: Vec::new(),
+            lines: Lines::default(),
             ended: false,
         }
     }
@@ -191,44 +228,43 @@ impl Stream {
                 Ok(n) => break n,
             }
         };
-        if n == 0 {
+        let done = if n == 0 {
             self.ended = true;
-            if !self.pending.is_empty() {
-                self.pending.push(b'\n');
-                let line = std::mem::take(&mut self.pending);
-                self.pass_on(&line, relay);
+            let mut last = self.lines.take_partial();
+            if !last.is_empty() {
+                last.push(b'\n');
             }
+            last
+        } else {
+            self.lines.push(&buffer[..n])
+        };
+        if done.is_empty() {
             return;
         }
-        self.pending.extend_from_slice(&buffer[..n]);
-        let Some(last) = memchr::memrchr(b'\n', &self.pending) else {
-            if self.pending.len() >= LONGEST_LINE {
-                // Output without newlines (a progress bar, binary): pass it on as it is
-                // rather than hold it all.
-                let line = std::mem::take(&mut self.pending);
-                self.pass_on(&line, relay);
-            }
-            return;
-        };
-        let rest = self.pending.split_off(last + 1);
-        let lines = std::mem::replace(&mut self.pending, rest);
-        let _ = self.to.write_all(&lines);
+        let _ = self.to.write_all(&done);
         let _ = self.to.flush();
-        for line in lines.split_inclusive(|&b| b == b'\n') {
+        for line in done.split_inclusive(|&b| b == b'\n') {
             relay.observe(&String::from_utf8_lossy(line));
         }
-    }
-
-    fn pass_on(&mut self, line: &[u8], relay: &Relay) {
-        let _ = self.to.write_all(line);
-        let _ = self.to.flush();
-        relay.observe(&String::from_utf8_lossy(line));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_come_out_whole_or_cut_at_the_longest() {
+        let mut lines = Lines::default();
+        assert!(lines.push(b"one\ntw").ends_with(b"one\n"));
+        assert_eq!(lines.partial(), b"tw");
+        assert_eq!(lines.push(b"o\nthree\nfo"), b"two\nthree\n");
+        assert!(lines.push(&vec![b'#'; LONGEST_LINE]).starts_with(b"fo#"));
+        assert!(lines.partial().is_empty(), "a long line is not held");
+        lines.push(b"five");
+        assert_eq!(lines.take_partial(), b"five");
+        assert!(lines.partial().is_empty());
+    }
 
     #[test]
     fn tail_keeps_the_last_lines_and_the_regex_matches_once() {
