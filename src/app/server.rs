@@ -58,6 +58,8 @@ impl App {
         }
     }
 
+    /// Starts the server for the files in `changed` (none: at launch or on request),
+    /// `began` being when the restart that leads here began; reports how it went.
     pub(super) fn start(&mut self, changed: Vec<String>, began: Option<Instant>) {
         let Some(supervisor) = &mut self.supervisor else {
             return;
@@ -211,6 +213,8 @@ impl App {
         }
     }
 
+    /// Takes in how a server ended — on its own (shown to browsers as a failure), or
+    /// at the end of a stop — and records and reports it.
     pub(super) fn on_outcome(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Exited { pid, how } => {

@@ -196,6 +196,7 @@ fn flag_listen(text: &str, flag: &'static str, kind: Kind) -> Result<Listen> {
     })
 }
 
+/// `--stop-signal`: a signal name or number, if given.
 pub(super) fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
     text.map(|t| {
         parse_signal(t).ok_or_else(|| {
@@ -207,6 +208,7 @@ pub(super) fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
     .transpose()
 }
 
+/// A duration flag (`--stop-timeout`), if given; `flag` names it in the error.
 pub(super) fn flag_duration(flag: &str, text: Option<&str>) -> Result<Option<Duration>> {
     text.map(|t| parse_duration(t, &format!("`{flag}`")).map_err(Error::Usage))
         .transpose()
@@ -221,6 +223,7 @@ pub(super) fn flag_poll(text: &str) -> Result<Duration> {
     Ok(interval)
 }
 
+/// `-w`/`-i` globs, relative to `root`; `flag` names them in an error.
 pub(super) fn flag_patterns(flag: &str, globs: &[String], root: &Path) -> Result<Vec<Pattern>> {
     globs
         .iter()

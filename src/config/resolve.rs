@@ -734,6 +734,8 @@ fn plain_words(message: &str) -> String {
     plain
 }
 
+/// The `[reload]` settings when the task file has none (or there is no task file):
+/// on, on loopback at the LiveReload port, unless `disabled` (`--no-reload`).
 pub(super) fn default_reload(disabled: bool) -> Reload {
     Reload {
         enabled: !disabled,

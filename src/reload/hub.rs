@@ -221,10 +221,12 @@ impl Hub {
         self.shared.hello.clone()
     }
 
+    /// How often idle sockets are pinged and how long a silent one is kept.
     pub(super) fn timing(&self) -> Timing {
         self.shared.timing
     }
 
+    /// A receiver of every message broadcast from now on, for one socket.
     pub(super) fn subscribe(&self) -> broadcast::Receiver<Outgoing> {
         self.shared.sender.subscribe()
     }

@@ -466,6 +466,7 @@ pub struct Wsgiref {
 }
 
 impl Wsgiref {
+    /// Starts the app on a port of its choosing, returning once it listens.
     pub fn start() -> Wsgiref {
         let mut child = Command::new("python3")
             .arg("-c")
@@ -483,6 +484,7 @@ impl Wsgiref {
         Wsgiref { child, port }
     }
 
+    /// Where it listens, as the proxy's `upstream` is written.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
