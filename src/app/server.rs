@@ -81,7 +81,7 @@ impl App {
         self.forget_starting();
         let path = changed.first().cloned().unwrap_or_else(|| REQUESTED.into());
         match started {
-            Ok(spawned) => {
+            Ok(mut spawned) => {
                 let pid = spawned.pid;
                 match began {
                     Some(began) => report::good(format!(
@@ -90,6 +90,7 @@ impl App {
                     )),
                     None => report::good(format!("started `{command}` (pid {pid})")),
                 }
+                spawned.release_output();
                 if let Some(recorder) = &mut self.recorder {
                     recorder.started(pid.as_raw(), command);
                 }

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
 use nix::errno::Errno;
@@ -122,10 +122,12 @@ pub struct Relay {
 impl Relay {
     /// Copies the server's output to reloadsup's own, line by line, on a thread of its
     /// own: each of `streams` (one pipe for stdout and stderr merged, or one each) to
-    /// its writer.
-    pub fn start(&self, streams: Streams) {
+    /// its writer, once `gate`'s sender is dropped.
+    pub fn start(&self, streams: Streams, gate: mpsc::Receiver<()>) {
         let relay = self.clone();
         let spawned = thread::Builder::new().name("relay".into()).spawn(move || {
+            // Nothing is ever sent: this returns when the sender is dropped.
+            let _ = gate.recv();
             let streams = streams.0.into_iter();
             relay.copy(streams.map(|(from, to)| Stream::new(from, to)).collect())
         });
@@ -253,6 +255,11 @@ impl Stream {
 mod tests {
     use super::*;
 
+    /// A gate already open: its sender is gone.
+    fn open() -> mpsc::Receiver<()> {
+        mpsc::channel().1
+    }
+
     #[test]
     fn lines_come_out_whole_or_cut_at_the_longest() {
         let mut lines = Lines::default();
@@ -316,10 +323,13 @@ mod tests {
             ..Relay::default()
         };
         let (out, err) = (Sink::default(), Sink::default());
-        relay.start(Streams(vec![
-            (out_read, Box::new(out.clone())),
-            (err_read, Box::new(err.clone())),
-        ]));
+        relay.start(
+            Streams(vec![
+                (out_read, Box::new(out.clone())),
+                (err_read, Box::new(err.clone())),
+            ]),
+            open(),
+        );
         let tail = relay.tail.as_ref().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while tail.lines().len() < 4 && std::time::Instant::now() < deadline {
@@ -348,7 +358,7 @@ mod tests {
             ..Relay::default()
         };
         let out = Sink::default();
-        relay.start(Streams(vec![(read, Box::new(out.clone()))]));
+        relay.start(Streams(vec![(read, Box::new(out.clone()))]), open());
         let expected: Vec<String> = (0..100)
             .flat_map(|i| [format!("out {i}"), format!("err {i}")])
             .collect();
@@ -365,6 +375,26 @@ mod tests {
     }
 
     #[test]
+    fn output_waits_for_the_gate() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        File::from(write).write_all(b"first line\n").unwrap();
+        let out = Sink::default();
+        let (gate, waiting) = mpsc::channel();
+        Relay::default().start(Streams(vec![(read, Box::new(out.clone()))]), waiting);
+        thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            out.0.lock().unwrap().is_empty(),
+            "held while the gate is shut"
+        );
+        drop(gate);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while out.0.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(&*out.0.lock().unwrap(), b"first line\n");
+    }
+
+    #[test]
     fn output_without_newlines_is_passed_on_in_pieces() {
         let (out_read, out_write) = nix::unistd::pipe().unwrap();
         let (err_read, err_write) = nix::unistd::pipe().unwrap();
@@ -375,10 +405,13 @@ mod tests {
             ..Relay::default()
         };
         let out = Sink::default();
-        relay.start(Streams(vec![
-            (out_read, Box::new(out.clone())),
-            (err_read, Box::new(Sink::default())),
-        ]));
+        relay.start(
+            Streams(vec![
+                (out_read, Box::new(out.clone())),
+                (err_read, Box::new(Sink::default())),
+            ]),
+            open(),
+        );
         // More than a pipe holds, with no newline and the pipe still open.
         writer.write_all(&vec![b'#'; LONGEST_LINE * 2]).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -6,8 +6,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, mpsc};
 
 use nix::sys::signal::Signal;
 use nix::unistd::{Pid, getpid, getppid};
@@ -37,6 +37,17 @@ pub struct Spawned {
     pub pid: Pid,
     /// Set once a relayed output line matched the readiness regex.
     pub ready_flag: Option<Arc<AtomicBool>>,
+    /// Holds relayed output back until dropped (see [`Spawned::release_output`]).
+    output_gate: Option<mpsc::Sender<()>>,
+}
+
+impl Spawned {
+    /// Lets relayed output through: until then (or until this is dropped) the relay
+    /// holds it, so the line saying the server started comes before the server's first
+    /// line, not after it.
+    pub fn release_output(&mut self) {
+        self.output_gate = None;
+    }
 }
 
 /// The most bytes `RELOADSUP_CHANGED` holds. Linux refuses to start a program given
@@ -135,12 +146,17 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
     // output only once they are closed along with the server's.
     drop(command);
     let pid = Pid::from_raw(child.id() as i32);
+    let (output_gate, gate) = mpsc::channel();
     let ready_flag = relayed.and_then(|(relay, streams)| {
-        relay.start(streams);
+        relay.start(streams, gate);
         relay.regex.is_some().then_some(relay.matched)
     });
     // The child is reaped through `waitpid`, not through `Child`.
-    Ok(Spawned { pid, ready_flag })
+    Ok(Spawned {
+        pid,
+        ready_flag,
+        output_gate: Some(output_gate),
+    })
 }
 
 /// Set to `1` when `RELOADSUP_CHANGED` was cut short.

@@ -106,3 +106,27 @@ fn stdout_and_stderr_apart_stay_apart() {
         "{tail:?}"
     );
 }
+
+/// reloadsup's line saying the server started comes before the server's first line,
+/// even from a server that prints at once (the relay holds its output until then).
+#[test]
+fn the_started_line_comes_before_the_servers_first() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['sh', '-c', 'echo first-line; exec sleep {}']\n\
+             ready = {{ log = 'first-line' }}\n\
+             [watch]\nfile_dep = ['*.py']\n[reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    for _ in 0..3 {
+        let sup = Sup::spawn_merged(&p.dir, &["run"]);
+        sup.wait_for("ready in");
+        let text = sup.stderr();
+        let started = text.find("] started `").expect("the started line");
+        let first = text.find("\nfirst-line\n").expect("the server's line");
+        assert!(started < first, "{text}");
+    }
+}
