@@ -13,6 +13,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use hyper::header::{HeaderMap, ORIGIN};
+
 /// The verdict on a request's `Host`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostVerdict {
@@ -167,6 +169,24 @@ pub fn same_origin(origin: &str, host: &str) -> bool {
         matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
             && authority.eq_ignore_ascii_case(host)
     })
+}
+
+/// Drops a request's `Origin` when it is the request's own (one value, the
+/// [`same_origin`] of `host`, its `Host` already checked): a page served from this very
+/// address opening its reload socket. The hub need not judge it; it accepts loopback
+/// origins and `reload.allow_origins`, not a LAN address or a tunnel's name that the
+/// `Host` check let in, and would refuse the page's own socket.
+pub fn forget_own_origin(headers: &mut HeaderMap, host: &str) {
+    let mut values = headers.get_all(ORIGIN).iter();
+    let own = match (values.next(), values.next()) {
+        (Some(value), None) => value
+            .to_str()
+            .is_ok_and(|origin| same_origin(origin.trim(), host)),
+        _ => false,
+    };
+    if own {
+        headers.remove(ORIGIN);
+    }
 }
 
 /// Splits `scheme://authority` with a valid scheme and authority.

@@ -123,9 +123,7 @@ async fn route(
     if request.uri().path().starts_with(PREFIX) {
         // A page that came through this proxy is the proxy's own: the hub need not
         // judge its origin (it accepts loopback ones, but not a LAN name or a tunnel).
-        if origin.is_some_and(|o| host::same_origin(&o, &host)) {
-            request.headers_mut().remove(ORIGIN);
-        }
+        host::forget_own_origin(request.headers_mut(), &host);
         return context.hub.handle(request).map(|full| {
             full.map_err(|never| -> BoxError { match never {} })
                 .boxed_unsync()

@@ -93,6 +93,12 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
     }
     let path = req.uri().path().to_string();
     if path.starts_with(crate::reload::PREFIX) {
+        let mut req = req;
+        if let Some(host) = req.headers().get(header::HOST).cloned() {
+            if let Ok(host) = host.to_str() {
+                crate::host::forget_own_origin(req.headers_mut(), host.trim());
+            }
+        }
         return whole(site.hub.handle(req));
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {

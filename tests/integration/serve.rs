@@ -178,6 +178,41 @@ fn only_loopback_names_the_listen_address_and_ip_addresses_are_served() {
     assert_eq!(status_for_host(port, &format!("127.0.0.1:{port}:9")), 400);
 }
 
+/// The status of a WebSocket upgrade of the page's reload socket, sent with these
+/// `Host` and `Origin` headers.
+fn upgrade_status(port: u16, host: &str, origin: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET /__reloadsup/livereload HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n\
+         Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer[9..12]).parse().unwrap()
+}
+
+/// A page opened at a LAN address (or any host the site serves) connects its reload
+/// socket on its own origin; a page of another origin does not.
+#[test]
+fn the_pages_own_origin_opens_its_reload_socket() {
+    let (_p, port, _sup) = site();
+    for host in [format!("192.168.1.20:{port}"), format!("localhost:{port}")] {
+        let origin = format!("http://{host}");
+        assert_eq!(upgrade_status(port, &host, &origin), 101, "{host}");
+    }
+    let lan = format!("192.168.1.20:{port}");
+    assert_eq!(upgrade_status(port, &lan, "http://evil.example"), 403);
+    assert_eq!(
+        upgrade_status(port, &format!("127.0.0.1:{port}"), &format!("http://{lan}")),
+        403,
+        "a LAN origin on another host's socket"
+    );
+}
+
 #[test]
 fn big_and_empty_files_stream_and_odd_ranges_are_answered() {
     let (p, port, sup) = site();
