@@ -34,6 +34,9 @@ use crate::report;
 /// A client must send its request head within this time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most bytes of a request head read before the request is refused.
+const MAX_HEAD: usize = 64 * 1024;
+
 /// How much of a file is read at a time.
 const PIECE: usize = 64 * 1024;
 
@@ -79,6 +82,9 @@ async fn serve_connection(stream: tokio::net::TcpStream, site: Arc<Site>) {
         async move { Ok::<_, Infallible>(response) }
     });
     let connection = crate::web::http1(HEADER_TIMEOUT)
+        // A request head larger than this is refused (431): a connection that trickles
+        // one in holds no more memory than this.
+        .max_buf_size(MAX_HEAD)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(err) = connection.await {

@@ -213,6 +213,24 @@ fn the_pages_own_origin_opens_its_reload_socket() {
     );
 }
 
+/// A request head larger than the static server reads (64 KiB) is refused (431) rather
+/// than held: a connection trickling one in holds no more memory than that.
+#[test]
+fn an_oversized_request_head_is_refused() {
+    use std::io::{Read, Write};
+    let (_p, port, _sup) = site();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let padding = "a".repeat(200 * 1024);
+    let _ = write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: {padding}\r\n\r\n"
+    );
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 431");
+    assert_eq!(http(port, "GET", "/index.html", &[]).status, 200);
+}
+
 #[test]
 fn big_and_empty_files_stream_and_odd_ranges_are_answered() {
     let (p, port, sup) = site();
