@@ -16,7 +16,8 @@
 //!
 //! "Real" means as a browser's tokenizer sees it: comments, attribute values and the
 //! contents of raw-text elements (`<script>`, `<style>`, `<title>`, `<textarea>`,
-//! `<xmp>`) and of `<template>` are skipped (a self-closed `<script/>` has no contents
+//! `<xmp>`, `<noscript>`, `<noembed>`, `<noframes>`, `<iframe>`) and of `<template>`
+//! are skipped (a self-closed `<script/>` has no contents
 //! in XHTML only), so `"</head>"` inside a script string does not count; a comment
 //! ends at `-->` or `--!>`, and `<!-->` is a whole one. The same tokens tell whether a
 //! snippet is a real `<script>`. Once `<body>` has opened, a later `</head>` would be
@@ -26,7 +27,18 @@
 pub const WINDOW: usize = 64 * 1024;
 
 /// Elements whose contents are raw text, skipped up to their own end tag.
-const RAW_TEXT: [&[u8]; 5] = [b"script", b"style", b"title", b"textarea", b"xmp"];
+/// (`<noscript>` is one when scripting is on, the only case in which our script runs.)
+const RAW_TEXT: [&[u8]; 9] = [
+    b"script",
+    b"style",
+    b"title",
+    b"textarea",
+    b"xmp",
+    b"noscript",
+    b"noembed",
+    b"noframes",
+    b"iframe",
+];
 
 /// Where the tag goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -848,6 +860,20 @@ mod tests {
             (
                 "<head><title><script src=\"/livereload.js\"></script></title></head>",
                 "<head><title><script src=\"/livereload.js\"></script></title>@</head>",
+            ),
+            // A `</head>` in raw text of the head is no end of it: the tag would go
+            // into that text and never run.
+            (
+                "<head><noscript><style>p{}</style></head></noscript></head>",
+                "<head><noscript><style>p{}</style></head></noscript>@</head>",
+            ),
+            (
+                "<head><iframe></head></iframe><noembed></head></noembed></head>",
+                "<head><iframe></head></iframe><noembed></head></noembed>@</head>",
+            ),
+            (
+                "<head><noframes></head></noframes><body>x",
+                "<head><noframes></head></noframes><body>@x",
             ),
             (
                 "<head></head><body><textarea><script src=/livereload.js></script></textarea>",

@@ -4,7 +4,7 @@
 //! Only documents get the tag: a navigation request (`Sec-Fetch-Dest: document` or
 //! `iframe`; without that header, an `Accept` that names `text/html`), answered with
 //! HTML or XHTML in an ASCII-compatible charset, not as an attachment, with a status
-//! whose body the browser shows: 2xx (not 204 or 206), and 4xx and 5xx too, so a
+//! whose body the browser shows: 2xx (not 204, 205 or 206), and 4xx and 5xx too, so a
 //! framework's error page turns into the fixed page by itself at the next restart. A
 //! `fetch` or htmx request for an HTML fragment sends `Sec-Fetch-Dest: empty` and is
 //! left alone.
@@ -55,6 +55,7 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
     let status = response.status();
     let shown = (status.is_success()
         && status != StatusCode::NO_CONTENT
+        && status != StatusCode::RESET_CONTENT
         && status != StatusCode::PARTIAL_CONTENT)
         || status.is_client_error()
         || status.is_server_error();
@@ -402,6 +403,7 @@ mod tests {
         assert!(response(200, &[("content-type", "Application/XHTML+XML")]));
         assert!(response(201, &[html]));
         assert!(!response(204, &[html]));
+        assert!(!response(205, &[html]), "205 has no content");
         assert!(!response(206, &[html]));
         assert!(!response(304, &[html]));
         assert!(!response(302, &[html]));
