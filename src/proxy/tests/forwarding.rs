@@ -459,6 +459,23 @@ fn an_answer_that_is_not_http_is_a_502_saying_so_and_is_not_asked_again() {
     assert_eq!(server.requests(), 1);
 }
 
+/// A server that is up and breaks off an answer itself (a handler that drops its
+/// connection, or sends less than its length) is not sent the request again: that
+/// would only run the handler again (it ran 4 times). The browser gets the 502 page.
+#[test]
+fn a_request_the_running_server_broke_off_is_not_sent_again() {
+    for answer in [
+        &b""[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b",
+    ] {
+        let server = Raw::start_closing(answer);
+        let proxy = proxy(&server.address());
+        let reply = navigate(proxy.local_addr(), "/");
+        assert_eq!(reply.status, 502, "{}", reply.text());
+        assert_eq!(server.requests(), 1, "{answer:?}");
+    }
+}
+
 #[test]
 fn an_answer_with_many_header_fields_comes_through() {
     let server = Upstream::start();

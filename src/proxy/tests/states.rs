@@ -126,11 +126,44 @@ fn scripted_server(script: Vec<bool>) -> String {
     address
 }
 
+/// A GET whose server hung up without answering and went away (it crashed, or
+/// restarts itself) is sent again once a server is back on the port.
 #[test]
-fn a_get_whose_server_hung_up_without_answering_is_sent_again() {
-    let proxy = proxy(&scripted_server(vec![false, true]));
+fn a_get_whose_server_hung_up_and_went_away_is_sent_again() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = listener.local_addr().expect("an address");
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut byte = [0u8; 1];
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+            head.push(byte[0]);
+        }
+        // Gone, then back 300 ms later.
+        drop((stream, listener));
+        std::thread::sleep(Duration::from_millis(300));
+        let listener = TcpListener::bind(address).expect("the same port");
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    let proxy = proxy(&address.to_string());
     let reply = send(proxy.local_addr(), "GET", "/", &[], Vec::new());
     assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "ok"));
+}
+
+/// A GET whose server hung up without answering but is still there is not sent again
+/// (a handler that drops its connection would only run again): a 502.
+#[test]
+fn a_get_whose_running_server_hung_up_is_not_sent_again() {
+    let proxy = proxy(&scripted_server(vec![false, true, true]));
+    let reply = send(proxy.local_addr(), "GET", "/", &[], Vec::new());
+    assert_eq!(reply.status, 502, "{}", reply.text());
 }
 
 #[test]

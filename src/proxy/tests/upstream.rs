@@ -509,6 +509,16 @@ pub struct Raw {
 impl Raw {
     /// Answers with `answer` on a free loopback port, each connection on a thread.
     pub fn start(answer: &'static [u8]) -> Raw {
+        Raw::listen(answer, false)
+    }
+
+    /// As [`Raw::start`], closing each connection after its first answer: with a short
+    /// answer (or none), as a handler that drops its connection breaks off.
+    pub fn start_closing(answer: &'static [u8]) -> Raw {
+        Raw::listen(answer, true)
+    }
+
+    fn listen(answer: &'static [u8], close: bool) -> Raw {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         let addr = listener.local_addr().expect("an address");
         let requests = Arc::new(AtomicUsize::new(0));
@@ -521,7 +531,7 @@ impl Raw {
                 }
                 let Ok(stream) = stream else { continue };
                 let counter = Arc::clone(&counter);
-                std::thread::spawn(move || answer_each(stream, answer, &counter));
+                std::thread::spawn(move || answer_each(stream, answer, &counter, close));
             }
         });
         Raw {
@@ -543,8 +553,9 @@ impl Raw {
     }
 }
 
-/// Reads request heads (bodyless requests only) and answers each with `answer`.
-fn answer_each(stream: std::net::TcpStream, answer: &[u8], counter: &AtomicUsize) {
+/// Reads request heads (bodyless requests only) and answers each with `answer`; after
+/// the first if `close`.
+fn answer_each(stream: std::net::TcpStream, answer: &[u8], counter: &AtomicUsize, close: bool) {
     let mut reader = BufReader::new(&stream);
     let mut writer = &stream;
     loop {
@@ -559,7 +570,7 @@ fn answer_each(stream: std::net::TcpStream, answer: &[u8], counter: &AtomicUsize
             }
         }
         counter.fetch_add(1, Ordering::SeqCst);
-        if writer.write_all(answer).is_err() {
+        if writer.write_all(answer).is_err() || close {
             return;
         }
     }
