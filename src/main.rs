@@ -16,6 +16,7 @@ mod filter;
 mod host;
 mod init;
 mod inject;
+mod limits;
 mod pidfile;
 mod poll;
 mod procfs;
@@ -61,6 +62,7 @@ fn main() {
         report::Level::Normal
     };
     report::init(level, cli.color);
+    limits::raise();
     let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -40,6 +40,7 @@ pub fn run(task: &Task, root: &Path, guard: Option<&Guard>) -> bool {
         report::info(format!("task `{}`: {action}", task.name));
         let mut command = Command::new("sh");
         command.arg("-c").arg(action).current_dir(root);
+        crate::limits::as_given(&mut command);
         if let Some(guard) = guard {
             // Its shell dies with reloadsup, and the guard kills what it started.
             tie_to_supervisor(&mut command, Some(guard.fd()), b"step ");

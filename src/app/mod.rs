@@ -376,7 +376,9 @@ fn task_file_names(task_file: Option<&Path>) -> Vec<PathBuf> {
 
 /// Opens `url` with the desktop's default browser, without waiting for it.
 fn open_in_browser(url: &str) {
-    let opened = std::process::Command::new("xdg-open")
+    let mut command = std::process::Command::new("xdg-open");
+    crate::limits::as_given(&mut command);
+    let opened = command
         .arg(url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

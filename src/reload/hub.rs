@@ -22,7 +22,8 @@ use super::{ReloadMessage, ServerState};
 use crate::report;
 
 /// Open sockets beyond this get 503: each costs a file descriptor, and a runaway page
-/// reconnecting in a loop must not exhaust the supervisor's.
+/// reconnecting in a loop must not exhaust the supervisor's. Half the open-file limit,
+/// if that is less (see [`crate::limits`]).
 const MAX_SOCKETS: usize = 2048;
 
 /// Messages a socket may fall behind by before it is dropped as too slow.
@@ -97,6 +98,8 @@ struct Shared {
     book: Mutex<Book>,
     warned: Mutex<HashSet<String>>,
     sockets: AtomicUsize,
+    /// The most sockets open at once.
+    max_sockets: usize,
     shutdown: watch::Sender<bool>,
 }
 
@@ -134,6 +137,8 @@ impl Hub {
             book: Mutex::new(Book::default()),
             warned: Mutex::new(HashSet::new()),
             sockets: AtomicUsize::new(0),
+            max_sockets: MAX_SOCKETS
+                .min(usize::try_from(crate::limits::open_files() / 2).unwrap_or(MAX_SOCKETS)),
             shutdown: watch::Sender::new(false),
         };
         Hub {
@@ -268,11 +273,12 @@ impl Hub {
         });
     }
 
-    /// Claims a place for one more socket, or `None` when [`MAX_SOCKETS`] are open.
+    /// Claims a place for one more socket, or `None` when the most are open (see
+    /// [`MAX_SOCKETS`]).
     pub(super) fn open_slot(&self) -> Option<SocketSlot> {
-        let sockets = &self.shared.sockets;
+        let (sockets, most) = (&self.shared.sockets, self.shared.max_sockets);
         let claimed = sockets.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n < MAX_SOCKETS).then_some(n + 1)
+            (n < most).then_some(n + 1)
         });
         claimed.is_ok().then(|| SocketSlot {
             hub: self.clone(),

@@ -116,6 +116,7 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
     } else {
         command.env_remove(TRUNCATED);
     }
+    crate::limits::as_given(&mut command);
     command
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))

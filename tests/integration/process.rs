@@ -542,3 +542,60 @@ fn a_huge_burst_of_changes_still_starts_the_server_with_the_list_capped() {
         "whole paths only"
     );
 }
+
+/// Started with the common soft limit of 1024 open files, reloadsup raises its own (so a
+/// thousand browser connections do not leave it unable to restart the server: the
+/// restart failed with "Too many open files") and gives the server the limit it was
+/// given.
+#[test]
+fn a_thousand_connections_do_not_stop_a_restart_and_the_server_gets_the_given_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // This test opens 1,100 connections itself.
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    assert!(
+        hard >= 4096,
+        "the hard open-file limit {hard} is too low for this test"
+    );
+    setrlimit(Resource::RLIMIT_NOFILE, 4096, hard).unwrap();
+    let p = Project::new();
+    let port = free_port();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '''ulimit -S -n >> limits.log; echo start >> starts.log; \
+             exec sleep {}'''\n[watch]\nfile_dep = ['*.py']\n[reload]\nport = {port}\n",
+            p.token
+        ),
+    );
+    let sup = Sup::spawn_command(
+        Command::new("sh")
+            .args(["-c", "ulimit -S -n 1024 && exec \"$0\" run"])
+            .arg(crate::util::BIN)
+            .current_dir(&p.dir),
+    );
+    p.wait_starts(1);
+    assert_eq!(
+        p.read("limits.log"),
+        "1024\n",
+        "the limit reloadsup was given"
+    );
+    let limits = fs::read_to_string(format!("/proc/{}/limits", sup.pid())).unwrap();
+    let soft: u64 = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap();
+    assert!(soft >= 4096, "reloadsup's own soft limit: {soft}");
+    let connections: Vec<std::net::TcpStream> = (0..1100)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // Wait until reloadsup has taken them all.
+    wait_until("1,100 connections taken", || {
+        fs::read_dir(format!("/proc/{}/fd", sup.pid())).map_or(0, Iterator::count) > 1100
+    });
+    p.write("app.py", "x = 1\n");
+    p.wait_starts(2);
+    assert_eq!(p.read("limits.log"), "1024\n1024\n");
+    drop(connections);
+}
