@@ -272,6 +272,31 @@
     return u.href;
   }
 
+  // Fetches the file afresh at its own URL (without our `reloadsup=` parameter), so the
+  // browser's cache holds the new version: the next page load asks for that URL, and a
+  // server that sends no `Cache-Control` (Python's) lets the browser reuse what it
+  // cached without asking, so the page would come back with the old stylesheet.
+  function refresh(url) {
+    try {
+      var u = new URL(url, location.href);
+      u.searchParams.delete('reloadsup');
+      fetch(u.href, { cache: 'reload', mode: 'no-cors', credentials: 'same-origin' })
+        .catch(function () { /* offline or refused: only the cache stays old */ });
+    } catch (err) { /* no fetch or a bad URL: nothing to refresh */ }
+  }
+
+  // `value` (a CSS value) with each `url(...)` naming `path` made fresh; `null` if none does.
+  function bustUrls(value, path) {
+    var changed = false;
+    var next = value.replace(/url\((['"]?)([^'")]+)\1\)/g, function (all, quote, url) {
+      if (shared(path, pathOf(url)) === 0) return all;
+      changed = true;
+      refresh(url);
+      return 'url(' + quote + bust(url) + quote + ')';
+    });
+    return changed ? next : null;
+  }
+
   // The best-matching of `items` by trailing segments (all of them on a tie).
   function bestMatches(items, urlOf, path) {
     var best = 0;
@@ -296,6 +321,7 @@
   function swapLink(link) {
     link.__reloadsupOld = true;
     var clone = link.cloneNode(false);
+    refresh(link.href);
     clone.href = bust(link.href);
     var done = false;
     var finish = function () {
@@ -309,21 +335,52 @@
     link.parentNode.insertBefore(clone, link.nextSibling);
   }
 
+  // An image is made fresh where the page uses it: `<img>` elements, inline styles, and
+  // the rules of the page's stylesheets (a `background: url(...)`); if the page uses it
+  // nowhere that can be seen, the page reloads.
   function reloadImages(path) {
     var images = [].slice.call(document.images).filter(function (img) { return /^https?:/.test(img.src); });
-    bestMatches(images, function (img) { return img.src; }, path).forEach(function (img) {
+    var matched = bestMatches(images, function (img) { return img.src; }, path);
+    matched.forEach(function (img) {
+      refresh(img.src);
       img.src = bust(img.src);
     });
-    // Inline `style="background-image: url(...)"` too.
+    var found = matched.length > 0;
     [].slice.call(document.querySelectorAll('[style*="url("]')).forEach(function (el) {
-      ['backgroundImage', 'borderImageSource'].forEach(function (prop) {
-        var value = el.style[prop];
-        if (!value) return;
-        el.style[prop] = value.replace(/url\((['"]?)([^'")]+)\1\)/g, function (all, quote, url) {
-          return shared(path, pathOf(url)) > 0 ? 'url(' + quote + bust(url) + quote + ')' : all;
-        });
-      });
+      found = bustStyle(el.style, path) || found;
     });
+    [].slice.call(document.styleSheets).forEach(function (sheet) {
+      found = bustRules(sheet, path) || found;
+    });
+    if (!found) reloadPage();
+  }
+
+  // Makes fresh the `url(...)`s naming `path` in a style declaration; whether any did.
+  function bustStyle(style, path) {
+    var found = false;
+    for (var i = 0; i < style.length; i++) {
+      var name = style[i];
+      var value = style.getPropertyValue(name);
+      if (value.indexOf('url(') < 0) continue;
+      var next = bustUrls(value, path);
+      if (next === null) continue;
+      style.setProperty(name, next, style.getPropertyPriority(name));
+      found = true;
+    }
+    return found;
+  }
+
+  // The same through a stylesheet's rules, nested ones (`@media`) included; a sheet
+  // from another origin cannot be read and is skipped.
+  function bustRules(sheet, path) {
+    var rules;
+    try { rules = sheet.cssRules; } catch (err) { return false; }
+    var found = false;
+    [].slice.call(rules || []).forEach(function (rule) {
+      if (rule.style) found = bustStyle(rule.style, path) || found;
+      if (rule.cssRules) found = bustRules(rule, path) || found;
+    });
+    return found;
   }
 
   // ---- a small badge for the dev server's state (our vendor protocol only) ----------

@@ -46,12 +46,21 @@ fn page_text_updates_css_swaps_in_place_and_restarts_do_not_loop() {
     p.write("app.py", APP);
     p.write("templates/index.html", &page(reload, "v1"));
     p.write("static/site.css", "h1 { color: rgb(255, 0, 0) }\n");
+    // Last modified long ago: with no `Cache-Control` from the server (Python's sends
+    // none), the browser takes the stylesheet it cached for fresh for months.
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2020-01-01"])
+        .arg(p.path("static/site.css"))
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    p.write("static/bg.png", "first");
     p.write(
         "reload.toml",
         &format!(
             "[server]\ncommand = ['python3', 'app.py', '{port}', '{}']\nready = {{ port = {port} }}\n\
              [watch]\nfile_dep = ['*.py', 'templates/*.html']\n\
-             [reload]\nport = {reload}\nassets = ['static/*.css']\n",
+             [reload]\nport = {reload}\nassets = ['static/*.css', 'static/*.png']\n",
             p.token
         ),
     );
@@ -73,11 +82,33 @@ fn page_text_updates_css_swaps_in_place_and_restarts_do_not_loop() {
 
     // A stylesheet change is swapped in place: no reload, the marker survives.
     browser.assert_css_swapped(&sup, || {
-        p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n")
+        p.write(
+            "static/site.css",
+            "h1 { color: rgb(0, 0, 255); background-image: url(/static/bg.png) }\n",
+        )
     });
     assert_eq!(
         browser.eval("document.querySelectorAll('link[rel=stylesheet]').length"),
         1
+    );
+
+    // An image a stylesheet uses is made fresh in place too: no reload.
+    browser.eval("window.__marker = 3");
+    p.write("static/bg.png", "second");
+    browser.wait_for_with(
+        "getComputedStyle(document.querySelector('h1')).backgroundImage.includes('reloadsup=')",
+        &sup,
+    );
+    assert_eq!(browser.eval("window.__marker"), 3, "no page reload");
+
+    // The next page load shows the new stylesheet, not the one the browser cached: the
+    // swap fetched it afresh at its own URL too.
+    browser.assert_page_reloaded(&sup, "v3", || {
+        p.write("templates/index.html", &page(reload, "v3"))
+    });
+    browser.wait_for_with(
+        "getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'",
+        &sup,
     );
 
     // The supervisor itself restarts: the page reloads exactly once (a new instance),
@@ -96,7 +127,7 @@ fn page_text_updates_css_swaps_in_place_and_restarts_do_not_loop() {
     );
     assert_eq!(
         browser.eval("document.querySelector('h1').textContent"),
-        "v2"
+        "v3"
     );
     browser.wait_for("window.__reloadsup.connected");
 }
