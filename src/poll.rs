@@ -31,11 +31,96 @@ struct Stamp {
     is_dir: bool,
 }
 
-/// A folder's entries at the last poll.
+impl Stamp {
+    /// Whether `other` is this entry unchanged: for a folder, the same folder (its
+    /// time changes with every file made in it, which its own poll reports).
+    fn same(&self, other: &Stamp) -> bool {
+        if self.is_dir && other.is_dir {
+            self.inode == other.inode
+        } else {
+            self == other
+        }
+    }
+}
+
+/// A folder's entries, by path.
 type Listing = HashMap<PathBuf, Stamp>;
 
-/// The polled folders and their last listings, shared with the polling thread.
-type Folders = Arc<Mutex<HashMap<PathBuf, Listing>>>;
+/// One polled folder: its entries as the last poll found them, and as last reported.
+/// A file is reported once two polls in a row find it the same: one still being
+/// written (a slow copy, a large save in pieces) is reported once, when whole, not at
+/// every poll that catches it half-written.
+#[derive(Debug, Default)]
+struct Polled {
+    seen: Listing,
+    reported: Listing,
+}
+
+impl Polled {
+    /// A folder found as `listing`, the baseline.
+    fn new(listing: Listing) -> Polled {
+        Polled {
+            seen: listing.clone(),
+            reported: listing,
+        }
+    }
+
+    /// Takes in the folder as found now (empty if it is gone); appends the events.
+    fn update(&mut self, now: Listing, events: &mut Vec<notify::Event>) {
+        for (path, stamp) in &now {
+            let reported = self.reported.get(path);
+            if reported.is_some_and(|old| old.same(stamp)) {
+                continue;
+            }
+            // A folder is reported at once (its files are what wait); a file once it
+            // has stopped changing.
+            if !stamp.is_dir && self.seen.get(path) != Some(stamp) {
+                continue;
+            }
+            match reported {
+                None => {}
+                Some(old) if old.is_dir == stamp.is_dir && !stamp.is_dir => {
+                    let kind = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+                    events.push(notify::Event::new(kind).add_path(path.clone()));
+                    self.reported.insert(path.clone(), *stamp);
+                    continue;
+                }
+                // The same name, another folder (moved away and another put there),
+                // or a file where a folder was, or the other way round: the old one
+                // went, a new one came.
+                Some(old) => events.push(removed(path, old)),
+            }
+            let kind = if stamp.is_dir {
+                CreateKind::Folder
+            } else {
+                CreateKind::File
+            };
+            events.push(notify::Event::new(EventKind::Create(kind)).add_path(path.clone()));
+            self.reported.insert(path.clone(), *stamp);
+        }
+        self.reported.retain(|path, stamp| {
+            let kept = now.contains_key(path);
+            if !kept {
+                events.push(removed(path, stamp));
+            }
+            kept
+        });
+        self.seen = now;
+    }
+}
+
+/// The event for an entry that went.
+fn removed(path: &Path, stamp: &Stamp) -> notify::Event {
+    let kind = if stamp.is_dir {
+        RemoveKind::Folder
+    } else {
+        RemoveKind::File
+    };
+    notify::Event::new(EventKind::Remove(kind)).add_path(path.to_path_buf())
+}
+
+/// The polled folders, shared with the polling thread.
+type Folders = Arc<Mutex<HashMap<PathBuf, Polled>>>;
 
 /// A polling watcher; the thread stops when this is dropped.
 pub struct Poller {
@@ -70,7 +155,7 @@ impl Poller {
         self.folders
             .lock()
             .expect("the poll thread never panics holding the lock")
-            .insert(dir.to_path_buf(), listing);
+            .insert(dir.to_path_buf(), Polled::new(listing));
         Ok(())
     }
 }
@@ -85,44 +170,18 @@ impl Drop for Poller {
 fn poll_once(folders: &Folders) -> Vec<notify::Event> {
     let mut events = Vec::new();
     let mut folders = folders.lock().expect("no panics while holding the lock");
-    folders.retain(|dir, before| match list(dir) {
+    folders.retain(|dir, polled| match list(dir) {
         Ok(now) => {
-            diff(before, &now, &mut events);
-            *before = now;
+            polled.update(now, &mut events);
             true
         }
         Err(_) => {
             // The folder is gone: so is everything it held.
-            diff(before, &Listing::new(), &mut events);
+            polled.update(Listing::new(), &mut events);
             false
         }
     });
     events
-}
-
-/// Appends the events that turn `before` into `now`.
-fn diff(before: &Listing, now: &Listing, events: &mut Vec<notify::Event>) {
-    for (path, stamp) in now {
-        let kind = match before.get(path) {
-            None if stamp.is_dir => EventKind::Create(CreateKind::Folder),
-            None => EventKind::Create(CreateKind::File),
-            Some(old) if old != stamp && !stamp.is_dir => {
-                EventKind::Modify(ModifyKind::Data(DataChange::Any))
-            }
-            Some(_) => continue,
-        };
-        events.push(notify::Event::new(kind).add_path(path.clone()));
-    }
-    for (path, stamp) in before {
-        if !now.contains_key(path) {
-            let kind = if stamp.is_dir {
-                RemoveKind::Folder
-            } else {
-                RemoveKind::File
-            };
-            events.push(notify::Event::new(EventKind::Remove(kind)).add_path(path.clone()));
-        }
-    }
 }
 
 fn list(dir: &Path) -> std::io::Result<Listing> {
@@ -164,9 +223,19 @@ mod tests {
         }
     }
 
-    fn kinds(before: &Listing, now: &Listing) -> Vec<(EventKind, PathBuf)> {
+    fn folder(inode: u64) -> Stamp {
+        Stamp {
+            mtime_ns: 1,
+            size: 4096,
+            inode,
+            is_dir: true,
+        }
+    }
+
+    /// The events of one poll that finds `now`.
+    fn poll(polled: &mut Polled, now: &Listing) -> Vec<(EventKind, PathBuf)> {
         let mut events = Vec::new();
-        diff(before, now, &mut events);
+        polled.update(now.clone(), &mut events);
         let mut out: Vec<_> = events
             .into_iter()
             .map(|e| (e.kind, e.paths[0].clone()))
@@ -175,29 +244,81 @@ mod tests {
         out
     }
 
+    const MODIFY: EventKind = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+
     #[test]
-    fn sub_second_change_rename_over_create_and_remove() {
+    fn sub_second_change_rename_over_create_and_remove_once_settled() {
         let p = |s: &str| PathBuf::from(s);
-        let before = Listing::from([
+        let mut polled = Polled::new(Listing::from([
             (p("a"), stamp(1_000_000_001, 3, 7)),
             (p("b"), stamp(5, 3, 8)),
             (p("c"), stamp(5, 3, 9)),
-        ]);
+        ]));
         let now = Listing::from([
             (p("a"), stamp(1_000_000_002, 3, 7)),
             (p("b"), stamp(5, 3, 10)),
             (p("d"), stamp(5, 3, 11)),
         ]);
-        let modify = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        // A removal is whole at once; the rest waits for a poll that finds it the same.
         assert_eq!(
-            kinds(&before, &now),
+            poll(&mut polled, &now),
+            vec![(EventKind::Remove(RemoveKind::File), p("c"))]
+        );
+        assert_eq!(
+            poll(&mut polled, &now),
             vec![
-                (modify, p("a")),
-                (modify, p("b")),
-                (EventKind::Remove(RemoveKind::File), p("c")),
+                (MODIFY, p("a")),
+                (MODIFY, p("b")),
                 (EventKind::Create(CreateKind::File), p("d")),
             ]
         );
-        assert!(kinds(&now, &now).is_empty());
+        assert!(poll(&mut polled, &now).is_empty());
+    }
+
+    #[test]
+    fn a_file_still_growing_is_reported_once_whole() {
+        let p = PathBuf::from("big");
+        let mut polled = Polled::new(Listing::from([(p.clone(), stamp(1, 0, 7))]));
+        for size in [200, 400, 600, 800] {
+            let now = Listing::from([(p.clone(), stamp(i128::from(size), size, 7))]);
+            assert!(poll(&mut polled, &now).is_empty(), "at {size}");
+        }
+        let whole = Listing::from([(p.clone(), stamp(800, 800, 7))]);
+        assert_eq!(poll(&mut polled, &whole), vec![(MODIFY, p.clone())]);
+        assert!(poll(&mut polled, &whole).is_empty());
+    }
+
+    #[test]
+    fn a_folder_is_reported_at_once_and_so_is_a_change_of_kind() {
+        let p = |s: &str| PathBuf::from(s);
+        let mut polled = Polled::new(Listing::from([(p("thing"), stamp(1, 3, 7))]));
+        // A file replaced by a folder: the file went, a folder came.
+        let now = Listing::from([(p("thing"), folder(8)), (p("new"), folder(9))]);
+        let mut events = poll(&mut polled, &now);
+        events.sort_by_key(|(kind, path)| (path.clone(), format!("{kind:?}")));
+        assert_eq!(
+            events,
+            vec![
+                (EventKind::Create(CreateKind::Folder), p("new")),
+                (EventKind::Create(CreateKind::Folder), p("thing")),
+                (EventKind::Remove(RemoveKind::File), p("thing")),
+            ]
+        );
+        // Files made in a folder change its time, not the folder.
+        let mut busier = folder(8);
+        busier.mtime_ns = 99;
+        let now = Listing::from([(p("thing"), busier), (p("new"), folder(9))]);
+        assert!(poll(&mut polled, &now).is_empty());
+        // Another folder under the same name: the old one went.
+        let now = Listing::from([(p("thing"), folder(10)), (p("new"), folder(9))]);
+        let mut events = poll(&mut polled, &now);
+        events.sort_by_key(|(kind, _)| format!("{kind:?}"));
+        assert_eq!(
+            events,
+            vec![
+                (EventKind::Create(CreateKind::Folder), p("thing")),
+                (EventKind::Remove(RemoveKind::Folder), p("thing")),
+            ]
+        );
     }
 }

@@ -134,20 +134,37 @@ impl Watcher {
             tx,
         };
         if let Err(WatchError::Limit) = watcher.watch_all(filter, notices) {
-            notices.push(format!(
-                "inotify watch limit reached (raise it with `sysctl fs.inotify.max_user_watches=524288`); \
-                 falling back to polling every {}",
-                humantime::format_duration(FALLBACK_POLL)
-            ));
-            watcher.backend = poll_backend(&watcher.tx, FALLBACK_POLL)?;
-            watcher.watched.clear();
-            watcher.by_id.clear();
-            watcher.aliases.clear();
-            if let Err(err) = watcher.watch_all(filter, notices) {
+            watcher.poll_instead(filter, notices, None)?;
+        }
+        Ok(watcher)
+    }
+
+    /// Falls back to polling every [`FALLBACK_POLL`] once the inotify watch limit is
+    /// reached: every folder is polled instead, starting with `new` (a folder that just
+    /// appeared, whose files are added to `found` as changes); the rest as they are now.
+    fn poll_instead(
+        &mut self,
+        filter: &mut Filter,
+        notices: &mut Vec<String>,
+        new: Option<(&Path, &mut Vec<PathBuf>)>,
+    ) -> Result<(), String> {
+        notices.push(format!(
+            "inotify watch limit reached (raise it with `sysctl fs.inotify.max_user_watches=524288`); \
+             falling back to polling every {}",
+            humantime::format_duration(FALLBACK_POLL)
+        ));
+        self.backend = poll_backend(&self.tx, FALLBACK_POLL)?;
+        self.watched.clear();
+        self.by_id.clear();
+        self.aliases.clear();
+        if let Some((dir, found)) = new {
+            found.clear();
+            if let Err(err) = self.add_tree(dir, filter, found, false) {
                 return Err(format!("cannot watch files: {err:?}"));
             }
         }
-        Ok(watcher)
+        self.watch_all(filter, notices)
+            .map_err(|err| format!("cannot watch files: {err:?}"))
     }
 
     /// How many folders are watched.
@@ -223,7 +240,10 @@ impl Watcher {
                 Some(step) => step,
                 None => continue,
             };
-            if step != Step::Complete && self.watched.contains_key(path) {
+            // A folder gone: a partial step with inotify; with polling, its removal.
+            let gone =
+                step != Step::Complete || polling && matches!(event.kind, EventKind::Remove(_));
+            if gone && self.watched.contains_key(path) {
                 if matches!(event.kind, EventKind::Create(_)) {
                     // Made again before its removal was seen (events of a folder that
                     // went come on its own watch, and may trail): the old watches on
@@ -246,15 +266,16 @@ impl Watcher {
                     self.drop_watches(path);
                 }
                 let mut found = Vec::new();
-                if let Err(err) = self.add_tree(path, filter, &mut found, false) {
-                    notices.push(match err {
-                        WatchError::Limit => format!(
-                            "inotify watch limit reached: `{}` is not watched \
-                             (raise `fs.inotify.max_user_watches`, or set `[watch] poll`)",
-                            path.display()
-                        ),
-                        WatchError::Other(message) => message,
-                    });
+                match self.add_tree(path, filter, &mut found, false) {
+                    Ok(()) => {}
+                    Err(WatchError::Limit) => {
+                        if let Err(message) =
+                            self.poll_instead(filter, notices, Some((path, &mut found)))
+                        {
+                            notices.push(message);
+                        }
+                    }
+                    Err(WatchError::Other(message)) => notices.push(message),
                 }
                 // A file found by the scan may still be being written (created just
                 // before the scan, closed just after, with an event of its own then):
@@ -635,7 +656,7 @@ fn awaits_content(kind: &EventKind, path: &Path, first_write: bool) -> bool {
 /// The step an event is for the path at `index`, or `None` when it is no change.
 fn step_of(kind: &EventKind, index: usize, polling: bool) -> Option<Step> {
     if polling {
-        // A poll compares settled snapshots: anything it reports is a whole change.
+        // The poller reports a file once two polls find it the same: a whole change.
         return match kind {
             EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => {
                 Some(Step::Complete)

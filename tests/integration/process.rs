@@ -340,6 +340,53 @@ fn polling_sees_changes() {
     p.assert_starts_stay(2);
 }
 
+/// Polling follows folders that go and come back (moved out of the project and back,
+/// the same folder), and a file that becomes a folder; both were never polled again.
+#[test]
+fn polling_follows_folders_that_come_back_and_files_that_become_folders() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.write("pkg/sub/a.py", "");
+    p.write("thing", "a file");
+    p.sleeper_task_file("[\"**/*.py\"]", "");
+    let outside = std::env::temp_dir().join(format!("{}-outside", p.token));
+    let _sup = p.start(&["run", "--no-reload", "--poll", "50ms"]);
+    p.wait_starts(1);
+    fs::rename(p.path("pkg"), &outside).unwrap();
+    p.wait_starts(2);
+    fs::rename(&outside, p.path("pkg")).unwrap();
+    p.wait_starts(3);
+    p.write("pkg/sub/a.py", "changed");
+    p.wait_starts(4);
+    fs::remove_file(p.path("thing")).unwrap();
+    p.write("thing/t.py", "");
+    p.wait_starts(5);
+    p.write("thing/t.py", "changed");
+    p.wait_starts(6);
+    p.assert_starts_stay(6);
+}
+
+/// A file written in pieces over half a second (pauses shorter than the poll interval)
+/// is one change when polled, seen whole: each poll that caught it half-written
+/// restarted the server.
+#[test]
+fn polling_waits_for_a_file_being_written() {
+    use std::io::Write;
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"**/*.py\"]", "");
+    let _sup = p.start(&["run", "--no-reload", "--poll", "150ms"]);
+    p.wait_starts(1);
+    let mut file = fs::File::create(p.path("big.py")).unwrap();
+    for _ in 0..8 {
+        file.write_all(&[b'#'; 100_000]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(file);
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+}
+
 #[test]
 fn inotify_limit_falls_back_to_polling() {
     let p = Project::new();
@@ -376,6 +423,53 @@ fn inotify_limit_falls_back_to_polling() {
     p.wait_starts(1);
     p.write("a/b/c/x.py", "changed");
     p.wait_starts(2);
+}
+
+/// The limit reached while running (folders made since) falls back to polling too:
+/// folders made after it were left unwatched.
+#[test]
+fn inotify_limit_reached_while_running_falls_back_to_polling() {
+    let p = Project::new();
+    p.write("a/x.py", "");
+    p.sleeper_task_file("[\"**/*.py\"]", "");
+    // The project's folder and `a`: two watches, and room for one more.
+    let script = format!(
+        "echo 3 > /proc/sys/user/max_inotify_watches && exec {} run --no-reload",
+        crate::util::BIN
+    );
+    let probe = Command::new("unshare")
+        .args([
+            "-U",
+            "-r",
+            "sh",
+            "-c",
+            "echo 3 > /proc/sys/user/max_inotify_watches",
+        ])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: user namespaces are not available here");
+        return;
+    }
+    let sup = Sup::spawn_command(
+        Command::new("unshare")
+            .args(["-U", "-r", "sh", "-c", &script])
+            .current_dir(&p.dir),
+    );
+    p.wait_starts(1);
+    assert!(!sup.stderr().contains("polling"), "{}", sup.stderr());
+    for dir in ["b", "c", "d"] {
+        p.write(&format!("{dir}/x.py"), "");
+    }
+    sup.wait_for("polling every 500ms");
+    wait_until("a restart for the new folders", || {
+        p.lines("starts.log") >= 2
+    });
+    std::thread::sleep(QUIET);
+    let starts = p.lines("starts.log");
+    p.write("d/x.py", "changed");
+    p.wait_starts(starts + 1);
+    p.write("a/x.py", "changed");
+    p.wait_starts(starts + 2);
 }
 
 #[test]
