@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
@@ -71,6 +71,10 @@ struct Starting {
     late: bool,
 }
 
+/// How long a restart waits after build steps for the events of what they wrote (they
+/// are queued by then; this is the margin for their delivery).
+const AFTER_STEPS: Duration = Duration::from_millis(30);
+
 /// The loop's state.
 struct App {
     config: Config,
@@ -86,6 +90,10 @@ struct App {
     after_stop: AfterStop,
     /// Changes seen during a restart: one more restart once it is done.
     follow_up: Option<Vec<String>>,
+    /// A restart held after build steps ran, until when: what the steps wrote comes as
+    /// events of its own, and goes into the same restart (their input and output both
+    /// matching `file_dep` restarted twice).
+    held: Option<(Vec<String>, Instant)>,
     /// The server awaiting readiness.
     starting: Option<Starting>,
     /// Counts starts; a readiness result for an older one is ignored.
@@ -165,6 +173,7 @@ pub fn run(config: Config) -> Result<i32> {
         copy_sizes: HashMap::new(),
         after_stop: AfterStop::Nothing,
         follow_up: None,
+        held: None,
         starting: None,
         generation: Arc::new(AtomicU64::new(0)),
         tx,
@@ -190,7 +199,8 @@ impl App {
         loop {
             let now = Instant::now();
             let supervisor = self.supervisor.as_ref().and_then(|s| s.deadline(now));
-            let deadline = [self.debouncer.deadline(), supervisor]
+            let held = self.held.as_ref().map(|(_, until)| *until);
+            let deadline = [self.debouncer.deadline(), supervisor, held]
                 .into_iter()
                 .flatten()
                 .min();
@@ -213,6 +223,13 @@ impl App {
             if let Some(batch) = self.debouncer.take_due(now) {
                 self.copy_sizes.retain(|path, _| !batch.contains(path));
                 self.on_batch(batch);
+            } else if self.debouncer.deadline().is_none()
+                && self.held.as_ref().is_some_and(|(_, until)| now >= *until)
+            {
+                // Nothing the build steps wrote is pending: the held restart goes.
+                if let Some((restart, _)) = self.held.take() {
+                    self.restart_for(restart);
+                }
             }
             if let Some(code) = self.exit {
                 return Ok(code);
@@ -309,13 +326,14 @@ impl App {
                 self.relative(task_file)
             ));
         }
-        let mut restart = Vec::new();
+        // A restart held for what build steps wrote goes with this batch.
+        let mut restart = self.held.take().map(|(held, _)| held).unwrap_or_default();
         let mut assets = Vec::new();
         let mut tasks = Vec::new();
         for path in &batch {
             let verdict = self.filter.classify(path);
             let shown = self.relative(path);
-            if verdict.restart {
+            if verdict.restart && !restart.contains(&shown) {
                 restart.push(shown.clone());
             }
             if verdict.asset {
@@ -338,10 +356,20 @@ impl App {
             let guard = self.supervisor.as_ref().and_then(Supervisor::guard);
             tasks::run(task, &self.config.root, guard);
         }
-        if !restart.is_empty() {
-            report::info(format!("changed: {}", summary(&restart)));
-            self.restart(restart);
+        if restart.is_empty() {
+            return;
         }
+        if tasks.is_empty() {
+            self.restart_for(restart);
+        } else {
+            self.held = Some((restart, Instant::now() + AFTER_STEPS));
+        }
+    }
+
+    /// Restarts the server for the changes `restart` names.
+    fn restart_for(&mut self, restart: Vec<String>) {
+        report::info(format!("changed: {}", summary(&restart)));
+        self.restart(restart);
     }
 
     fn relative(&self, path: &Path) -> String {

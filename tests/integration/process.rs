@@ -327,6 +327,37 @@ fn task_runs_before_the_restart_it_feeds() {
     assert!(sup.stderr().contains("task `gen` done"), "{}", sup.stderr());
 }
 
+/// A task whose input and output both match `file_dep` (as the default `**` would):
+/// one restart per save, with both changes, not one for the input and another for
+/// what the task wrote.
+#[test]
+fn a_task_whose_input_and_output_both_restart_gives_one_restart() {
+    let p = Project::new();
+    p.write("styles/a.scss", "one");
+    p.sleeper_task_file(
+        "[\"styles/**\", \"static/**\"]",
+        "[[task]]\nname = \"css\"\nfile_dep = [\"styles/*.scss\"]\n\
+         actions = [\"mkdir -p static && cp styles/a.scss static/a.css\"]\n",
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    for (n, text) in ["two", "three", "four"].into_iter().enumerate() {
+        p.write("styles/a.scss", text);
+        p.wait_starts(n + 2);
+        p.assert_starts_stay(n + 2);
+        assert_eq!(p.read("static/a.css"), text);
+    }
+    assert!(
+        sup.stderr()
+            .contains("changed: static/a.css, styles/a.scss")
+            || sup
+                .stderr()
+                .contains("changed: styles/a.scss, static/a.css"),
+        "{}",
+        sup.stderr()
+    );
+}
+
 #[test]
 fn polling_sees_changes() {
     let p = Project::new();
