@@ -40,6 +40,8 @@ const IGNORED_FILES: &[&str] = &[
     "sed[a-zA-Z0-9][a-zA-Z0-9][a-zA-Z0-9][a-zA-Z0-9][a-zA-Z0-9][a-zA-Z0-9]",
     // GNOME's GIO (gedit and friends) safe write
     ".goutputstream-*",
+    // Kate's swap files
+    ".*.kate-swp",
 ];
 
 /// What a change of one path asks for.
@@ -428,6 +430,26 @@ actions = ["true"]
         let shared = dir.path.parent().unwrap().join("shared");
         assert!(filter.classify(&shared.join("util.py")).restart);
         assert!(!filter.classify(&dir.path.join("util.py")).restart);
+    }
+
+    /// Under a catch-all `**`, editors' temp and swap files still restart nothing.
+    #[test]
+    fn editor_files_are_ignored_under_a_catch_all() {
+        let (filter, dir) = filter_for("[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**\"]\n");
+        assert!(filter.classify(&dir.path.join("app.py")).restart);
+        for name in [
+            "4913",
+            ".app.py.swp",
+            "app.py~",
+            ".#app.py",
+            "#app.py#",
+            "app.py___jb_tmp___",
+            "sedX1b2Zq",
+            ".goutputstream-AB12CD",
+            ".app.py.kate-swp",
+        ] {
+            assert!(filter.classify(&dir.path.join(name)).is_ignored(), "{name}");
+        }
     }
 
     #[test]

@@ -26,10 +26,25 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// Compiles `text` relative to `root`. The error is globset's explanation.
+    /// Compiles `text` relative to `root`. The error is globset's explanation. A name
+    /// without glob syntax that is a folder now (`src`, `src/`) stands for everything
+    /// in it, `src/**`: as a file name it would match nothing inside.
     pub fn new(text: &str, root: &Path) -> Result<Pattern, String> {
         if text.trim().is_empty() {
             return Err("empty (write e.g. `**/*.py`)".into());
+        }
+        if text.starts_with('!') {
+            return Err(
+                "a `!` negation is not supported here: list what to leave out in \
+                 `watch.ignore` (or `-i`)"
+                    .into(),
+            );
+        }
+        let trimmed = text.trim_end_matches('/');
+        if !trimmed.is_empty() && !has_meta(text) && root.join(trimmed).is_dir() {
+            let mut pattern = Pattern::new(&format!("{trimmed}/**"), root)?;
+            pattern.text = text.to_string();
+            return Ok(pattern);
         }
         let components: Vec<&str> = text
             .split('/')
@@ -149,6 +164,27 @@ mod tests {
         assert!(matches("../shared/*.css", "/shared/site.css"));
         assert!(matches("app.py", "/proj/app.py"));
         assert!(matches("./app.py", "/proj/app.py"));
+    }
+
+    /// A folder's name stands for everything in it; a `!` negation is refused.
+    #[test]
+    fn a_folder_named_without_glob_syntax_is_all_of_it() {
+        let root = std::env::temp_dir().join(format!("reloadsup-pattern-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("src/deep")).unwrap();
+        for text in ["src", "src/", "./src"] {
+            let p = Pattern::new(text, &root).expect("valid");
+            assert_eq!(
+                (p.base.as_path(), p.recursive),
+                (root.join("src").as_path(), true)
+            );
+            assert!(p.glob.compile_matcher().is_match("src/deep/a.py"), "{text}");
+            assert_eq!(p.text, text);
+        }
+        let file = Pattern::new("src.py", &root).expect("valid");
+        assert!(!file.recursive, "not a folder: a file name");
+        let err = Pattern::new("!src/*.py", &root).unwrap_err();
+        assert!(err.contains("`watch.ignore`"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -282,6 +282,31 @@ fn missing_shell_command_says_not_found() {
     sup.wait_for("exited with code 127 (command not found)");
 }
 
+/// `-w src` (or `src/`) names a folder: everything in it, below too, is watched; it
+/// watched nothing, without a word.
+#[test]
+fn a_watched_folder_named_plainly_is_all_of_it() {
+    let p = Project::new();
+    p.write("src/deep/a.py", "");
+    let script = format!("echo start >> starts.log; exec sleep {}", p.token);
+    for folder in ["src", "src/"] {
+        let _sup = p.start(&[
+            "run",
+            "--no-reload",
+            "-w",
+            folder,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        let before = p.lines("starts.log");
+        p.wait_starts(before + 1);
+        p.write("src/deep/a.py", folder);
+        p.wait_starts(before + 2);
+    }
+}
+
 #[test]
 fn ad_hoc_mode_needs_no_task_file() {
     let p = Project::new();
