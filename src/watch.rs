@@ -240,9 +240,10 @@ impl Watcher {
                 Some(step) => step,
                 None => continue,
             };
-            // A folder gone: a partial step with inotify; with polling, its removal.
-            let gone =
-                step != Step::Complete || polling && matches!(event.kind, EventKind::Remove(_));
+            // A folder gone or made again: a partial step with inotify; with polling,
+            // its removal, or another folder under its name (its files are new).
+            let gone = step != Step::Complete
+                || polling && matches!(event.kind, EventKind::Remove(_) | EventKind::Create(_));
             if gone && self.watched.contains_key(path) {
                 if matches!(event.kind, EventKind::Create(_)) {
                     // Made again before its removal was seen (events of a folder that
@@ -292,7 +293,13 @@ impl Watcher {
                         self.scanned.insert(file.clone(), (stamp, now));
                     }
                 }
-                changes.extend(found.into_iter().map(|f| (f, Step::Partial)));
+                // A poll finds files as they are (its next look reports what goes on).
+                let found_step = if polling {
+                    Step::Complete
+                } else {
+                    Step::Partial
+                };
+                changes.extend(found.into_iter().map(|f| (f, found_step)));
                 continue;
             }
             if !self.aliases.is_empty() && !filter.classify(path).asset {
