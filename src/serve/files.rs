@@ -53,9 +53,14 @@ pub fn resolve(root: &Path, raw_path: &str) -> Target {
     if !real.starts_with(root) {
         return Target::Forbidden;
     }
+    if is_hidden(&real, root) {
+        // Reached through a link (`env.txt -> .env`): as hidden as its target.
+        return Target::NotFound;
+    }
     if !real.is_dir() {
-        // `/page.html/` names a folder that is not there.
-        if raw_path.ends_with('/') {
+        // `/page.html/` names a folder that is not there; a FIFO, socket or device is
+        // no file to serve (reading a FIFO would wait for a writer).
+        if raw_path.ends_with('/') || !real.is_file() {
             return Target::NotFound;
         }
         return Target::File(real);
@@ -67,6 +72,17 @@ pub fn resolve(root: &Path, raw_path: &str) -> Target {
         Ok(index) if index.starts_with(root) && index.is_file() => Target::File(index),
         _ => Target::Listing(real),
     }
+}
+
+/// Whether `real` (canonical, under `root`) is hidden: a name on its way down from
+/// `root` starts with a dot (but `.well-known`, which sites publish).
+fn is_hidden(real: &Path, root: &Path) -> bool {
+    real.strip_prefix(root).is_ok_and(|rest| {
+        rest.components().any(|c| {
+            let name = c.as_os_str().as_bytes();
+            name.starts_with(b".") && name != b".well-known"
+        })
+    })
 }
 
 /// The `Content-Type` for a file, with `charset=utf-8` for text.
@@ -207,6 +223,24 @@ mod tests {
         assert_eq!(resolve(&s.root, "/.env"), Target::NotFound);
         // A file is no folder: a trailing slash after it names nothing.
         assert_eq!(resolve(&s.root, "/inside.js/"), Target::NotFound);
+    }
+
+    /// A link to a hidden file is as hidden as the file; a FIFO is no file (reading it
+    /// waited for a writer, and held every other request up meanwhile).
+    #[test]
+    fn links_to_hidden_files_and_fifos_are_not_served() {
+        let s = Site::new();
+        symlink(s.root.join(".env"), s.root.join("env.txt")).unwrap();
+        assert_eq!(resolve(&s.root, "/env.txt"), Target::NotFound);
+        let fifo = s.root.join("page.html");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(resolve(&s.root, "/page.html"), Target::NotFound);
+        fs::create_dir_all(s.root.join(".well-known")).unwrap();
+        fs::write(s.root.join(".well-known/security.txt"), "x").unwrap();
+        assert_eq!(
+            resolve(&s.root, "/.well-known/security.txt"),
+            Target::File(s.root.join(".well-known/security.txt"))
+        );
     }
 
     #[test]

@@ -34,6 +34,9 @@ use crate::report;
 /// A client must send its request head within this time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest page read whole to get the reload script; a larger one streams as is.
+const PAGE_MAX: u64 = 8 * 1024 * 1024;
+
 /// The most bytes of a request head read before the request is refused.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -193,7 +196,10 @@ fn serve_file(file: &Path, headers: &HeaderMap, navigation: bool, head: bool) ->
     let page_type = ["text/html", "application/xhtml+xml"]
         .iter()
         .any(|t| content_type.starts_with(t));
-    if page_type {
+    // A page is read whole on the server's thread, to put the script in: a huge one
+    // (a generated report) streams as it is instead, without it.
+    let small = fs::metadata(file).is_ok_and(|m| m.len() <= PAGE_MAX);
+    if page_type && small {
         return match fs::read(file) {
             Ok(document) => whole(document_response(
                 StatusCode::OK,

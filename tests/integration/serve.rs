@@ -265,6 +265,12 @@ fn big_and_empty_files_stream_and_odd_ranges_are_answered() {
         "{:?}",
         asked.elapsed()
     );
+    // A page too large to read whole (200 MB) streams as it is, without the script.
+    let report = std::fs::File::create(p.path("site/report.html")).unwrap();
+    report.set_len(200_000_000).unwrap();
+    let navigation = [("Accept", "text/html"), ("Sec-Fetch-Dest", "document")];
+    let head = http(port, "HEAD", "/report.html", &navigation);
+    assert_eq!(head.header("content-length"), Some("200000000"));
     let status = std::fs::read_to_string(format!("/proc/{}/status", sup.pid())).unwrap();
     let peak_kib: u64 = status
         .lines()
