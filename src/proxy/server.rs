@@ -67,13 +67,41 @@ async fn serve_connection(stream: TcpStream, address: SocketAddr, context: Arc<C
         let context = Arc::clone(&context);
         let peer = Arc::clone(&peer);
         let local = Arc::clone(&local);
-        async move { Ok::<_, Infallible>(route(&context, &peer, &local, request).await) }
+        async move {
+            let old_client = request.version() == Version::HTTP_10;
+            let mut response = route(&context, &peer, &local, request).await;
+            if old_client {
+                close_if_unframed(&mut response);
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = crate::web::http1(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(err) = connection.await {
         report::debug(format!("proxy: connection from {address}: {err}"));
+    }
+}
+
+/// For an HTTP/1.0 client, which has no chunked coding: an answer of no known length
+/// ends when the connection closes, so it says `Connection: close` (hyper said
+/// `keep-alive` to a client that asked for it, then closed, and the client's next
+/// request on it was lost).
+fn close_if_unframed(response: &mut Response<ProxyBody>) {
+    use hyper::body::Body;
+    let bodiless = matches!(
+        response.status(),
+        StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+    ) || response.status().is_informational();
+    if !bodiless && response.body().size_hint().exact().is_none() {
+        // As an HTTP/1.0 answer without `keep-alive`, hyper closes after it and says
+        // nothing else; the header says so to the client as well.
+        *response.version_mut() = Version::HTTP_10;
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
     }
 }
 

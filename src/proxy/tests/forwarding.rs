@@ -476,6 +476,42 @@ fn a_request_the_running_server_broke_off_is_not_sent_again() {
     }
 }
 
+/// An HTTP/1.0 client asking to keep the connection alive, given an answer of no known
+/// length (chunked from the server; 1.0 has no chunks), is told the connection closes,
+/// as it does: it was told `keep-alive`, and its next request on it was lost.
+#[test]
+fn an_unframed_answer_to_an_http_1_0_client_says_close() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let mut stream = raw(proxy.local_addr());
+    write!(
+        stream,
+        "GET /chunked HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+    )
+    .expect("sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    assert!(head.contains("\r\nconnection: close"), "{answer}");
+    assert!(!head.contains("keep-alive"), "{answer}");
+    assert!(answer.ends_with("chunks</body></html>"), "{answer}");
+    // A known length keeps it alive, as asked.
+    let mut stream = raw(proxy.local_addr());
+    write!(
+        stream,
+        "GET /json HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+    )
+    .expect("sent");
+    let mut head = [0u8; 512];
+    let n = stream.read(&mut head).expect("an answer");
+    let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+    assert!(head.contains("connection: keep-alive"), "{head}");
+}
+
 #[test]
 fn an_answer_with_many_header_fields_comes_through() {
     let server = Upstream::start();
