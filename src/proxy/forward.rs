@@ -29,7 +29,7 @@ use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 
 use super::body::{self, ProxyBody};
-use super::upstream::GOODBYE;
+use super::upstream::{GOODBYE, Unavailable};
 use super::{Context, inject, page};
 use crate::host::{is_loopback, split_authority};
 use crate::report;
@@ -151,9 +151,14 @@ pub async fn forward(
         Err(why) => return page::unavailable(&why, &asked),
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(browser_side) = browser_side {
-            return tunnel(response, browser_side, context.upstream.cut_signal());
-        }
+        let Some(browser_side) = browser_side else {
+            // Not asked for: what follows on the connection is no HTTP answer.
+            let why = Unavailable::Malformed(
+                "it switched protocols (101) though the request asked for no upgrade".into(),
+            );
+            return page::unavailable(&why, &asked);
+        };
+        return tunnel(response, browser_side, context.upstream.cut_signal());
     }
     strip_hop_by_hop(response.headers_mut());
     if response.headers().contains_key(LOCATION) {

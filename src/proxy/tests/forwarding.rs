@@ -513,6 +513,19 @@ fn an_unframed_answer_to_an_http_1_0_client_says_close() {
 }
 
 #[test]
+fn an_unasked_switch_of_protocols_is_a_502() {
+    let server = Raw::start(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n");
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/");
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply.text().contains("switched protocols"),
+        "{}",
+        reply.text()
+    );
+}
+
+#[test]
 fn an_answer_with_many_header_fields_comes_through() {
     let server = Upstream::start();
     let proxy = proxy(&server.address());
