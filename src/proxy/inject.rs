@@ -64,7 +64,7 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
     }
     let headers = response.headers();
     // Asked of every answer: most (assets) are told apart without parsing anything.
-    let named = headers.get(CONTENT_TYPE).is_some_and(|value| {
+    let named = content_type(headers).is_some_and(|value| {
         let value = value.as_bytes();
         [&b"text/html"[..], b"application/xhtml+xml"]
             .iter()
@@ -95,15 +95,20 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
 /// The media type of a response (lowercase, without parameters) and whether its charset
 /// is a wide one (see [`is_wide`]).
 fn media_type(headers: &HeaderMap) -> Option<(String, bool)> {
-    let value = headers
-        .get(CONTENT_TYPE)?
-        .to_str()
-        .ok()?
-        .to_ascii_lowercase();
+    let value = content_type(headers)?.to_str().ok()?.to_ascii_lowercase();
     let mut params = value.split(';').map(str::trim);
     let mime = params.next().unwrap_or_default().to_string();
-    let wide = params.any(|p| p.strip_prefix("charset=").is_some_and(is_wide));
+    let wide = params.any(|p| {
+        p.split_once('=').is_some_and(|(name, label)| {
+            name.trim() == "charset" && is_wide(label.trim().trim_matches('"'))
+        })
+    });
     Some((mime, wide))
+}
+
+/// The `Content-Type` a browser goes by: the last, when a server sends several.
+fn content_type(headers: &HeaderMap) -> Option<&hyper::header::HeaderValue> {
+    headers.get_all(CONTENT_TYPE).iter().next_back()
 }
 
 /// Whether a charset label (lowercase) names UTF-16, by any of the labels browsers
@@ -429,6 +434,14 @@ mod tests {
             200,
             &[("content-type", "text/html; charset=unicode-1-1-utf-8")]
         ));
+        assert!(!response(
+            200,
+            &[("content-type", "text/html; charset = utf-16")]
+        ));
+        // Of several, the last is the one browsers go by.
+        let plain = ("content-type", "text/plain");
+        assert!(response(200, &[plain, html]));
+        assert!(!response(200, &[html, plain]));
         assert!(!response(
             200,
             &[html, ("content-disposition", "attachment; filename=a.html")]
