@@ -210,7 +210,10 @@ pub fn is_loopback(host: &str) -> bool {
         return true;
     }
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return inner.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+        // `[::ffff:127.0.0.1]`, the IPv4 loopback as IPv6 writes it, is loopback too.
+        return inner.parse::<Ipv6Addr>().is_ok_and(|ip| {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        });
     }
     host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
@@ -261,6 +264,8 @@ mod tests {
             ("127.1.2.3", HostVerdict::Allow),
             ("[::1]:5000", HostVerdict::Allow),
             ("[::1]", HostVerdict::Allow),
+            ("[::ffff:127.0.0.1]:5000", HostVerdict::Allow),
+            ("[::ffff:10.0.0.1]:5000", HostVerdict::Deny),
             ("devbox.lan:5000", HostVerdict::Allow),
             ("devbox.lan:5001", HostVerdict::Deny),
             ("0.0.0.0:5000", HostVerdict::Allow),
