@@ -23,7 +23,8 @@ use super::protocol::{self, ClientMessage};
 use crate::report;
 
 /// The largest client message or frame accepted; a LiveReload client's largest message
-/// (`info`) is a few hundred bytes. Larger ones end the socket (close code 1009).
+/// (`info`) is a few hundred bytes. Larger ones end the socket with close code 1009
+/// (the rest of the message unread, so the close may come with a reset).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// A write that takes longer than this means the client stopped reading: drop it rather
@@ -73,6 +74,10 @@ where
                 incoming = ws.next() => {
                     let message = match incoming {
                         Some(Ok(message)) => message,
+                        Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                            close(&mut ws, CloseCode::Size, "message too big").await;
+                            break 'session "sent a message too big";
+                        }
                         Some(Err(err)) => {
                             report::debug(format!("reload socket error: {err}"));
                             break 'session "read failed";

@@ -382,6 +382,12 @@ fn garbage_never_takes_the_server_down() {
             "the server kept a socket that announced a 2^63-byte frame"
         );
     }
+    // It said why: a close frame with code 1009 (message too big).
+    assert!(
+        rest.windows(4)
+            .any(|w| w[0] == 0x88 && w[2..] == [0x03, 0xf1]),
+        "no close 1009 in {rest:?}"
+    );
 
     let mut fresh = handshaken(addr, false);
     wait_until("a new client is served", || server.clients() == 1);
