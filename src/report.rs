@@ -50,12 +50,33 @@ fn emit(min: Level, colour: &str, label: &str, message: &dyn Display) {
     if s.level < min {
         return;
     }
+    let text = message.to_string();
+    let message = escape_controls(&text);
     let line = if s.color {
         format!("\x1b[36m[reloadsup]\x1b[0m {colour}{label}{message}\x1b[0m\n")
     } else {
         format!("[reloadsup] {label}{message}\n")
     };
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): a status line stays
+/// one line, and a file name (or a server's error) cannot move the cursor or recolour
+/// the terminal.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Writes a command's output (`check`, `status`) to stdout. A reader that went away
@@ -96,4 +117,16 @@ pub fn error(message: impl Display) {
 /// Detail for `-v`.
 pub fn debug(message: impl Display) {
     emit(Level::Verbose, "\x1b[2m", "", &message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("changed: a.py"), "changed: a.py");
+        assert_eq!(escape_controls("changed: a\nb.py"), "changed: a\\nb.py");
+        assert_eq!(escape_controls("x\u{1b}[2Jy"), "x\\u{1b}[2Jy");
+    }
 }

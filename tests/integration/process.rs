@@ -307,6 +307,23 @@ fn a_watched_folder_named_plainly_is_all_of_it() {
     }
 }
 
+/// A file name with a newline or an escape sequence is shown escaped in the status
+/// line: it stays one line, and cannot move the terminal's cursor or recolour it.
+#[test]
+fn odd_file_names_are_shown_escaped() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"*.py\"]", "");
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    p.write("a\nb\u{1b}[2J.py", "");
+    p.wait_starts(2);
+    sup.wait_for("changed: ");
+    let said = sup.stderr();
+    assert!(said.contains("changed: a\\nb\\u{1b}[2J.py\n"), "{said}");
+    assert!(!said.contains('\u{1b}'), "{said}");
+}
+
 #[test]
 fn ad_hoc_mode_needs_no_task_file() {
     let p = Project::new();
