@@ -141,8 +141,10 @@ fn a_get_whose_server_hung_up_and_went_away_is_sent_again() {
         while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
             head.push(byte[0]);
         }
-        // Gone, then back 300 ms later.
-        drop((stream, listener));
+        // Gone (the port first, as a process that exits closes it: its descriptor is
+        // older than the connection's), then back 300 ms later.
+        drop(listener);
+        drop(stream);
         std::thread::sleep(Duration::from_millis(300));
         let listener = TcpListener::bind(address).expect("the same port");
         if let Ok((mut stream, _)) = listener.accept() {
