@@ -23,8 +23,8 @@
 //! without a body (GET, HEAD, OPTIONS) whose connection closed before any answer, as
 //! when the server is stopped mid-request for a restart, is sent again; so is one whose
 //! small answer (known length, up to [`WHOLE_LIMIT`]) broke off before it was whole:
-//! such answers are received whole before they are passed on. Again only if the server
-//! went away (see [`Upstream::went_away`]), not if it broke the answer off itself.
+//! such answers are received whole before they are passed on: once in any case, and
+//! again only after a restart (see [`Upstream::went_away`]).
 //!
 //! Requests that could not be sent again (a POST) are counted from when they are sent
 //! until their answer has been read to its end (a small answer of known length; a
@@ -365,12 +365,11 @@ impl Upstream {
             None => Cut::Now,
         };
         let mut connections = 0;
-        // Whether a resend on a fresh connection, after one that broke on a kept
-        // connection, has been used.
-        let mut kept_retried = false;
+        // Whether the one resend to a server that has not restarted (on a fresh
+        // connection) has been used.
+        let mut resent = false;
         loop {
-            let (mut sender, new) = match self.connection(&mut state, fresh || kept_retried).await?
-            {
+            let (mut sender, new) = match self.connection(&mut state, fresh || resent).await? {
                 Connection::Kept(sender) => (sender, false),
                 Connection::New(stream) => {
                     connections += 1;
@@ -442,14 +441,13 @@ impl Upstream {
             // Sent, and the connection closed without a whole answer. A safe request
             // without a body can go again when the server went away mid-request
             // (stopped for a restart, say: to the next server once it is ready).
-            let first_on_kept = !new && !kept_retried;
             match &replay {
                 Some(replay)
                     if connections < MAX_CONNECTIONS
-                        && self.went_away(&state, restarts, first_on_kept).await =>
+                        && self.went_away(&state, restarts, !resent) =>
                 {
                     report::debug(format!("proxy: {error}; sending the request again"));
-                    kept_retried |= first_on_kept;
+                    resent = true;
                     request = replay.request();
                 }
                 _ => return Err(Unavailable::Broke(error.to_string())),
@@ -514,27 +512,23 @@ impl Upstream {
         }
     }
 
-    /// Whether the server is (still) the one requests go to: ready, or late but up.
-    /// Whether the server a safe request was sent to (when [`Upstream::drain`] had
-    /// counted `restarts`) went away rather than broke the answer off itself, so the
-    /// request should go again: a restart began or passed since; or it went on a kept
-    /// connection, which the server may have closed for idling just as the request went
-    /// out (`first_on_kept`: once, as browsers retry); or the server no longer takes
-    /// connections (it crashed, or restarts itself). Not when the server is up and took
-    /// the request: a handler that drops its connection would only run again (it ran
-    /// four times).
-    async fn went_away(
+    /// Whether a safe request whose answer broke off should go again: when a restart
+    /// began or passed since it was sent (when [`Upstream::drain`] had counted
+    /// `restarts`: it goes to the next server), and once in any case (`first`): the
+    /// server may have closed a kept connection for idling just as the request went
+    /// out, or restarted itself (werkzeug's and uvicorn's reloaders keep the port open
+    /// meanwhile, so a connect tells nothing). Not again after that: a handler that
+    /// drops its connection would only run again (it ran four times).
+    fn went_away(
         &self,
         state: &watch::Receiver<UpstreamState>,
         restarts: u64,
-        first_on_kept: bool,
+        first: bool,
     ) -> bool {
-        if first_on_kept || !self.is_up(state) || *self.cut.borrow() != restarts {
-            return true;
-        }
-        !matches!(timeout(CONNECT_TIMEOUT, self.connect()).await, Ok(Ok(_)))
+        first || !self.is_up(state) || *self.cut.borrow() != restarts
     }
 
+    /// Whether the server is (still) the one requests go to: ready, or late but up.
     fn is_up(&self, state: &watch::Receiver<UpstreamState>) -> bool {
         matches!(
             *state.borrow(),
