@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 pub const SETTLE: Duration = Duration::from_millis(5);
 /// Quiet time after a completing event once the batch holds [`BURST_PATHS`] paths.
 pub const BURST_SETTLE: Duration = Duration::from_millis(50);
+/// What a burst waits beyond a poll's interval when polling: the poll's own time.
+pub const POLL_MARGIN: Duration = Duration::from_millis(20);
 /// How many paths make a batch a burst: a save is one path (editors' temp files are
 /// filtered out first), so a second one means a program writing many (`git checkout`),
 /// which may pause for more than [`SETTLE`] after a few files (it was 8: a 30 ms pause
@@ -81,6 +83,10 @@ pub struct Debouncer {
     /// When a folder was last made: a tree being copied in (`cp -r`, `tar x`), whose
     /// writer pauses between files for longer than the short settle on a busy machine.
     folder_made: Option<Instant>,
+    /// The quiet a burst needs: [`BURST_SETTLE`], or with polling, a poll's interval
+    /// and a margin (a poll reports what it found at once, so the rest of a burst comes
+    /// a poll later at the earliest).
+    burst_settle: Duration,
 }
 
 impl Default for Debouncer {
@@ -101,7 +107,13 @@ impl Debouncer {
             last: None,
             last_new: None,
             folder_made: None,
+            burst_settle: BURST_SETTLE,
         }
+    }
+
+    /// Changes come from polls every `interval`: a burst waits for one with nothing new.
+    pub fn polling(&mut self, interval: Duration) {
+        self.burst_settle = BURST_SETTLE.max(interval + POLL_MARGIN);
     }
 
     /// A folder was made: until a second after, the batch settles as a burst does.
@@ -205,7 +217,7 @@ impl Debouncer {
             .zip(self.last)
             .is_some_and(|(made, last)| last <= made + self.max_wait);
         let settle = if self.pending.len() >= BURST_PATHS || tree {
-            self.settle.max(BURST_SETTLE)
+            self.settle.max(self.burst_settle)
         } else {
             self.settle
         };
@@ -283,6 +295,17 @@ mod tests {
         d.record(p("big.bin"), Step::Created, t0 + CREATED_QUIET);
         assert_eq!(d.take_due(t0 + CREATED_QUIET), None);
         assert_eq!(d.deadline(), Some(t0 + CREATED_QUIET * 2));
+    }
+
+    #[test]
+    fn a_burst_waits_for_a_poll_with_nothing_new_when_polling() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        d.polling(ms(100));
+        d.record(p("a.py"), Step::Complete, t0);
+        assert_eq!(d.deadline(), Some(t0 + SETTLE), "a save is no burst");
+        d.record(p("new/b.py"), Step::Complete, t0);
+        assert_eq!(d.deadline(), Some(t0 + ms(100) + POLL_MARGIN));
     }
 
     #[test]

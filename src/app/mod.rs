@@ -75,6 +75,22 @@ struct Starting {
 /// are queued by then; this is the margin for their delivery).
 const AFTER_STEPS: Duration = Duration::from_millis(30);
 
+/// A restart held for the events of what build steps wrote.
+#[derive(Debug)]
+struct Held {
+    /// The changes it is for.
+    restart: Vec<String>,
+    /// When it goes if nothing more came.
+    until: Instant,
+    /// When it was first held: batches that run the steps again take it along and hold
+    /// it again, but not past [`HELD_MAX`] from here (saves every 0.7 s to a task's
+    /// input held it for as long as they went on).
+    since: Instant,
+}
+
+/// The longest a restart is held for build steps, however many batches run them.
+const HELD_MAX: Duration = Duration::from_secs(2);
+
 /// The loop's state.
 struct App {
     config: Config,
@@ -90,10 +106,10 @@ struct App {
     after_stop: AfterStop,
     /// Changes seen during a restart: one more restart once it is done.
     follow_up: Option<Vec<String>>,
-    /// A restart held after build steps ran, until when: what the steps wrote comes as
-    /// events of its own, and goes into the same restart (their input and output both
-    /// matching `file_dep` restarted twice).
-    held: Option<(Vec<String>, Instant)>,
+    /// A restart held after build steps ran: what the steps wrote comes as events of
+    /// its own, and goes into the same restart (their input and output both matching
+    /// `file_dep` restarted twice).
+    held: Option<Held>,
     /// The server awaiting readiness.
     starting: Option<Starting>,
     /// Counts starts; a readiness result for an older one is ignored.
@@ -163,13 +179,17 @@ pub fn run(config: Config) -> Result<i32> {
         });
     }
     let config_task_file = config.task_file.clone();
+    let mut debouncer = Debouncer::default();
+    if let Some(interval) = watcher.poll_interval() {
+        debouncer.polling(interval);
+    }
     let mut app = App {
         supervisor,
         browsers,
         config,
         filter,
         watcher,
-        debouncer: Debouncer::default(),
+        debouncer,
         copy_sizes: HashMap::new(),
         after_stop: AfterStop::Nothing,
         follow_up: None,
@@ -199,7 +219,7 @@ impl App {
         loop {
             let now = Instant::now();
             let supervisor = self.supervisor.as_ref().and_then(|s| s.deadline(now));
-            let held = self.held.as_ref().map(|(_, until)| *until);
+            let held = self.held.as_ref().map(|held| held.until);
             let deadline = [self.debouncer.deadline(), supervisor, held]
                 .into_iter()
                 .flatten()
@@ -224,11 +244,11 @@ impl App {
                 self.copy_sizes.retain(|path, _| !batch.contains(path));
                 self.on_batch(batch);
             } else if self.debouncer.deadline().is_none()
-                && self.held.as_ref().is_some_and(|(_, until)| now >= *until)
+                && self.held.as_ref().is_some_and(|held| now >= held.until)
             {
                 // Nothing the build steps wrote is pending: the held restart goes.
-                if let Some((restart, _)) = self.held.take() {
-                    self.restart_for(restart);
+                if let Some(held) = self.held.take() {
+                    self.restart_for(held.restart);
                 }
             }
             if let Some(code) = self.exit {
@@ -249,6 +269,10 @@ impl App {
                 let mut notices = Vec::new();
                 let changes = self.watcher.interpret(&raw, &mut self.filter, &mut notices);
                 notices.iter().for_each(report::warn);
+                if let Some(interval) = self.watcher.poll_interval() {
+                    // Also once polling took over from inotify while running.
+                    self.debouncer.polling(interval);
+                }
                 let now = Instant::now();
                 if self.watcher.take_folder_made() {
                     self.debouncer.folder_made(now);
@@ -327,7 +351,9 @@ impl App {
             ));
         }
         // A restart held for what build steps wrote goes with this batch.
-        let mut restart = self.held.take().map(|(held, _)| held).unwrap_or_default();
+        let held = self.held.take();
+        let since = held.as_ref().map(|held| held.since);
+        let mut restart = held.map(|held| held.restart).unwrap_or_default();
         let mut assets = Vec::new();
         let mut tasks = Vec::new();
         for path in &batch {
@@ -359,10 +385,21 @@ impl App {
         if restart.is_empty() {
             return;
         }
-        if tasks.is_empty() {
+        let now = Instant::now();
+        let since = since.unwrap_or(now);
+        if tasks.is_empty() || now >= since + HELD_MAX {
             self.restart_for(restart);
         } else {
-            self.held = Some((restart, Instant::now() + AFTER_STEPS));
+            // What the steps wrote is seen within a poll or two when polling.
+            let wait = self
+                .watcher
+                .poll_interval()
+                .map_or(AFTER_STEPS, |interval| interval * 2 + AFTER_STEPS);
+            self.held = Some(Held {
+                restart,
+                until: now + wait,
+                since,
+            });
         }
     }
 

@@ -400,6 +400,39 @@ fn a_task_whose_input_and_output_both_restart_gives_one_restart() {
     );
 }
 
+/// Saves that keep coming to a slow task's input and to the server's files restart the
+/// server all the same, within a couple of seconds: each batch that ran the task took
+/// the held restart along and held it again, for as long as the saves went on.
+#[test]
+fn a_restart_held_for_a_task_is_not_put_off_for_ever() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.write("styles/a.scss", "0");
+    p.sleeper_task_file(
+        "[\"*.py\", \"styles/**\"]",
+        "[[task]]\nname = \"slow\"\nfile_dep = [\"styles/*.scss\"]\nactions = [\"sleep 1\"]\n",
+    );
+    let _sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    let began = std::time::Instant::now();
+    let mut n = 0;
+    while p.lines("starts.log") < 2 && began.elapsed() < std::time::Duration::from_secs(8) {
+        n += 1;
+        p.write("app.py", &format!("v = {n}\n"));
+        p.write("styles/a.scss", &n.to_string());
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    let waited = began.elapsed();
+    assert!(
+        p.lines("starts.log") >= 2,
+        "no restart in {waited:?} of saves"
+    );
+    assert!(
+        waited < std::time::Duration::from_millis(6500),
+        "{waited:?}"
+    );
+}
+
 #[test]
 fn polling_sees_changes() {
     let p = Project::new();
@@ -458,6 +491,33 @@ fn polling_waits_for_a_file_being_written() {
     drop(file);
     p.wait_starts(2);
     p.assert_starts_stay(2);
+}
+
+/// Polling: a file saved and a folder made with a file in it, at once, are one restart
+/// (the folder came a poll before the file had settled: two); so are a task's input and
+/// output, both under `file_dep`.
+#[test]
+fn polling_keeps_a_burst_and_a_tasks_output_in_one_restart() {
+    let p = Project::new();
+    p.write("src/a.py", "");
+    p.write("styles/a.scss", "one");
+    p.sleeper_task_file(
+        "[\"src/**\", \"styles/**\", \"static/**\"]",
+        "[[task]]\nname = \"css\"\nfile_dep = [\"styles/*.scss\"]\n\
+         actions = [\"mkdir -p static && cp styles/a.scss static/a.css\"]\n",
+    );
+    let _sup = p.start(&["run", "--no-reload", "--poll", "100ms"]);
+    p.wait_starts(1);
+    for n in 1..=3 {
+        p.write("src/a.py", &format!("v = {n}\n"));
+        p.write(&format!("src/new{n}/b.py"), "");
+        p.wait_starts(1 + n);
+        p.assert_starts_stay(1 + n);
+    }
+    p.write("styles/a.scss", "two");
+    p.wait_starts(5);
+    p.assert_starts_stay(5);
+    assert_eq!(p.read("static/a.css"), "two");
 }
 
 #[test]
