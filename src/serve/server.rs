@@ -97,16 +97,16 @@ async fn serve_connection(stream: tokio::net::TcpStream, site: Arc<Site>) {
 
 /// Answers one request.
 fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
-    if let Some(refused) = check_host(&site.hosts, &req) {
-        return whole(refused);
-    }
+    let host = match check_host(&site.hosts, &req) {
+        Ok(host) => host,
+        Err(refused) => return whole(*refused),
+    };
     let path = req.uri().path().to_string();
     if path.starts_with(crate::reload::PREFIX) {
         let mut req = req;
-        if let Some(host) = req.headers().get(header::HOST).cloned() {
-            if let Ok(host) = host.to_str() {
-                crate::host::forget_own_origin(req.headers_mut(), host.trim());
-            }
+        // The host judged above, so an `Origin` is the page's own only on a served host.
+        if let Some(host) = host {
+            crate::host::forget_own_origin(req.headers_mut(), &host);
         }
         return whole(site.hub.handle(req));
     }
@@ -157,34 +157,43 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
     response
 }
 
-/// The answer to a request for a host that is not served (403) or not a host at all
-/// (400); `None` when it is served. An HTTP/1.0 request without a `Host` is for the
-/// address it was sent to.
-fn check_host<B>(hosts: &HostPolicy, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+/// The host a request is for (its URI's authority, else its `Host`), when it is
+/// served; else the answer: 403 for a host not served, 400 for no host at all. An
+/// HTTP/1.0 request without a `Host` is for the address it was sent to (`None`).
+fn check_host<B>(
+    hosts: &HostPolicy,
+    req: &Request<B>,
+) -> Result<Option<String>, Box<Response<Full<Bytes>>>> {
     let mut values = req.headers().get_all(header::HOST).iter();
-    let bad = |why| Some(page(StatusCode::BAD_REQUEST, "400 bad request", why));
+    let bad = |why| {
+        Err(Box::new(page(
+            StatusCode::BAD_REQUEST,
+            "400 bad request",
+            why,
+        )))
+    };
     let host = match (req.uri().authority(), values.next(), values.next()) {
         (Some(authority), _, _) => authority.as_str().to_string(),
         (None, Some(value), None) => match value.to_str() {
-            Ok(value) => value.to_string(),
+            Ok(value) => value.trim().to_string(),
             Err(_) => return bad("malformed Host header"),
         },
-        (None, None, None) if req.version() < hyper::Version::HTTP_11 => return None,
+        (None, None, None) if req.version() < hyper::Version::HTTP_11 => return Ok(None),
         _ => return bad("a request needs one Host header"),
     };
     match hosts.check(&host) {
-        HostVerdict::Allow => None,
+        HostVerdict::Allow => Ok(Some(host)),
         HostVerdict::Malformed => bad("malformed Host header"),
         HostVerdict::Deny => {
             let shown: String = host.chars().take(100).collect();
-            Some(page(
+            Err(Box::new(page(
                 StatusCode::FORBIDDEN,
                 "403 forbidden",
                 &format!(
                     "reloadsup does not serve host `{shown}` (a guard against DNS rebinding); \
                      to allow it, add it to `serve.allowed_hosts`"
                 ),
-            ))
+            )))
         }
     }
 }

@@ -206,6 +206,23 @@ fn the_pages_own_origin_opens_its_reload_socket() {
     }
     let lan = format!("192.168.1.20:{port}");
     assert_eq!(upgrade_status(port, &lan, "http://evil.example"), 403);
+    // An absolute-form request names its host in its target, which is what is judged:
+    // a `Host` header of the same foreign name makes its origin no "own" one.
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET http://127.0.0.1:{port}/__reloadsup/livereload HTTP/1.1\r\nHost: evil.example\r\n\
+         Origin: http://evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(
+        &answer, b"HTTP/1.1 403",
+        "a foreign origin through an absolute target"
+    );
     assert_eq!(
         upgrade_status(port, &format!("127.0.0.1:{port}"), &format!("http://{lan}")),
         403,
