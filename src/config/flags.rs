@@ -60,6 +60,15 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
         poll: ov.poll.as_deref().map(flag_poll).transpose()?,
         gitignore: true,
     };
+    if ov
+        .pid_file
+        .as_deref()
+        .is_some_and(super::own_files::written_as_folder)
+    {
+        return Err(Error::Usage(
+            "`--pid-file` names a folder: name a file in it".into(),
+        ));
+    }
     let pid_file = ov.pid_file.as_ref().map(|p| normalize(&root.join(p)));
     let log_file = root.join("reloadsup.log");
     if let Err((_, why)) = super::own_files::check(pid_file.as_deref(), &log_file, None) {

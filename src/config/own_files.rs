@@ -109,6 +109,14 @@ fn is_folder(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_dir())
 }
 
+/// Whether a path as the user wrote it names a folder (`run/`, made or not): checked
+/// before the path is normalized, which drops the slash (a file named `run` was
+/// written, with `run.json` and `run.lock` beside it).
+pub fn written_as_folder(written: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    written.as_os_str().as_bytes().ends_with(b"/")
+}
+
 /// The PID file and the files kept beside it, each with what it is.
 fn beside(pid_file: &Path) -> [(PathBuf, &'static str); 3] {
     [
@@ -217,6 +225,8 @@ mod tests {
             why.contains("PID file") && why.contains("is a folder"),
             "{why}"
         );
+        assert!(written_as_folder(Path::new("new/")));
+        assert!(!written_as_folder(Path::new("new/app.pid")));
         let (culprit, why) = check(Some(&dir.join("x.pid")), &dir.join("run"), None).unwrap_err();
         assert_eq!(culprit, Culprit::LogFile);
         assert!(why.contains("is a folder"), "{why}");

@@ -293,9 +293,23 @@ impl Doc<'_> {
                         format!("`{key}` must not be empty (leave it out for the default)"),
                     ));
                 }
+                if key != "server.cwd" && value.get_ref().ends_with('/') {
+                    return Err(self.error(
+                        value.span(),
+                        format!(
+                            "`{key}`: `{}` names a folder: name a file in it",
+                            value.get_ref()
+                        ),
+                    ));
+                }
             }
         }
         let pid_file = match &ov.pid_file {
+            Some(p) if own_files::written_as_folder(p) => {
+                return Err(Error::Usage(
+                    "`--pid-file` names a folder: name a file in it".into(),
+                ));
+            }
             Some(p) => Some(normalize(&root.join(p))),
             None => Some(path(s.and_then(|s| s.pid_file.as_ref()), DEFAULT_PID_FILE)),
         };

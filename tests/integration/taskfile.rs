@@ -233,6 +233,7 @@ fn pid_and_log_files_never_take_the_users_files() {
         ("log_file", "reload.toml", "start", "is the task file"),
         ("pid_file", "run", "start", "is a folder"),
         ("log_file", "run", "start", "is a folder"),
+        ("pid_file", "later/", "start", "names a folder"),
     ] {
         let toml = format!(
             "[server]\ncommand = 'sleep {}'\n{key} = \"{value}\"\n",
@@ -263,6 +264,10 @@ fn pid_and_log_files_never_take_the_users_files() {
     assert!(
         !p.dir.join("run.lock").exists(),
         "nothing left beside the folder"
+    );
+    assert!(
+        !p.dir.join("later").exists(),
+        "no file named for the folder"
     );
 }
 
