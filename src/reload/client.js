@@ -370,8 +370,8 @@
     return found;
   }
 
-  // The same through a stylesheet's rules, nested ones (`@media`) included; a sheet
-  // from another origin cannot be read and is skipped.
+  // The same through a stylesheet's rules, nested ones (`@media`) and imported sheets
+  // included; a sheet from another origin cannot be read and is skipped.
   function bustRules(sheet, path) {
     var rules;
     try { rules = sheet.cssRules; } catch (err) { return false; }
@@ -379,6 +379,7 @@
     [].slice.call(rules || []).forEach(function (rule) {
       if (rule.style) found = bustStyle(rule.style, path) || found;
       if (rule.cssRules) found = bustRules(rule, path) || found;
+      if (rule.styleSheet) found = bustRules(rule.styleSheet, path) || found; // @import
     });
     return found;
   }
