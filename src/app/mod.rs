@@ -23,7 +23,7 @@
 
 mod server;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -354,12 +354,14 @@ impl App {
         let held = self.held.take();
         let since = held.as_ref().map(|held| held.since);
         let mut restart = held.map(|held| held.restart).unwrap_or_default();
+        // The batch's own paths are distinct; only the held ones may come again.
+        let held_paths: HashSet<String> = restart.iter().cloned().collect();
         let mut assets = Vec::new();
         let mut tasks = Vec::new();
         for path in &batch {
             let verdict = self.filter.classify(path);
             let shown = self.relative(path);
-            if verdict.restart && !restart.contains(&shown) {
+            if verdict.restart && !held_paths.contains(&shown) {
                 restart.push(shown.clone());
             }
             if verdict.asset {
