@@ -16,7 +16,7 @@ use std::io::{self, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use flate2::write::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
+use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
 use hyper::body::{Body, Bytes, Frame};
 use hyper::header::{CONTENT_ENCODING, HeaderMap};
 
@@ -137,6 +137,8 @@ struct Inflater {
     /// zlib from raw), so that an empty body is no error.
     decoder: Option<Decoder>,
     input: Bytes,
+    /// Set once bytes that are no gzip member came after one: the rest is dropped.
+    trailing: bool,
 }
 
 impl Inflater {
@@ -145,15 +147,20 @@ impl Inflater {
             coding,
             decoder: None,
             input: Bytes::new(),
+            trailing: false,
         }
     }
 
     /// Adds compressed bytes; called once [`Inflater::next`] has taken all before.
     fn push(&mut self, data: Bytes) {
+        if self.trailing {
+            return;
+        }
         self.input = if self.input.is_empty() {
             data
         } else {
-            // Only the first byte of a `deflate` stream waits for a second.
+            // Only the first byte of a `deflate` stream, or of what follows a gzip
+            // member, waits for a second.
             [&self.input[..], &data[..]].concat().into()
         };
     }
@@ -176,6 +183,18 @@ impl Inflater {
         };
         while !self.input.is_empty() {
             match decoder.writer().write(&self.input) {
+                Ok(0) if matches!(decoder, Decoder::Gzip(_)) => {
+                    // A gzip member ended and more follows: another member, or bytes
+                    // to drop, as browsers (and zlib's gunzip) drop them.
+                    match &self.input[..] {
+                        [0x1f, 0x8b, ..] => decoder.next_member(),
+                        [0x1f] if !ended => break,
+                        _ => {
+                            self.trailing = true;
+                            self.input = Bytes::new();
+                        }
+                    }
+                }
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -208,9 +227,10 @@ impl Inflater {
     }
 }
 
-/// flate2's streaming decoders, each writing into a [`Sink`].
+/// flate2's streaming decoders, each writing into a [`Sink`]; gzip one member at a
+/// time, so what follows a member can be told apart.
 enum Decoder {
-    Gzip(MultiGzDecoder<Sink>),
+    Gzip(GzDecoder<Sink>),
     Zlib(ZlibDecoder<Sink>),
     Raw(DeflateDecoder<Sink>),
 }
@@ -220,11 +240,19 @@ impl Decoder {
     fn start(coding: Coding, first: &[u8]) -> Option<Decoder> {
         match (coding, first) {
             (_, []) | (Coding::Deflate, [_]) => None,
-            (Coding::Gzip, _) => Some(Decoder::Gzip(MultiGzDecoder::new(Sink::default()))),
+            (Coding::Gzip, _) => Some(Decoder::Gzip(GzDecoder::new(Sink::default()))),
             (Coding::Deflate, [cmf, flg, ..]) if is_zlib_header(*cmf, *flg) => {
                 Some(Decoder::Zlib(ZlibDecoder::new(Sink::default())))
             }
             (Coding::Deflate, _) => Some(Decoder::Raw(DeflateDecoder::new(Sink::default()))),
+        }
+    }
+
+    /// A gzip decoder for the next member, keeping what the last one decoded.
+    fn next_member(&mut self) {
+        if let Decoder::Gzip(d) = self {
+            let decoded = std::mem::take(d.get_mut());
+            *d = GzDecoder::new(decoded);
         }
     }
 
@@ -358,6 +386,34 @@ mod tests {
         assert_eq!(decode(b"", Coding::Gzip).expect("empty"), b"");
         assert_eq!(decode(b"", Coding::Deflate).expect("empty"), b"");
         assert!(decode(&raw[..1], Coding::Deflate).is_err());
+    }
+
+    /// Several gzip members are one page; bytes after a member that are no member are
+    /// dropped, as browsers drop them (a 502 before).
+    #[test]
+    fn gzip_members_follow_each_other_and_stray_bytes_are_dropped() {
+        let (one, two) = (
+            compress("gzip", b"<p>one</p>"),
+            compress("gzip", b"<p>two</p>"),
+        );
+        let both = [&one[..], &two[..]].concat();
+        assert_eq!(
+            decode(&both, Coding::Gzip).expect("two members"),
+            b"<p>one</p><p>two</p>"
+        );
+        for stray in [&b"\n"[..], b"\x1f", b"garbage after the trailer"] {
+            let page = [&one[..], stray].concat();
+            assert_eq!(
+                decode(&page, Coding::Gzip).expect("stray bytes"),
+                b"<p>one</p>"
+            );
+            let whole = frames([&page[..]].into_iter(), Coding::Gzip).expect("in one frame");
+            assert_eq!(whole.concat(), b"<p>one</p>");
+        }
+        assert!(
+            decode(&one[..one.len() - 4], Coding::Gzip).is_err(),
+            "cut short"
+        );
     }
 
     #[test]
