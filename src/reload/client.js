@@ -258,16 +258,17 @@
     return n;
   }
 
-  function pathOf(url) {
+  // `url`'s path, resolved against `base` (the page's address if none is given).
+  function pathOf(url, base) {
     try {
-      return decodeURIComponent(new URL(url, location.href).pathname);
+      return decodeURIComponent(new URL(url, base || location.href).pathname);
     } catch (err) {
       return '';
     }
   }
 
-  function bust(url) {
-    var u = new URL(url, location.href);
+  function bust(url, base) {
+    var u = new URL(url, base || location.href);
     u.searchParams.set('reloadsup', String(Date.now()));
     return u.href;
   }
@@ -276,23 +277,25 @@
   // browser's cache holds the new version: the next page load asks for that URL, and a
   // server that sends no `Cache-Control` (Python's) lets the browser reuse what it
   // cached without asking, so the page would come back with the old stylesheet.
-  function refresh(url) {
+  function refresh(url, base) {
     try {
-      var u = new URL(url, location.href);
+      var u = new URL(url, base || location.href);
       u.searchParams.delete('reloadsup');
       fetch(u.href, { cache: 'reload', mode: 'no-cors', credentials: 'same-origin' })
         .catch(function () { /* offline or refused: only the cache stays old */ });
     } catch (err) { /* no fetch or a bad URL: nothing to refresh */ }
   }
 
-  // `value` (a CSS value) with each `url(...)` naming `path` made fresh; `null` if none does.
-  function bustUrls(value, path) {
+  // `value` (a CSS value) with each `url(...)` naming `path` made fresh; `null` if none
+  // does. A URL in a stylesheet is relative to the sheet's address (`base`), and is
+  // written back whole, so it still leads to the same file.
+  function bustUrls(value, path, base) {
     var changed = false;
     var next = value.replace(/url\((['"]?)([^'")]+)\1\)/g, function (all, quote, url) {
-      if (shared(path, pathOf(url)) === 0) return all;
+      if (shared(path, pathOf(url, base)) === 0) return all;
       changed = true;
-      refresh(url);
-      return 'url(' + quote + bust(url) + quote + ')';
+      refresh(url, base);
+      return 'url(' + quote + bust(url, base) + quote + ')';
     });
     return changed ? next : null;
   }
@@ -347,22 +350,22 @@
     });
     var found = matched.length > 0;
     [].slice.call(document.querySelectorAll('[style*="url("]')).forEach(function (el) {
-      found = bustStyle(el.style, path) || found;
+      found = bustStyle(el.style, path, location.href) || found;
     });
     [].slice.call(document.styleSheets).forEach(function (sheet) {
-      found = bustRules(sheet, path) || found;
+      found = bustRules(sheet, path, sheet.href || location.href) || found;
     });
     if (!found) reloadPage();
   }
 
   // Makes fresh the `url(...)`s naming `path` in a style declaration; whether any did.
-  function bustStyle(style, path) {
+  function bustStyle(style, path, base) {
     var found = false;
     for (var i = 0; i < style.length; i++) {
       var name = style[i];
       var value = style.getPropertyValue(name);
       if (value.indexOf('url(') < 0) continue;
-      var next = bustUrls(value, path);
+      var next = bustUrls(value, path, base);
       if (next === null) continue;
       style.setProperty(name, next, style.getPropertyPriority(name));
       found = true;
@@ -372,14 +375,16 @@
 
   // The same through a stylesheet's rules, nested ones (`@media`) and imported sheets
   // included; a sheet from another origin cannot be read and is skipped.
-  function bustRules(sheet, path) {
+  function bustRules(sheet, path, base) {
     var rules;
     try { rules = sheet.cssRules; } catch (err) { return false; }
     var found = false;
     [].slice.call(rules || []).forEach(function (rule) {
-      if (rule.style) found = bustStyle(rule.style, path) || found;
-      if (rule.cssRules) found = bustRules(rule, path) || found;
-      if (rule.styleSheet) found = bustRules(rule.styleSheet, path) || found; // @import
+      if (rule.style) found = bustStyle(rule.style, path, base) || found;
+      if (rule.cssRules) found = bustRules(rule, path, base) || found;
+      if (rule.styleSheet) { // @import: relative to the imported sheet
+        found = bustRules(rule.styleSheet, path, rule.styleSheet.href || base) || found;
+      }
     });
     return found;
   }
