@@ -41,9 +41,7 @@ pub fn resolve(root: &Path, raw_path: &str) -> Target {
             bytes if bytes.iter().any(|b| matches!(b, b'/' | b'\\' | 0)) => {
                 return Target::Forbidden;
             }
-            bytes if bytes.starts_with(b".") && bytes != b".well-known" => {
-                return Target::NotFound;
-            }
+            bytes if is_hidden_name(bytes) => return Target::NotFound,
             bytes => path.push(OsStr::from_bytes(bytes)),
         }
     }
@@ -75,14 +73,18 @@ pub fn resolve(root: &Path, raw_path: &str) -> Target {
 }
 
 /// Whether `real` (canonical, under `root`) is hidden: a name on its way down from
-/// `root` starts with a dot (but `.well-known`, which sites publish).
+/// `root` is (see [`is_hidden_name`]).
 fn is_hidden(real: &Path, root: &Path) -> bool {
     real.strip_prefix(root).is_ok_and(|rest| {
-        rest.components().any(|c| {
-            let name = c.as_os_str().as_bytes();
-            name.starts_with(b".") && name != b".well-known"
-        })
+        rest.components()
+            .any(|c| is_hidden_name(c.as_os_str().as_bytes()))
     })
+}
+
+/// Whether a file or folder name is hidden: it starts with a dot (but `.well-known`,
+/// which sites publish).
+fn is_hidden_name(name: &[u8]) -> bool {
+    name.starts_with(b".") && name != b".well-known"
 }
 
 /// The `Content-Type` for a file, with `charset=utf-8` for text.
