@@ -60,16 +60,11 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
         poll: ov.poll.as_deref().map(flag_poll).transpose()?,
         gitignore: true,
     };
-    if ov
+    let pid_file = ov
         .pid_file
         .as_deref()
-        .is_some_and(super::own_files::written_as_folder)
-    {
-        return Err(Error::Usage(
-            "`--pid-file` names a folder: name a file in it".into(),
-        ));
-    }
-    let pid_file = ov.pid_file.as_ref().map(|p| normalize(&root.join(p)));
+        .map(|p| flag_pid_file(p, &root))
+        .transpose()?;
     let log_file = root.join("reloadsup.log");
     if let Err((_, why)) = super::own_files::check(pid_file.as_deref(), &log_file, None) {
         return Err(Error::Usage(format!("`--pid-file`: {why}")));
@@ -206,6 +201,17 @@ fn flag_listen(text: &str, flag: &'static str, kind: Kind) -> Result<Listen> {
 }
 
 /// `--stop-signal`: a signal name or number, if given.
+/// `--pid-file`, relative to `root`; one written as a folder (`run/`) is refused,
+/// before normalizing drops its slash.
+pub(super) fn flag_pid_file(written: &Path, root: &Path) -> Result<PathBuf> {
+    if super::own_files::written_as_folder(written) {
+        return Err(Error::Usage(
+            "`--pid-file` names a folder: name a file in it".into(),
+        ));
+    }
+    Ok(normalize(&root.join(written)))
+}
+
 pub(super) fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
     text.map(|t| {
         parse_signal(t).ok_or_else(|| {

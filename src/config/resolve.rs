@@ -13,8 +13,8 @@ use toml::Spanned;
 
 use super::address::{self, Kind};
 use super::flags::{
-    self, Overrides, command_from_args, flag_duration, flag_patterns, flag_poll, flag_proxy,
-    flag_signal,
+    self, Overrides, command_from_args, flag_duration, flag_patterns, flag_pid_file, flag_poll,
+    flag_proxy, flag_signal,
 };
 use super::own_files::{self, Culprit};
 use super::pattern::{Pattern, normalize};
@@ -293,7 +293,7 @@ impl Doc<'_> {
                         format!("`{key}` must not be empty (leave it out for the default)"),
                     ));
                 }
-                if key != "server.cwd" && value.get_ref().ends_with('/') {
+                if key != "server.cwd" && own_files::written_as_folder(Path::new(value.get_ref())) {
                     return Err(self.error(
                         value.span(),
                         format!(
@@ -305,12 +305,7 @@ impl Doc<'_> {
             }
         }
         let pid_file = match &ov.pid_file {
-            Some(p) if own_files::written_as_folder(p) => {
-                return Err(Error::Usage(
-                    "`--pid-file` names a folder: name a file in it".into(),
-                ));
-            }
-            Some(p) => Some(normalize(&root.join(p))),
+            Some(p) => Some(flag_pid_file(p, root)?),
             None => Some(path(s.and_then(|s| s.pid_file.as_ref()), DEFAULT_PID_FILE)),
         };
         let log_file = path(s.and_then(|s| s.log_file.as_ref()), "reloadsup.log");
