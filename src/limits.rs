@@ -18,18 +18,17 @@ const MOST: u64 = 65_536;
 /// The limits reloadsup was started with (soft, hard), once [`raise`] has read them.
 static GIVEN: OnceLock<(u64, u64)> = OnceLock::new();
 
-/// Raises the soft open-file limit to the hard one (at most [`MOST`]); returns the
-/// soft limit now in force. Failing to read or raise it changes nothing.
-pub fn raise() -> u64 {
+/// Raises the soft open-file limit to the hard one (at most [`MOST`]). Failing to
+/// read or raise it changes nothing.
+pub fn raise() {
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return 1024;
+        return;
     };
     let _ = GIVEN.set((soft, hard));
     let wanted = hard.min(MOST);
-    if wanted > soft && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
-        return wanted;
+    if wanted > soft {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, wanted, hard);
     }
-    soft
 }
 
 /// The soft open-file limit in force now.

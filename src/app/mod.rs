@@ -179,17 +179,13 @@ pub fn run(config: Config) -> Result<i32> {
         });
     }
     let config_task_file = config.task_file.clone();
-    let mut debouncer = Debouncer::default();
-    if let Some(interval) = watcher.poll_interval() {
-        debouncer.polling(interval);
-    }
     let mut app = App {
         supervisor,
         browsers,
         config,
         filter,
         watcher,
-        debouncer,
+        debouncer: Debouncer::default(),
         copy_sizes: HashMap::new(),
         after_stop: AfterStop::Nothing,
         follow_up: None,
@@ -270,7 +266,8 @@ impl App {
                 let changes = self.watcher.interpret(&raw, &mut self.filter, &mut notices);
                 notices.iter().for_each(report::warn);
                 if let Some(interval) = self.watcher.poll_interval() {
-                    // Also once polling took over from inotify while running.
+                    // Before any change is recorded: polling from the start, or since
+                    // it took over from inotify while running.
                     self.debouncer.polling(interval);
                 }
                 let now = Instant::now();
