@@ -449,14 +449,23 @@ fn a_stream_with_a_length_beside_its_coding_is_not_waited_for_whole() {
     assert_eq!(first, "data: first\n\n");
 }
 
+/// So is a `101` to a request that asked for no upgrade (the browser got a bare 101).
 #[test]
 fn an_answer_that_is_not_http_is_a_502_saying_so_and_is_not_asked_again() {
-    let server = Raw::start(b"HTTP/1.1 2x0 Fine\r\n\r\n");
-    let proxy = proxy(&server.address());
-    let reply = navigate(proxy.local_addr(), "/");
-    assert_eq!(reply.status, 502);
-    assert!(reply.text().contains("not valid HTTP"), "{}", reply.text());
-    assert_eq!(server.requests(), 1);
+    for (answer, said) in [
+        (&b"HTTP/1.1 2x0 Fine\r\n\r\n"[..], "not valid HTTP"),
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+            "switched protocols",
+        ),
+    ] {
+        let server = Raw::start(answer);
+        let proxy = proxy(&server.address());
+        let reply = navigate(proxy.local_addr(), "/");
+        assert_eq!(reply.status, 502);
+        assert!(reply.text().contains(said), "{}", reply.text());
+        assert_eq!(server.requests(), 1);
+    }
 }
 
 /// A server that is up and breaks off an answer itself (a handler that drops its
@@ -510,19 +519,6 @@ fn an_unframed_answer_to_an_http_1_0_client_says_close() {
     let n = stream.read(&mut head).expect("an answer");
     let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
     assert!(head.contains("connection: keep-alive"), "{head}");
-}
-
-#[test]
-fn an_unasked_switch_of_protocols_is_a_502() {
-    let server = Raw::start(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n");
-    let proxy = proxy(&server.address());
-    let reply = navigate(proxy.local_addr(), "/");
-    assert_eq!(reply.status, 502);
-    assert!(
-        reply.text().contains("switched protocols"),
-        "{}",
-        reply.text()
-    );
 }
 
 #[test]
