@@ -72,7 +72,7 @@ impl Browsers {
                 proxy: None,
             });
         }
-        let hub = Hub::new(&reload.allow_origins);
+        let hub = Hub::new(&reload.allow_origins, config.task_file.is_some());
         if config.server.is_none() {
             // Nothing to wait for (a static site alone): a page that finds a new
             // instance reloads at once, instead of waiting for a `ready` never sent.

@@ -97,6 +97,9 @@ struct Shared {
     sender: broadcast::Sender<Outgoing>,
     book: Mutex<Book>,
     warned: Mutex<HashSet<String>>,
+    /// Whether a task file is read, so that a refused origin's warning can point at
+    /// `reload.allow_origins` (bare `serve` and ad-hoc `run` read none).
+    task_file: bool,
     sockets: AtomicUsize,
     /// The most sockets open at once.
     max_sockets: usize,
@@ -111,13 +114,14 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub whose WebSocket accepts, beyond the fixed rules, `allow_origins`.
-    pub fn new(allow_origins: &[String]) -> Hub {
-        Hub::with_timing(allow_origins, Timing::default())
+    /// A hub whose WebSocket accepts, beyond the fixed rules, `allow_origins`;
+    /// `task_file` says whether the user has a task file to add origins to.
+    pub fn new(allow_origins: &[String], task_file: bool) -> Hub {
+        Hub::with_timing(allow_origins, task_file, Timing::default())
     }
 
     /// As [`Hub::new`], with other ping timings (tests use short ones).
-    pub fn with_timing(allow_origins: &[String], timing: Timing) -> Hub {
+    pub fn with_timing(allow_origins: &[String], task_file: bool, timing: Timing) -> Hub {
         let instance = instance_id();
         let hello = ServerMessage::Hello {
             protocols: [OFFICIAL_7, VENDOR],
@@ -136,6 +140,7 @@ impl Hub {
             sender,
             book: Mutex::new(Book::default()),
             warned: Mutex::new(HashSet::new()),
+            task_file,
             sockets: AtomicUsize::new(0),
             max_sockets: MAX_SOCKETS
                 .min(usize::try_from(crate::limits::open_files() / 2).unwrap_or(MAX_SOCKETS)),
@@ -266,9 +271,14 @@ impl Hub {
             Verdict::Malformed => {
                 format!("refused a browser reload connection with a malformed Origin `{shown}`")
             }
-            _ => format!(
+            _ if self.shared.task_file => format!(
                 "refused a browser reload connection from `{shown}`; \
                  to accept it, add it to `reload.allow_origins`"
+            ),
+            _ => format!(
+                "refused a browser reload connection from `{shown}`; \
+                 to accept it, write a task file (`reloadsup init`) and add it to \
+                 `reload.allow_origins`"
             ),
         });
     }
@@ -374,7 +384,7 @@ mod tests {
 
     #[test]
     fn counting_and_numbering_agree() {
-        let hub = Hub::new(&[]);
+        let hub = Hub::new(&[], true);
         let reload = ReloadMessage {
             path: "a.py".into(),
             live_css: false,
@@ -394,7 +404,7 @@ mod tests {
 
     #[test]
     fn vendor_clients_get_the_current_state_on_joining() {
-        let hub = Hub::new(&[]);
+        let hub = Hub::new(&[], true);
         hub.set_state(ServerState::Failed("exit code 3".into()));
         let mut plain_slot = hub.open_slot().expect("room");
         assert!(plain_slot.join(false).expect("hello").status.is_none());

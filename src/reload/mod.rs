@@ -78,7 +78,7 @@ impl Reloader {
     /// already in use (os error 98)``.
     #[cfg(test)]
     pub fn start(host: &str, port: u16, allow_origins: &[String]) -> Result<Reloader, String> {
-        Reloader::start_hub(host, port, Hub::new(allow_origins))
+        Reloader::start_hub(host, port, Hub::new(allow_origins, true))
     }
 
     /// As `Reloader::start` (in tests), serving an existing hub.

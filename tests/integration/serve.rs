@@ -199,13 +199,18 @@ fn upgrade_status(port: u16, host: &str, origin: &str) -> u16 {
 /// socket on its own origin; a page of another origin does not.
 #[test]
 fn the_pages_own_origin_opens_its_reload_socket() {
-    let (_p, port, _sup) = site();
+    let (_p, port, sup) = site();
     for host in [format!("192.168.1.20:{port}"), format!("localhost:{port}")] {
         let origin = format!("http://{host}");
         assert_eq!(upgrade_status(port, &host, &origin), 101, "{host}");
     }
     let lan = format!("192.168.1.20:{port}");
     assert_eq!(upgrade_status(port, &lan, "http://evil.example"), 403);
+    // Bare `serve` reads no task file: the warning says where the key would go.
+    sup.wait_for(
+        "refused a browser reload connection from `http://evil.example`; to accept it, \
+         write a task file (`reloadsup init`) and add it to `reload.allow_origins`",
+    );
     // An absolute-form request names its host in its target, which is what is judged:
     // a `Host` header of the same foreign name makes its origin no "own" one.
     use std::io::{Read, Write};

@@ -54,7 +54,7 @@ fn start(
         "proxy.listen",
         upstream,
         &allowed,
-        Hub::new(&[]),
+        Hub::new(&[], true),
         patience,
     )
     .expect("a free port on loopback");

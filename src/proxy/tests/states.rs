@@ -339,7 +339,14 @@ fn retries_that_run_out_get_the_502_page() {
 #[test]
 fn a_used_address_is_an_error_naming_the_key_or_flag_and_dropping_frees_the_port() {
     let start = |listen: &str, set_by: &str| {
-        Proxy::start(listen, set_by, "127.0.0.1:9", &[], Hub::new(&[]), PATIENCE)
+        Proxy::start(
+            listen,
+            set_by,
+            "127.0.0.1:9",
+            &[],
+            Hub::new(&[], true),
+            PATIENCE,
+        )
     };
     let proxy = start("127.0.0.1:0", "proxy.listen").expect("a free port");
     let listen = proxy.local_addr().to_string();
