@@ -13,7 +13,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use hyper::header::{HeaderMap, ORIGIN};
+use hyper::header::{HOST, HeaderMap, HeaderName, ORIGIN};
+use hyper::{StatusCode, Uri, Version};
 
 /// The verdict on a request's `Host`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,48 @@ impl HostPolicy {
         }
     }
 
+    /// The host a request is for, if it is served: its target's authority when it has
+    /// one (absolute form), else its one `Host` header, else, for an HTTP/1.0 request
+    /// (the header came with HTTP/1.1), `fallback`: `Ok(None)` when that is `None`
+    /// too. `Err` is the answer's status and one-line reason; `key` is the setting
+    /// that would allow a refused host. The proxy and the static server both ask this,
+    /// so one request gets one answer from either.
+    pub fn judge(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        version: Version,
+        fallback: Option<&str>,
+        key: &str,
+    ) -> Result<Option<String>, (StatusCode, String)> {
+        let bad = |why: &str| Err((StatusCode::BAD_REQUEST, why.to_string()));
+        let host = match (uri.authority(), single_header(headers, HOST)) {
+            (Some(authority), _) => authority.as_str().to_string(),
+            (None, Ok(Some(value))) => value,
+            (None, Ok(None)) if version < Version::HTTP_11 => match fallback {
+                Some(local) => local.to_string(),
+                None => return Ok(None),
+            },
+            (None, Ok(None)) => return bad("a request needs one Host header"),
+            (None, Err(SingleHeader::Repeated)) => return bad("a request needs one Host header"),
+            (None, Err(SingleHeader::NotText)) => return bad("malformed Host header"),
+        };
+        match self.check(&host) {
+            HostVerdict::Allow => Ok(Some(host)),
+            HostVerdict::Malformed => bad("malformed Host header"),
+            HostVerdict::Deny => {
+                let shown: String = host.chars().take(100).collect();
+                Err((
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "reloadsup does not serve host `{shown}` (a guard against DNS \
+                         rebinding); to allow it, add it to `{key}`"
+                    ),
+                ))
+            }
+        }
+    }
+
     /// Judges a request's `Host` value (or its URI's authority).
     pub fn check(&self, value: &str) -> HostVerdict {
         let Some((host, port)) = split_authority(value) else {
@@ -116,6 +159,32 @@ impl HostPolicy {
         } else {
             HostVerdict::Deny
         }
+    }
+}
+
+/// Why a header that may appear once could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SingleHeader {
+    /// It appears more than once.
+    Repeated,
+    /// Its value is not visible ASCII.
+    NotText,
+}
+
+/// The value of a header that may appear at most once (`Host`, `Origin`), trimmed;
+/// `Ok(None)` when absent.
+pub fn single_header(
+    headers: &HeaderMap,
+    name: HeaderName,
+) -> Result<Option<String>, SingleHeader> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => value
+            .to_str()
+            .map(|v| Some(v.trim().to_string()))
+            .map_err(|_| SingleHeader::NotText),
+        (Some(_), Some(_)) => Err(SingleHeader::Repeated),
     }
 }
 
@@ -244,6 +313,58 @@ mod tests {
         let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
         let bound: SocketAddr = "0.0.0.0:5000".parse().expect("an address");
         HostPolicy::new("devbox.lan:5000", bound, &allowed)
+    }
+
+    /// What `judge` answers for a request with this target, these `Host` headers and
+    /// version.
+    fn judged(
+        target: &str,
+        hosts: &[&[u8]],
+        version: Version,
+        fallback: Option<&str>,
+    ) -> Result<Option<String>, (StatusCode, String)> {
+        let mut headers = HeaderMap::new();
+        for value in hosts {
+            headers.append(HOST, hyper::header::HeaderValue::from_bytes(value).unwrap());
+        }
+        let uri: Uri = target.parse().unwrap();
+        policy(&[]).judge(&uri, &headers, version, fallback, "x.allowed_hosts")
+    }
+
+    #[test]
+    fn a_request_is_for_its_target_else_its_one_host_header() {
+        let v11 = Version::HTTP_11;
+        let ok = |host: &str| Ok(Some(host.to_string()));
+        assert_eq!(
+            judged("/", &[b"localhost:5000"], v11, None),
+            ok("localhost:5000")
+        );
+        assert_eq!(
+            judged("http://127.0.0.1:5000/", &[b"evil.example"], v11, None),
+            ok("127.0.0.1:5000"),
+            "an absolute target is what is judged, not the header"
+        );
+        let needs_one = Err((
+            StatusCode::BAD_REQUEST,
+            "a request needs one Host header".to_string(),
+        ));
+        assert_eq!(judged("/", &[], v11, Some("127.0.0.1:5000")), needs_one);
+        assert_eq!(
+            judged("/", &[b"localhost", b"localhost"], v11, None),
+            needs_one
+        );
+        let malformed = Err((StatusCode::BAD_REQUEST, "malformed Host header".to_string()));
+        assert_eq!(judged("/", &[b"caf\xc3\xa9.test"], v11, None), malformed);
+        assert_eq!(judged("/", &[b"a b"], v11, None), malformed);
+        let v10 = Version::HTTP_10;
+        assert_eq!(judged("/", &[], v10, None), Ok(None));
+        assert_eq!(
+            judged("/", &[], v10, Some("127.0.0.1:5000")),
+            ok("127.0.0.1:5000")
+        );
+        let (status, why) = judged("/", &[b"evil.example"], v11, None).unwrap_err();
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(why.ends_with("add it to `x.allowed_hosts`"), "{why}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HOST, ORIGIN};
+use hyper::header::ORIGIN;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::body::{BoxError, ProxyBody};
 use super::forward::{self, Peer};
 use super::{Context, page};
-use crate::host::{self, HostVerdict};
+use crate::host;
 use crate::reload::http::PREFIX;
 use crate::report;
 
@@ -112,29 +112,22 @@ async fn route(
     local: &str,
     mut request: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let host = match request_host(&request, local) {
-        Ok(host) => host,
-        Err(why) => return page::plain(StatusCode::BAD_REQUEST, why),
+    let fallback = (!local.is_empty()).then_some(local);
+    let judged = context.hosts.judge(
+        request.uri(),
+        request.headers(),
+        request.version(),
+        fallback,
+        "proxy.allowed_hosts",
+    );
+    let host = match judged {
+        Ok(Some(host)) => host,
+        Ok(None) => return page::plain(StatusCode::BAD_REQUEST, "a request needs one Host header"),
+        Err((status, why)) => return page::plain(status, &why),
     };
-    match context.hosts.check(&host) {
-        HostVerdict::Allow => {}
-        HostVerdict::Malformed => {
-            return page::plain(StatusCode::BAD_REQUEST, "malformed Host header");
-        }
-        HostVerdict::Deny => {
-            let shown: String = host.chars().take(100).collect();
-            return page::plain(
-                StatusCode::FORBIDDEN,
-                &format!(
-                    "reloadsup does not serve host `{shown}` (a guard against DNS rebinding); \
-                     to allow it, add it to `proxy.allowed_hosts`"
-                ),
-            );
-        }
-    }
-    let origin = match single_value(&request, ORIGIN) {
+    let origin = match host::single_header(request.headers(), ORIGIN) {
         Ok(origin) => origin,
-        Err(()) => return page::plain(StatusCode::BAD_REQUEST, "malformed Origin header"),
+        Err(_) => return page::plain(StatusCode::BAD_REQUEST, "malformed Origin header"),
     };
     if let Some(origin) = &origin {
         if !host::valid_origin(origin) {
@@ -158,38 +151,4 @@ async fn route(
         });
     }
     forward::forward(context, peer, request, &host).await
-}
-
-/// The host the request is for: its URI's authority when it has one (absolute form),
-/// else its one `Host` header; an HTTP/1.0 request may have neither (the header came
-/// with HTTP/1.1), and is for `local`, the address it was sent to.
-fn request_host(request: &Request<Incoming>, local: &str) -> Result<String, &'static str> {
-    if let Some(authority) = request.uri().authority() {
-        return Ok(authority.as_str().to_string());
-    }
-    match single_value(request, HOST) {
-        Ok(Some(host)) => Ok(host),
-        Ok(None) if request.version() < Version::HTTP_11 && !local.is_empty() => {
-            Ok(local.to_string())
-        }
-        Ok(None) => Err("missing Host header"),
-        Err(()) => Err("malformed Host header"),
-    }
-}
-
-/// The value of a header that may appear at most once, as text; `Err` if it appears
-/// more often or is not visible ASCII.
-fn single_value(
-    request: &Request<Incoming>,
-    name: hyper::header::HeaderName,
-) -> Result<Option<String>, ()> {
-    let mut values = request.headers().get_all(name).iter();
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(value), None) => value
-            .to_str()
-            .map(|v| Some(v.trim().to_string()))
-            .map_err(|_| ()),
-        (Some(_), Some(_)) => Err(()),
-    }
 }

@@ -26,7 +26,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use super::files::{self, Target};
-use crate::host::{HostPolicy, HostVerdict};
+use crate::host::HostPolicy;
 use crate::inject;
 use crate::reload::Hub;
 use crate::report;
@@ -97,9 +97,22 @@ async fn serve_connection(stream: tokio::net::TcpStream, site: Arc<Site>) {
 
 /// Answers one request.
 fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
-    let host = match check_host(&site.hosts, &req) {
+    let judged = site.hosts.judge(
+        req.uri(),
+        req.headers(),
+        req.version(),
+        None,
+        "serve.allowed_hosts",
+    );
+    let host = match judged {
         Ok(host) => host,
-        Err(refused) => return whole(*refused),
+        Err((status, why)) => {
+            let title = match status {
+                StatusCode::FORBIDDEN => "403 forbidden",
+                _ => "400 bad request",
+            };
+            return whole(page(status, title, &why));
+        }
     };
     let path = req.uri().path().to_string();
     if path.starts_with(crate::reload::PREFIX) {
@@ -155,47 +168,6 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // For HEAD, hyper sends the headers (Content-Length included) and no body.
     response
-}
-
-/// The host a request is for (its URI's authority, else its `Host`), when it is
-/// served; else the answer: 403 for a host not served, 400 for no host at all. An
-/// HTTP/1.0 request without a `Host` is for the address it was sent to (`None`).
-fn check_host<B>(
-    hosts: &HostPolicy,
-    req: &Request<B>,
-) -> Result<Option<String>, Box<Response<Full<Bytes>>>> {
-    let mut values = req.headers().get_all(header::HOST).iter();
-    let bad = |why| {
-        Err(Box::new(page(
-            StatusCode::BAD_REQUEST,
-            "400 bad request",
-            why,
-        )))
-    };
-    let host = match (req.uri().authority(), values.next(), values.next()) {
-        (Some(authority), _, _) => authority.as_str().to_string(),
-        (None, Some(value), None) => match value.to_str() {
-            Ok(value) => value.trim().to_string(),
-            Err(_) => return bad("malformed Host header"),
-        },
-        (None, None, None) if req.version() < hyper::Version::HTTP_11 => return Ok(None),
-        _ => return bad("a request needs one Host header"),
-    };
-    match hosts.check(&host) {
-        HostVerdict::Allow => Ok(Some(host)),
-        HostVerdict::Malformed => bad("malformed Host header"),
-        HostVerdict::Deny => {
-            let shown: String = host.chars().take(100).collect();
-            Err(Box::new(page(
-                StatusCode::FORBIDDEN,
-                "403 forbidden",
-                &format!(
-                    "reloadsup does not serve host `{shown}` (a guard against DNS rebinding); \
-                     to allow it, add it to `serve.allowed_hosts`"
-                ),
-            )))
-        }
-    }
 }
 
 /// A file, whole or the requested range, streamed (nothing read for a HEAD); an HTML
