@@ -333,15 +333,17 @@ fn output_files() -> Vec<PathBuf> {
     files
 }
 
+/// The globs of the folders and files always ignored, to be matched beside the
+/// user's ignores (the task file's check compiles them together, as here).
+pub fn builtin_ignores() -> Vec<Glob> {
+    let dirs = IGNORED_DIRS.iter().map(|dir| glob(&format!("**/{dir}/**")));
+    let files = IGNORED_FILES.iter().map(|file| glob(&format!("**/{file}")));
+    dirs.chain(files).collect()
+}
+
 fn default_ignores(user: &[Glob]) -> GlobSet {
     let mut builder = GlobSetBuilder::new();
-    for dir in IGNORED_DIRS {
-        builder.add(glob(&format!("**/{dir}/**")));
-    }
-    for file in IGNORED_FILES {
-        builder.add(glob(&format!("**/{file}")));
-    }
-    for g in user {
+    for g in builtin_ignores().iter().chain(user) {
         builder.add(g.clone());
     }
     builder.build().expect("valid globs build a valid set")

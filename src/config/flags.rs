@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::address::{self, Kind};
-use super::pattern::{Pattern, normalize};
+use super::pattern::{self, Pattern, normalize};
 use super::resolve::{
     MIN_POLL, check_command, default_reload, parse_duration, parse_signal, poll_too_short,
 };
@@ -239,14 +239,26 @@ pub(super) fn flag_poll(text: &str) -> Result<Duration> {
 }
 
 /// `-w`/`-i` globs, relative to `root`; `flag` names them in an error.
+/// All matchable together, with the built-in ignores beside `--ignore`'s.
 pub(super) fn flag_patterns(flag: &str, globs: &[String], root: &Path) -> Result<Vec<Pattern>> {
-    globs
+    let patterns = globs
         .iter()
         .map(|g| {
             Pattern::new(g, root)
                 .map_err(|why| Error::Usage(format!("bad glob `{g}` for `{flag}`: {why}")))
         })
-        .collect()
+        .collect::<Result<Vec<Pattern>>>()?;
+    let extra = if flag == "--ignore" {
+        crate::filter::builtin_ignores()
+    } else {
+        Vec::new()
+    };
+    match pattern::unmatchable(&patterns, &extra) {
+        None => Ok(patterns),
+        Some(culprit) => Err(Error::Usage(pattern::unmatchable_message(
+            &patterns, culprit, flag,
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use globset::{Glob, GlobBuilder};
+use globset::{Glob, GlobBuilder, GlobSetBuilder};
 
 /// A compiled glob and the directory watch it needs.
 #[derive(Debug, Clone)]
@@ -81,6 +81,45 @@ impl Pattern {
     /// inside it, else absolute.
     pub fn match_form<'a>(path: &'a Path, root: &Path) -> &'a Path {
         path.strip_prefix(root).unwrap_or(path)
+    }
+}
+
+/// Why `patterns`, with `extra` globs beside them (the built-in ignores), cannot be
+/// matched as one set, as the watcher matches them; `None` when they can. globset
+/// takes each glob alone but compiles a set into one regular expression, which has
+/// nesting and size limits: the first pattern that fails alone is blamed (its index),
+/// else the list as a whole (`None` as the index).
+pub fn unmatchable(patterns: &[Pattern], extra: &[Glob]) -> Option<Option<usize>> {
+    let compiles = |globs: &mut dyn Iterator<Item = &Glob>| {
+        let mut builder = GlobSetBuilder::new();
+        for glob in globs {
+            builder.add(glob.clone());
+        }
+        builder.build().is_ok()
+    };
+    if compiles(&mut patterns.iter().map(|p| &p.glob).chain(extra)) {
+        return None;
+    }
+    Some(
+        patterns
+            .iter()
+            .position(|p| !compiles(&mut std::iter::once(&p.glob))),
+    )
+}
+
+/// The one-line error for [`unmatchable`] patterns: `key` names the list (a task-file
+/// key or a flag), `culprit` the glob blamed, if one is.
+pub fn unmatchable_message(patterns: &[Pattern], culprit: Option<usize>, key: &str) -> String {
+    match culprit {
+        Some(i) => format!(
+            "glob `{}` in `{key}` is too complex to match (nested or repeated too deeply)",
+            patterns[i].text
+        ),
+        None => format!(
+            "the {} globs of `{key}` are too many to match together: merge some \
+             (e.g. `src/**/*.{{py,html}}`) or watch a folder (`src`)",
+            patterns.len()
+        ),
     }
 }
 

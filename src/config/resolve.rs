@@ -17,7 +17,7 @@ use super::flags::{
     flag_proxy, flag_signal,
 };
 use super::own_files::{self, Culprit};
-use super::pattern::{Pattern, normalize};
+use super::pattern::{self, Pattern, normalize};
 use super::schema::{RawFile, RawReady, RawServe, RawServer, RawTask, RawWatch, Text};
 use super::{
     CommandSpec, Config, DEFAULT_PID_FILE, Listen, Proxy, Ready, Reload, Serve, Server,
@@ -27,6 +27,9 @@ use crate::error::{Error, Result};
 
 /// The default LiveReload port, as the browser extensions expect.
 const DEFAULT_RELOAD_PORT: u16 = 35729;
+
+/// The key whose globs are matched beside the built-in ignores.
+const IGNORE_KEY: &str = "watch.ignore";
 
 /// Finds the task file: `explicit` (`-f`) if given, else `reload.toml` in `cwd` or the
 /// nearest parent folder. `Ok(None)` when there is none and none was asked for.
@@ -514,7 +517,7 @@ impl Doc<'_> {
         let ignore = if !ov.ignore.is_empty() {
             flag_patterns("--ignore", &ov.ignore, root)?
         } else {
-            self.patterns(&raw.ignore, root, "watch.ignore")?
+            self.patterns(&raw.ignore, root, IGNORE_KEY)?
         };
         let poll = match &ov.poll {
             Some(text) => Some(flag_poll(text)?),
@@ -579,7 +582,25 @@ impl Doc<'_> {
         ))
     }
 
+    /// The globs of list `key`, each parsed and all matchable together (with
+    /// `extra`, the built-in ignores beside `watch.ignore`).
     fn patterns(&self, globs: &[Text], root: &Path, key: &str) -> Result<Vec<Pattern>> {
+        let patterns = self.each_pattern(globs, root, key)?;
+        let extra = if key == IGNORE_KEY {
+            crate::filter::builtin_ignores()
+        } else {
+            Vec::new()
+        };
+        match pattern::unmatchable(&patterns, &extra) {
+            None => Ok(patterns),
+            Some(culprit) => Err(self.error(
+                globs[culprit.unwrap_or(0)].span(),
+                pattern::unmatchable_message(&patterns, culprit, key),
+            )),
+        }
+    }
+
+    fn each_pattern(&self, globs: &[Text], root: &Path, key: &str) -> Result<Vec<Pattern>> {
         globs
             .iter()
             .map(|g| {

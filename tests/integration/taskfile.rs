@@ -68,6 +68,48 @@ fn bad_glob() {
     );
 }
 
+/// globset takes each glob alone but matches a list as one regular expression, which
+/// has limits: a glob nested too deeply, or too many globs, are errors, not a panic.
+#[test]
+fn globs_too_complex_to_match_together() {
+    let deep = format!("{}a{}", "{".repeat(250), "}".repeat(250));
+    assert_task_file_error(
+        &format!("[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"*.py\",\n  \"{deep}\"]\n"),
+        &format!("reload.toml:5: glob `{deep}` in `watch.file_dep` is too complex to match"),
+    );
+    assert_task_file_error(
+        &format!("[server]\ncommand = \"x\"\n[watch]\nignore = [\"{deep}\"]\n"),
+        "reload.toml:4: glob `{{{{",
+    );
+    let many: Vec<String> = (0..10_000)
+        .map(|i| format!("\"d{i}/**/[a-z]*[0-9]*{{py,html,css,js,ts,tsx,jsx}}\""))
+        .collect();
+    assert_task_file_error(
+        &format!(
+            "[server]\ncommand = \"x\"\n[[task]]\nname = \"t\"\nactions = [\"true\"]\nfile_dep = [\n{}]\n",
+            many.join(",\n")
+        ),
+        "reload.toml:7: the 10000 globs of `task.file_dep` are too many to match together",
+    );
+    let p = Project::new();
+    let out = p.output(&[
+        "run",
+        "--no-reload",
+        "-w",
+        "*.py",
+        "-i",
+        &deep,
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("in `--ignore` is too complex to match"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn bad_duration() {
     assert_task_file_error(
