@@ -16,6 +16,8 @@ pub enum Culprit {
     PidFile,
     /// `server.log_file`.
     LogFile,
+    /// The two, naming one file: the one the user wrote is at fault.
+    Both,
 }
 
 /// The most bytes a file reloadsup wrote may hold: a PID file holds a number, a state
@@ -38,31 +40,34 @@ pub fn check(
             ),
         ));
     }
-    if is_folder(log_file) {
-        return Err((
-            Culprit::LogFile,
-            format!(
-                "`{}` is a folder: name a file for the server's output",
-                log_file.display()
-            ),
-        ));
+    if let Some(why) = no_log(log_file) {
+        return Err((Culprit::LogFile, why));
     }
     let Some(pid_file) = pid_file else {
         return Ok(());
     };
+    if let Some(file) = through_file(pid_file) {
+        return Err((
+            Culprit::PidFile,
+            format!("`{}` is a file, not a folder", file.display()),
+        ));
+    }
     for (own, what) in beside(pid_file) {
-        let clash = if task_file.is_some_and(|task| same_file(task, &own)) {
-            Some("the task file")
-        } else if same_file(&own, log_file) {
-            Some("the log file (`server.log_file`)")
-        } else {
-            None
-        };
-        if let Some(clash) = clash {
+        if task_file.is_some_and(|task| same_file(task, &own)) {
             return Err((
                 Culprit::PidFile,
                 format!(
-                    "its {what} `{}` is {clash}, which reloadsup would overwrite and delete",
+                    "its {what} `{}` is the task file, which reloadsup would overwrite and delete",
+                    own.display()
+                ),
+            ));
+        }
+        if same_file(&own, log_file) {
+            return Err((
+                Culprit::Both,
+                format!(
+                    "the log file `{}` is also the PID file's {what}, which reloadsup \
+                     overwrites and deletes: name two files",
                     own.display()
                 ),
             ));
@@ -117,11 +122,47 @@ pub fn written_as_folder(written: &Path) -> bool {
     written.as_os_str().as_bytes().ends_with(b"/")
 }
 
+/// Why `log_file` cannot take the server's output, if it cannot: a folder, a path
+/// through a file, or something that is no file to append to (a FIFO would hold `start`
+/// up until a reader came; a character device such as `/dev/null` is fine).
+fn no_log(log_file: &Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Some(file) = through_file(log_file) {
+        return Some(format!("`{}` is a file, not a folder", file.display()));
+    }
+    let kind = std::fs::metadata(log_file).ok()?.file_type();
+    let what = if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "`{}` is {what}: name a file for the server's output",
+        log_file.display()
+    ))
+}
+
+/// The nearest existing folder above `path` that is no folder but a file, if there is
+/// one (`app.py` of `app.py/x.pid`): nothing can be made below it.
+fn through_file(path: &Path) -> Option<PathBuf> {
+    let above = path.ancestors().skip(1).find(|a| a.exists())?;
+    (!above.is_dir()).then(|| above.to_path_buf())
+}
+
 /// The PID file and the files kept beside it, each with what it is.
-fn beside(pid_file: &Path) -> [(PathBuf, &'static str); 3] {
+fn beside(pid_file: &Path) -> [(PathBuf, &'static str); 5] {
+    let state = state::state_path(pid_file);
     [
         (pid_file.to_path_buf(), "PID file"),
-        (state::state_path(pid_file), "state file"),
+        (crate::pidfile::temp_path(pid_file), "temporary PID file"),
+        (crate::pidfile::temp_path(&state), "temporary state file"),
+        (state, "state file"),
         (state::lock_path(pid_file), "lock file"),
     ]
 }
@@ -143,22 +184,27 @@ fn foreign(path: &Path, what: &str) -> Option<String> {
     let default_name = path
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with(super::DEFAULT_PID_FILE));
-    if text.is_empty() && what != "lock file" && !default_name {
+    // A temporary file is cut short when a write is (a full disk, a kill).
+    let may_be_empty = what == "lock file" || what.starts_with("temporary");
+    if text.is_empty() && !may_be_empty && !default_name {
         return Some("exists and is empty (reloadsup writes it whole)".into());
     }
     let ours = match what {
-        "PID file" => is_pid_text(&text),
-        "state file" => is_state_text(&text),
-        _ => text.is_empty(),
+        _ if text.is_empty() => true,
+        "PID file" | "temporary PID file" => is_pid_text(&text),
+        "state file" | "temporary state file" => is_state_text(&text),
+        _ => false,
     };
     (!ours).then(|| "exists and holds something else".into())
 }
 
-/// A PID file's content: a decimal number and a newline (or a number with blanks
-/// around it, as another writer may leave it).
+/// A PID file's content: a decimal number a process ID can be, and a newline (or
+/// blanks around it, as another writer may leave them).
 fn is_pid_text(text: &[u8]) -> bool {
     let text = text.trim_ascii();
-    text.len() <= 20 && text.iter().all(u8::is_ascii_digit)
+    !text.is_empty()
+        && text.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(text).is_ok_and(|t| t.parse::<i32>().is_ok())
 }
 
 /// A state file's content: a JSON object with reloadsup's two records, whatever else a
@@ -216,7 +262,7 @@ mod tests {
         assert!(why.contains("is the task file"), "{why}");
         assert_eq!(
             check(Some(&log), &log, Some(&task)).unwrap_err().0,
-            Culprit::PidFile
+            Culprit::Both
         );
         std::fs::create_dir(dir.join("run")).unwrap();
         let (culprit, why) = check(Some(&dir.join("run")), &log, Some(&task)).unwrap_err();

@@ -321,6 +321,12 @@ impl Doc<'_> {
                 }
                 Culprit::PidFile => ("server.pid_file", s.and_then(|s| s.pid_file.as_ref())),
                 Culprit::LogFile => ("server.log_file", s.and_then(|s| s.log_file.as_ref())),
+                Culprit::Both => match (s.and_then(|s| s.pid_file.as_ref()), ov.pid_file.is_some())
+                {
+                    (_, true) => return Err(Error::Usage(format!("`--pid-file`: {why}"))),
+                    (Some(pid), _) => ("server.pid_file", Some(pid)),
+                    (None, _) => ("server.log_file", s.and_then(|s| s.log_file.as_ref())),
+                },
             };
             let line = value.map(|v| self.line(v.span().start));
             return Err(Error::task_file(self.file, line, format!("`{key}`: {why}")));

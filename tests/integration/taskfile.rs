@@ -268,8 +268,43 @@ fn pid_and_log_files_never_take_the_users_files() {
     p.write("app.py", "x = 1\n");
     p.write("package.json", "{\"name\": \"site\"}\n");
     std::fs::create_dir(p.dir.join("run")).unwrap();
+    // Names reloadsup writes beside a PID file `server` while it writes it whole.
+    p.write(".server.tmp", "user data\n");
+    p.write(".api.json.tmp", "user json\n");
+    p.write("blank.pid", "  \n\n");
+    p.write("huge.pid", "999999999999\n");
+    nix::unistd::mkfifo(&p.dir.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     for (key, value, command, said) in [
         ("pid_file", "app.py", "start", "its PID file"),
+        ("pid_file", "server", "start", "its temporary PID file"),
+        ("pid_file", "api", "start", "its temporary state file"),
+        ("pid_file", "blank.pid", "stop", "holds something else"),
+        ("pid_file", "huge.pid", "status", "holds something else"),
+        (
+            "log_file",
+            ".reloadsup.pid.tmp",
+            "start",
+            "also the PID file's temporary PID file",
+        ),
+        (
+            "log_file",
+            "reloadsup.pid.json",
+            "start",
+            "also the PID file's state file",
+        ),
+        ("log_file", "fifo", "start", "is a FIFO"),
+        (
+            "log_file",
+            "app.py/x.log",
+            "start",
+            "is a file, not a folder",
+        ),
+        (
+            "pid_file",
+            "app.py/x.pid",
+            "start",
+            "is a file, not a folder",
+        ),
         ("pid_file", "package", "stop", "its state file"),
         ("pid_file", "reload.toml", "run", "is the task file"),
         ("log_file", "reload.toml", "start", "is the task file"),
@@ -303,6 +338,9 @@ fn pid_and_log_files_never_take_the_users_files() {
     }
     assert_eq!(p.read("app.py"), "x = 1\n");
     assert_eq!(p.read("package.json"), "{\"name\": \"site\"}\n");
+    assert_eq!(p.read(".server.tmp"), "user data\n");
+    assert_eq!(p.read(".api.json.tmp"), "user json\n");
+    assert_eq!(p.read("huge.pid"), "999999999999\n");
     assert!(
         !p.dir.join("run.lock").exists(),
         "nothing left beside the folder"
