@@ -6,8 +6,10 @@
 //! so the page's socket follows whatever origin the page came from (`port=` left blank
 //! makes the client connect to the page's own origin; `&` is `&amp;` inside an
 //! attribute). The proxy splices it into responses as they stream; `serve` puts it into
-//! whole files with [`into_page`].
+//! whole files with [`into_page`]. A page whose Content Security Policy allows scripts
+//! by nonce gets the tag with that nonce (in `csp`).
 
+pub mod csp;
 pub mod scan;
 
 use hyper::header::{ACCEPT, HeaderMap, HeaderName};
@@ -54,9 +56,15 @@ pub fn is_navigation(headers: &HeaderMap) -> bool {
 /// A whole document with the tag put in its place (or unchanged if it already loads a
 /// `livereload.js`). `xml` for XHTML: the tag in XML form, and none after the root
 /// element, where XML allows nothing.
-pub fn into_page(html: &[u8], nonce: Option<&str>, xml: bool) -> Vec<u8> {
-    let tag = if xml { xml_tag(nonce) } else { tag(nonce) };
-    match scan::place(html, xml) {
+pub fn into_page(html: &[u8], xml: bool) -> Vec<u8> {
+    let placement = scan::place(html, xml);
+    let nonce = csp::meta_nonce(html, placement);
+    let tag = if xml {
+        xml_tag(nonce.as_deref())
+    } else {
+        tag(nonce.as_deref())
+    };
+    match placement {
         Placement::Skip => html.to_vec(),
         Placement::At(at) => [&html[..at], tag.as_bytes(), &html[at..]].concat(),
         Placement::End if xml => html.to_vec(),
@@ -86,20 +94,20 @@ mod tests {
 
     #[test]
     fn whole_pages() {
-        let page = into_page(b"<head><title>t</title></head><body></body>", None, false);
+        let page = into_page(b"<head><title>t</title></head><body></body>", false);
         let expected = format!("<head><title>t</title>{TAG}</head><body></body>");
         assert_eq!(String::from_utf8(page).unwrap(), expected);
         assert_eq!(
-            into_page(b"<p>x</p>", None, false),
+            into_page(b"<p>x</p>", false),
             format!("<p>x</p>{TAG}").into_bytes()
         );
         let own = b"<head><script src=\"/livereload.js\"></script></head>";
-        assert_eq!(into_page(own, None, false), own.to_vec());
+        assert_eq!(into_page(own, false), own.to_vec());
         // XHTML: the tag in XML form, and nothing after the root element.
-        let xhtml = into_page(b"<html><head></head></html>", None, true);
+        let xhtml = into_page(b"<html><head></head></html>", true);
         let expected = format!("<html><head>{}</head></html>", xml_tag(None));
         assert_eq!(String::from_utf8(xhtml).unwrap(), expected);
-        assert_eq!(into_page(b"<svg/>", None, true), b"<svg/>".to_vec());
+        assert_eq!(into_page(b"<svg/>", true), b"<svg/>".to_vec());
     }
 
     #[test]

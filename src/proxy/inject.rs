@@ -38,9 +38,9 @@ use hyper::{Response, StatusCode};
 use tokio::time::{Instant, timeout_at};
 
 use super::body::{self, BoxError, ProxyBody, Spliced};
-use super::csp;
 use super::decode::{Decoded, Encoding};
 use super::page::{self, Asked};
+use crate::inject::csp;
 use crate::inject::{Placement, WINDOW, scan, tag, xml_tag};
 
 /// How long the window waits for more of a document before choosing from what it has.
@@ -190,15 +190,8 @@ pub async fn apply(
         Ok(window) => window,
         Err(err) => return page::broken(&format!("the document broke off: {err}"), asked),
     };
-    let nonce = csp::nonce(&parts.headers).or_else(|| {
-        // A `<meta>` policy governs only what comes after it.
-        let before = match window.placement {
-            Placement::At(at) => &window.bytes[..at],
-            _ => &window.bytes,
-        };
-        let policy = scan::meta_policy(before)?;
-        csp::policy_nonce(&[policy.as_str()])
-    });
+    let nonce =
+        csp::nonce(&parts.headers).or_else(|| csp::meta_nonce(&window.bytes, window.placement));
     let tag = if xhtml {
         xml_tag(nonce.as_deref())
     } else {

@@ -24,7 +24,6 @@
 //! `quickack` (acknowledging a dev server's response head at once).
 
 mod body;
-mod csp;
 mod decode;
 mod forward;
 mod inject;

@@ -319,7 +319,7 @@ fn document_response(
 ) -> Response<Full<Bytes>> {
     let xml = content_type.starts_with("application/xhtml+xml");
     let body = if navigation {
-        inject::into_page(&document, None, xml)
+        inject::into_page(&document, xml)
     } else {
         document
     };

@@ -315,6 +315,32 @@ fn big_and_empty_files_stream_and_odd_ranges_are_answered() {
     assert_eq!(items.body, p.read("site/app.js").as_bytes());
 }
 
+/// A page whose `<meta>` policy allows scripts by nonce gets the tag with that nonce,
+/// as through the proxy.
+#[test]
+fn a_meta_policy_nonce_goes_on_the_tag() {
+    let (p, port, _sup) = site();
+    p.write(
+        "site/csp.html",
+        "<html><head><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; \
+         script-src 'nonce-abc123'\"><script nonce=\"abc123\">1</script></head><body></body></html>",
+    );
+    let page = http(
+        port,
+        "GET",
+        "/csp.html",
+        &[("Accept", "text/html"), ("Sec-Fetch-Dest", "document")],
+    );
+    // Without the nonce the browser blocks the script, and the page never reloads.
+    assert!(
+        page.text()
+            .contains(" defer nonce=\"abc123\"></script></head>"),
+        "{}",
+        page.text()
+    );
+}
+
+/// An XHTML page gets the tag in XML form.
 #[test]
 fn xhtml_pages_get_the_script_too() {
     let (p, port, _sup) = site();

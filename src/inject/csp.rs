@@ -8,11 +8,13 @@
 //! `default-src`) allows neither `'self'` nor `*` gets the socket's own URL added, in
 //! both kinds of header: the one URL, not the whole origin, so the page's other
 //! connections are held to the policy as before. A policy in a `<meta>` is in the body
-//! and stays as written (its nonce is still found, by `scan::meta_policy`).
+//! and stays as written (its nonce is still found: [`meta_nonce`]).
 
 use hyper::header::{
     CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY_REPORT_ONLY, HeaderMap, HeaderValue,
 };
+
+use super::scan::{Placement, meta_policy};
 
 /// The path of the reload socket on the proxy's origin.
 const SOCKET_PATH: &str = "/__reloadsup/livereload";
@@ -59,6 +61,17 @@ pub fn policy_nonce(policies: &[&str]) -> Option<String> {
         }
     }
     None
+}
+
+/// The nonce of a `<meta http-equiv="Content-Security-Policy">` in `document` before
+/// the tag's `placement`: such a policy governs only what comes after it.
+pub fn meta_nonce(document: &[u8], placement: Placement) -> Option<String> {
+    let before = match placement {
+        Placement::At(at) => &document[..at],
+        _ => document,
+    };
+    let policy = meta_policy(before)?;
+    policy_nonce(&[policy.as_str()])
 }
 
 /// Lets the page's policy headers, enforced and report-only, connect to the reload
