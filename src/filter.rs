@@ -229,9 +229,11 @@ impl Filter {
     /// Whether a path is ignored for every purpose: the default ignores, the user's
     /// ignores and the supervisor's own files.
     pub fn is_ignored(&self, path: &Path) -> bool {
+        let form = Pattern::match_form(path, &self.root);
         self.own_files.iter().any(|own| own == path)
             || self.is_own_output(path)
-            || self.ignore.is_match(Pattern::match_form(path, &self.root))
+            || self.ignore.is_match(form)
+            || self.ignore_dirs.is_match(form)
     }
 
     /// Whether `path` is where reloadsup's own output goes. Compared resolved (the
@@ -336,7 +338,11 @@ fn output_files() -> Vec<PathBuf> {
 /// The globs of the folders and files always ignored, to be matched beside the
 /// user's ignores (the task file's check compiles them together, as here).
 pub fn builtin_ignores() -> Vec<Glob> {
-    let dirs = IGNORED_DIRS.iter().map(|dir| glob(&format!("**/{dir}/**")));
+    // The folder itself too: made or removed (`npm install`, a first `__pycache__`),
+    // it is no change of the project's.
+    let dirs = IGNORED_DIRS
+        .iter()
+        .flat_map(|dir| [glob(&format!("**/{dir}")), glob(&format!("**/{dir}/**"))]);
     let files = IGNORED_FILES.iter().map(|file| glob(&format!("**/{file}")));
     dirs.chain(files).collect()
 }
@@ -451,6 +457,28 @@ actions = ["true"]
             ".app.py.kate-swp",
         ] {
             assert!(filter.classify(&dir.path.join(name)).is_ignored(), "{name}");
+        }
+    }
+
+    /// An ignored folder made or removed is no change either: not the default ones
+    /// (`npm install`, Python's first `__pycache__`), nor one the user ignores with `/**`.
+    #[test]
+    fn ignored_folders_themselves_are_ignored() {
+        let (filter, dir) = filter_for(
+            "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**\"]\nignore = [\"dist/**\"]\n",
+        );
+        for name in [
+            "node_modules",
+            "__pycache__",
+            "src/.git",
+            "a/target",
+            ".venv",
+            "dist",
+        ] {
+            assert!(filter.classify(&dir.path.join(name)).is_ignored(), "{name}");
+        }
+        for name in ["src", "targets", "node_modules.py", "distance"] {
+            assert!(filter.classify(&dir.path.join(name)).restart, "{name}");
         }
     }
 

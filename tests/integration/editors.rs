@@ -83,6 +83,31 @@ fn append() {
     });
 }
 
+/// Under the catch-all `**`, an ignored folder made or removed (`npm install`, Python's
+/// first `__pycache__`, `rm -rf node_modules`, one ignored with `dist/**`) restarts
+/// nothing; a file saved after it names only itself.
+#[test]
+fn ignored_folders_made_or_removed_restart_nothing() {
+    let p = Project::new();
+    p.write("app.py", "print('v1')\n");
+    p.sleeper_task_file("[\"**\"]\nignore = [\"*.log\", \"dist/**\"]", "");
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    sup.wait_for("started");
+    for dir in ["node_modules", "__pycache__", "src/.git", "dist"] {
+        fs::create_dir_all(p.path(dir)).unwrap();
+    }
+    p.assert_starts_stay(1);
+    for dir in ["node_modules", "__pycache__", "dist"] {
+        fs::remove_dir(p.path(dir)).unwrap();
+    }
+    write_new(&p, "app.py", "print('v2')\n");
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(sup.count("changed:"), 1, "{}", sup.stderr());
+    assert_eq!(sup.count("changed: app.py\n"), 1, "{}", sup.stderr());
+}
+
 #[test]
 fn vim() {
     assert_one_restart(vim_save);
