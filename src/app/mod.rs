@@ -355,7 +355,9 @@ impl App {
         let held_paths: HashSet<String> = restart.iter().cloned().collect();
         let mut assets = Vec::new();
         let mut tasks = Vec::new();
-        for path in &batch {
+        // The task file is re-read by no one: restarting on its old settings would only
+        // interrupt the server, so it does no more than the warning above.
+        for path in batch.iter().filter(|path| !self.task_files.contains(path)) {
             let verdict = self.filter.classify(path);
             let shown = self.relative(path);
             if verdict.restart && !held_paths.contains(&shown) {
