@@ -157,7 +157,16 @@ impl Browsers {
     /// The server is (re)starting: the proxy holds new requests from now on, so call
     /// this before the old server is signalled.
     pub fn restarting(&self) {
+        self.changed();
         self.set_state(ServerState::Restarting, UpstreamState::Starting);
+    }
+
+    /// Counts a change pages will be told of, so a page loading meanwhile learns of
+    /// it when its socket opens (see `Hub::changed`).
+    fn changed(&self) {
+        if let Some(hub) = &self.hub {
+            hub.changed();
+        }
     }
 
     /// Before the old server is stopped for a restart (and after [`Browsers::restarting`],
@@ -227,6 +236,7 @@ impl Browsers {
     /// Asset changes: stylesheets and images are swapped in place, anything else
     /// reloads the page (once).
     pub fn reload_assets(&self, paths: &[String]) {
+        self.changed();
         let (live, other): (Vec<&String>, Vec<&String>) = paths.iter().partition(|p| is_live(p));
         if let Some(first) = other.first() {
             self.reload_page(first);

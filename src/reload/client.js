@@ -35,6 +35,11 @@
   window.__reloadsup = state;
   // Set when a new supervisor instance answered: reload at its first `ready`.
   var reloadWhenReady = false;
+  // How many changes the server had told pages of when it served this script (the
+  // server writes the number in): a change broadcast while this page was loading, its
+  // socket not yet open, shows as a larger number in the first `status` after `hello`.
+  var generation = /* generation */0;
+  var firstStatus = false;
 
   function log() {
     if (verbose) console.log.apply(console, ['[reloadsup]'].concat([].slice.call(arguments)));
@@ -160,6 +165,7 @@
       log('reloadsup restarted; reloading once the server is ready');
       reloadWhenReady = true;
     }
+    firstStatus = true;
     state.connected = true;
     ws.send(JSON.stringify({ command: 'info', plugins: {}, url: location.href }));
     fire('LiveReloadConnect');
@@ -205,6 +211,7 @@
     if (!msg) return;
     if (msg.command === 'reload') {
       state.reloads += 1;
+      seen(msg.generation);
       onReload(msg);
     } else if (msg.command === 'alert') {
       window.alert(msg.message);
@@ -212,11 +219,21 @@
       state.status = msg.state;
       state.message = msg.message || null;
       badge(msg.state, msg.message);
+      if (firstStatus && typeof msg.generation === 'number' && msg.generation > generation) {
+        log('a change came while this page loaded; reloading once the server is ready');
+        reloadWhenReady = true;
+      }
+      firstStatus = false;
+      seen(msg.generation);
       if (reloadWhenReady && msg.state === 'ready') {
         reloadWhenReady = false;
         reloadPage();
       }
     }
+  }
+
+  function seen(number) {
+    if (typeof number === 'number' && number > generation) generation = number;
   }
 
   function onReload(msg) {

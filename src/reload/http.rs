@@ -21,6 +21,9 @@ use crate::report;
 /// Our client script, served at `/livereload.js`.
 const SCRIPT: &str = include_str!("client.js");
 
+/// Where the script holds the hub's [`Hub::generation`] as it is served.
+const GENERATION_MARK: &str = "/* generation */0";
+
 /// The namespace under which the endpoints are also served, so that a proxy or static
 /// server can mount them on the page's own origin.
 pub const PREFIX: &str = "/__reloadsup/";
@@ -38,7 +41,7 @@ impl Hub {
         let endpoint = path.strip_prefix(PREFIX).or_else(|| path.strip_prefix('/'));
         match endpoint {
             Some("livereload.js") => match *req.method() {
-                Method::GET | Method::HEAD => script(),
+                Method::GET | Method::HEAD => script(self.generation()),
                 _ => not_allowed("GET, HEAD"),
             },
             Some("livereload") => match *req.method() {
@@ -151,14 +154,16 @@ fn valid_key(key: &HeaderValue) -> bool {
 }
 
 /// The client script, with the headers that let any page (even one with a
-/// cross-origin embedder policy) load it and no cache keep an old one.
-fn script() -> Response<Full<Bytes>> {
+/// cross-origin embedder policy) load it and no cache keep an old one (which would
+/// also keep an old `generation`, and so reload the page each time it loads).
+fn script(generation: u64) -> Response<Full<Bytes>> {
+    let script = SCRIPT.replacen(GENERATION_MARK, &generation.to_string(), 1);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/javascript; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-cache")
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header("cross-origin-resource-policy", "cross-origin")
-        .body(Full::new(Bytes::from_static(SCRIPT.as_bytes())))
+        .body(Full::new(Bytes::from(script)))
         .expect("static headers are valid")
 }
 

@@ -86,6 +86,8 @@ struct Book {
     vendors: usize,
     seq: u64,
     state: Option<ServerState>,
+    /// Changes pages were told of (see [`Hub::changed`]).
+    generation: u64,
 }
 
 struct Shared {
@@ -159,24 +161,39 @@ impl Hub {
 
     /// Sends `reload` to every handshaken client; returns how many that is.
     pub fn broadcast(&self, reload: &ReloadMessage) -> usize {
+        let mut book = self.book();
         let text = ServerMessage::Reload {
             path: &reload.path,
             live_css: reload.live_css,
             live_img: reload.live_img,
+            generation: book.generation,
         }
         .encode();
-        self.send(Audience::All, text)
+        Self::send_locked(&self.shared.sender, &mut book, Audience::All, text)
+    }
+
+    /// Counts a change that pages will be told of (a restart begins, assets changed),
+    /// before they are told. A page gets the count with its script and, when its
+    /// socket opens, the current count: a page that was loading while a change was
+    /// broadcast (its socket not open yet) learns that way that it missed it.
+    pub fn changed(&self) {
+        self.book().generation += 1;
+    }
+
+    /// The current count of [`Hub::changed`], which the client script is served with.
+    pub fn generation(&self) -> u64 {
+        self.book().generation
     }
 
     /// Records the dev server's state and sends it as `status` to vendor clients, now
     /// and to each that connects later. The state they already have is not sent again
     /// (a restart says `restarting` both when it stops the server and when it starts).
     pub fn set_state(&self, state: ServerState) {
-        let text = status_text(&state);
         let mut book = self.book();
         if book.state.as_ref() == Some(&state) {
             return;
         }
+        let text = status_text(&state, book.generation);
         book.state = Some(state);
         Self::send_locked(&self.shared.sender, &mut book, Audience::Vendor, text);
     }
@@ -195,12 +212,6 @@ impl Hub {
     fn book(&self) -> MutexGuard<'_, Book> {
         // A panic elsewhere while holding the lock leaves only counters behind; keep going.
         self.shared.book.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Numbers and sends one message; returns how many clients it is for.
-    fn send(&self, audience: Audience, text: String) -> usize {
-        let mut book = self.book();
-        Self::send_locked(&self.shared.sender, &mut book, audience, text)
     }
 
     fn send_locked(
@@ -304,7 +315,7 @@ impl Hub {
             book.vendors += 1;
         }
         let status = match (&book.state, vendor) {
-            (Some(state), true) => Some(status_text(state).into()),
+            (Some(state), true) => Some(status_text(state, book.generation).into()),
             _ => None,
         };
         Joined {
@@ -359,13 +370,18 @@ impl Drop for SocketSlot {
 }
 
 /// The `status` text for a state.
-fn status_text(state: &ServerState) -> String {
+fn status_text(state: &ServerState, generation: u64) -> String {
     let (state, message) = match state {
         ServerState::Restarting => ("restarting", None),
         ServerState::Ready => ("ready", None),
         ServerState::Failed(message) => ("failed", Some(message.as_str())),
     };
-    ServerMessage::Status { state, message }.encode()
+    ServerMessage::Status {
+        state,
+        message,
+        generation,
+    }
+    .encode()
 }
 
 /// An id for this process's hub: its PID and the time it started, in hex. A restarted
@@ -412,7 +428,12 @@ mod tests {
         let status = vendor_slot.join(true).expect("hello").status;
         assert_eq!(
             status.as_deref(),
-            Some(r#"{"command":"status","state":"failed","message":"exit code 3"}"#)
+            Some(r#"{"command":"status","state":"failed","message":"exit code 3","generation":0}"#)
         );
+        // A change counted since: a client joining now hears the new count.
+        hub.changed();
+        let mut later = hub.open_slot().expect("room");
+        let status = later.join(true).expect("hello").status.expect("a status");
+        assert!(status.ends_with(r#""generation":1}"#), "{status}");
     }
 }

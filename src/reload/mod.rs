@@ -119,6 +119,12 @@ impl Reloader {
         self.hub.broadcast(reload)
     }
 
+    /// Counts a change (see `Hub::changed`).
+    #[cfg(test)]
+    pub fn changed(&self) {
+        self.hub.changed();
+    }
+
     /// The dev server's state, for clients that negotiated our vendor protocol only.
     #[cfg(test)]
     pub fn set_state(&self, state: ServerState) {

@@ -38,18 +38,23 @@ pub enum ServerMessage<'a> {
         instance: &'a str,
     },
     /// Reload the page, or swap the stylesheet or image that `path` names.
+    /// `generation` is ours (see `Status`); other clients ignore the field.
     Reload {
         path: &'a str,
         #[serde(rename = "liveCSS")]
         live_css: bool,
         #[serde(rename = "liveImg")]
         live_img: bool,
+        generation: u64,
     },
     /// The dev server's state (vendor clients only): `restarting`, `ready` or `failed`;
-    /// `message` is `null` unless it failed.
+    /// `message` is `null` unless it failed. `generation` counts the changes pages
+    /// were told of (see `Hub::changed`): a page whose script was served at an
+    /// older one missed a change while it loaded, and reloads.
     Status {
         state: &'a str,
         message: Option<&'a str>,
+        generation: u64,
     },
 }
 
@@ -118,10 +123,11 @@ mod tests {
             path: "static/site.css",
             live_css: true,
             live_img: false,
+            generation: 3,
         };
         assert_eq!(
             reload.encode(),
-            r#"{"command":"reload","path":"static/site.css","liveCSS":true,"liveImg":false}"#
+            r#"{"command":"reload","path":"static/site.css","liveCSS":true,"liveImg":false,"generation":3}"#
         );
     }
 
@@ -131,6 +137,7 @@ mod tests {
             path: "a\"b\\c",
             live_css: false,
             live_img: false,
+            generation: 0,
         };
         assert!(reload.encode().contains(r#""path":"a\"b\\c""#));
     }
@@ -140,18 +147,20 @@ mod tests {
         assert_eq!(
             ServerMessage::Status {
                 state: "ready",
-                message: None
+                message: None,
+                generation: 2,
             }
             .encode(),
-            r#"{"command":"status","state":"ready","message":null}"#
+            r#"{"command":"status","state":"ready","message":null,"generation":2}"#
         );
         assert_eq!(
             ServerMessage::Status {
                 state: "failed",
-                message: Some("exit code 1")
+                message: Some("exit code 1"),
+                generation: 0,
             }
             .encode(),
-            r#"{"command":"status","state":"failed","message":"exit code 1"}"#
+            r#"{"command":"status","state":"failed","message":"exit code 1","generation":0}"#
         );
     }
 

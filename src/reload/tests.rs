@@ -184,7 +184,12 @@ fn the_script_is_served_as_javascript_at_both_paths() {
         assert!(lower.contains("x-content-type-options: nosniff\r\n"));
         assert!(lower.contains("cross-origin-resource-policy: cross-origin\r\n"));
         assert!(response.contains(OFFICIAL_7), "the body is our client");
+        assert!(response.contains("var generation = 0;"), "{response}");
     }
+    // The script carries the count of changes when it is served.
+    server.changed();
+    let response = get(server.local_addr(), "GET", "/livereload.js");
+    assert!(response.contains("var generation = 1;"), "{response}");
     let head = get(server.local_addr(), "HEAD", "/livereload.js");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
@@ -258,7 +263,7 @@ fn no_reload_is_sent_before_the_clients_hello_and_an_early_one_follows_it() {
     assert_eq!(server.broadcast(&reload("app.py")), 1);
     assert_eq!(
         next_json(&mut ws),
-        serde_json::json!({"command": "reload", "path": "app.py", "liveCSS": false, "liveImg": false})
+        serde_json::json!({"command": "reload", "path": "app.py", "liveCSS": false, "liveImg": false, "generation": 0})
     );
 }
 
@@ -288,7 +293,7 @@ fn status_goes_to_vendor_clients_only() {
     server.set_state(ServerState::Failed("exited with code 1".into()));
     assert_eq!(
         next_json(&mut ours),
-        serde_json::json!({"command": "status", "state": "failed", "message": "exited with code 1"})
+        serde_json::json!({"command": "status", "state": "failed", "message": "exited with code 1", "generation": 0})
     );
     server.set_state(ServerState::Ready);
     assert_eq!(next_json(&mut ours)["state"], "ready");
@@ -304,7 +309,7 @@ fn status_goes_to_vendor_clients_only() {
     let mut late = handshaken(server.local_addr(), true);
     assert_eq!(
         next_json(&mut late),
-        serde_json::json!({"command": "status", "state": "restarting", "message": null})
+        serde_json::json!({"command": "status", "state": "restarting", "message": null, "generation": 0})
     );
 }
 

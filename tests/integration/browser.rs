@@ -134,3 +134,78 @@ fn page_text_updates_css_swaps_in_place_and_restarts_do_not_loop() {
     );
     browser.wait_for("window.__reloadsup.connected");
 }
+
+/// A dev server whose page loads a slow script: the first time, while that script is
+/// requested (the page loading, its reload socket not open yet), it changes an asset.
+const SLOW_APP: &str = r#"
+import sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+PAGE = open("index.html", "rb").read()
+changed = False
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        global changed
+        if self.path == "/slow.js":
+            if not changed:
+                changed = True
+                time.sleep(0.3)
+                open("static/data.txt", "w").write("changed while the page loaded")
+                time.sleep(1.0)
+            body, kind = b"window.slow = 1", "text/javascript"
+        else:
+            body, kind = PAGE, "text/html; charset=utf-8"
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+/// A change broadcast while a page loads, before its socket is open, reaches no one;
+/// the page learns of it when its socket opens (the script it loaded tells how many
+/// changes there had been) and reloads, once.
+#[test]
+fn a_change_made_while_a_page_loads_is_not_lost() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let p = Project::new();
+    let (port, reload) = (free_port(), free_port());
+    p.write("app.py", SLOW_APP);
+    p.write("static/data.txt", "first");
+    // The reload script, deferred, is fetched at once and runs after the slow script.
+    p.write(
+        "index.html",
+        &format!(
+            "<!doctype html><html><head><meta charset=utf-8><title>t</title>\n\
+             <script src=\"http://127.0.0.1:{reload}/livereload.js\" defer></script>\n\
+             <script src=\"/slow.js\"></script>\n</head><body><h1>page</h1>\n\
+             <script>sessionStorage.loads = (+sessionStorage.loads || 0) + 1</script>\n\
+             </body></html>\n"
+        ),
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'app.py', '{port}', '{}']\nready = {{ port = {port} }}\n\
+             [watch]\nfile_dep = ['*.py']\n\
+             [reload]\nport = {reload}\nassets = ['static/*.txt']\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    browser.open(&format!("http://127.0.0.1:{port}/"));
+    sup.wait_for("reloaded 0 browser(s): static/data.txt");
+    browser.wait_for_with("+sessionStorage.loads === 2", &sup);
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        browser.eval("+sessionStorage.loads").as_i64(),
+        Some(2),
+        "one reload, no loop"
+    );
+}

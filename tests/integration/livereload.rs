@@ -58,7 +58,7 @@ fn reload_arrives_once_and_only_when_the_new_server_accepts() {
             "not before the bind ({waited:?})"
         );
         assert_eq!(
-            message,
+            crate::util::standard_fields(message),
             serde_json::json!({"command": "reload", "path": "app.py", "liveCSS": false, "liveImg": false})
         );
         assert_eq!(client.next(QUIET), None, "one reload per restart");
@@ -80,7 +80,7 @@ fn css_asset_is_swapped_without_a_restart() {
     p.write("static/site.css", "h1 { color: blue }");
     let message = client.next(Duration::from_secs(10)).expect("a reload");
     assert_eq!(
-        message,
+        crate::util::standard_fields(message),
         serde_json::json!({"command": "reload", "path": "static/site.css", "liveCSS": true, "liveImg": true})
     );
     p.assert_starts_stay(1);

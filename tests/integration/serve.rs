@@ -384,7 +384,7 @@ fn saves_reload_connected_clients() {
     p.write("site/index.html", "<h1>v2</h1>");
     let message = client.next(Duration::from_secs(10)).expect("a reload");
     assert_eq!(
-        message,
+        crate::util::standard_fields(message),
         serde_json::json!({"command": "reload", "path": "index.html", "liveCSS": false, "liveImg": false})
     );
     p.write("site/css/site.css", "h1 { color: blue }");

@@ -392,6 +392,18 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A `reload` or `status` message without reloadsup's own `generation` field (which
+/// counts changes, see the hub), after checking that it is there: what any LiveReload
+/// client reads.
+pub fn standard_fields(mut message: serde_json::Value) -> serde_json::Value {
+    let generation = message.as_object_mut().and_then(|m| m.remove("generation"));
+    assert!(
+        generation.as_ref().is_some_and(|g| g.is_u64()),
+        "a generation in {message}"
+    );
+    message
+}
+
 /// A LiveReload client over a real WebSocket.
 pub struct LiveReloadClient {
     ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
