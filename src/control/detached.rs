@@ -230,6 +230,8 @@ pub fn stop(spec: &Server, leader: Ident) -> Result<String> {
     let began = Instant::now();
     let targets = processes_of(leader);
     send(leader, &targets, spec.stop_signal);
+    // A stopped process acts on the signal only once continued.
+    send(leader, &targets, Signal::SIGCONT);
     if wait_gone(&targets, began + spec.stop_timeout) {
         // Not a child of this process: how it ended (a code, a signal) cannot be read.
         return Ok(format!(

@@ -15,6 +15,7 @@
 
 use std::io::{self, BufRead, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,10 +36,14 @@ pub struct Guard {
 impl Guard {
     /// Starts the guard: this same binary, run as `reloadsup __guard`.
     pub fn spawn() -> io::Result<Guard> {
+        // A process group of its own: a signal to reloadsup's whole group (`kill -9
+        // -PGID`, `timeout -k`, Ctrl-\\ on the terminal) must not take the guard with
+        // it, or nothing would be left to stop the server.
         let mut child = Command::new("/proc/self/exe")
             .arg("__guard")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
+            .process_group(0)
             .spawn()?;
         let stdin = child.stdin.take().expect("stdin was piped");
         Ok(Guard { child, stdin })
@@ -85,9 +90,17 @@ impl Guard {
 
 /// The guard's own main: read until end-of-file, then kill what is tracked.
 pub fn main() -> i32 {
-    // The terminal's Ctrl-C reaches the whole foreground group, the guard included; the
-    // supervisor handles it, and the guard must outlive the supervisor's graceful stop.
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+    // The guard must outlive the supervisor's graceful stop, whatever is signalled
+    // (it has a group of its own, but a `kill` may name it); in a background group it
+    // must not be stopped for touching the terminal (`stty tostop`) either.
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGTTOU,
+        Signal::SIGTTIN,
+    ] {
         // SAFETY: SIG_IGN installs no handler code, so nothing can run concurrently.
         let _ = unsafe { signal(sig, SigHandler::SigIgn) };
     }

@@ -327,8 +327,13 @@ impl Supervisor {
 
     fn begin_stop(&mut self, proc: Proc, now: Instant, requested: bool) {
         let signal = self.spec.stop_signal;
+        let escapees = self.escapees(proc.pgid);
         group::signal_group(proc.pgid, signal);
-        group::signal_each(&self.escapees(proc.pgid), signal);
+        group::signal_each(&escapees, signal);
+        // A stopped process (`kill -STOP`, a terminal's SIGTTIN) acts on no signal
+        // until it is continued: then it gets the stop signal, as under systemd.
+        group::signal_group(proc.pgid, Signal::SIGCONT);
+        group::signal_each(&escapees, Signal::SIGCONT);
         self.state = State::Stopping {
             proc,
             began: now,

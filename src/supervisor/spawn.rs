@@ -127,6 +127,7 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
     let relayed = match mode {
         Mode::Supervised { relay, guard } => {
             command.process_group(0);
+            keep_terminal_output(&mut command);
             tie_to_supervisor(&mut command, guard, b"track ");
             match relay {
                 Some(relay) => Some((relay, pipe_output(&mut command, spec)?)),
@@ -158,6 +159,22 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
         ready_flag,
         output_gate: Some(output_gate),
     })
+}
+
+/// Lets a server in its own (background) process group write to the terminal and set
+/// it up: with `stty tostop`, or for a program that calls `tcsetattr` on it, the
+/// kernel would stop the whole group with SIGTTOU at its first line, and a stopped
+/// server answers nothing. An ignored signal stays ignored across `exec`.
+fn keep_terminal_output(command: &mut Command) {
+    // SAFETY: the closure runs between fork and exec and only installs SIG_IGN, which
+    // is async-signal-safe and runs no handler code.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::signal::signal(Signal::SIGTTOU, nix::sys::signal::SigHandler::SigIgn)
+                .map(drop)
+                .map_err(io::Error::from)
+        });
+    }
 }
 
 /// Set to `1` when `RELOADSUP_CHANGED` was cut short.

@@ -158,6 +158,21 @@ fn sigterm_exits_0() {
 
 #[test]
 fn sigkill_of_the_supervisor_leaves_no_server() {
+    sigkill_leaves_no_server(|sup| sup.signal(Signal::SIGKILL));
+}
+
+/// `timeout -k`, `kill -9 %1` and a terminal's Ctrl-\ signal reloadsup's whole process
+/// group: the guard, in a group of its own, outlives it and stops the server.
+#[test]
+fn a_sigkill_or_sigquit_to_the_supervisors_group_leaves_no_server() {
+    for signal in [Signal::SIGKILL, Signal::SIGQUIT] {
+        sigkill_leaves_no_server(|sup| nix::sys::signal::killpg(sup.pid(), signal).unwrap());
+    }
+}
+
+/// Runs a server that is a shell with a child, ends reloadsup with `kill`, and checks
+/// that nothing is left: no server, no PID or state file.
+fn sigkill_leaves_no_server(kill: impl FnOnce(&Sup)) {
     let p = Project::new();
     p.write("app.py", "");
     // The shell does not exec `sleep`: PR_SET_PDEATHSIG alone would kill only the shell.
@@ -172,7 +187,7 @@ fn sigkill_of_the_supervisor_leaves_no_server() {
     let mut sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
     wait_until("the server", || p.servers().len() == 2);
-    sup.signal(Signal::SIGKILL);
+    kill(&sup);
     sup.wait_exit();
     wait_until("no server left", || p.servers().is_empty());
     wait_until("no PID file", || !p.path("reloadsup.pid").exists());
@@ -825,4 +840,40 @@ fn a_thousand_connections_do_not_stop_a_restart_and_the_server_gets_the_given_li
     p.wait_starts(2);
     assert_eq!(p.read("limits.log"), "1024\n1024\n");
     drop(connections);
+}
+
+/// A server that was stopped (`kill -STOP`, or by the terminal) is continued after the
+/// stop signal, so it ends by it instead of being killed when `stop_timeout` runs out;
+/// and it starts with SIGTTOU ignored, so that writing to the terminal from its
+/// background group (`stty tostop`) or setting the terminal up does not stop it.
+#[test]
+fn a_stopped_server_gets_its_stop_signal_and_none_is_stopped_by_the_terminal() {
+    let p = Project::new();
+    p.write("app.py", "v = 0\n");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '''echo start >> starts.log; grep SigIgn /proc/self/status >> ignored.log; \
+             exec sleep {}'''\nstop_timeout = \"1s\"\n[watch]\nfile_dep = [\"app.py\"]\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    wait_until("the server's signal mask", || {
+        p.read("ignored.log").ends_with('\n')
+    });
+    let mask = p.read("ignored.log");
+    let mask = u64::from_str_radix(mask.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    let sigttou = Signal::SIGTTOU as i32 - 1;
+    assert_ne!(mask & (1 << sigttou), 0, "SIGTTOU ignored: {mask:x}");
+    let server = p.servers()[0];
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server), Signal::SIGSTOP).unwrap();
+    save(&p, 1);
+    p.wait_starts(2);
+    assert!(
+        !sup.stderr().contains("killed with SIGKILL"),
+        "{}",
+        sup.stderr()
+    );
 }
