@@ -84,7 +84,7 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
     }
     if let Some(signal) = watch.interrupted() {
         // As on a timeout, but the exit code says which signal it was.
-        let how = match stop(spec, ident) {
+        let how = match stop(spec, ident, None) {
             Ok(_) => "stopped it".to_string(),
             Err(err) => format!("cannot stop it: {err}"),
         };
@@ -98,7 +98,7 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
         return Ok(crate::signals::exit_code(signal));
     }
     let fail = |why: String| {
-        let _ = stop(spec, ident);
+        let _ = stop(spec, ident, None);
         let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
         state::remove(pid_file);
         report::error(format!("`{}` (pid {pid}) {why}", spec.command.display()));
@@ -212,7 +212,7 @@ fn confirm_own_port(
 /// (an untracked server would run on unseen), removes what was written, and returns
 /// `err` saying so.
 fn abandon(spec: &Server, pid_file: &Path, record: &ServerRecord, err: Error) -> Error {
-    let stopped = match stop(spec, record.ident) {
+    let stopped = match stop(spec, record.ident, None) {
         Ok(_) => "stopped it".to_string(),
         Err(stop_err) => format!("and cannot stop it: {stop_err}"),
     };
@@ -225,14 +225,32 @@ fn abandon(spec: &Server, pid_file: &Path, record: &ServerRecord, err: Error) ->
 }
 
 /// Stops the server whose leader is `leader`: `stop_signal` to its group and to its
-/// descendants, then SIGKILL after `stop_timeout`. Returns how it ended, in words.
-pub fn stop(spec: &Server, leader: Ident) -> Result<String> {
+/// descendants, then SIGKILL after `stop_timeout`, or at once when one of `interrupts`
+/// arrives meanwhile (a Ctrl-C while `stop` waits: the user wants it gone now). Returns
+/// how it ended, in words.
+pub fn stop(spec: &Server, leader: Ident, interrupts: Option<&Interrupts>) -> Result<String> {
     let began = Instant::now();
     let targets = processes_of(leader);
     send(leader, &targets, spec.stop_signal);
     // A stopped process acts on the signal only once continued.
     send(leader, &targets, Signal::SIGCONT);
-    if wait_gone(&targets, began + spec.stop_timeout) {
+    let interrupted = || interrupts.and_then(Interrupts::received);
+    let gone = wait_gone_unless(&targets, began + spec.stop_timeout, || {
+        interrupted().is_some()
+    });
+    if let (false, Some(signal)) = (gone, interrupted()) {
+        send(leader, &targets, Signal::SIGKILL);
+        if wait_gone(&targets, Instant::now() + KILL_WAIT) {
+            let name =
+                Signal::try_from(signal).map_or_else(|_| signal.to_string(), |s| s.to_string());
+            return Ok(format!(
+                "killed with SIGKILL at a {name} {} ms after {}",
+                began.elapsed().as_millis(),
+                spec.stop_signal
+            ));
+        }
+    }
+    if gone {
         // Not a child of this process: how it ended (a code, a signal) cannot be read.
         return Ok(format!(
             "ended {} ms after {}",
@@ -327,13 +345,18 @@ fn send(leader: Ident, targets: &[Ident], signal: Signal) {
 
 /// Waits until every one of `targets` is gone; whether they went by `deadline`.
 pub(super) fn wait_gone(targets: &[Ident], deadline: Instant) -> bool {
+    wait_gone_unless(targets, deadline, || false)
+}
+
+/// As [`wait_gone`], giving up early (false) once `give_up` says so.
+fn wait_gone_unless(targets: &[Ident], deadline: Instant, give_up: impl Fn() -> bool) -> bool {
     loop {
         // Our own children (a server `start` just launched) must be reaped to be gone.
         crate::supervisor::reap_strays();
         if !targets.iter().any(Ident::is_alive) {
             return true;
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= deadline || give_up() {
             return false;
         }
         std::thread::sleep(ready::POLL);

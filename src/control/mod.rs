@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 use crate::config::{Config, Server};
 use crate::error::{EXIT_OK, EXIT_RUNTIME, Error, Result};
 use crate::report;
+use crate::signals::{self, Interrupts};
 use state::{Ident, ServerRecord, State};
 
 /// Exit code of `status` when the server is not running (LSB).
@@ -134,13 +135,9 @@ pub fn stop(config: &Config) -> Result<i32> {
     match inspect(t.pid_file, t.spec) {
         Running::Supervisor { supervisor, server } => stop_supervisor(&t, supervisor, server),
         Running::Detached(record) => {
-            let how = detached::stop(t.spec, record.ident)?;
-            remove_files(t.pid_file, record.ident.pid);
-            report::info(format!(
-                "stopped `{}` (pid {}): {how}",
-                record.command, record.ident.pid
-            ));
-            Ok(EXIT_OK)
+            let interrupts = Interrupts::catch()?;
+            stop_detached(&t, &record, &interrupts)?;
+            Ok(interrupts.received().map_or(EXIT_OK, signals::exit_code))
         }
         Running::Nothing { stale } => {
             clear_stale(t.pid_file, stale);
@@ -150,6 +147,18 @@ pub fn stop(config: &Config) -> Result<i32> {
     }
 }
 
+/// Stops a server `start` started, and removes its files; a Ctrl-C, SIGTERM or SIGHUP
+/// meanwhile kills it at once (see `detached::stop`).
+fn stop_detached(t: &Target<'_>, record: &ServerRecord, interrupts: &Interrupts) -> Result<()> {
+    let how = detached::stop(t.spec, record.ident, Some(interrupts))?;
+    remove_files(t.pid_file, record.ident.pid);
+    report::info(format!(
+        "stopped `{}` (pid {}): {how}",
+        record.command, record.ident.pid
+    ));
+    Ok(())
+}
+
 /// `reloadsup restart`.
 pub fn restart(config: &Config) -> Result<i32> {
     let t = target(config)?;
@@ -157,13 +166,13 @@ pub fn restart(config: &Config) -> Result<i32> {
     match inspect(t.pid_file, t.spec) {
         Running::Supervisor { supervisor, server } => restart_supervised(&t, supervisor, server),
         Running::Detached(record) => {
-            let how = detached::stop(t.spec, record.ident)?;
-            remove_files(t.pid_file, record.ident.pid);
-            report::info(format!(
-                "stopped `{}` (pid {}): {how}",
-                record.command, record.ident.pid
-            ));
-            detached::launch(t.spec, t.pid_file, t.upstream)
+            let interrupts = Interrupts::catch()?;
+            stop_detached(&t, &record, &interrupts)?;
+            match interrupts.received() {
+                // Interrupted while the old server stopped: no new one.
+                Some(signal) => Ok(signals::exit_code(signal)),
+                None => detached::launch(t.spec, t.pid_file, t.upstream),
+            }
         }
         Running::Nothing { stale } => {
             clear_stale(t.pid_file, stale);

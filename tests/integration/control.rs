@@ -396,6 +396,53 @@ fn stop_escalates_to_sigkill() {
     wait_until("no server", || p.servers().is_empty());
 }
 
+/// A Ctrl-C (or SIGTERM, SIGHUP) while `stop` or `restart` waits out the grace period
+/// kills the server at once and exits 128 + the signal; `restart` then starts nothing.
+#[test]
+fn an_interrupted_stop_or_restart_kills_the_server_at_once() {
+    let p = Project::new();
+    let port = free_port();
+    p.write(
+        "server.py",
+        "import signal, socket, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+         s = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('127.0.0.1', int(sys.argv[1])))\ns.listen()\ntime.sleep(1000)\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{port}', '{}']\nstop_timeout = \"30s\"\n\
+             ready = {{ port = {port} }}\n",
+            p.token
+        ),
+    );
+    for (command, signal) in [("stop", Signal::SIGINT), ("restart", Signal::SIGTERM)] {
+        ok(&p.output(&["start"]));
+        let server = pid_file(&p).expect("a PID file");
+        let mut waiting = crate::util::Sup::spawn(&p.dir, &[command]);
+        // Time to send the stop signal and begin the grace period.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        waiting.signal(signal);
+        let status = waiting.wait_exit();
+        assert_eq!(
+            status.code(),
+            Some(128 + signal as i32),
+            "{}",
+            waiting.stderr()
+        );
+        assert!(
+            waiting
+                .stderr()
+                .contains(&format!("killed with SIGKILL at a {signal}")),
+            "{}",
+            waiting.stderr()
+        );
+        wait_until("the server gone", || !alive(server));
+        assert!(p.servers().is_empty(), "{command}: nothing started");
+        assert_eq!(pid_file(&p), None);
+    }
+}
+
 #[test]
 fn without_the_state_file_only_this_projects_server_counts() {
     let (p1, port1) = project();
