@@ -36,31 +36,56 @@ const IGNORE_KEY: &str = "watch.ignore";
 pub fn find_task_file(explicit: Option<&Path>, cwd: &Path) -> Result<Option<PathBuf>> {
     if let Some(path) = explicit {
         let path = normalize(&cwd.join(path));
-        if !path.is_file() {
-            let why = if path.exists() {
-                "is not a file"
-            } else {
-                "not found"
-            };
-            return Err(Error::Usage(format!(
+        return match not_a_task_file(&path) {
+            Some(why) => Err(Error::Usage(format!(
                 "task file `{}` {why}",
                 path.display()
-            )));
-        }
-        return Ok(Some(path));
+            ))),
+            None => Ok(Some(path)),
+        };
     }
-    Ok(cwd
-        .ancestors()
-        .map(|dir| dir.join(TASK_FILE_NAME))
-        .find(|candidate| candidate.is_file()))
+    // The nearest `reload.toml` there is, even one that cannot be used: passing over it
+    // to a parent folder's would run (or stop) another project's server.
+    for candidate in cwd.ancestors().map(|dir| dir.join(TASK_FILE_NAME)) {
+        if std::fs::symlink_metadata(&candidate).is_err() {
+            continue;
+        }
+        return match not_a_task_file(&candidate) {
+            Some(why) => Err(Error::Usage(format!(
+                "`{}` {why}; name the task file with `-f`",
+                candidate.display()
+            ))),
+            None => Ok(Some(candidate)),
+        };
+    }
+    Ok(None)
+}
+
+/// Why `path` cannot be read as a task file, if it cannot: missing, a link to nothing,
+/// not a file, or out of reach.
+fn not_a_task_file(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => None,
+        Ok(_) => Some("is not a file".into()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Some(match std::fs::symlink_metadata(path) {
+                Ok(_) => "is a link to nothing".into(),
+                Err(_) => "not found".into(),
+            })
+        }
+        Err(err) => Some(format!("cannot be read: {err}")),
+    }
 }
 
 /// Resolves the configuration from an optional task file and the command-line overrides.
 pub fn resolve(task_file: Option<&Path>, cwd: &Path, overrides: &Overrides) -> Result<Config> {
     let config = match task_file {
         Some(file) => {
-            let bytes = std::fs::read(file)
-                .map_err(|err| Error::io(format!("cannot read `{}`", file.display()), err))?;
+            // A task file that cannot be read is a task-file error (exit 2), as one
+            // that cannot be parsed.
+            let bytes = std::fs::read(file).map_err(|err| {
+                Error::Usage(format!("cannot read task file `{}`: {err}", file.display()))
+            })?;
             let text = utf8_text(file, bytes)?;
             let doc = Doc { file, text: &text };
             doc.resolve(overrides)?

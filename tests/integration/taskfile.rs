@@ -218,6 +218,28 @@ fn task_file_found_in_a_parent_folder() {
         stdout.contains("watch.file_dep `src/*.py`: 1 file(s)\n  src/a.py\n"),
         "{stdout}"
     );
+    // A `reload.toml` nearer that cannot be used is an error, not passed over for the
+    // parent's: `stop` there would stop another project's server.
+    std::os::unix::fs::symlink("gone.toml", p.path("src/deeper/reload.toml")).unwrap();
+    std::fs::create_dir(p.path("src/reload.toml")).unwrap();
+    for (dir, why) in [
+        ("src/deeper", "is a link to nothing"),
+        ("src", "is not a file"),
+    ] {
+        let out = std::process::Command::new(crate::util::BIN)
+            .arg("stop")
+            .current_dir(p.path(dir))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{dir}/reload.toml` {why}; name the task file with `-f`"
+            )),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]
