@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::proxy::{Failure, Proxy, UpstreamState};
 use crate::reload::{Hub, ReloadMessage, Reloader, ServerState};
@@ -57,6 +57,38 @@ fn with_way_out(error: String, config: &Config) -> String {
     } else {
         format!("{error}; set another `reload.port`, or pass `--no-reload`")
     }
+}
+
+/// The error for a proxy whose upstream is its own address `own`: it would forward
+/// every request to itself. At the line of `upstream` (or `listen`), exit 2.
+fn self_loop(config: &Config, p: &config::Proxy, own: std::net::SocketAddr) -> Error {
+    let message = format!(
+        "the proxy's upstream {} is its own address {own} (`{}`): it would \
+         forward every request to itself; give the dev server's address",
+        p.upstream, p.listen.set_by
+    );
+    match (&config.task_file, p.upstream_line.or(p.listen.line)) {
+        (Some(file), Some(line)) => Error::task_file(file, Some(line), message),
+        _ => Error::Usage(message),
+    }
+}
+
+/// For `check`, which binds nothing: the same refusal as at start of a proxy whose
+/// `listen` (a fixed port) is where `upstream` leads.
+pub fn check_proxy(config: &Config) -> Result<()> {
+    let Some(p) = &config.proxy else {
+        return Ok(());
+    };
+    let own = std::net::ToSocketAddrs::to_socket_addrs(&p.listen.addr)
+        .into_iter()
+        .flatten()
+        .filter(|addr| addr.port() != 0);
+    for addr in own {
+        if crate::proxy::leads_to(&p.upstream, addr) {
+            return Err(self_loop(config, p, addr));
+        }
+    }
+    Ok(())
 }
 
 impl Browsers {
@@ -118,19 +150,7 @@ impl Browsers {
                 )
                 .map_err(Error::Runtime)?;
                 if proxy.forwards_to_itself() {
-                    let message = format!(
-                        "the proxy's upstream {} is its own address {} (`{}`): it would \
-                         forward every request to itself; give the dev server's address",
-                        p.upstream,
-                        proxy.local_addr(),
-                        p.listen.set_by
-                    );
-                    return Err(
-                        match (&config.task_file, p.upstream_line.or(p.listen.line)) {
-                            (Some(file), Some(line)) => Error::task_file(file, Some(line), message),
-                            _ => Error::Usage(message),
-                        },
-                    );
+                    return Err(self_loop(config, p, proxy.local_addr()));
                 }
                 report::good(format!(
                     "proxy on http://{}/ for {} (the reload script is injected)",

@@ -64,6 +64,7 @@ pub fn run(config: &Config) -> Result<i32> {
         );
     }
     if let Some(proxy) = &config.proxy {
+        crate::browsers::check_proxy(config)?;
         line(
             &mut out,
             format_args!(

@@ -210,7 +210,7 @@ impl Proxy {
 /// Whether connecting to `upstream` (`host:port`) may reach a socket listening on `own`.
 /// An IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]`) is taken as the IPv4 one it
 /// stands for.
-fn leads_to(upstream: &str, own: SocketAddr) -> bool {
+pub fn leads_to(upstream: &str, own: SocketAddr) -> bool {
     let Ok(addresses) = upstream.to_socket_addrs() else {
         return false;
     };

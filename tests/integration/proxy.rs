@@ -854,14 +854,17 @@ fn an_upstream_that_is_the_proxy_itself_is_refused() {
              upstream = \"localhost:{port}\"\n"
         ),
     );
-    let out = p.output(&["run", "--no-reload"]);
-    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("reload.toml:5: the proxy's upstream localhost:"),
-        "{}",
-        out.stderr
-    );
+    // `check` says so too, binding nothing.
+    for args in [&["run", "--no-reload"][..], &["check"]] {
+        let out = p.output(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("reload.toml:5: the proxy's upstream localhost:"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
 }
 
 /// A LiveReload port taken (by another reloadsup, say) is an error that names the way
