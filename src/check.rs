@@ -124,9 +124,11 @@ fn check_cwd(config: &Config, server: &Server) -> Result<()> {
     })
 }
 
-/// Appends one line to `out`.
+/// Appends one line to `out`, its control characters escaped as in status lines (a
+/// file name with a newline or an escape sequence is one line, and leaves the
+/// terminal alone).
 fn line(out: &mut String, text: std::fmt::Arguments<'_>) {
-    out.push_str(&text.to_string());
+    out.push_str(&report::escape_controls(&text.to_string()));
     out.push('\n');
 }
 

@@ -63,7 +63,7 @@ fn emit(min: Level, colour: &str, label: &str, message: &dyn Display) {
 /// `text` with its control characters escaped (`\n`, `\u{1b}`): a status line stays
 /// one line, and a file name (or a server's error) cannot move the cursor or recolour
 /// the terminal.
-fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(char::is_control) {
         return text.into();
     }

@@ -257,14 +257,24 @@ fn check_lists_matches_after_ignores() {
     p.write(".gitignore", "gen/\n");
     p.write("gen/out.py", "");
     p.write("static/site.css", "");
+    // Names with control characters are listed escaped, one line each.
+    p.write("odd/a\nb.py", "");
+    p.write("odd/c\u{1b}[31mred.py", "");
     let out = p.output(&["check"]);
     assert!(out.status.success(), "{}", out.stderr);
     assert!(
         out.stdout
-            .contains("watch.file_dep `**/*.py`: 2 file(s)\n  app.py\n  pkg/models.py\n"),
+            .contains("\n  odd/a\\nb.py\n  odd/c\\u{1b}[31mred.py\n"),
         "{}",
         out.stdout
     );
+    assert!(
+        out.stdout
+            .contains("watch.file_dep `**/*.py`: 4 file(s)\n  app.py\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("\n  pkg/models.py\n"), "{}", out.stdout);
     assert!(
         out.stdout
             .contains("reload.assets `static/*.css`: 1 file(s)\n  static/site.css\n")
