@@ -26,8 +26,8 @@
 //!
 //! Pure: the clock is passed in, so the tests never sleep.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Quiet time after a completing event before the batch goes.
@@ -66,6 +66,12 @@ pub enum Step {
     /// of a new folder found it whole, and its own events trail): it completes the
     /// path if it is still pending, and is no change by itself.
     Echo,
+    /// The name was created (it comes before the creation's own step): one that is
+    /// not pending yet is *born* in the batch. A born file that is complete makes the
+    /// batch settle as a burst does, since a temp file written whole is often renamed
+    /// over the real one next (`mkstemp` and `os.replace`, `ln -sfn`); and one that is
+    /// gone when the batch goes was never a change (see [`Debouncer::was_born`]).
+    Born,
 }
 
 /// Pending changes and their timing.
@@ -76,6 +82,8 @@ pub struct Debouncer {
     max_wait: Duration,
     /// Each pending path's latest step, and when it came.
     pending: BTreeMap<PathBuf, (Step, Instant)>,
+    /// The paths born in their batch (see [`Step::Born`]), until asked about.
+    born: BTreeSet<PathBuf>,
     first: Option<Instant>,
     last: Option<Instant>,
     /// When a path not yet in the batch last came.
@@ -103,6 +111,7 @@ impl Debouncer {
             grace,
             max_wait,
             pending: BTreeMap::new(),
+            born: BTreeSet::new(),
             first: None,
             last: None,
             last_new: None,
@@ -126,6 +135,12 @@ impl Debouncer {
         let step = match step {
             Step::Echo if self.pending.contains_key(&path) => Step::Complete,
             Step::Echo => return,
+            Step::Born => {
+                if !self.pending.contains_key(&path) {
+                    self.born.insert(path);
+                }
+                return;
+            }
             step => step,
         };
         if !self.pending.contains_key(&path) && !self.pending.values().any(|c| self.settled(c, now))
@@ -200,6 +215,12 @@ impl Debouncer {
         Some(taken.into_keys().collect())
     }
 
+    /// Whether `path`, of a batch just taken, was born in it: if it is gone now, it was
+    /// a temp file and no change. Asked once per path (the answer is forgotten).
+    pub fn was_born(&mut self, path: &Path) -> bool {
+        self.born.remove(path)
+    }
+
     /// Takes every pending path.
     fn take_all(&mut self) -> Option<Vec<PathBuf>> {
         self.first = None;
@@ -216,7 +237,11 @@ impl Debouncer {
             .folder_made
             .zip(self.last)
             .is_some_and(|(made, last)| last <= made + self.max_wait);
-        let settle = if self.pending.len() >= BURST_PATHS || tree {
+        let born_whole = self
+            .pending
+            .iter()
+            .any(|(path, (step, _))| *step == Step::Complete && self.born.contains(path));
+        let settle = if self.pending.len() >= BURST_PATHS || tree || born_whole {
             self.settle.max(self.burst_settle)
         } else {
             self.settle
@@ -232,7 +257,7 @@ impl Debouncer {
     /// complete one, which has.
     fn quiet_after(&self, step: Step) -> Option<Duration> {
         match step {
-            Step::Complete | Step::Echo => None,
+            Step::Complete | Step::Echo | Step::Born => None,
             Step::Partial => Some(self.grace),
             Step::Created => Some(self.grace.max(CREATED_QUIET)),
         }
@@ -281,6 +306,35 @@ mod tests {
             d.deadline(),
             None,
             "after the batch went, an echo is no change"
+        );
+    }
+
+    /// A file born in the batch and written whole settles as a burst: a rename over
+    /// the real file may follow. Born is forgotten once asked about; a name that was
+    /// pending before its creation (vim's rename-away, then a new file) is not born.
+    #[test]
+    fn a_born_file_waits_for_a_rename_and_is_known_as_born() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        d.record(p("tmp1"), Step::Born, t0);
+        d.record(p("tmp1"), Step::Created, t0);
+        d.record(p("tmp1"), Step::Complete, t0 + ms(1));
+        assert_eq!(d.deadline(), Some(t0 + ms(1) + BURST_SETTLE));
+        d.record(p("tmp1"), Step::Partial, t0 + ms(15));
+        d.record(p("app.py"), Step::Complete, t0 + ms(15));
+        // The temp name renamed away is a partial step: the batch waits the grace.
+        let batch = d.take_due(t0 + ms(15) + GRACE).expect("due");
+        assert_eq!(batch, vec![p("app.py"), p("tmp1")]);
+        assert!(d.was_born(&p("tmp1")));
+        assert!(!d.was_born(&p("tmp1")), "asked once");
+        assert!(!d.was_born(&p("app.py")));
+        d.record(p("a.py"), Step::Partial, t0 + ms(100));
+        d.record(p("a.py"), Step::Born, t0 + ms(101));
+        d.record(p("a.py"), Step::Complete, t0 + ms(102));
+        assert_eq!(
+            d.deadline(),
+            Some(t0 + ms(102) + SETTLE),
+            "vim's save is no birth"
         );
     }
 

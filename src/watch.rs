@@ -307,6 +307,11 @@ impl Watcher {
                 // their paths; an asset stays an asset (a reload, not a restart).
                 changes.extend(self.also_named(path).into_iter().map(|alias| (alias, step)));
             }
+            if !polling && matches!(event.kind, EventKind::Create(_)) {
+                // A new name: if it is gone again when its batch goes (a temp file
+                // renamed over the real one), it was no change of its own.
+                changes.push((path.clone(), Step::Born));
+            }
             changes.push((path.clone(), step));
         }
         changes

@@ -236,9 +236,16 @@ impl App {
                 self.on_outcome(outcome);
             }
             self.recheck_copies(now);
-            if let Some(batch) = self.debouncer.take_due(now) {
+            if let Some(mut batch) = self.debouncer.take_due(now) {
                 self.copy_sizes.retain(|path, _| !batch.contains(path));
-                self.on_batch(batch);
+                // A name made and gone again within the batch (a temp file renamed
+                // over the real one) was no change of its own.
+                batch.retain(|path| {
+                    !(self.debouncer.was_born(path) && std::fs::symlink_metadata(path).is_err())
+                });
+                if !batch.is_empty() {
+                    self.on_batch(batch);
+                }
             } else if self.debouncer.deadline().is_none()
                 && self.held.as_ref().is_some_and(|held| now >= held.until)
             {

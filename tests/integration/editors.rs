@@ -108,6 +108,22 @@ fn ignored_folders_made_or_removed_restart_nothing() {
     assert_eq!(sup.count("changed: app.py\n"), 1, "{}", sup.stderr());
 }
 
+/// A save through a temp file of no known editor's name (Python's `tempfile.mkstemp`
+/// and `os.replace`, a script's `app.py.$RANDOM`): written whole, then renamed over the
+/// file a few ms later. One restart, naming the file, not the temp name.
+#[test]
+fn a_temp_file_renamed_over_the_file_is_one_change() {
+    let (p, sup) = running();
+    write_new(&p, "tmpk3x9q2z1.py", "print('v2')\n");
+    std::thread::sleep(std::time::Duration::from_millis(15));
+    fs::rename(p.path("tmpk3x9q2z1.py"), p.path("app.py")).unwrap();
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(sup.count("changed:"), 1, "{}", sup.stderr());
+    assert_eq!(sup.count("changed: app.py\n"), 1, "{}", sup.stderr());
+    assert_eq!(p.read("changed.log").split('|').nth(1), Some("app.py"));
+}
+
 #[test]
 fn vim() {
     assert_one_restart(vim_save);
