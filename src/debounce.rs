@@ -202,6 +202,10 @@ impl Debouncer {
             return self.take_all();
         }
         self.pending = kept;
+        // A name born but never pending (a folder made: its files are the changes) is
+        // forgotten with its batch, so its removal later is a change.
+        self.born
+            .retain(|path| taken.contains_key(path) || self.pending.contains_key(path));
         if self.pending.is_empty() {
             self.first = None;
             self.last = None;
@@ -336,6 +340,11 @@ mod tests {
             Some(t0 + ms(102) + SETTLE),
             "vim's save is no birth"
         );
+        // A name born and never pending (a folder made) is forgotten with its batch:
+        // its removal later is a change.
+        d.record(p("newdir"), Step::Born, t0 + ms(103));
+        assert!(d.take_due(t0 + ms(102) + SETTLE).is_some());
+        assert!(!d.was_born(&p("newdir")));
     }
 
     #[test]

@@ -254,6 +254,12 @@ impl Watcher {
                     self.folder_gone(path, filter, notices);
                 }
             }
+            if !polling && matches!(event.kind, EventKind::Create(_)) {
+                // A new name: if it is gone again when its batch goes (a temp file
+                // renamed over the real one, `ln -sfn`'s temporary link), it was no
+                // change of its own.
+                changes.push((path.clone(), Step::Born));
+            }
             if self.is_new_folder(&event.kind, path, filter) {
                 self.folder_made = true;
                 if self
@@ -306,11 +312,6 @@ impl Watcher {
                 // Named through the links to its folder too, for the globs written for
                 // their paths; an asset stays an asset (a reload, not a restart).
                 changes.extend(self.also_named(path).into_iter().map(|alias| (alias, step)));
-            }
-            if !polling && matches!(event.kind, EventKind::Create(_)) {
-                // A new name: if it is gone again when its batch goes (a temp file
-                // renamed over the real one), it was no change of its own.
-                changes.push((path.clone(), Step::Born));
             }
             changes.push((path.clone(), step));
         }

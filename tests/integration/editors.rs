@@ -498,6 +498,11 @@ fn symlinked_folders(args: &[&str]) {
     fs::rename(p.path("later.new"), p.path("later")).unwrap();
     p.wait_starts(5);
     p.assert_starts_stay(5);
+    assert!(
+        !sup.stderr().contains("later.new"),
+        "the temporary link is no change: {}",
+        sup.stderr()
+    );
     fs::write(later.join("sub/lib.py"), "x = 3\n").unwrap();
     p.assert_starts_stay(5);
     fs::write(other.join("sub/lib.py"), "x = 2\n").unwrap();
