@@ -878,7 +878,10 @@ mod tests {
         };
         let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
         let created = interpret(EventKind::Create(CreateKind::Folder), &dir.join("new"));
-        assert_eq!(created, vec![(file.clone(), Step::Partial)]);
+        assert_eq!(
+            created,
+            vec![(dir.join("new"), Step::Born), (file.clone(), Step::Partial)]
+        );
         assert_eq!(
             interpret(EventKind::Create(CreateKind::File), &file),
             vec![],

@@ -332,8 +332,48 @@
   function reloadStylesheets(path) {
     var links = [].slice.call(document.querySelectorAll('link[rel~="stylesheet"][href]'))
       .filter(function (link) { return !link.__reloadsupOld && /^https?:/.test(link.href); });
-    var matched = bestMatches(links, function (link) { return link.href; }, path.replace(/\.map$/i, ''));
-    (matched.length ? matched : links).forEach(swapLink);
+    var imports = styleImports();
+    var sheet = path.replace(/\.map$/i, '');
+    var matched = bestMatches(links, function (link) { return link.href; }, sheet);
+    var matchedImports = bestMatches(imports, function (rule) { return rule.href; }, sheet);
+    if (!matched.length && !matchedImports.length) {
+      matched = links;
+      matchedImports = imports;
+    }
+    matched.forEach(swapLink);
+    // Last rule first, so the indexes of the others in the same sheet stay right.
+    matchedImports.reverse().forEach(swapImport);
+  }
+
+  // The `@import` rules of the page's `<style>` elements (a `<link>`ed sheet's own
+  // imports come afresh with it), each with its sheet, place and absolute URL.
+  function styleImports() {
+    var found = [];
+    [].slice.call(document.styleSheets).forEach(function (sheet) {
+      if (!sheet.ownerNode || sheet.ownerNode.nodeName !== 'STYLE') return;
+      var rules;
+      try { rules = sheet.cssRules; } catch (err) { return; }
+      for (var i = 0; i < rules.length; i++) {
+        var rule = rules[i];
+        if (rule.type !== CSSRule.IMPORT_RULE || !rule.href) continue;
+        var href = new URL(rule.href, location.href).href;
+        if (/^https?:/.test(href)) found.push({ sheet: sheet, index: i, href: href, rule: rule });
+      }
+    });
+    return found;
+  }
+
+  // Replaces an `@import` rule with one for a fresh URL of the same sheet and media.
+  function swapImport(item) {
+    refresh(item.href);
+    var media = item.rule.media && item.rule.media.mediaText;
+    var text = '@import url("' + bust(item.href) + '")' + (media ? ' ' + media : '') + ';';
+    try {
+      item.sheet.deleteRule(item.index);
+      item.sheet.insertRule(text, item.index);
+    } catch (err) {
+      log('cannot refresh', item.href, err);
+    }
   }
 
   // Clone the link with a fresh URL and drop the old one only once the new one has

@@ -440,6 +440,24 @@ fn a_real_browser_sees_text_updates_and_css_swaps() {
     browser.assert_css_swapped(&sup, || {
         p.write("site/css/site.css", "h1 { color: rgb(0, 0, 255) }\n")
     });
+    // A sheet imported by a `<style>` element is swapped in place too.
+    p.write("site/css/parts/inl.css", "#q { color: rgb(255, 0, 0) }\n");
+    browser.assert_page_reloaded(&sup, "v3", || {
+        p.write(
+            "site/index.html",
+            "<!doctype html><html><head><link rel=\"stylesheet\" href=\"/css/site.css\">\
+             <style>@import url(\"css/parts/inl.css\");</style></head>\
+             <body><h1>v3</h1><p id=q>q</p></body></html>",
+        )
+    });
+    browser.wait_for("getComputedStyle(document.getElementById('q')).color === 'rgb(255, 0, 0)'");
+    browser.eval("window.__marker = 7");
+    p.write("site/css/parts/inl.css", "#q { color: rgb(0, 0, 255) }\n");
+    browser.wait_for_with(
+        "getComputedStyle(document.getElementById('q')).color === 'rgb(0, 0, 255)'",
+        &sup,
+    );
+    assert_eq!(browser.eval("window.__marker"), 7, "no page reload");
     // `serve` itself stopped, the page edited meanwhile, `serve` started again: the
     // page reconnects to a new instance and reloads once, showing the edit.
     let mut sup = sup;
@@ -447,12 +465,12 @@ fn a_real_browser_sees_text_updates_and_css_swaps() {
     sup.wait_exit();
     p.write(
         "site/index.html",
-        "<!doctype html><html><head></head><body><h1>v3</h1></body></html>",
+        "<!doctype html><html><head></head><body><h1>v4</h1></body></html>",
     );
     let listen = format!("127.0.0.1:{port}");
     let again = p.start(&["serve", "site", "--listen", &listen]);
     again.wait_for("watching ");
-    browser.wait_for("document.querySelector('h1').textContent === 'v3'");
+    browser.wait_for("document.querySelector('h1').textContent === 'v4'");
 }
 
 #[test]
