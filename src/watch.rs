@@ -269,8 +269,10 @@ impl Watcher {
                 {
                     // Another folder under a watched name (a link pointed elsewhere,
                     // a folder renamed over an empty one): the old one is no longer
-                    // ours, wherever it is now.
+                    // ours, wherever it is now — but for other links that lead to it.
+                    let others = self.other_names(path);
                     self.drop_watches(path);
+                    self.watch_again(&others, filter, notices);
                 }
                 let mut found = Vec::new();
                 match self.add_tree(path, filter, &mut found, false) {
@@ -351,8 +353,10 @@ impl Watcher {
     /// folder still there above it is watched, so that a folder of the same name made
     /// again (a `git checkout` back, `rm -rf src; mkdir src`) is seen and watched.
     fn folder_gone(&mut self, path: &Path, filter: &mut Filter, notices: &mut Vec<String>) {
+        let others = self.other_names(path);
         self.drop_watches(path);
         filter.folder_gone(path);
+        self.watch_again(&others, filter, notices);
         // The folder above may be going too (`rm -rf a` is still at `a/b` when `a/b/c`
         // is reported gone): if its watch finds it gone, the next one up is tried.
         let mut above = nearest_existing(path);
@@ -439,6 +443,32 @@ impl Watcher {
                 true
             }
             _ => true,
+        }
+    }
+
+    /// The other names (links from elsewhere) of the folders watched at `path` and below
+    /// it: their watch is one with the folder's, so dropping it under `path` loses them
+    /// too, unless they are watched again ([`Watcher::watch_again`]).
+    fn other_names(&self, path: &Path) -> Vec<PathBuf> {
+        self.watched
+            .keys()
+            .filter(|w| w.starts_with(path))
+            .filter_map(|w| self.aliases.get(w))
+            .flatten()
+            .filter(|alias| !alias.starts_with(path))
+            .cloned()
+            .collect()
+    }
+
+    /// Watches `names` (from [`Watcher::other_names`]) under their own path, those still
+    /// there; nothing in them changed, so nothing is reported.
+    fn watch_again(&mut self, names: &[PathBuf], filter: &mut Filter, notices: &mut Vec<String>) {
+        for name in names.iter().filter(|name| name.is_dir()) {
+            if let Err(WatchError::Other(message)) =
+                self.add_tree(name, filter, &mut Vec::new(), true)
+            {
+                notices.push(message);
+            }
         }
     }
 

@@ -72,7 +72,9 @@ pub fn check(
                 ),
             ));
         }
-        if is_folder(&own) {
+        // A folder at a temporary name only makes the write fail (and `start` stops
+        // its server then): it holds nothing reloadsup would overwrite.
+        if is_folder(&own) && !what.starts_with("temporary") {
             return Err((
                 Culprit::PidFile,
                 format!(
@@ -173,7 +175,7 @@ fn beside(pid_file: &Path) -> [(PathBuf, &'static str); 5] {
 /// link, and removing removes the link (a folder is refused before this is asked).
 fn foreign(path: &Path, what: &str) -> Option<String> {
     let metadata = std::fs::symlink_metadata(path).ok()?;
-    if metadata.is_symlink() {
+    if metadata.is_symlink() || (metadata.is_dir() && what.starts_with("temporary")) {
         return None;
     }
     if !metadata.is_file() || metadata.len() > OWN_FILE_MAX {

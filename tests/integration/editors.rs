@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::process::Command;
 
-use crate::util::{Project, Sup};
+use crate::util::{Project, Sup, wait_until};
 
 /// A project running a sleeper server on `**/*.py`, with `app.py` present and the first
 /// start seen. Returns the project and the running supervisor.
@@ -515,6 +515,52 @@ fn symlinked_folders(args: &[&str]) {
     fs::write(shared.join("sub/lib.py"), "x = 3\n").unwrap();
     p.assert_starts_stay(7);
     for dir in [&shared, &later, &other] {
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// Links to one folder outside the project: removing the one it is watched under (or
+/// pointing it elsewhere) leaves the others followed. The folder's one watch was
+/// dropped with the first, and saves through the others were never seen again.
+#[test]
+fn a_second_link_to_a_folder_outlives_the_first() {
+    let p = Project::new();
+    p.write("app.py", "a = 1\n");
+    let shared = p.path("../").join(format!("twice-{}", p.token));
+    let other = p.path("../").join(format!("elsewhere-{}", p.token));
+    for dir in [&shared, &other] {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("lib.py"), "x = 1\n").unwrap();
+    }
+    // The first link is the name the folder is watched under; the later ones are more
+    // names of it.
+    symlink(&shared, p.path("la")).unwrap();
+    p.sleeper_task_file("[\"**/*.py\"]", "");
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    sup.wait_for("started");
+    let restarts_after = |action: &dyn Fn()| {
+        let before = p.lines("starts.log");
+        action();
+        wait_until("a restart", || p.lines("starts.log") > before);
+    };
+    symlink(&shared, p.path("lb")).unwrap();
+    symlink(&shared, p.path("lc")).unwrap();
+    std::thread::sleep(crate::util::QUIET);
+    restarts_after(&|| fs::remove_file(p.path("la")).unwrap());
+    restarts_after(&|| fs::write(shared.join("lib.py"), "x = 2\n").unwrap());
+    // Pointed elsewhere, as `ln -sfn` does: the other link still leads to the folder.
+    restarts_after(&|| {
+        symlink(&other, p.path("lb.new")).unwrap();
+        fs::rename(p.path("lb.new"), p.path("lb")).unwrap();
+    });
+    restarts_after(&|| fs::write(shared.join("lib.py"), "x = 3\n").unwrap());
+    assert!(
+        sup.stderr().contains("changed: lc/lib.py"),
+        "{}",
+        sup.stderr()
+    );
+    for dir in [&shared, &other] {
         fs::remove_dir_all(dir).unwrap();
     }
 }
