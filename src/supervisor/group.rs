@@ -52,11 +52,15 @@ pub fn reap_all() -> Vec<(Pid, WaitStatus)> {
 }
 
 /// The living descendants of `ancestor` that are not in group `pgid` and not below any
-/// of `except` (the supervisor's own helpers).
+/// of `except` (the supervisor's own helpers), nor in the supervisor's own group: what
+/// is there is not the server's but a build step's background job (`npx tailwindcss
+/// --watch &`) or a browser `xdg-open` started, re-parented to the supervisor when its
+/// parent ended; stopped with the server, such a job died at the first restart.
 pub fn escaped_descendants(ancestor: Pid, pgid: Pid, except: &[Pid]) -> Vec<Pid> {
+    let own = nix::unistd::getpgrp().as_raw();
     procfs::descendants(ancestor, except)
         .into_iter()
-        .filter(|(_, stat)| stat.pgid != pgid.as_raw())
+        .filter(|(_, stat)| stat.pgid != pgid.as_raw() && stat.pgid != own)
         .map(|(pid, _)| Pid::from_raw(pid))
         .collect()
 }

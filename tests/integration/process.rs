@@ -249,6 +249,36 @@ fn daemonized_grandchild_cannot_escape_a_stop() {
     assert!(p.servers().is_empty(), "{:?}", p.servers());
 }
 
+/// A build step's background job (`npx tailwindcss --watch &`), re-parented to the
+/// supervisor when the step's shell ends, is not the server's: a restart leaves it
+/// running (it was stopped with the server, at the first restart).
+#[test]
+fn a_build_steps_background_job_outlives_restarts() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.write("styles/a.scss", "");
+    let job = format!("{}7", p.token);
+    p.sleeper_task_file(
+        "[\"*.py\"]",
+        &format!(
+            "[[task]]\nname = \"watcher\"\nfile_dep = [\"styles/*.scss\"]\n\
+             actions = [\"sleep {job} &\"]\n"
+        ),
+    );
+    let mut sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    wait_until("the job", || processes_with(&job).len() == 1);
+    let pid = processes_with(&job)[0];
+    save(&p, 1);
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(processes_with(&job), vec![pid], "{}", sup.stderr());
+    // It holds reloadsup's stderr: ended first, so that the pipe closes.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    sup.signal(Signal::SIGINT);
+    sup.wait_exit();
+}
+
 #[test]
 fn crashing_server_keeps_the_supervisor_alive() {
     let p = Project::new();
