@@ -28,6 +28,10 @@ pub const EXIT_NOT_RUNNING: i32 = 3;
 /// How long `restart` waits for a supervisor beyond the server's own timeouts.
 const SUPERVISOR_GRACE: Duration = Duration::from_secs(10);
 
+/// What `restart` beside `run` allows beyond `ready_timeout` once the new server is
+/// seen: `run`'s own check, and the state file's write, lag a little.
+const READY_MARGIN: Duration = Duration::from_secs(1);
+
 /// How long `stop` waits for a supervisor beyond the server's own stop timeout before
 /// it kills it: enough for it to stop the server (and a build step) itself.
 const SUPERVISOR_STOP_GRACE: Duration = Duration::from_secs(5);
@@ -395,6 +399,9 @@ fn restart_supervised(t: &Target<'_>, supervisor: Ident, old: Option<ServerRecor
     let began = Instant::now();
     let deadline = began + run_stop_timeout(t) + t.spec.ready_timeout + SUPERVISOR_GRACE;
     let old = old.map(|s| s.ident);
+    // When the new server was first seen: `run` gives it `ready_timeout`, and so does
+    // this wait (not a further grace meant for the supervisor's own work).
+    let mut new_seen: Option<Instant> = None;
     loop {
         let State {
             server,
@@ -402,6 +409,9 @@ fn restart_supervised(t: &Target<'_>, supervisor: Ident, old: Option<ServerRecor
             ended,
             ..
         } = state::read(t.pid_file);
+        if server.as_ref().is_some_and(|s| Some(s.ident) != old) {
+            new_seen.get_or_insert_with(Instant::now);
+        }
         if let Some(new) = server.as_ref().filter(|s| Some(s.ident) != old && s.ready) {
             report::info(format!(
                 "restarted by `reloadsup run` (pid {}): new pid {}, ready after {} ms",
@@ -423,8 +433,13 @@ fn restart_supervised(t: &Target<'_>, supervisor: Ident, old: Option<ServerRecor
                 supervisor.pid
             )));
         }
-        if Instant::now() > deadline {
-            report::error("the restarted server did not become ready");
+        let late =
+            new_seen.is_some_and(|seen| seen.elapsed() > t.spec.ready_timeout + READY_MARGIN);
+        if late || Instant::now() > deadline {
+            report::error(format!(
+                "the restarted server did not become ready within {}",
+                humantime::format_duration(t.spec.ready_timeout)
+            ));
             return Ok(EXIT_RUNTIME);
         }
         std::thread::sleep(crate::ready::POLL);

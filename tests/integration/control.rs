@@ -358,6 +358,36 @@ fn beside_a_running_supervisor() {
     );
 }
 
+/// `restart` beside `run`, for a server that never becomes ready, fails once the new
+/// server has had its `ready_timeout` (it waited 10 s more, meant for the supervisor).
+#[test]
+fn a_restart_beside_run_gives_up_at_the_ready_timeout() {
+    let p = Project::new();
+    let port = free_port();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'echo start >> starts.log; exec sleep {}'\n\
+             ready = {{ port = {port} }}\nready_timeout = \"1s\"\nstop_timeout = \"1s\"\n\
+             [watch]\nfile_dep = [\"*.py\"]\n[reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("is not ready after 1s");
+    let began = std::time::Instant::now();
+    let out = p.output(&["restart"]);
+    let took = began.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the restarted server did not become ready within 1s"),
+        "{}",
+        out.stderr
+    );
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+}
+
 #[test]
 fn run_refuses_when_start_already_runs_the_server() {
     let (p, _port) = project();
