@@ -45,13 +45,19 @@ const LOG_TAIL: usize = 20;
 /// has passed: a server that crashed (say, on `EADDRINUSE`) while another program
 /// answered for it is a failed start.
 pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<i32> {
+    let made_log = !spec.log_file.exists();
     let log = open_log(&spec.log_file)?;
     let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
     let taken = ready::warn_if_taken(spec.ready.as_ref(), upstream);
     let interrupts = Interrupts::catch()?;
     let began = Instant::now();
-    let spawned = spawn::spawn(spec, "", Mode::Detached { log })
-        .map_err(|err| Error::Runtime(spawn::start_error(spec, &err)))?;
+    let spawned = spawn::spawn(spec, "", Mode::Detached { log }).map_err(|err| {
+        // A server that could not even start wrote nothing: no empty log left behind.
+        if made_log && fs::metadata(&spec.log_file).is_ok_and(|m| m.len() == 0) {
+            let _ = fs::remove_file(&spec.log_file);
+        }
+        Error::Runtime(spawn::start_error(spec, &err))
+    })?;
     let pid = spawned.pid;
     let ident = Ident::of(pid.as_raw()).unwrap_or(Ident {
         pid: pid.as_raw(),

@@ -440,6 +440,10 @@ fn check_and_start_name_a_working_folder_that_is_not_there() {
             "{}",
             out.stderr
         );
+        assert!(
+            !p.path("reloadsup.log").exists(),
+            "no empty log left by a server that never started"
+        );
     }
 }
 
