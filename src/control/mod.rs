@@ -185,6 +185,21 @@ pub fn restart(config: &Config) -> Result<i32> {
     }
 }
 
+/// What `status` says of a server's readiness after its uptime (`up`, in seconds):
+/// nothing when ready; `not ready yet` while something waits for it (`run`, or a
+/// `start` within its `ready_timeout`); and, for a server `start` left behind unready
+/// past that (the `start` was killed: a `start` that times out stops its server), that
+/// nothing will say when it is.
+fn readiness(server: &ServerRecord, supervised: bool, up: u64, ready_timeout: Duration) -> String {
+    if server.ready {
+        String::new()
+    } else if supervised || Duration::from_secs(up) <= ready_timeout + Duration::from_secs(2) {
+        ", not ready yet".into()
+    } else {
+        ", not known to be ready: the `start` that waited for it ended first".into()
+    }
+}
+
 /// `reloadsup status [--json]`.
 pub fn status(config: &Config, json: bool) -> Result<i32> {
     let t = target(config)?;
@@ -197,15 +212,16 @@ pub fn status(config: &Config, json: bool) -> Result<i32> {
         format!("{}\n", status_json(supervisor, server.as_ref()))
     } else {
         let mut text = match &server {
-            Some(s) => format!(
-                "running (pid {}, up {}{}): {}\n",
-                s.ident.pid,
-                humantime::format_duration(Duration::from_secs(
-                    state::now_unix().saturating_sub(s.started_at)
-                )),
-                if s.ready { "" } else { ", not ready yet" },
-                s.command
-            ),
+            Some(s) => {
+                let up = state::now_unix().saturating_sub(s.started_at);
+                format!(
+                    "running (pid {}, up {}{}): {}\n",
+                    s.ident.pid,
+                    humantime::format_duration(Duration::from_secs(up)),
+                    readiness(s, supervisor.is_some(), up, t.spec.ready_timeout),
+                    s.command
+                )
+            }
             None => format!(
                 "not running{}\n",
                 stale.map(|s| format!(" ({s})")).unwrap_or_default()

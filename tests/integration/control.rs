@@ -894,6 +894,41 @@ fn status_says_not_ready_yet() {
     sup.wait_exit();
 }
 
+/// A `start` killed while it waited leaves its server running, never marked ready:
+/// past `ready_timeout`, `status` says nothing waits for it any more.
+#[test]
+fn status_says_when_no_start_waits_for_the_server_any_more() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\nready = {{ delay = '60s' }}\n\
+             ready_timeout = '1s'\n[reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    let mut start = crate::util::Sup::spawn(&p.dir, &["start"]);
+    wait_until("the state file", || pid_file(&p).is_some());
+    start.signal(Signal::SIGKILL);
+    start.wait_exit();
+    let status = p.output(&["status"]);
+    assert!(
+        status.stdout.contains(", not ready yet)"),
+        "{}",
+        status.stdout
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let status = p.output(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains(", not known to be ready: the `start` that waited for it ended first)"),
+        "{}",
+        status.stdout
+    );
+    ok(&p.output(&["stop"]));
+}
+
 /// A task file saved half-edited while the server runs does not keep `status` and
 /// `stop` from finding it: they warn and go by the default PID file.
 #[test]
