@@ -33,6 +33,12 @@ impl Stat {
     }
 }
 
+/// Whether `pid` is stopped (by SIGSTOP, or by the terminal: state `T`), so that it
+/// acts on no signal but SIGKILL until continued.
+pub fn is_stopped(pid: i32) -> bool {
+    stat(pid).is_some_and(|s| s.state == 'T')
+}
+
 /// Reads the stat of `pid`, if it exists.
 pub fn stat(pid: i32) -> Option<Stat> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)

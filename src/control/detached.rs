@@ -238,8 +238,11 @@ pub fn stop(spec: &Server, leader: Ident, interrupts: Option<&Interrupts>) -> Re
     let began = Instant::now();
     let targets = processes_of(leader);
     send(leader, &targets, spec.stop_signal);
-    // A stopped process acts on the signal only once continued.
-    send(leader, &targets, Signal::SIGCONT);
+    // A stopped process acts on the signal only once continued (the stopped ones only:
+    // see `group::continue_stopped`).
+    for target in targets.iter().filter(|t| crate::procfs::is_stopped(t.pid)) {
+        let _ = kill(Pid::from_raw(target.pid), Signal::SIGCONT);
+    }
     let interrupted = || interrupts.and_then(Interrupts::received);
     let gone = wait_gone_unless(&targets, began + spec.stop_timeout, || {
         interrupted().is_some()

@@ -26,6 +26,16 @@ pub fn group_alive(pgid: Pid) -> bool {
     !matches!(killpg(pgid, None), Err(Errno::ESRCH))
 }
 
+/// Sends SIGCONT to the stopped processes of group `pgid` and of `others`.
+pub fn continue_stopped(pgid: Pid, others: &[Pid]) {
+    let members = procfs::group_members(pgid).into_iter().map(Pid::from_raw);
+    for pid in members.chain(others.iter().copied()) {
+        if procfs::is_stopped(pid.as_raw()) {
+            let _ = kill(pid, Signal::SIGCONT);
+        }
+    }
+}
+
 /// Sends `signal` to each of `pids`.
 pub fn signal_each(pids: &[Pid], signal: Signal) {
     for &pid in pids {

@@ -331,9 +331,10 @@ impl Supervisor {
         group::signal_group(proc.pgid, signal);
         group::signal_each(&escapees, signal);
         // A stopped process (`kill -STOP`, a terminal's SIGTTIN) acts on no signal
-        // until it is continued: then it gets the stop signal, as under systemd.
-        group::signal_group(proc.pgid, Signal::SIGCONT);
-        group::signal_each(&escapees, Signal::SIGCONT);
+        // until it is continued: then it gets the stop signal, as under systemd. Only
+        // the stopped ones: a SIGCONT to a running Python server at its SIGTERM made it
+        // print errors for the requests it was serving.
+        group::continue_stopped(proc.pgid, &escapees);
         self.state = State::Stopping {
             proc,
             began: now,
