@@ -77,6 +77,9 @@ pub struct Filter {
     gone_folders: HashSet<PathBuf>,
     ignore: GlobSet,
     ignore_dirs: GlobSet,
+    /// The folders of the user's ignores that are no change themselves (see
+    /// [`ignored_names`]).
+    ignored_names: GlobSet,
     own_files: Vec<PathBuf>,
     /// The files reloadsup's own stdout and stderr go to (`run > run.log`), resolved:
     /// each line written there would otherwise be a change.
@@ -115,6 +118,7 @@ impl Filter {
             gone_folders: HashSet::new(),
             ignore: default_ignores(&user_ignores),
             ignore_dirs: dir_ignores(&user_ignores),
+            ignored_names: ignored_names(&user_ignores),
             own_files,
             own_output: output_files(),
             use_gitignore: config.watch.gitignore,
@@ -233,7 +237,7 @@ impl Filter {
         self.own_files.iter().any(|own| own == path)
             || self.is_own_output(path)
             || self.ignore.is_match(form)
-            || self.ignore_dirs.is_match(form)
+            || self.ignored_names.is_match(form)
     }
 
     /// Whether `path` is where reloadsup's own output goes. Compared resolved (the
@@ -358,10 +362,26 @@ fn default_ignores(user: &[Glob]) -> GlobSet {
 /// A user ignore `X/**` ignores everything below `X`, so folder `X` itself need not be
 /// watched: the globs with that suffix stripped match the folders to prune.
 fn dir_ignores(user: &[Glob]) -> GlobSet {
+    folders_of(user, |_| true)
+}
+
+/// The folders of the user's `X/**` ignores that are themselves no change when made
+/// or removed: those whose last component is a plain name (`dist/**`,
+/// `**/build/**`). One with a wildcard there (`src/*/**`) would match the files beside
+/// the folders too, which the ignore leaves alone.
+fn ignored_names(user: &[Glob]) -> GlobSet {
+    folders_of(user, |dir| {
+        let last = dir.rsplit('/').next().unwrap_or(dir);
+        !last.contains(['*', '?', '[', ']', '{', '}', '\\'])
+    })
+}
+
+/// The `X` of each `X/**` among `user` that `keep` accepts, as one set.
+fn folders_of(user: &[Glob], keep: impl Fn(&str) -> bool) -> GlobSet {
     let mut builder = GlobSetBuilder::new();
     for g in user {
         if let Some(dir) = g.glob().strip_suffix("/**") {
-            if !dir.is_empty() {
+            if !dir.is_empty() && keep(dir) {
                 builder.add(glob(dir));
             }
         }
@@ -465,7 +485,8 @@ actions = ["true"]
     #[test]
     fn ignored_folders_themselves_are_ignored() {
         let (filter, dir) = filter_for(
-            "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**\"]\nignore = [\"dist/**\"]\n",
+            "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**\"]\n\
+             ignore = [\"dist/**\", \"src/*/**\", \"**/build/**\"]\n",
         );
         for name in [
             "node_modules",
@@ -474,10 +495,19 @@ actions = ["true"]
             "a/target",
             ".venv",
             "dist",
+            "a/b/build",
+            "src/sub/x.py",
         ] {
             assert!(filter.classify(&dir.path.join(name)).is_ignored(), "{name}");
         }
-        for name in ["src", "targets", "node_modules.py", "distance"] {
+        for name in [
+            "src",
+            "targets",
+            "node_modules.py",
+            "distance",
+            "src/app.py",
+            "top.py",
+        ] {
             assert!(filter.classify(&dir.path.join(name)).restart, "{name}");
         }
     }
