@@ -126,11 +126,17 @@ pub fn written_as_folder(written: &Path) -> bool {
 
 /// Why `log_file` cannot take the server's output, if it cannot: a folder, a path
 /// through a file, or something that is no file to append to (a FIFO would hold `start`
-/// up until a reader came; a character device such as `/dev/null` is fine).
+/// up until a reader came). Anything under `/dev` or `/proc` is taken as named on
+/// purpose (`/dev/null`, `/dev/stdout` on a pipe).
 fn no_log(log_file: &Path) -> Option<String> {
     use std::os::unix::fs::FileTypeExt;
     if let Some(file) = through_file(log_file) {
         return Some(format!("`{}` is a file, not a folder", file.display()));
+    }
+    if log_file.starts_with("/dev") || log_file.starts_with("/proc") {
+        // A stream named on purpose (`/dev/stdout` is a pipe under CI, `| tee`, docker
+        // or systemd): the user's choice, whatever it is now.
+        return None;
     }
     let kind = std::fs::metadata(log_file).ok()?.file_type();
     let what = if kind.is_dir() {
@@ -194,7 +200,8 @@ fn foreign(path: &Path, what: &str) -> Option<String> {
     let ours = match what {
         _ if text.is_empty() => true,
         "PID file" | "temporary PID file" => is_pid_text(&text),
-        "state file" | "temporary state file" => is_state_text(&text),
+        "state file" => is_state_text(&text),
+        "temporary state file" => is_state_text(&text) || is_state_start(&text),
         _ => false,
     };
     (!ours).then(|| "exists and holds something else".into())
@@ -207,6 +214,19 @@ fn is_pid_text(text: &[u8]) -> bool {
     !text.is_empty()
         && text.iter().all(u8::is_ascii_digit)
         && std::str::from_utf8(text).is_ok_and(|t| t.parse::<i32>().is_ok())
+}
+
+/// The start of a state file as reloadsup writes it (`{` and its first key,
+/// `"supervisor"`), which a write cut short (a kill, a full disk) leaves in the
+/// temporary file.
+fn is_state_start(text: &[u8]) -> bool {
+    const FIRST: &[u8] = b"\"supervisor\"";
+    let Some(rest) = text.trim_ascii_start().strip_prefix(b"{") else {
+        return false;
+    };
+    let rest = rest.trim_ascii_start();
+    let n = rest.len().min(FIRST.len());
+    rest[..n] == FIRST[..n]
 }
 
 /// A state file's content: a JSON object with reloadsup's two records, whatever else a
@@ -287,6 +307,20 @@ mod tests {
         let pid = dir.join("reloadsup.pid");
         let log = dir.join("reloadsup.log");
         assert_eq!(check(Some(&pid), &log, None), Ok(()), "none there yet");
+        // Writes a kill cut short: the temporary files hold the start of what is written.
+        std::fs::write(
+            dir.join(".reloadsup.pid.json.tmp"),
+            "{\n  \"supervisor\": {\"pi",
+        )
+        .unwrap();
+        std::fs::write(dir.join(".reloadsup.pid.tmp"), "12").unwrap();
+        assert_eq!(check(Some(&pid), &log, None), Ok(()), "cut-short writes");
+        std::fs::write(dir.join(".reloadsup.pid.json.tmp"), "{\"name\": 1}").unwrap();
+        assert!(
+            check(Some(&pid), &log, None).is_err(),
+            "another JSON is not ours"
+        );
+        std::fs::remove_file(dir.join(".reloadsup.pid.json.tmp")).unwrap();
         std::fs::write(&pid, "12345\n").unwrap();
         std::fs::write(
             dir.join("reloadsup.pid.json"),

@@ -106,6 +106,12 @@ fn ignored_folders_made_or_removed_restart_nothing() {
     p.assert_starts_stay(2);
     assert_eq!(sup.count("changed:"), 1, "{}", sup.stderr());
     assert_eq!(sup.count("changed: app.py\n"), 1, "{}", sup.stderr());
+    // A plain folder made empty is nothing yet; removed a batch later, it is a change.
+    fs::create_dir(p.path("plain")).unwrap();
+    p.assert_starts_stay(2);
+    fs::remove_dir(p.path("plain")).unwrap();
+    p.wait_starts(3);
+    assert_eq!(sup.count("changed: plain\n"), 1, "{}", sup.stderr());
 }
 
 /// A save through a temp file of no known editor's name (Python's `tempfile.mkstemp`

@@ -370,6 +370,16 @@ fn pid_and_log_files_never_take_the_users_files() {
     }
     assert_eq!(p.read("app.py"), "x = 1\n");
     assert_eq!(p.read("package.json"), "{\"name\": \"site\"}\n");
+    // A stream named on purpose is fine, whatever it is now: `/dev/stdout` is a pipe
+    // here, as under CI, `| tee`, docker or systemd.
+    for stream in ["/dev/stdout", "/dev/null"] {
+        p.write(
+            "reload.toml",
+            &format!("[server]\ncommand = 'sleep 1'\nlog_file = \"{stream}\"\n"),
+        );
+        let out = p.output(&["check"]);
+        assert_eq!(out.status.code(), Some(0), "{stream}: {}", out.stderr);
+    }
     assert_eq!(p.read(".server.tmp"), "user data\n");
     assert_eq!(p.read(".api.json.tmp"), "user json\n");
     assert_eq!(p.read("huge.pid"), "999999999999\n");
