@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::gitignore::Gitignore;
 
-use crate::config::{Config, Pattern};
+use crate::config::{Config, Pattern, has_meta};
 
 /// Folders never watched, wherever they are.
 const IGNORED_DIRS: &[&str] = &[".git", "node_modules", "target", "__pycache__", ".venv"];
@@ -370,10 +370,7 @@ fn dir_ignores(user: &[Glob]) -> GlobSet {
 /// `**/build/**`). One with a wildcard there (`src/*/**`) would match the files beside
 /// the folders too, which the ignore leaves alone.
 fn ignored_names(user: &[Glob]) -> GlobSet {
-    folders_of(user, |dir| {
-        let last = dir.rsplit('/').next().unwrap_or(dir);
-        !last.contains(['*', '?', '[', ']', '{', '}', '\\'])
-    })
+    folders_of(user, |dir| !has_meta(dir.rsplit('/').next().unwrap_or(dir)))
 }
 
 /// The `X` of each `X/**` among `user` that `keep` accepts, as one set.

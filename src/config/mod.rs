@@ -20,7 +20,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 pub use flags::{Overrides, serve_folder};
-pub use pattern::Pattern;
+pub use pattern::{Pattern, has_meta};
 pub use resolve::{find_task_file, resolve};
 
 /// The configuration `stop` and `status` fall back on when the task file cannot be read

@@ -124,7 +124,7 @@ pub fn unmatchable_message(patterns: &[Pattern], culprit: Option<usize>, key: &s
 }
 
 /// Whether a path component holds glob syntax.
-fn has_meta(component: &str) -> bool {
+pub fn has_meta(component: &str) -> bool {
     component.contains(['*', '?', '[', ']', '{', '}', '\\'])
 }
 

@@ -356,7 +356,7 @@
       for (var i = 0; i < rules.length; i++) {
         var rule = rules[i];
         if (rule.type !== CSSRule.IMPORT_RULE || !rule.href) continue;
-        var href = new URL(rule.href, location.href).href;
+        var href = new URL(rule.href, document.baseURI).href; // as the page resolves it
         if (/^https?:/.test(href)) found.push({ sheet: sheet, index: i, href: href, rule: rule });
       }
     });
