@@ -327,8 +327,10 @@ impl Supervisor {
 
     fn begin_stop(&mut self, proc: Proc, now: Instant, requested: bool) {
         let signal = self.spec.stop_signal;
-        let escapees = self.escapees(proc.pgid);
+        // The group first: finding the escapees reads all of /proc, and a server given
+        // those milliseconds more logs errors for the idle connections the proxy drops.
         group::signal_group(proc.pgid, signal);
+        let escapees = self.escapees(proc.pgid);
         group::signal_each(&escapees, signal);
         // A stopped process (`kill -STOP`, a terminal's SIGTTIN) acts on no signal
         // until it is continued: then it gets the stop signal, as under systemd. Only
