@@ -334,8 +334,7 @@ impl Supervisor {
         group::signal_each(&escapees, signal);
         // A stopped process (`kill -STOP`, a terminal's SIGTTIN) acts on no signal
         // until it is continued: then it gets the stop signal, as under systemd. Only
-        // the stopped ones: a SIGCONT to a running Python server at its SIGTERM made it
-        // print errors for the requests it was serving.
+        // the stopped ones: a running process needs none.
         group::continue_stopped(proc.pgid, &escapees);
         self.state = State::Stopping {
             proc,
