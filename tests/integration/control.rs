@@ -917,7 +917,8 @@ fn status_says_when_no_start_waits_for_the_server_any_more() {
         "{}",
         status.stdout
     );
-    std::thread::sleep(std::time::Duration::from_millis(3500));
+    // Uptime is counted in whole seconds: past 1 s + the 2 s of slack, surely.
+    std::thread::sleep(std::time::Duration::from_millis(4500));
     let status = p.output(&["status"]);
     assert!(
         status
