@@ -483,8 +483,12 @@ fn a_restart_held_for_a_task_is_not_put_off_for_ever() {
     let counts = p.read("runs_at_start.log");
     let at_restart: usize = counts.lines().nth(1).unwrap().trim().parse().unwrap();
     // The run before the first start, then two held runs (0 s and about 1 s into the
-    // saves); the batch that comes 2 s in restarts before its run.
-    assert_eq!(at_restart, 3, "task runs before the restart: {counts}");
+    // saves); the batch that comes 2 s in restarts before its run (on a slow machine
+    // the second batch may come past 2 s: one held run). Held after each run, it was 4.
+    assert!(
+        (2..=3).contains(&at_restart),
+        "task runs before the restart: {counts}"
+    );
 }
 
 #[test]
