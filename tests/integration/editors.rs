@@ -18,10 +18,7 @@ fn running() -> (Project, crate::util::Sup) {
     p.write("app.py", "print('v1')\n");
     p.write("notes.txt", "notes\n");
     p.write(".gitignore", "build/\n");
-    p.sleeper_task_file("[\"**/*.py\"]", "");
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
-    sup.wait_for("started");
+    let sup = p.start_sleeper("[\"**/*.py\"]", "");
     (p, sup)
 }
 
@@ -90,10 +87,7 @@ fn append() {
 fn ignored_folders_made_or_removed_restart_nothing() {
     let p = Project::new();
     p.write("app.py", "print('v1')\n");
-    p.sleeper_task_file("[\"**\"]\nignore = [\"*.log\", \"dist/**\"]", "");
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
-    sup.wait_for("started");
+    let sup = p.start_sleeper("[\"**\"]\nignore = [\"*.log\", \"dist/**\"]", "");
     for dir in ["node_modules", "__pycache__", "src/.git", "dist"] {
         fs::create_dir_all(p.path(dir)).unwrap();
     }
@@ -211,10 +205,7 @@ fn unlink_and_create_like_git_checkout() {
 fn a_globs_folder_that_goes_away_is_watched_again_when_it_returns() {
     let p = Project::new();
     p.write("src/a.py", "a = 1\n");
-    p.sleeper_task_file("[\"src/**/*.py\"]", "");
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
-    sup.wait_for("started");
+    let _sup = p.start_sleeper("[\"src/**/*.py\"]", "");
     fs::remove_dir_all(p.path("src")).unwrap();
     p.wait_starts(2);
     p.assert_starts_stay(2);
@@ -541,10 +532,7 @@ fn a_second_link_to_a_folder_outlives_the_first() {
     // The first link is the name the folder is watched under; the later ones are more
     // names of it.
     symlink(&shared, p.path("la")).unwrap();
-    p.sleeper_task_file("[\"**/*.py\"]", "");
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
-    sup.wait_for("started");
+    let sup = p.start_sleeper("[\"**/*.py\"]", "");
     let restarts_after = |action: &dyn Fn()| {
         let before = p.lines("starts.log");
         action();
@@ -699,10 +687,7 @@ fn git_checkout_of_forty_files_is_one_restart() {
     }
     git(&["commit", "-qam", "two"]);
     git(&["checkout", "-q", "main"]);
-    p.sleeper_task_file("[\"src/**/*.py\"]", "");
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
-    sup.wait_for("started");
+    let sup = p.start_sleeper("[\"src/**/*.py\"]", "");
     git(&["checkout", "-q", "two"]);
     p.wait_starts(2);
     std::thread::sleep(crate::util::QUIET);
@@ -750,10 +735,7 @@ fn a_gitignore_edited_while_running_applies_at_once() {
 fn a_saved_task_file_is_said_to_need_a_restart() {
     let p = Project::new();
     p.write("app.py", "print('v1')\n");
-    p.sleeper_task_file("[\"**/*.py\", \"*.toml\"]", "");
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
-    sup.wait_for("started");
+    let sup = p.start_sleeper("[\"**/*.py\", \"*.toml\"]", "");
     let text = p.read("reload.toml");
     p.write("reload.toml", &format!("{text}\n# edited\n"));
     sup.wait_for("`reload.toml` changed: it is read once, at the start; restart reloadsup");

@@ -129,9 +129,7 @@ fn change_during_a_restart_gives_exactly_one_more() {
 fn sigint_stops_everything_and_exits_130() {
     let p = Project::new();
     p.write("app.py", "");
-    p.sleeper_task_file("[\"*.py\"]", "");
-    let mut sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
+    let mut sup = p.start_sleeper("[\"*.py\"]", "");
     wait_until("PID file", || p.path("reloadsup.pid").exists());
     let pid: i32 = p.read("reloadsup.pid").trim().parse().unwrap();
     assert!(p.servers().contains(&pid), "the PID file names the server");
@@ -147,9 +145,7 @@ fn sigint_stops_everything_and_exits_130() {
 fn sigterm_exits_0() {
     let p = Project::new();
     p.write("app.py", "");
-    p.sleeper_task_file("[\"*.py\"]", "");
-    let mut sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
+    let mut sup = p.start_sleeper("[\"*.py\"]", "");
     sup.signal(Signal::SIGTERM);
     assert_eq!(sup.wait_exit().code(), Some(0));
     assert!(p.servers().is_empty());
@@ -258,15 +254,13 @@ fn a_build_steps_background_job_outlives_restarts() {
     p.write("app.py", "");
     p.write("styles/a.scss", "");
     let job = format!("{}7", p.token);
-    p.sleeper_task_file(
+    let mut sup = p.start_sleeper(
         "[\"*.py\"]",
         &format!(
             "[[task]]\nname = \"watcher\"\nfile_dep = [\"styles/*.scss\"]\n\
              actions = [\"sleep {job} &\"]\n"
         ),
     );
-    let mut sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
     wait_until("the job", || processes_with(&job).len() == 1);
     let pid = processes_with(&job)[0];
     save(&p, 1);
@@ -358,9 +352,7 @@ fn a_watched_folder_named_plainly_is_all_of_it() {
 fn odd_file_names_are_shown_escaped() {
     let p = Project::new();
     p.write("app.py", "");
-    p.sleeper_task_file("[\"*.py\"]", "");
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
+    let sup = p.start_sleeper("[\"*.py\"]", "");
     p.write("a\nb\u{1b}[2J.py", "");
     p.wait_starts(2);
     sup.wait_for("changed: ");
@@ -400,12 +392,8 @@ fn ad_hoc_mode_needs_no_task_file() {
 fn task_runs_before_the_restart_it_feeds() {
     let p = Project::new();
     p.write("src/a.txt", "one");
-    p.sleeper_task_file(
-        "[\"*.py\"]",
-        "[[task]]\nname = \"gen\"\nfile_dep = [\"src/*.txt\"]\nactions = [\"cp src/a.txt gen.py\"]\n",
-    );
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
+    let sup = p.start_sleeper("[\"*.py\"]",
+        "[[task]]\nname = \"gen\"\nfile_dep = [\"src/*.txt\"]\nactions = [\"cp src/a.txt gen.py\"]\n",);
     assert_eq!(p.read("gen.py"), "one", "tasks run before the first start");
     p.write("src/a.txt", "two");
     p.wait_starts(2);
@@ -421,13 +409,11 @@ fn task_runs_before_the_restart_it_feeds() {
 fn a_task_whose_input_and_output_both_restart_gives_one_restart() {
     let p = Project::new();
     p.write("styles/a.scss", "one");
-    p.sleeper_task_file(
+    let sup = p.start_sleeper(
         "[\"styles/**\", \"static/**\"]",
         "[[task]]\nname = \"css\"\nfile_dep = [\"styles/*.scss\"]\n\
          actions = [\"mkdir -p static && cp styles/a.scss static/a.css\"]\n",
     );
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
     for (n, text) in ["two", "three", "four"].into_iter().enumerate() {
         p.write("styles/a.scss", text);
         p.wait_starts(n + 2);
@@ -667,9 +653,7 @@ fn inotify_limit_reached_while_running_falls_back_to_polling() {
 fn sigusr1_restarts() {
     let p = Project::new();
     p.write("app.py", "");
-    p.sleeper_task_file("[\"*.py\"]", "");
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
+    let sup = p.start_sleeper("[\"*.py\"]", "");
     sup.signal(Signal::SIGUSR1);
     p.wait_starts(2);
     std::thread::sleep(QUIET);

@@ -82,6 +82,16 @@ impl Project {
         );
     }
 
+    /// Writes [`Project::sleeper_task_file`] and runs `reloadsup run --no-reload` on it,
+    /// returning once the first server has started and reloadsup has said so.
+    pub fn start_sleeper(&self, watch: &str, extra: &str) -> Sup {
+        self.sleeper_task_file(watch, extra);
+        let sup = self.start(&["run", "--no-reload"]);
+        self.wait_starts(1);
+        sup.wait_for("started");
+        sup
+    }
+
     /// `reloadsup ARGS` in this folder, with stderr captured.
     pub fn start(&self, args: &[&str]) -> Sup {
         Sup::spawn(&self.dir, args)
