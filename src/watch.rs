@@ -254,8 +254,8 @@ impl Watcher {
                     self.folder_gone(path, filter, notices);
                 }
             }
-            let real_folder = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-            if !polling && matches!(event.kind, EventKind::Create(_)) && !real_folder {
+            let created = !polling && matches!(event.kind, EventKind::Create(_));
+            if created && !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
                 // A new name: if it is gone again when its batch goes (a temp file
                 // renamed over the real one, `ln -sfn`'s temporary link), it was no
                 // change of its own. Not a folder made: one made and removed a batch
