@@ -293,18 +293,24 @@ impl Doc<'_> {
         root: &Path,
         ov: &Overrides,
     ) -> Result<Server> {
+        // The file's values are checked even where a flag overrides them: a mistake in
+        // the file is reported now, not on the first run without the flag.
+        let s = raw.map(Spanned::get_ref);
+        let file_command = s
+            .and_then(|s| s.command.as_ref())
+            .map(|value| self.command(value))
+            .transpose()?;
         let command = if !ov.command.is_empty() {
             command_from_args(&ov.command)?
         } else {
             let table = raw.expect("checked by the caller");
-            match &table.get_ref().command {
-                Some(value) => self.command(value)?,
+            match file_command {
+                Some(command) => command,
                 None => {
                     return Err(self.error(table.span(), "missing `server.command`"));
                 }
             }
         };
-        let s = raw.map(Spanned::get_ref);
         let path = |value: Option<&Text>, default: &str| -> PathBuf {
             normalize(&root.join(value.map_or(default, |t| t.get_ref().as_str())))
         };
@@ -356,22 +362,20 @@ impl Doc<'_> {
             let line = value.map(|v| self.line(v.span().start));
             return Err(Error::task_file(self.file, line, format!("`{key}`: {why}")));
         }
-        let stop_signal = match flag_signal(ov.stop_signal.as_deref())? {
-            Some(signal) => signal,
-            None => match s.and_then(|s| s.stop_signal.as_ref()) {
-                Some(value) => self.signal(value)?,
-                None => Signal::SIGTERM,
-            },
-        };
-        let stop_timeout = match flag_duration("--stop-timeout", ov.stop_timeout.as_deref())? {
-            Some(d) => d,
-            None => self
-                .duration(
-                    s.and_then(|s| s.stop_timeout.as_ref()),
-                    "server.stop_timeout",
-                )?
-                .unwrap_or(Duration::from_secs(5)),
-        };
+        let file_signal = s
+            .and_then(|s| s.stop_signal.as_ref())
+            .map(|value| self.signal(value))
+            .transpose()?;
+        let stop_signal = flag_signal(ov.stop_signal.as_deref())?
+            .or(file_signal)
+            .unwrap_or(Signal::SIGTERM);
+        let file_timeout = self.duration(
+            s.and_then(|s| s.stop_timeout.as_ref()),
+            "server.stop_timeout",
+        )?;
+        let stop_timeout = flag_duration("--stop-timeout", ov.stop_timeout.as_deref())?
+            .or(file_timeout)
+            .unwrap_or(Duration::from_secs(5));
         Ok(Server {
             command,
             cwd: path(s.and_then(|s| s.cwd.as_ref()), "."),
@@ -537,33 +541,37 @@ impl Doc<'_> {
     }
 
     fn watch(&self, raw: &RawWatch, root: &Path, ov: &Overrides) -> Result<Watch> {
-        let file_dep = if !ov.watch.is_empty() {
-            flag_patterns("--watch", &ov.watch, root)?
-        } else {
-            match &raw.file_dep {
-                Some(globs) => self.patterns(globs, root, "watch.file_dep")?,
-                None => vec![Pattern::new("**", root).expect("`**` is a valid glob")],
-            }
+        // As for the server, the file's values are checked even where flags replace them.
+        let file_dep = match &raw.file_dep {
+            Some(globs) => self.patterns(globs, root, "watch.file_dep")?,
+            None => vec![Pattern::new("**", root).expect("`**` is a valid glob")],
         };
-        let ignore = if !ov.ignore.is_empty() {
-            flag_patterns("--ignore", &ov.ignore, root)?
+        let file_dep = if ov.watch.is_empty() {
+            file_dep
         } else {
-            self.patterns(&raw.ignore, root, IGNORE_KEY)?
+            flag_patterns("--watch", &ov.watch, root)?
+        };
+        let ignore = self.patterns(&raw.ignore, root, IGNORE_KEY)?;
+        let ignore = if ov.ignore.is_empty() {
+            ignore
+        } else {
+            flag_patterns("--ignore", &ov.ignore, root)?
+        };
+        let file_poll = match &raw.poll {
+            Some(text) => {
+                let interval = self.duration(Some(text), "watch.poll")?.expect("given");
+                if interval < MIN_POLL {
+                    return Err(
+                        self.error(text.span(), poll_too_short("`watch.poll`", text.get_ref()))
+                    );
+                }
+                Some(interval)
+            }
+            None => None,
         };
         let poll = match &ov.poll {
             Some(text) => Some(flag_poll(text)?),
-            None => match &raw.poll {
-                Some(text) => {
-                    let interval = self.duration(Some(text), "watch.poll")?.expect("given");
-                    if interval < MIN_POLL {
-                        return Err(
-                            self.error(text.span(), poll_too_short("`watch.poll`", text.get_ref()))
-                        );
-                    }
-                    Some(interval)
-                }
-                None => None,
-            },
+            None => file_poll,
         };
         Ok(Watch {
             file_dep,
@@ -927,6 +935,61 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         resolve_text(text).unwrap_err().to_string()
+    }
+
+    /// A flag replaces a key's value, but a bad value in the file is still an error:
+    /// the next run without the flag would meet it.
+    #[test]
+    fn a_flag_does_not_hide_a_bad_value_in_the_file() {
+        let every_flag = Overrides {
+            watch: vec!["*.py".into()],
+            ignore: vec!["*.tmp".into()],
+            poll: Some("1s".into()),
+            stop_signal: Some("INT".into()),
+            stop_timeout: Some("1s".into()),
+            command: vec!["python3".into(), "app.py".into()],
+            ..Overrides::default()
+        };
+        let cases = [
+            ("[server]\ncommand = 5\n", 2, "server.command"),
+            (
+                "[server]\ncommand = \"x\"\nstop_signal = \"NOPE\"\n",
+                3,
+                "NOPE",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nstop_timeout = \"soon\"\n",
+                3,
+                "server.stop_timeout",
+            ),
+            (
+                "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"a/{b\"]\n",
+                4,
+                "watch.file_dep",
+            ),
+            (
+                "[server]\ncommand = \"x\"\n[watch]\nignore = [\"[z-a]\"]\n",
+                4,
+                "watch.ignore",
+            ),
+            (
+                "[server]\ncommand = \"x\"\n[watch]\npoll = \"1ms\"\n",
+                4,
+                "watch.poll",
+            ),
+        ];
+        for (text, line, names) in cases {
+            let doc = Doc {
+                file: Path::new("/proj/reload.toml"),
+                text,
+            };
+            let err = doc.resolve(&every_flag).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("reload.toml:{line}:")) && err.contains(names),
+                "{text:?} gave {err}"
+            );
+            assert!(resolve_text(text).is_err(), "{text:?} without flags");
+        }
     }
 
     #[test]
