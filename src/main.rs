@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod control;
 mod debounce;
+mod descriptors;
 mod error;
 mod event;
 mod filter;
@@ -62,6 +63,7 @@ fn main() {
         report::Level::Normal
     };
     report::init(level, cli.color);
+    descriptors::keep_inherited_to_ourselves();
     limits::raise();
     let code = match run(cli) {
         Ok(code) => code,

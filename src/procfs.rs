@@ -141,6 +141,16 @@ pub fn has_env(pid: i32, name: &str) -> bool {
         .any(|entry| entry.starts_with(prefix.as_bytes()))
 }
 
+/// The signals this process ignores (`SigIgn` in `/proc/self/status`): bit `n - 1`
+/// set for signal `n`.
+pub fn ignored_signals() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(mask.trim(), 16).ok()
+}
+
 /// The working folder of `pid` (`/proc/PID/cwd`, readable for our own processes only).
 pub fn cwd(pid: i32) -> Option<std::path::PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd")).ok()

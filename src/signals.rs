@@ -7,12 +7,16 @@
 //! foreground process group; the server runs in its own group, so it hears of Ctrl-C
 //! only through the supervisor, which stops it gracefully.
 //!
+//! SIGHUP is the exception: ignored when reloadsup starts, it stays ignored. That is
+//! what `nohup reloadsup run &` asks for (keep running when the terminal closes), and
+//! unlike an ignored SIGINT it is never a shell's doing.
+//!
 //! `reloadsup start` instead notes SIGINT, SIGTERM and SIGHUP ([`Interrupts`]) while it
 //! waits for the server it started, so it can stop that server before it exits.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, OnceLock};
 
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
@@ -29,6 +33,22 @@ pub fn stop_requested() -> bool {
     STOP_REQUESTED.load(Ordering::SeqCst)
 }
 
+/// The signals that stop reloadsup: SIGINT, SIGTERM, and SIGHUP unless it was ignored
+/// when reloadsup started (`nohup`). Read before any handler is installed, which
+/// [`spawn`] and [`Interrupts::catch`] (the only places that install them) ensure.
+fn stop_signals() -> &'static [i32] {
+    static SIGNALS: OnceLock<Vec<i32>> = OnceLock::new();
+    SIGNALS.get_or_init(|| {
+        let hangup_ignored =
+            crate::procfs::ignored_signals().is_some_and(|mask| mask & (1 << (SIGHUP - 1)) != 0);
+        let mut signals = vec![SIGINT, SIGTERM];
+        if !hangup_ignored {
+            signals.push(SIGHUP);
+        }
+        signals
+    })
+}
+
 /// SIGINT, SIGTERM and SIGHUP, noted instead of ending the process, from
 /// [`Interrupts::catch`] until the process exits. `reloadsup start` waits for its
 /// server with these caught, so that an interrupted start stops the server it started
@@ -41,7 +61,7 @@ impl Interrupts {
     /// Installs the handlers.
     pub fn catch() -> Result<Interrupts> {
         let received = Arc::new(AtomicUsize::new(0));
-        for signal in [SIGINT, SIGTERM, SIGHUP] {
+        for &signal in stop_signals() {
             signal_hook::flag::register_usize(signal, Arc::clone(&received), signal as usize)
                 .map_err(|err| Error::io("cannot install signal handlers", err))?;
         }
@@ -64,7 +84,7 @@ pub fn exit_code(signal: i32) -> i32 {
 
 /// Installs the handlers and starts the thread that forwards signals to `tx`.
 pub fn spawn(tx: Sender<Event>) -> Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGCHLD])
+    let mut signals = Signals::new(stop_signals().iter().chain(&[SIGUSR1, SIGCHLD]))
         .map_err(|err| Error::io("cannot install signal handlers", err))?;
     std::thread::Builder::new()
         .name("signals".into())

@@ -152,6 +152,80 @@ fn sigterm_exits_0() {
     assert!(!p.path("reloadsup.pid").exists());
 }
 
+/// `nohup reloadsup run &`: a hangup (the terminal closed) is ignored, as asked; a
+/// SIGTERM still stops everything.
+#[test]
+fn under_nohup_a_hangup_leaves_run_running() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"*.py\"]", "");
+    let mut sup = Sup::spawn_command(
+        Command::new("nohup")
+            .args([crate::util::BIN, "run", "--no-reload"])
+            .current_dir(p.path("")),
+    );
+    p.wait_starts(1);
+    sup.wait_for("started");
+    sup.signal(Signal::SIGHUP);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(sup.child.try_wait().unwrap().is_none(), "{}", sup.stderr());
+    assert_eq!(p.servers().len(), 1, "the server runs on");
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0), "{}", sup.stderr());
+    assert!(p.servers().is_empty());
+}
+
+/// Without `nohup`, a hangup stops everything (exit 129).
+#[test]
+fn a_hangup_stops_everything_and_exits_129() {
+    let p = Project::new();
+    p.write("app.py", "");
+    let mut sup = p.start_sleeper("[\"*.py\"]", "");
+    sup.signal(Signal::SIGHUP);
+    assert_eq!(sup.wait_exit().code(), Some(129), "{}", sup.stderr());
+    assert!(p.servers().is_empty());
+}
+
+/// A descriptor the caller left open (a test harness's pipe, make's jobserver) is not
+/// passed on to the server: the caller's reader would otherwise wait for its end for as
+/// long as the server runs.
+#[test]
+fn the_server_gets_no_descriptor_the_caller_left_open() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"*.py\"]", "");
+    let run = format!(
+        "exec 7>>marker.txt; exec {} run --no-reload",
+        crate::util::BIN
+    );
+    let mut sup = Sup::spawn_command(
+        Command::new("sh")
+            .args(["-c", &run])
+            .current_dir(p.path("")),
+    );
+    p.wait_starts(1);
+    sup.wait_for("started");
+    let marker = p.path("marker.txt");
+    let holds_marker = |pid: i32| {
+        fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == marker))
+        })
+    };
+    assert!(
+        holds_marker(sup.child.id() as i32),
+        "reloadsup itself was given it"
+    );
+    let servers = p.servers();
+    assert_eq!(servers.len(), 1);
+    assert!(
+        !holds_marker(servers[0]),
+        "the server was given descriptor 7"
+    );
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0));
+}
+
 #[test]
 fn sigkill_of_the_supervisor_leaves_no_server() {
     sigkill_leaves_no_server(|sup| sup.signal(Signal::SIGKILL));
