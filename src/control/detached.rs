@@ -44,7 +44,12 @@ const LOG_TAIL: usize = 20;
 /// group listens on that port. In every case the server must still run once the check
 /// has passed: a server that crashed (say, on `EADDRINUSE`) while another program
 /// answered for it is a failed start.
-pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<i32> {
+pub fn launch(
+    spec: &Server,
+    pid_file: &Path,
+    task_file: Option<&Path>,
+    upstream: Option<&str>,
+) -> Result<i32> {
     let made_log = !spec.log_file.exists();
     let log = open_log(&spec.log_file)?;
     let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
@@ -69,7 +74,7 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
         command: spec.command.display(),
         ready: false,
     };
-    if let Err(err) = record_server(pid_file, &record) {
+    if let Err(err) = record_server(pid_file, task_file, &record) {
         return Err(abandon(spec, pid_file, &record, err));
     }
     let check = match check_for(spec, upstream, pid, offset) {
@@ -136,7 +141,7 @@ pub fn launch(spec: &Server, pid_file: &Path, upstream: Option<&str>) -> Result<
         ));
     }
     record.ready = true;
-    if let Err(err) = record_server(pid_file, &record) {
+    if let Err(err) = record_server(pid_file, task_file, &record) {
         return Err(abandon(spec, pid_file, &record, err));
     }
     report::good(format!(
@@ -372,7 +377,7 @@ fn wait_gone_unless(targets: &[Ident], deadline: Instant, give_up: impl Fn() -> 
     }
 }
 
-fn record_server(pid_file: &Path, record: &ServerRecord) -> Result<()> {
+fn record_server(pid_file: &Path, task_file: Option<&Path>, record: &ServerRecord) -> Result<()> {
     crate::pidfile::write(pid_file, record.ident.pid).map_err(|err| {
         Error::io(
             format!("cannot write PID file `{}`", pid_file.display()),
@@ -382,6 +387,10 @@ fn record_server(pid_file: &Path, record: &ServerRecord) -> Result<()> {
     state::write(
         pid_file,
         &State {
+            owner: Some(state::Owner {
+                pid_file: pid_file.to_path_buf(),
+                task_file: task_file.map(Path::to_path_buf),
+            }),
             supervisor: None,
             server: Some(record.clone()),
             ..State::default()

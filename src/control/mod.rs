@@ -54,6 +54,7 @@ enum Running {
 struct Target<'a> {
     spec: &'a Server,
     pid_file: &'a std::path::Path,
+    task_file: Option<&'a std::path::Path>,
     upstream: Option<&'a str>,
 }
 
@@ -71,6 +72,7 @@ fn target(config: &Config) -> Result<Target<'_>> {
     Ok(Target {
         spec,
         pid_file,
+        task_file: config.task_file.as_deref(),
         upstream: config.proxy.as_ref().map(|p| p.upstream.as_str()),
     })
 }
@@ -85,7 +87,7 @@ pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
         return Ok(None);
     };
     let _lock = lock(pid_file)?;
-    match inspect(pid_file, spec) {
+    match inspect(pid_file, config.task_file.as_deref(), spec)? {
         Running::Supervisor { supervisor, .. } => Err(Error::Runtime(format!(
             "already supervised by `reloadsup run` (pid {})",
             supervisor.pid
@@ -96,7 +98,7 @@ pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
         ))),
         Running::Nothing { stale } => {
             clear_stale(pid_file, stale);
-            state::Recorder::new(pid_file, spec.stop_timeout)
+            state::Recorder::new(pid_file, config.task_file.as_deref(), spec.stop_timeout)
                 .map(Some)
                 .map_err(|err| Error::io("cannot write the state file", err))
         }
@@ -107,7 +109,7 @@ pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
 pub fn start(config: &Config) -> Result<i32> {
     let t = target(config)?;
     let _lock = lock(t.pid_file)?;
-    match inspect(t.pid_file, t.spec) {
+    match inspect(t.pid_file, t.task_file, t.spec)? {
         Running::Supervisor { supervisor, server } => Err(Error::Runtime(format!(
             "already running under `reloadsup run` (supervisor pid {}{})",
             supervisor.pid,
@@ -127,7 +129,7 @@ pub fn start(config: &Config) -> Result<i32> {
                      alone (the proxy's `upstream` still decides when it is ready)",
                 );
             }
-            detached::launch(t.spec, t.pid_file, t.upstream)
+            detached::launch(t.spec, t.pid_file, t.task_file, t.upstream)
         }
     }
 }
@@ -136,7 +138,7 @@ pub fn start(config: &Config) -> Result<i32> {
 pub fn stop(config: &Config) -> Result<i32> {
     let t = target(config)?;
     let _lock = lock(t.pid_file)?;
-    match inspect(t.pid_file, t.spec) {
+    match inspect(t.pid_file, t.task_file, t.spec)? {
         Running::Supervisor { supervisor, server } => stop_supervisor(&t, supervisor, server),
         Running::Detached(record) => {
             let interrupts = Interrupts::catch()?;
@@ -167,7 +169,7 @@ fn stop_detached(t: &Target<'_>, record: &ServerRecord, interrupts: &Interrupts)
 pub fn restart(config: &Config) -> Result<i32> {
     let t = target(config)?;
     let _lock = lock(t.pid_file)?;
-    match inspect(t.pid_file, t.spec) {
+    match inspect(t.pid_file, t.task_file, t.spec)? {
         Running::Supervisor { supervisor, server } => restart_supervised(&t, supervisor, server),
         Running::Detached(record) => {
             let interrupts = Interrupts::catch()?;
@@ -175,12 +177,12 @@ pub fn restart(config: &Config) -> Result<i32> {
             match interrupts.received() {
                 // Interrupted while the old server stopped: no new one.
                 Some(signal) => Ok(signals::exit_code(signal)),
-                None => detached::launch(t.spec, t.pid_file, t.upstream),
+                None => detached::launch(t.spec, t.pid_file, t.task_file, t.upstream),
             }
         }
         Running::Nothing { stale } => {
             clear_stale(t.pid_file, stale);
-            detached::launch(t.spec, t.pid_file, t.upstream)
+            detached::launch(t.spec, t.pid_file, t.task_file, t.upstream)
         }
     }
 }
@@ -203,7 +205,7 @@ fn readiness(server: &ServerRecord, supervised: bool, up: u64, ready_timeout: Du
 /// `reloadsup status [--json]`.
 pub fn status(config: &Config, json: bool) -> Result<i32> {
     let t = target(config)?;
-    let (supervisor, server, stale) = match inspect(t.pid_file, t.spec) {
+    let (supervisor, server, stale) = match inspect(t.pid_file, t.task_file, t.spec)? {
         Running::Supervisor { supervisor, server } => (Some(supervisor), server, None),
         Running::Detached(record) => (None, Some(record), None),
         Running::Nothing { stale } => (None, None, stale),
@@ -257,9 +259,47 @@ fn status_json(supervisor: Option<Ident>, server: Option<&ServerRecord>) -> Stri
     .to_string()
 }
 
-/// Reads the PID file and the state file, and checks every process they name.
-fn inspect(pid_file: &std::path::Path, spec: &Server) -> Running {
-    let state = state::read(pid_file);
+/// Reads the PID file and the state file, and checks every process they name. A state
+/// file copied from another project (written beside another PID file) is passed over;
+/// one written for another task file that shares this PID file is an error while its
+/// server or supervisor runs: neither command may take the other's server for its own.
+fn inspect(
+    pid_file: &std::path::Path,
+    task_file: Option<&std::path::Path>,
+    spec: &Server,
+) -> Result<Running> {
+    let mut state = state::read(pid_file);
+    if state.owner.as_ref().is_some_and(|o| !o.wrote(pid_file)) {
+        state = State::default();
+    }
+    let other = state
+        .owner
+        .as_ref()
+        .and_then(|o| o.other_task_file(task_file))
+        .map(std::path::Path::to_path_buf);
+    let running = inspect_state(state, pid_file, spec);
+    match (other, &running) {
+        (Some(other), Running::Supervisor { supervisor, .. }) => {
+            Err(shared_pid_file(pid_file, &other, supervisor.pid))
+        }
+        (Some(other), Running::Detached(record)) => {
+            Err(shared_pid_file(pid_file, &other, record.ident.pid))
+        }
+        _ => Ok(running),
+    }
+}
+
+/// The error for a PID file in use by another task file's server (or supervisor).
+fn shared_pid_file(pid_file: &std::path::Path, other: &std::path::Path, pid: i32) -> Error {
+    Error::Runtime(format!(
+        "`{}` is in use by `{}` (pid {pid}); give each task file its own `server.pid_file`",
+        pid_file.display(),
+        other.display()
+    ))
+}
+
+/// [`inspect`] once the state file is known to be this project's.
+fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server) -> Running {
     if let Some(supervisor) = state.supervisor.filter(Ident::is_alive) {
         return Running::Supervisor {
             supervisor,

@@ -59,9 +59,49 @@ pub struct ServerRecord {
     pub ready: bool,
 }
 
+/// Whose state file it is: the PID file it was written beside and the task file that
+/// named that PID file. A state file copied along with a project (`cp -r`), or one
+/// written for another task file sharing the PID file, names another project's server:
+/// it must not be taken for this one's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// The PID file, as configured (absolute).
+    pub pid_file: PathBuf,
+    /// The task file, if the server came from one.
+    pub task_file: Option<PathBuf>,
+}
+
+impl Owner {
+    /// Whether the state file was written beside `pid_file` (the same file, however
+    /// reached), not copied there from elsewhere.
+    pub fn wrote(&self, pid_file: &Path) -> bool {
+        same_file(&self.pid_file, pid_file)
+    }
+
+    /// The other task file this state file was written for, if not `task_file`.
+    pub fn other_task_file(&self, task_file: Option<&Path>) -> Option<&Path> {
+        let recorded = self.task_file.as_deref()?;
+        match task_file {
+            Some(mine) if same_file(recorded, mine) => None,
+            _ => Some(recorded),
+        }
+    }
+}
+
+/// Whether two paths name the same file: the same name in the same folder, however
+/// the folders are reached (a link, `..`). A path whose folder is gone matches only
+/// itself.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let folder = |path: &Path| path.parent().and_then(|dir| fs::canonicalize(dir).ok());
+    a == b || (a.file_name() == b.file_name() && folder(a).is_some() && folder(a) == folder(b))
+}
+
 /// The whole state file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    /// Whose it is (missing in state files from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
     /// The `reloadsup run` supervisor watching, if any.
     pub supervisor: Option<Ident>,
     /// The server, if one was started.
@@ -90,12 +130,20 @@ impl Recorder {
     /// Records the calling process as the supervisor.
     /// `stop_timeout` is the one it stops its servers with (the task file's, or
     /// `--stop-timeout`), for `stop` to know how long to wait for it.
-    pub fn new(pid_file: &Path, stop_timeout: Duration) -> io::Result<Recorder> {
+    pub fn new(
+        pid_file: &Path,
+        task_file: Option<&Path>,
+        stop_timeout: Duration,
+    ) -> io::Result<Recorder> {
         let me = Ident::of(std::process::id() as i32)
             .ok_or_else(|| io::Error::other("cannot read this process's start time"))?;
         let recorder = Recorder {
             pid_file: pid_file.to_path_buf(),
             state: State {
+                owner: Some(Owner {
+                    pid_file: pid_file.to_path_buf(),
+                    task_file: task_file.map(Path::to_path_buf),
+                }),
                 supervisor: Some(me),
                 stop_timeout_ms: Some(stop_timeout.as_millis().try_into().unwrap_or(u64::MAX)),
                 ..State::default()

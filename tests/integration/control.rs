@@ -560,6 +560,52 @@ fn without_the_state_file_a_server_in_a_subfolder_still_counts() {
     assert!(stopped.status.success(), "{stopped:?}");
 }
 
+/// A project copied with its PID and state files (`cp -r`) is not running: `stop` in the
+/// copy leaves the original's server alone.
+#[test]
+fn a_copied_project_does_not_stop_the_originals_server() {
+    let (p, _port) = project();
+    ok(&p.output(&["start"]));
+    let copy = Project::new();
+    for name in [
+        "reload.toml",
+        "server.py",
+        "app.py",
+        "reloadsup.pid",
+        "reloadsup.pid.json",
+    ] {
+        std::fs::copy(p.path(name), copy.path(name)).unwrap();
+    }
+    let stopped = copy.output(&["stop"]);
+    ok(&stopped);
+    assert!(stopped.stderr.contains("not running"), "{}", stopped.stderr);
+    assert_eq!(copy.output(&["status"]).status.code(), Some(3));
+    assert_eq!(p.servers().len(), 1, "the original's server runs on");
+    ok(&p.output(&["status"]));
+    ok(&p.output(&["stop"]));
+    assert!(p.servers().is_empty());
+}
+
+/// Two task files in one folder share the default PID file: the second's commands
+/// refuse, naming the first, rather than take its server for their own.
+#[test]
+fn a_second_task_file_sharing_the_pid_file_refuses() {
+    let (p, _port) = project();
+    p.write("other.toml", "[server]\ncommand = 'exec sleep 600'\n");
+    ok(&p.output(&["start"]));
+    for command in ["start", "stop", "restart", "status"] {
+        let out = p.output(&["-f", "other.toml", command]);
+        assert_eq!(out.status.code(), Some(1), "{command}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("reload.toml") && out.stderr.contains("server.pid_file"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(p.servers().len(), 1, "left alone");
+    ok(&p.output(&["stop"]));
+}
+
 #[test]
 fn start_stops_its_server_when_the_pid_file_cannot_be_written() {
     let (p, port) = project();
