@@ -82,8 +82,12 @@ pub struct Debouncer {
     max_wait: Duration,
     /// Each pending path's latest step, and when it came.
     pending: BTreeMap<PathBuf, (Step, Instant)>,
+    /// Counts of the pending paths, kept event by event (see [`Tally`]).
+    tally: Tally,
     /// The paths born in their batch (see [`Step::Born`]), until asked about.
     born: BTreeSet<PathBuf>,
+    /// Folders made since the last batch went: the names in them are born.
+    born_folders: BTreeSet<PathBuf>,
     first: Option<Instant>,
     last: Option<Instant>,
     /// When a path not yet in the batch last came.
@@ -95,6 +99,56 @@ pub struct Debouncer {
     /// and a margin (a poll reports what it found at once, so the rest of a burst comes
     /// a poll later at the earliest).
     burst_settle: Duration,
+}
+
+/// The pending paths counted by kind, kept beside them event by event, so that what
+/// the app loop asks at every event (the deadline, the copies to check) costs a lookup
+/// rather than a look at every pending path: a burst of 10,000 files took seconds of
+/// CPU when each event went through the whole batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Tally {
+    /// The complete paths.
+    complete: usize,
+    /// The complete paths born in their batch (see [`Step::Born`]).
+    born_whole: usize,
+    /// The paths mid-save, by when their latest step came.
+    partial: BTreeSet<(Instant, PathBuf)>,
+    /// The paths created with nothing more yet, by when.
+    created: BTreeSet<(Instant, PathBuf)>,
+}
+
+impl Tally {
+    /// Counts a pending path's latest change.
+    fn add(&mut self, path: PathBuf, (step, at): (Step, Instant), born: bool) {
+        match step {
+            Step::Partial => {
+                self.partial.insert((at, path));
+            }
+            Step::Created => {
+                self.created.insert((at, path));
+            }
+            Step::Complete | Step::Echo | Step::Born => {
+                self.complete += 1;
+                self.born_whole += usize::from(born);
+            }
+        }
+    }
+
+    /// Uncounts a change [`Tally::add`] counted (with the same `born`).
+    fn remove(&mut self, path: &Path, (step, at): (Step, Instant), born: bool) {
+        match step {
+            Step::Partial => {
+                self.partial.remove(&(at, path.to_path_buf()));
+            }
+            Step::Created => {
+                self.created.remove(&(at, path.to_path_buf()));
+            }
+            Step::Complete | Step::Echo | Step::Born => {
+                self.complete -= 1;
+                self.born_whole -= usize::from(born);
+            }
+        }
+    }
 }
 
 impl Default for Debouncer {
@@ -111,7 +165,9 @@ impl Debouncer {
             grace,
             max_wait,
             pending: BTreeMap::new(),
+            tally: Tally::default(),
             born: BTreeSet::new(),
+            born_folders: BTreeSet::new(),
             first: None,
             last: None,
             last_new: None,
@@ -125,9 +181,14 @@ impl Debouncer {
         self.burst_settle = BURST_SETTLE.max(interval + POLL_MARGIN);
     }
 
-    /// A folder was made: until a second after, the batch settles as a burst does.
-    pub fn folder_made(&mut self, now: Instant) {
+    /// Folders were made (or moved in): until a second after, the batch settles as a
+    /// burst does; and until the next batch goes, every name first seen in them is
+    /// born (see [`Step::Born`]). A temp file made in a new folder before its watch was
+    /// in place and renamed over the real file before the folder's scan shows only as
+    /// renamed away, and was no change.
+    pub fn folders_made(&mut self, folders: Vec<PathBuf>, now: Instant) {
         self.folder_made = Some(now);
+        self.born_folders.extend(folders);
     }
 
     /// Records one event; the path's latest event decides whether it is mid-save.
@@ -143,27 +204,69 @@ impl Debouncer {
             }
             step => step,
         };
-        if !self.pending.contains_key(&path) && !self.pending.values().any(|c| self.settled(c, now))
-        {
+        if !self.pending.contains_key(&path) && !self.any_settled(now) {
             // New beside paths still being written only (a log held open): a batch
             // begins now, or its cap, long past, would let each path go on its own.
             self.first = Some(now);
         }
-        if self.pending.insert(path, (step, now)).is_none() {
-            self.last_new = Some(now);
+        let new = !self.pending.contains_key(&path);
+        if new
+            && path
+                .parent()
+                .is_some_and(|dir| self.born_folders.contains(dir))
+        {
+            self.born.insert(path.clone());
         }
+        let born = self.born.contains(&path);
+        match self.pending.insert(path.clone(), (step, now)) {
+            None => self.last_new = Some(now),
+            Some(old) => self.tally.remove(&path, old, born),
+        }
+        self.tally.add(path, (step, now), born);
         self.first.get_or_insert(now);
         self.last = Some(now);
+    }
+
+    /// Whether some pending path has settled by `at`: any complete one has.
+    fn any_settled(&self, at: Instant) -> bool {
+        self.tally.complete > 0 || self.first_settles().is_some_and(|settles| settles <= at)
+    }
+
+    /// When the earliest of the paths not complete settles, if there are any.
+    fn first_settles(&self) -> Option<Instant> {
+        let partial = self.tally.partial.first().map(|(at, _)| *at + self.grace);
+        let created = self
+            .tally
+            .created
+            .first()
+            .map(|(at, _)| *at + self.created_quiet());
+        partial.into_iter().chain(created).min()
+    }
+
+    /// The quiet a created file needs (see [`Step::Created`]).
+    fn created_quiet(&self) -> Duration {
+        self.grace.max(CREATED_QUIET)
+    }
+
+    /// Rebuilds the tally after `pending` was changed wholesale.
+    fn recount(&mut self) {
+        let mut tally = Tally::default();
+        for (path, change) in &self.pending {
+            tally.add(path.clone(), *change, self.born.contains(path));
+        }
+        self.tally = tally;
     }
 
     /// The paths that were created (or first changed since their last close) and have
     /// been quiet since for the wait a copy gets: whether a copy is still filling one
     /// is for the caller to check (its size grows with no event) before the batch goes.
     pub fn copies_to_check(&self, now: Instant) -> Vec<PathBuf> {
-        self.pending
+        let quiet = self.created_quiet();
+        self.tally
+            .created
             .iter()
-            .filter(|(_, change)| change.0 == Step::Created && self.settled(change, now))
-            .map(|(path, _)| path.clone())
+            .take_while(|(at, _)| *at + quiet <= now)
+            .map(|(_, path)| path.clone())
             .collect()
     }
 
@@ -173,17 +276,12 @@ impl Debouncer {
         let whole = last + self.quiet();
         let last_new = self.last_new.unwrap_or(first);
         let cap = (last_new + self.max_wait).min(first + MAX_BURST.max(self.max_wait));
-        if whole <= cap || self.pending.values().any(|c| self.settled(c, cap)) {
+        if whole <= cap || self.any_settled(cap) {
             return Some(whole.min(cap));
         }
         // Every path is still being written at the cap: the batch goes when the first
         // of them settles.
-        let settles = self
-            .pending
-            .values()
-            .filter_map(|(step, at)| Some(*at + self.quiet_after(*step)?))
-            .min();
-        Some(settles.map_or(whole, |at| at.min(whole)))
+        Some(self.first_settles().map_or(whole, |at| at.min(whole)))
     }
 
     /// Takes the batch (its paths, sorted) if it is due at `now`: all of it after
@@ -206,6 +304,8 @@ impl Debouncer {
         // forgotten with its batch, so its removal later is a change.
         self.born
             .retain(|path| taken.contains_key(path) || self.pending.contains_key(path));
+        self.born_folders.clear();
+        self.recount();
         if self.pending.is_empty() {
             self.first = None;
             self.last = None;
@@ -231,6 +331,8 @@ impl Debouncer {
         self.last = None;
         self.last_new = None;
         let paths: Vec<PathBuf> = std::mem::take(&mut self.pending).into_keys().collect();
+        self.born_folders.clear();
+        self.recount();
         (!paths.is_empty()).then_some(paths)
     }
 
@@ -241,20 +343,21 @@ impl Debouncer {
             .folder_made
             .zip(self.last)
             .is_some_and(|(made, last)| last <= made + self.max_wait);
-        let born_whole = self
-            .pending
-            .iter()
-            .any(|(path, (step, _))| *step == Step::Complete && self.born.contains(path));
-        let settle = if self.pending.len() >= BURST_PATHS || tree || born_whole {
+        let settle = if self.pending.len() >= BURST_PATHS || tree || self.tally.born_whole > 0 {
             self.settle.max(self.burst_settle)
         } else {
             self.settle
         };
-        self.pending
-            .values()
-            .map(|(step, _)| self.quiet_after(*step).unwrap_or(settle))
-            .max()
-            .unwrap_or(settle)
+        // Complete paths need `settle`; the others what their steps need.
+        [
+            (self.tally.complete > 0).then_some(settle),
+            (!self.tally.partial.is_empty()).then_some(self.grace),
+            (!self.tally.created.is_empty()).then_some(self.created_quiet()),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(settle)
     }
 
     /// The quiet time a path needs after `step` before it has settled; `None` for a
@@ -263,7 +366,7 @@ impl Debouncer {
         match step {
             Step::Complete | Step::Echo | Step::Born => None,
             Step::Partial => Some(self.grace),
-            Step::Created => Some(self.grace.max(CREATED_QUIET)),
+            Step::Created => Some(self.created_quiet()),
         }
     }
 
@@ -294,6 +397,37 @@ mod tests {
             batches.push((due, d.take_due(now).expect("due")));
         }
         batches
+    }
+
+    /// What is kept beside the pending paths, updated event by event, always equals
+    /// what a count from scratch gives, whatever the order of steps and takes.
+    #[test]
+    fn the_kept_counts_match_a_recount() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        let steps = [
+            Step::Complete,
+            Step::Partial,
+            Step::Created,
+            Step::Echo,
+            Step::Born,
+        ];
+        // A fixed pseudo-random walk: paths, steps and takes in no neat order.
+        let mut seed: u64 = 7;
+        for i in 0..5_000u64 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let path = p(&format!("f{}", (seed >> 33) % 40));
+            let step = steps[((seed >> 20) % 5) as usize];
+            let now = t0 + ms(i);
+            d.record(path.clone(), step, now);
+            if (seed >> 40) % 17 == 0 {
+                d.take_due(now + ms(2000));
+                d.was_born(&path);
+            }
+            let kept = d.tally.clone();
+            d.recount();
+            assert_eq!(kept, d.tally, "step {i}");
+        }
     }
 
     #[test]
@@ -375,13 +509,36 @@ mod tests {
     fn files_in_a_folder_just_made_settle_as_a_burst() {
         let t0 = Instant::now();
         let mut d = Debouncer::default();
-        d.folder_made(t0);
+        d.folders_made(vec![p("new")], t0);
         d.record(p("new/a.py"), Step::Complete, t0 + ms(1));
         assert_eq!(d.deadline(), Some(t0 + ms(1) + BURST_SETTLE));
         assert!(d.take_due(t0 + ms(1) + BURST_SETTLE).is_some());
         // A save long after the folder was made settles as usual.
         d.record(p("app.py"), Step::Complete, t0 + ms(5000));
         assert_eq!(d.deadline(), Some(t0 + ms(5000) + SETTLE));
+    }
+
+    /// In a folder just made, a name first seen renamed away (its creation came before
+    /// the folder's watch) is born; once the batch has gone, a name there is not.
+    #[test]
+    fn names_in_a_folder_just_made_are_born_until_the_batch_goes() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        d.folders_made(vec![p("new")], t0);
+        d.record(p("new/tmp123"), Step::Partial, t0 + ms(1));
+        d.record(p("new/app.py"), Step::Complete, t0 + ms(1));
+        d.record(p("other/x.py"), Step::Partial, t0 + ms(1));
+        assert!(d.take_due(t0 + ms(200)).is_some());
+        // Asked of each path of the batch, as the app loop does.
+        assert!(d.was_born(&p("new/tmp123")));
+        assert!(d.was_born(&p("new/app.py")));
+        assert!(!d.was_born(&p("other/x.py")), "not in a new folder");
+        d.record(p("new/app.py"), Step::Partial, t0 + ms(300));
+        assert!(d.take_due(t0 + ms(500)).is_some());
+        assert!(
+            !d.was_born(&p("new/app.py")),
+            "a removal a batch later counts"
+        );
     }
 
     #[test]

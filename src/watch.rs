@@ -90,8 +90,8 @@ pub struct Watcher {
     /// event of theirs that comes after the scan (the folder's watch was added while
     /// they were written) and finds them as the scan did reported nothing new.
     scanned: HashMap<PathBuf, (Stamp, Instant)>,
-    /// Whether a folder appeared since [`Watcher::take_folder_made`] was last asked.
-    folder_made: bool,
+    /// The folders that appeared since [`Watcher::take_folders_made`] was last asked.
+    folders_made: Vec<PathBuf>,
     /// When watching started: a file last modified before then is unchanged since.
     since: SystemTime,
     tx: Sender<Event>,
@@ -129,7 +129,7 @@ impl Watcher {
             written: HashSet::new(),
             stamps: HashMap::new(),
             scanned: HashMap::new(),
-            folder_made: false,
+            folders_made: Vec::new(),
             since: SystemTime::now(),
             tx,
         };
@@ -263,7 +263,7 @@ impl Watcher {
                 changes.push((path.clone(), Step::Born));
             }
             if self.is_new_folder(&event.kind, path, filter) {
-                self.folder_made = true;
+                self.folders_made.push(path.clone());
                 if self
                     .watched
                     .get(path)
@@ -309,7 +309,14 @@ impl Watcher {
                 } else {
                     Step::Partial
                 };
-                changes.extend(found.into_iter().map(|f| (f, found_step)));
+                // Each found name is new (born) too: one renamed away again before its
+                // batch goes (a temp file in a folder just made, or every name under a
+                // temporary link `ln -sfn` renames over the real one) was no change.
+                changes.extend(
+                    found
+                        .into_iter()
+                        .flat_map(|f| [(f.clone(), Step::Born), (f, found_step)]),
+                );
                 continue;
             }
             if !self.aliases.is_empty() && !filter.classify(path).asset {
@@ -322,10 +329,10 @@ impl Watcher {
         changes
     }
 
-    /// Whether a folder appeared (made, moved in) since the last call: a tree may be
-    /// being copied in, file by file.
-    pub fn take_folder_made(&mut self) -> bool {
-        std::mem::take(&mut self.folder_made)
+    /// The folders that appeared (made, moved in) since the last call: a tree may be
+    /// being copied in, file by file, and every name in them is new.
+    pub fn take_folders_made(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.folders_made)
     }
 
     /// The other names of `path`: through each link that leads to a folder above it.

@@ -237,7 +237,9 @@ impl App {
             }
             self.recheck_copies(now);
             if let Some(mut batch) = self.debouncer.take_due(now) {
-                self.copy_sizes.retain(|path, _| !batch.contains(path));
+                for path in &batch {
+                    self.copy_sizes.remove(path);
+                }
                 // A name made and gone again within the batch (a temp file renamed
                 // over the real one) was no change of its own.
                 batch.retain(|path| {
@@ -278,8 +280,9 @@ impl App {
                     self.debouncer.polling(interval);
                 }
                 let now = Instant::now();
-                if self.watcher.take_folder_made() {
-                    self.debouncer.folder_made(now);
+                let made = self.watcher.take_folders_made();
+                if !made.is_empty() {
+                    self.debouncer.folders_made(made, now);
                 }
                 for (path, step) in changes {
                     if path.file_name().is_some_and(|n| n == ".gitignore") {
@@ -289,8 +292,13 @@ impl App {
                     }
                     // Filter before debouncing: an ignored temp file that an editor
                     // deletes mid-save must not hold the batch for the grace period.
-                    // The task file goes on, for the batch to say it is not re-read.
-                    if self.filter.classify(&path).is_ignored() && !self.task_files.contains(&path)
+                    // The task file goes on, for the batch to say it is not re-read. A
+                    // birth is no change, only a mark, and is kept whatever the name:
+                    // a link to a folder matches no file glob while it is made, but
+                    // renamed away it is a folder gone, which does.
+                    if step != Step::Born
+                        && self.filter.classify(&path).is_ignored()
+                        && !self.task_files.contains(&path)
                     {
                         report::debug(format_args!("ignored {}", path.display()));
                         continue;

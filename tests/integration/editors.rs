@@ -704,6 +704,52 @@ fn git_checkout_of_forty_files_is_one_restart() {
     );
 }
 
+/// A thousand files saved through temp files at once (`rsync`, a formatter, a code
+/// generator) is one restart naming every file and no temp name. The burst was two
+/// restarts when each event looked at every pending path: the work grew with the
+/// square of the burst, and the batch's cap came before its end.
+#[test]
+fn a_burst_of_a_thousand_temp_file_saves_is_one_restart() {
+    let p = Project::new();
+    for d in 0..10 {
+        for f in 0..100 {
+            p.write(&format!("src/d{d}/f{f}.py"), "v = 1\n");
+        }
+    }
+    let sup = p.start_sleeper("[\"src/**/*.py\"]", "");
+    for d in 0..10 {
+        for f in 0..100 {
+            let temp = p.path(&format!("src/d{d}/.f{f}.py.tmp"));
+            fs::write(&temp, "v = 2\n").unwrap();
+            fs::rename(&temp, p.path(&format!("src/d{d}/f{f}.py"))).unwrap();
+        }
+    }
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert_eq!(sup.count("(+997 more)"), 1, "{}", sup.stderr());
+    let changed = fs::read_to_string(p.path("changed.log")).unwrap();
+    assert_eq!(changed.matches(".py").count(), 1000, "{changed}");
+    assert!(!changed.contains(".tmp"), "{changed}");
+}
+
+/// A save through a temp file in a folder just made (`mkdir`, then `mkstemp` and
+/// `os.replace`): the temp name is no change, however the folder's watch and scan fall
+/// between the steps (it showed in 5 of 10 such saves).
+#[test]
+fn a_temp_file_save_in_a_new_folder_names_no_temp_file() {
+    let p = Project::new();
+    let sup = p.start_sleeper("[\"**/*.py\", \"**/*.tmp\"]", "");
+    for i in 0..10 {
+        fs::create_dir(p.path(&format!("n{i}"))).unwrap();
+        let temp = p.path(&format!("n{i}/app.py.tmp"));
+        fs::write(&temp, "v = 2\n").unwrap();
+        fs::rename(&temp, p.path(&format!("n{i}/app.py"))).unwrap();
+        p.wait_starts(i + 2);
+    }
+    p.assert_starts_stay(11);
+    assert!(!sup.stderr().contains(".tmp"), "{}", sup.stderr());
+}
+
 #[test]
 fn changed_paths_reach_the_server() {
     let (p, _sup) = running();
