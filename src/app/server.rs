@@ -32,7 +32,7 @@ impl App {
         if supervisor.is_stopping() {
             match &mut self.after_stop {
                 AfterStop::Start { .. } => {
-                    self.follow_up.get_or_insert_with(Vec::new).extend(changed);
+                    merge(self.follow_up.get_or_insert_with(Vec::new), changed);
                 }
                 other => {
                     *other = AfterStop::Start {
@@ -293,4 +293,11 @@ impl App {
         self.forget_starting();
         self.after_stop = AfterStop::Exit(code);
     }
+}
+
+/// Adds to `list` the paths of `more` it does not hold yet, in order: a file saved
+/// three times during a restart is one line of `RELOADSUP_CHANGED`, not three.
+fn merge(list: &mut Vec<String>, more: Vec<String>) {
+    let mut seen: std::collections::HashSet<String> = list.iter().cloned().collect();
+    list.extend(more.into_iter().filter(|path| seen.insert(path.clone())));
 }

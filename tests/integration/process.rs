@@ -90,6 +90,47 @@ fn server_ignoring_sigterm_is_killed_after_stop_timeout() {
     assert_eq!(p.servers().len(), 1);
 }
 
+/// A file saved three times while the old server stops is one line of the follow-up
+/// restart's `RELOADSUP_CHANGED` (it was three).
+#[test]
+fn saves_during_a_restart_name_each_file_once() {
+    let p = Project::new();
+    p.write(
+        "server.py",
+        "import os, signal, sys, time\n\
+         def term(*_):\n    time.sleep(0.6)\n    sys.exit(0)\n\
+         signal.signal(signal.SIGTERM, term)\n\
+         open('changed.log', 'a').write(os.environ['RELOADSUP_CHANGED'] + '|')\n\
+         open('starts.log', 'a').write('start\\n')\n\
+         while True:\n    time.sleep(1)\n",
+    );
+    p.write("app.py", "v = 0\n");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\n[watch]\nfile_dep = [\"*.py\"]\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    p.write("b.py", "x = 1\n");
+    sup.wait_for("restarting");
+    for n in 1..=3 {
+        save(&p, n);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    p.write("b.py", "x = 2\n");
+    // The second server may be stopped before it logs anything: the third's line is
+    // the last.
+    sup.wait_for_n("started `", 3);
+    wait_until("the third server's changes", || {
+        p.read("changed.log").ends_with("|app.py\nb.py|")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    assert_eq!(sup.count("started `"), 3, "{}", sup.stderr());
+}
+
 #[test]
 fn change_during_a_restart_gives_exactly_one_more() {
     let p = Project::new();
