@@ -242,6 +242,13 @@ fn abandon(spec: &Server, pid_file: &Path, record: &ServerRecord, err: Error) ->
 pub fn stop(spec: &Server, leader: Ident, interrupts: Option<&Interrupts>) -> Result<String> {
     let began = Instant::now();
     let targets = processes_of(leader);
+    if let Err(nix::errno::Errno::EPERM) = kill(Pid::from_raw(leader.pid), None) {
+        // Waiting out `stop_timeout` and SIGKILL would change nothing.
+        return Err(Error::Runtime(format!(
+            "not allowed to signal the server (pid {}): it runs as another user",
+            leader.pid
+        )));
+    }
     send(leader, &targets, spec.stop_signal);
     // A stopped process acts on the signal only once continued (the stopped ones only:
     // see `group::continue_stopped`).

@@ -137,7 +137,26 @@ pub fn start(config: &Config) -> Result<i32> {
 /// `reloadsup stop`.
 pub fn stop(config: &Config) -> Result<i32> {
     let t = target(config)?;
-    let _lock = lock(t.pid_file)?;
+    // Nothing recorded, and no lock to be had (no folder for the PID file yet, one
+    // that cannot be written): nothing runs, which is no error for `stop`, and it
+    // makes no folder. Any `start` makes the folder and takes the lock first.
+    let recorded = t.pid_file.exists() || state::state_path(t.pid_file).exists();
+    let folder = t
+        .pid_file
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty());
+    if !recorded && folder.is_some_and(|dir| !dir.is_dir()) {
+        report::info("not running");
+        return Ok(EXIT_OK);
+    }
+    let _lock = match lock(t.pid_file) {
+        Ok(lock) => lock,
+        Err(_) if !recorded => {
+            report::info("not running");
+            return Ok(EXIT_OK);
+        }
+        Err(err) => return Err(err),
+    };
     match inspect(t.pid_file, t.task_file, t.spec)? {
         Running::Supervisor { supervisor, server } => stop_supervisor(&t, supervisor, server),
         Running::Detached(record) => {
@@ -221,7 +240,9 @@ pub fn status(config: &Config, json: bool) -> Result<i32> {
                     s.ident.pid,
                     humantime::format_duration(Duration::from_secs(up)),
                     readiness(s, supervisor.is_some(), up, t.spec.ready_timeout),
-                    s.command
+                    // One line, as status lines show it: a command over several lines
+                    // (a TOML multi-line string) would break `status | head -1`.
+                    report::escape_controls(&s.command)
                 )
             }
             None => format!(

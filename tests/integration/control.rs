@@ -1046,6 +1046,89 @@ fn status_says_a_started_server_has_ended() {
     );
 }
 
+/// `stop` by a user not allowed to signal the server says so at once (it waited out
+/// the stop timeout and SIGKILL's wait, then blamed the server). Needs root, to run
+/// `stop` as another user; skipped otherwise.
+#[test]
+fn stop_without_permission_to_signal_says_so_at_once() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\nready = {{ delay = '50ms' }}\n",
+            p.token
+        ),
+    );
+    ok(&p.output(&["start"]));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for name in ["reloadsup.pid", "reloadsup.pid.json", "reloadsup.pid.lock"] {
+        std::fs::set_permissions(p.path(name), std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let began = std::time::Instant::now();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "stop",
+        ])
+        .current_dir(&p.dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not allowed to signal"), "{stderr}");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(2),
+        "{stderr}"
+    );
+    assert_eq!(p.servers().len(), 1);
+    ok(&p.output(&["stop"]));
+}
+
+/// `stop` with nothing running makes no folder for the PID file (it made
+/// `tmp/pids/`), and says so with exit 0.
+#[test]
+fn stop_with_nothing_running_makes_no_folder() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = 'sleep 5'\npid_file = 'tmp/pids/server.pid'\n",
+    );
+    let out = p.output(&["stop"]);
+    ok(&out);
+    assert!(out.stderr.contains("not running"), "{}", out.stderr);
+    assert!(!p.path("tmp").exists());
+}
+
+/// A command written over several lines is shown on one line, escaped.
+#[test]
+fn status_shows_a_command_of_several_lines_on_one() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '''\nset -e\nexec sleep {}\n'''\nready = {{ delay = '50ms' }}\n",
+            p.token
+        ),
+    );
+    ok(&p.output(&["start"]));
+    let status = p.output(&["status"]);
+    ok(&status);
+    assert_eq!(status.stdout.lines().count(), 1, "{}", status.stdout);
+    assert!(
+        status.stdout.contains("set -e\\nexec sleep"),
+        "{}",
+        status.stdout
+    );
+    ok(&p.output(&["stop"]));
+}
+
 /// A log truncated while `start` waits for the ready line (`: > reloadsup.log`,
 /// logrotate's copytruncate) is read again from its start.
 #[test]
