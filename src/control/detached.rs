@@ -50,6 +50,7 @@ pub fn launch(
     task_file: Option<&Path>,
     upstream: Option<&str>,
 ) -> Result<i32> {
+    readable_log(spec)?;
     let made_log = !spec.log_file.exists();
     let log = open_log(&spec.log_file)?;
     let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
@@ -404,6 +405,21 @@ fn record_server(pid_file: &Path, task_file: Option<&Path>, record: &ServerRecor
         },
     )
     .map_err(|err| Error::io("cannot write the state file", err))
+}
+
+/// With `ready = { log }`, `start` reads the ready line back from `log_file`: one that
+/// keeps nothing (`/dev/null`, a terminal, a pipe) would make every start wait out
+/// `ready_timeout` and then blame the server for writing nothing.
+fn readable_log(spec: &Server) -> Result<()> {
+    let kept = fs::metadata(&spec.log_file).map_or(true, |m| m.is_file());
+    match &spec.ready {
+        Some(Ready::Log(_)) if !kept => Err(Error::Runtime(format!(
+            "`ready = {{ log }}` reads the server's output back from `log_file`, and `{}` \
+             is not a file that keeps it: name a file, or wait for a port or URL",
+            spec.log_file.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn check_for(spec: &Server, upstream: Option<&str>, pid: Pid, offset: u64) -> Result<Check> {

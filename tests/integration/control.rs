@@ -1091,6 +1091,28 @@ fn stop_without_permission_to_signal_says_so_at_once() {
     ok(&p.output(&["stop"]));
 }
 
+/// `ready = { log }` with a `log_file` that keeps nothing (`/dev/null`) cannot work
+/// for `start`: said at once, nothing started (it waited out `ready_timeout`, then said
+/// the server wrote nothing).
+#[test]
+fn start_refuses_a_log_ready_check_on_a_log_that_keeps_nothing() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'echo READY; exec sleep {}'\nlog_file = '/dev/null'\n\
+             ready = {{ log = 'READY' }}\nready_timeout = '5s'\n",
+            p.token
+        ),
+    );
+    let began = std::time::Instant::now();
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("/dev/null"), "{}", out.stderr);
+    assert!(began.elapsed() < std::time::Duration::from_secs(2));
+    assert!(p.servers().is_empty());
+}
+
 /// `stop` with nothing running makes no folder for the PID file (it made
 /// `tmp/pids/`), and says so with exit 0.
 #[test]
