@@ -510,13 +510,28 @@ fn restart_supervised(t: &Target<'_>, supervisor: Ident, old: Option<ServerRecor
                 supervisor.pid
             )));
         }
+        if crate::procfs::is_stopped(supervisor.pid) {
+            // Suspended (Ctrl-Z, SIGSTOP): it restarts nothing until continued.
+            return Err(Error::Runtime(format!(
+                "`reloadsup run` (pid {}) is stopped (Ctrl-Z or SIGSTOP): it restarts its \
+                 server once continued (`fg`, or `kill -CONT {}`)",
+                supervisor.pid, supervisor.pid
+            )));
+        }
         let late =
             new_seen.is_some_and(|seen| seen.elapsed() > t.spec.ready_timeout + READY_MARGIN);
         if late || Instant::now() > deadline {
-            report::error(format!(
-                "the restarted server did not become ready within {}",
-                humantime::format_duration(t.spec.ready_timeout)
-            ));
+            report::error(match new_seen {
+                Some(_) => format!(
+                    "the restarted server did not become ready within {}",
+                    humantime::format_duration(t.spec.ready_timeout)
+                ),
+                None => format!(
+                    "`reloadsup run` (pid {}) started no new server within {} ms",
+                    supervisor.pid,
+                    began.elapsed().as_millis()
+                ),
+            });
             return Ok(EXIT_RUNTIME);
         }
         std::thread::sleep(crate::ready::POLL);

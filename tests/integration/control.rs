@@ -1113,6 +1113,30 @@ fn start_refuses_a_log_ready_check_on_a_log_that_keeps_nothing() {
     assert!(p.servers().is_empty());
 }
 
+/// `restart` beside a `run` that is suspended (Ctrl-Z) says so at once (it waited
+/// 14 s, then said the restarted server was not ready: none had been restarted).
+#[test]
+fn restart_beside_a_suspended_run_says_so() {
+    let p = Project::new();
+    p.write("app.py", "");
+    let mut sup = p.start_sleeper(
+        "[\"*.py\"]",
+        "ready = { delay = '50ms' }\nready_timeout = '3s'",
+    );
+    wait_until("the state file", || p.path("reloadsup.pid.json").exists());
+    sup.signal(Signal::SIGSTOP);
+    let began = std::time::Instant::now();
+    let out = p.output(&["restart"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("is stopped"), "{}", out.stderr);
+    assert!(began.elapsed() < std::time::Duration::from_secs(2));
+    sup.signal(Signal::SIGCONT);
+    // The restart asked for is done once it runs again.
+    p.wait_starts(2);
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0));
+}
+
 /// `stop` with nothing running makes no folder for the PID file (it made
 /// `tmp/pids/`), and says so with exit 0.
 #[test]
