@@ -44,11 +44,18 @@ const LOG_TAIL: usize = 20;
 /// group listens on that port. In every case the server must still run once the check
 /// has passed: a server that crashed (say, on `EADDRINUSE`) while another program
 /// answered for it is a failed start.
+///
+/// `lock` (the caller's, on the PID file) is held until the server is recorded, then
+/// let go while it gets ready: a `stop` or `restart` meanwhile stops it at once rather
+/// than wait out `ready_timeout` for the lock. Whatever this start writes or removes
+/// after that, it does under the lock again, and only while the state file still
+/// names its server.
 pub fn launch(
     spec: &Server,
     pid_file: &Path,
     task_file: Option<&Path>,
     upstream: Option<&str>,
+    lock: state::Lock,
 ) -> Result<i32> {
     readable_log(spec)?;
     let made_log = !spec.log_file.exists();
@@ -82,6 +89,7 @@ pub fn launch(
         Ok(check) => check,
         Err(err) => return Err(abandon(spec, pid_file, &record, err)),
     };
+    drop(lock);
     let mut watch = Watch {
         ident,
         ended: None,
@@ -100,8 +108,7 @@ pub fn launch(
             Ok(_) => "stopped it".to_string(),
             Err(err) => format!("cannot stop it: {err}"),
         };
-        let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
-        state::remove(pid_file);
+        forget(pid_file, ident);
         let name = Signal::try_from(signal).map_or_else(|_| signal.to_string(), |s| s.to_string());
         report::error(format!(
             "`{}` (pid {pid}): interrupted by {name} before it was ready; {how}",
@@ -111,8 +118,9 @@ pub fn launch(
     }
     let fail = |why: String| {
         let _ = stop(spec, ident, None);
-        let _ = crate::pidfile::remove_if_ours(pid_file, pid.as_raw());
-        state::remove(pid_file);
+        if !forget(pid_file, ident) {
+            return Ok(stopped_meanwhile(&record));
+        }
         report::error(format!("`{}` (pid {pid}) {why}", spec.command.display()));
         print_tail(&spec.log_file, offset);
         Ok(EXIT_RUNTIME)
@@ -142,6 +150,10 @@ pub fn launch(
         ));
     }
     record.ready = true;
+    let Some(_lock) = still_ours(pid_file, ident) else {
+        let _ = stop(spec, ident, None);
+        return Ok(stopped_meanwhile(&record));
+    };
     if let Err(err) = record_server(pid_file, task_file, &record) {
         return Err(abandon(spec, pid_file, &record, err));
     }
@@ -151,6 +163,38 @@ pub fn launch(
         waited.as_millis()
     ));
     Ok(EXIT_OK)
+}
+
+/// The lock on `pid_file`, if the state file still names the server `ident` led (no
+/// `stop` or `restart` has taken it over since `launch` let the lock go).
+fn still_ours(pid_file: &Path, ident: Ident) -> Option<state::Lock> {
+    let lock = state::lock(pid_file).ok()?;
+    let ours = state::read(pid_file)
+        .server
+        .is_some_and(|server| server.ident == ident);
+    ours.then_some(lock)
+}
+
+/// Removes the PID and state files of the server `ident` led, if they still name it;
+/// whether they did.
+fn forget(pid_file: &Path, ident: Ident) -> bool {
+    let Some(_lock) = still_ours(pid_file, ident) else {
+        return false;
+    };
+    let _ = crate::pidfile::remove_if_ours(pid_file, ident.pid);
+    state::remove(pid_file);
+    true
+}
+
+/// Says that another command (`stop`, `restart`) stopped the server before it was
+/// ready, and returns the exit code: the start did not succeed.
+fn stopped_meanwhile(record: &ServerRecord) -> i32 {
+    report::error(format!(
+        "`{}` (pid {}) was stopped by another command (`reloadsup stop` or `restart`) \
+         before it was ready",
+        record.command, record.ident.pid
+    ));
+    EXIT_RUNTIME
 }
 
 /// The server `launch` started, watched while it waits.

@@ -108,7 +108,7 @@ pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
 /// `reloadsup start`.
 pub fn start(config: &Config) -> Result<i32> {
     let t = target(config)?;
-    let _lock = lock(t.pid_file)?;
+    let lock = lock(t.pid_file)?;
     match inspect(t.pid_file, t.task_file, t.spec)? {
         Running::Supervisor { supervisor, server } => Err(Error::Runtime(format!(
             "already running under `reloadsup run` (supervisor pid {}{})",
@@ -129,7 +129,7 @@ pub fn start(config: &Config) -> Result<i32> {
                      alone (the proxy's `upstream` still decides when it is ready)",
                 );
             }
-            detached::launch(t.spec, t.pid_file, t.task_file, t.upstream)
+            detached::launch(t.spec, t.pid_file, t.task_file, t.upstream, lock)
         }
     }
 }
@@ -187,7 +187,7 @@ fn stop_detached(t: &Target<'_>, record: &ServerRecord, interrupts: &Interrupts)
 /// `reloadsup restart`.
 pub fn restart(config: &Config) -> Result<i32> {
     let t = target(config)?;
-    let _lock = lock(t.pid_file)?;
+    let lock = lock(t.pid_file)?;
     match inspect(t.pid_file, t.task_file, t.spec)? {
         Running::Supervisor { supervisor, server } => restart_supervised(&t, supervisor, server),
         Running::Detached(record) => {
@@ -196,12 +196,12 @@ pub fn restart(config: &Config) -> Result<i32> {
             match interrupts.received() {
                 // Interrupted while the old server stopped: no new one.
                 Some(signal) => Ok(signals::exit_code(signal)),
-                None => detached::launch(t.spec, t.pid_file, t.task_file, t.upstream),
+                None => detached::launch(t.spec, t.pid_file, t.task_file, t.upstream, lock),
             }
         }
         Running::Nothing { stale } => {
             clear_stale(t.pid_file, stale);
-            detached::launch(t.spec, t.pid_file, t.task_file, t.upstream)
+            detached::launch(t.spec, t.pid_file, t.task_file, t.upstream, lock)
         }
     }
 }

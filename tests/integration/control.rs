@@ -1113,6 +1113,51 @@ fn start_refuses_a_log_ready_check_on_a_log_that_keeps_nothing() {
     assert!(p.servers().is_empty());
 }
 
+/// While `start` waits for its server to get ready, `stop` stops it at once (it waited
+/// for `start`'s lock until `ready_timeout`, then said "not running"), and `start` says
+/// so; a second `start` meanwhile says it is already running, at once.
+#[test]
+fn stop_while_start_waits_for_readiness_stops_it_at_once() {
+    let p = Project::new();
+    let port = free_port();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\nready = {{ port = {port} }}\nready_timeout = '20s'\n",
+            p.token
+        ),
+    );
+    let mut start = Command::new(BIN)
+        .arg("start")
+        .current_dir(&p.dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the server", || p.servers().len() == 1);
+    wait_until("the state file", || p.path("reloadsup.pid.json").exists());
+    let began = std::time::Instant::now();
+    let second = p.output(&["start"]);
+    assert_eq!(second.status.code(), Some(1), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("already running"),
+        "{}",
+        second.stderr
+    );
+    let stopped = p.output(&["stop"]);
+    ok(&stopped);
+    assert!(stopped.stderr.contains("stopped `"), "{}", stopped.stderr);
+    assert!(began.elapsed() < std::time::Duration::from_secs(5));
+    let status = start.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(start.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stopped by another command"), "{stderr}");
+    assert!(p.servers().is_empty());
+    assert!(!p.path("reloadsup.pid").exists());
+    assert!(!p.path("reloadsup.pid.json").exists());
+}
+
 /// `restart` beside a `run` that is suspended (Ctrl-Z) says so at once (it waited
 /// 14 s, then said the restarted server was not ready: none had been restarted).
 #[test]
