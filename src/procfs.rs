@@ -151,6 +151,58 @@ pub fn ignored_signals() -> Option<u64> {
     u64::from_str_radix(mask.trim(), 16).ok()
 }
 
+/// The descriptors `pid` holds, each with what it leads to (`/proc/PID/fd`).
+fn descriptors(pid: i32) -> Vec<(String, std::path::PathBuf)> {
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let target = fs::read_link(entry.path()).ok()?;
+            Some((entry.file_name().to_str()?.to_string(), target))
+        })
+        .collect()
+}
+
+/// The access mode `pid` opened descriptor `fd` with (`O_RDONLY` 0, `O_WRONLY` 1,
+/// `O_RDWR` 2), from `/proc/PID/fdinfo`.
+fn access_mode(pid: i32, fd: &str) -> Option<u32> {
+    let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let flags = info.lines().find_map(|line| line.strip_prefix("flags:"))?;
+    u32::from_str_radix(flags.trim(), 8).ok().map(|f| f & 3)
+}
+
+/// The processes other than this one that read the pipe this process's descriptor
+/// `fd` writes to (`| tee run.log`); none when `fd` is no pipe.
+pub fn pipe_readers(fd: i32) -> Vec<i32> {
+    let Ok(pipe) = fs::read_link(format!("/proc/self/fd/{fd}")) else {
+        return Vec::new();
+    };
+    if !pipe.to_string_lossy().starts_with("pipe:") {
+        return Vec::new();
+    }
+    let me = std::process::id() as i32;
+    pids()
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            descriptors(pid)
+                .iter()
+                .any(|(fd, target)| *target == pipe && access_mode(pid, fd) == Some(0))
+        })
+        .collect()
+}
+
+/// The regular files `pid` has open for writing.
+pub fn files_written_by(pid: i32) -> Vec<std::path::PathBuf> {
+    descriptors(pid)
+        .into_iter()
+        .filter(|(fd, target)| target.is_file() && access_mode(pid, fd).is_some_and(|m| m != 0))
+        .map(|(_, target)| target)
+        .collect()
+}
+
 /// The working folder of `pid` (`/proc/PID/cwd`, readable for our own processes only).
 pub fn cwd(pid: i32) -> Option<std::path::PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd")).ok()

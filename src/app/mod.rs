@@ -351,6 +351,7 @@ impl App {
 
     /// A debounced batch: run the tasks it feeds, then restart if it asks for one.
     fn on_batch(&mut self, batch: Vec<PathBuf>) {
+        self.filter.follow_output();
         if let Some(task_file) = self
             .config
             .task_file

@@ -267,6 +267,36 @@ fn the_server_gets_no_descriptor_the_caller_left_open() {
     assert_eq!(sup.wait_exit().code(), Some(0));
 }
 
+/// `reloadsup run 2>&1 | tee run.log` in the project, under the default `**`: the log
+/// `tee` writes is reloadsup's own output, no change (it restarted the server at
+/// every line, each restart printing more).
+#[test]
+fn output_teed_into_the_project_is_no_change() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'echo start >> starts.log; exec sleep {}'\n\
+             [watch]\nignore = ['starts.log']\n[reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    let run = format!("{} run 2>&1 | tee run.log > /dev/null", crate::util::BIN);
+    let sup = Sup::spawn_command(
+        Command::new("sh")
+            .args(["-c", &run])
+            .current_dir(p.path("")),
+    );
+    p.wait_starts(1);
+    p.write("app.py", "v = 1\n");
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    assert!(p.read("run.log").contains("changed: app.py"));
+    // The pipeline's group: the shell, reloadsup and tee.
+    nix::sys::signal::killpg(sup.pid(), Signal::SIGTERM).unwrap();
+    wait_until("the server to stop", || p.servers().is_empty());
+}
+
 #[test]
 fn sigkill_of_the_supervisor_leaves_no_server() {
     sigkill_leaves_no_server(|sup| sup.signal(Signal::SIGKILL));
