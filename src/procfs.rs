@@ -174,7 +174,9 @@ fn access_mode(pid: i32, fd: &str) -> Option<u32> {
 }
 
 /// The processes other than this one that read the pipe this process's descriptor
-/// `fd` writes to (`| tee run.log`); none when `fd` is no pipe.
+/// `fd` writes to (`| tee run.log`); none when `fd` is no pipe. Only this session's
+/// processes are looked at, as a shell's pipeline shares it: reading every process's
+/// descriptors would cost each start a moment on a busy machine.
 pub fn pipe_readers(fd: i32) -> Vec<i32> {
     let Ok(pipe) = fs::read_link(format!("/proc/self/fd/{fd}")) else {
         return Vec::new();
@@ -183,9 +185,13 @@ pub fn pipe_readers(fd: i32) -> Vec<i32> {
         return Vec::new();
     }
     let me = std::process::id() as i32;
-    pids()
+    let Some(session) = stat(me).map(|s| s.sid) else {
+        return Vec::new();
+    };
+    table()
         .into_iter()
-        .filter(|&pid| pid != me)
+        .filter(|(pid, stat)| *pid != me && stat.sid == session)
+        .map(|(pid, _)| pid)
         .filter(|&pid| {
             descriptors(pid)
                 .iter()
