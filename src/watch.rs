@@ -690,7 +690,10 @@ fn keep_going(added: Result<(), WatchError>, notices: &mut Vec<String>) -> Resul
 /// created (not a link, a FIFO or a hard link to a file that has its content), or one
 /// whose data changed for the first time since it was last closed (`cp` over it
 /// empties it first; its size by the time this is read says nothing, the copy having
-/// gone on meanwhile).
+/// gone on meanwhile). A new name whose content was last changed well before now
+/// (more than [`COPY_FRESH`]) is no copy under way either: a hard link whose other name
+/// went meanwhile (`perl -pi.orig` links the backup, then renames the new file over
+/// the original: it waited a second).
 fn awaits_content(kind: &EventKind, path: &Path, first_write: bool) -> bool {
     let Ok(metadata) = std::fs::symlink_metadata(path) else {
         return false;
@@ -699,10 +702,23 @@ fn awaits_content(kind: &EventKind, path: &Path, first_write: bool) -> bool {
         return false;
     }
     match kind {
-        EventKind::Create(_) => metadata.nlink() == 1,
+        EventKind::Create(_) => metadata.nlink() == 1 && written_lately(&metadata),
         EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => first_write,
         _ => false,
     }
+}
+
+/// How recently a file a copy is filling was last written: a copy writes as it goes.
+const COPY_FRESH: Duration = Duration::from_secs(2);
+
+/// Whether the file's content changed within [`COPY_FRESH`] (or its time is unknown,
+/// or in the future).
+fn written_lately(metadata: &std::fs::Metadata) -> bool {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+        .is_none_or(|age| age <= COPY_FRESH)
 }
 
 /// The step an event is for the path at `index`, or `None` when it is no change.
@@ -888,6 +904,18 @@ mod tests {
         assert!(!awaits_content(&created, &fifo, true), "a FIFO");
         let gone = dir.join("gone.py");
         assert!(!awaits_content(&created, &gone, true), "gone already");
+        // A hard link whose other name went (`perl -pi.orig`'s backup): its content
+        // was written long ago.
+        let old = dir.join("app.py.orig");
+        std::fs::write(&old, "x = 0\n").unwrap();
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        assert!(!awaits_content(&created, &old, true), "written an hour ago");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -917,7 +945,11 @@ mod tests {
         };
         let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
         let created = interpret(EventKind::Create(CreateKind::Folder), &dir.join("new"));
-        assert_eq!(created, vec![(file.clone(), Step::Partial)]);
+        assert_eq!(
+            created,
+            vec![(file.clone(), Step::Born), (file.clone(), Step::Partial)],
+            "found by the scan: a new name, and a step"
+        );
         assert_eq!(
             interpret(EventKind::Create(CreateKind::File), &file),
             vec![],
