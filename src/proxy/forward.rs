@@ -29,6 +29,7 @@ use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 
 use super::body::{self, ProxyBody};
+use super::upload::{self, Sent};
 use super::upstream::{GOODBYE, Unavailable};
 use super::{Context, inject, page};
 use crate::host::{is_loopback, split_authority};
@@ -121,6 +122,8 @@ fn after_earlier(headers: &HeaderMap, name: &HeaderName, own: &HeaderValue) -> H
 
 /// Forwards `request` (whose `Host` is `host`, already checked) from the browser at
 /// `peer`, and returns the dev server's answer, injected into if it is a document.
+/// An answer that comes before the request's body went whole to the server says
+/// `Connection: close` (see `upload`).
 pub async fn forward(
     context: &Context,
     peer: &Peer,
@@ -137,16 +140,59 @@ pub async fn forward(
             ),
         );
     }
-    let asked = page::Asked::new(request.method());
     let navigation = crate::inject::is_navigation(request.headers());
     let upgrade = upgrade_protocol(request.headers());
-    // Taken before the request is passed on: the browser's side of a switched protocol.
-    let browser_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
-    let proto = forwarded_proto(request.headers());
+    let asking = Asking {
+        asked: page::Asked::new(request.method()),
+        navigation,
+        // Taken before the request is passed on: the browser's side of a switched
+        // protocol.
+        browser_side: upgrade.is_some().then(|| hyper::upgrade::on(&mut request)),
+        host,
+        proto: forwarded_proto(request.headers()),
+    };
+    let (outgoing, sent) = upstream_request(request, peer, host, navigation, upgrade, &context.via);
+    let is_upgrade = asking.browser_side.is_some();
+    let answered = context.upstream.send(outgoing, is_upgrade).await;
+    let mut response = answer(context, asking, answered).await;
+    if !sent.whole() && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // The browser may still be sending its body, which is read and dropped; but
+        // past the limit, or if it is cut off, the connection closes after this answer,
+        // and a browser told `keep-alive` would lose its next request on it.
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
 
-    let outgoing = upstream_request(request, peer, host, navigation, upgrade, &context.via);
-    let is_upgrade = browser_side.is_some();
-    let mut response = match context.upstream.send(outgoing, is_upgrade).await {
+/// What the handling of an answer needs to know of the request it answers.
+struct Asking<'a> {
+    asked: page::Asked,
+    /// A page navigation: a document answering it gets the tag.
+    navigation: bool,
+    /// The browser's side of a protocol switch it asked for.
+    browser_side: Option<OnUpgrade>,
+    /// The `Host`, as checked.
+    host: &'a str,
+    /// The scheme the browser used.
+    proto: &'static str,
+}
+
+/// The browser's answer, from the dev server's (`answered`) or the 502 page.
+async fn answer(
+    context: &Context,
+    asking: Asking<'_>,
+    answered: Result<Response<ProxyBody>, Unavailable>,
+) -> Response<ProxyBody> {
+    let Asking {
+        asked,
+        navigation,
+        browser_side,
+        host,
+        proto,
+    } = asking;
+    let mut response = match answered {
         Ok(response) => response,
         Err(why) => return page::unavailable(&why, &asked),
     };
@@ -185,7 +231,8 @@ pub async fn forward(
     }
 }
 
-/// The request as the dev server gets it.
+/// The request as the dev server gets it, and the handle that tells whether its body
+/// went whole.
 fn upstream_request(
     request: Request<Incoming>,
     peer: &Peer,
@@ -193,7 +240,7 @@ fn upstream_request(
     navigation: bool,
     upgrade: Option<HeaderValue>,
     via: &HeaderValue,
-) -> Request<ProxyBody> {
+) -> (Request<ProxyBody>, Sent) {
     let (mut parts, incoming) = request.into_parts();
     let headers = &mut parts.headers;
     let trailers = accepts_trailers(headers);
@@ -242,7 +289,8 @@ fn upstream_request(
         parts.uri = path.map_or_else(|| Uri::from_static("/"), Uri::from);
     }
     parts.version = Version::HTTP_11;
-    Request::from_parts(parts, body::incoming(incoming))
+    let (body, sent) = upload::upload(incoming);
+    (Request::from_parts(parts, body), sent)
 }
 
 /// The protocol a request asks to switch to (`Upgrade`, with `upgrade` among the

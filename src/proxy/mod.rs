@@ -17,7 +17,8 @@
 //!
 //! Files: `server` (the listener thread, routing; the `Host`/`Origin` checks against
 //! DNS rebinding are the crate's `host`, shared with `serve`), `forward` (headers both ways, `Location`, app
-//! WebSockets), `upstream` (hold, retry, connections), `inject` (which responses get the
+//! WebSockets), `upload` (a request body, and its rest the server did not read),
+//! `upstream` (hold, retry, connections), `inject` (which responses get the
 //! tag, and splicing it in), `csp` (the page's policy: our tag's nonce, the reload
 //! socket let through), `scan` (where in the HTML the tag goes, pure), `decode`
 //! (gzip/deflate), `body` (the body types), `page` (the pages we answer ourselves),
@@ -32,6 +33,7 @@ mod quickack;
 mod server;
 #[cfg(test)]
 mod tests;
+mod upload;
 mod upstream;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};

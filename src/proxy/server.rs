@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::ORIGIN;
+use hyper::header::{CONNECTION, HeaderValue, ORIGIN};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
@@ -87,21 +87,26 @@ async fn serve_connection(stream: TcpStream, address: SocketAddr, context: Arc<C
 /// For an HTTP/1.0 client, which has no chunked coding: an answer of no known length
 /// ends when the connection closes, so it says `Connection: close` (hyper said
 /// `keep-alive` to a client that asked for it, then closed, and the client's next
-/// request on it was lost).
+/// request on it was lost). An answer that already says `close` is made an HTTP/1.0
+/// one too, or hyper would add `keep-alive` beside it.
 fn close_if_unframed(response: &mut Response<ProxyBody>) {
     use hyper::body::Body;
     let bodiless = matches!(
         response.status(),
         StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
     ) || response.status().is_informational();
-    if !bodiless && response.body().size_hint().exact().is_none() {
+    let unframed = !bodiless && response.body().size_hint().exact().is_none();
+    let closing = response
+        .headers()
+        .get(CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    if unframed || closing {
         // As an HTTP/1.0 answer without `keep-alive`, hyper closes after it and says
         // nothing else; the header says so to the client as well.
         *response.version_mut() = Version::HTTP_10;
-        response.headers_mut().insert(
-            hyper::header::CONNECTION,
-            hyper::header::HeaderValue::from_static("close"),
-        );
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
     }
 }
 

@@ -521,6 +521,42 @@ fn an_unframed_answer_to_an_http_1_0_client_says_close() {
     assert!(head.contains("connection: keep-alive"), "{head}");
 }
 
+/// A POST whose body the server never reads (`wsgiref` under an app that leaves
+/// `wsgi.input` alone), answered and closed before the browser has sent that body:
+/// the answer says `Connection: close`, so the browser does not send its next request
+/// on the connection, and the rest of the body is read and dropped, so the browser
+/// can send it all and then read the answer and a clean end (it was met with a reset,
+/// and its next request on the connection was lost).
+#[test]
+fn an_answer_before_the_body_was_read_says_close_and_the_rest_is_discarded() {
+    let server = upstream::Wsgiref::start_sized();
+    let proxy = proxy(&server.address());
+    let pause = std::time::Duration::from_millis(50);
+    for _ in 0..3 {
+        let mut stream = raw(proxy.local_addr());
+        stream
+            .write_all(b"POST /p HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n")
+            .expect("the head sent");
+        std::thread::sleep(pause);
+        stream.write_all(&[b'x'; 50]).expect("half the body sent");
+        std::thread::sleep(pause);
+        stream
+            .write_all(&[b'x'; 50])
+            .expect("the rest of the body sent, not met with a reset");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .expect("the answer, then a clean end");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{answer}");
+        assert!(
+            head.to_ascii_lowercase().contains("\r\nconnection: close"),
+            "{answer}"
+        );
+        assert_eq!(body, upstream::WSGI_PARTS.concat());
+    }
+}
+
 #[test]
 fn an_answer_with_many_header_fields_comes_through() {
     let server = Upstream::start();

@@ -451,8 +451,13 @@ class Quiet(WSGIRequestHandler):
         pass
 
 def app(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-    return iter([p.encode() for p in sys.argv[1:]])
+    # Never reads `wsgi.input`: a request's body is left unread.
+    parts = [p.encode() for p in sys.argv[1:] if p != "--sized"]
+    headers = [("Content-Type", "text/html; charset=utf-8")]
+    if "--sized" in sys.argv:
+        headers.append(("Content-Length", str(sum(map(len, parts)))))
+    start_response("200 OK", headers)
+    return iter(parts)
 
 server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
 print(server.server_port, flush=True)
@@ -468,9 +473,19 @@ pub struct Wsgiref {
 impl Wsgiref {
     /// Starts the app on a port of its choosing, returning once it listens.
     pub fn start() -> Wsgiref {
+        Wsgiref::launch(&[])
+    }
+
+    /// As [`Wsgiref::start`], the answer with its `Content-Length`.
+    pub fn start_sized() -> Wsgiref {
+        Wsgiref::launch(&["--sized"])
+    }
+
+    fn launch(flags: &[&str]) -> Wsgiref {
         let mut child = Command::new("python3")
             .arg("-c")
             .arg(WSGI_APP)
+            .args(flags)
             .args(WSGI_PARTS)
             .stdout(Stdio::piped())
             .spawn()
