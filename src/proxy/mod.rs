@@ -54,7 +54,8 @@ use upstream::Upstream;
 pub enum UpstreamState {
     /// Stopping, starting, or not ready yet: requests wait (up to the hold timeout).
     Starting,
-    /// Ready: requests are forwarded, and a refused connect is retried briefly.
+    /// Ready: requests are forwarded; a refused connect is retried briefly, one that
+    /// gets no answer (a busy server) up to the hold timeout.
     Ready,
     /// The server exited or could not start: requests get a 502 page saying why.
     Failed(Failure),
@@ -80,7 +81,8 @@ pub struct Failure {
 /// How long the proxy waits for the dev server, in its two ways of waiting.
 #[derive(Debug, Clone, Copy)]
 struct Patience {
-    /// A request arriving while [`UpstreamState::Starting`] waits this long for `Ready`.
+    /// A request arriving while [`UpstreamState::Starting`] waits this long for `Ready`;
+    /// while `Ready`, a connect that gets no answer (a busy server) is retried as long.
     hold: Duration,
     /// While `Ready`, a refused connect is retried for this long...
     retry_for: Duration,

@@ -5,7 +5,9 @@
 //! `watch` channel and goes the moment the supervisor says `Ready` (or `Late`, or
 //! `Failed`: the supervisor's own timeouts end every hold; [`Patience::hold`] is only a
 //! backstop). While `Ready`, a refused connect (the server crashed unseen, or restarts
-//! itself) is retried every [`Patience::retry_every`] for [`Patience::retry_for`];
+//! itself) is retried every [`Patience::retry_every`] for [`Patience::retry_for`], and
+//! one that gets no answer within [`CONNECT_TIMEOUT`] (a server whose queue of
+//! connections to accept is full) up to [`Patience::hold`];
 //! while `Late`, it gets the 502 page at once. The TCP socket is connected
 //! here and only then handed to hyper's client handshake, so a failed connect leaves
 //! the request, body and all, still ours to send again.
@@ -88,7 +90,8 @@ enum Cut {
     AfterHead(Arc<AtomicBool>),
 }
 
-/// How long one connect may take (a loopback connect is immediate or refused).
+/// How long one connect may take: a loopback connect is immediate or refused, unless
+/// the server's queue of connections to accept is full, when it gets no answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How many header fields hyper reads in an answer by default.
@@ -116,7 +119,7 @@ pub enum Unavailable {
         /// The connect error.
         error: String,
     },
-    /// Connecting kept failing for the retry period.
+    /// Connecting kept failing for the retry period (or, without an answer, the hold).
     Unreachable {
         /// The upstream address.
         address: String,
@@ -483,12 +486,15 @@ impl Upstream {
             if let Some(sender) = kept {
                 return Ok(Connection::Kept(sender));
             }
-            let error = match timeout(CONNECT_TIMEOUT, self.connect()).await {
+            let (error, busy) = match timeout(CONNECT_TIMEOUT, self.connect()).await {
                 Ok(Ok(stream)) => return Ok(Connection::New(stream)),
-                Ok(Err(err)) => err.to_string(),
-                Err(_) => format!(
-                    "no answer within {}",
-                    humantime::format_duration(CONNECT_TIMEOUT)
+                Ok(Err(err)) => (err.to_string(), false),
+                Err(_) => (
+                    format!(
+                        "no answer within {}",
+                        humantime::format_duration(CONNECT_TIMEOUT)
+                    ),
+                    true,
                 ),
             };
             if let Some(failure) = late {
@@ -500,7 +506,16 @@ impl Upstream {
             }
             let since = *failing_since.get_or_insert_with(Instant::now);
             let waited = since.elapsed();
-            if waited >= self.patience.retry_for {
+            // A connect that gets no answer is no refusal: the server is up, and its
+            // queue of connections to accept is full (a single-threaded server busy
+            // with a slow request), so the request waits as a browser would, up to the
+            // hold. A refusal means it is gone, and is retried briefly.
+            let given_up = if busy {
+                Instant::now() >= hold_until
+            } else {
+                waited >= self.patience.retry_for
+            };
+            if given_up {
                 return Err(Unavailable::Unreachable {
                     address: self.address.clone(),
                     error,

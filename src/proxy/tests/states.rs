@@ -308,6 +308,33 @@ fn a_refused_connect_while_ready_is_retried() {
     assert_eq!(reply.status, 200);
 }
 
+/// A server whose queue of connections to accept is full (a single-threaded server busy
+/// with a slow request) does not answer a connect at all: it is up, so the request
+/// waits until the server takes it, past the retry period for refusals, as a browser
+/// waits (it got the 502 page after that period).
+#[test]
+fn a_connect_a_busy_server_does_not_answer_waits_past_the_retry_period() {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    socket.bind(&any_port.into()).expect("a free port");
+    // Room for one connection waiting to be accepted, which the first connect takes.
+    socket.listen(0).expect("listening");
+    let listener: TcpListener = socket.into();
+    let address = listener.local_addr().expect("its address");
+    let _waiting = std::net::TcpStream::connect(address).expect("the queued connection");
+    let mut patience = Patience::new(PATIENCE);
+    patience.retry_for = Duration::from_millis(200);
+    let proxy = proxy_with(&address.to_string(), &[], patience, UpstreamState::Ready);
+    let addr = proxy.local_addr();
+    let pending = std::thread::spawn(move || navigate(addr, "/page"));
+    // Two connects without an answer: well past the retry period.
+    std::thread::sleep(Duration::from_millis(2500));
+    let _server = Upstream::serve(listener);
+    let reply = pending.join().expect("the request thread");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
 #[test]
 fn retries_that_run_out_get_the_502_page() {
     let port = TcpListener::bind("127.0.0.1:0")
