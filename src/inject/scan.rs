@@ -304,7 +304,8 @@ fn comment_end(window: &[u8], from: usize) -> Option<usize> {
 /// an earlier injection): by its `src`, or as an inline loader that writes such a tag
 /// (LiveReload's own snippet). The name anywhere else does not count: in the page's
 /// text or a link (a page about live reload), in a `<title>`, `<textarea>` or
-/// `<template>`, or in a snippet commented out (one the proxy replaces).
+/// `<template>`, or in a snippet commented out (one the proxy replaces). Nor does a
+/// file whose name only contains it (see [`names_client`]).
 fn loads_client(window: &[u8], xml: bool) -> bool {
     if find_ignore_case(window, &SNIPPET, 0).is_none() {
         return false;
@@ -317,12 +318,39 @@ fn loads_client(window: &[u8], xml: bool) -> bool {
             text_end,
         } if name.eq_ignore_ascii_case(b"script") => {
             let attributes = &window[start + 1 + name.len()..end - 1];
-            let names = |text: &[u8]| find_ignore_case(text, &SNIPPET, 0).is_some();
-            attribute(attributes, b"src").is_some_and(|src| names(src.as_bytes()))
-                || names(&window[end..text_end])
+            attribute(attributes, b"src").is_some_and(|src| is_client_url(&src))
+                || names_client(&window[end..text_end])
         }
         _ => false,
     })
+}
+
+/// Whether a script's `src` is a file called `livereload.js` (any case): the last
+/// segment of its path, before any `?` or `#`. So `/livereload.js?port=1` is one, and
+/// `/notlivereload.js`, `/livereload.json`, `/livereload.jsx` and
+/// `/livereload.min.js` (another file, whose client we cannot know) are not.
+fn is_client_url(src: &str) -> bool {
+    let path = src.split(['?', '#']).next().unwrap_or_default();
+    let file = path.rsplit('/').next().unwrap_or_default();
+    file.trim().eq_ignore_ascii_case("livereload.js")
+}
+
+/// Whether an inline script names a file called `livereload.js` (any case), as
+/// LiveReload's loader does in the URL it writes (`…:35729/livereload.js?snipver=1`):
+/// the name is not part of a longer one (`my-livereload.js`, `livereload.json`).
+fn names_client(text: &[u8]) -> bool {
+    // Bytes that may go on a file name around the one looked for.
+    let in_name = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+    let mut from = 0;
+    while let Some(at) = find_ignore_case(text, &SNIPPET, from) {
+        let end = at + SNIPPET.bytes.len();
+        let alone = !text[..at].last().is_some_and(in_name) && !text.get(end).is_some_and(in_name);
+        if alone {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// The `content` of the first `<meta http-equiv="Content-Security-Policy">` in
@@ -890,6 +918,35 @@ mod tests {
             (
                 "<head><script data-docs=\"livereload.js\" src=\"app.js\"></script></head>",
                 "<head><script data-docs=\"livereload.js\" src=\"app.js\"></script>@</head>",
+            ),
+            // Only a file called `livereload.js` counts, not one whose name holds it.
+            (
+                "<head><script src=\"/notlivereload.js\"></script></head>",
+                "<head><script src=\"/notlivereload.js\"></script>@</head>",
+            ),
+            (
+                "<head><script src=\"/livereload.json\"></script></head>",
+                "<head><script src=\"/livereload.json\"></script>@</head>",
+            ),
+            (
+                "<head><script src=\"/livereload.jsx\"></script></head>",
+                "<head><script src=\"/livereload.jsx\"></script>@</head>",
+            ),
+            (
+                "<head><script src=\"/livereload.jsonp?cb=x\"></script></head>",
+                "<head><script src=\"/livereload.jsonp?cb=x\"></script>@</head>",
+            ),
+            (
+                "<head><script src=\"/livereload.min.js\"></script></head>",
+                "<head><script src=\"/livereload.min.js\"></script>@</head>",
+            ),
+            (
+                "<head><script>load('/my-livereload.js')</script></head>",
+                "<head><script>load('/my-livereload.js')</script>@</head>",
+            ),
+            (
+                "<head><script src=\"livereload.js#x\"></script></head>",
+                "skip",
             ),
             // LiveReload's own snippet writes its tag from an inline script.
             (
