@@ -57,7 +57,7 @@ pub fn is_navigation(headers: &HeaderMap) -> bool {
 /// `livereload.js`). `xml` for XHTML: the tag in XML form, and none after the root
 /// element, where XML allows nothing.
 pub fn into_page(html: &[u8], xml: bool) -> Vec<u8> {
-    let placement = scan::place(html, xml);
+    let placement = scan::place(html, xml, true);
     let nonce = csp::meta_nonce(html, placement);
     let tag = if xml {
         xml_tag(nonce.as_deref())
@@ -108,6 +108,11 @@ mod tests {
         let expected = format!("<html><head>{}</head></html>", xml_tag(None));
         assert_eq!(String::from_utf8(xhtml).unwrap(), expected);
         assert_eq!(into_page(b"<svg/>", true), b"<svg/>".to_vec());
+        // A file that is one comment left open: before it, not inside it at the end.
+        assert_eq!(
+            into_page(b"<!-- open <p>x</p>", false),
+            format!("{TAG}<!-- open <p>x</p>").into_bytes()
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! right after the opening `<body…>` tag. Else at the end of the document (browsers
 //! take a trailing script into the body), so no page is ever left without the client
 //! and nothing past the window needs buffering — except when a comment is still open
-//! at the window's end: it may never close, so the tag goes before it. A window whose
+//! at the window's end: it may never close, so the tag goes before it (when nothing
+//! but comments came before it, only if the document ends inside it: else it may
+//! close, and a doctype follow that the tag must not precede). A window whose
 //! `<script>`s already load a `livereload.js` (a hand-written snippet, an earlier
 //! injection, LiveReload's inline loader; not one commented out or shown as text) is
 //! left alone, and so is a document in UTF-16, which the ASCII tag would break.
@@ -54,22 +56,25 @@ pub enum Placement {
 /// Where the tag goes in a document that starts with `window` (only the first
 /// [`WINDOW`] bytes are looked at); `xml` for XHTML, where `<script/>` is a whole
 /// element (in HTML the slash means nothing, and the script runs to `</script>`).
-pub fn place(window: &[u8], xml: bool) -> Placement {
-    scan(window, xml).0
+/// `whole` when `window` is all of the document: a comment open at its end then never
+/// closes, and nothing, not even a doctype, can follow it.
+pub fn place(window: &[u8], xml: bool, whole: bool) -> Placement {
+    scan(window, xml, whole && window.len() <= WINDOW).0
 }
 
 /// The place, if more bytes after `window` cannot change it (a real `</head>` or
 /// `<body>` was found, or a snippet); `None` while the next bytes could give a better
 /// one, for a page that is still arriving.
 pub fn settled(window: &[u8], xml: bool) -> Option<Placement> {
-    match scan(window, xml) {
+    match scan(window, xml, false) {
         (placement, true) => Some(placement),
         (_, false) => None,
     }
 }
 
-/// The place, and whether it is settled (see [`settled`]).
-fn scan(window: &[u8], xml: bool) -> (Placement, bool) {
+/// The place, and whether it is settled (see [`settled`]); `whole` when `window` is
+/// the whole document.
+fn scan(window: &[u8], xml: bool, whole: bool) -> (Placement, bool) {
     let window = &window[..window.len().min(WINDOW)];
     if loads_client(window, xml) || is_wide(window) {
         return (Placement::Skip, true);
@@ -86,8 +91,12 @@ fn scan(window: &[u8], xml: bool) -> (Placement, bool) {
             }
             // A comment open to the end of the window may never close (a forgotten
             // `-->`), and then the end of the document is inside it: the tag goes
-            // before it, unless that would put it before the doctype.
-            Token::Comment { start, end: None } if begun => return (Placement::At(start), false),
+            // before it, unless that could put it before the doctype, which may
+            // follow the comment once it closes (a tag first makes the page a quirks
+            // one). In a whole document it never closes, and nothing follows it.
+            Token::Comment { start, end: None } if begun || whole => {
+                return (Placement::At(start), false);
+            }
             // An unclosed tag or raw text swallows the rest of the window.
             Token::Comment { end: None, .. } | Token::Cut => return (Placement::End, false),
             Token::Doctype | Token::StartTag { .. } | Token::EndTag { .. } => begun = true,
@@ -634,7 +643,7 @@ mod tests {
     /// Where the tag goes, shown as the document with `@` at the place (or `+@` at the
     /// end, or `skip`).
     fn shown(doc: &str) -> String {
-        match place(doc.as_bytes(), false) {
+        match place(doc.as_bytes(), false, false) {
             At(i) => format!("{}@{}", &doc[..i], &doc[i..]),
             End => format!("{doc}+@"),
             Skip => "skip".to_string(),
@@ -645,8 +654,8 @@ mod tests {
     fn in_xhtml_a_self_closed_script_is_whole() {
         let doc = "<head><script src=\"a.js\"/></head><body>x<script>q()</script>";
         let at = doc.find("</head>").expect("a head");
-        assert_eq!(place(doc.as_bytes(), true), At(at));
-        assert_eq!(place(doc.as_bytes(), false), End);
+        assert_eq!(place(doc.as_bytes(), true, false), At(at));
+        assert_eq!(place(doc.as_bytes(), false, false), End);
     }
 
     #[test]
@@ -968,9 +977,23 @@ mod tests {
         assert_eq!(settled("<script src=/livereload.js></script>"), Some(Skip));
         // The comment may still close, and a `</head>` follow.
         assert_eq!(settled("<head><!-- a "), None);
-        assert_eq!(place(b"<head><!-- a ", false), At(6));
+        assert_eq!(place(b"<head><!-- a ", false, false), At(6));
         assert_eq!(settled("<head><title>x</title>"), None);
         assert_eq!(settled("<head><script>a"), None);
+    }
+
+    #[test]
+    fn a_comment_left_open_at_the_top_of_a_whole_document_gets_the_tag_before_it() {
+        let doc = b"\n<!-- a -->\n<!-- open <html><head></head><body>x</body>";
+        // In a window, the comment may close, and a doctype follow it: at the end.
+        assert_eq!(place(doc, false, false), End);
+        // A whole document's comment never closes, and nothing follows it.
+        assert_eq!(place(doc, false, true), At(12));
+        assert_eq!(place(b"<!-- open", false, true), At(0));
+        assert_eq!(place(b"<!doctype html><!-- open", false, true), At(15));
+        // More than the window is no whole document.
+        let long = format!("<!-- {}", "x".repeat(WINDOW));
+        assert_eq!(place(long.as_bytes(), false, true), End);
     }
 
     #[test]
@@ -1004,14 +1027,17 @@ mod tests {
             .into_iter()
             .chain("<head></head>".bytes().flat_map(|b| [b, 0]))
             .collect();
-        assert_eq!(place(&little, false), Placement::Skip);
+        assert_eq!(place(&little, false, false), Placement::Skip);
         let big: Vec<u8> = [0xFE, 0xFF]
             .into_iter()
             .chain("<p>".bytes().flat_map(|b| [0, b]))
             .collect();
-        assert_eq!(place(&big, false), Placement::Skip);
+        assert_eq!(place(&big, false, false), Placement::Skip);
         // A UTF-8 byte-order mark is ASCII-compatible.
-        assert_eq!(place(b"\xEF\xBB\xBF<head></head>", false), Placement::At(9));
+        assert_eq!(
+            place(b"\xEF\xBB\xBF<head></head>", false, false),
+            Placement::At(9)
+        );
     }
 
     #[test]
@@ -1019,16 +1045,16 @@ mod tests {
         let filler = "x".repeat(WINDOW);
         // `</head>` only after the window, and the body with it: at the end.
         let late = format!("<head><title>{filler}</title></head><body></body>");
-        assert_eq!(place(late.as_bytes(), false), End);
+        assert_eq!(place(late.as_bytes(), false, false), End);
         // A body inside the window, a stray `</head>` after it: after the body.
         let body_first = format!("<body>{filler}</head>");
-        assert_eq!(place(body_first.as_bytes(), false), At(6));
+        assert_eq!(place(body_first.as_bytes(), false, false), At(6));
         // `</head>` cut off by the window's end: not found.
         let cut = format!("{}</head>", "y".repeat(WINDOW - 3));
-        assert_eq!(place(cut.as_bytes(), false), End);
+        assert_eq!(place(cut.as_bytes(), false, false), End);
         // A snippet past the window is not seen.
         let snippet = format!("<head></head>{filler}livereload.js");
-        assert_eq!(place(snippet.as_bytes(), false), At(6));
+        assert_eq!(place(snippet.as_bytes(), false, false), At(6));
     }
 
     /// A window can end anywhere (a page that stalls is placed from what arrived), so
@@ -1043,7 +1069,7 @@ mod tests {
         let head = doc.find("</HEAD").expect("the real end of the head");
         let snippet = doc.find("livereload.js").expect("a snippet") + "livereload.js".len();
         for cut in 0..=doc.len() {
-            let found = place(&doc.as_bytes()[..cut], true);
+            let found = place(&doc.as_bytes()[..cut], true, false);
             if let At(at) = found {
                 assert!(at <= cut, "cut {cut}: place {at} past the window");
             }
@@ -1053,6 +1079,6 @@ mod tests {
                 assert_eq!(found, At(head), "cut {cut}");
             }
         }
-        assert_eq!(place(doc.as_bytes(), true), Skip);
+        assert_eq!(place(doc.as_bytes(), true, false), Skip);
     }
 }

@@ -254,7 +254,7 @@ struct Window {
 
 impl Window {
     fn new(bytes: Vec<u8>, placement: Option<Placement>, complete: bool, xml: bool) -> Window {
-        let placement = placement.unwrap_or_else(|| scan::place(&bytes, xml));
+        let placement = placement.unwrap_or_else(|| scan::place(&bytes, xml, complete));
         Window {
             bytes,
             placement,

@@ -2,8 +2,8 @@
 //! headers, compressed and streamed upstreams, and what is left alone.
 
 use super::upstream::{
-    self, COMMENT_SPLIT, CSP_META, EXISTING, NO_HEAD, NONCE, PAGE, STALLED_HEAD, TRICKLE_LINE,
-    TRICKY, Upstream, Wsgiref, XHTML, XHTML_BARE,
+    self, COMMENT_SPLIT, CSP_META, EXISTING, NO_HEAD, NONCE, OPEN_COMMENT, PAGE, STALLED_HEAD,
+    TRICKLE_LINE, TRICKY, Upstream, Wsgiref, XHTML, XHTML_BARE,
 };
 use super::{NAVIGATE, first_frame, navigate, proxy, send};
 use crate::inject::{tag, xml_tag};
@@ -186,6 +186,17 @@ fn a_comment_left_open_by_the_first_bytes_is_waited_for() {
     let proxy = proxy(&server.address());
     let reply = navigate(proxy.local_addr(), "/comment-split");
     assert_eq!(reply.text(), before(COMMENT_SPLIT, "</head>"));
+}
+
+/// A page that is all one comment left open after its first lines (a forgotten
+/// `-->`, no doctype before it) gets the tag before that comment, where it runs, not
+/// at the end, inside it.
+#[test]
+fn a_comment_left_open_at_the_top_of_a_page_gets_the_tag_before_it() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/open-comment");
+    assert_eq!(reply.text(), before(OPEN_COMMENT, "<!-- left open"));
 }
 
 #[test]

@@ -56,6 +56,10 @@ pub const STALLED_HEAD: &str = "<html><head><title>slow</title></head><body>";
 pub const COMMENT_SPLIT: &str =
     "<html><head><!-- a note --><title>t</title></head><body>x</body></html>";
 
+/// A page whose comment at the top (after only a comment and blank lines) never closes.
+pub const OPEN_COMMENT: &str =
+    "\n<!-- a note -->\n<!-- left open <html><head></head><body>x</body></html>\n";
+
 /// The line that `/trickle` and `/trickle-bare` send every 20 ms.
 pub const TRICKLE_LINE: &str = "<p>line</p>\n";
 
@@ -234,6 +238,7 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
         "/nohead" => html(NO_HEAD),
         "/tricky" => html(TRICKY),
         "/existing" => html(EXISTING),
+        "/open-comment" => html(OPEN_COMMENT),
         "/late" => html(late_page()),
         "/xhtml" => xhtml(XHTML),
         "/xhtml-bare" => xhtml(XHTML_BARE),
