@@ -237,6 +237,9 @@ impl Watcher {
                 {
                     Step::Created
                 }
+                Some(Step::Complete) if !polling && closed_empty(&event.kind, path) => {
+                    Step::Partial
+                }
                 Some(step) => step,
                 None => continue,
             };
@@ -706,6 +709,18 @@ fn awaits_content(kind: &EventKind, path: &Path, first_write: bool) -> bool {
         EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => first_write,
         _ => false,
     }
+}
+
+/// Whether the event is a file closed empty after writing: most often the first half
+/// of a rewrite by two programs (`truncate -s0 f; cat new >> f`, `: > f` then an
+/// append), whose second comes after a fork and an exec, often more than the settle
+/// later (it was two restarts, the first onto the empty file). It waits as a step
+/// does; a file left empty goes a moment later all the same.
+fn closed_empty(kind: &EventKind, path: &Path) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+    ) && std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0)
 }
 
 /// How recently a file a copy is filling was last written: a copy writes as it goes.

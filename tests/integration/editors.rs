@@ -750,6 +750,22 @@ fn a_temp_file_save_in_a_new_folder_names_no_temp_file() {
     assert!(!sup.stderr().contains(".tmp"), "{}", sup.stderr());
 }
 
+/// `truncate -s0 app.py; cat new >> app.py`: the file closed empty by the first
+/// program is the first half of the save, whatever the second's start-up takes (20 ms
+/// here: two restarts, the first onto the empty file).
+#[test]
+fn truncate_then_append_is_one_restart() {
+    assert_one_restart(|p| {
+        fs::File::create(p.path("app.py")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(p.path("app.py"))
+            .unwrap();
+        file.write_all(b"print('v2')\n").unwrap();
+    });
+}
+
 #[test]
 fn changed_paths_reach_the_server() {
     let (p, _sup) = running();
