@@ -8,6 +8,10 @@
 //! file that only `stop` brought. reloadsup itself never uses such descriptors, so at
 //! start-up it marks them all close-on-exec: its server, build steps and guard get the
 //! three standard streams only (and what reloadsup opens for them on purpose).
+//!
+//! Except sockets passed on purpose: with `LISTEN_FDS=N` in the environment (systemd's
+//! socket activation, as `systemfd` uses it to keep a dev server's port open across
+//! restarts), descriptors 3 to 3 + N - 1 are the server's, and stay inheritable.
 
 use std::os::fd::{BorrowedFd, RawFd};
 
@@ -22,7 +26,7 @@ pub fn keep_inherited_to_ourselves() {
     };
     let inherited: Vec<RawFd> = entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd > 2)
+        .filter(|&fd| fd > 2 && !(3..3 + activated()).contains(&fd))
         .collect();
     // The listing's own descriptor is among them, closed by now: marking it fails
     // harmlessly.
@@ -36,4 +40,13 @@ pub fn keep_inherited_to_ourselves() {
         let flags = FdFlag::from_bits_truncate(bits) | FdFlag::FD_CLOEXEC;
         let _ = fcntl(fd, FcntlArg::F_SETFD(flags));
     }
+}
+
+/// How many sockets socket activation passes (`LISTEN_FDS`), from descriptor 3 on.
+fn activated() -> RawFd {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.trim().parse::<RawFd>().ok())
+        .filter(|n| (0..=1024).contains(n))
+        .unwrap_or(0)
 }

@@ -117,6 +117,7 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
         command.env_remove(TRUNCATED);
     }
     crate::limits::as_given(&mut command);
+    hangup_as_default(&mut command);
     command
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -171,6 +172,22 @@ fn keep_terminal_output(command: &mut Command) {
     unsafe {
         command.pre_exec(|| {
             nix::sys::signal::signal(Signal::SIGTTOU, nix::sys::signal::SigHandler::SigIgn)
+                .map(drop)
+                .map_err(io::Error::from)
+        });
+    }
+}
+
+/// Gives the server SIGHUP's default action. reloadsup keeps SIGHUP ignored when it
+/// was started so (`nohup`), and an ignored signal stays ignored across `exec`: a server
+/// whose `stop_signal` is `HUP` then never stopped before SIGKILL. Its own process group
+/// hears no terminal hangup in any case.
+fn hangup_as_default(command: &mut Command) {
+    // SAFETY: the closure runs between fork and exec and only installs SIG_DFL, which
+    // is async-signal-safe and runs no handler code.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::signal::signal(Signal::SIGHUP, nix::sys::signal::SigHandler::SigDfl)
                 .map(drop)
                 .map_err(io::Error::from)
         });

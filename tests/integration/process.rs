@@ -194,12 +194,13 @@ fn sigterm_exits_0() {
 }
 
 /// `nohup reloadsup run &`: a hangup (the terminal closed) is ignored, as asked; a
-/// SIGTERM still stops everything.
+/// SIGTERM still stops everything, and a server whose stop signal is SIGHUP hears it
+/// (it inherited the ignored SIGHUP and waited for SIGKILL).
 #[test]
 fn under_nohup_a_hangup_leaves_run_running() {
     let p = Project::new();
     p.write("app.py", "");
-    p.sleeper_task_file("[\"*.py\"]", "");
+    p.sleeper_task_file("[\"*.py\"]", "stop_signal = \"HUP\"");
     let mut sup = Sup::spawn_command(
         Command::new("nohup")
             .args([crate::util::BIN, "run", "--no-reload"])
@@ -214,6 +215,7 @@ fn under_nohup_a_hangup_leaves_run_running() {
     sup.signal(Signal::SIGTERM);
     assert_eq!(sup.wait_exit().code(), Some(0), "{}", sup.stderr());
     assert!(p.servers().is_empty());
+    assert!(sup.stderr().contains("ended by SIGHUP"), "{}", sup.stderr());
 }
 
 /// Without `nohup`, a hangup stops everything (exit 129).
@@ -262,6 +264,28 @@ fn the_server_gets_no_descriptor_the_caller_left_open() {
     assert!(
         !holds_marker(servers[0]),
         "the server was given descriptor 7"
+    );
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0));
+
+    // Socket activation (`systemfd`): descriptors 3 on, as many as `LISTEN_FDS` says,
+    // are passed on on purpose.
+    let activated = format!(
+        "exec 3>>marker.txt; LISTEN_FDS=1 exec {} run --no-reload",
+        crate::util::BIN
+    );
+    let mut sup = Sup::spawn_command(
+        Command::new("sh")
+            .args(["-c", &activated])
+            .current_dir(p.path("")),
+    );
+    p.wait_starts(2);
+    sup.wait_for("started");
+    let servers = p.servers();
+    assert_eq!(servers.len(), 1);
+    assert!(
+        holds_marker(servers[0]),
+        "the server was not given descriptor 3"
     );
     sup.signal(Signal::SIGTERM);
     assert_eq!(sup.wait_exit().code(), Some(0));
