@@ -88,12 +88,19 @@ impl Owner {
     }
 }
 
-/// Whether two paths name the same file: the same name in the same folder, however
-/// the folders are reached (a link, `..`). A path whose folder is gone matches only
-/// itself.
+/// Whether two paths name the same file, however reached: the same file where both
+/// exist (a task file `dev.toml` that is a link to `reload.toml`), else the same name
+/// in the same folder (a PID file not written yet). A path whose folder is gone
+/// matches only itself.
 fn same_file(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    if let (Ok(a), Ok(b)) = (fs::canonicalize(a), fs::canonicalize(b)) {
+        return a == b;
+    }
     let folder = |path: &Path| path.parent().and_then(|dir| fs::canonicalize(dir).ok());
-    a == b || (a.file_name() == b.file_name() && folder(a).is_some() && folder(a) == folder(b))
+    a.file_name() == b.file_name() && folder(a).is_some() && folder(a) == folder(b)
 }
 
 /// The whole state file.
