@@ -116,9 +116,12 @@ pub fn launch(
         ));
         return Ok(crate::signals::exit_code(signal));
     }
-    let fail = |why: String| {
+    // `by_itself`: the leader failed with a code of its own, which no stop signal
+    // gives; a `stop` that found it a zombie (not reaped yet) removed the files all the
+    // same, and the failure is still this start's to report.
+    let fail = |why: String, by_itself: bool| {
         let _ = stop(spec, ident, None);
-        if !forget(pid_file, ident) {
+        if !forget(pid_file, ident) && !by_itself {
             return Ok(stopped_meanwhile(&record));
         }
         report::error(format!("`{}` (pid {pid}) {why}", spec.command.display()));
@@ -128,12 +131,18 @@ pub fn launch(
     let Ok(waited) = waited else {
         return if watch.gone() {
             // Its group is gone; anything it left outside the group goes too.
-            fail(format!("{} before it was ready", watch.how(&spec.command)))
+            fail(
+                format!("{} before it was ready", watch.how(&spec.command)),
+                watch.exited(),
+            )
         } else {
-            fail(format!(
-                "was not ready within {}; stopped it",
-                humantime::format_duration(spec.ready_timeout)
-            ))
+            fail(
+                format!(
+                    "was not ready within {}; stopped it",
+                    humantime::format_duration(spec.ready_timeout)
+                ),
+                false,
+            )
         };
     };
     // The check passed: the server must still run (a crash just after it, or while
@@ -144,10 +153,13 @@ pub fn launch(
                 format!(": something else already listens on {addr} (a server left running?)")
             })
             .unwrap_or_default();
-        return fail(format!(
-            "{} although its ready check passed{hint}",
-            watch.how(&spec.command)
-        ));
+        return fail(
+            format!(
+                "{} although its ready check passed{hint}",
+                watch.how(&spec.command)
+            ),
+            watch.exited(),
+        );
     }
     record.ready = true;
     let Some(_lock) = still_ours(pid_file, ident) else {
@@ -222,6 +234,12 @@ impl Watch {
             }
         }
         !is_running(self.ident)
+    }
+
+    /// Whether the leader failed by itself: it exited with a code other than 0. A stop
+    /// signal kills it, or (caught) ends it with 0.
+    fn exited(&self) -> bool {
+        matches!(self.ended, Some(WaitStatus::Exited(_, code)) if code != 0)
     }
 
     /// How the leader ended, in words, as `run` says it (`127` is "command not found").
