@@ -84,9 +84,9 @@ pub struct Filter {
     /// The files reloadsup's own stdout and stderr go to (`run > run.log`), resolved:
     /// each line written there would otherwise be a change.
     own_output: Vec<PathBuf>,
-    /// The processes that read this process's output through a pipe (`| tee run.log`):
-    /// the files they write are its output too (see [`Filter::follow_output`]).
-    output_readers: Vec<i32>,
+    /// Whether this process's output goes into a pipe: the files the programs reading
+    /// it write are its output too (see [`Filter::follow_output`]).
+    piped: bool,
     use_gitignore: bool,
     /// `.gitignore` matchers, deepest folder first.
     gitignores: Vec<Gitignore>,
@@ -124,10 +124,10 @@ impl Filter {
             ignored_names: ignored_names(&user_ignores),
             own_files,
             own_output: output_files(),
-            output_readers: [1, 2]
-                .into_iter()
-                .flat_map(crate::procfs::pipe_readers)
-                .collect(),
+            piped: [1, 2].into_iter().any(|fd| {
+                std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                    .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:"))
+            }),
             use_gitignore: config.watch.gitignore,
             gitignores: Vec::new(),
         };
@@ -138,12 +138,15 @@ impl Filter {
     }
 
     /// Adds the files written by the processes reading reloadsup's output through a
-    /// pipe to its own output: `reloadsup run 2>&1 | tee run.log` under the default
-    /// `**` restarted the server at every line (each restart printed more). Asked
-    /// before each batch is looked at, since `tee` may open its file after reloadsup
-    /// has started; a file it writes has been opened by then.
+    /// pipe (or down a pipeline) to its own output: `reloadsup run 2>&1 | tee run.log`
+    /// under the default `**` restarted the server at every line (each restart printed
+    /// more). Looked up before each batch is looked at, since the reader may start, or
+    /// open its file, after reloadsup has started; a file it writes is open by then.
     pub fn follow_output(&mut self) {
-        for &reader in &self.output_readers {
+        if !self.piped {
+            return;
+        }
+        for reader in crate::procfs::output_readers(&[1, 2]) {
             for file in crate::procfs::files_written_by(reader) {
                 if !self.own_output.contains(&file) {
                     self.own_output.push(file);

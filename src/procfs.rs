@@ -173,31 +173,58 @@ fn access_mode(pid: i32, fd: &str) -> Option<u32> {
     u32::from_str_radix(flags.trim(), 8).ok().map(|f| f & 3)
 }
 
-/// The processes other than this one that read the pipe this process's descriptor
-/// `fd` writes to (`| tee run.log`); none when `fd` is no pipe. Only this session's
-/// processes are looked at, as a shell's pipeline shares it: reading every process's
-/// descriptors would cost each start a moment on a busy machine.
-pub fn pipe_readers(fd: i32) -> Vec<i32> {
-    let Ok(pipe) = fs::read_link(format!("/proc/self/fd/{fd}")) else {
-        return Vec::new();
-    };
-    if !pipe.to_string_lossy().starts_with("pipe:") {
+/// The processes that read what this process writes to the descriptors `fds` through
+/// a pipe (`| tee run.log`), or further down a pipeline (`| grep . | tee run.log`),
+/// from the reader's standard output on; none when `fds` are no pipes. Only this
+/// session's processes are looked at, as a shell's pipeline shares it: reading every
+/// process's descriptors would cost a moment on a busy machine.
+pub fn output_readers(fds: &[i32]) -> Vec<i32> {
+    let is_pipe = |target: &std::path::Path| target.to_string_lossy().starts_with("pipe:");
+    let mut pipes: Vec<std::path::PathBuf> = fds
+        .iter()
+        .filter_map(|fd| fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+        .filter(|target| is_pipe(target))
+        .collect();
+    if pipes.is_empty() {
         return Vec::new();
     }
     let me = std::process::id() as i32;
     let Some(session) = stat(me).map(|s| s.sid) else {
         return Vec::new();
     };
-    table()
+    let others: Vec<i32> = table()
         .into_iter()
         .filter(|(pid, stat)| *pid != me && stat.sid == session)
         .map(|(pid, _)| pid)
-        .filter(|&pid| {
-            descriptors(pid)
+        .collect();
+    let mut readers = Vec::new();
+    // A pipeline a few programs long; each step reads the pipe the one before writes.
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for &pid in &others {
+            if readers.contains(&pid) {
+                continue;
+            }
+            let held = descriptors(pid);
+            let reads = held
                 .iter()
-                .any(|(fd, target)| *target == pipe && access_mode(pid, fd) == Some(0))
-        })
-        .collect()
+                .any(|(fd, target)| pipes.contains(target) && access_mode(pid, fd) == Some(0));
+            if !reads {
+                continue;
+            }
+            readers.push(pid);
+            next.extend(
+                held.into_iter()
+                    .filter(|(fd, target)| fd == "1" && is_pipe(target))
+                    .map(|(_, target)| target),
+            );
+        }
+        if next.is_empty() {
+            break;
+        }
+        pipes = next;
+    }
+    readers
 }
 
 /// The regular files `pid` has open for writing.

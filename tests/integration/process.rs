@@ -293,32 +293,42 @@ fn the_server_gets_no_descriptor_the_caller_left_open() {
 
 /// `reloadsup run 2>&1 | tee run.log` in the project, under the default `**`: the log
 /// `tee` writes is reloadsup's own output, no change (it restarted the server at
-/// every line, each restart printing more).
+/// every line, each restart printing more); so is one written further down a pipeline,
+/// or by a reader that starts late.
 #[test]
 fn output_teed_into_the_project_is_no_change() {
-    let p = Project::new();
-    p.write(
-        "reload.toml",
-        &format!(
-            "[server]\ncommand = 'echo start >> starts.log; exec sleep {}'\n\
-             [watch]\nignore = ['starts.log']\n[reload]\nenabled = false\n",
-            p.token
-        ),
-    );
-    let run = format!("{} run 2>&1 | tee run.log > /dev/null", crate::util::BIN);
-    let sup = Sup::spawn_command(
-        Command::new("sh")
-            .args(["-c", &run])
-            .current_dir(p.path("")),
-    );
-    p.wait_starts(1);
-    p.write("app.py", "v = 1\n");
-    p.wait_starts(2);
-    p.assert_starts_stay(2);
-    assert!(p.read("run.log").contains("changed: app.py"));
-    // The pipeline's group: the shell, reloadsup and tee.
-    nix::sys::signal::killpg(sup.pid(), Signal::SIGTERM).unwrap();
-    wait_until("the server to stop", || p.servers().is_empty());
+    for pipeline in [
+        "| tee run.log > /dev/null",
+        "| grep --line-buffered . | tee run.log > /dev/null",
+        "| { sleep 0.5; tee run.log > /dev/null; }",
+    ] {
+        let p = Project::new();
+        p.write(
+            "reload.toml",
+            &format!(
+                "[server]\ncommand = 'echo start >> starts.log; exec sleep {}'\n\
+                 [watch]\nignore = ['starts.log']\n[reload]\nenabled = false\n",
+                p.token
+            ),
+        );
+        let run = format!("{} run 2>&1 {pipeline}", crate::util::BIN);
+        let sup = Sup::spawn_command(
+            Command::new("sh")
+                .args(["-c", &run])
+                .current_dir(p.path("")),
+        );
+        p.wait_starts(1);
+        wait_until("the log", || p.path("run.log").exists());
+        p.write("app.py", "v = 1\n");
+        p.wait_starts(2);
+        p.assert_starts_stay(2);
+        wait_until("the change in the log", || {
+            p.read("run.log").contains("changed: app.py")
+        });
+        // The pipeline's group: the shell, reloadsup and the readers.
+        nix::sys::signal::killpg(sup.pid(), Signal::SIGTERM).unwrap();
+        wait_until("the server to stop", || p.servers().is_empty());
+    }
 }
 
 #[test]
