@@ -343,6 +343,22 @@ impl Doc<'_> {
             None => Some(path(s.and_then(|s| s.pid_file.as_ref()), DEFAULT_PID_FILE)),
         };
         let log_file = path(s.and_then(|s| s.log_file.as_ref()), "reloadsup.log");
+        // A PID file the task file names is checked with its log file even when
+        // `--pid-file` replaces it, as any value a flag replaces is.
+        let written_pid = s
+            .and_then(|s| s.pid_file.as_ref())
+            .map(|value| path(Some(value), DEFAULT_PID_FILE));
+        if let (Some(written), Some(_)) = (&written_pid, &ov.pid_file) {
+            if let Err((_, why)) = own_files::check(Some(written), &log_file, Some(self.file)) {
+                let value = s.and_then(|s| s.pid_file.as_ref());
+                let line = value.map(|v| self.line(v.span().start));
+                return Err(Error::task_file(
+                    self.file,
+                    line,
+                    format!("`server.pid_file`: {why}"),
+                ));
+            }
+        }
         if let Err((culprit, why)) =
             own_files::check(pid_file.as_deref(), &log_file, Some(self.file))
         {
@@ -948,9 +964,15 @@ mod tests {
             stop_signal: Some("INT".into()),
             stop_timeout: Some("1s".into()),
             command: vec!["python3".into(), "app.py".into()],
+            pid_file: Some(PathBuf::from("other.pid")),
             ..Overrides::default()
         };
         let cases = [
+            (
+                "[server]\ncommand = \"x\"\npid_file = \"same.txt\"\nlog_file = \"same.txt\"\n",
+                3,
+                "server.pid_file",
+            ),
             ("[server]\ncommand = 5\n", 2, "server.command"),
             (
                 "[server]\ncommand = \"x\"\nstop_signal = \"NOPE\"\n",
