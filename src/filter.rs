@@ -14,6 +14,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::gitignore::Gitignore;
@@ -62,6 +63,10 @@ impl Verdict {
     }
 }
 
+/// How long, while no program is found reading reloadsup's output pipe, before they
+/// are looked for again.
+const READERS_AGAIN: Duration = Duration::from_secs(5);
+
 /// The compiled matchers.
 #[derive(Debug)]
 pub struct Filter {
@@ -87,6 +92,8 @@ pub struct Filter {
     /// Whether this process's output goes into a pipe: the files the programs reading
     /// it write are its output too (see [`Filter::follow_output`]).
     piped: bool,
+    /// Those programs, once looked for, and when.
+    readers: Option<(Vec<i32>, Instant)>,
     use_gitignore: bool,
     /// `.gitignore` matchers, deepest folder first.
     gitignores: Vec<Gitignore>,
@@ -128,6 +135,7 @@ impl Filter {
                 std::fs::read_link(format!("/proc/self/fd/{fd}"))
                     .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:"))
             }),
+            readers: None,
             use_gitignore: config.watch.gitignore,
             gitignores: Vec::new(),
         };
@@ -140,14 +148,32 @@ impl Filter {
     /// Adds the files written by the processes reading reloadsup's output through a
     /// pipe (or down a pipeline) to its own output: `reloadsup run 2>&1 | tee run.log`
     /// under the default `**` restarted the server at every line (each restart printed
-    /// more). Looked up before each batch is looked at, since the reader may start, or
-    /// open its file, after reloadsup has started; a file it writes is open by then.
+    /// more). Looked up before each batch is looked at, since the reader may open its
+    /// file after reloadsup has started (a file it writes is open by then), or start
+    /// the program that writes it (`| { sleep 1; tee run.log; }`): the readers are
+    /// found once (again after [`READERS_AGAIN`] while none are), and then their files
+    /// and their children's are read at each batch, which costs a few reads rather
+    /// than a look at every process of the session (a few ms on each save).
     pub fn follow_output(&mut self) {
         if !self.piped {
             return;
         }
-        for reader in crate::procfs::output_readers(&[1, 2]) {
-            for file in crate::procfs::files_written_by(reader) {
+        let stale = self
+            .readers
+            .as_ref()
+            .is_none_or(|(readers, found)| readers.is_empty() && found.elapsed() >= READERS_AGAIN);
+        if stale {
+            self.readers = Some((crate::procfs::output_readers(&[1, 2]), Instant::now()));
+        }
+        let Some((readers, _)) = &self.readers else {
+            return;
+        };
+        let writers: Vec<i32> = readers
+            .iter()
+            .flat_map(|&reader| std::iter::once(reader).chain(crate::procfs::children(reader)))
+            .collect();
+        for writer in writers {
+            for file in crate::procfs::files_written_by(writer) {
                 if !self.own_output.contains(&file) {
                     self.own_output.push(file);
                 }

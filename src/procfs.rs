@@ -227,6 +227,22 @@ pub fn output_readers(fds: &[i32]) -> Vec<i32> {
     readers
 }
 
+/// The children of `pid` (every thread's, from `/proc/PID/task/TID/children`).
+pub fn children(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
 /// The regular files `pid` has open for writing.
 pub fn files_written_by(pid: i32) -> Vec<std::path::PathBuf> {
     descriptors(pid)
