@@ -94,6 +94,8 @@ pub struct Filter {
     piped: bool,
     /// Those programs, once looked for, and when.
     readers: Option<(Vec<i32>, Instant)>,
+    /// The files they (and their children) had open for writing when last looked.
+    piped_output: Vec<PathBuf>,
     use_gitignore: bool,
     /// `.gitignore` matchers, deepest folder first.
     gitignores: Vec<Gitignore>,
@@ -136,6 +138,7 @@ impl Filter {
                     .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:"))
             }),
             readers: None,
+            piped_output: Vec::new(),
             use_gitignore: config.watch.gitignore,
             gitignores: Vec::new(),
         };
@@ -172,13 +175,13 @@ impl Filter {
             .iter()
             .flat_map(|&reader| std::iter::once(reader).chain(crate::procfs::children(reader)))
             .collect();
-        for writer in writers {
-            for file in crate::procfs::files_written_by(writer) {
-                if !self.own_output.contains(&file) {
-                    self.own_output.push(file);
-                }
-            }
-        }
+        // Only while they hold a file is it theirs: a program that reads the pipe and
+        // also saves a project file now and then (a test harness) must not hide that
+        // file's later saves by others (it did, for the rest of the run).
+        self.piped_output = writers
+            .into_iter()
+            .flat_map(crate::procfs::files_written_by)
+            .collect();
     }
 
     /// Records that the watched folder `dir` went away: a change reported for it is
@@ -295,16 +298,15 @@ impl Filter {
     /// watched folder may be reached through a symbolic link), which costs a look-up
     /// only for a path with the output file's name.
     pub fn is_own_output(&self, path: &Path) -> bool {
-        let same_name = |own: &PathBuf| own.file_name() == path.file_name();
-        if !self.own_output.iter().any(same_name) {
-            return false;
-        }
-        let resolved = path
-            .parent()
-            .and_then(|dir| dir.canonicalize().ok())
-            .zip(path.file_name())
-            .map(|(dir, name)| dir.join(name));
-        resolved.is_some_and(|resolved| self.own_output.contains(&resolved))
+        is_among(path, &self.own_output)
+    }
+
+    /// Whether `path` was open for writing by a program reading reloadsup's output
+    /// when [`Filter::follow_output`] last looked: asked of a batch's paths only, once
+    /// it has looked, so that a file such a program held for a moment is not taken
+    /// for its own at every later event (whose batch would never come to look again).
+    pub fn is_piped_output(&self, path: &Path) -> bool {
+        is_among(path, &self.piped_output)
     }
 
     /// Whether a `.gitignore` (the deepest one that has a say) ignores `path`.
@@ -377,6 +379,24 @@ fn glob(text: &str) -> Glob {
         .literal_separator(true)
         .build()
         .expect("built-in ignore globs are valid")
+}
+
+/// Whether `path` is one of `files` (resolved paths), compared resolved: the watched
+/// folder may be reached through a symbolic link. Costs a look-up only for a path
+/// with one of their names.
+fn is_among(path: &Path, files: &[PathBuf]) -> bool {
+    if !files
+        .iter()
+        .any(|file| file.file_name() == path.file_name())
+    {
+        return false;
+    }
+    let resolved = path
+        .parent()
+        .and_then(|dir| dir.canonicalize().ok())
+        .zip(path.file_name())
+        .map(|(dir, name)| dir.join(name));
+    resolved.is_some_and(|resolved| files.contains(&resolved))
 }
 
 /// The regular files that this process's stdout and stderr are, if they are files.

@@ -303,6 +303,15 @@ impl App {
                         report::debug(format_args!("ignored {}", path.display()));
                         continue;
                     }
+                    // A file a program reading reloadsup's output writes (`| tee
+                    // run.log`) would hold each batch for the grace a file being
+                    // written gets; its close or a rename (a save by someone else)
+                    // still comes through, for the batch to look again.
+                    if matches!(step, Step::Partial | Step::Created)
+                        && self.filter.is_piped_output(&path)
+                    {
+                        continue;
+                    }
                     if step == Step::Created {
                         self.copy_sizes.insert(path.clone(), file_size(&path));
                     }
@@ -376,7 +385,10 @@ impl App {
         let mut tasks = Vec::new();
         // The task file is re-read by no one: restarting on its old settings would only
         // interrupt the server, so it does no more than the warning above.
-        for path in batch.iter().filter(|path| !self.task_files.contains(path)) {
+        let batch_paths = batch
+            .iter()
+            .filter(|path| !self.task_files.contains(path) && !self.filter.is_piped_output(path));
+        for path in batch_paths {
             let verdict = self.filter.classify(path);
             let shown = self.relative(path);
             if verdict.restart && !held_paths.contains(&shown) {

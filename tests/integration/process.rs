@@ -331,6 +331,40 @@ fn output_teed_into_the_project_is_no_change() {
     }
 }
 
+/// A program reading reloadsup's output that also saves a project file now and then (a
+/// test harness) hides that file only while it holds it: a later save by another
+/// program restarts the server (it was ignored for the rest of the run).
+#[test]
+fn a_file_a_pipe_reader_once_wrote_is_watched_again() {
+    let p = Project::new();
+    p.write(
+        "reader.py",
+        "import sys, time\n\
+         time.sleep(0.5)\n\
+         f = open('app.py', 'w'); f.write('v = 1\\n'); f.flush(); time.sleep(0.4); f.close()\n\
+         open('reader.done', 'w').close()\n\
+         for line in sys.stdin: pass\n",
+    );
+    p.sleeper_task_file("[\"*.py\"]", "");
+    let run = format!(
+        "{} run --no-reload 2>&1 | python3 reader.py",
+        crate::util::BIN
+    );
+    let sup = Sup::spawn_command(
+        Command::new("sh")
+            .args(["-c", &run])
+            .current_dir(p.path("")),
+    );
+    p.wait_starts(1);
+    wait_until("the reader's save", || p.path("reader.done").exists());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = p.lines("starts.log");
+    p.write("app.py", "v = 2\n");
+    p.wait_starts(before + 1);
+    nix::sys::signal::killpg(sup.pid(), Signal::SIGTERM).unwrap();
+    wait_until("the server to stop", || p.servers().is_empty());
+}
+
 #[test]
 fn sigkill_of_the_supervisor_leaves_no_server() {
     sigkill_leaves_no_server(|sup| sup.signal(Signal::SIGKILL));
