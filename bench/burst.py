@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 
 from common import cpu_ticks, reloadsup_binary
-from restart_latency import CLK_TCK, cleanup, find_watchexec, read_starts, start_tool, stop_tool, wait_for_count
+from restart_latency import (CLK_TCK, cleanup, find_watchexec, read_starts, start_tool, stop_tool,
+                             wait_for_count, wait_quiet)
 
 SERVER = 'date +%s%N >> "$STARTS"; exec sleep 1000'
 FOLDERS, FILES = 100, 100
@@ -58,18 +59,6 @@ def burst(root: Path, count: int, through_temp: bool) -> None:
         else:
             with open(path, "a") as file:
                 file.write("# 2\n")
-
-
-def wait_quiet(starts: Path, quiet: float, cap: float) -> list[int]:
-    deadline = time.monotonic() + cap
-    seen = read_starts(starts)
-    since = time.monotonic()
-    while time.monotonic() - since < quiet and time.monotonic() < deadline:
-        time.sleep(0.02)
-        now = read_starts(starts)
-        if len(now) != len(seen):
-            seen, since = now, time.monotonic()
-    return seen
 
 
 def measure(argv_for, count: int, through_temp: bool) -> str:

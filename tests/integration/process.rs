@@ -90,10 +90,10 @@ fn server_ignoring_sigterm_is_killed_after_stop_timeout() {
     assert_eq!(p.servers().len(), 1);
 }
 
-/// A file saved three times while the old server stops is one line of the follow-up
-/// restart's `RELOADSUP_CHANGED` (it was three).
-#[test]
-fn saves_during_a_restart_name_each_file_once() {
+/// A project whose Python server takes 600 ms to stop (and logs each start and its
+/// `RELOADSUP_CHANGED`), watching `*.py`, run with its first start seen: saves can be
+/// made while a restart is under way.
+fn slow_stopper() -> (Project, Sup) {
     let p = Project::new();
     p.write(
         "server.py",
@@ -114,6 +114,14 @@ fn saves_during_a_restart_name_each_file_once() {
     );
     let sup = p.start(&["run", "--no-reload"]);
     p.wait_starts(1);
+    (p, sup)
+}
+
+/// A file saved three times while the old server stops is one line of the follow-up
+/// restart's `RELOADSUP_CHANGED` (it was three).
+#[test]
+fn saves_during_a_restart_name_each_file_once() {
+    let (p, sup) = slow_stopper();
     p.write("b.py", "x = 1\n");
     sup.wait_for("restarting");
     for n in 1..=3 {
@@ -133,25 +141,7 @@ fn saves_during_a_restart_name_each_file_once() {
 
 #[test]
 fn change_during_a_restart_gives_exactly_one_more() {
-    let p = Project::new();
-    p.write(
-        "server.py",
-        "import signal, sys, time\n\
-         def term(*_):\n    time.sleep(0.6)\n    sys.exit(0)\n\
-         signal.signal(signal.SIGTERM, term)\n\
-         open('starts.log', 'a').write('start\\n')\n\
-         while True:\n    time.sleep(1)\n",
-    );
-    p.write("app.py", "v = 0\n");
-    p.write(
-        "reload.toml",
-        &format!(
-            "[server]\ncommand = ['python3', 'server.py', '{}']\n[watch]\nfile_dep = [\"*.py\"]\n",
-            p.token
-        ),
-    );
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
+    let (p, sup) = slow_stopper();
     save(&p, 1);
     sup.wait_for("restarting");
     // Two more saves while the old server takes 600 ms to stop.
