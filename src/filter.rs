@@ -133,10 +133,9 @@ impl Filter {
             ignored_names: ignored_names(&user_ignores),
             own_files,
             own_output: output_files(),
-            piped: [1, 2].into_iter().any(|fd| {
-                std::fs::read_link(format!("/proc/self/fd/{fd}"))
-                    .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:"))
-            }),
+            piped: [1, 2]
+                .into_iter()
+                .any(|fd| crate::procfs::own_pipe(fd).is_some()),
             readers: None,
             piped_output: Vec::new(),
             use_gitignore: config.watch.gitignore,

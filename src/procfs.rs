@@ -173,18 +173,26 @@ fn access_mode(pid: i32, fd: &str) -> Option<u32> {
     u32::from_str_radix(flags.trim(), 8).ok().map(|f| f & 3)
 }
 
+/// The pipe this process's descriptor `fd` is (`pipe:[INODE]`, as `/proc` names it),
+/// if it is one.
+pub fn own_pipe(fd: i32) -> Option<std::path::PathBuf> {
+    fs::read_link(format!("/proc/self/fd/{fd}"))
+        .ok()
+        .filter(|target| is_pipe(target))
+}
+
+/// Whether a descriptor's target, as `/proc/PID/fd` names it, is a pipe.
+fn is_pipe(target: &std::path::Path) -> bool {
+    target.to_string_lossy().starts_with("pipe:")
+}
+
 /// The processes that read what this process writes to the descriptors `fds` through
 /// a pipe (`| tee run.log`), or further down a pipeline (`| grep . | tee run.log`),
 /// from the reader's standard output on; none when `fds` are no pipes. Only this
 /// session's processes are looked at, as a shell's pipeline shares it: reading every
 /// process's descriptors would cost a moment on a busy machine.
 pub fn output_readers(fds: &[i32]) -> Vec<i32> {
-    let is_pipe = |target: &std::path::Path| target.to_string_lossy().starts_with("pipe:");
-    let mut pipes: Vec<std::path::PathBuf> = fds
-        .iter()
-        .filter_map(|fd| fs::read_link(format!("/proc/self/fd/{fd}")).ok())
-        .filter(|target| is_pipe(target))
-        .collect();
+    let mut pipes: Vec<std::path::PathBuf> = fds.iter().filter_map(|&fd| own_pipe(fd)).collect();
     if pipes.is_empty() {
         return Vec::new();
     }

@@ -193,8 +193,7 @@ fn forget(pid_file: &Path, ident: Ident) -> bool {
     let Some(_lock) = still_ours(pid_file, ident) else {
         return false;
     };
-    let _ = crate::pidfile::remove_if_ours(pid_file, ident.pid);
-    state::remove(pid_file);
+    super::remove_files(pid_file, ident.pid);
     true
 }
 
@@ -290,8 +289,7 @@ fn abandon(spec: &Server, pid_file: &Path, record: &ServerRecord, err: Error) ->
         Ok(_) => "stopped it".to_string(),
         Err(stop_err) => format!("and cannot stop it: {stop_err}"),
     };
-    let _ = crate::pidfile::remove_if_ours(pid_file, record.ident.pid);
-    state::remove(pid_file);
+    super::remove_files(pid_file, record.ident.pid);
     Error::Runtime(format!(
         "{err}; started `{}` (pid {}), {stopped}",
         record.command, record.ident.pid

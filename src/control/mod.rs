@@ -397,7 +397,8 @@ fn clear_stale(pid_file: &std::path::Path, stale: Option<String>) {
     }
 }
 
-fn remove_files(pid_file: &std::path::Path, pid: i32) {
+/// Removes the PID file (if it still names `pid`) and the state file beside it.
+pub(super) fn remove_files(pid_file: &std::path::Path, pid: i32) {
     let _ = crate::pidfile::remove_if_ours(pid_file, pid);
     state::remove(pid_file);
 }
