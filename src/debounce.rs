@@ -90,6 +90,9 @@ pub struct Debouncer {
     born_folders: BTreeSet<PathBuf>,
     first: Option<Instant>,
     last: Option<Instant>,
+    /// When the newest event of the batch last taken came: the end of the change it
+    /// acts on.
+    taken_last: Option<Instant>,
     /// When a path not yet in the batch last came.
     last_new: Option<Instant>,
     /// When a folder was last made: a tree being copied in (`cp -r`, `tar x`), whose
@@ -170,6 +173,7 @@ impl Debouncer {
             born_folders: BTreeSet::new(),
             first: None,
             last: None,
+            taken_last: None,
             last_new: None,
             folder_made: None,
             burst_settle: BURST_SETTLE,
@@ -300,6 +304,7 @@ impl Debouncer {
             return self.take_all();
         }
         self.pending = kept;
+        self.taken_last = taken.values().map(|(_, at)| *at).max();
         // A name born but never pending (a folder made: its files are the changes) is
         // forgotten with its batch, so its removal later is a change.
         self.born
@@ -319,6 +324,12 @@ impl Debouncer {
         Some(taken.into_keys().collect())
     }
 
+    /// When the newest event of the batch just taken came (the end of the save or of
+    /// the burst), from which the status line counts a restart's time to ready.
+    pub fn last_taken(&self) -> Option<Instant> {
+        self.taken_last
+    }
+
     /// Whether `path`, of a batch just taken, was born in it: if it is gone now, it was
     /// a temp file and no change. Asked once per path (the answer is forgotten).
     pub fn was_born(&mut self, path: &Path) -> bool {
@@ -327,6 +338,7 @@ impl Debouncer {
 
     /// Takes every pending path.
     fn take_all(&mut self) -> Option<Vec<PathBuf>> {
+        self.taken_last = self.last;
         self.first = None;
         self.last = None;
         self.last_new = None;

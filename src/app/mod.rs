@@ -52,12 +52,20 @@ enum AfterStop {
     /// Nothing (a clean-up after a server that ended by itself).
     Nothing,
     /// Start the server again, with these changes.
-    Start {
-        changed: Vec<String>,
-        began: Instant,
-    },
+    Start { changed: Vec<String>, began: Began },
     /// Exit with this code.
     Exit(i32),
+}
+
+/// When a restart began, and when what asked for it came: the status lines count the
+/// restart's own time from the first, the time to ready from the second.
+#[derive(Debug, Clone, Copy)]
+struct Began {
+    /// When the restart began (the old server was signalled).
+    restart: Instant,
+    /// The end of the change that asked for it (its newest event), or when a restart
+    /// was requested.
+    asked: Instant,
 }
 
 /// A started server not yet known to be ready.
@@ -66,7 +74,7 @@ struct Starting {
     /// The path the browser reload will name (the first changed file).
     path: String,
     /// When the restart began (`None` for the first start).
-    began: Option<Instant>,
+    began: Option<Began>,
     /// Whether its readiness timeout has passed (the probe goes on).
     late: bool,
 }
@@ -106,6 +114,9 @@ struct App {
     after_stop: AfterStop,
     /// Changes seen during a restart: one more restart once it is done.
     follow_up: Option<Vec<String>>,
+    /// The end of the newest change taken (see [`Debouncer::last_taken`]), until a
+    /// restart for it begins.
+    changed_at: Option<Instant>,
     /// A restart held after build steps ran: what the steps wrote comes as events of
     /// its own, and goes into the same restart (their input and output both matching
     /// `file_dep` restarted twice).
@@ -189,6 +200,7 @@ pub fn run(config: Config) -> Result<i32> {
         copy_sizes: HashMap::new(),
         after_stop: AfterStop::Nothing,
         follow_up: None,
+        changed_at: None,
         held: None,
         starting: None,
         generation: Arc::new(AtomicU64::new(0)),
@@ -237,6 +249,7 @@ impl App {
             }
             self.recheck_copies(now);
             if let Some(mut batch) = self.debouncer.take_due(now) {
+                self.changed_at = self.debouncer.last_taken();
                 for path in &batch {
                     self.copy_sizes.remove(path);
                 }
@@ -335,6 +348,8 @@ impl App {
             }
             Event::Signal(SIGUSR1) => {
                 report::info("SIGUSR1: restart requested");
+                // Its time to ready counts from now, not from an earlier change.
+                self.changed_at = None;
                 self.restart(Vec::new());
             }
             Event::Signal(signal @ (SIGINT | SIGTERM | SIGHUP)) => self.shut_down(signal),

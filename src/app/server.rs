@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use signal_hook::consts::{SIGHUP, SIGINT};
 
-use super::{AfterStop, App, Starting};
+use super::{AfterStop, App, Began, Starting};
 use crate::browsers::REQUESTED;
 use crate::error::{EXIT_OK, EXIT_SIGINT};
 use crate::ready::{self, Readiness};
@@ -23,6 +23,10 @@ impl App {
             return;
         }
         let now = Instant::now();
+        let began = Began {
+            restart: now,
+            asked: self.changed_at.take().unwrap_or(now),
+        };
         let Some(supervisor) = &mut self.supervisor else {
             // No server: a restart request reloads the pages.
             self.browsers
@@ -33,16 +37,13 @@ impl App {
             match &mut self.after_stop {
                 AfterStop::Start { .. } => {
                     merge(self.follow_up.get_or_insert_with(Vec::new), changed);
+                    // The follow-up's time to ready counts from its newest change.
+                    self.changed_at = Some(began.asked);
                 }
-                other => {
-                    *other = AfterStop::Start {
-                        changed,
-                        began: now,
-                    }
-                }
+                other => *other = AfterStop::Start { changed, began },
             }
         } else if supervisor.is_idle() {
-            self.start(changed, Some(now));
+            self.start(changed, Some(began));
         } else {
             report::info("restarting");
             // The proxy holds requests from before the old server is signalled, and
@@ -51,16 +52,13 @@ impl App {
             self.browsers.drain();
             supervisor.stop(Instant::now());
             self.forget_starting();
-            self.after_stop = AfterStop::Start {
-                changed,
-                began: now,
-            };
+            self.after_stop = AfterStop::Start { changed, began };
         }
     }
 
     /// Starts the server for the files in `changed` (none: at launch or on request),
     /// `began` being when the restart that leads here began; reports how it went.
-    pub(super) fn start(&mut self, changed: Vec<String>, began: Option<Instant>) {
+    pub(super) fn start(&mut self, changed: Vec<String>, began: Option<Began>) {
         let Some(supervisor) = &mut self.supervisor else {
             return;
         };
@@ -86,7 +84,7 @@ impl App {
                 match began {
                     Some(began) => report::good(format!(
                         "started `{command}` (pid {pid}); restart took {} ms",
-                        began.elapsed().as_millis()
+                        began.restart.elapsed().as_millis()
                     )),
                     None => report::good(format!("started `{command}` (pid {pid})")),
                 }
@@ -175,7 +173,7 @@ impl App {
                 } else {
                     "the change"
                 };
-                format!(" ({} ms after {after})", b.elapsed().as_millis())
+                format!(" ({} ms after {after})", b.asked.elapsed().as_millis())
             })
             .unwrap_or_default();
         let late = if starting.late { ", late" } else { "" };

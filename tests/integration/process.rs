@@ -958,6 +958,46 @@ fn readiness_by_a_log_line_relays_the_output() {
 }
 
 #[test]
+fn the_time_to_ready_counts_from_the_change_not_from_the_restart() {
+    let p = Project::new();
+    p.write(
+        "server.py",
+        "import time\nprint('Serving', flush=True)\ntime.sleep(1000)\n",
+    );
+    p.write("app.py", "");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\nready = {{ log = \"^Serving\" }}\n\
+             [watch]\nfile_dep = [\"app.py\"]\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    sup.wait_for("ready in ");
+    // A removal is a step that a save usually follows: the batch waits 100 ms of
+    // quiet after it before the restart begins, and that wait is the user's too.
+    fs::remove_file(p.path("app.py")).unwrap();
+    sup.wait_for("after the change)");
+    let stderr = sup.stderr();
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("after the change)"))
+        .expect("the line");
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [ready, after] = numbers[..] else {
+        panic!("two numbers in {line:?}");
+    };
+    assert!(
+        after >= ready + 90,
+        "the 100 ms the batch waited are counted: {line:?}"
+    );
+}
+
+#[test]
 fn a_huge_burst_of_changes_still_starts_the_server_with_the_list_capped() {
     let p = Project::new();
     // 3,000 paths of about 110 bytes: some 330 KB, where Linux refuses any one
