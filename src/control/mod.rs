@@ -291,7 +291,14 @@ fn inspect(
 ) -> Result<Running> {
     let mut state = state::read(pid_file);
     if state.owner.as_ref().is_some_and(|o| !o.wrote(pid_file)) {
-        state = State::default();
+        state = match moved_here(&state, spec) {
+            // Its paths are the project's old ones; the rest holds.
+            true => State {
+                owner: None,
+                ..state
+            },
+            false => State::default(),
+        };
     }
     let other = state
         .owner
@@ -368,6 +375,20 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server) -> Run
             stale: Some(format!("stale PID file: pid {pid} is not running")),
         },
     }
+}
+
+/// Whether a state file that names another PID file was written for this project
+/// before its folder was renamed or moved (`mv app app2` under a started server): the
+/// PID file it names is gone, and the server it records works in this project now. A
+/// copied project's original is still where it was, or, deleted, its server's folder
+/// is gone with it.
+fn moved_here(state: &State, spec: &Server) -> bool {
+    let (Some(owner), Some(server)) = (&state.owner, &state.server) else {
+        return false;
+    };
+    std::fs::symlink_metadata(&owner.pid_file).is_err()
+        && server.ident.is_alive()
+        && is_our_server(server.ident.pid, &spec.cwd)
 }
 
 /// Whether `pid` looks like a server reloadsup started in `dir`: it leads its process

@@ -586,6 +586,37 @@ fn a_copied_project_does_not_stop_the_originals_server() {
     assert!(p.servers().is_empty());
 }
 
+/// A project folder renamed under its started server (`mv app app2`) still knows it:
+/// `status` names its command, `stop` stops it.
+#[test]
+fn a_renamed_project_still_knows_its_server() {
+    let p = Project::new();
+    p.write(
+        "app/reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', '-c', 'import time; print(\"up\", flush=True); \
+             time.sleep(1000)', '{}']\nready = {{ log = \"^up\" }}\n",
+            p.token
+        ),
+    );
+    let in_folder = |folder: &str, command: &str| {
+        Command::new(BIN)
+            .arg(command)
+            .current_dir(p.path(folder))
+            .output()
+            .unwrap()
+    };
+    let started = in_folder("app", "start");
+    assert!(started.status.success(), "{started:?}");
+    std::fs::rename(p.path("app"), p.path("app2")).unwrap();
+    let status = in_folder("app2", "status");
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{status:?}");
+    assert!(said.contains("time.sleep"), "the command is known: {said}");
+    assert!(in_folder("app2", "stop").status.success());
+    assert!(p.servers().is_empty(), "stopped");
+}
+
 /// Two task files in one folder share the default PID file: the second's commands
 /// refuse, naming the first, rather than take its server for their own.
 #[test]
