@@ -282,6 +282,16 @@ impl Hub {
             Verdict::Malformed => {
                 format!("refused a browser reload connection with a malformed Origin `{shown}`")
             }
+            _ if shown.trim().eq_ignore_ascii_case(super::origin::NULL) => format!(
+                "refused a browser reload connection from a page with no origin (`null`: \
+                 a file:// page or a sandboxed frame); to accept such pages, add \"null\" \
+                 to `reload.allow_origins`{}",
+                if self.shared.task_file {
+                    ""
+                } else {
+                    " in a task file (`reloadsup init`)"
+                }
+            ),
             _ if self.shared.task_file => format!(
                 "refused a browser reload connection from `{shown}`; \
                  to accept it, add it to `reload.allow_origins`"

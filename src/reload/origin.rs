@@ -6,13 +6,17 @@
 //! there. Accepted: no `Origin` (command-line tools, tests), loopback pages on any port
 //! (the dev server, the proxy, a static server), browser-extension pages (the LiveReload
 //! extensions probe from their background page), and whatever `reload.allow_origins`
-//! lists, matched exactly. Everything else, `null` (sandboxed frames) included, is denied.
+//! lists, matched exactly. Everything else is denied, `null` included (the opaque origin
+//! of `file://` pages and sandboxed frames: any such page would pass), unless listed.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The schemes of browser-extension pages; any extension is accepted, as the
 /// LiveReload extensions of every browser must be.
 const EXTENSION_SCHEMES: [&str; 3] = ["chrome-extension", "moz-extension", "safari-web-extension"];
+
+/// The `Origin` of a page that has none to tell (`file://`, a sandboxed frame).
+pub const NULL: &str = "null";
 
 /// The verdict on one `Origin` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,9 @@ impl OriginPolicy {
         let origin = origin.trim().to_ascii_lowercase();
         if self.extra.contains(&origin) {
             return Verdict::Allow;
+        }
+        if origin == NULL {
+            return Verdict::Deny;
         }
         let Some((scheme, host)) = split(&origin) else {
             return Verdict::Malformed;
@@ -167,9 +174,13 @@ mod tests {
             "http://192.168.1.10:8000",
             "http://[::2]",
             "ftp://localhost",
+            "null",
+            "NULL",
         ] {
             assert_eq!(verdict(&[], Some(origin)), Verdict::Deny, "{origin}");
         }
+        // A `file://` page, when the user says so.
+        assert_eq!(verdict(&["null"], Some("null")), Verdict::Allow);
     }
 
     #[test]
@@ -191,7 +202,6 @@ mod tests {
     #[test]
     fn malformed_origins_are_refused_without_panicking() {
         for origin in [
-            "null",
             "",
             "file://",
             "localhost:8000",

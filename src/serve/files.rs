@@ -64,7 +64,8 @@ pub fn resolve(root: &Path, raw_path: &str) -> Target {
         return Target::File(real);
     }
     if !raw_path.ends_with('/') {
-        return Target::Redirect(format!("{raw_path}/"));
+        // One leading slash: `//evil.example` would send the browser to that host.
+        return Target::Redirect(format!("/{}/", raw_path.trim_start_matches('/')));
     }
     match real.join("index.html").canonicalize() {
         Ok(index) if index.starts_with(root) && index.is_file() => Target::File(index),
@@ -87,20 +88,89 @@ fn is_hidden_name(name: &[u8]) -> bool {
     name.starts_with(b".") && name != b".well-known"
 }
 
-/// The `Content-Type` for a file, with `charset=utf-8` for text.
+/// The `Content-Type` for a file, with `charset=utf-8` for text — except a page that
+/// names its own encoding (a `<meta charset>`, a byte-order mark, an XML declaration),
+/// whose header would override it: a page in Latin-1 was shown garbled. A few types
+/// a web developer serves are set here rather than guessed: source maps are JSON,
+/// `.cjs` is JavaScript, TypeScript sources are text (`.ts` is also an MPEG transport
+/// stream's name, and is served as one when it starts like one).
 pub fn content_type(path: &Path) -> String {
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
-    let essence = mime.essence_str();
-    let textual = mime.type_() == mime_guess::mime::TEXT
+    let extension = path
+        .extension()
+        .and_then(OsStr::to_str)
+        .map(str::to_ascii_lowercase);
+    let essence = match extension.as_deref() {
+        Some("map") => "application/json".to_string(),
+        Some("cjs") => "text/javascript".to_string(),
+        Some("tsx" | "mts" | "cts") => "text/plain".to_string(),
+        Some("ts") if is_transport_stream(&head_of(path, 189)) => "video/mp2t".to_string(),
+        Some("ts") => "text/plain".to_string(),
+        _ => mime_guess::from_path(path)
+            .first_or_octet_stream()
+            .essence_str()
+            .to_string(),
+    };
+    let textual = essence.starts_with("text/")
         || matches!(
-            essence,
+            essence.as_str(),
             "application/javascript" | "application/json" | "application/xml" | "image/svg+xml"
         );
-    if textual {
+    // (XHTML is XML, UTF-8 unless its declaration says otherwise: no charset given.)
+    if textual && !(essence == "text/html" && declares_encoding(&head_of(path, ENCODING_PRESCAN))) {
         format!("{essence}; charset=utf-8")
     } else {
-        essence.to_string()
+        essence
     }
+}
+
+/// How far into a page a browser looks for its `<meta charset>`.
+const ENCODING_PRESCAN: usize = 1024;
+
+/// Up to the first `length` bytes of the file at `path` (none if it cannot be read).
+fn head_of(path: &Path, length: usize) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(length);
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.take(length as u64).read_to_end(&mut head);
+    }
+    head
+}
+
+/// Whether a page's first bytes name its encoding, as browsers read them: a byte-order
+/// mark, an XML declaration with an `encoding`, or a `<meta>` tag mentioning `charset`
+/// (`<meta charset=...>`, `<meta http-equiv="Content-Type" content="...; charset=...">`).
+fn declares_encoding(head: &[u8]) -> bool {
+    let boms: [&[u8]; 3] = [b"\xEF\xBB\xBF", b"\xFE\xFF", b"\xFF\xFE"];
+    if boms.iter().any(|bom| head.starts_with(bom)) {
+        return true;
+    }
+    let text = head.to_ascii_lowercase();
+    if text.starts_with(b"<?xml") {
+        let declaration = text.split(|&b| b == b'>').next().unwrap_or_default();
+        if contains(declaration, b"encoding") {
+            return true;
+        }
+    }
+    text.windows(5)
+        .enumerate()
+        .filter(|(_, window)| *window == b"<meta")
+        .any(|(at, _)| {
+            let tag = text[at..].split(|&b| b == b'>').next().unwrap_or_default();
+            contains(tag, b"charset")
+        })
+}
+
+/// Whether `haystack` holds `needle`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// Whether a file starting with `head` is an MPEG transport stream: packets of 188
+/// bytes, each starting with the sync byte `0x47`.
+fn is_transport_stream(head: &[u8]) -> bool {
+    head.first() == Some(&0x47) && head.get(188).is_none_or(|&b| b == 0x47)
 }
 
 /// Characters escaped in the links of a listing.
@@ -280,10 +350,59 @@ mod tests {
             ("a.json", "application/json; charset=utf-8"),
             ("a.wasm", "application/wasm"),
             ("a.unknownext", "application/octet-stream"),
+            ("a.js.map", "application/json; charset=utf-8"),
+            ("a.cjs", "text/javascript; charset=utf-8"),
+            ("a.ts", "text/plain; charset=utf-8"),
+            ("a.tsx", "text/plain; charset=utf-8"),
         ];
         for (name, expected) in cases {
             assert_eq!(content_type(Path::new(name)), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn a_page_naming_its_encoding_keeps_it() {
+        for (head, named) in [
+            (
+                &b"<!doctype html><meta charset=\"iso-8859-1\"><p>caf\xe9"[..],
+                true,
+            ),
+            (
+                b"<html><head><META HTTP-EQUIV=Content-Type CONTENT='text/html; charset=koi8-r'>",
+                true,
+            ),
+            (b"\xEF\xBB\xBF<p>x", true),
+            (b"\xFF\xFE<\0p\0>\0", true),
+            (
+                b"<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><html/>",
+                true,
+            ),
+            (
+                b"<!doctype html><title>charset</title><meta name=viewport>",
+                false,
+            ),
+            (b"<?xml version=\"1.0\"?><html/>", false),
+            (b"", false),
+        ] {
+            assert_eq!(
+                declares_encoding(head),
+                named,
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        let s = Site::new();
+        fs::write(
+            s.root.join("latin.html"),
+            b"<meta charset=\"iso-8859-1\"><p>caf\xe9",
+        )
+        .unwrap();
+        assert_eq!(content_type(&s.root.join("latin.html")), "text/html");
+        let mut stream = vec![0u8; 376];
+        stream[0] = 0x47;
+        stream[188] = 0x47;
+        fs::write(s.root.join("seg.ts"), stream).unwrap();
+        assert_eq!(content_type(&s.root.join("seg.ts")), "video/mp2t");
     }
 
     #[test]

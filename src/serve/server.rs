@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
+use http_range_header::{EndPosition, StartPosition, SyntacticallyCorrectRange};
 use hyper::body::{Bytes, Frame};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::service::service_fn;
@@ -245,28 +246,49 @@ fn serve_file(file: &Path, headers: &HeaderMap, navigation: bool, head: bool) ->
 }
 
 /// The one byte range `headers` ask for, as first and last offsets within a file of
-/// `total` bytes: `Ok(None)` for the whole file (no `Range`, several ranges, or a unit
-/// other than bytes, which a server ignores), `Err` when it cannot be satisfied (any
-/// range of an empty file).
+/// `total` bytes: `Ok(None)` for the whole file, `Err` when no range asked for can be
+/// satisfied. The whole file answers a `Range` of another unit, one not well formed
+/// (`bytes=5-3`), one of several ranges (a valid answer, without multipart), and any
+/// `If-Range`: nothing here is sent with a validator (no `ETag`, no `Last-Modified`),
+/// so none the client holds can match.
 fn requested_range(headers: &HeaderMap, total: u64) -> Result<Option<(u64, u64)>, ()> {
     let Some(text) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
-    if !text.trim_start().starts_with("bytes=") {
+    if headers.contains_key(header::IF_RANGE) {
         return Ok(None);
     }
-    if total == 0 {
-        return Err(());
+    let Ok(parsed) = http_range_header::parse_range_header(text.trim()) else {
+        return Ok(None);
+    };
+    let reversed = parsed.ranges.iter().any(|range| {
+        matches!((range.start, range.end), (StartPosition::Index(first), EndPosition::Index(last)) if last < first)
+    });
+    if reversed {
+        return Ok(None);
     }
-    let ranges = http_range_header::parse_range_header(text)
-        .and_then(|r| r.validate(total))
-        .map_err(|_| ())?;
-    match ranges.as_slice() {
-        [one] if *one.end() < total => Ok(Some((*one.start(), *one.end()))),
-        [_] => Err(()),
-        // Several ranges: the whole file is a valid answer.
+    let satisfiable: Vec<(u64, u64)> = parsed
+        .ranges
+        .iter()
+        .filter_map(|range| satisfiable(range, total))
+        .collect();
+    match (parsed.ranges.len(), satisfiable.as_slice()) {
+        (_, []) => Err(()),
+        (1, [one]) => Ok(Some(*one)),
         _ => Ok(None),
     }
+}
+
+/// What part of a file of `total` bytes `range` names, if any of it exists: a suffix
+/// longer than the file is the whole file, a last offset past the end is the end.
+fn satisfiable(range: &SyntacticallyCorrectRange, total: u64) -> Option<(u64, u64)> {
+    let end = total.checked_sub(1)?;
+    let (first, last) = match (range.start, range.end) {
+        (StartPosition::FromLast(length), _) => (total.saturating_sub(length), end),
+        (StartPosition::Index(first), EndPosition::Index(last)) => (first, last.min(end)),
+        (StartPosition::Index(first), EndPosition::LastByte) => (first, end),
+    };
+    (first <= last).then_some((first, last))
 }
 
 /// `length` bytes of `file` from offset `start`, read a piece at a time as the client

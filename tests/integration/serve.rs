@@ -211,6 +211,14 @@ fn the_pages_own_origin_opens_its_reload_socket() {
         "refused a browser reload connection from `http://evil.example`; to accept it, \
          write a task file (`reloadsup init`) and add it to `reload.allow_origins`",
     );
+    // A `file://` page (or a sandboxed frame) has the origin `null`: refused, and the
+    // warning says what it is and how to accept it.
+    assert_eq!(upgrade_status(port, &lan, "null"), 403);
+    sup.wait_for(
+        "refused a browser reload connection from a page with no origin (`null`: a file:// \
+         page or a sandboxed frame); to accept such pages, add \"null\" to \
+         `reload.allow_origins` in a task file (`reloadsup init`)",
+    );
     // An absolute-form request names its host in its target, which is what is judged:
     // a `Host` header of the same foreign name makes its origin no "own" one.
     use std::io::{Read, Write};
@@ -313,6 +321,62 @@ fn big_and_empty_files_stream_and_odd_ranges_are_answered() {
     let items = http(port, "GET", "/app.js", &[("Range", "items=0-5")]);
     assert_eq!(items.status, 200);
     assert_eq!(items.body, p.read("site/app.js").as_bytes());
+}
+
+/// Ranges as RFC 9110 has them, a folder's redirect that cannot leave the site, and a
+/// page's own encoding left to it.
+#[test]
+fn ranges_redirects_and_encodings_as_browsers_expect() {
+    let (p, port, _sup) = site();
+    p.write("site/h5.txt", "hello");
+    let get = |path: &str, headers: &[(&str, &str)]| http(port, "GET", path, headers);
+    // A suffix longer than the file is the whole file; a last offset past the end, the end.
+    let suffix = get("/h5.txt", &[("Range", "bytes=-10")]);
+    assert_eq!(
+        (suffix.status, suffix.body.as_slice()),
+        (206, &b"hello"[..])
+    );
+    assert_eq!(suffix.header("content-range"), Some("bytes 0-4/5"));
+    let tail = get("/h5.txt", &[("Range", "bytes=3-100")]);
+    assert_eq!((tail.status, tail.body.as_slice()), (206, &b"lo"[..]));
+    assert_eq!(get("/h5.txt", &[("Range", "bytes=9-")]).status, 416);
+    // The whole file: no validator can match an `If-Range`, several ranges (overlapping
+    // or not), a range not well formed.
+    for (range, if_range) in [
+        ("bytes=0-2", Some("\"stale\"")),
+        ("bytes=0-2", Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+        ("bytes=0-1,0-1", None),
+        ("bytes=0-1,3-4", None),
+        ("bytes=5-3,0-1", None),
+    ] {
+        let mut headers = vec![("Range", range)];
+        headers.extend(if_range.map(|v| ("If-Range", v)));
+        let whole = get("/h5.txt", &headers);
+        assert_eq!(
+            (whole.status, whole.body.as_slice()),
+            (200, &b"hello"[..]),
+            "{headers:?}"
+        );
+    }
+    // `//evil.example` names the folder `evil.example`; its redirect stays on this site.
+    p.write("site/evil.example/index.html", "<p>x");
+    let moved = get("//evil.example", &[]);
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("location"), Some("/evil.example/"));
+    // A page that names its encoding is not told it is UTF-8.
+    std::fs::write(
+        p.path("site/latin.html"),
+        b"<meta charset=\"iso-8859-1\"><p>caf\xe9</p>",
+    )
+    .unwrap();
+    assert_eq!(
+        get("/latin.html", &[]).header("content-type"),
+        Some("text/html")
+    );
+    assert_eq!(
+        get("/index.html", &[]).header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
 }
 
 /// A page whose `<meta>` policy allows scripts by nonce gets the tag with that nonce,
