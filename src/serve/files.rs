@@ -88,8 +88,8 @@ fn is_hidden_name(name: &[u8]) -> bool {
     name.starts_with(b".") && name != b".well-known"
 }
 
-/// The `Content-Type` for a file, with `charset=utf-8` for text — except a page that
-/// names its own encoding (a `<meta charset>`, a byte-order mark, an XML declaration),
+/// The `Content-Type` for a file, with `charset=utf-8` for text — except an HTML page
+/// that names its own encoding (a `<meta charset>`, a byte-order mark),
 /// whose header would override it: a page in Latin-1 was shown garbled. A few types
 /// a web developer serves are set here rather than guessed: source maps are JSON,
 /// `.cjs` is JavaScript, TypeScript sources are text (`.ts` is also an MPEG transport
@@ -137,7 +137,7 @@ fn head_of(path: &Path, length: usize) -> Vec<u8> {
 }
 
 /// Whether a page's first bytes name its encoding, as browsers read them: a byte-order
-/// mark, an XML declaration with an `encoding`, or a `<meta>` tag mentioning `charset`
+/// mark, or a `<meta>` tag mentioning `charset`
 /// (`<meta charset=...>`, `<meta http-equiv="Content-Type" content="...; charset=...">`).
 fn declares_encoding(head: &[u8]) -> bool {
     let boms: [&[u8]; 3] = [b"\xEF\xBB\xBF", b"\xFE\xFF", b"\xFF\xFE"];
@@ -145,12 +145,6 @@ fn declares_encoding(head: &[u8]) -> bool {
         return true;
     }
     let text = head.to_ascii_lowercase();
-    if text.starts_with(b"<?xml") {
-        let declaration = text.split(|&b| b == b'>').next().unwrap_or_default();
-        if contains(declaration, b"encoding") {
-            return true;
-        }
-    }
     text.windows(5)
         .enumerate()
         .filter(|(_, window)| *window == b"<meta")
@@ -374,14 +368,9 @@ mod tests {
             (b"\xEF\xBB\xBF<p>x", true),
             (b"\xFF\xFE<\0p\0>\0", true),
             (
-                b"<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><html/>",
-                true,
-            ),
-            (
                 b"<!doctype html><title>charset</title><meta name=viewport>",
                 false,
             ),
-            (b"<?xml version=\"1.0\"?><html/>", false),
             (b"", false),
         ] {
             assert_eq!(
