@@ -16,6 +16,13 @@ use crate::report;
 use crate::serve::StaticServer;
 use crate::supervisor::output::Tail;
 
+/// At most this many stylesheets and images changed at once are swapped in place, a
+/// message each; more (a build that rewrites a whole folder) reload the page instead.
+/// A thousand messages in a row overran a page's socket, which was then dropped as
+/// too slow (past the hub's backlog of 256), and swapping them all takes a page longer
+/// than loading it again.
+const SWAPPED_MAX: usize = 32;
+
 /// The image extensions the client swaps in place (as livereload.js does).
 const IMAGES: &[&str] = &["jpg", "jpeg", "png", "gif", "svg", "webp", "avif", "ico"];
 
@@ -246,46 +253,56 @@ impl Browsers {
 
     /// A full page reload after a restart; `path` is the first changed file.
     pub fn reload_page(&self, path: &str) {
-        self.send(ReloadMessage {
+        let what = if path == REQUESTED {
+            "restart requested"
+        } else {
+            path
+        };
+        self.reload_page_for(path, what);
+    }
+
+    /// A full page reload naming `path` to the pages, `what` in the status line.
+    fn reload_page_for(&self, path: &str, what: &str) {
+        let Some(hub) = &self.hub else {
+            return;
+        };
+        let sent = hub.broadcast(&ReloadMessage {
             path: path.to_string(),
             live_css: false,
             live_img: false,
         });
+        report::info(format!("reloaded {sent} browser(s): {what}"));
     }
 
     /// Asset changes: stylesheets and images are swapped in place, anything else
-    /// reloads the page (once).
+    /// reloads the page (once), and so do more than [`SWAPPED_MAX`] of them.
     pub fn reload_assets(&self, paths: &[String]) {
         self.changed();
-        let (live, other): (Vec<&String>, Vec<&String>) = paths.iter().partition(|p| is_live(p));
+        let (live, other): (Vec<String>, Vec<String>) =
+            paths.iter().cloned().partition(|p| is_live(p));
         if let Some(first) = other.first() {
-            self.reload_page(first);
+            self.reload_page_for(first, &report::summary(paths));
             return;
         }
-        for path in live {
-            self.send(ReloadMessage {
+        if live.len() > SWAPPED_MAX {
+            self.reload_page_for(&live[0], &report::summary(&live));
+            return;
+        }
+        let Some(hub) = &self.hub else {
+            return;
+        };
+        let mut sent = 0;
+        for path in &live {
+            sent = hub.broadcast(&ReloadMessage {
                 path: path.clone(),
                 live_css: true,
                 live_img: true,
             });
         }
-    }
-
-    fn send(&self, message: ReloadMessage) {
-        if let Some(hub) = &self.hub {
-            let sent = hub.broadcast(&message);
-            let how = if message.live_css {
-                "updated"
-            } else {
-                "reloaded"
-            };
-            let what = if message.path == REQUESTED {
-                "restart requested"
-            } else {
-                &message.path
-            };
-            report::info(format!("{how} {sent} browser(s): {what}"));
-        }
+        report::info(format!(
+            "updated {sent} browser(s): {}",
+            report::summary(&live)
+        ));
     }
 }
 

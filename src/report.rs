@@ -119,6 +119,23 @@ pub fn debug(message: impl Display) {
     emit(Level::Verbose, "\x1b[2m", "", &message);
 }
 
+/// At most this many changed paths are named in a status line.
+const PATHS_SHOWN: usize = 3;
+
+/// Paths for a status line: `a.py, b.py, c.py (+4 more)`.
+pub fn summary(paths: &[String]) -> String {
+    let mut text = paths
+        .iter()
+        .take(PATHS_SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > PATHS_SHOWN {
+        text.push_str(&format!(" (+{} more)", paths.len() - PATHS_SHOWN));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

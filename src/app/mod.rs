@@ -43,9 +43,6 @@ use crate::supervisor::Supervisor;
 use crate::watch::Watcher;
 use crate::{report, tasks};
 
-/// At most this many changed paths are named in a status line.
-const PATHS_SHOWN: usize = 3;
-
 /// What to do once the current stop has finished.
 #[derive(Debug)]
 enum AfterStop {
@@ -419,7 +416,7 @@ impl App {
             }
         }
         if !assets.is_empty() {
-            report::info(format!("asset changed: {}", summary(&assets)));
+            report::info(format!("asset changed: {}", report::summary(&assets)));
             if restart.is_empty() {
                 self.browsers.reload_assets(&assets);
             }
@@ -458,7 +455,7 @@ impl App {
 
     /// Restarts the server for the changes `restart` names.
     fn restart_for(&mut self, restart: Vec<String>) {
-        report::info(format!("changed: {}", summary(&restart)));
+        report::info(format!("changed: {}", report::summary(&restart)));
         self.restart(restart);
     }
 
@@ -505,18 +502,4 @@ fn open_in_browser(url: &str) {
     if let Err(err) = opened {
         report::warn(format!("cannot open a browser (`xdg-open {url}`): {err}"));
     }
-}
-
-/// `a.py, b.py, c.py (+4 more)`.
-fn summary(paths: &[String]) -> String {
-    let mut text = paths
-        .iter()
-        .take(PATHS_SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if paths.len() > PATHS_SHOWN {
-        text.push_str(&format!(" (+{} more)", paths.len() - PATHS_SHOWN));
-    }
-    text
 }

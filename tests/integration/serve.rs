@@ -459,6 +459,41 @@ fn saves_reload_connected_clients() {
     assert!(sup.stderr().contains("updated 1 browser(s): css/site.css"));
 }
 
+/// A few stylesheets saved together are swapped a message each, under one status
+/// line; a build that rewrites hundreds reloads the page once (a message per file
+/// overran the page's socket, which was dropped).
+#[test]
+fn many_stylesheets_at_once_reload_the_page_once() {
+    let (p, port, sup) = site();
+    let mut client = LiveReloadClient::connect_at(port, "/__reloadsup/livereload");
+    std::fs::create_dir(p.path("site/theme")).unwrap();
+    sup.wait_for("watching");
+    for name in ["a", "b", "c", "d"] {
+        p.write(&format!("site/theme/{name}.css"), "p {}");
+    }
+    let mut swapped = Vec::new();
+    while let Some(message) = client.next(crate::util::QUIET) {
+        assert_eq!(message["liveCSS"], true, "{message}");
+        swapped.push(message["path"].as_str().unwrap().to_string());
+    }
+    assert_eq!(swapped.len(), 4, "{swapped:?}");
+    sup.wait_for("updated 1 browser(s): theme/a.css, theme/b.css, theme/c.css (+1 more)");
+    for i in 0..400 {
+        p.write(&format!("site/theme/f{i:03}.css"), "p {}");
+    }
+    let first = client.next(Duration::from_secs(10)).expect("a reload");
+    let mut reloads = vec![first];
+    // (A pause in the writing on a busy machine may split the burst in two.)
+    while let Some(message) = client.next(crate::util::QUIET) {
+        reloads.push(message);
+    }
+    assert!(
+        reloads.len() <= 2 && reloads.iter().all(|m| m["liveCSS"] == false),
+        "a page reload, not 400 swaps: {reloads:?}"
+    );
+    sup.wait_for("reloaded 1 browser(s): theme/f000.css, theme/f001.css, theme/f002.css (+");
+}
+
 #[test]
 fn default_port_moves_on_when_taken_and_lan_is_warned() {
     let p = Project::new();
