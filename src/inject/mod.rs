@@ -30,6 +30,17 @@ pub fn tag(nonce: Option<&str>) -> String {
     }
 }
 
+/// `tag` for a page that answered a POST (or another request that changes things): its
+/// client reloads it with a GET of its URL (`reload=get`), where `location.reload()`
+/// would send the form again (Chromium asks each time; headless, it resends silently).
+pub fn reloading_by_get(tag: &str) -> String {
+    tag.replacen(
+        "path=__reloadsup/livereload\"",
+        "path=__reloadsup/livereload&amp;reload=get\"",
+        1,
+    )
+}
+
 /// The tag as well-formed XML, for `application/xhtml+xml` documents: an XML parser
 /// takes a bare `defer` for an error and shows an error page instead of the document.
 pub fn xml_tag(nonce: Option<&str>) -> String {

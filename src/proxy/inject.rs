@@ -41,7 +41,7 @@ use super::body::{self, BoxError, ProxyBody, Spliced};
 use super::decode::{Decoded, Encoding};
 use super::page::{self, Asked};
 use crate::inject::csp;
-use crate::inject::{Placement, WINDOW, scan, tag, xml_tag};
+use crate::inject::{Placement, WINDOW, reloading_by_get, scan, tag, xml_tag};
 
 /// How long the window waits for more of a document before choosing from what it has.
 const STALL: Duration = Duration::from_millis(100);
@@ -192,11 +192,14 @@ pub async fn apply(
     };
     let nonce =
         csp::nonce(&parts.headers).or_else(|| csp::meta_nonce(&window.bytes, window.placement));
-    let tag = if xhtml {
+    let mut tag = if xhtml {
         xml_tag(nonce.as_deref())
     } else {
         tag(nonce.as_deref())
     };
+    if !asked.repeatable() {
+        tag = reloading_by_get(&tag);
+    }
     let placement = match window.placement {
         // After the root element an XML document may hold nothing more.
         Placement::End if xhtml => Placement::Skip,

@@ -35,7 +35,7 @@ impl Asked {
 
     /// Whether a reload may send the request again: a GET, HEAD or OPTIONS, which
     /// changes nothing on the server.
-    fn repeatable(&self) -> bool {
+    pub fn repeatable(&self) -> bool {
         matches!(self.0, Method::GET | Method::HEAD | Method::OPTIONS)
     }
 }

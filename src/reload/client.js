@@ -83,6 +83,9 @@
       mindelay: min,
       maxdelay: Math.max(min, number('maxdelay', 2000)),
       handshake: number('handshake_timeout', number('handshake-timeout', 5000)),
+      // The page answered a POST: reload it with a GET of its URL, not by sending the
+      // form again (the proxy says so in the tag it puts in).
+      reloadByGet: get('reload') === 'get',
     };
   }
 
@@ -244,12 +247,58 @@
     reloadPage();
   }
 
+  // A navigation this page began (a link, a form, a script) that has not replaced it
+  // yet. While the server restarts the proxy holds its request, and the reload that
+  // comes once the server is ready would cancel it: the user was back on the old page,
+  // and the form the server had taken was lost. A reload then waits LEAVE_GRACE for the
+  // navigation to replace the page, and goes only if it did not (a download, a 204).
+  var leaving = 0; // when the latest such navigation began
+  var LEAVING_FOR = 60000; // a navigation older than this went nowhere
+  var LEAVE_GRACE = 3000;
+  var deferred = false;
+
+  if (window.navigation && window.navigation.addEventListener) {
+    window.navigation.addEventListener('navigate', function (event) {
+      if (event.destination.sameDocument || event.downloadRequest !== null) return;
+      if (event.navigationType === 'reload') return;
+      leaving = Date.now();
+    });
+  } else {
+    // No Navigation API: links and forms that go elsewhere in this tab.
+    window.addEventListener('click', function (event) {
+      var link = event.target && event.target.closest && event.target.closest('a[href]');
+      if (!link || event.defaultPrevented || link.hasAttribute('download')) return;
+      if (link.target && link.target !== '_self') return;
+      if (link.href.split('#')[0] === location.href.split('#')[0]) return;
+      leaving = Date.now();
+    });
+    window.addEventListener('submit', function (event) {
+      var form = event.target;
+      if (event.defaultPrevented || (form.target && form.target !== '_self')) return;
+      leaving = Date.now();
+    });
+  }
+
   function reloadPage() {
+    if (leaving && Date.now() - leaving < LEAVING_FOR) {
+      if (deferred) return;
+      deferred = true;
+      var began = leaving;
+      log('a navigation is under way: reloading only if it has not replaced this page in',
+        LEAVE_GRACE, 'ms');
+      setTimeout(function () {
+        deferred = false;
+        if (leaving === began) leaving = 0;
+        reloadPage();
+      }, LEAVE_GRACE);
+      return;
+    }
+    var url = opts.reloadByGet ? location.href.split('#')[0] : location.href;
     try {
-      sessionStorage.setItem(SCROLL_KEY + location.href,
-        JSON.stringify([window.scrollX, window.scrollY]));
+      sessionStorage.setItem(SCROLL_KEY + url, JSON.stringify([window.scrollX, window.scrollY]));
     } catch (err) { /* storage disabled: lose the scroll position */ }
-    location.reload();
+    if (opts.reloadByGet) location.replace(url);
+    else location.reload();
   }
 
   function restoreScroll() {

@@ -12,7 +12,8 @@ use crate::util::{
 };
 
 /// A dev server that renders `templates/index.html` (read at start-up), serves
-/// `/static/*`, `/api.json`, `/page.xhtml` (`templates/page.xhtml`, read at each
+/// `/static/*`, `/api.json`, `/signup` (a page titled `form` whose form posts to itself,
+/// answered by one titled `posted`; each request logged to `requests.log`), `/page.xhtml` (`templates/page.xhtml`, read at each
 /// request), answers a POST to `/late-body` with its head at once and its body 0.6 s
 /// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
 /// allows nothing but scripts with a nonce), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
@@ -34,6 +35,8 @@ if "SLOW_STOP" in os.environ:
 print("warming up for", os.environ.get("DELAY", "0"), "s", flush=True)
 time.sleep(float(os.environ.get("DELAY", "0")))
 PAGE = open("templates/index.html", "rb").read()
+FORM = b"<!doctype html><html><head><title>%s</title></head><body>" \
+    b"<form method=post action=/signup><input name=q value=x></form></body></html>"
 class Handler(SimpleHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/":
@@ -45,6 +48,9 @@ class Handler(SimpleHTTPRequestHandler):
         elif self.path.startswith("/hang"):
             time.sleep(float(self.path.partition("?s=")[2] or 5))
             body, kind = b"late", "text/plain"
+        elif self.path == "/signup":
+            open("requests.log", "a").write("GET /signup\n")
+            body, kind = FORM % b"form", "text/html"
         elif self.path == "/api.json":
             body, kind = json.dumps({"pid": os.getpid(), "html": "</head>"}).encode(), "application/json"
         elif self.path == "/bomb.html":
@@ -65,6 +71,15 @@ class Handler(SimpleHTTPRequestHandler):
         self.wfile.write(body)
     def do_POST(self):
         time.sleep(0.9 if self.path == "/slow" else 0.5)
+        if self.path == "/signup":
+            open("requests.log", "a").write("POST /signup\n")
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = FORM % b"posted"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return self.wfile.write(body)
         body = b"saved by %d" % os.getpid()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -479,6 +494,36 @@ fn a_real_browser_through_the_proxy_with_no_snippet() {
     browser.assert_css_swapped(&sup, || {
         p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n")
     });
+}
+
+/// A form sent while the server restarts is held, and the reload that comes when the
+/// server is ready does not cancel it: the browser shows its answer. That page answered
+/// a POST: the next save reloads it with a GET, not by sending the form again.
+#[test]
+fn a_form_sent_during_a_restart_lands_and_its_answer_reloads_by_get() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (p, proxy, sup) = proxied("0.3");
+    browser.open(&format!("http://127.0.0.1:{proxy}/signup"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    p.write("app.py", &format!("{APP}\n# saved\n"));
+    sup.wait_for("restarting");
+    browser.eval("setTimeout(function () { document.forms[0].submit(); }, 0), 1");
+    browser.wait_for_with("document.title === 'posted'", &sup);
+    sup.wait_for_n("reloaded 1 browser(s): app.py", 1);
+    // The reload came, and was not let cancel the navigation.
+    thread::sleep(Duration::from_millis(3500));
+    assert_eq!(browser.eval("document.title"), "posted", "{}", sup.stderr());
+    assert_eq!(p.read("requests.log").matches("POST").count(), 1);
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    p.write("templates/index.html", &template("v2"));
+    browser.wait_for_with("document.title === 'form'", &sup);
+    assert_eq!(
+        p.read("requests.log"),
+        "GET /signup\nPOST /signup\nGET /signup\n",
+        "reloaded by a GET"
+    );
 }
 
 #[test]
