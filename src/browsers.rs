@@ -103,6 +103,8 @@ impl Browsers {
     /// that cannot be bound is an error naming it.
     pub fn start(config: &Config) -> Result<Browsers> {
         let reload = &config.reload;
+        // Before anything is bound or said: a proxy on a fixed port leading to itself.
+        check_proxy(config)?;
         if !reload.enabled && config.serve.is_none() && config.proxy.is_none() {
             return Ok(Browsers {
                 hub: None,
@@ -160,10 +162,17 @@ impl Browsers {
                     return Err(self_loop(config, p, proxy.local_addr()));
                 }
                 report::good(format!(
-                    "proxy on http://{}/ for {} (the reload script is injected)",
-                    proxy.local_addr(),
+                    "proxy on {} for {} (the reload script is injected)",
+                    crate::web::url_of(proxy.local_addr()),
                     p.upstream
                 ));
+                if !proxy.local_addr().ip().is_loopback() {
+                    report::warn(format!(
+                        "the proxy listens on {}: every device on the network can reach \
+                         the dev server through it",
+                        proxy.local_addr()
+                    ));
+                }
                 Some(proxy)
             }
             None => None,

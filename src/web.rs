@@ -4,7 +4,7 @@
 //! loop, and hyper's HTTP/1 connection settings.
 
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -68,6 +68,20 @@ pub async fn accept_until<F>(
             () = &mut stop => return,
         }
     }
+}
+
+/// A URL for a server listening on `addr` that a browser here can open: one on every
+/// address (`0.0.0.0`, `[::]`) is reached at loopback, since browsers refuse (Chromium)
+/// or mishandle the unspecified address.
+pub fn url_of(addr: SocketAddr) -> String {
+    let mut reachable = addr;
+    if addr.ip().is_unspecified() {
+        reachable.set_ip(match addr {
+            SocketAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+            SocketAddr::V6(_) => IpAddr::from(Ipv6Addr::LOCALHOST),
+        });
+    }
+    format!("http://{reachable}/")
 }
 
 /// hyper's HTTP/1 server settings: a client must send its request head within

@@ -166,7 +166,9 @@ impl Proxy {
         let runtime = crate::web::runtime("the proxy")?;
         let context = Arc::new(Context {
             hub,
-            hosts: HostPolicy::new(listen, addr, allowed_hosts),
+            // An address in `Host` is no way in for DNS rebinding, which needs a name: a
+            // phone opening this machine's LAN address is served, as by `serve`.
+            hosts: HostPolicy::new(listen, addr, allowed_hosts).with_any_address(),
             upstream: Upstream::new(upstream, patience),
             via: forward::own_via(),
         });

@@ -379,5 +379,5 @@ fn page(status: StatusCode, title: &str, detail: &str) -> Response<Full<Bytes>> 
 
 /// The address the site is served on, as a URL.
 pub fn url_of(addr: SocketAddr) -> String {
-    format!("http://{addr}/")
+    crate::web::url_of(addr)
 }

@@ -587,8 +587,9 @@ fn ad_hoc_proxy_flags() {
     let (port, proxy) = (free_port(), free_port());
     p.write("app.py", APP);
     p.write("templates/index.html", &template("ad hoc"));
+    // On every address, as for a phone on the LAN.
     let (listen, upstream, port_arg) = (
-        format!("127.0.0.1:{proxy}"),
+        format!("0.0.0.0:{proxy}"),
         format!("127.0.0.1:{port}"),
         port.to_string(),
     );
@@ -611,6 +612,26 @@ fn ad_hoc_proxy_flags() {
     let page = http(proxy, "GET", "/", DOCUMENT);
     assert!(page.text().contains("<h1>ad hoc</h1>"));
     assert!(page.text().contains("/__reloadsup/livereload.js"));
+    // A URL a browser here can open, and a word that the network can reach it.
+    sup.wait_for(&format!(
+        "proxy on http://127.0.0.1:{proxy}/ for {upstream}"
+    ));
+    sup.wait_for("every device on the network can reach the dev server through it");
+    // This machine's LAN address, as a phone opens it: an address is no rebinding.
+    for (host, status) in [
+        (format!("192.168.1.20:{proxy}"), "200"),
+        // A name is still judged.
+        ("evil.example".to_string(), "403"),
+    ] {
+        let answer = raw_exchange(
+            proxy,
+            &format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{host}: {answer}"
+        );
+    }
 
     let out = p.output(&["run", "--proxy", &listen, "--", "true"]);
     assert_eq!(out.status.code(), Some(2));
@@ -891,6 +912,18 @@ fn an_upstream_that_is_the_proxy_itself_is_refused() {
         assert!(out.stderr.contains(&said), "{}", out.stderr);
         assert!(p.servers().is_empty(), "nothing started");
     }
+    // With a reload port to open too: refused before it is bound, in one line.
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '{sleep}'\n[reload]\nport = {}\n",
+            free_port()
+        ),
+    );
+    let own = format!("127.0.0.1:{port}");
+    let out = p.output(&["run", "--proxy", &own, "--upstream", &own]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     // Set by the task file: its line is named.
     p.write(
         "reload.toml",
