@@ -147,7 +147,7 @@ pub fn serve_folder(
             } else {
                 "not found"
             };
-            Error::Usage(format!("folder `{}` {why}", dir.display()))
+            Error::Usage(format!("`{}` {why}", dir.display()))
         })?;
     let mut reload = default_reload(true);
     reload.assets = vec![Pattern::new("**", &root).expect("`**` is a valid glob")];
@@ -200,7 +200,6 @@ fn flag_listen(text: &str, flag: &'static str, kind: Kind) -> Result<Listen> {
     })
 }
 
-/// `--stop-signal`: a signal name or number, if given.
 /// `--pid-file`, relative to `root`; one written as a folder (`run/`) is refused,
 /// before normalizing drops its slash.
 pub(super) fn flag_pid_file(written: &Path, root: &Path) -> Result<PathBuf> {
@@ -212,13 +211,18 @@ pub(super) fn flag_pid_file(written: &Path, root: &Path) -> Result<PathBuf> {
     Ok(normalize(&root.join(written)))
 }
 
+/// `--stop-signal`: a signal name or number, if given, that ends a process.
 pub(super) fn flag_signal(text: Option<&str>) -> Result<Option<Signal>> {
     text.map(|t| {
-        parse_signal(t).ok_or_else(|| {
+        let signal = parse_signal(t).ok_or_else(|| {
             Error::Usage(format!(
                 "unknown signal `{t}` for `--stop-signal` (write e.g. `SIGTERM`, `INT`, `15`)"
             ))
-        })
+        })?;
+        match super::resolve::ends_nothing(signal) {
+            Some(why) => Err(Error::Usage(format!("`{t}` for `--stop-signal` {why}"))),
+            None => Ok(signal),
+        }
     })
     .transpose()
 }

@@ -63,10 +63,15 @@ pub fn check(
             ));
         }
         if same_file(&own, log_file) {
+            let whose = if what == "PID file" {
+                String::new()
+            } else {
+                "PID file's ".to_string()
+            };
             return Err((
                 Culprit::Both,
                 format!(
-                    "the log file `{}` is also the PID file's {what}, which reloadsup \
+                    "the log file `{}` is also the {whose}{what}, which reloadsup \
                      overwrites and deletes: name two files",
                     own.display()
                 ),
@@ -282,10 +287,12 @@ mod tests {
         let (culprit, why) = check(Some(&dir.join("x.pid")), &task, Some(&task)).unwrap_err();
         assert_eq!(culprit, Culprit::LogFile);
         assert!(why.contains("is the task file"), "{why}");
-        assert_eq!(
-            check(Some(&log), &log, Some(&task)).unwrap_err().0,
-            Culprit::Both
-        );
+        let (culprit, why) = check(Some(&log), &log, Some(&task)).unwrap_err();
+        assert_eq!(culprit, Culprit::Both);
+        assert!(why.contains("is also the PID file, which"), "{why}");
+        let state = dir.join("x.pid.json");
+        let (_, why) = check(Some(&dir.join("x.pid")), &state, Some(&task)).unwrap_err();
+        assert!(why.contains("is also the PID file's state file"), "{why}");
         std::fs::create_dir(dir.join("run")).unwrap();
         let (culprit, why) = check(Some(&dir.join("run")), &log, Some(&task)).unwrap_err();
         assert_eq!(culprit, Culprit::PidFile);

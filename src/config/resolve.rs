@@ -484,15 +484,20 @@ impl Doc<'_> {
                 .and_then(|n| Signal::try_from(n).ok()),
             _ => None,
         };
-        parsed.ok_or_else(|| {
+        let shown = value_text(value.get_ref());
+        let signal = parsed.ok_or_else(|| {
             self.error(
                 value.span(),
-                format!(
-                    "unknown signal `{}` for `server.stop_signal`",
-                    value_text(value.get_ref())
-                ),
+                format!("unknown signal `{shown}` for `server.stop_signal`"),
             )
-        })
+        })?;
+        match ends_nothing(signal) {
+            Some(why) => Err(self.error(
+                value.span(),
+                format!("`{shown}` for `server.stop_signal` {why}"),
+            )),
+            None => Ok(signal),
+        }
     }
 
     fn ready(&self, raw: &Spanned<RawReady>) -> Result<Ready> {
@@ -534,7 +539,7 @@ impl Doc<'_> {
             return Ok(Ready::Url(url.get_ref().clone()));
         }
         if let Some(log) = &r.log {
-            regex::Regex::new(log.get_ref()).map_err(|err| {
+            let regex = regex::Regex::new(log.get_ref()).map_err(|err| {
                 let first = err
                     .to_string()
                     .lines()
@@ -550,6 +555,17 @@ impl Doc<'_> {
                     ),
                 )
             })?;
+            if regex.is_match("") {
+                // `""`, `.*`, `^`: the server's first line of any kind would pass.
+                return Err(self.error(
+                    log.span(),
+                    format!(
+                        "`server.ready.log` `{}` matches an empty line, so any line: give \
+                         text the server prints once it is ready (e.g. `Listening on`)",
+                        log.get_ref()
+                    ),
+                ));
+            }
             return Ok(Ready::Log(log.get_ref().clone()));
         }
         let delay = self.duration(r.delay.as_ref(), "server.ready.delay")?;
@@ -889,6 +905,24 @@ pub fn parse_duration(text: &str, key: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// Why `signal` cannot be a stop signal, if it cannot: by default it pauses a process
+/// (`SIGSTOP`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`) or is ignored (`SIGCONT`, `SIGCHLD`,
+/// `SIGWINCH`, `SIGURG`), so every stop would wait out `stop_timeout` for SIGKILL.
+pub fn ends_nothing(signal: Signal) -> Option<&'static str> {
+    use Signal::*;
+    match signal {
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => Some(
+            "pauses a process rather than ending it: every stop would wait for \
+             `stop_timeout`; use e.g. `SIGTERM` or `SIGINT`",
+        ),
+        SIGCONT | SIGCHLD | SIGWINCH | SIGURG => Some(
+            "is ignored by a process unless it asks for it: every stop would wait for \
+             `stop_timeout`; use e.g. `SIGTERM` or `SIGINT`",
+        ),
+        _ => None,
+    }
+}
+
 /// Parses a signal name (`SIGTERM`, `term`, `TERM`) or number (`15`).
 pub fn parse_signal(text: &str) -> Option<Signal> {
     let text = text.trim();
@@ -930,12 +964,21 @@ fn nul_message(key: &str) -> String {
     )
 }
 
+/// A value as an error line shows it: at most [`SHOWN_MAX`] characters (a megabyte of
+/// value made a megabyte of line).
 fn value_text(value: &toml::Value) -> String {
-    match value {
+    let text = match value {
         toml::Value::String(s) => s.clone(),
         other => other.to_string(),
+    };
+    match text.char_indices().nth(SHOWN_MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
+
+/// The most characters of a value an error line shows.
+const SHOWN_MAX: usize = 80;
 
 #[cfg(test)]
 mod tests {

@@ -495,14 +495,25 @@ fn check_for(spec: &Server, upstream: Option<&str>, pid: Pid, offset: u64) -> Re
 
 fn open_log(path: &Path) -> Result<fs::File> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)
-            .map_err(|err| Error::io(format!("cannot create `{}`", dir.display()), err))?;
+        fs::create_dir_all(dir).map_err(|err| {
+            let what = format!(
+                "cannot create `{}`, the folder of `server.log_file`",
+                dir.display()
+            );
+            Error::io(what, err)
+        })?;
     }
     OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|err| Error::io(format!("cannot open log file `{}`", path.display()), err))
+        .map_err(|err| {
+            let what = format!(
+                "cannot open log file `{}` (`server.log_file`)",
+                path.display()
+            );
+            Error::io(what, err)
+        })
 }
 
 /// Prints the last lines the server wrote to the log file during this start.

@@ -586,6 +586,28 @@ fn a_copied_project_does_not_stop_the_originals_server() {
     assert!(p.servers().is_empty());
 }
 
+/// A log file that cannot be made: the error names the key that set it.
+#[test]
+fn a_log_file_that_cannot_be_made_names_its_key() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'sleep {}'\nlog_file = '/proc/nope/x.log'\n",
+            p.token
+        ),
+    );
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot create `/proc/nope`, the folder of `server.log_file`"),
+        "{}",
+        out.stderr
+    );
+    assert!(p.servers().is_empty());
+}
+
 /// A project folder renamed under its started server (`mv app app2`) still knows it:
 /// `status` names its command, `stop` stops it.
 #[test]

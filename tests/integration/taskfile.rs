@@ -140,6 +140,45 @@ fn bad_signal_and_ready() {
         "[server]\ncommand = \"x\"\nready = { log = \"(unclosed\" }\n",
         "reload.toml:3: bad regex `(unclosed` for `server.ready.log`",
     );
+    // A signal that pauses a process, or that it ignores, would make every stop wait
+    // for SIGKILL.
+    for signal in ["SIGSTOP", "chld", "18"] {
+        assert_task_file_error(
+            &format!("[server]\ncommand = \"x\"\nstop_signal = \"{signal}\"\n"),
+            &format!("reload.toml:3: `{signal}` for `server.stop_signal` "),
+        );
+    }
+    let p = Project::new();
+    let out = p.output(&["run", "--stop-signal", "TSTP", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`TSTP` for `--stop-signal` pauses a process rather than ending it"),
+        "{}",
+        out.stderr
+    );
+    // A pattern any line matches is no readiness check.
+    for pattern in ["", ".*", "^"] {
+        assert_task_file_error(
+            &format!("[server]\ncommand = \"x\"\nready = {{ log = \"{pattern}\" }}\n"),
+            &format!("reload.toml:3: `server.ready.log` `{pattern}` matches an empty line"),
+        );
+    }
+    // A huge value is shown cut short.
+    let huge = "x".repeat(5000);
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!("[server]\ncommand = \"x\"\nstop_signal = \"{huge}\"\n"),
+    );
+    let out = p.output(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.len() < 300, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("xxx…` for `server.stop_signal`"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
