@@ -406,6 +406,31 @@ fn line_matches(line: &[u8], regex: &Regex) -> bool {
     !line.is_empty() && regex.is_match(&output::shown(&String::from_utf8_lossy(line)))
 }
 
+/// For a server not ready in time, when the check waits for a port and the server's
+/// processes listen on others only (`proxy.upstream` or `server.ready.port` names the
+/// wrong one): `; it listens on port 5001, not 5000 (`proxy.upstream`)`.
+pub fn listening_elsewhere(
+    ready: Option<&Ready>,
+    upstream: Option<&str>,
+    pgid: Pid,
+) -> Option<String> {
+    let (port, key) = match (ready, upstream) {
+        (Some(Ready::Port(port)), _) => (*port, "server.ready.port"),
+        (None, Some(address)) => (resolve(address)?.first()?.port(), "proxy.upstream"),
+        _ => return None,
+    };
+    let ports = listening_ports(pgid);
+    if ports.is_empty() || ports.contains(&port) {
+        return None;
+    }
+    let listed: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let noun = if ports.len() == 1 { "port" } else { "ports" };
+    Some(format!(
+        "; it listens on {noun} {}, not {port} (`{key}`)",
+        listed.join(", ")
+    ))
+}
+
 /// The TCP ports that the processes of group `pgid` listen on (IPv4 and IPv6).
 pub fn listening_ports(pgid: Pid) -> Vec<u16> {
     let inodes = group_socket_inodes(pgid);

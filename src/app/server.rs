@@ -198,8 +198,13 @@ impl App {
         };
         starting.late = true;
         let spec = supervisor.spec();
+        let upstream = self.config.proxy.as_ref().map(|p| p.upstream.as_str());
+        let elsewhere = supervisor
+            .running()
+            .and_then(|pgid| ready::listening_elsewhere(spec.ready.as_ref(), upstream, pgid))
+            .unwrap_or_default();
         let status = format!(
-            "is not ready after {}",
+            "is not ready after {}{elsewhere}",
             humantime::format_duration(spec.ready_timeout)
         );
         report::warn(format!(

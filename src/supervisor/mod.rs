@@ -161,6 +161,14 @@ impl Supervisor {
         &self.spec
     }
 
+    /// The running server's process group, if one runs (not while it stops).
+    pub fn running(&self) -> Option<Pid> {
+        match &self.state {
+            State::Running(proc) => Some(proc.pgid),
+            _ => None,
+        }
+    }
+
     /// Whether no server process exists.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)

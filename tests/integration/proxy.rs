@@ -581,6 +581,38 @@ fn a_real_browser_runs_the_client_in_an_xhtml_page() {
     });
 }
 
+/// A server that listens on another port than `proxy.upstream` names: the warning (and
+/// the page) say where it does listen.
+#[test]
+fn a_server_on_another_port_than_the_upstream_is_pointed_out() {
+    let p = Project::new();
+    let (port, other, proxy) = (free_port(), free_port(), free_port());
+    p.write(
+        "server.py",
+        "import sys\nfrom http.server import HTTPServer, SimpleHTTPRequestHandler\n\
+         HTTPServer(('127.0.0.1', int(sys.argv[1])), SimpleHTTPRequestHandler).serve_forever()\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{other}', '{}']\n\
+             ready_timeout = \"1s\"\n[proxy]\n\
+             listen = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    sup.wait_for(&format!(
+        "is not ready after 1s; it listens on port {other}, not {port} (`proxy.upstream`)"
+    ));
+    let page = http(proxy, "GET", "/", DOCUMENT);
+    assert!(
+        page.text().contains(&format!("it listens on port {other}")),
+        "{}",
+        page.text()
+    );
+}
+
 #[test]
 fn ad_hoc_proxy_flags() {
     let p = Project::new();
