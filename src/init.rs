@@ -35,7 +35,7 @@ pub fn run(dir: &Path, file_arg: Option<&Path>) -> Result<i32> {
     let folder = path.parent().unwrap_or(dir);
     let text = match node_command(folder) {
         Some(command) => for_node(&command),
-        None => TEMPLATE.to_string(),
+        None => for_python(folder),
     };
     file.write_all(text.as_bytes())
         .map_err(|err| Error::io(format!("cannot write `{}`", path.display()), err))?;
@@ -70,8 +70,65 @@ fn node_command(folder: &Path) -> Option<String> {
     if package["scripts"]["start"].is_string() {
         return Some("npm start".into());
     }
-    let main = package["main"].as_str().unwrap_or("index.js");
+    let main = match package["main"].as_str() {
+        Some(main) if folder.join(main).is_file() => main,
+        given => first_file(folder, NODE_ENTRIES).unwrap_or_else(|| {
+            let main = given.unwrap_or("index.js");
+            report::warn(format!(
+                "no `{main}` here (`package.json`'s `main`, or Node's default): edit \
+                 `server.command`"
+            ));
+            main
+        }),
+    };
     Some(format!("node {}", shell_word(main)))
+}
+
+/// Where a Node server usually starts, when `package.json` names no file that exists.
+const NODE_ENTRIES: &[&str] = &[
+    "index.js",
+    "server.js",
+    "app.js",
+    "main.js",
+    "src/index.js",
+    "src/server.js",
+    "src/app.js",
+    "src/main.js",
+];
+
+/// Where a Python app usually starts.
+const PYTHON_ENTRIES: &[&str] = &["app.py", "main.py", "server.py", "wsgi.py"];
+
+/// The first of `names` that is a file in `folder`.
+fn first_file(folder: &Path, names: &[&'static str]) -> Option<&'static str> {
+    names
+        .iter()
+        .copied()
+        .find(|name| folder.join(name).is_file())
+}
+
+/// The template for a Python project in `folder`: Django's development server when a
+/// `manage.py` is there (without its own reloader, which would restart it behind
+/// reloadsup's back and hide a crash), else the first usual entry file, else
+/// `app.py` with a warning that it is not there.
+fn for_python(folder: &Path) -> String {
+    if folder.join("manage.py").is_file() {
+        return TEMPLATE
+            .replacen(PYTHON_COMMAND, DJANGO_COMMAND, 1)
+            .replacen(PYTHON_GLOBS, DJANGO_GLOBS, 1);
+    }
+    match first_file(folder, PYTHON_ENTRIES) {
+        Some(entry) => {
+            TEMPLATE.replacen(PYTHON_COMMAND, &format!("command = \"python3 {entry}\""), 1)
+        }
+        None => {
+            report::warn(
+                "no `app.py` here yet: `server.command` runs `python3 app.py`; edit it to \
+                 start your app",
+            );
+            TEMPLATE.to_string()
+        }
+    }
 }
 
 /// `word` as one word for `sh`: as it is when it holds only safe characters, else in
@@ -99,6 +156,8 @@ fn for_node(command: &str) -> String {
 /// The template's Python command and globs, and the globs of a Node project.
 const PYTHON_COMMAND: &str = "command = \"python3 app.py\"";
 const PYTHON_GLOBS: &str = "file_dep = [\"**/*.py\", \"templates/**/*.html\"]";
+const DJANGO_COMMAND: &str = "command = \"python3 manage.py runserver --noreload\"";
+const DJANGO_GLOBS: &str = "file_dep = [\"**/*.py\", \"**/templates/**/*.html\"]";
 const NODE_GLOBS: &str = "file_dep = [\"**/*.js\", \"**/*.mjs\", \"**/*.ts\", \"views/**/*\"]";
 
 #[cfg(test)]

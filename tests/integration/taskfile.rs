@@ -569,6 +569,50 @@ fn init_fits_a_node_project() {
     );
 }
 
+/// `init` starts what is there: a Node project's entry file when `package.json`
+/// names none that exists, Django's `manage.py` without its own reloader, a Python
+/// project's usual entry file; and says so when it finds none.
+#[test]
+fn init_starts_the_entry_file_that_is_there() {
+    let command = |p: &Project| {
+        let out = p.output(&["init"]);
+        assert!(out.status.success(), "{}", out.stderr);
+        let written = p.read("reload.toml");
+        let line = written
+            .lines()
+            .find(|l| l.starts_with("command = "))
+            .expect("a command line")
+            .to_string();
+        (line, out.stderr)
+    };
+    let node = Project::new();
+    node.write("package.json", "{\"name\": \"x\", \"main\": \"index.js\"}");
+    node.write("server.js", "");
+    let (line, _) = command(&node);
+    assert!(line.starts_with("command = \"node server.js\""), "{line}");
+    let django = Project::new();
+    django.write("manage.py", "");
+    let (line, _) = command(&django);
+    assert!(
+        line.starts_with("command = \"python3 manage.py runserver --noreload\""),
+        "{line}"
+    );
+    assert!(
+        django
+            .read("reload.toml")
+            .contains("\"**/templates/**/*.html\"")
+    );
+    let flask = Project::new();
+    flask.write("main.py", "");
+    let (line, said) = command(&flask);
+    assert!(line.starts_with("command = \"python3 main.py\""), "{line}");
+    assert!(!said.contains("warning"), "{said}");
+    let empty = Project::new();
+    let (line, said) = command(&empty);
+    assert!(line.starts_with("command = \"python3 app.py\""), "{line}");
+    assert!(said.contains("no `app.py` here yet"), "{said}");
+}
+
 #[test]
 fn the_shipped_example_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/reload.toml.example");
