@@ -14,7 +14,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hyper::header::{HOST, HeaderMap, HeaderName, ORIGIN};
-use hyper::{StatusCode, Uri, Version};
+use hyper::{Method, StatusCode, Uri, Version};
 
 /// The verdict on a request's `Host`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +229,14 @@ pub fn split_authority(value: &str) -> Option<(&str, Option<u16>)> {
 /// nothing after it.
 pub fn valid_origin(value: &str) -> bool {
     value == "null" || split_origin(value).is_some()
+}
+
+/// Whether a request's target is in authority form (`host:port`) for any method but
+/// CONNECT, the only one it belongs to: `GET style.css` reads as asking for host
+/// `style.css`, and was refused as a host not served (403) where it is a malformed
+/// request (400).
+pub fn misplaced_authority(method: &Method, uri: &Uri) -> bool {
+    method != Method::CONNECT && uri.scheme().is_none() && uri.authority().is_some()
 }
 
 /// Whether `origin` is this very request's origin: http(s) and the same `host[:port]`

@@ -117,6 +117,10 @@ async fn route(
     local: &str,
     mut request: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    if host::misplaced_authority(request.method(), request.uri()) {
+        let why = "the request target is no path (`/…`) or URL";
+        return page::plain(StatusCode::BAD_REQUEST, why);
+    }
     let fallback = (!local.is_empty()).then_some(local);
     let judged = context.hosts.judge(
         request.uri(),

@@ -197,7 +197,8 @@ pub fn listing(dir: &Path, url_path: &str) -> String {
         })
         .unwrap_or_default();
     entries.sort();
-    let title = crate::inject::escape_html(url_path);
+    // The path as the user reads it (`/a b/`, not `/a%20b/`).
+    let title = crate::inject::escape_html(&percent_decode_str(url_path).decode_utf8_lossy());
     let mut html = format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
          <body><h1>{title}</h1>\n<ul>\n"
@@ -398,6 +399,11 @@ mod tests {
     fn listing_escapes_and_hides() {
         let s = Site::new();
         fs::write(s.root.join("docs/<b>.txt"), "x").unwrap();
+        let titled = listing(&s.root.join("docs"), "/my%20docs/%3Cb%3E/");
+        assert!(
+            titled.contains("<title>/my docs/&lt;b&gt;/</title>"),
+            "{titled}"
+        );
         let html = listing(&s.root.join("docs"), "/docs/");
         assert!(html.contains("<a href=\"a%20b.txt\">a b.txt</a>"), "{html}");
         assert!(html.contains("&lt;b&gt;.txt"));

@@ -98,6 +98,10 @@ async fn serve_connection(stream: tokio::net::TcpStream, site: Arc<Site>) {
 
 /// Answers one request.
 fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
+    if crate::host::misplaced_authority(req.method(), req.uri()) {
+        let why = "the request target is no path (`/…`) or URL";
+        return whole(page(StatusCode::BAD_REQUEST, "400 bad request", why));
+    }
     let judged = site.hosts.judge(
         req.uri(),
         req.headers(),

@@ -144,11 +144,16 @@ fn nothing_outside_the_folder_is_ever_served() {
 
 /// The status line's code for a GET of `/` with `host` as its `Host` header.
 fn status_for_host(port: u16, host: &str) -> u16 {
+    status_for(port, "/", host)
+}
+
+/// The status line's code for a GET of `target` with `host` as its `Host` header.
+fn status_for(port: u16, target: &str, host: &str) -> u16 {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stream,
-        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut answer = String::new();
@@ -363,6 +368,9 @@ fn ranges_redirects_and_encodings_as_browsers_expect() {
     let moved = get("//evil.example", &[]);
     assert_eq!(moved.status, 301);
     assert_eq!(moved.header("location"), Some("/evil.example/"));
+    // A target that is no path is a malformed request, not a host to refuse.
+    let host = format!("127.0.0.1:{port}");
+    assert_eq!(status_for(port, "style.css", &host), 400);
     // A page that names its encoding is not told it is UTF-8.
     std::fs::write(
         p.path("site/latin.html"),
