@@ -664,6 +664,12 @@ fn ad_hoc_proxy_flags() {
             "{host}: {answer}"
         );
     }
+    // A target that is no path is a malformed request, not a host to refuse.
+    let odd = raw_exchange(
+        proxy,
+        &format!("GET style.css HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(odd.starts_with("HTTP/1.1 400"), "{odd}");
 
     let out = p.output(&["run", "--proxy", &listen, "--", "true"]);
     assert_eq!(out.status.code(), Some(2));
