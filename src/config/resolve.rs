@@ -905,22 +905,16 @@ pub fn parse_duration(text: &str, key: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// Why `signal` cannot be a stop signal, if it cannot: by default it pauses a process
-/// (`SIGSTOP`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`) or is ignored (`SIGCONT`, `SIGCHLD`,
-/// `SIGWINCH`, `SIGURG`), so every stop would wait out `stop_timeout` for SIGKILL.
+/// Why `signal` cannot be a stop signal, if it cannot: it pauses a process (`SIGSTOP`,
+/// `SIGTSTP`, `SIGTTIN`, `SIGTTOU`), so every stop would wait out `stop_timeout` for
+/// SIGKILL. Signals ignored by default (`SIGWINCH`, `SIGURG`, …) stay allowed: a
+/// server may ask for one (Apache stops gracefully on `SIGWINCH`).
 pub fn ends_nothing(signal: Signal) -> Option<&'static str> {
     use Signal::*;
-    match signal {
-        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => Some(
-            "pauses a process rather than ending it: every stop would wait for \
-             `stop_timeout`; use e.g. `SIGTERM` or `SIGINT`",
-        ),
-        SIGCONT | SIGCHLD | SIGWINCH | SIGURG => Some(
-            "is ignored by a process unless it asks for it: every stop would wait for \
-             `stop_timeout`; use e.g. `SIGTERM` or `SIGINT`",
-        ),
-        _ => None,
-    }
+    matches!(signal, SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU).then_some(
+        "pauses a process rather than ending it: every stop would wait for \
+         `stop_timeout`; use e.g. `SIGTERM` or `SIGINT`",
+    )
 }
 
 /// Parses a signal name (`SIGTERM`, `term`, `TERM`) or number (`15`).

@@ -140,9 +140,8 @@ fn bad_signal_and_ready() {
         "[server]\ncommand = \"x\"\nready = { log = \"(unclosed\" }\n",
         "reload.toml:3: bad regex `(unclosed` for `server.ready.log`",
     );
-    // A signal that pauses a process, or that it ignores, would make every stop wait
-    // for SIGKILL.
-    for signal in ["SIGSTOP", "chld", "18"] {
+    // A signal that pauses a process would make every stop wait for SIGKILL.
+    for signal in ["SIGSTOP", "ttin", "20"] {
         assert_task_file_error(
             &format!("[server]\ncommand = \"x\"\nstop_signal = \"{signal}\"\n"),
             &format!("reload.toml:3: `{signal}` for `server.stop_signal` "),
@@ -157,6 +156,14 @@ fn bad_signal_and_ready() {
         "{}",
         out.stderr
     );
+    // One ignored by default, which a server may ask for, is the user's to choose
+    // (Apache stops gracefully on SIGWINCH).
+    let apache = Project::new();
+    apache.write(
+        "reload.toml",
+        "[server]\ncommand = \"true\"\nstop_signal = \"SIGWINCH\"\n",
+    );
+    assert_eq!(apache.output(&["check"]).status.code(), Some(0));
     // A pattern any line matches is no readiness check.
     for pattern in ["", ".*", "^"] {
         assert_task_file_error(
