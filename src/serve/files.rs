@@ -136,35 +136,18 @@ fn head_of(path: &Path, length: usize) -> Vec<u8> {
     head
 }
 
-/// Whether a page's first bytes name its encoding, as browsers read them: a byte-order
-/// mark, or a `<meta>` tag mentioning `charset`
-/// (`<meta charset=...>`, `<meta http-equiv="Content-Type" content="...; charset=...">`).
+/// Whether a page's first bytes name its encoding: a byte-order mark, or a `<meta>` tag
+/// that does (see [`crate::inject::scan::meta_charset`]).
 fn declares_encoding(head: &[u8]) -> bool {
     let boms: [&[u8]; 3] = [b"\xEF\xBB\xBF", b"\xFE\xFF", b"\xFF\xFE"];
-    if boms.iter().any(|bom| head.starts_with(bom)) {
-        return true;
-    }
-    let text = head.to_ascii_lowercase();
-    text.windows(5)
-        .enumerate()
-        .filter(|(_, window)| *window == b"<meta")
-        .any(|(at, _)| {
-            let tag = text[at..].split(|&b| b == b'>').next().unwrap_or_default();
-            contains(tag, b"charset")
-        })
-}
-
-/// Whether `haystack` holds `needle`.
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
+    boms.iter().any(|bom| head.starts_with(bom)) || crate::inject::scan::meta_charset(head)
 }
 
 /// Whether a file starting with `head` is an MPEG transport stream: packets of 188
-/// bytes, each starting with the sync byte `0x47`.
+/// bytes, each starting with the sync byte `0x47` (two of them, so that a short
+/// TypeScript file starting with `G` is not taken for one).
 fn is_transport_stream(head: &[u8]) -> bool {
-    head.first() == Some(&0x47) && head.get(188).is_none_or(|&b| b == 0x47)
+    head.first() == Some(&0x47) && head.get(188) == Some(&0x47)
 }
 
 /// Characters escaped in the links of a listing.
@@ -373,6 +356,13 @@ mod tests {
                 false,
             ),
             (b"", false),
+            (
+                b"<meta name=description content=\"A charset converter\"><p>x",
+                false,
+            ),
+            (b"<!-- <meta charset=\"x\"> --><p>x", false),
+            (b"<!-- a --><meta charset=utf-8>", true),
+            (b"<meta http-equiv=refresh content=\"5; charset=x\">", false),
         ] {
             assert_eq!(
                 declares_encoding(head),
@@ -393,6 +383,11 @@ mod tests {
         stream[188] = 0x47;
         fs::write(s.root.join("seg.ts"), stream).unwrap();
         assert_eq!(content_type(&s.root.join("seg.ts")), "video/mp2t");
+        fs::write(s.root.join("short.ts"), "Greeting = 1;\n").unwrap();
+        assert_eq!(
+            content_type(&s.root.join("short.ts")),
+            "text/plain; charset=utf-8"
+        );
     }
 
     #[test]
