@@ -205,7 +205,12 @@
 
   // bfcache: a page with an open WebSocket is not kept, and a kept page must not hold one.
   window.addEventListener('pagehide', function () { paused = true; disconnect(); });
-  window.addEventListener('pageshow', function () { paused = false; connect(); });
+  window.addEventListener('pageshow', function (event) {
+    // Back from the back/forward cache: whatever navigation left it is over.
+    if (event.persisted) leaving = 0;
+    paused = false;
+    connect();
+  });
   document.addEventListener('LiveReloadShutDown', function () { paused = true; disconnect(); });
 
   // ---- commands ---------------------------------------------------------------------
@@ -250,12 +255,20 @@
   // A navigation this page began (a link, a form, a script) that has not replaced it
   // yet. While the server restarts the proxy holds its request, and the reload that
   // comes once the server is ready would cancel it: the user was back on the old page,
-  // and the form the server had taken was lost. A reload then waits LEAVE_GRACE for the
-  // navigation to replace the page, and goes only if it did not (a download, a 204).
+  // and the form the server had taken was lost. The navigation's answer comes from the
+  // new server anyway, so a reload then waits LEAVE_GRACE for it to replace the page
+  // (a first request may compile for seconds), and goes only if it did not (a
+  // download, a 204).
   var leaving = 0; // when the latest such navigation began
-  var LEAVING_FOR = 60000; // a navigation older than this went nowhere
-  var LEAVE_GRACE = 3000;
+  var LEAVING_FOR = 300000; // a navigation older than this went nowhere
+  var LEAVE_GRACE = 15000;
   var deferred = false;
+
+  // Whether a link or form's target (`target`, or a button's `formtarget`) is this tab.
+  function inThisTab(element) {
+    var target = element && element.getAttribute('target');
+    return !target || target === '_self';
+  }
 
   if (window.navigation && window.navigation.addEventListener) {
     window.navigation.addEventListener('navigate', function (event) {
@@ -263,18 +276,26 @@
       if (event.navigationType === 'reload') return;
       leaving = Date.now();
     });
+    // Handled by the page itself (a router), or cancelled: nothing is leaving.
+    window.navigation.addEventListener('navigatesuccess', function () { leaving = 0; });
+    window.navigation.addEventListener('navigateerror', function () { leaving = 0; });
   } else {
     // No Navigation API: links and forms that go elsewhere in this tab.
     window.addEventListener('click', function (event) {
       var link = event.target && event.target.closest && event.target.closest('a[href]');
       if (!link || event.defaultPrevented || link.hasAttribute('download')) return;
-      if (link.target && link.target !== '_self') return;
+      if (!inThisTab(link)) return;
       if (link.href.split('#')[0] === location.href.split('#')[0]) return;
       leaving = Date.now();
     });
     window.addEventListener('submit', function (event) {
-      var form = event.target;
-      if (event.defaultPrevented || (form.target && form.target !== '_self')) return;
+      if (event.defaultPrevented) return;
+      var submitter = event.submitter;
+      if (submitter && submitter.hasAttribute('formtarget')) {
+        if (submitter.getAttribute('formtarget') !== '_self') return;
+      } else if (!inThisTab(event.target)) {
+        return;
+      }
       leaving = Date.now();
     });
   }
