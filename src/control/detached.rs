@@ -455,10 +455,7 @@ fn record_server(pid_file: &Path, task_file: Option<&Path>, record: &ServerRecor
     state::write(
         pid_file,
         &State {
-            owner: Some(state::Owner {
-                pid_file: pid_file.to_path_buf(),
-                task_file: task_file.map(Path::to_path_buf),
-            }),
+            owner: Some(state::Owner::new(pid_file, task_file)),
             supervisor: None,
             server: Some(record.clone()),
             ..State::default()

@@ -281,7 +281,8 @@ fn status_json(supervisor: Option<Ident>, server: Option<&ServerRecord>) -> Stri
 }
 
 /// Reads the PID file and the state file, and checks every process they name. A state
-/// file copied from another project (written beside another PID file) is passed over;
+/// file copied from another project (written beside another PID file, in another
+/// folder) makes the PID file beside it stale;
 /// one written for another task file that shares this PID file is an error while its
 /// server or supervisor runs: neither command may take the other's server for its own.
 fn inspect(
@@ -290,15 +291,23 @@ fn inspect(
     spec: &Server,
 ) -> Result<Running> {
     let mut state = state::read(pid_file);
-    if state.owner.as_ref().is_some_and(|o| !o.wrote(pid_file)) {
-        state = match moved_here(&state, spec) {
+    if let Some(owner) = state.owner.as_ref().filter(|o| !o.wrote(pid_file)) {
+        if moved_here(&state, pid_file) {
             // Its paths are the project's old ones; the rest holds.
-            true => State {
-                owner: None,
-                ..state
-            },
-            false => State::default(),
-        };
+            state.owner = None;
+        } else if owner.folder.is_some() {
+            // Written in another folder, and copied here with the PID file: neither
+            // is this project's, whatever the PID file's process looks like (a server
+            // working in a folder outside both projects passed for this one's).
+            return Ok(Running::Nothing {
+                stale: Some(format!(
+                    "the PID file was written for `{}` and copied here",
+                    owner.pid_file.display()
+                )),
+            });
+        } else {
+            state = State::default();
+        }
     }
     let other = state
         .owner
@@ -378,17 +387,14 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server) -> Run
 }
 
 /// Whether a state file that names another PID file was written for this project
-/// before its folder was renamed or moved (`mv app app2` under a started server): the
-/// PID file it names is gone, and the server it records works in this project now. A
-/// copied project's original is still where it was, or, deleted, its server's folder
-/// is gone with it.
-fn moved_here(state: &State, spec: &Server) -> bool {
+/// before its folder was renamed or moved (`mv app app2` under a started server), and
+/// records a server that still runs (see [`state::Owner::moved_to`]; a copy of the
+/// folder is another folder).
+fn moved_here(state: &State, pid_file: &std::path::Path) -> bool {
     let (Some(owner), Some(server)) = (&state.owner, &state.server) else {
         return false;
     };
-    std::fs::symlink_metadata(&owner.pid_file).is_err()
-        && server.ident.is_alive()
-        && is_our_server(server.ident.pid, &spec.cwd)
+    owner.moved_to(pid_file) && server.ident.is_alive()
 }
 
 /// Whether `pid` looks like a server reloadsup started in `dir`: it leads its process

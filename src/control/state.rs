@@ -69,9 +69,31 @@ pub struct Owner {
     pub pid_file: PathBuf,
     /// The task file, if the server came from one.
     pub task_file: Option<PathBuf>,
+    /// The PID file's folder, as device and inode numbers: the same after the folder is
+    /// renamed or moved, another for a copy (missing in older state files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<[u64; 2]>,
 }
 
 impl Owner {
+    /// The owner of a state file written now beside `pid_file`, for `task_file`.
+    pub fn new(pid_file: &Path, task_file: Option<&Path>) -> Owner {
+        Owner {
+            pid_file: pid_file.to_path_buf(),
+            task_file: task_file.map(Path::to_path_buf),
+            folder: pid_file.parent().and_then(folder_id),
+        }
+    }
+
+    /// Whether the state file was written beside `pid_file` before its folder was
+    /// renamed or moved (`mv app app2` under a started server): the PID file it names is
+    /// gone, and `pid_file`'s folder is the very folder it was written in.
+    pub fn moved_to(&self, pid_file: &Path) -> bool {
+        fs::symlink_metadata(&self.pid_file).is_err()
+            && self.folder.is_some()
+            && pid_file.parent().and_then(folder_id) == self.folder
+    }
+
     /// Whether the state file was written beside `pid_file` (the same file, however
     /// reached), not copied there from elsewhere.
     pub fn wrote(&self, pid_file: &Path) -> bool {
@@ -86,6 +108,13 @@ impl Owner {
             _ => Some(recorded),
         }
     }
+}
+
+/// A folder's identity: its device and inode numbers.
+fn folder_id(folder: &Path) -> Option<[u64; 2]> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = fs::metadata(folder).ok()?;
+    Some([metadata.dev(), metadata.ino()])
 }
 
 /// Whether two paths name the same file, however reached: the same file where both
@@ -147,10 +176,7 @@ impl Recorder {
         let recorder = Recorder {
             pid_file: pid_file.to_path_buf(),
             state: State {
-                owner: Some(Owner {
-                    pid_file: pid_file.to_path_buf(),
-                    task_file: task_file.map(Path::to_path_buf),
-                }),
+                owner: Some(Owner::new(pid_file, task_file)),
                 supervisor: Some(me),
                 stop_timeout_ms: Some(stop_timeout.as_millis().try_into().unwrap_or(u64::MAX)),
                 ..State::default()

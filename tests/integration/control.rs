@@ -609,16 +609,19 @@ fn a_log_file_that_cannot_be_made_names_its_key() {
 }
 
 /// A project folder renamed under its started server (`mv app app2`) still knows it:
-/// `status` names its command, `stop` stops it.
+/// `status` names its command, `stop` stops it; a copy of the renamed folder does not,
+/// even when the server works in a folder outside both.
 #[test]
 fn a_renamed_project_still_knows_its_server() {
     let p = Project::new();
+    std::fs::create_dir(p.path("shared")).unwrap();
     p.write(
         "app/reload.toml",
         &format!(
             "[server]\ncommand = ['python3', '-c', 'import time; print(\"up\", flush=True); \
-             time.sleep(1000)', '{}']\nready = {{ log = \"^up\" }}\n",
-            p.token
+             time.sleep(1000)', '{}']\ncwd = '{}'\nready = {{ log = \"^up\" }}\n",
+            p.token,
+            p.path("shared").display()
         ),
     );
     let in_folder = |folder: &str, command: &str| {
@@ -631,6 +634,21 @@ fn a_renamed_project_still_knows_its_server() {
     let started = in_folder("app", "start");
     assert!(started.status.success(), "{started:?}");
     std::fs::rename(p.path("app"), p.path("app2")).unwrap();
+    std::fs::create_dir(p.path("app3")).unwrap();
+    for name in ["reload.toml", "reloadsup.pid", "reloadsup.pid.json"] {
+        std::fs::copy(
+            p.path(&format!("app2/{name}")),
+            p.path(&format!("app3/{name}")),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        in_folder("app3", "status").status.code(),
+        Some(3),
+        "the copy runs nothing"
+    );
+    assert!(in_folder("app3", "stop").status.success());
+    assert_eq!(p.servers().len(), 1, "the original's server runs on");
     let status = in_folder("app2", "status");
     let said = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{status:?}");
