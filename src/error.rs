@@ -68,19 +68,38 @@ impl fmt::Display for Error {
                 file,
                 line: Some(line),
                 message,
-            } => write!(f, "{}:{line}: {message}", file.display()),
+            } => write!(f, "{}:{line}: {}", file.display(), shortened(message)),
             Error::TaskFile {
                 file,
                 line: None,
                 message,
-            } => write!(f, "{}: {message}", file.display()),
-            Error::Usage(message) | Error::Runtime(message) => f.write_str(message),
+            } => write!(f, "{}: {}", file.display(), shortened(message)),
+            Error::Usage(message) => f.write_str(&shortened(message)),
+            Error::Runtime(message) => f.write_str(message),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// The most characters of one quoted value (between backticks) an error line shows: a
+/// megabyte of value in a task file made a megabyte of line.
+const QUOTED_MAX: usize = 200;
+
+/// `message` with each quoted value (between backticks) longer than [`QUOTED_MAX`]
+/// characters cut short, ending in `…`.
+fn shortened(message: &str) -> String {
+    message
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| match part.char_indices().nth(QUOTED_MAX) {
+            Some((cut, _)) if i % 2 == 1 => format!("{}…", &part[..cut]),
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("`")
+}
 
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

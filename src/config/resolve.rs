@@ -958,21 +958,13 @@ fn nul_message(key: &str) -> String {
     )
 }
 
-/// A value as an error line shows it: at most [`SHOWN_MAX`] characters (a megabyte of
-/// value made a megabyte of line).
+/// A value as an error line shows it (cut short there when long, see `Error`).
 fn value_text(value: &toml::Value) -> String {
-    let text = match value {
+    match value {
         toml::Value::String(s) => s.clone(),
         other => other.to_string(),
-    };
-    match text.char_indices().nth(SHOWN_MAX) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
     }
 }
-
-/// The most characters of a value an error line shows.
-const SHOWN_MAX: usize = 80;
 
 #[cfg(test)]
 mod tests {
