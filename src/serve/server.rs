@@ -251,7 +251,7 @@ fn serve_file(file: &Path, headers: &HeaderMap, navigation: bool, head: bool) ->
 
 /// The one byte range `headers` ask for, as first and last offsets within a file of
 /// `total` bytes: `Ok(None)` for the whole file, `Err` when no range asked for can be
-/// satisfied. The whole file answers a `Range` of another unit, one not well formed
+/// satisfied (`bytes=-0` included). The whole file answers a `Range` of another unit, one not well formed
 /// (`bytes=5-3`), one of several ranges (a valid answer, without multipart), and any
 /// `If-Range`: nothing here is sent with a validator (no `ETag`, no `Last-Modified`),
 /// so none the client holds can match.
@@ -262,9 +262,27 @@ fn requested_range(headers: &HeaderMap, total: u64) -> Result<Option<(u64, u64)>
     if headers.contains_key(header::IF_RANGE) {
         return Ok(None);
     }
-    let Ok(parsed) = http_range_header::parse_range_header(text.trim()) else {
+    // The unit is case-insensitive (`BYTES=0-4`); the parser wants it as `bytes=`.
+    let text = text.trim();
+    if !text
+        .get(..6)
+        .is_some_and(|unit| unit.eq_ignore_ascii_case("bytes="))
+    {
         return Ok(None);
+    }
+    let parsed = match http_range_header::parse_range_header(&format!("bytes={}", &text[6..])) {
+        Ok(parsed) => parsed,
+        // `bytes=-0`: the last no bytes, which no file has.
+        Err(http_range_header::RangeUnsatisfiableError::ZeroSuffix) => return Err(()),
+        Err(_) => return Ok(None),
     };
+    let suffix =
+        |range: &SyntacticallyCorrectRange| matches!(range.start, StartPosition::FromLast(_));
+    if total == 0 && parsed.ranges.iter().any(suffix) {
+        // The last N bytes of an empty file are all of it: nothing, whole (there is no
+        // way to write an empty range in `Content-Range`).
+        return Ok(None);
+    }
     let reversed = parsed.ranges.iter().any(|range| {
         matches!((range.start, range.end), (StartPosition::Index(first), EndPosition::Index(last)) if last < first)
     });

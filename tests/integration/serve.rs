@@ -345,6 +345,13 @@ fn ranges_redirects_and_encodings_as_browsers_expect() {
     let tail = get("/h5.txt", &[("Range", "bytes=3-100")]);
     assert_eq!((tail.status, tail.body.as_slice()), (206, &b"lo"[..]));
     assert_eq!(get("/h5.txt", &[("Range", "bytes=9-")]).status, 416);
+    // The unit in any case; the last no bytes, which no file has.
+    assert_eq!(get("/h5.txt", &[("Range", "BYTES=0-1")]).status, 206);
+    assert_eq!(get("/h5.txt", &[("Range", "bytes=-0")]).status, 416);
+    // The last bytes of an empty file: all of it, that is nothing.
+    p.write("site/empty.txt", "");
+    let nothing = get("/empty.txt", &[("Range", "bytes=-5")]);
+    assert_eq!((nothing.status, nothing.body.len()), (200, 0));
     // The whole file: no validator can match an `If-Range`, several ranges (overlapping
     // or not), a range not well formed.
     for (range, if_range) in [
