@@ -122,10 +122,18 @@ impl Browsers {
         let reloader = if reload.enabled {
             let reloader = Reloader::start_hub(&reload.host, reload.port, hub.clone())
                 .map_err(|err| Error::Runtime(with_way_out(err, config)))?;
+            let addr = reloader.local_addr();
             report::info(format!(
-                "live reload on http://{}/livereload.js",
-                reloader.local_addr()
+                "live reload on {}livereload.js",
+                crate::web::url_of(addr)
             ));
+            if !addr.ip().is_loopback() {
+                report::warn(format!(
+                    "the reload socket listens on {addr}: every device on the network can \
+                     connect (pages it allows, by `Origin`, are still only loopback ones and \
+                     `reload.allow_origins`)"
+                ));
+            }
             Some(reloader)
         } else {
             None

@@ -60,7 +60,7 @@ impl StaticServer {
 
     /// The site's URL.
     pub fn url(&self) -> String {
-        server::url_of(self.addr)
+        crate::web::url_of(self.addr)
     }
 }
 

@@ -12,7 +12,6 @@
 use std::convert::Infallible;
 use std::fs;
 use std::io::{self, SeekFrom};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -397,9 +396,4 @@ fn page(status: StatusCode, title: &str, detail: &str) -> Response<Full<Bytes>> 
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-/// The address the site is served on, as a URL.
-pub fn url_of(addr: SocketAddr) -> String {
-    crate::web::url_of(addr)
 }

@@ -111,11 +111,21 @@ fn many_clients_are_all_reloaded() {
     );
 }
 
+/// Served on every address (`reload.host = "0.0.0.0"`): the URL printed is one a
+/// browser here opens, with a word that the network can connect.
 #[test]
 fn the_client_script_is_served() {
     let (p, _port, reload) = project("");
-    let _sup = p.start(&["run"]);
+    let toml = p
+        .read("reload.toml")
+        .replace("[reload]\n", "[reload]\nhost = \"0.0.0.0\"\n");
+    p.write("reload.toml", &toml);
+    let sup = p.start(&["run"]);
     p.wait_starts(1);
+    sup.wait_for(&format!(
+        "live reload on http://127.0.0.1:{reload}/livereload.js"
+    ));
+    sup.wait_for("every device on the network can connect");
     let _ = LiveReloadClient::connect(reload);
     let mut stream = TcpStream::connect(("127.0.0.1", reload)).unwrap();
     stream
