@@ -78,6 +78,11 @@ where
                             close(&mut ws, CloseCode::Size, "message too big").await;
                             break 'session "sent a message too big";
                         }
+                        Some(Err(tokio_tungstenite::tungstenite::Error::Utf8(_))) => {
+                            // RFC 6455: a text frame that is not UTF-8 ends with 1007.
+                            close(&mut ws, CloseCode::Invalid, "text frames are UTF-8").await;
+                            break 'session "sent a text frame that is not UTF-8";
+                        }
                         Some(Err(err)) => {
                             report::debug(format!("reload socket error: {err}"));
                             break 'session "read failed";

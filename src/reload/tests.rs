@@ -394,6 +394,25 @@ fn garbage_never_takes_the_server_down() {
         "no close 1009 in {rest:?}"
     );
 
+    // A masked text frame that is not UTF-8 ends its socket with 1007.
+    let mut raw = TcpStream::connect(addr).expect("connect");
+    raw.write_all(
+        b"GET /livereload HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .expect("write");
+    // The payload 0xff 0xfe, masked with a zero key.
+    raw.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])
+        .expect("write");
+    raw.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut rest = Vec::new();
+    let _ = raw.read_to_end(&mut rest);
+    assert!(
+        rest.windows(4)
+            .any(|w| w[0] == 0x88 && w[2..] == [0x03, 0xef]),
+        "no close 1007 in {rest:?}"
+    );
+
     let mut fresh = handshaken(addr, false);
     wait_until("a new client is served", || server.clients() == 1);
     assert_eq!(server.broadcast(&reload("y.py")), 1);
