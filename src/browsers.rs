@@ -140,7 +140,8 @@ impl Browsers {
         };
         let site = match &config.serve {
             Some(serve) => {
-                let site = StaticServer::start(serve, hub.clone()).map_err(Error::Runtime)?;
+                let site = StaticServer::start(serve, hub.clone(), reloader.is_none())
+                    .map_err(Error::Runtime)?;
                 report::good(format!(
                     "serving `{}` at {}",
                     serve.root.display(),

@@ -309,6 +309,14 @@ fn comment_end(window: &[u8], from: usize) -> Option<usize> {
     }
 }
 
+/// Whether a page (its first [`WINDOW`] bytes looked at) loads a `livereload.js` of its
+/// own, other than the one reloadsup puts in (see [`loads_client`]).
+pub fn loads_own_client(page: &[u8], xml: bool) -> bool {
+    let window = &page[..page.len().min(WINDOW)];
+    loads_client(window, xml)
+        && memchr::memmem::find(window, b"/__reloadsup/livereload.js").is_none()
+}
+
 /// Whether a `<script>` in `window` loads a `livereload.js` (a hand-written snippet,
 /// an earlier injection): by its `src`, or as an inline loader that writes such a tag
 /// (LiveReload's own snippet). The name anywhere else does not count: in the page's

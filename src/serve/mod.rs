@@ -33,7 +33,8 @@ pub struct StaticServer {
 impl StaticServer {
     /// Binds the address now (an explicit address that cannot be bound is an error
     /// naming it), then serves `serve.root` on a thread of its own.
-    pub fn start(serve: &Serve, hub: Hub) -> Result<StaticServer, String> {
+    /// `alone`: no LiveReload port is open beside it (bare `serve`).
+    pub fn start(serve: &Serve, hub: Hub, alone: bool) -> Result<StaticServer, String> {
         let listener = bind(serve.listen.as_ref())?;
         let addr = listener
             .local_addr()
@@ -49,7 +50,7 @@ impl StaticServer {
         let (root, thread_hub) = (serve.root.clone(), hub.clone());
         let thread = std::thread::Builder::new()
             .name("serve".into())
-            .spawn(move || server::run(listener, root, hosts, thread_hub))
+            .spawn(move || server::run(listener, root, hosts, thread_hub, alone))
             .map_err(|err| format!("cannot start the static server: {err}"))?;
         Ok(StaticServer {
             addr,

@@ -57,11 +57,49 @@ struct Site {
     /// The `Host` values served (a guard against DNS rebinding).
     hosts: HostPolicy,
     hub: Hub,
+    /// Whether no LiveReload port is open beside the site (bare `serve`): a page's own
+    /// `livereload.js` tag then loads nothing of ours, and the page is told about.
+    alone: bool,
+    /// The pages already warned about (see [`Site::warn_own_client`]).
+    warned: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+}
+
+/// At most this many pages are warned about having a client of their own.
+const WARNED_MAX: usize = 100;
+
+impl Site {
+    /// Warns, once per page, that a page which loads a `livereload.js` of its own gets
+    /// no tag, and that nothing answers that one when the site is served alone: the
+    /// README's snippet for `run` (`:35729/livereload.js`) left a page without reloads
+    /// and no word why.
+    fn warn_own_client(&self, file: &Path, document: &[u8]) {
+        if !self.alone || !inject::scan::loads_own_client(document, false) {
+            return;
+        }
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.len() >= WARNED_MAX || !warned.insert(file.to_path_buf()) {
+            return;
+        }
+        let shown = file.strip_prefix(&self.root).unwrap_or(file);
+        report::warn(format!(
+            "`{}` loads a livereload.js of its own, so none is put in, and `serve` opens \
+             no LiveReload port for it: remove that tag, and the page reloads with the \
+             one `serve` puts in",
+            shown.display()
+        ));
+    }
 }
 
 /// Serves `listener` (bound, non-blocking) until the hub shuts down, to requests for
 /// the hosts `hosts` allows. Runs on the calling thread.
-pub fn run(listener: std::net::TcpListener, root: PathBuf, hosts: HostPolicy, hub: Hub) {
+/// `alone`: no LiveReload port is open beside it (see [`Site::alone`]).
+pub fn run(
+    listener: std::net::TcpListener,
+    root: PathBuf,
+    hosts: HostPolicy,
+    hub: Hub,
+    alone: bool,
+) {
     let runtime = match crate::web::runtime("the static server") {
         Ok(runtime) => runtime,
         Err(message) => {
@@ -70,7 +108,13 @@ pub fn run(listener: std::net::TcpListener, root: PathBuf, hosts: HostPolicy, hu
         }
     };
     let stopped = hub.stopped();
-    let site = Arc::new(Site { root, hosts, hub });
+    let site = Arc::new(Site {
+        root,
+        hosts,
+        hub,
+        alone,
+        warned: Default::default(),
+    });
     runtime.block_on(crate::web::accept_until(
         listener,
         "the static server",
@@ -137,7 +181,7 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
     let navigation = inject::is_navigation(req.headers());
     let head = req.method() == Method::HEAD;
     let mut response = match files::resolve(&site.root, &path) {
-        Target::File(file) => serve_file(&file, req.headers(), navigation, head),
+        Target::File(file) => serve_file(site, &file, req.headers(), navigation, head),
         Target::Listing(dir) => {
             let html = files::listing(&dir, &path);
             whole(html_response(StatusCode::OK, html.into_bytes(), navigation))
@@ -176,7 +220,13 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
 
 /// A file, whole or the requested range, streamed (nothing read for a HEAD); an HTML
 /// page gets the reload script (and is then always read and sent whole).
-fn serve_file(file: &Path, headers: &HeaderMap, navigation: bool, head: bool) -> Response<Body> {
+fn serve_file(
+    site: &Site,
+    file: &Path,
+    headers: &HeaderMap,
+    navigation: bool,
+    head: bool,
+) -> Response<Body> {
     let content_type = files::content_type(file);
     let page_type = ["text/html", "application/xhtml+xml"]
         .iter()
@@ -186,12 +236,17 @@ fn serve_file(file: &Path, headers: &HeaderMap, navigation: bool, head: bool) ->
     let small = fs::metadata(file).is_ok_and(|m| m.len() <= PAGE_MAX);
     if page_type && small {
         return match fs::read(file) {
-            Ok(document) => whole(document_response(
-                StatusCode::OK,
-                document,
-                navigation,
-                &content_type,
-            )),
+            Ok(document) => {
+                if navigation {
+                    site.warn_own_client(file, &document);
+                }
+                whole(document_response(
+                    StatusCode::OK,
+                    document,
+                    navigation,
+                    &content_type,
+                ))
+            }
             Err(err) => whole(page(
                 StatusCode::NOT_FOUND,
                 "404 not found",

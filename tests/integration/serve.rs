@@ -474,6 +474,28 @@ fn saves_reload_connected_clients() {
     assert!(sup.stderr().contains("updated 1 browser(s): css/site.css"));
 }
 
+/// A page that loads a livereload.js of its own (the README's snippet for `run`) gets
+/// no tag, and `serve` says once that nothing of it answers that one.
+#[test]
+fn a_page_with_its_own_client_is_warned_about_once() {
+    let (p, port, sup) = site();
+    p.write(
+        "site/snip.html",
+        "<html><head><script src=\"http://127.0.0.1:35729/livereload.js\"></script></head>\
+         <body>x</body></html>",
+    );
+    let navigation = [("Accept", "text/html"), ("Sec-Fetch-Dest", "document")];
+    for _ in 0..2 {
+        let page = http(port, "GET", "/snip.html", &navigation);
+        assert!(!page.text().contains("/__reloadsup/"), "{}", page.text());
+    }
+    sup.wait_for("`snip.html` loads a livereload.js of its own, so none is put in");
+    assert_eq!(sup.count("loads a livereload.js of its own"), 1);
+    // Pages that get the tag are not warned about.
+    http(port, "GET", "/index.html", &navigation);
+    assert_eq!(sup.count("loads a livereload.js of its own"), 1);
+}
+
 /// A few stylesheets saved together are swapped a message each, under one status
 /// line; a build that rewrites hundreds reloads the page once (a message per file
 /// overran the page's socket, which was dropped).
