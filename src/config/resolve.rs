@@ -714,7 +714,15 @@ impl Doc<'_> {
     /// not say (an invalid type gets ``, for `server.stop_timeout` ``; a duplicated table
     /// its name).
     fn toml_message(&self, mut err: toml::de::Error) -> String {
-        let message = plain_words(err.message().trim());
+        let mut message = plain_words(err.message().trim());
+        // A date or time is read as a table of the TOML reader's own.
+        let dated = err
+            .span()
+            .and_then(|span| self.text.get(span))
+            .is_some_and(looks_like_datetime);
+        if dated {
+            message = message.replace("invalid type: a table", "invalid type: a date or time");
+        }
         // Without the input, the reader's own rendering names the key path, if any.
         err.set_input(None);
         let rendered = err.to_string();
@@ -824,7 +832,8 @@ fn plain_words(message: &str) -> String {
         .replace("invalid type: sequence", "invalid type: an array")
         .replace("expected a map", "expected a table")
         .replace("invalid type: map", "invalid type: a table")
-        .replace("expected u16", "expected a number from 0 to 65535");
+        .replace("expected u16", "expected a number from 0 to 65535")
+        .replace("` as i128", "`");
     while let Some(at) = plain.find("struct Raw") {
         let name = at + "struct ".len();
         let name_end = plain[name..]
@@ -833,6 +842,15 @@ fn plain_words(message: &str) -> String {
         plain.replace_range(at..name_end, "a table");
     }
     plain
+}
+
+/// Whether a TOML value's text is a date or time (`1979-05-27`, `07:32:00`), which the
+/// TOML reader hands over as a table.
+fn looks_like_datetime(text: &str) -> bool {
+    let text = text.trim().as_bytes();
+    let date = text.len() >= 10 && text[..4].iter().all(u8::is_ascii_digit) && text[4] == b'-';
+    let time = text.len() >= 8 && text[..2].iter().all(u8::is_ascii_digit) && text[2] == b':';
+    date || time
 }
 
 /// The `[reload]` settings when the task file has none (or there is no task file):

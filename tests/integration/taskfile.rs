@@ -124,6 +124,15 @@ fn bad_duration() {
         "[server]\ncommand = \"x\"\nstop_timeout = 5\n",
         "reload.toml:3: invalid type: integer `5`, expected a string",
     );
+    // A date is no table to the user, and the reader's integer type is no word of theirs.
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\nstop_timeout = 1979-05-27\n",
+        "reload.toml:3: invalid type: a date or time, expected a string, for `server.stop_timeout`",
+    );
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\nready = { port = 99999999999999999999999 }\n",
+        "reload.toml:3: invalid type: integer `99999999999999999999999`, expected a number",
+    );
     assert_task_file_error(
         "[server]\ncommand = \"x\"\n[watch]\npoll = \"fast\"\n",
         "reload.toml:4: bad duration `fast` for `watch.poll`",
