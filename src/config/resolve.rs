@@ -432,7 +432,21 @@ impl Doc<'_> {
             }
             toml::Value::Array(items) if !items.is_empty() => items
                 .iter()
-                .map(|item| item.as_str().map(str::to_string).ok_or_else(bad))
+                .enumerate()
+                .map(|(i, item)| {
+                    item.as_str().map(str::to_string).ok_or_else(|| {
+                        self.error(
+                            value.span(),
+                            format!(
+                                "`server.command`'s argument {} is `{}`, not a string: \
+                                 quote it (`\"{}\"`)",
+                                i + 1,
+                                value_text(item),
+                                value_text(item).replace('"', "\\\""),
+                            ),
+                        )
+                    })
+                })
                 .collect::<Result<Vec<_>>>()
                 .map(CommandSpec::Exec)?,
             _ => return Err(bad()),
@@ -765,10 +779,43 @@ impl Doc<'_> {
             };
             (!text.is_empty() && text.len() <= 80 && !text.contains('\n')).then_some(text)
         });
-        match spanned {
+        let message = match spanned {
             Some(text) => format!("{message}: `{text}`"),
             None => message,
+        };
+        match err.span().and_then(|span| self.key_at(span.start)) {
+            Some(key) => format!("{message}, for `{key}`"),
+            None => message,
         }
+    }
+
+    /// The key that the line holding `offset` sets (`stop_timeout = 5s` under
+    /// `[server]`: `server.stop_timeout`), for a value the TOML reader could not read
+    /// and so names no key of.
+    fn key_at(&self, offset: usize) -> Option<String> {
+        let before = self.text.get(..offset)?;
+        let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+        let line = self.text[line_start..].lines().next()?;
+        let (key, _) = line.split_once('=')?;
+        let key = key.trim();
+        let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if key.is_empty() || !key.chars().all(bare) {
+            return None;
+        }
+        let table = before[..line_start].lines().rev().find_map(|l| {
+            let l = l.trim();
+            l.starts_with('[').then(|| {
+                l.trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+            })
+        });
+        Some(match table {
+            Some(table) if !table.is_empty() => format!("{table}.{key}"),
+            _ => key.to_string(),
+        })
     }
 
     /// When the value at `keys` is an array where a table belongs (`[[server]]`), or a
@@ -1149,7 +1196,21 @@ mod tests {
                 "[server]\ncommand = []\n",
                 "/proj/reload.toml:2: `server.command` must be",
             ),
+            (
+                "[server]\ncommand = [\"python3\",\n  5]\n",
+                "/proj/reload.toml:2: `server.command`'s argument 2 is `5`, not a string: \
+                 quote it (`\"5\"`)",
+            ),
             ("[server\ncommand = \"x\"\n", "/proj/reload.toml:1:"),
+            (
+                "[server]\ncommand = \"x\"\nstop_timeout = 5s\n",
+                "/proj/reload.toml:3: string values must be quoted, expected literal string: \
+                 `5s`, for `server.stop_timeout`",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nstop_timeout = \n",
+                "for `server.stop_timeout`",
+            ),
             (
                 "[watch]\nfile_dep = [\"*.py\"]\n",
                 "missing `[server]` table",
