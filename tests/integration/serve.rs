@@ -519,15 +519,17 @@ fn many_stylesheets_at_once_reload_the_page_once() {
         p.write(&format!("site/theme/f{i:03}.css"), "p {}");
     }
     let first = client.next(Duration::from_secs(10)).expect("a reload");
-    let mut reloads = vec![first];
-    // (A pause in the writing on a busy machine may split the burst in two.)
-    while let Some(message) = client.next(crate::util::QUIET) {
-        reloads.push(message);
-    }
-    assert!(
-        reloads.len() <= 2 && reloads.iter().all(|m| m["liveCSS"] == false),
-        "a page reload, not 400 swaps: {reloads:?}"
+    assert_eq!(
+        first["liveCSS"], false,
+        "a page reload, not 400 swaps: {first}"
     );
+    // (On a busy machine a pause in the writing may split the burst: its tail, if
+    // short, is swapped as a batch of its own. Never 400 messages.)
+    let mut more = 0;
+    while client.next(crate::util::QUIET).is_some() {
+        more += 1;
+    }
+    assert!(more <= 32, "{more} more messages");
     sup.wait_for("reloaded 1 browser(s): theme/f000.css, theme/f001.css, theme/f002.css (+");
 }
 
