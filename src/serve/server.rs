@@ -305,10 +305,10 @@ fn serve_file(
 
 /// The one byte range `headers` ask for, as first and last offsets within a file of
 /// `total` bytes: `Ok(None)` for the whole file, `Err` when no range asked for can be
-/// satisfied (`bytes=-0` included). The whole file answers a `Range` of another unit, one not well formed
-/// (`bytes=5-3`), one of several ranges (a valid answer, without multipart), and any
-/// `If-Range`: nothing here is sent with a validator (no `ETag`, no `Last-Modified`),
-/// so none the client holds can match.
+/// satisfied (`bytes=-0` included). The whole file answers a `Range` of another unit,
+/// one not well formed (`bytes=5-3`), one of several ranges (a valid answer, without
+/// multipart), and any `If-Range`: nothing here is sent with a validator (no `ETag`, no
+/// `Last-Modified`), so none the client holds can match.
 fn requested_range(headers: &HeaderMap, total: u64) -> Result<Option<(u64, u64)>, ()> {
     let Some(text) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
@@ -337,9 +337,13 @@ fn requested_range(headers: &HeaderMap, total: u64) -> Result<Option<(u64, u64)>
         // way to write an empty range in `Content-Range`).
         return Ok(None);
     }
-    let reversed = parsed.ranges.iter().any(|range| {
-        matches!((range.start, range.end), (StartPosition::Index(first), EndPosition::Index(last)) if last < first)
-    });
+    let reversed = parsed
+        .ranges
+        .iter()
+        .any(|range| match (range.start, range.end) {
+            (StartPosition::Index(first), EndPosition::Index(last)) => last < first,
+            _ => false,
+        });
     if reversed {
         return Ok(None);
     }
