@@ -451,41 +451,24 @@ fn attribute(tag: &[u8], wanted: &[u8]) -> Option<String> {
 
 /// Whether `head` (a page's first bytes) names the page's encoding in a `<meta>` tag,
 /// as a browser's prescan finds it: a `charset` attribute, or `http-equiv=
-/// "Content-Type"` with a `content` holding `charset=`. Comments are passed over, and so
-/// is the word in any other attribute (`content="A charset converter"`).
+/// "Content-Type"` with a `content` holding `charset=`. Comments are passed over (read
+/// by the same tokens as the tag's placement), and so is the word in any other
+/// attribute (`content="A charset converter"`).
 pub fn meta_charset(head: &[u8]) -> bool {
-    let mut i = 0;
-    while let Some(lt) = memchr::memchr(b'<', &head[i..]).map(|at| i + at) {
-        let rest = &head[lt..];
-        if rest.starts_with(b"<!--") {
-            let Some(close) = memchr::memmem::find(&rest[4..], b"-->") else {
-                return false;
-            };
-            i = lt + 4 + close + 3;
-            continue;
+    Tokens::new(head, false).any(|token| match token {
+        Token::StartTag {
+            name, start, end, ..
+        } if name.eq_ignore_ascii_case(b"meta") => {
+            let attributes = &head[start + 1 + name.len()..end - 1];
+            let content_type = attribute(attributes, b"http-equiv")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("content-type"));
+            let named_in_content = content_type
+                && attribute(attributes, b"content")
+                    .is_some_and(|c| c.to_ascii_lowercase().contains("charset="));
+            attribute(attributes, b"charset").is_some() || named_in_content
         }
-        let is_meta = rest.len() > 5
-            && rest[1..5].eq_ignore_ascii_case(b"meta")
-            && (rest[5].is_ascii_whitespace() || rest[5] == b'/');
-        if !is_meta {
-            i = lt + 1;
-            continue;
-        }
-        let Some(end) = tag_end(head, lt + 5) else {
-            return false;
-        };
-        let tag = &head[lt + 5..end - 1];
-        let content_type = attribute(tag, b"http-equiv")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("content-type"));
-        let named_in_content = content_type
-            && attribute(tag, b"content")
-                .is_some_and(|c| c.to_ascii_lowercase().contains("charset="));
-        if attribute(tag, b"charset").is_some() || named_in_content {
-            return true;
-        }
-        i = end;
-    }
-    false
+        _ => false,
+    })
 }
 
 /// Decodes the entities a policy in an attribute may use for its quotes.
