@@ -766,7 +766,7 @@ impl Doc<'_> {
         // The text it points at; a table's whole header (`[server.env]`), not the last
         // part of it.
         let spanned = err.span().and_then(|span| {
-            let line_start = self.text[..span.start].rfind('\n').map_or(0, |n| n + 1);
+            let line_start = self.line_start(span.start)?;
             let line = self.text[line_start..].lines().next().unwrap_or("").trim();
             let text = if line.starts_with('[') {
                 // Up to its closing bracket(s), without a comment after it.
@@ -793,8 +793,7 @@ impl Doc<'_> {
     /// `[server]`: `server.stop_timeout`), for a value the TOML reader could not read
     /// and so names no key of.
     fn key_at(&self, offset: usize) -> Option<String> {
-        let before = self.text.get(..offset)?;
-        let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+        let line_start = self.line_start(offset)?;
         let line = self.text[line_start..].lines().next()?;
         let (key, _) = line.split_once('=')?;
         let key = key.trim();
@@ -802,7 +801,7 @@ impl Doc<'_> {
         if key.is_empty() || !key.chars().all(bare) {
             return None;
         }
-        let table = before[..line_start].lines().rev().find_map(|l| {
+        let table = self.text[..line_start].lines().rev().find_map(|l| {
             let l = l.trim();
             l.starts_with('[').then(|| {
                 l.trim_start_matches('[')
@@ -860,6 +859,13 @@ impl Doc<'_> {
     }
 
     /// The 1-based line of a byte offset.
+    /// Where the line holding `offset` starts (`None` for an offset inside a character
+    /// or past the end).
+    fn line_start(&self, offset: usize) -> Option<usize> {
+        let before = self.text.get(..offset)?;
+        Some(before.rfind('\n').map_or(0, |n| n + 1))
+    }
+
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
         self.text.as_bytes()[..end]
