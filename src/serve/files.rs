@@ -88,9 +88,8 @@ fn is_hidden_name(name: &[u8]) -> bool {
     name.starts_with(b".") && name != b".well-known"
 }
 
-/// The `Content-Type` for a file, with `charset=utf-8` for text — except an HTML page
-/// that names its own encoding (a `<meta charset>`, a byte-order mark),
-/// whose header would override it: a page in Latin-1 was shown garbled. A few types
+/// The `Content-Type` for a file, with `charset=utf-8` for text (for an HTML page, see
+/// [`with_own_encoding`]). A few types
 /// a web developer serves are set here rather than guessed: source maps are JSON,
 /// `.cjs` is JavaScript, TypeScript sources are text (`.ts` is also an MPEG transport
 /// stream's name, and is served as one when it starts like one).
@@ -115,19 +114,32 @@ pub fn content_type(path: &Path) -> String {
             essence.as_str(),
             "application/javascript" | "application/json" | "application/xml" | "image/svg+xml"
         );
-    // (XHTML is XML, UTF-8 unless its declaration says otherwise: no charset given.)
-    if textual && !(essence == "text/html" && declares_encoding(&head_of(path, ENCODING_PRESCAN))) {
+    if textual {
         format!("{essence}; charset=utf-8")
     } else {
         essence
     }
 }
 
+/// `content_type` for an HTML page that starts with `page` (its first bytes, or all of
+/// it): without `charset=utf-8` when the page names its own encoding (a `<meta
+/// charset>`, a byte-order mark), which the header would override (a page in Latin-1
+/// was shown garbled). XHTML is XML, UTF-8 unless its declaration says otherwise, and
+/// is given no charset.
+pub fn with_own_encoding(content_type: String, page: &[u8]) -> String {
+    let head = &page[..page.len().min(ENCODING_PRESCAN)];
+    if content_type.starts_with("text/html") && declares_encoding(head) {
+        "text/html".to_string()
+    } else {
+        content_type
+    }
+}
+
 /// How far into a page a browser looks for its `<meta charset>`.
-const ENCODING_PRESCAN: usize = 1024;
+pub const ENCODING_PRESCAN: usize = 1024;
 
 /// Up to the first `length` bytes of the file at `path` (none if it cannot be read).
-fn head_of(path: &Path, length: usize) -> Vec<u8> {
+pub fn head_of(path: &Path, length: usize) -> Vec<u8> {
     use std::io::Read as _;
     let mut head = Vec::with_capacity(length);
     if let Ok(file) = std::fs::File::open(path) {
@@ -377,7 +389,11 @@ mod tests {
             b"<meta charset=\"iso-8859-1\"><p>caf\xe9",
         )
         .unwrap();
-        assert_eq!(content_type(&s.root.join("latin.html")), "text/html");
+        let latin = s.root.join("latin.html");
+        assert_eq!(
+            with_own_encoding(content_type(&latin), &head_of(&latin, ENCODING_PRESCAN)),
+            "text/html"
+        );
         let mut stream = vec![0u8; 376];
         stream[0] = 0x47;
         stream[188] = 0x47;

@@ -240,6 +240,7 @@ fn serve_file(
                 if navigation {
                     site.warn_own_client(file, &document);
                 }
+                let content_type = files::with_own_encoding(content_type, &document);
                 whole(document_response(
                     StatusCode::OK,
                     document,
@@ -254,6 +255,13 @@ fn serve_file(
             )),
         };
     }
+    // A page too large to read whole: its first bytes say its encoding.
+    let content_type = if page_type {
+        let head = files::head_of(file, files::ENCODING_PRESCAN);
+        files::with_own_encoding(content_type, &head)
+    } else {
+        content_type
+    };
     let total = match fs::metadata(file) {
         Ok(metadata) => metadata.len(),
         Err(err) => {
