@@ -140,8 +140,12 @@ impl Browsers {
         };
         let site = match &config.serve {
             Some(serve) => {
-                let site = StaticServer::start(serve, hub.clone(), reloader.is_none())
-                    .map_err(Error::Runtime)?;
+                let site = StaticServer::start(
+                    serve,
+                    hub.clone(),
+                    reloader.as_ref().map(|r| r.local_addr().port()),
+                )
+                .map_err(Error::Runtime)?;
                 report::good(format!(
                     "serving `{}` at {}",
                     serve.root.display(),

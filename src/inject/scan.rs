@@ -309,25 +309,39 @@ fn comment_end(window: &[u8], from: usize) -> Option<usize> {
     }
 }
 
-/// Whether a page (its first [`WINDOW`] bytes looked at) loads a `livereload.js` of its
-/// own, other than the one reloadsup puts in (see [`loads_client`]).
-pub fn loads_own_client(page: &[u8], xml: bool) -> bool {
-    let window = &page[..page.len().min(WINDOW)];
-    loads_client(window, xml)
-        && memchr::memmem::find(window, b"/__reloadsup/livereload.js").is_none()
+/// A page's own `livereload.js` tag, as far as it says where its socket goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnClient {
+    /// The port the tag names (`…:35729/livereload.js`, or a `port=` in its query,
+    /// which the client connects to instead); `None` when it names none (a path on the
+    /// page's own origin, or a port computed by script).
+    pub port: Option<u16>,
 }
 
-/// Whether a `<script>` in `window` loads a `livereload.js` (a hand-written snippet,
-/// an earlier injection): by its `src`, or as an inline loader that writes such a tag
-/// (LiveReload's own snippet). The name anywhere else does not count: in the page's
-/// text or a link (a page about live reload), in a `<title>`, `<textarea>` or
+/// The `livereload.js` a page (its first [`WINDOW`] bytes looked at) loads of its own,
+/// other than the one reloadsup puts in (see [`client_tag`]).
+pub fn own_client(page: &[u8], xml: bool) -> Option<OwnClient> {
+    let window = &page[..page.len().min(WINDOW)];
+    if memchr::memmem::find(window, b"/__reloadsup/livereload.js").is_some() {
+        return None;
+    }
+    client_tag(window, xml)
+}
+
+/// Whether a `<script>` in `window` loads a `livereload.js` (see [`client_tag`]).
+fn loads_client(window: &[u8], xml: bool) -> bool {
+    client_tag(window, xml).is_some()
+}
+
+/// The first `<script>` in `window` that loads a `livereload.js` (a hand-written
+/// snippet, an earlier injection): by its `src`, or as an inline loader that writes
+/// such a tag (LiveReload's own snippet). The name anywhere else does not count: in the
+/// page's text or a link (a page about live reload), in a `<title>`, `<textarea>` or
 /// `<template>`, or in a snippet commented out (one the proxy replaces). Nor does a
 /// file whose name only contains it (see [`names_client`]).
-fn loads_client(window: &[u8], xml: bool) -> bool {
-    if find_ignore_case(window, &SNIPPET, 0).is_none() {
-        return false;
-    }
-    Tokens::new(window, xml).any(|token| match token {
+fn client_tag(window: &[u8], xml: bool) -> Option<OwnClient> {
+    find_ignore_case(window, &SNIPPET, 0)?;
+    Tokens::new(window, xml).find_map(|token| match token {
         Token::StartTag {
             name,
             start,
@@ -335,11 +349,59 @@ fn loads_client(window: &[u8], xml: bool) -> bool {
             text_end,
         } if name.eq_ignore_ascii_case(b"script") => {
             let attributes = &window[start + 1 + name.len()..end - 1];
-            attribute(attributes, b"src").is_some_and(|src| is_client_url(&src))
-                || names_client(&window[end..text_end])
+            match attribute(attributes, b"src").filter(|src| is_client_url(src)) {
+                Some(src) => {
+                    let path = src.split(['?', '#']).next().unwrap_or_default();
+                    Some(OwnClient {
+                        port: port_named(src.as_bytes(), path.len()),
+                    })
+                }
+                None => {
+                    let text = &window[end..text_end];
+                    names_client(text).map(|at| OwnClient {
+                        port: port_named(text, at),
+                    })
+                }
+            }
         }
-        _ => false,
+        _ => None,
     })
+}
+
+/// The port a client URL ending (before its query) at `name_end`, just past its
+/// `livereload.js`, connects to: its query's `port=` if it has one, else a port written
+/// just before the file's path (`:35729/livereload.js`).
+fn port_named(text: &[u8], name_end: usize) -> Option<u16> {
+    let digits = |bytes: &[u8]| -> Option<u16> {
+        let count = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+        std::str::from_utf8(&bytes[..count]).ok()?.parse().ok()
+    };
+    let rest = &text[name_end..];
+    let query_end = rest
+        .iter()
+        .position(|b| !b.is_ascii_graphic() || matches!(b, b'"' | b'\'' | b'#'))
+        .unwrap_or(rest.len());
+    let query = &rest[..query_end];
+    if query.first() == Some(&b'?') {
+        let asked = query[1..]
+            .split(|&b| b == b'&')
+            .find_map(|pair| pair.strip_prefix(b"port="))
+            .and_then(digits);
+        if asked.is_some() {
+            return asked;
+        }
+    }
+    let before = &text[..name_end.checked_sub(SNIPPET.bytes.len())?];
+    let slash = before.strip_suffix(b"/")?;
+    let count = slash
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let colon = slash.len().checked_sub(count + 1)?;
+    (count > 0 && slash[colon] == b':')
+        .then(|| digits(&slash[colon + 1..]))
+        .flatten()
 }
 
 /// Whether a script's `src` is a file called `livereload.js` (any case): the last
@@ -352,10 +414,11 @@ fn is_client_url(src: &str) -> bool {
     file.trim().eq_ignore_ascii_case("livereload.js")
 }
 
-/// Whether an inline script names a file called `livereload.js` (any case), as
+/// Where an inline script names a file called `livereload.js` (any case), as
 /// LiveReload's loader does in the URL it writes (`…:35729/livereload.js?snipver=1`):
-/// the name is not part of a longer one (`my-livereload.js`, `livereload.json`).
-fn names_client(text: &[u8]) -> bool {
+/// the offset just past the first such name that is not part of a longer one
+/// (`my-livereload.js`, `livereload.json`).
+fn names_client(text: &[u8]) -> Option<usize> {
     // Bytes that may go on a file name around the one looked for.
     let in_name = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
     let mut from = 0;
@@ -363,11 +426,11 @@ fn names_client(text: &[u8]) -> bool {
         let end = at + SNIPPET.bytes.len();
         let alone = !text[..at].last().is_some_and(in_name) && !text.get(end).is_some_and(in_name);
         if alone {
-            return true;
+            return Some(end);
         }
         from = at + 1;
     }
-    false
+    None
 }
 
 /// The `content` of the first `<meta http-equiv="Content-Security-Policy">` in
@@ -1110,5 +1173,51 @@ mod tests {
             }
         }
         assert_eq!(place(doc.as_bytes(), true, false), Skip);
+    }
+
+    /// A page's own client is found with the port its socket goes to, when the tag
+    /// says: the port before the file's path, or the `port=` of its query, which wins.
+    #[test]
+    fn a_pages_own_client_names_its_port() {
+        let port = |page: &str| own_client(page.as_bytes(), false).map(|client| client.port);
+        let cases = [
+            (
+                "<script src=\"http://localhost:35729/livereload.js\"></script>",
+                Some(Some(35729)),
+            ),
+            (
+                "<script src='//127.0.0.1:35730/livereload.js?snipver=1'></script>",
+                Some(Some(35730)),
+            ),
+            (
+                "<script src=\"http://h:1/livereload.js?a=b&port=35731\"></script>",
+                Some(Some(35731)),
+            ),
+            ("<script src=\"/livereload.js\"></script>", Some(None)),
+            (
+                "<script src=\"http://h:x1/livereload.js\"></script>",
+                Some(None),
+            ),
+            (
+                "<script src=\"http://h:99999/livereload.js\"></script>",
+                Some(None),
+            ),
+            // LiveReload's own loader, whose host is the page's.
+            (
+                "<script>document.write('<script src=\"http://' + (location.host || \
+                 'localhost').split(':')[0] + ':35729/livereload.js?snipver=1\"></' + \
+                 'script>')</script>",
+                Some(Some(35729)),
+            ),
+            ("<script>load(port + '/livereload.js')</script>", Some(None)),
+            (
+                "<script src=\"/__reloadsup/livereload.js?port=\"></script>",
+                None,
+            ),
+            ("<p>http://localhost:35729/livereload.js</p>", None),
+        ];
+        for (page, expected) in cases {
+            assert_eq!(port(page), expected, "{page}");
+        }
     }
 }

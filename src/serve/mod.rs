@@ -33,8 +33,12 @@ pub struct StaticServer {
 impl StaticServer {
     /// Binds the address now (an explicit address that cannot be bound is an error
     /// naming it), then serves `serve.root` on a thread of its own.
-    /// `alone`: no LiveReload port is open beside it (bare `serve`).
-    pub fn start(serve: &Serve, hub: Hub, alone: bool) -> Result<StaticServer, String> {
+    /// `reload_port`: the LiveReload port open beside it, `None` for bare `serve`.
+    pub fn start(
+        serve: &Serve,
+        hub: Hub,
+        reload_port: Option<u16>,
+    ) -> Result<StaticServer, String> {
         let listener = bind(serve.listen.as_ref())?;
         let addr = listener
             .local_addr()
@@ -50,7 +54,7 @@ impl StaticServer {
         let (root, thread_hub) = (serve.root.clone(), hub.clone());
         let thread = std::thread::Builder::new()
             .name("serve".into())
-            .spawn(move || server::run(listener, root, hosts, thread_hub, alone))
+            .spawn(move || server::run(listener, root, hosts, thread_hub, reload_port))
             .map_err(|err| format!("cannot start the static server: {err}"))?;
         Ok(StaticServer {
             addr,

@@ -57,9 +57,10 @@ struct Site {
     /// The `Host` values served (a guard against DNS rebinding).
     hosts: HostPolicy,
     hub: Hub,
-    /// Whether no LiveReload port is open beside the site (bare `serve`): a page's own
-    /// `livereload.js` tag then loads nothing of ours, and the page is told about.
-    alone: bool,
+    /// The LiveReload port open beside the site (`run` with `[serve]`), `None` for bare
+    /// `serve`: a page's own `livereload.js` tag that names another port (or any, when
+    /// none is open) loads nothing of ours, and the page is told about.
+    reload_port: Option<u16>,
     /// The pages already warned about (see [`Site::warn_own_client`]).
     warned: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
@@ -69,22 +70,32 @@ const WARNED_MAX: usize = 100;
 
 impl Site {
     /// Warns, once per page, that a page which loads a `livereload.js` of its own gets
-    /// no tag, and that nothing answers that one when the site is served alone: the
-    /// README's snippet for `run` (`:35729/livereload.js`) left a page without reloads
-    /// and no word why.
+    /// no tag, and that nothing of ours answers that one: when the site is served alone
+    /// (the README's snippet for `run`, `:35729/livereload.js`, left a page without
+    /// reloads and no word why), or when its tag names another port than the LiveReload
+    /// port (`reload.port` changed, the snippet not).
     fn warn_own_client(&self, file: &Path, document: &[u8]) {
-        if !self.alone || !inject::scan::loads_own_client(document, false) {
+        let Some(client) = inject::scan::own_client(document, false) else {
             return;
-        }
+        };
+        let why = match (self.reload_port, client.port) {
+            (None, _) => "`serve` opens no LiveReload port for it: remove that tag, and the \
+                          page reloads with the one `serve` puts in"
+                .to_string(),
+            (Some(open), Some(named)) if named != open => format!(
+                "it names port {named}, but live reload is on port {open} (`reload.port`): \
+                 put {open} in that tag, or remove it, and the page reloads with the one \
+                 put in"
+            ),
+            _ => return,
+        };
         let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
         if warned.len() >= WARNED_MAX || !warned.insert(file.to_path_buf()) {
             return;
         }
         let shown = file.strip_prefix(&self.root).unwrap_or(file);
         report::warn(format!(
-            "`{}` loads a livereload.js of its own, so none is put in, and `serve` opens \
-             no LiveReload port for it: remove that tag, and the page reloads with the \
-             one `serve` puts in",
+            "`{}` loads a livereload.js of its own, so none is put in, and {why}",
             shown.display()
         ));
     }
@@ -92,13 +103,13 @@ impl Site {
 
 /// Serves `listener` (bound, non-blocking) until the hub shuts down, to requests for
 /// the hosts `hosts` allows. Runs on the calling thread.
-/// `alone`: no LiveReload port is open beside it (see [`Site::alone`]).
+/// `reload_port`: the LiveReload port open beside it (see [`Site::reload_port`]).
 pub fn run(
     listener: std::net::TcpListener,
     root: PathBuf,
     hosts: HostPolicy,
     hub: Hub,
-    alone: bool,
+    reload_port: Option<u16>,
 ) {
     let runtime = match crate::web::runtime("the static server") {
         Ok(runtime) => runtime,
@@ -112,7 +123,7 @@ pub fn run(
         root,
         hosts,
         hub,
-        alone,
+        reload_port,
         warned: Default::default(),
     });
     runtime.block_on(crate::web::accept_until(

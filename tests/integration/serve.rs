@@ -496,6 +496,47 @@ fn a_page_with_its_own_client_is_warned_about_once() {
     assert_eq!(sup.count("loads a livereload.js of its own"), 1);
 }
 
+/// Under `run` with `[serve]`, a page whose own snippet names another port than the
+/// LiveReload port (`reload.port` changed, the snippet not) is warned about once; one
+/// naming the open port is not.
+#[test]
+fn a_page_whose_client_names_another_port_is_warned_about() {
+    let p = Project::new();
+    let (site_port, reload_port) = (free_port(), free_port());
+    let other = if reload_port == 35729 { 35730 } else { 35729 };
+    let snippet = |port: u16| {
+        format!(
+            "<html><head><script src=\"http://localhost:{port}/livereload.js\"></script>\
+             </head><body>x</body></html>"
+        )
+    };
+    p.write("public/old.html", &snippet(other));
+    p.write("public/kept.html", &snippet(reload_port));
+    p.write(
+        "reload.toml",
+        &format!(
+            "[serve]\nroot = \"public\"\nlisten = \"127.0.0.1:{site_port}\"\n\
+             [reload]\nport = {reload_port}\n"
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("watching ");
+    let navigation = [("Accept", "text/html"), ("Sec-Fetch-Dest", "document")];
+    for page in ["/kept.html", "/old.html", "/old.html"] {
+        let answer = http(site_port, "GET", page, &navigation);
+        assert!(
+            !answer.text().contains("/__reloadsup/"),
+            "{}",
+            answer.text()
+        );
+    }
+    sup.wait_for(&format!(
+        "`old.html` loads a livereload.js of its own, so none is put in, and it names \
+         port {other}, but live reload is on port {reload_port} (`reload.port`)"
+    ));
+    assert_eq!(sup.count("loads a livereload.js of its own"), 1);
+}
+
 /// A few stylesheets saved together are swapped a message each, under one status
 /// line; a build that rewrites hundreds reloads the page once (a message per file
 /// overran the page's socket, which was dropped).
