@@ -20,9 +20,9 @@ use std::net::SocketAddr;
 
 use hyper::body::Incoming;
 use hyper::header::{
-    ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE, TE, TRANSFER_ENCODING, UPGRADE,
-    VARY,
+    ACCEPT_ENCODING, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, EXPECT, EXPIRES, HOST, HeaderMap,
+    HeaderName, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE, TE,
+    TRANSFER_ENCODING, UPGRADE, VARY,
 };
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode, Uri, Version};
@@ -207,6 +207,7 @@ async fn answer(
         return tunnel(response, browser_side, context.upstream.cut_signal());
     }
     strip_hop_by_hop(response.headers_mut());
+    revalidated(response.headers_mut());
     if response.headers().contains_key(LOCATION) {
         let proxy_origin = format!("{proto}://{host}");
         rewrite_location(
@@ -228,6 +229,19 @@ async fn answer(
         inject::apply(response, &asked, host, proto).await
     } else {
         response
+    }
+}
+
+/// Makes an answer that says nothing of how long it may be reused (no `Cache-Control`,
+/// no `Expires`) one the browser asks the server about before each use: a dev server's
+/// static files often carry `Last-Modified` alone (Python's `http.server`, Django's
+/// `runserver`), and a browser reuses such a file for a tenth of its age without asking
+/// (heuristic freshness), so a page reloaded after a save ran the old script and the
+/// old stylesheet's `@import`s. With `no-cache` an unchanged file still costs only a
+/// `304`. An answer that says how it may be cached is left as the server wrote it.
+fn revalidated(headers: &mut HeaderMap) {
+    if !headers.contains_key(CACHE_CONTROL) && !headers.contains_key(EXPIRES) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
 }
 
@@ -577,5 +591,26 @@ mod tests {
         sized.append(CONTENT_LENGTH, HeaderValue::from_static("5"));
         strip_hop_by_hop(&mut sized);
         assert_eq!(sized[CONTENT_LENGTH], "5");
+    }
+
+    #[test]
+    fn an_answer_silent_on_caching_is_asked_about_each_time_and_others_are_kept() {
+        let mut silent = HeaderMap::new();
+        silent.append(
+            "last-modified",
+            HeaderValue::from_static("Mon, 30 Nov 2026 08:00:00 GMT"),
+        );
+        revalidated(&mut silent);
+        assert_eq!(silent[CACHE_CONTROL], "no-cache");
+        for (name, value) in [
+            (CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (EXPIRES, "Tue, 01 Dec 2026 08:00:00 GMT"),
+        ] {
+            let mut said = HeaderMap::new();
+            said.append(name.clone(), HeaderValue::from_static(value));
+            revalidated(&mut said);
+            assert_eq!(said.len(), 1, "{said:?}");
+            assert_eq!(said[name], value);
+        }
     }
 }

@@ -270,10 +270,16 @@
     return !target || target === '_self';
   }
 
+  // Whether a URL leads to a page (`http:`, `https:`): a `mailto:` or `tel:` link
+  // opens another program, and this page stays.
+  function isWeb(url) {
+    return /^https?:/i.test(url);
+  }
+
   if (window.navigation && window.navigation.addEventListener) {
     window.navigation.addEventListener('navigate', function (event) {
       if (event.destination.sameDocument || event.downloadRequest !== null) return;
-      if (event.navigationType === 'reload') return;
+      if (event.navigationType === 'reload' || !isWeb(event.destination.url)) return;
       leaving = Date.now();
     });
     // Handled by the page itself (a router), or cancelled: nothing is leaving.
@@ -284,7 +290,7 @@
     window.addEventListener('click', function (event) {
       var link = event.target && event.target.closest && event.target.closest('a[href]');
       if (!link || event.defaultPrevented || link.hasAttribute('download')) return;
-      if (!inThisTab(link)) return;
+      if (!inThisTab(link) || !isWeb(link.href)) return;
       if (link.href.split('#')[0] === location.href.split('#')[0]) return;
       leaving = Date.now();
     });

@@ -551,6 +551,60 @@ fn a_page_its_router_navigated_reloads_at_once() {
     });
 }
 
+/// A `mailto:` or `tel:` link opens another program and the page stays: it is no
+/// navigation to wait for, and the next save reloads the page at once (it was held
+/// 15 s, past this wait).
+#[test]
+fn a_page_whose_mailto_link_was_clicked_reloads_at_once() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (p, proxy, sup) = proxied("0");
+    browser.open(&format!("http://127.0.0.1:{proxy}/"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    browser.eval(
+        "['mailto:dev@example.com', 'tel:+15550100'].forEach(function (href) { \
+           var a = document.createElement('a'); a.href = href; document.body.appendChild(a); \
+           a.click(); \
+         }), 1",
+    );
+    browser.assert_page_reloaded(&sup, "v2", || {
+        p.write("templates/index.html", &template("v2"))
+    });
+}
+
+/// A dev server's static files that carry `Last-Modified` alone (Python's) were reused
+/// by the browser without asking: a save that changed the page and its stylesheet at
+/// once (a save-all, a checkout) reloaded the new page with the old stylesheet. The
+/// proxy makes such answers `no-cache`, so the reloaded page asks for it again.
+#[test]
+fn a_reloaded_page_gets_its_changed_stylesheet_not_a_cached_one() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (p, proxy, sup) = proxied("0");
+    // Checked out hours ago: a browser reuses such a file for a tenth of its age.
+    let hours_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(p.path("static/site.css"))
+        .unwrap()
+        .set_modified(hours_ago)
+        .unwrap();
+    let asset = http(proxy, "GET", "/static/site.css", &[]);
+    assert_eq!(asset.header("cache-control"), Some("no-cache"));
+    browser.open(&format!("http://127.0.0.1:{proxy}/"));
+    browser.wait_for("getComputedStyle(document.querySelector('h1')).color === 'rgb(255, 0, 0)'");
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n");
+    p.write("templates/index.html", &template("v2"));
+    browser.wait_for_with("document.querySelector('h1').textContent === 'v2'", &sup);
+    browser.wait_for_with(
+        "getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'",
+        &sup,
+    );
+}
+
 #[test]
 fn a_real_browser_connects_under_a_strict_policy_header_and_is_told_of_a_meta_one() {
     let Some(mut browser) = Browser::launch() else {
