@@ -356,17 +356,18 @@ pub fn stop(spec: &Server, leader: Ident, interrupts: Option<&Interrupts>) -> Re
 
 /// Whether the server that `leader` led still runs: the leader itself, or — once the
 /// leader has exited (a shell or `npm` wrapper whose server runs on in the background)
-/// — any process of its group that is provably the server's (see [`orphans`]).
+/// — any process that is provably the server's (see [`orphans`]).
 pub fn is_running(leader: Ident) -> bool {
     leader.is_alive() || !orphans(leader).is_empty()
 }
 
-/// The living members of the process group that `leader` led, when they are provably
-/// the server's: in the session `start` gave the server (its ID is the leader's PID),
-/// started no earlier than the leader, and carrying `RELOADSUP_CHANGED` as every
-/// process the server starts does. None if the leader's PID now names another process:
-/// the kernel gives a PID to no new process while a group still has it as its ID, so
-/// that group is gone.
+/// The living processes other than the leader that are provably the server's: in the
+/// session `start` gave the server (its ID is the leader's PID), started no earlier
+/// than the leader, and carrying `RELOADSUP_CHANGED` as every process the server starts
+/// does. The leader's process group or another one: a server may move to a group of its
+/// own (`setpgid`), and still be in the session. None if the leader's PID now names
+/// another process: the kernel gives a PID to no new process while a session or group
+/// still has it as its ID, so that session is gone.
 fn orphans(leader: Ident) -> Vec<i32> {
     if Ident::of(leader.pid).is_some_and(|now| now.start_ticks != leader.start_ticks) {
         return Vec::new();
@@ -375,7 +376,6 @@ fn orphans(leader: Ident) -> Vec<i32> {
         .into_iter()
         .filter(|(pid, s)| {
             *pid != leader.pid
-                && s.pgid == leader.pid
                 && s.sid == leader.pid
                 && !s.is_zombie()
                 && s.start_ticks >= leader.start_ticks
@@ -385,18 +385,16 @@ fn orphans(leader: Ident) -> Vec<i32> {
         .collect()
 }
 
-/// The leader, its process group, and their descendants (which may have left the
-/// group). Once the leader has exited, only the group's members that are provably the
-/// server's ([`orphans`]) and their descendants.
+/// The leader, its process group, the processes provably the server's in other groups
+/// ([`orphans`]), and their descendants (which may have left the session). Once the
+/// leader has exited, only those provably the server's and their descendants.
 fn processes_of(leader: Ident) -> Vec<Ident> {
     let pgid = Pid::from_raw(leader.pid);
-    let members = if leader.is_alive() {
-        let mut members = crate::procfs::group_members(pgid);
+    let mut members = orphans(leader);
+    if leader.is_alive() {
+        members.extend(crate::procfs::group_members(pgid));
         members.push(leader.pid);
-        members
-    } else {
-        orphans(leader)
-    };
+    }
     let mut pids = members.clone();
     for member in members {
         pids.extend(

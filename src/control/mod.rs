@@ -87,7 +87,7 @@ pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
         return Ok(None);
     };
     let _lock = lock(pid_file)?;
-    match inspect(pid_file, config.task_file.as_deref(), spec)? {
+    match inspect(pid_file, config.task_file.as_deref(), spec, true)? {
         Running::Supervisor { supervisor, .. } => Err(Error::Runtime(format!(
             "already supervised by `reloadsup run` (pid {})",
             supervisor.pid
@@ -109,7 +109,7 @@ pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
 pub fn start(config: &Config) -> Result<i32> {
     let t = target(config)?;
     let lock = lock(t.pid_file)?;
-    match inspect(t.pid_file, t.task_file, t.spec)? {
+    match inspect(t.pid_file, t.task_file, t.spec, true)? {
         Running::Supervisor { supervisor, server } => Err(Error::Runtime(format!(
             "already running under `reloadsup run` (supervisor pid {}{})",
             supervisor.pid,
@@ -157,7 +157,7 @@ pub fn stop(config: &Config) -> Result<i32> {
         }
         Err(err) => return Err(err),
     };
-    match inspect(t.pid_file, t.task_file, t.spec)? {
+    match inspect(t.pid_file, t.task_file, t.spec, true)? {
         Running::Supervisor { supervisor, server } => stop_supervisor(&t, supervisor, server),
         Running::Detached(record) => {
             let interrupts = Interrupts::catch()?;
@@ -188,7 +188,7 @@ fn stop_detached(t: &Target<'_>, record: &ServerRecord, interrupts: &Interrupts)
 pub fn restart(config: &Config) -> Result<i32> {
     let t = target(config)?;
     let lock = lock(t.pid_file)?;
-    match inspect(t.pid_file, t.task_file, t.spec)? {
+    match inspect(t.pid_file, t.task_file, t.spec, true)? {
         Running::Supervisor { supervisor, server } => restart_supervised(&t, supervisor, server),
         Running::Detached(record) => {
             let interrupts = Interrupts::catch()?;
@@ -224,7 +224,7 @@ fn readiness(server: &ServerRecord, supervised: bool, up: u64, ready_timeout: Du
 /// `reloadsup status [--json]`.
 pub fn status(config: &Config, json: bool) -> Result<i32> {
     let t = target(config)?;
-    let (supervisor, server, stale) = match inspect(t.pid_file, t.task_file, t.spec)? {
+    let (supervisor, server, stale) = match inspect(t.pid_file, t.task_file, t.spec, false)? {
         Running::Supervisor { supervisor, server } => (Some(supervisor), server, None),
         Running::Detached(record) => (None, Some(record), None),
         Running::Nothing { stale } => (None, None, stale),
@@ -285,10 +285,12 @@ fn status_json(supervisor: Option<Ident>, server: Option<&ServerRecord>) -> Stri
 /// folder) makes the PID file beside it stale;
 /// one written for another task file that shares this PID file is an error while its
 /// server or supervisor runs: neither command may take the other's server for its own.
+/// `locked`: the caller holds the PID file's lock (see [`inspect_state`]).
 fn inspect(
     pid_file: &std::path::Path,
     task_file: Option<&std::path::Path>,
     spec: &Server,
+    locked: bool,
 ) -> Result<Running> {
     let mut state = state::read(pid_file);
     if let Some(owner) = state.owner.as_ref().filter(|o| !o.wrote(pid_file)) {
@@ -314,7 +316,7 @@ fn inspect(
         .as_ref()
         .and_then(|o| o.other_task_file(task_file))
         .map(std::path::Path::to_path_buf);
-    let running = inspect_state(state, pid_file, spec);
+    let running = inspect_state(state, pid_file, spec, locked);
     match (other, &running) {
         (Some(other), Running::Supervisor { supervisor, .. }) => {
             Err(shared_pid_file(pid_file, &other, supervisor.pid))
@@ -336,7 +338,9 @@ fn shared_pid_file(pid_file: &std::path::Path, other: &std::path::Path, pid: i32
 }
 
 /// [`inspect`] once the state file is known to be this project's.
-fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server) -> Running {
+/// `locked`: the caller holds the PID file's lock, so a PID file found wrong may be
+/// written.
+fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked: bool) -> Running {
     if let Some(supervisor) = state.supervisor.filter(Ident::is_alive) {
         return Running::Supervisor {
             supervisor,
@@ -349,19 +353,42 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server) -> Run
             None => Running::Nothing { stale: None },
         };
     };
-    if let Some(record) = state.server.filter(|s| s.ident.pid == pid) {
-        return if detached::is_running(record.ident) {
-            Running::Detached(record)
-        } else {
-            // Started by `start` (no supervisor recorded), its output went to the log.
-            let log = match state.supervisor {
-                Some(_) => String::new(),
-                None => format!("; its output is in `{}`", spec.log_file.display()),
+    match state.server {
+        Some(record) if record.ident.pid == pid => {
+            return if detached::is_running(record.ident) {
+                Running::Detached(record)
+            } else {
+                // Started by `start` (no supervisor recorded), its output went to the log.
+                let log = match state.supervisor {
+                    Some(_) => String::new(),
+                    None => format!("; its output is in `{}`", spec.log_file.display()),
+                };
+                Running::Nothing {
+                    stale: Some(format!("the server (pid {pid}) has ended{log}")),
+                }
             };
-            Running::Nothing {
-                stale: Some(format!("the server (pid {pid}) has ended{log}")),
-            }
-        };
+        }
+        // The PID file names another process than the server recorded, which still
+        // runs: the PID file was edited, or written over. The record wins, so that
+        // server is neither left running untracked nor joined by a second one.
+        Some(record) if detached::is_running(record.ident) => {
+            let own = record.ident.pid;
+            let put_right = if locked {
+                match crate::pidfile::write(pid_file, own) {
+                    Ok(()) => "; the PID file is put right".to_string(),
+                    Err(err) => format!("; cannot put the PID file right: {err}"),
+                }
+            } else {
+                String::new()
+            };
+            report::warn(format!(
+                "`{}` names pid {pid}, but the server started here is pid {own}, which \
+                 still runs and counts{put_right}",
+                pid_file.display()
+            ));
+            return Running::Detached(record);
+        }
+        _ => {}
     }
     // No record of this PID (the state file is gone): count it only if it looks like a
     // server reloadsup started for this project — a process group leader carrying our

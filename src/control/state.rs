@@ -340,11 +340,25 @@ fn try_lock_with(pid_file: &Path, how: FlockArg) -> io::Result<Option<Lock>> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new()
+    let file = match OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)?;
+        .open(&path)
+    {
+        // A lock file that exists but may not be written (another user's, a folder
+        // mounted read-only) is locked all the same: a lock writes nothing. So `stop`
+        // goes on to say what it can or cannot do to the server.
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            File::open(&path).map_err(|_| err)?
+        }
+        opened => opened?,
+    };
     let file = Flock::lock(file, how).map_err(|(_, errno)| io::Error::from(errno))?;
     let held = file.metadata()?;
     let same =

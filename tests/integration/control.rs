@@ -193,6 +193,96 @@ fn stale_pid_files_are_recovered() {
     let _ = unrelated.wait();
 }
 
+/// A PID file edited by hand (or written over) while a started server runs: the state
+/// file's record of that server wins. `start` removed both files as stale and started
+/// a second server beside the first, which was left running, untracked.
+#[test]
+fn an_edited_pid_file_does_not_lose_the_running_server() {
+    let (p, port) = project();
+    ok(&p.output(&["start"]));
+    let server = pid_file(&p).expect("a PID file");
+    let mut unrelated = Command::new("sleep")
+        .arg("30")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    for edited in [unrelated.id().to_string(), "999999999".to_string()] {
+        p.write("reloadsup.pid", &format!("{edited}\n"));
+        let out = p.output(&["start"]);
+        assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "reloadsup.pid` names pid {edited}, but the server started here is pid \
+                 {server}, which still runs and counts; the PID file is put right"
+            )) && out
+                .stderr
+                .contains(&format!("already running (pid {server})")),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(pid_file(&p), Some(server));
+        assert_eq!(p.servers().len(), 1, "one server");
+    }
+    p.write("reloadsup.pid", &format!("{}\n", unrelated.id()));
+    let status = p.output(&["status"]);
+    ok(&status);
+    assert!(
+        status.stdout.contains(&format!("pid {server}")),
+        "{}",
+        status.stdout
+    );
+    ok(&p.output(&["stop"]));
+    wait_until("the server stopped", || {
+        p.servers().is_empty() && !accepts(port)
+    });
+    assert!(
+        unrelated.try_wait().unwrap().is_none(),
+        "the process the PID file named lives"
+    );
+    unrelated.kill().unwrap();
+    let _ = unrelated.wait();
+}
+
+/// A server whose first process moves the real server to a process group of its own
+/// (`setpgid`) and exits: the server is still the one `start` started (in its session,
+/// carrying its variable). `start` said the server exited before it was ready and left
+/// it running; one whose first process lingered until ready was "not running" for
+/// `status` and `stop`, and the next `start` started a second.
+#[test]
+fn a_server_in_a_process_group_of_its_own_is_still_the_server() {
+    let (p, port) = project();
+    p.write(
+        "launch.py",
+        "import os, sys, time\n\
+         if os.fork() == 0:\n\
+         \x20   os.setpgid(0, 0)\n\
+         \x20   os.execvp('python3', ['python3', 'server.py'] + sys.argv[1:])\n\
+         time.sleep(float(os.environ['LINGER']))\n",
+    );
+    for linger in ["0", "1"] {
+        p.write(
+            "reload.toml",
+            &format!(
+                "[server]\ncommand = ['python3', 'launch.py', '{port}', '{}']\n\
+                 env = {{ LINGER = '{linger}' }}\nready = {{ port = {port} }}\n\
+                 ready_timeout = \"5s\"\nstop_timeout = \"2s\"\n[reload]\nenabled = false\n",
+                p.token
+            ),
+        );
+        ok(&p.output(&["start"]));
+        assert!(accepts(port), "linger {linger}");
+        wait_until("the first process gone", || p.servers().len() == 1);
+        ok(&p.output(&["status"]));
+        let again = p.output(&["start"]);
+        assert_eq!(again.status.code(), Some(1), "{}", again.stderr);
+        assert_eq!(p.servers().len(), 1, "linger {linger}: one server");
+        ok(&p.output(&["stop"]));
+        wait_until("the server stopped", || {
+            p.servers().is_empty() && !accepts(port)
+        });
+    }
+}
+
 #[test]
 fn restart_starts_when_stopped_and_replaces_when_running() {
     let (p, port) = project();
@@ -1122,8 +1212,9 @@ fn status_says_a_started_server_has_ended() {
 }
 
 /// `stop` by a user not allowed to signal the server says so at once (it waited out
-/// the stop timeout and SIGKILL's wait, then blamed the server). Needs root, to run
-/// `stop` as another user; skipped otherwise.
+/// the stop timeout and SIGKILL's wait, then blamed the server), though that user may
+/// not write the lock file either. Needs root, to run `stop` as another user; skipped
+/// otherwise.
 #[test]
 fn stop_without_permission_to_signal_says_so_at_once() {
     if !nix::unistd::geteuid().is_root() {
@@ -1139,10 +1230,9 @@ fn stop_without_permission_to_signal_says_so_at_once() {
     );
     ok(&p.output(&["start"]));
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    for name in ["reloadsup.pid", "reloadsup.pid.json", "reloadsup.pid.lock"] {
-        std::fs::set_permissions(p.path(name), std::fs::Permissions::from_mode(0o666)).unwrap();
-    }
+    // The files keep their modes: the lock file, which that user may not write, is
+    // locked all the same (it said "cannot lock …: Permission denied").
+    std::fs::set_permissions(&p.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let began = std::time::Instant::now();
     let out = Command::new("setpriv")
         .args([
