@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
-use ignore::gitignore::Gitignore;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::config::{Config, Pattern, has_meta};
 
@@ -261,12 +261,24 @@ impl Filter {
         self.load_gitignore(dir);
     }
 
+    /// Reads `dir/.gitignore`, and at a repository's top `.git/info/exclude` with it
+    /// (what git ignores in this clone alone; read first, so that the `.gitignore`'s
+    /// rules win, as in git).
     fn load_gitignore(&mut self, dir: &Path) {
-        let file = dir.join(".gitignore");
-        if !self.use_gitignore || !file.is_file() {
+        if !self.use_gitignore {
             return;
         }
-        let (matcher, _partial_errors) = Gitignore::new(&file);
+        let files = [dir.join(".git/info/exclude"), dir.join(".gitignore")];
+        let mut builder = GitignoreBuilder::new(dir);
+        let mut read = false;
+        for file in files.iter().filter(|file| file.is_file()) {
+            // A line that is no glob is skipped; the others still apply.
+            let _partial_error = builder.add(file);
+            read = true;
+        }
+        let Some(matcher) = read.then(|| builder.build().ok()).flatten() else {
+            return;
+        };
         self.gitignores.push(matcher);
         self.gitignores
             .sort_by_key(|g| std::cmp::Reverse(g.path().components().count()));

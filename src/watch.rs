@@ -332,6 +332,41 @@ impl Watcher {
         changes
     }
 
+    /// Watches the folders under `dir` that are wanted now and were not watched: once
+    /// `dir/.gitignore` changed, a folder it ignored (never watched, so nothing in it was
+    /// ever seen) may be wanted again. Nothing in them changed, so nothing is reported.
+    /// (A folder it ignores now keeps its watch; the filter drops its changes.)
+    pub fn watch_unignored(&mut self, dir: &Path, filter: &mut Filter, notices: &mut Vec<String>) {
+        let mut folders: Vec<PathBuf> = self
+            .watched
+            .keys()
+            .filter(|w| w.starts_with(dir))
+            .cloned()
+            .collect();
+        folders.sort();
+        for folder in folders {
+            let Ok(entries) = std::fs::read_dir(&folder) else {
+                continue;
+            };
+            for path in entries.flatten().map(|entry| entry.path()) {
+                if self.watched.contains_key(&path) || !path.is_dir() || !self.wanted(&path, filter)
+                {
+                    continue;
+                }
+                match self.add_tree(&path, filter, &mut Vec::new(), true) {
+                    Ok(()) => {}
+                    Err(WatchError::Limit) => {
+                        if let Err(message) = self.poll_instead(filter, notices, None) {
+                            notices.push(message);
+                        }
+                        return;
+                    }
+                    Err(WatchError::Other(message)) => notices.push(message),
+                }
+            }
+        }
+    }
+
     /// The folders that appeared (made, moved in) since the last call: a tree may be
     /// being copied in, file by file, and every name in them is new.
     pub fn take_folders_made(&mut self) -> Vec<PathBuf> {

@@ -298,6 +298,10 @@ impl App {
                     if path.file_name().is_some_and(|n| n == ".gitignore") {
                         if let Some(dir) = path.parent() {
                             self.filter.reload_gitignore(dir);
+                            let mut notices = Vec::new();
+                            self.watcher
+                                .watch_unignored(dir, &mut self.filter, &mut notices);
+                            notices.iter().for_each(report::warn);
                         }
                     }
                     // Filter before debouncing: an ignored temp file that an editor

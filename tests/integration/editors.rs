@@ -390,6 +390,23 @@ fn gitignored_files_cause_nothing() {
     });
 }
 
+/// What git ignores in this clone alone (`.git/info/exclude`) counts as `.gitignore`
+/// does; a `.gitignore` rule that says otherwise wins, as in git.
+#[test]
+fn git_info_exclude_is_honoured() {
+    let p = Project::new();
+    p.write("app.py", "print('v1')\n");
+    p.write(".git/info/exclude", "scratch_*.py\nkept.py\n");
+    p.write(".gitignore", "!kept.py\n");
+    let sup = p.start_sleeper("[\"**/*.py\"]", "");
+    write_new(&p, "scratch_a.py", "x");
+    p.assert_starts_stay(1);
+    write_new(&p, "kept.py", "x");
+    p.wait_starts(2);
+    sup.wait_for("changed: kept.py");
+    assert_eq!(sup.count("scratch_a.py"), 0, "{}", sup.stderr());
+}
+
 #[test]
 fn new_file_in_new_nested_folder_is_seen() {
     let (p, sup) = running();
@@ -789,6 +806,32 @@ fn a_gitignore_edited_while_running_applies_at_once() {
     p.write(".gitignore", "build/\n");
     p.write("generated.py", "x = 2\n");
     p.wait_starts(2);
+}
+
+/// A folder `.gitignore` ignored at the start was never watched: once its rule is
+/// removed, it is watched, and a save in it, or in a folder made in it, restarts the
+/// server (it stayed unwatched until reloadsup was restarted).
+#[test]
+fn a_folder_no_longer_gitignored_is_watched() {
+    let p = Project::new();
+    p.write("app.py", "print('v1')\n");
+    p.write(".gitignore", "build/\n");
+    p.write("build/gen.py", "x = 1\n");
+    let sup = p.start_sleeper("[\"**/*.py\"]", "");
+    write_new(&p, "build/gen.py", "x = 2\n");
+    p.assert_starts_stay(1);
+    p.write(".gitignore", "# nothing ignored\n");
+    // Its change is seen once a save after it is (a save restarts the server).
+    write_new(&p, "app.py", "print('v2')\n");
+    p.wait_starts(2);
+    write_new(&p, "build/gen.py", "x = 3\n");
+    p.wait_starts(3);
+    sup.wait_for("changed: build/gen.py");
+    fs::create_dir(p.path("build/sub")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    write_new(&p, "build/sub/more.py", "y = 1\n");
+    p.wait_starts(4);
+    sup.wait_for("changed: build/sub/more.py");
 }
 
 /// Saving the task file while `run` runs says it is not re-read; it restarts nothing,
