@@ -44,6 +44,10 @@ use crate::poll::Poller;
 /// echo (see [`Watcher::seen_by_scan`]).
 const SCAN_ECHO: Duration = Duration::from_secs(5);
 
+/// How long after a folder went holding nothing of the kind a second report of its
+/// removal is still taken for the first one's echo (see [`Watcher::went_empty`]).
+const GONE_ECHO: Duration = Duration::from_secs(5);
+
 /// The poll interval used when the inotify limit forces polling and none was configured.
 const FALLBACK_POLL: Duration = Duration::from_millis(500);
 
@@ -92,6 +96,13 @@ pub struct Watcher {
     scanned: HashMap<PathBuf, (Stamp, Instant)>,
     /// The folders that appeared since [`Watcher::take_folders_made`] was last asked.
     folders_made: Vec<PathBuf>,
+    /// The watched folders known to have held a file some glob matches (found by a
+    /// scan, or named by an event since): only such a folder's removal is a change.
+    held: HashSet<PathBuf>,
+    /// Folders that went holding nothing of the kind, lately: the removal is reported
+    /// twice (by the folder above, and by the folder's own watch), and the second must
+    /// be no change either.
+    went_empty: HashMap<PathBuf, Instant>,
     /// When watching started: a file last modified before then is unchanged since.
     since: SystemTime,
     tx: Sender<Event>,
@@ -130,6 +141,8 @@ impl Watcher {
             stamps: HashMap::new(),
             scanned: HashMap::new(),
             folders_made: Vec::new(),
+            held: HashSet::new(),
+            went_empty: HashMap::new(),
             since: SystemTime::now(),
             tx,
         };
@@ -157,6 +170,7 @@ impl Watcher {
         self.watched.clear();
         self.by_id.clear();
         self.aliases.clear();
+        self.held.clear();
         if let Some((dir, found)) = new {
             found.clear();
             if let Err(err) = self.add_tree(dir, filter, found, false) {
@@ -247,6 +261,18 @@ impl Watcher {
             // its removal, or another folder under its name (its files are new).
             let gone = step != Step::Complete
                 || polling && matches!(event.kind, EventKind::Remove(_) | EventKind::Create(_));
+            // A folder that went without ever holding a file some glob matches (a temp
+            // folder, `mkdir x && rmdir x`) took nothing with it: no change.
+            let mut went_empty = false;
+            if !polling && self.went_empty.contains_key(path) {
+                if matches!(event.kind, EventKind::Create(_)) {
+                    self.went_empty.remove(path);
+                } else if matches!(event.kind, EventKind::Remove(_))
+                    && !self.watched.contains_key(path)
+                {
+                    continue;
+                }
+            }
             if gone && self.watched.contains_key(path) {
                 if matches!(event.kind, EventKind::Create(_)) {
                     // Made again before its removal was seen (events of a folder that
@@ -254,8 +280,17 @@ impl Watcher {
                     // the name are stale, and the new folder is watched afresh below.
                     self.forget_under(path);
                 } else {
+                    went_empty = !polling && !self.held_below(path);
+                    if went_empty {
+                        let now = Instant::now();
+                        self.went_empty
+                            .retain(|_, at| now.duration_since(*at) < GONE_ECHO);
+                        self.went_empty.insert(path.clone(), now);
+                    }
                     self.folder_gone(path, filter, notices);
                 }
+            } else if !polling {
+                self.note_held(path, filter);
             }
             let created = !polling && matches!(event.kind, EventKind::Create(_));
             if created && !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
@@ -322,6 +357,13 @@ impl Watcher {
                 );
                 continue;
             }
+            if went_empty {
+                crate::report::debug(format_args!(
+                    "{} went, holding nothing watched for",
+                    path.display()
+                ));
+                continue;
+            }
             if !self.aliases.is_empty() && !filter.classify(path).asset {
                 // Named through the links to its folder too, for the globs written for
                 // their paths; an asset stays an asset (a reload, not a restart).
@@ -365,6 +407,25 @@ impl Watcher {
                 }
             }
         }
+    }
+
+    /// Records that the folder of `path` held a file some glob matches, if it does.
+    fn note_held(&mut self, path: &Path, filter: &Filter) {
+        let Some(dir) = path.parent() else {
+            return;
+        };
+        if !self.held.contains(dir)
+            && self.watched.contains_key(dir)
+            && !filter.classify(path).is_ignored()
+        {
+            self.held.insert(dir.to_path_buf());
+        }
+    }
+
+    /// Whether the watched folder `dir`, or one below it, held a file some glob
+    /// matches.
+    fn held_below(&self, dir: &Path) -> bool {
+        self.held.iter().any(|held| held.starts_with(dir))
     }
 
     /// The folders that appeared (made, moved in) since the last call: a tree may be
@@ -544,6 +605,7 @@ impl Watcher {
                 self.by_id.remove(&id);
             }
             self.aliases.remove(dir);
+            self.held.remove(dir);
         }
         // A link that went away no longer names anything.
         for links in self.aliases.values_mut() {
@@ -702,8 +764,11 @@ impl Watcher {
                 } else {
                     self.add_folders(&path, filter, found, initial, links)?;
                 }
-            } else if !initial {
-                found.push(path);
+            } else {
+                self.note_held(&path, filter);
+                if !initial {
+                    found.push(path);
+                }
             }
         }
         Ok(())

@@ -100,12 +100,36 @@ fn ignored_folders_made_or_removed_restart_nothing() {
     p.assert_starts_stay(2);
     assert_eq!(sup.count("changed:"), 1, "{}", sup.stderr());
     assert_eq!(sup.count("changed: app.py\n"), 1, "{}", sup.stderr());
-    // A plain folder made empty is nothing yet; removed a batch later, it is a change.
+    // A plain folder made empty is nothing, and its removal a batch later neither: it
+    // took nothing with it (it was a change). One that held a file is one.
     fs::create_dir(p.path("plain")).unwrap();
     p.assert_starts_stay(2);
     fs::remove_dir(p.path("plain")).unwrap();
+    p.assert_starts_stay(2);
+    p.write("full/x.txt", "x");
     p.wait_starts(3);
-    assert_eq!(sup.count("changed: plain\n"), 1, "{}", sup.stderr());
+    fs::remove_dir_all(p.path("full")).unwrap();
+    p.wait_starts(4);
+    assert_eq!(sup.count("changed: plain"), 0, "{}", sup.stderr());
+}
+
+/// A temporary folder (`mktemp -d`, Python's `TemporaryDirectory`) made and removed,
+/// empty or holding only files no glob matches, restarts nothing; neither does one
+/// left empty and removed later.
+#[test]
+fn a_temporary_folder_holding_nothing_watched_for_restarts_nothing() {
+    let (p, sup) = running();
+    fs::create_dir(p.path("tmpq")).unwrap();
+    fs::remove_dir(p.path("tmpq")).unwrap();
+    fs::create_dir(p.path("tmpd")).unwrap();
+    write_new(&p, "tmpd/x.txt", "x");
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    fs::remove_dir_all(p.path("tmpd")).unwrap();
+    fs::create_dir_all(p.path("lib/emptyd")).unwrap();
+    p.assert_starts_stay(1);
+    fs::remove_dir(p.path("lib/emptyd")).unwrap();
+    p.assert_starts_stay(1);
+    assert_eq!(sup.count("changed:"), 0, "{}", sup.stderr());
 }
 
 /// A save through a temp file of no known editor's name (Python's `tempfile.mkstemp`
