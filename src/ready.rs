@@ -406,6 +406,25 @@ fn line_matches(line: &[u8], regex: &Regex) -> bool {
     !line.is_empty() && regex.is_match(&output::shown(&String::from_utf8_lossy(line)))
 }
 
+/// What a readiness check that timed out waited for, naming the key that set it, so a
+/// wrong setting shows at once: `: no connection on port 5000 (`server.ready.port`)`.
+/// Empty for a check that cannot time out (a delay, or none).
+pub fn awaited(ready: Option<&Ready>, upstream: Option<&str>) -> String {
+    match (ready, upstream) {
+        (Some(Ready::Port(port)), _) => {
+            format!(": no connection on port {port} (`server.ready.port`)")
+        }
+        (Some(Ready::Url(url)), _) => {
+            format!(": `{url}` gave no answer below 500 (`server.ready.url`)")
+        }
+        (Some(Ready::Log(pattern)), _) => {
+            format!(": no line of its output matched `{pattern}` (`server.ready.log`)")
+        }
+        (None, Some(address)) => format!(": no connection at {address} (`proxy.upstream`)"),
+        (Some(Ready::Delay(_)), _) | (None, None) => String::new(),
+    }
+}
+
 /// For a server not ready in time, when the check waits for a port and the server's
 /// processes listen on others only (`proxy.upstream` or `server.ready.port` names the
 /// wrong one): `; it listens on port 5001, not 5000 (`proxy.upstream`)`.

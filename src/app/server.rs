@@ -207,8 +207,14 @@ impl App {
             "is not ready after {}{elsewhere}",
             humantime::format_duration(spec.ready_timeout)
         );
+        let awaited = if elsewhere.is_empty() {
+            ready::awaited(spec.ready.as_ref(), upstream)
+        } else {
+            String::new()
+        };
         report::warn(format!(
-            "the server {status}; reloading browsers anyway, and again if it becomes ready"
+            "the server {status}{awaited}; reloading browsers anyway, and again if it \
+             becomes ready"
         ));
         self.browsers
             .late(&spec.command.display(), &status, supervisor.tail());

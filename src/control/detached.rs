@@ -136,9 +136,11 @@ pub fn launch(
                 watch.exited(),
             )
         } else {
+            let why = ready::listening_elsewhere(spec.ready.as_ref(), upstream, pid)
+                .unwrap_or_else(|| ready::awaited(spec.ready.as_ref(), upstream));
             fail(
                 format!(
-                    "was not ready within {}; stopped it",
+                    "was not ready within {}{why}; stopped it",
                     humantime::format_duration(spec.ready_timeout)
                 ),
                 false,

@@ -374,20 +374,22 @@ fn a_server_that_fails_to_start_leaves_nothing() {
         out.stderr
     );
 
-    // Never ready: stopped after the timeout.
+    // Never ready: stopped after the timeout, saying what it waited for.
+    let never = free_port();
     p.write(
         "reload.toml",
         &format!(
-            "[server]\ncommand = 'exec sleep {}'\nready = {{ port = {} }}\nready_timeout = \"500ms\"\n",
+            "[server]\ncommand = 'exec sleep {}'\nready = {{ port = {never} }}\nready_timeout = \"500ms\"\n",
             p.token,
-            free_port()
         ),
     );
     let out = p.output(&["start"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        out.stderr
-            .contains("was not ready within 500ms; stopped it"),
+        out.stderr.contains(&format!(
+            "was not ready within 500ms: no connection on port {never} \
+             (`server.ready.port`); stopped it"
+        )),
         "{}",
         out.stderr
     );

@@ -903,7 +903,11 @@ fn readiness_waits_for_the_port() {
         );
         let sup = p.start(&["run", "--no-reload"]);
         if ready.contains("never") {
-            sup.wait_for("the server is not ready after 3s; reloading browsers anyway");
+            // Saying what it waited for, so a wrong setting shows.
+            sup.wait_for(
+                "the server is not ready after 3s: no line of its output matched \
+                 `never printed` (`server.ready.log`); reloading browsers anyway",
+            );
         } else {
             // Explicit port, and the default: the first port the group listens on.
             sup.wait_for("ready in ");
