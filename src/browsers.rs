@@ -284,7 +284,7 @@ impl Browsers {
     }
 
     /// A full page reload naming `path` to the pages, `what` in the status line.
-    fn reload_page_for(&self, path: &str, what: &str) {
+    pub fn reload_page_for(&self, path: &str, what: &str) {
         let Some(hub) = &self.hub else {
             return;
         };

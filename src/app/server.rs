@@ -185,8 +185,13 @@ impl App {
             recorder.ready();
         }
         self.browsers.ready();
-        if starting.began.is_some() || starting.late {
+        if starting.began.is_some() {
             self.browsers.reload_page(&starting.path);
+        } else if starting.late {
+            // The first start, late: pages showing the "not ready" page reload. No
+            // change or request caused it (it said `restart requested`).
+            self.browsers
+                .reload_page_for(REQUESTED, "the first start, ready late");
         }
     }
 

@@ -431,6 +431,8 @@ fn a_server_ready_late_is_explained_then_reloaded_into() {
     assert_eq!(reload["command"], "reload", "{reload}");
     sup.wait_for("ready in ");
     assert!(sup.stderr().contains(", late"), "{}", sup.stderr());
+    // No change or request caused it (it said `restart requested`).
+    sup.wait_for("reloaded 1 browser(s): the first start, ready late");
     let real = http(proxy, "GET", "/", DOCUMENT);
     assert_eq!(real.status, 200);
     assert!(real.text().contains("<h1>v1</h1>"));
