@@ -594,7 +594,7 @@ def main() -> int:
                     warn_if_stale(binary)
 
                 def argv_for(_workdir, b=binary):
-                    return [str(b), "-q", "run", "-w", "*.py", "--", "sh", "-c", SERVER_SCRIPT]
+                    return [str(b), "-q", "run", "--no-reload", "-w", "*.py", "--", "sh", "-c", SERVER_SCRIPT]
 
             else:
                 binary = find_watchexec(args.watchexec)

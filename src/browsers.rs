@@ -61,6 +61,9 @@ fn with_way_out(error: String, config: &Config) -> String {
             "{error}; pass `--no-reload` (or set `reload.enabled = false`): pages through the \
              proxy or `serve` reload without it"
         )
+    } else if config.task_file.is_none() {
+        // No task file (`run -w … -- cmd`): no `reload.port` to set.
+        format!("{error}; pass `--no-reload`, or write a task file with another `reload.port`")
     } else {
         format!("{error}; set another `reload.port`, or pass `--no-reload`")
     }

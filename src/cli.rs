@@ -55,11 +55,13 @@ pub enum Command {
     Restart,
     /// Print whether the server runs and its PID; exit 3 when it does not.
     Status {
-        /// Print one JSON object (running, pid, supervisor_pid, started_at, command).
+        /// Print one JSON object (running, pid, supervisor_pid, started_at, uptime_secs,
+        /// command, ready).
         #[arg(long)]
         json: bool,
     },
-    /// Serve a folder as a static site with live reload; needs no task file.
+    /// Serve a folder as a static site with live reload; reads no task file (`-f` is
+    /// refused).
     Serve {
         /// The folder to serve (default: the current folder).
         #[arg(value_name = "DIR")]
@@ -71,7 +73,8 @@ pub enum Command {
         #[arg(long)]
         open: bool,
     },
-    /// Write a commented `reload.toml` in the current folder (never overwrites).
+    /// Write a commented `reload.toml` in the current folder, or FILE with `-f` (never
+    /// overwrites).
     Init,
     /// Validate the task file and list the files each glob matches.
     Check,

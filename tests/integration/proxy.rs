@@ -1086,6 +1086,24 @@ fn a_taken_reload_port_says_the_proxy_does_without_it() {
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
 }
 
+/// Without a task file (`run -w … -- cmd`) the LiveReload port is the default one,
+/// and no `reload.port` can be set: the way out says so (it said to set one).
+#[test]
+fn a_taken_default_reload_port_in_ad_hoc_mode_names_a_way_out_that_exists() {
+    let p = Project::new();
+    // Held here, or by someone else already: taken either way.
+    let _held = std::net::TcpListener::bind("127.0.0.1:35729");
+    let sleep = format!("sleep {}", p.token);
+    let out = p.output(&["run", "-w", "*.py", "--", &sleep]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("pass `--no-reload`, or write a task file with another `reload.port`"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn a_proxy_address_in_use_names_the_key_or_flag_that_set_it() {
     let p = Project::new();
