@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant, SystemTime};
 
-use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{EventKind, INotifyWatcher, RecursiveMode, Watcher as _};
 
 use crate::config::Config;
@@ -262,12 +262,23 @@ impl Watcher {
             let gone = step != Step::Complete
                 || polling && matches!(event.kind, EventKind::Remove(_) | EventKind::Create(_));
             // A folder that went without ever holding a file some glob matches (a temp
-            // folder, `mkdir x && rmdir x`) took nothing with it: no change.
+            // folder, `mkdir x && rmdir x`) took nothing with it: no change. Its own
+            // watch reports it going once more (deleted or moved itself), which is none
+            // either; any other event means the name is something else now.
             let mut went_empty = false;
-            if !polling && self.went_empty.contains_key(path) {
-                if matches!(event.kind, EventKind::Create(_)) {
+            if !polling {
+                if let Some(at) = self.went_empty.get(path) {
+                    if leaves(&event.kind, i)
+                        && !self.watched.contains_key(path)
+                        && at.elapsed() < GONE_ECHO
+                    {
+                        continue;
+                    }
                     self.went_empty.remove(path);
-                } else if matches!(event.kind, EventKind::Remove(_))
+                }
+                // A folder removed that is not watched (gone before its watch could be
+                // added, or not needed by any glob) held nothing that was seen.
+                if matches!(event.kind, EventKind::Remove(RemoveKind::Folder))
                     && !self.watched.contains_key(path)
                 {
                     continue;
@@ -290,7 +301,7 @@ impl Watcher {
                     self.folder_gone(path, filter, notices);
                 }
             } else if !polling {
-                self.note_held(path, filter);
+                self.note_held(path, Some(&event.kind), filter);
             }
             let created = !polling && matches!(event.kind, EventKind::Create(_));
             if created && !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
@@ -409,15 +420,23 @@ impl Watcher {
         }
     }
 
-    /// Records that the folder of `path` held a file some glob matches, if it does.
-    fn note_held(&mut self, path: &Path, filter: &Filter) {
+    /// Records that the folder of `path` held a file some glob matches, if `path` is
+    /// one: not a folder (under `**`, an empty subfolder made a temp folder count).
+    /// `kind`: the event that named it; `None` for a file found by a scan.
+    fn note_held(&mut self, path: &Path, kind: Option<&EventKind>, filter: &Filter) {
         let Some(dir) = path.parent() else {
             return;
         };
-        if !self.held.contains(dir)
-            && self.watched.contains_key(dir)
-            && !filter.classify(path).is_ignored()
-        {
+        if self.held.contains(dir) || !self.watched.contains_key(dir) {
+            return;
+        }
+        let folder = kind.is_some_and(|kind| {
+            matches!(
+                kind,
+                EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder)
+            ) || path.is_dir()
+        });
+        if !folder && !filter.classify(path).is_ignored() {
             self.held.insert(dir.to_path_buf());
         }
     }
@@ -765,13 +784,22 @@ impl Watcher {
                     self.add_folders(&path, filter, found, initial, links)?;
                 }
             } else {
-                self.note_held(&path, filter);
+                self.note_held(&path, None, filter);
                 if !initial {
                     found.push(path);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Whether an event says the name at `paths[index]` left: removed, or renamed away.
+fn leaves(kind: &EventKind, index: usize) -> bool {
+    match kind {
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => true,
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => index == 0,
+        _ => false,
     }
 }
 

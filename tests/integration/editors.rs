@@ -105,6 +105,12 @@ fn ignored_folders_made_or_removed_restart_nothing() {
     fs::create_dir(p.path("plain")).unwrap();
     p.assert_starts_stay(2);
     fs::remove_dir(p.path("plain")).unwrap();
+    // Nor one holding only an empty folder (under `**` that folder's name matches).
+    fs::create_dir(p.path("temp")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    fs::create_dir(p.path("temp/cache")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    fs::remove_dir_all(p.path("temp")).unwrap();
     p.assert_starts_stay(2);
     p.write("full/x.txt", "x");
     p.wait_starts(3);
@@ -128,8 +134,28 @@ fn a_temporary_folder_holding_nothing_watched_for_restarts_nothing() {
     fs::create_dir_all(p.path("lib/emptyd")).unwrap();
     p.assert_starts_stay(1);
     fs::remove_dir(p.path("lib/emptyd")).unwrap();
+    // Renamed, and moved out of the project (its own watch reports the move again).
+    fs::create_dir(p.path("New Folder")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    fs::rename(p.path("New Folder"), p.path("pkg")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let away = p.path("../").join(format!("empty-{}", p.token));
+    fs::rename(p.path("pkg"), &away).unwrap();
     p.assert_starts_stay(1);
     assert_eq!(sup.count("changed:"), 0, "{}", sup.stderr());
+    fs::remove_dir(&away).unwrap();
+    // A file that takes the name of such a folder later is a file like any other: its
+    // removal is a change (it was taken for the folder's echo).
+    fs::create_dir(p.path("out.py")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    fs::remove_dir(p.path("out.py")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let outside = p.path("../").join(format!("file-{}.py", p.token));
+    fs::write(&outside, "x = 1\n").unwrap();
+    fs::rename(&outside, p.path("out.py")).unwrap();
+    p.wait_starts(2);
+    fs::remove_file(p.path("out.py")).unwrap();
+    p.wait_starts(3);
 }
 
 /// A save through a temp file of no known editor's name (Python's `tempfile.mkstemp`
