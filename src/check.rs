@@ -147,7 +147,7 @@ fn matches(pattern: &Pattern, gitignore: bool, filter: &mut Filter, root: &Path)
     files.retain(|f| {
         matcher.is_match(Pattern::match_form(f, root))
             && !filter.is_ignored(f)
-            && !(gitignore && filter.gitignored(f, false))
+            && !(gitignore && filter.gitignored_for_restart(f, false))
     });
     files.sort();
     files

@@ -208,7 +208,7 @@ impl Filter {
         let file_dep = Reach::matches(&self.file_dep, &reach.file_dep, form, path);
         Verdict {
             // An asset is swapped in the browser; it never restarts the server.
-            restart: !asset && file_dep && !self.gitignored(path, false),
+            restart: !asset && file_dep && !self.gitignored_for_restart(path, false),
             asset,
             tasks: (0..self.tasks.len())
                 .filter(|&i| Reach::matches(&self.tasks[i], &reach.tasks[i], form, path))
@@ -224,7 +224,7 @@ impl Filter {
         }
         let reach = &self.reach;
         Verdict {
-            restart: Reach::holds(&reach.file_dep, dir) && !self.gitignored(dir, true),
+            restart: Reach::holds(&reach.file_dep, dir) && !self.gitignored_for_restart(dir, true),
             asset: Reach::holds(&reach.assets, dir),
             tasks: (0..reach.tasks.len())
                 .filter(|&i| Reach::holds(&reach.tasks[i], dir))
@@ -244,7 +244,7 @@ impl Filter {
         let form = Pattern::match_form(dir, &self.root);
         self.ignore_dirs.is_match(form)
             || self.is_ignored(dir)
-            || (gitignore && self.gitignored(dir, true))
+            || (gitignore && self.gitignored_for_restart(dir, true))
     }
 
     /// Reads `dir/.gitignore`, if there is one, so it applies below `dir`.
@@ -320,8 +320,22 @@ impl Filter {
         is_among(path, &self.piped_output)
     }
 
+    /// Whether `.gitignore` keeps `path` from restarting the server: git ignores it,
+    /// and no restart glob is written for a folder git ignores that holds it. A glob
+    /// whose folder git ignores names it on purpose (`dist/**/*.js`, a build's output,
+    /// with `dist/` in `.gitignore`: it never restarted the server) and wins; a broad
+    /// `**/*.js` still leaves `dist` out.
+    pub fn gitignored_for_restart(&self, path: &Path, is_dir: bool) -> bool {
+        self.gitignored(path, is_dir)
+            && !self
+                .reach
+                .file_dep
+                .iter()
+                .any(|(base, _)| path.starts_with(base) && self.gitignored(base, true))
+    }
+
     /// Whether a `.gitignore` (the deepest one that has a say) ignores `path`.
-    pub fn gitignored(&self, path: &Path, is_dir: bool) -> bool {
+    fn gitignored(&self, path: &Path, is_dir: bool) -> bool {
         for matcher in &self.gitignores {
             if !path.starts_with(matcher.path()) || path == matcher.path() {
                 continue;

@@ -440,6 +440,34 @@ fn gitignored_files_cause_nothing() {
     });
 }
 
+/// A restart glob written for a folder git ignores (`dist/**/*.js`: the output of a
+/// build step, with `dist/` in `.gitignore`) names it on purpose: its files restart the
+/// server (they never did, and `check` found none); a broad glob still leaves it out.
+#[test]
+fn a_glob_written_for_a_gitignored_folder_wins() {
+    let p = Project::new();
+    p.write(".gitignore", "dist/\nbuild/\n");
+    p.write("dist/server.js", "1");
+    p.write("build/out.py", "1");
+    let sup = p.start_sleeper("[\"dist/**/*.js\", \"**/*.py\"]", "");
+    let check = p.output(&["check"]);
+    assert!(
+        check.stdout.contains("`dist/**/*.js`: 1 file(s)"),
+        "{}",
+        check.stdout
+    );
+    write_new(&p, "build/out.py", "2");
+    p.assert_starts_stay(1);
+    write_new(&p, "dist/server.js", "2");
+    p.wait_starts(2);
+    fs::create_dir(p.path("dist/chunks")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    write_new(&p, "dist/chunks/a.js", "1");
+    p.wait_starts(3);
+    sup.wait_for("changed: dist/chunks/a.js");
+    assert_eq!(sup.count("build/out.py"), 0, "{}", sup.stderr());
+}
+
 /// What git ignores in this clone alone (`.git/info/exclude`) counts as `.gitignore`
 /// does; a `.gitignore` rule that says otherwise wins, as in git.
 #[test]
