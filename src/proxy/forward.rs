@@ -207,7 +207,8 @@ async fn answer(
         return tunnel(response, browser_side, context.upstream.cut_signal());
     }
     strip_hop_by_hop(response.headers_mut());
-    revalidated(response.headers_mut());
+    let status = response.status();
+    revalidated(status, response.headers_mut());
     if response.headers().contains_key(LOCATION) {
         let proxy_origin = format!("{proto}://{host}");
         rewrite_location(
@@ -232,16 +233,32 @@ async fn answer(
     }
 }
 
-/// Makes an answer that says nothing of how long it may be reused (no `Cache-Control`,
-/// no `Expires`) one the browser asks the server about before each use: a dev server's
-/// static files often carry `Last-Modified` alone (Python's `http.server`, Django's
-/// `runserver`), and a browser reuses such a file for a tenth of its age without asking
-/// (heuristic freshness), so a page reloaded after a save ran the old script and the
-/// old stylesheet's `@import`s. With `no-cache` an unchanged file still costs only a
-/// `304`. An answer that says how it may be cached is left as the server wrote it.
-fn revalidated(headers: &mut HeaderMap) {
-    if !headers.contains_key(CACHE_CONTROL) && !headers.contains_key(EXPIRES) {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+/// Makes an answer that says nothing of how long it may be reused (no `Expires`, and
+/// no `max-age`, `s-maxage`, `no-cache` or `no-store` in its `Cache-Control`, which may
+/// say `public` alone) one the browser asks the server about before each use: a dev
+/// server's static files often carry `Last-Modified` alone (Python's `http.server`,
+/// Django's `runserver`), and a browser reuses such a file for a tenth of its age
+/// without asking (heuristic freshness), so a page reloaded after a save ran the old
+/// script and the old stylesheet's `@import`s. With `no-cache` an unchanged file still
+/// costs only a `304`. An answer that says how long it may be reused is left as the
+/// server wrote it, and so is a `304`, whose headers would replace the stored answer's.
+fn revalidated(status: StatusCode, headers: &mut HeaderMap) {
+    if status == StatusCode::NOT_MODIFIED || headers.contains_key(EXPIRES) {
+        return;
+    }
+    let says_how_long = headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|directive| {
+            let name = directive.split('=').next().unwrap_or_default().trim();
+            ["max-age", "s-maxage", "no-cache", "no-store"]
+                .iter()
+                .any(|known| name.eq_ignore_ascii_case(known))
+        });
+    if !says_how_long {
+        headers.append(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
 }
 
@@ -600,15 +617,28 @@ mod tests {
             "last-modified",
             HeaderValue::from_static("Mon, 30 Nov 2026 08:00:00 GMT"),
         );
-        revalidated(&mut silent);
+        revalidated(StatusCode::OK, &mut silent);
         assert_eq!(silent[CACHE_CONTROL], "no-cache");
-        for (name, value) in [
-            (CACHE_CONTROL, "public, max-age=31536000, immutable"),
-            (EXPIRES, "Tue, 01 Dec 2026 08:00:00 GMT"),
+        // `public` alone says nothing of how long.
+        let mut public = HeaderMap::new();
+        public.append(CACHE_CONTROL, HeaderValue::from_static("Public"));
+        revalidated(StatusCode::OK, &mut public);
+        let values: Vec<_> = public.get_all(CACHE_CONTROL).iter().collect();
+        assert_eq!(values, ["Public", "no-cache"]);
+        for (status, name, value) in [
+            (
+                StatusCode::OK,
+                CACHE_CONTROL,
+                "public, max-age=31536000, immutable",
+            ),
+            (StatusCode::OK, CACHE_CONTROL, "private, No-Store"),
+            (StatusCode::OK, CACHE_CONTROL, "s-maxage=60"),
+            (StatusCode::OK, EXPIRES, "Tue, 01 Dec 2026 08:00:00 GMT"),
+            (StatusCode::NOT_MODIFIED, hyper::header::ETAG, "\"v1\""),
         ] {
             let mut said = HeaderMap::new();
             said.append(name.clone(), HeaderValue::from_static(value));
-            revalidated(&mut said);
+            revalidated(status, &mut said);
             assert_eq!(said.len(), 1, "{said:?}");
             assert_eq!(said[name], value);
         }
