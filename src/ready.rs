@@ -408,7 +408,7 @@ fn line_matches(line: &[u8], regex: &Regex) -> bool {
 
 /// What a readiness check that timed out waited for, naming the key that set it, so a
 /// wrong setting shows at once: `: no connection on port 5000 (`server.ready.port`)`.
-/// Empty for a check that cannot time out (a delay, or none).
+/// Empty for a delay, which cannot time out.
 pub fn awaited(ready: Option<&Ready>, upstream: Option<&str>) -> String {
     match (ready, upstream) {
         (Some(Ready::Port(port)), _) => {
@@ -421,7 +421,10 @@ pub fn awaited(ready: Option<&Ready>, upstream: Option<&str>) -> String {
             format!(": no line of its output matched `{pattern}` (`server.ready.log`)")
         }
         (None, Some(address)) => format!(": no connection at {address} (`proxy.upstream`)"),
-        (Some(Ready::Delay(_)), _) | (None, None) => String::new(),
+        (None, None) => ": its processes listened on no TCP port (the check when \
+                         `server.ready` is not set)"
+            .to_string(),
+        (Some(Ready::Delay(_)), _) => String::new(),
     }
 }
 

@@ -395,6 +395,26 @@ fn a_server_that_fails_to_start_leaves_nothing() {
     );
     assert!(!p.path("reloadsup.pid").exists());
     assert!(p.servers().is_empty());
+
+    // The default check (no `ready`: a port the server's processes listen on) says so.
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'exec sleep {}'\nready_timeout = \"500ms\"\n",
+            p.token,
+        ),
+    );
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.contains(
+            "was not ready within 500ms: its processes listened on no TCP port (the check \
+             when `server.ready` is not set); stopped it"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(p.servers().is_empty());
 }
 
 #[test]
