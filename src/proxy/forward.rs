@@ -140,6 +140,17 @@ pub async fn forward(
             ),
         );
     }
+    if let Some(coding) = unknown_coding(request.headers()) {
+        // Its body arrives decoded of `chunked` alone, and would go on without the
+        // other coding's name: the server would take the still-coded bytes for the body.
+        return page::plain(
+            StatusCode::NOT_IMPLEMENTED,
+            &format!(
+                "reloadsup: the request's body is sent with the transfer coding \
+                 `{coding}`, which the proxy does not decode; send it without"
+            ),
+        );
+    }
     let navigation = crate::inject::is_navigation(request.headers());
     let upgrade = upgrade_protocol(request.headers());
     let asking = Asking {
@@ -355,6 +366,12 @@ fn accepts_trailers(headers: &HeaderMap) -> bool {
 /// The comma-separated tokens of every `Connection` header.
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     tokens(headers, CONNECTION)
+}
+
+/// A transfer coding of a request other than `chunked` (`Transfer-Encoding: gzip,
+/// chunked`), which RFC 9112 (6.1) answers with 501: hyper takes off the `chunked` alone.
+fn unknown_coding(headers: &HeaderMap) -> Option<&str> {
+    tokens(headers, TRANSFER_ENCODING).find(|coding| !coding.eq_ignore_ascii_case("chunked"))
 }
 
 /// The comma-separated tokens of every `name` header, trimmed, empty ones left out.

@@ -298,6 +298,30 @@ fn restart_with_request_open(head: &str, after: Duration) -> u64 {
     restart_took(&sup)
 }
 
+/// A request body sent with a transfer coding besides `chunked` (`gzip, chunked`): hyper
+/// takes off the `chunked` alone, and the body went on with the other coding's name
+/// lost (the server took gzip bytes for a form). RFC 9112 answers it with 501.
+#[test]
+fn a_request_with_a_transfer_coding_the_proxy_cannot_decode_gets_501() {
+    use std::io::Read as _;
+    let (_p, proxy, _sup) = proxied("0");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+    write!(
+        stream,
+        "POST /form HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 501 "), "{answer}");
+    assert!(answer.contains("transfer coding `gzip`"), "{answer}");
+    // Plain `chunked` goes on.
+    let plain = http(proxy, "POST", "/form", &[("Transfer-Encoding", "chunked")]);
+    assert_eq!(plain.status, 200, "{}", plain.text());
+}
+
 /// A request that cannot be resent, whose answer streams: its wait ends with the head,
 /// as the stream would be cut off after the wait all the same.
 #[test]
