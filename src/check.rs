@@ -133,8 +133,14 @@ fn line(out: &mut String, text: std::fmt::Arguments<'_>) {
 }
 
 /// The files under the pattern's folder that it matches and that are not ignored
-/// (`gitignore`: whether `.gitignore` applies, as it does for restart globs).
-fn matches(pattern: &Pattern, gitignore: bool, filter: &mut Filter, root: &Path) -> Vec<PathBuf> {
+/// (`gitignore`: whether `.gitignore` applies, as it does for restart globs). Also how
+/// the build steps run at the start find their inputs (see `tasks::run_at_start`).
+pub fn matches(
+    pattern: &Pattern,
+    gitignore: bool,
+    filter: &mut Filter,
+    root: &Path,
+) -> Vec<PathBuf> {
     let matcher = pattern.glob.compile_matcher();
     let mut files = Vec::new();
     walk(

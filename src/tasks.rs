@@ -11,8 +11,10 @@
 //! terminal modes (a group of its own would be a background one there, stopped by
 //! SIGTTIN at its first read), and a Ctrl-C reaches it directly.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::config::Task;
+use crate::filter::Filter;
 use crate::report;
 use crate::supervisor::Guard;
 use crate::supervisor::spawn::tie_to_supervisor;
@@ -28,6 +31,115 @@ use crate::supervisor::spawn::tie_to_supervisor;
 const POLL: Duration = Duration::from_millis(10);
 /// How long a step may take to end after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// How many times the build steps run at the start at most: once, and again for
+/// those whose inputs changed meanwhile.
+const START_ROUNDS: usize = 3;
+
+/// Inputs larger than this are not read to tell a real change from a rewrite of the
+/// same bytes: each of their writes is a change.
+const COMPARED_MAX: u64 = 16 * 1024 * 1024;
+
+/// Runs every task once at the start, before the server starts; then again each task
+/// whose inputs hold something else after the tasks ran than before it ran, up to
+/// [`START_ROUNDS`] runs in all: a save during a slow first build was lost (watching
+/// begins after these runs), and a task listed before the task that writes its input
+/// ran on a missing or old file until the next save. What the inputs hold is recorded
+/// in `inputs`, for the changes seen later.
+pub fn run_at_start(
+    tasks: &[Task],
+    root: &Path,
+    guard: Option<&Guard>,
+    filter: &mut Filter,
+    inputs: &mut Inputs,
+) {
+    let mut due: Vec<usize> = (0..tasks.len()).collect();
+    for _ in 0..START_ROUNDS {
+        let mut read = Vec::new();
+        for &index in &due {
+            if crate::signals::stop_requested() {
+                return;
+            }
+            let files = input_files(&tasks[index], filter, root);
+            for file in &files {
+                inputs.changed(index, file);
+            }
+            read.push((index, files));
+            run(&tasks[index], root, guard);
+        }
+        due = read
+            .into_iter()
+            .filter_map(|(index, mut files)| {
+                files.extend(input_files(&tasks[index], filter, root));
+                files.sort();
+                files.dedup();
+                // Each one compared, so that every record is what it holds now.
+                let changed = files
+                    .iter()
+                    .fold(false, |any, file| inputs.changed(index, file) | any);
+                changed.then_some(index)
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = due.iter().map(|&i| tasks[i].name.as_str()).collect();
+        report::info(format!(
+            "inputs changed while the build steps ran: again {}",
+            names.join(", ")
+        ));
+    }
+}
+
+/// The files of the task's `file_dep`, as `check` lists them.
+fn input_files(task: &Task, filter: &mut Filter, root: &Path) -> Vec<PathBuf> {
+    task.file_dep
+        .iter()
+        .flat_map(|pattern| crate::check::matches(pattern, false, filter, root))
+        .collect()
+}
+
+/// What each task's inputs held when they last made it run, so that a write of the
+/// same bytes (a formatter run as a step, rewriting its own input unchanged) does not
+/// run it again: a step that rewrites its inputs ran without end, once per write.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    seen: HashMap<(usize, PathBuf), Content>,
+}
+
+/// A file's content, as far as it is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Content {
+    Missing,
+    Hash(u64),
+}
+
+impl Inputs {
+    /// Whether `path`, an input of task `task`, holds something else than when it last
+    /// made the task run (always, the first time, and for a file too large to read);
+    /// records what it holds now.
+    pub fn changed(&mut self, task: usize, path: &Path) -> bool {
+        let key = (task, path.to_path_buf());
+        let Some(now) = content(path) else {
+            self.seen.remove(&key);
+            return true;
+        };
+        self.seen.insert(key, now) != Some(now)
+    }
+}
+
+/// What `path` holds now; `None` when it is not compared (too large, unreadable).
+fn content(path: &Path) -> Option<Content> {
+    match std::fs::metadata(path) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Some(Content::Missing),
+        Ok(meta) if meta.is_file() && meta.len() <= COMPARED_MAX => {}
+        _ => return None,
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    Some(Content::Hash(hasher.finish()))
+}
 
 /// Runs every action of `task`; returns whether all succeeded (not when a stop signal
 /// cut it short).

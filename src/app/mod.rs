@@ -118,6 +118,8 @@ struct App {
     /// its own, and goes into the same restart (their input and output both matching
     /// `file_dep` restarted twice).
     held: Option<Held>,
+    /// What the build steps' inputs held when they last ran them.
+    task_inputs: tasks::Inputs,
     /// The server awaiting readiness.
     starting: Option<Starting>,
     /// Counts starts; a readiness result for an older one is ignored.
@@ -161,13 +163,14 @@ pub fn run(config: Config) -> Result<i32> {
     if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
         report::debug(format!("cannot become a child subreaper: {err}"));
     }
-    for task in &config.tasks {
-        tasks::run(
-            task,
-            &config.root,
-            supervisor.as_ref().and_then(Supervisor::guard),
-        );
-    }
+    let mut task_inputs = tasks::Inputs::default();
+    tasks::run_at_start(
+        &config.tasks,
+        &config.root,
+        supervisor.as_ref().and_then(Supervisor::guard),
+        &mut filter,
+        &mut task_inputs,
+    );
     let mut notices = Vec::new();
     let watcher =
         Watcher::start(&config, &mut filter, tx.clone(), &mut notices).map_err(Error::Runtime)?;
@@ -199,6 +202,7 @@ pub fn run(config: Config) -> Result<i32> {
         follow_up: None,
         changed_at: None,
         held: None,
+        task_inputs,
         starting: None,
         generation: Arc::new(AtomicU64::new(0)),
         tx,
@@ -414,7 +418,9 @@ impl App {
                 assets.push(shown);
             }
             for task in verdict.tasks {
-                if !tasks.contains(&task) {
+                // Recorded for every path, also those of a task already to run.
+                let changed = self.task_inputs.changed(task, path);
+                if changed && !tasks.contains(&task) {
                     tasks.push(task);
                 }
             }

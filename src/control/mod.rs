@@ -123,6 +123,12 @@ pub fn start(config: &Config) -> Result<i32> {
         ))),
         Running::Nothing { stale } => {
             clear_stale(t.pid_file, stale);
+            if !config.tasks.is_empty() {
+                report::warn(
+                    "`[[task]]` build steps run only under `reloadsup run`; `start` runs \
+                     the server alone (run the steps first if it needs their output)",
+                );
+            }
             if config.proxy.is_some() {
                 report::warn(
                     "`[proxy]` is served only by `reloadsup run`; `start` runs the server \

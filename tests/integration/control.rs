@@ -63,12 +63,15 @@ fn ok(out: &Output) {
     );
 }
 
+/// `start` runs the server alone, and says what of the task file it leaves out: the
+/// proxy, and the build steps (it ran none and said nothing).
 #[test]
-fn start_says_that_it_serves_no_proxy() {
+fn start_says_that_it_serves_no_proxy_and_runs_no_build_steps() {
     let (p, port) = project();
     let mut toml = p.read("reload.toml");
     toml.push_str(&format!(
-        "[proxy]\nlisten = \"127.0.0.1:{}\"\nupstream = \"127.0.0.1:{port}\"\n",
+        "[proxy]\nlisten = \"127.0.0.1:{}\"\nupstream = \"127.0.0.1:{port}\"\n\
+         [[task]]\nname = \"css\"\nfile_dep = [\"*.scss\"]\nactions = [\"touch built\"]\n",
         free_port()
     ));
     p.write("reload.toml", &toml);
@@ -76,10 +79,14 @@ fn start_says_that_it_serves_no_proxy() {
     ok(&out);
     assert!(
         out.stderr
-            .contains("`[proxy]` is served only by `reloadsup run`"),
+            .contains("`[proxy]` is served only by `reloadsup run`")
+            && out
+                .stderr
+                .contains("`[[task]]` build steps run only under `reloadsup run`"),
         "{}",
         out.stderr
     );
+    assert!(!p.path("built").exists());
     ok(&p.output(&["stop"]));
     assert!(p.servers().is_empty(), "no process left");
 }

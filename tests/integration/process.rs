@@ -605,6 +605,63 @@ fn task_runs_before_the_restart_it_feeds() {
     assert!(sup.stderr().contains("task `gen` done"), "{}", sup.stderr());
 }
 
+/// A step that rewrites its own input (a formatter, `sed -i`) ran again at each of its
+/// own writes, without end: a write of the bytes the input held when the step last ran
+/// is no change for it. (Its first rewrite, which changes the bytes, runs it once more.)
+#[test]
+fn a_task_that_rewrites_its_own_input_does_not_loop() {
+    let p = Project::new();
+    p.write("src/a.js", "let a = 1;\n");
+    let sup = p.start_sleeper(
+        "[\"*.py\"]",
+        "[[task]]\nname = \"fmt\"\nfile_dep = [\"src/*.js\"]\n\
+         actions = [\"sed -i s/var/let/ src/a.js\", \"echo run >> runs.log\"]\n",
+    );
+    assert_eq!(p.lines("runs.log"), 1, "once at the start");
+    p.write("src/a.js", "var b = 2;\n");
+    crate::util::wait_until("the step run for the save", || p.lines("runs.log") >= 2);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let runs = p.lines("runs.log");
+    assert!(runs <= 3, "{runs} runs:\n{}", sup.stderr());
+    assert_eq!(p.read("src/a.js"), "let b = 2;\n");
+    // A real change still runs it.
+    p.write("src/a.js", "let c = 3;\n");
+    crate::util::wait_until("a run for the next save", || p.lines("runs.log") > runs);
+}
+
+/// The steps run at the start run again for inputs changed while they ran: a step
+/// listed before the step that writes its input (it ran on a missing file, and nothing
+/// ran it again until the next save), and a save made during a slow first build (it
+/// was lost: watching begins after those runs).
+#[test]
+fn start_up_steps_catch_up_with_inputs_changed_while_they_ran() {
+    let p = Project::new();
+    p.write("src/a.scss", "one");
+    p.write("slow.sh", "sleep 1\ncp src/a.scss build/main.css\n");
+    fs::create_dir_all(p.path("build")).unwrap();
+    p.sleeper_task_file(
+        "[\"*.py\"]",
+        "[[task]]\nname = \"minify\"\nfile_dep = [\"build/*.css\"]\n\
+         actions = [\"cat build/main.css > dist.css\"]\n\
+         [[task]]\nname = \"sass\"\nfile_dep = [\"src/*.scss\"]\nactions = [\"sh slow.sh\"]\n",
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // During `sass`'s first run (it reads its input after a second).
+    p.write("src/a.scss", "two");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    p.write("src/a.scss", "three");
+    p.wait_starts(1);
+    assert_eq!(p.read("build/main.css"), "three", "{}", sup.stderr());
+    assert_eq!(p.read("dist.css"), "three", "{}", sup.stderr());
+    assert!(
+        sup.stderr()
+            .contains("inputs changed while the build steps ran: again minify"),
+        "{}",
+        sup.stderr()
+    );
+}
+
 /// A task whose input and output both match `file_dep` (as the default `**` would):
 /// one restart per save, with both changes, not one for the input and another for
 /// what the task wrote.
