@@ -313,9 +313,10 @@ fn comment_end(window: &[u8], from: usize) -> Option<usize> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OwnClient {
     /// The port the tag names (`…:35729/livereload.js`, or a `port=` in its query,
-    /// which the client connects to instead); `None` when it names none (a path on the
-    /// page's own origin, or a port computed by script).
-    pub port: Option<u16>,
+    /// which the client connects to instead), as written: one past 65535 names no port
+    /// there is; `None` when it names none (a path on the page's own origin, or a port
+    /// computed by script).
+    pub port: Option<u32>,
 }
 
 /// The `livereload.js` a page (its first [`WINDOW`] bytes looked at) loads of its own,
@@ -351,6 +352,7 @@ fn client_tag(window: &[u8], xml: bool) -> Option<OwnClient> {
             let attributes = &window[start + 1 + name.len()..end - 1];
             match attribute(attributes, b"src").filter(|src| is_client_url(src)) {
                 Some(src) => {
+                    let src = src.trim();
                     let path = src.split(['?', '#']).next().unwrap_or_default();
                     Some(OwnClient {
                         port: port_named(src.as_bytes(), path.len()),
@@ -371,9 +373,14 @@ fn client_tag(window: &[u8], xml: bool) -> Option<OwnClient> {
 /// The port a client URL ending (before its query) at `name_end`, just past its
 /// `livereload.js`, connects to: its query's `port=` if it has one, else a port written
 /// just before the file's path (`:35729/livereload.js`).
-fn port_named(text: &[u8], name_end: usize) -> Option<u16> {
-    let digits = |bytes: &[u8]| -> Option<u16> {
-        let count = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+fn port_named(text: &[u8], name_end: usize) -> Option<u32> {
+    let digits = |bytes: &[u8]| -> Option<u32> {
+        // Up to 9 digits fit; a longer run names no port there is either.
+        let count = bytes
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+            .min(9);
         std::str::from_utf8(&bytes[..count]).ok()?.parse().ok()
     };
     let rest = &text[name_end..];
@@ -1200,7 +1207,11 @@ mod tests {
             ),
             (
                 "<script src=\"http://h:99999/livereload.js\"></script>",
-                Some(None),
+                Some(Some(99999)),
+            ),
+            (
+                "<script src=\" //h:35731/livereload.js \"></script>",
+                Some(Some(35731)),
             ),
             // LiveReload's own loader, whose host is the page's.
             (

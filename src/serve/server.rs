@@ -82,7 +82,7 @@ impl Site {
             (None, _) => "`serve` opens no LiveReload port for it: remove that tag, and the \
                           page reloads with the one `serve` puts in"
                 .to_string(),
-            (Some(open), Some(named)) if named != open => format!(
+            (Some(open), Some(named)) if named != u32::from(open) => format!(
                 "it names port {named}, but live reload is on port {open} (`reload.port`): \
                  put {open} in that tag, or remove it, and the page reloads with the one \
                  put in"
