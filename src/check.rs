@@ -77,31 +77,44 @@ pub fn run(config: &Config) -> Result<i32> {
         .watch
         .file_dep
         .iter()
-        .map(|p| ("watch.file_dep", p, true))
+        .map(|p| ("watch.file_dep".to_string(), p, true))
         .chain(
             config
                 .reload
                 .assets
                 .iter()
-                .map(|p| ("reload.assets", p, false)),
+                .map(|p| ("reload.assets".to_string(), p, false)),
         )
-        .chain(
-            config
-                .tasks
-                .iter()
-                .flat_map(|t| t.file_dep.iter().map(|p| ("task.file_dep", p, false))),
-        );
+        .chain(config.tasks.iter().flat_map(|t| {
+            let key = format!("task `{}` file_dep", t.name);
+            t.file_dep.iter().map(move |p| (key.clone(), p, false))
+        }));
     for (key, pattern, gitignore) in groups {
-        let matched = matches(pattern, gitignore, &mut filter, &config.root);
-        let none = if matched.is_empty() {
-            " (none yet: is the glob right?)"
-        } else {
-            ""
+        let mut unreadable = Vec::new();
+        let matched = matches_reading(
+            pattern,
+            gitignore,
+            &mut filter,
+            &config.root,
+            &mut unreadable,
+        );
+        let none = match (matched.is_empty(), unreadable.is_empty()) {
+            (true, true) => " (none yet: is the glob right?)",
+            (true, false) => " (none that could be read)",
+            (false, _) => "",
         };
         line(
             &mut out,
             format_args!("{key} `{}`: {} file(s){none}", pattern.text, matched.len()),
         );
+        // A folder that cannot be read was taken for one holding nothing.
+        for (folder, err) in unreadable {
+            let shown = folder.strip_prefix(&config.root).unwrap_or(&folder);
+            line(
+                &mut out,
+                format_args!("  cannot read `{}`: {err}", shown.display()),
+            );
+        }
         for path in matched {
             let shown = path.strip_prefix(&config.root).unwrap_or(&path);
             line(&mut out, format_args!("  {}", shown.display()));
@@ -141,15 +154,26 @@ pub fn matches(
     filter: &mut Filter,
     root: &Path,
 ) -> Vec<PathBuf> {
+    matches_reading(pattern, gitignore, filter, root, &mut Vec::new())
+}
+
+/// [`matches`], collecting in `unreadable` the folders that could not be read, with why.
+fn matches_reading(
+    pattern: &Pattern,
+    gitignore: bool,
+    filter: &mut Filter,
+    root: &Path,
+    unreadable: &mut Vec<(PathBuf, std::io::Error)>,
+) -> Vec<PathBuf> {
     let matcher = pattern.glob.compile_matcher();
     let mut files = Vec::new();
-    walk(
-        &pattern.base,
-        pattern.recursive,
+    let mut walked = Walk {
         gitignore,
         filter,
-        &mut files,
-    );
+        files: &mut files,
+        unreadable,
+    };
+    walked.walk(&pattern.base, pattern.recursive);
     files.retain(|f| {
         matcher.is_match(Pattern::match_form(f, root))
             && !filter.is_ignored(f)
@@ -159,27 +183,38 @@ pub fn matches(
     files
 }
 
-fn walk(
-    dir: &Path,
-    recursive: bool,
+/// A walk of the folders a glob can match in.
+struct Walk<'a> {
+    /// Whether `.gitignore` prunes folders.
     gitignore: bool,
-    filter: &mut Filter,
-    files: &mut Vec<PathBuf>,
-) {
-    filter.add_gitignore(dir);
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(kind) if kind.is_dir() => {
-                if recursive && !filter.prune_dir(&path, gitignore) {
-                    walk(&path, recursive, gitignore, filter, files);
-                }
+    filter: &'a mut Filter,
+    files: &'a mut Vec<PathBuf>,
+    /// The folders that could not be read (a folder not there is none of them).
+    unreadable: &'a mut Vec<(PathBuf, std::io::Error)>,
+}
+
+impl Walk<'_> {
+    fn walk(&mut self, dir: &Path, recursive: bool) {
+        self.filter.add_gitignore(dir);
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+            Err(err) => {
+                self.unreadable.push((dir.to_path_buf(), err));
+                return;
             }
-            Ok(_) => files.push(path),
-            Err(_) => {}
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => {
+                    if recursive && !self.filter.prune_dir(&path, self.gitignore) {
+                        self.walk(&path, recursive);
+                    }
+                }
+                Ok(_) => self.files.push(path),
+                Err(_) => {}
+            }
         }
     }
 }

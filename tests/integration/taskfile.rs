@@ -1160,3 +1160,59 @@ fn a_table_of_the_wrong_shape_or_a_missing_key_is_named() {
         assert_check_error(toml, expected);
     }
 }
+
+/// `check` names each task's globs by the task, and says which folder it could not
+/// read (it said the glob matched nothing: "is the glob right?"). The second part
+/// needs root, to run `check` as another user; it is skipped otherwise.
+#[test]
+fn check_names_each_tasks_globs_and_the_folders_it_cannot_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = \"x\"\n[[task]]\nname = \"css\"\n\
+         file_dep = [\"src/locked/*.js\"]\nactions = [\"true\"]\n",
+    );
+    p.write("src/locked/a.js", "");
+    let out = p.output(&["check"]);
+    assert!(
+        out.stdout
+            .contains("task `css` file_dep `src/locked/*.js`: 1 file(s)\n  src/locked/a.js\n"),
+        "{}",
+        out.stdout
+    );
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    mode(&p.dir, 0o755);
+    mode(&p.path("src"), 0o755);
+    mode(&p.path("src/locked"), 0o000);
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            crate::util::BIN,
+            "check",
+        ])
+        .current_dir(&p.dir)
+        .output()
+        .unwrap();
+    mode(&p.path("src/locked"), 0o755);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "task `css` file_dep `src/locked/*.js`: 0 file(s) (none that could be read)\n  \
+             cannot read `src/locked`: Permission denied"
+        ),
+        "{stdout}"
+    );
+}
