@@ -12,7 +12,7 @@
 //! `reload.assets` or a task's `file_dep`, because those usually name build outputs
 //! (compiled CSS, bundles) that git is told to ignore.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -79,7 +79,7 @@ pub struct Filter {
     reach: Reach,
     /// Watched folders that went away (deleted, or moved out): a change to one stands
     /// for the files it held, which the globs cannot be asked about one by one.
-    gone_folders: HashSet<PathBuf>,
+    gone_folders: HashMap<PathBuf, bool>,
     ignore: GlobSet,
     ignore_dirs: GlobSet,
     /// The folders of the user's ignores that are no change themselves (see
@@ -127,7 +127,7 @@ impl Filter {
                 assets: bases_of(&config.reload.assets),
                 tasks: config.tasks.iter().map(|t| bases_of(&t.file_dep)).collect(),
             },
-            gone_folders: HashSet::new(),
+            gone_folders: HashMap::new(),
             ignore: default_ignores(&user_ignores),
             ignore_dirs: dir_ignores(&user_ignores),
             ignored_names: ignored_names(&user_ignores),
@@ -184,9 +184,10 @@ impl Filter {
     }
 
     /// Records that the watched folder `dir` went away: a change reported for it is
-    /// then about every file it held.
-    pub fn folder_gone(&mut self, dir: &Path) {
-        self.gone_folders.insert(dir.to_path_buf());
+    /// then about every file it held. `restarts`: whether it held a file that restarts
+    /// the server (one of stylesheets alone reloads browsers instead).
+    pub fn folder_gone(&mut self, dir: &Path, restarts: bool) {
+        self.gone_folders.insert(dir.to_path_buf(), restarts);
     }
 
     /// Records that `dir` is a watched folder (again).
@@ -196,8 +197,8 @@ impl Filter {
 
     /// Classifies a changed file (or a folder that went away).
     pub fn classify(&self, path: &Path) -> Verdict {
-        if self.gone_folders.contains(path) {
-            return self.classify_gone_folder(path);
+        if let Some(&restarts) = self.gone_folders.get(path) {
+            return self.classify_gone_folder(path, restarts);
         }
         if self.is_ignored(path) {
             return Verdict::default();
@@ -217,14 +218,16 @@ impl Filter {
     }
 
     /// A folder that went away, with whatever it held: it counts for each kind of glob
-    /// that can match in it or below it.
-    fn classify_gone_folder(&self, dir: &Path) -> Verdict {
+    /// that can match in it or below it (for a restart, only if it held such a file).
+    fn classify_gone_folder(&self, dir: &Path, restarts: bool) -> Verdict {
         if self.prune_dir(dir, false) {
             return Verdict::default();
         }
         let reach = &self.reach;
         Verdict {
-            restart: Reach::holds(&reach.file_dep, dir) && !self.gitignored_for_restart(dir, true),
+            restart: restarts
+                && Reach::holds(&reach.file_dep, dir)
+                && !self.gitignored_for_restart(dir, true),
             asset: Reach::holds(&reach.assets, dir),
             tasks: (0..reach.tasks.len())
                 .filter(|&i| Reach::holds(&reach.tasks[i], dir))
@@ -323,21 +326,40 @@ impl Filter {
     /// Whether `.gitignore` keeps `path` from restarting the server: git ignores it,
     /// and no restart glob is written for a folder git ignores that holds it. A glob
     /// whose folder git ignores names it on purpose (`dist/**/*.js`, a build's output,
-    /// with `dist/` in `.gitignore`: it never restarted the server) and wins; a broad
+    /// with `dist/` in `.gitignore`: it never restarted the server) and wins: below its
+    /// folder only the `.gitignore` files in that folder or deeper apply (those of a
+    /// project inside a folder an enclosing repository ignores still do). A broad
     /// `**/*.js` still leaves `dist` out.
     pub fn gitignored_for_restart(&self, path: &Path, is_dir: bool) -> bool {
-        self.gitignored(path, is_dir)
-            && !self
-                .reach
-                .file_dep
-                .iter()
-                .any(|(base, _)| path.starts_with(base) && self.gitignored(base, true))
+        if !self.gitignored(path, is_dir) {
+            return false;
+        }
+        let written_for = self
+            .reach
+            .file_dep
+            .iter()
+            .map(|(base, _)| base)
+            .filter(|base| path.starts_with(base) && self.gitignored(base, true))
+            .max_by_key(|base| base.components().count());
+        match written_for {
+            Some(base) => self.gitignored_by(path, is_dir, |folder| folder.starts_with(base)),
+            None => true,
+        }
     }
 
     /// Whether a `.gitignore` (the deepest one that has a say) ignores `path`.
     fn gitignored(&self, path: &Path, is_dir: bool) -> bool {
+        self.gitignored_by(path, is_dir, |_| true)
+    }
+
+    /// Whether a `.gitignore` (the deepest one that has a say, among those in the
+    /// folders `counts` accepts) ignores `path`.
+    fn gitignored_by(&self, path: &Path, is_dir: bool, counts: impl Fn(&Path) -> bool) -> bool {
         for matcher in &self.gitignores {
-            if !path.starts_with(matcher.path()) || path == matcher.path() {
+            if !path.starts_with(matcher.path())
+                || path == matcher.path()
+                || !counts(matcher.path())
+            {
                 continue;
             }
             let found = matcher.matched_path_or_any_parents(path, is_dir);

@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -45,7 +45,8 @@ const COMPARED_MAX: u64 = 16 * 1024 * 1024;
 /// [`START_ROUNDS`] runs in all: a save during a slow first build was lost (watching
 /// begins after these runs), and a task listed before the task that writes its input
 /// ran on a missing or old file until the next save. What the inputs hold is recorded
-/// in `inputs`, for the changes seen later.
+/// in `inputs`, for the changes seen later (not for a task that failed: the next write
+/// of its inputs, even of the same bytes, runs it again).
 pub fn run_at_start(
     tasks: &[Task],
     root: &Path,
@@ -54,8 +55,8 @@ pub fn run_at_start(
     inputs: &mut Inputs,
 ) {
     let mut due: Vec<usize> = (0..tasks.len()).collect();
-    for _ in 0..START_ROUNDS {
-        let mut read = Vec::new();
+    for round in 1..=START_ROUNDS {
+        let mut ran = Vec::new();
         for &index in &due {
             if crate::signals::stop_requested() {
                 return;
@@ -64,30 +65,41 @@ pub fn run_at_start(
             for file in &files {
                 inputs.changed(index, file);
             }
-            read.push((index, files));
-            run(&tasks[index], root, guard);
+            let succeeded = run(&tasks[index], root, guard);
+            ran.push((index, files, succeeded));
         }
-        due = read
-            .into_iter()
-            .filter_map(|(index, mut files)| {
-                files.extend(input_files(&tasks[index], filter, root));
-                files.sort();
-                files.dedup();
-                // Each one compared, so that every record is what it holds now.
-                let changed = files
-                    .iter()
-                    .fold(false, |any, file| inputs.changed(index, file) | any);
-                changed.then_some(index)
-            })
-            .collect();
+        due = Vec::new();
+        for (index, mut files, succeeded) in ran {
+            files.extend(input_files(&tasks[index], filter, root));
+            files.sort();
+            files.dedup();
+            // Each one compared, so that every record is what it holds now.
+            let changed = files
+                .iter()
+                .fold(false, |any, file| inputs.changed(index, file) | any);
+            if !succeeded {
+                inputs.forget(index);
+            }
+            if changed {
+                due.push(index);
+            }
+        }
         if due.is_empty() {
             return;
         }
         let names: Vec<&str> = due.iter().map(|&i| tasks[i].name.as_str()).collect();
-        report::info(format!(
-            "inputs changed while the build steps ran: again {}",
-            names.join(", ")
-        ));
+        if round == START_ROUNDS {
+            report::warn(format!(
+                "inputs of {} changed again while the build steps ran; not run again \
+                 before the server starts (a save runs them)",
+                names.join(", ")
+            ));
+        } else {
+            report::info(format!(
+                "inputs changed while the build steps ran: again {}",
+                names.join(", ")
+            ));
+        }
     }
 }
 
@@ -102,43 +114,58 @@ fn input_files(task: &Task, filter: &mut Filter, root: &Path) -> Vec<PathBuf> {
 /// What each task's inputs held when they last made it run, so that a write of the
 /// same bytes (a formatter run as a step, rewriting its own input unchanged) does not
 /// run it again: a step that rewrites its inputs ran without end, once per write.
+/// A file is read only when its size or modification time changed.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    seen: HashMap<(usize, PathBuf), Content>,
+    seen: HashMap<(usize, PathBuf), Seen>,
 }
 
-/// A file's content, as far as it is compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Content {
-    Missing,
-    Hash(u64),
+/// A file as last seen: its size and modification time (`None`: not there), and a
+/// hash of its bytes (`None`: not read, being too large or unreadable).
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    stamp: Option<(u64, SystemTime)>,
+    hash: Option<u64>,
 }
 
 impl Inputs {
     /// Whether `path`, an input of task `task`, holds something else than when it last
-    /// made the task run (always, the first time, and for a file too large to read);
-    /// records what it holds now.
+    /// made the task run (always, the first time); records what it holds now. A file
+    /// too large to read counts as changed whenever its size or time did.
     pub fn changed(&mut self, task: usize, path: &Path) -> bool {
         let key = (task, path.to_path_buf());
-        let Some(now) = content(path) else {
-            self.seen.remove(&key);
-            return true;
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|meta| Some((meta.len(), meta.modified().ok()?)));
+        let old = self.seen.get(&key).copied();
+        if old.is_some_and(|old| old.stamp == stamp) {
+            return false;
+        }
+        let hash = stamp
+            .filter(|(len, _)| *len <= COMPARED_MAX)
+            .and_then(|_| hash_of(path));
+        let changed = match (old, hash) {
+            (Some(old), Some(hash)) => old.hash != Some(hash),
+            _ => true,
         };
-        self.seen.insert(key, now) != Some(now)
+        self.seen.insert(key, Seen { stamp, hash });
+        changed
+    }
+
+    /// Forgets what the inputs of `task` held: it failed, and the next write of any of
+    /// them runs it again (doit keeps no checksums of a failed task either).
+    pub fn forget(&mut self, task: usize) {
+        self.seen.retain(|(index, _), _| *index != task);
     }
 }
 
-/// What `path` holds now; `None` when it is not compared (too large, unreadable).
-fn content(path: &Path) -> Option<Content> {
-    match std::fs::metadata(path) {
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Some(Content::Missing),
-        Ok(meta) if meta.is_file() && meta.len() <= COMPARED_MAX => {}
-        _ => return None,
-    }
+/// A hash of the bytes of `path`, if it can be read.
+fn hash_of(path: &Path) -> Option<u64> {
     let bytes = std::fs::read(path).ok()?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
-    Some(Content::Hash(hasher.finish()))
+    Some(hasher.finish())
 }
 
 /// Runs every action of `task`; returns whether all succeeded (not when a stop signal

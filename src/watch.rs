@@ -99,6 +99,9 @@ pub struct Watcher {
     /// The watched folders known to have held a file some glob matches (found by a
     /// scan, or named by an event since): only such a folder's removal is a change.
     held: HashSet<PathBuf>,
+    /// Those of them known to have held a file that restarts the server: only such a
+    /// folder's removal restarts it (one of stylesheets alone reloads browsers).
+    held_restart: HashSet<PathBuf>,
     /// Folders that went holding nothing of the kind, lately: the removal is reported
     /// twice (by the folder above, and by the folder's own watch), and the second must
     /// be no change either.
@@ -142,6 +145,7 @@ impl Watcher {
             scanned: HashMap::new(),
             folders_made: Vec::new(),
             held: HashSet::new(),
+            held_restart: HashSet::new(),
             went_empty: HashMap::new(),
             since: SystemTime::now(),
             tx,
@@ -171,6 +175,7 @@ impl Watcher {
         self.by_id.clear();
         self.aliases.clear();
         self.held.clear();
+        self.held_restart.clear();
         if let Some((dir, found)) = new {
             found.clear();
             if let Err(err) = self.add_tree(dir, filter, found, false) {
@@ -291,7 +296,7 @@ impl Watcher {
                     // the name are stale, and the new folder is watched afresh below.
                     self.forget_under(path);
                 } else {
-                    went_empty = !polling && !self.held_below(path);
+                    went_empty = !polling && !held_below(&self.held, path);
                     if went_empty {
                         let now = Instant::now();
                         self.went_empty
@@ -427,7 +432,7 @@ impl Watcher {
         let Some(dir) = path.parent() else {
             return;
         };
-        if self.held.contains(dir) || !self.watched.contains_key(dir) {
+        if self.held_restart.contains(dir) || !self.watched.contains_key(dir) {
             return;
         }
         let folder = kind.is_some_and(|kind| {
@@ -436,15 +441,16 @@ impl Watcher {
                 EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder)
             ) || path.is_dir()
         });
-        if !folder && !filter.classify(path).is_ignored() {
+        if folder {
+            return;
+        }
+        let verdict = filter.classify(path);
+        if !verdict.is_ignored() {
             self.held.insert(dir.to_path_buf());
         }
-    }
-
-    /// Whether the watched folder `dir`, or one below it, held a file some glob
-    /// matches.
-    fn held_below(&self, dir: &Path) -> bool {
-        self.held.iter().any(|held| held.starts_with(dir))
+        if verdict.restart {
+            self.held_restart.insert(dir.to_path_buf());
+        }
     }
 
     /// The folders that appeared (made, moved in) since the last call: a tree may be
@@ -481,8 +487,11 @@ impl Watcher {
     /// again (a `git checkout` back, `rm -rf src; mkdir src`) is seen and watched.
     fn folder_gone(&mut self, path: &Path, filter: &mut Filter, notices: &mut Vec<String>) {
         let others = self.other_names(path);
+        // Known only from events, which polling does not look at this way.
+        let restarts =
+            matches!(self.backend, Backend::Poll(..)) || held_below(&self.held_restart, path);
         self.drop_watches(path);
-        filter.folder_gone(path);
+        filter.folder_gone(path, restarts);
         self.watch_again(&others, filter, notices);
         // The folder above may be going too (`rm -rf a` is still at `a/b` when `a/b/c`
         // is reported gone): if its watch finds it gone, the next one up is tried.
@@ -625,6 +634,7 @@ impl Watcher {
             }
             self.aliases.remove(dir);
             self.held.remove(dir);
+            self.held_restart.remove(dir);
         }
         // A link that went away no longer names anything.
         for links in self.aliases.values_mut() {
@@ -792,6 +802,11 @@ impl Watcher {
         }
         Ok(())
     }
+}
+
+/// Whether the watched folder `dir`, or one below it, is in `held`.
+fn held_below(held: &HashSet<PathBuf>, dir: &Path) -> bool {
+    held.iter().any(|folder| folder.starts_with(dir))
 }
 
 /// Whether an event says the name at `paths[index]` left: removed, or renamed away.

@@ -408,10 +408,15 @@ impl App {
         let batch_paths = batch
             .iter()
             .filter(|path| !self.task_files.contains(path) && !self.filter.is_piped_output(path));
+        // Without a server (a `[serve]` site alone), a "restart" reloads the pages; for
+        // a build step's input, whose output reloads them (or swaps a stylesheet, which
+        // a reload for the input prevented), it would only come first.
+        let serverless = self.supervisor.is_none();
         for path in batch_paths {
             let verdict = self.filter.classify(path);
             let shown = self.relative(path);
-            if verdict.restart && !held_paths.contains(&shown) {
+            let feeds_a_step = serverless && !verdict.tasks.is_empty();
+            if verdict.restart && !feeds_a_step && !held_paths.contains(&shown) {
                 restart.push(shown.clone());
             }
             if verdict.asset {
@@ -440,7 +445,9 @@ impl App {
         for &index in &tasks {
             let task = &self.config.tasks[index];
             let guard = self.supervisor.as_ref().and_then(Supervisor::guard);
-            tasks::run(task, &self.config.root, guard);
+            if !tasks::run(task, &self.config.root, guard) {
+                self.task_inputs.forget(index);
+            }
         }
         if restart.is_empty() {
             return;

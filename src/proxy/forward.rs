@@ -263,10 +263,16 @@ fn revalidated(status: StatusCode, headers: &mut HeaderMap) {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .any(|directive| {
-            let name = directive.split('=').next().unwrap_or_default().trim();
-            ["max-age", "s-maxage", "no-cache", "no-store"]
-                .iter()
-                .any(|known| name.eq_ignore_ascii_case(known))
+            let (name, value) = match directive.split_once('=') {
+                Some((name, value)) => (name.trim(), Some(value)),
+                None => (directive.trim(), None),
+            };
+            // `no-cache="Set-Cookie"` is about one header: the rest may be reused.
+            let bare_no_cache = name.eq_ignore_ascii_case("no-cache") && value.is_none();
+            bare_no_cache
+                || ["max-age", "s-maxage", "no-store"]
+                    .iter()
+                    .any(|known| name.eq_ignore_ascii_case(known))
         });
     if !says_how_long {
         headers.append(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -642,6 +648,14 @@ mod tests {
         revalidated(StatusCode::OK, &mut public);
         let values: Vec<_> = public.get_all(CACHE_CONTROL).iter().collect();
         assert_eq!(values, ["Public", "no-cache"]);
+        // Nor `no-cache` about one header only.
+        let mut scoped = HeaderMap::new();
+        scoped.append(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-cache=\"Set-Cookie\""),
+        );
+        revalidated(StatusCode::OK, &mut scoped);
+        assert_eq!(scoped.get_all(CACHE_CONTROL).iter().count(), 2);
         for (status, name, value) in [
             (
                 StatusCode::OK,

@@ -468,6 +468,51 @@ fn a_glob_written_for_a_gitignored_folder_wins() {
     assert_eq!(sup.count("build/out.py"), 0, "{}", sup.stderr());
 }
 
+/// A project inside a folder an enclosing repository ignores: its own `.gitignore`
+/// still applies (with the project's folder taken for a glob's ignored folder, none
+/// did), and the rest of it is watched.
+#[test]
+fn a_project_in_a_folder_its_enclosing_repository_ignores_keeps_its_own_gitignore() {
+    let p = Project::new();
+    p.write("outer/.git/HEAD", "ref: refs/heads/main\n");
+    p.write("outer/.gitignore", "proj/\n");
+    p.write("outer/proj/.gitignore", "build/\n*.log.py\n");
+    p.write("outer/proj/app.py", "");
+    p.write("outer/proj/build/out.py", "");
+    p.write("outer/proj/debug.log.py", "");
+    p.write(
+        "outer/proj/reload.toml",
+        "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**/*.py\"]\n",
+    );
+    let out = p.output(&["-f", "outer/proj/reload.toml", "check"]);
+    assert!(
+        out.stdout
+            .contains("watch.file_dep `**/*.py`: 1 file(s)\n  app.py\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A folder that held only stylesheets (`reload.assets`) going away reloads browsers;
+/// it restarted the server, though no file that restarts it was in it.
+#[test]
+fn a_folder_of_assets_alone_going_away_restarts_nothing() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.write("static/css/site.css", "p {}");
+    let sup = p.start_sleeper("[\"**/*.py\"]", "[reload]\nassets = [\"static/**/*.css\"]");
+    let away = p.path("../").join(format!("css-{}", p.token));
+    fs::rename(p.path("static/css"), &away).unwrap();
+    sup.wait_for("asset changed: static/css");
+    p.assert_starts_stay(1);
+    fs::remove_dir_all(&away).unwrap();
+    // One that held a source restarts it.
+    p.write("lib/util.py", "");
+    p.wait_starts(2);
+    fs::remove_dir_all(p.path("lib")).unwrap();
+    p.wait_starts(3);
+}
+
 /// What git ignores in this clone alone (`.git/info/exclude`) counts as `.gitignore`
 /// does; a `.gitignore` rule that says otherwise wins, as in git.
 #[test]

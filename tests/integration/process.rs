@@ -629,6 +629,28 @@ fn a_task_that_rewrites_its_own_input_does_not_loop() {
     crate::util::wait_until("a run for the next save", || p.lines("runs.log") > runs);
 }
 
+/// A step that failed runs again at the next write of its input, even of the same
+/// bytes (what its inputs held was recorded though it failed, and only a change of
+/// content ran it again).
+#[test]
+fn a_failed_task_runs_again_at_a_write_of_the_same_bytes() {
+    let p = Project::new();
+    p.write("src/in.txt", "same\n");
+    let _sup = p.start_sleeper(
+        "[\"*.py\"]",
+        "[[task]]\nname = \"gen\"\nfile_dep = [\"src/*.txt\"]\n\
+         actions = [\"echo run >> runs.log\", \"test -e ok\"]\n",
+    );
+    assert_eq!(p.lines("runs.log"), 1, "once at the start, failing");
+    p.write("ok", "");
+    p.write("src/in.txt", "same\n");
+    crate::util::wait_until("a run for the same bytes", || p.lines("runs.log") >= 2);
+    // It succeeded: the same bytes again run nothing.
+    p.write("src/in.txt", "same\n");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(p.lines("runs.log"), 2);
+}
+
 /// The steps run at the start run again for inputs changed while they ran: a step
 /// listed before the step that writes its input (it ran on a missing file, and nothing
 /// ran it again until the next save), and a save made during a slow first build (it

@@ -659,6 +659,37 @@ fn a_real_browser_sees_text_updates_and_css_swaps() {
     browser.wait_for("document.querySelector('h1').textContent === 'v4'");
 }
 
+/// A `[serve]` site alone with a build step: a save of the step's input (under the
+/// default `**`) reloaded the pages before the step's output came, which then could
+/// not be swapped in; the output alone now tells the pages.
+#[test]
+fn a_build_steps_input_does_not_reload_a_site_served_alone() {
+    let p = Project::new();
+    let port = free_port();
+    p.write("public/index.html", "<h1>site</h1>");
+    p.write("src/a.css", "h1 { color: red }");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[serve]\nroot = \"public\"\nlisten = \"127.0.0.1:{port}\"\n\
+             [reload]\nenabled = false\n\
+             [[task]]\nname = \"css\"\nfile_dep = [\"src/*.css\"]\n\
+             actions = [\"cp src/a.css public/a.css\"]\n"
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("watching ");
+    let mut client = LiveReloadClient::connect_at(port, "/__reloadsup/livereload");
+    p.write("src/a.css", "h1 { color: blue }");
+    let message = client.next(Duration::from_secs(10)).expect("a message");
+    assert_eq!(
+        (&message["path"], &message["liveCSS"]),
+        (&serde_json::json!("public/a.css"), &serde_json::json!(true)),
+        "{message}"
+    );
+    assert_eq!(client.next(crate::util::QUIET), None, "one message");
+}
+
 #[test]
 fn run_serves_a_serve_table_without_a_server_command() {
     let p = Project::new();
