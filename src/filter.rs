@@ -190,7 +190,8 @@ impl Filter {
         self.gone_folders.insert(dir.to_path_buf(), restarts);
     }
 
-    /// Records that `dir` is a watched folder (again).
+    /// Records that `dir` names something again: a watched folder, or a file that took
+    /// a gone folder's name.
     pub fn folder_back(&mut self, dir: &Path) {
         self.gone_folders.remove(dir);
     }

@@ -271,6 +271,11 @@ impl Watcher {
             // watch reports it going once more (deleted or moved itself), which is none
             // either; any other event means the name is something else now.
             let mut went_empty = false;
+            if !leaves(&event.kind, i) {
+                // The name is there again (a file that took a gone folder's name): not
+                // the gone folder's any more.
+                filter.folder_back(path);
+            }
             if !polling {
                 if let Some(at) = self.went_empty.get(path) {
                     if leaves(&event.kind, i)
