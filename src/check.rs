@@ -157,7 +157,7 @@ pub fn matches(
     matches_reading(pattern, gitignore, filter, root, &mut Vec::new())
 }
 
-/// [`matches`], collecting in `unreadable` the folders that could not be read, with why.
+/// [`matches()`], collecting in `unreadable` the folders that could not be read, with why.
 fn matches_reading(
     pattern: &Pattern,
     gitignore: bool,
