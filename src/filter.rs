@@ -187,11 +187,20 @@ impl Filter {
     /// then about every file it held. `restarts`: whether it held a file that restarts
     /// the server (one of stylesheets alone reloads browsers instead).
     pub fn folder_gone(&mut self, dir: &Path, restarts: bool) {
-        self.gone_folders.insert(dir.to_path_buf(), restarts);
+        // Reported twice (by the folder above and by its own watch), or a folder of the
+        // name gone again before the batch: what either held counts.
+        *self.gone_folders.entry(dir.to_path_buf()).or_insert(false) |= restarts;
     }
 
-    /// Records that `dir` names something again: a watched folder, or a file that took
-    /// a gone folder's name.
+    /// Whether `dir` went away and its batch is not classified yet.
+    pub fn is_gone(&self, dir: &Path) -> bool {
+        self.gone_folders.contains_key(dir)
+    }
+
+    /// Forgets that `dir` went away: its going is no change (it held nothing), or its
+    /// batch has been classified. Until then it stays gone for the filter, even if a
+    /// folder or file of its name is made meanwhile (`mv src/pkg /tmp && mkdir
+    /// src/pkg` in one batch was no change: the new folder took the name first).
     pub fn folder_back(&mut self, dir: &Path) {
         self.gone_folders.remove(dir);
     }

@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -114,36 +114,39 @@ fn input_files(task: &Task, filter: &mut Filter, root: &Path) -> Vec<PathBuf> {
 /// What each task's inputs held when they last made it run, so that a write of the
 /// same bytes (a formatter run as a step, rewriting its own input unchanged) does not
 /// run it again: a step that rewrites its inputs ran without end, once per write.
-/// A file is read only when its size or modification time changed.
+/// A file is read only when its status changed (its size, inode or change time: the
+/// change time moves at every write and cannot be set back, as a modification time
+/// can by `cp -p` or `touch -d`).
 #[derive(Debug, Default)]
 pub struct Inputs {
     seen: HashMap<(usize, PathBuf), Seen>,
 }
 
-/// A file as last seen: its size and modification time (`None`: not there), and a
+/// A file as last seen: its size, inode and change time (`None`: not there), and a
 /// hash of its bytes (`None`: not read, being too large or unreadable).
 #[derive(Debug, Clone, Copy)]
 struct Seen {
-    stamp: Option<(u64, SystemTime)>,
+    stamp: Option<(u64, u64, i64, i64)>,
     hash: Option<u64>,
 }
 
 impl Inputs {
     /// Whether `path`, an input of task `task`, holds something else than when it last
     /// made the task run (always, the first time); records what it holds now. A file
-    /// too large to read counts as changed whenever its size or time did.
+    /// too large to read counts as changed whenever its status did.
     pub fn changed(&mut self, task: usize, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
         let key = (task, path.to_path_buf());
         let stamp = std::fs::metadata(path)
             .ok()
             .filter(std::fs::Metadata::is_file)
-            .and_then(|meta| Some((meta.len(), meta.modified().ok()?)));
+            .map(|meta| (meta.len(), meta.ino(), meta.ctime(), meta.ctime_nsec()));
         let old = self.seen.get(&key).copied();
         if old.is_some_and(|old| old.stamp == stamp) {
             return false;
         }
         let hash = stamp
-            .filter(|(len, _)| *len <= COMPARED_MAX)
+            .filter(|(len, ..)| *len <= COMPARED_MAX)
             .and_then(|_| hash_of(path));
         let changed = match (old, hash) {
             (Some(old), Some(hash)) => old.hash != Some(hash),

@@ -271,11 +271,6 @@ impl Watcher {
             // watch reports it going once more (deleted or moved itself), which is none
             // either; any other event means the name is something else now.
             let mut went_empty = false;
-            if !leaves(&event.kind, i) {
-                // The name is there again (a file that took a gone folder's name): not
-                // the gone folder's any more.
-                filter.folder_back(path);
-            }
             if !polling {
                 if let Some(at) = self.went_empty.get(path) {
                     if leaves(&event.kind, i)
@@ -300,8 +295,17 @@ impl Watcher {
                     // went come on its own watch, and may trail): the old watches on
                     // the name are stale, and the new folder is watched afresh below.
                     self.forget_under(path);
+                } else if !polling
+                    && leaves(&event.kind, i)
+                    && FolderId::of(path) == self.watched.get(path).copied()
+                {
+                    // The folder watched under this name is there: this reports an
+                    // older one's going (its own watch's echo, after a folder of the
+                    // name was made and watched at once), already counted.
+                    continue;
                 } else {
                     went_empty = !polling && !held_below(&self.held, path);
+                    let pending = filter.is_gone(path);
                     if went_empty {
                         let now = Instant::now();
                         self.went_empty
@@ -309,6 +313,11 @@ impl Watcher {
                         self.went_empty.insert(path.clone(), now);
                     }
                     self.folder_gone(path, filter, notices);
+                    if went_empty && !pending {
+                        // No change is reported for it: a file that takes its name
+                        // later is a file (its changes were taken for the folder's).
+                        filter.folder_back(path);
+                    }
                 }
             } else if !polling {
                 self.note_held(path, Some(&event.kind), filter);
@@ -752,7 +761,6 @@ impl Watcher {
         }
         self.watched.insert(dir.to_path_buf(), id);
         self.by_id.insert(id, dir.to_path_buf());
-        filter.folder_back(dir);
         filter.add_gitignore(dir);
         let added = match &mut self.backend {
             Backend::Native(w) => {

@@ -430,6 +430,11 @@ impl App {
                 }
             }
         }
+        // Classified: a folder that went is forgotten, so that a file or folder of its
+        // name made since is itself in later batches.
+        for path in &batch {
+            self.filter.folder_back(path);
+        }
         if !assets.is_empty() {
             report::info(format!("asset changed: {}", report::summary(&assets)));
             if restart.is_empty() {

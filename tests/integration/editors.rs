@@ -292,6 +292,29 @@ fn a_folder_of_sources_moved_out_is_a_change() {
     fs::remove_dir_all(&away).unwrap();
 }
 
+/// A folder of sources moved out and its name taken again at once (a new folder, or a
+/// file) in the same batch: the sources are gone all the same (the new name hid it).
+#[test]
+fn a_folder_of_sources_replaced_at_once_is_a_change() {
+    let p = Project::new();
+    p.write("src/pkg/a.py", "a = 1\n");
+    let sup = p.start_sleeper("[\"src/**/*.py\"]", "");
+    let away = |n: u32| p.path("../").join(format!("away{n}-{}", p.token));
+    fs::rename(p.path("src/pkg"), away(1)).unwrap();
+    fs::create_dir(p.path("src/pkg")).unwrap();
+    p.wait_starts(2);
+    // The new folder is watched.
+    p.write("src/pkg/b.py", "b = 1\n");
+    p.wait_starts(3);
+    fs::rename(p.path("src/pkg"), away(2)).unwrap();
+    fs::write(p.path("src/pkg"), "").unwrap();
+    p.wait_starts(4);
+    assert_eq!(sup.count("changed: src/pkg\n"), 2, "{}", sup.stderr());
+    for n in [1, 2] {
+        fs::remove_dir_all(away(n)).unwrap();
+    }
+}
+
 /// A deep literal file whose folders are deleted from the top (`rm -rf a` reports
 /// `a/b/c` gone while `a/b` is still going): a folder that is still there is watched,
 /// so the file's return is seen, every time.

@@ -651,6 +651,29 @@ fn a_failed_task_runs_again_at_a_write_of_the_same_bytes() {
     assert_eq!(p.lines("runs.log"), 2);
 }
 
+/// New content of the same size whose modification time was set back (`cp -p`,
+/// `touch -d`) is still a change for a step: its inode's change time moved.
+#[test]
+fn a_task_input_changed_with_its_time_set_back_still_runs_the_task() {
+    let p = Project::new();
+    p.write("src/in.txt", "aaaa\n");
+    let _sup = p.start_sleeper(
+        "[\"*.py\"]",
+        "[[task]]\nname = \"gen\"\nfile_dep = [\"src/*.txt\"]\n\
+         actions = [\"echo run >> runs.log\"]\n",
+    );
+    assert_eq!(p.lines("runs.log"), 1);
+    let before = fs::metadata(p.path("src/in.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let mut file = fs::File::create(p.path("src/in.txt")).unwrap();
+    std::io::Write::write_all(&mut file, b"bbbb\n").unwrap();
+    file.set_modified(before).unwrap();
+    drop(file);
+    crate::util::wait_until("a run for the new content", || p.lines("runs.log") >= 2);
+}
+
 /// The steps run at the start run again for inputs changed while they ran: a step
 /// listed before the step that writes its input (it ran on a missing file, and nothing
 /// ran it again until the next save), and a save made during a slow first build (it
