@@ -524,17 +524,24 @@ fn a_real_browser_through_the_proxy_with_no_snippet() {
     });
 }
 
+/// A browser on `path` through the proxy of [`proxied`]`(delay)`, its reload client
+/// connected; `None` when the browser tests are skipped.
+fn a_browser_on(delay: &str, path: &str) -> Option<(Browser, Project, Sup)> {
+    let mut browser = Browser::launch()?;
+    let (p, proxy, sup) = proxied(delay);
+    browser.open(&format!("http://127.0.0.1:{proxy}{path}"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    Some((browser, p, sup))
+}
+
 /// A form sent while the server restarts is held, and the reload that comes when the
 /// server is ready does not cancel it: the browser shows its answer. That page answered
 /// a POST: the next save reloads it with a GET, not by sending the form again.
 #[test]
 fn a_form_sent_during_a_restart_lands_and_its_answer_reloads_by_get() {
-    let Some(mut browser) = Browser::launch() else {
+    let Some((mut browser, p, sup)) = a_browser_on("0.3", "/signup") else {
         return;
     };
-    let (p, proxy, sup) = proxied("0.3");
-    browser.open(&format!("http://127.0.0.1:{proxy}/signup"));
-    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
     p.write("app.py", &format!("{APP}\n# saved\n"));
     sup.wait_for("restarting");
     browser.eval("setTimeout(function () { document.forms[0].submit(); }, 0), 1");
@@ -558,12 +565,9 @@ fn a_form_sent_during_a_restart_lands_and_its_answer_reloads_by_get() {
 /// over at once: the next save reloads the page without waiting for it to leave.
 #[test]
 fn a_page_its_router_navigated_reloads_at_once() {
-    let Some(mut browser) = Browser::launch() else {
+    let Some((mut browser, p, sup)) = a_browser_on("0", "/") else {
         return;
     };
-    let (p, proxy, sup) = proxied("0");
-    browser.open(&format!("http://127.0.0.1:{proxy}/"));
-    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
     browser.eval(
         "navigation.addEventListener('navigate', function (e) { \
            if (e.canIntercept && e.navigationType !== 'reload') e.intercept({ handler: function () { document.title = 'routed'; } }); \
@@ -582,12 +586,9 @@ fn a_page_its_router_navigated_reloads_at_once() {
 /// 15 s, past this wait).
 #[test]
 fn a_page_whose_mailto_link_was_clicked_reloads_at_once() {
-    let Some(mut browser) = Browser::launch() else {
+    let Some((mut browser, p, sup)) = a_browser_on("0", "/") else {
         return;
     };
-    let (p, proxy, sup) = proxied("0");
-    browser.open(&format!("http://127.0.0.1:{proxy}/"));
-    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
     browser.eval(
         "['mailto:dev@example.com', 'tel:+15550100'].forEach(function (href) { \
            var a = document.createElement('a'); a.href = href; document.body.appendChild(a); \
