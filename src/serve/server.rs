@@ -61,6 +61,9 @@ struct Site {
     /// `serve`: a page's own `livereload.js` tag that names another port (or any, when
     /// none is open) loads nothing of ours, and the page is told about.
     reload_port: Option<u16>,
+    /// The site's own port: a page's `livereload.js` tag that names it (or none, a path
+    /// on the page's origin) loads ours, from the LiveReload protocol's own paths.
+    port: u16,
     /// The pages already warned about (see [`Site::warn_own_client`]).
     warned: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
@@ -73,11 +76,18 @@ impl Site {
     /// no tag, and that nothing of ours answers that one: when the site is served alone
     /// (the README's snippet for `run`, `:35729/livereload.js`, left a page without
     /// reloads and no word why), or when its tag names another port than the LiveReload
-    /// port (`reload.port` changed, the snippet not).
+    /// port (`reload.port` changed, the snippet not). A tag that names no port, or the
+    /// site's own, is answered by the site (see [`livereload_path`]).
     fn warn_own_client(&self, file: &Path, document: &[u8]) {
         let Some(client) = inject::scan::own_client(document, false) else {
             return;
         };
+        if client
+            .port
+            .is_none_or(|named| named == u32::from(self.port))
+        {
+            return;
+        }
         let why = match (self.reload_port, client.port) {
             (None, _) => "`serve` opens no LiveReload port for it: remove that tag, and the \
                           page reloads with the one `serve` puts in"
@@ -119,11 +129,13 @@ pub fn run(
         }
     };
     let stopped = hub.stopped();
+    let port = listener.local_addr().map_or(0, |address| address.port());
     let site = Arc::new(Site {
         root,
         hosts,
         hub,
         reload_port,
+        port,
         warned: Default::default(),
     });
     runtime.block_on(crate::web::accept_until(
@@ -175,12 +187,7 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
     };
     let path = req.uri().path().to_string();
     if path.starts_with(crate::reload::PREFIX) {
-        let mut req = req;
-        // The host judged above, so an `Origin` is the page's own only on a served host.
-        if let Some(host) = host {
-            crate::host::forget_own_origin(req.headers_mut(), &host);
-        }
-        return whole(site.hub.handle(req));
+        return to_hub(site, req, host.as_deref());
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         let mut response = page(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed", "");
@@ -191,7 +198,11 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
     }
     let navigation = inject::is_navigation(req.headers());
     let head = req.method() == Method::HEAD;
-    let mut response = match files::resolve(&site.root, &path) {
+    let target = files::resolve(&site.root, &path);
+    if matches!(target, Target::NotFound) && livereload_path(&path) {
+        return to_hub(site, req, host.as_deref());
+    }
+    let mut response = match target {
         Target::File(file) => serve_file(site, &file, req.headers(), navigation, head),
         Target::Listing(dir) => {
             let html = files::listing(&dir, &path);
@@ -227,6 +238,27 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // For HEAD, hyper sends the headers (Content-Length included) and no body.
     response
+}
+
+/// Whether `path` is one of the LiveReload protocol's own (`/livereload.js`, the socket
+/// `/livereload`): a page's hand-written `<script src="/livereload.js">` (python-livereload's
+/// and mkdocs' snippet, or the client's `?port=` naming the site) loads the client from
+/// the site and connects to the site, where no file of that name answered it.
+fn livereload_path(path: &str) -> bool {
+    matches!(path, "/livereload.js" | "/livereload")
+}
+
+/// Hands a request to the LiveReload endpoints, `host` being the one judged served, so
+/// an `Origin` is the page's own only on a served host.
+fn to_hub<B: Send + 'static>(
+    site: &Site,
+    mut req: Request<B>,
+    host: Option<&str>,
+) -> Response<Body> {
+    if let Some(host) = host {
+        crate::host::forget_own_origin(req.headers_mut(), host);
+    }
+    whole(site.hub.handle(req))
 }
 
 /// A file, whole or the requested range, streamed (nothing read for a HEAD); an HTML

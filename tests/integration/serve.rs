@@ -496,6 +496,41 @@ fn a_page_with_its_own_client_is_warned_about_once() {
     assert_eq!(sup.count("loads a livereload.js of its own"), 1);
 }
 
+/// A page with a hand-written `<script src="/livereload.js">` (python-livereload's and
+/// mkdocs' snippet: the client from the page's own origin, its socket there too) reloads:
+/// the site answers the LiveReload protocol's own paths where no file of that name is,
+/// and says nothing about that page. A file of that name is served as it is.
+#[test]
+fn a_page_loading_livereload_js_from_the_site_reloads() {
+    let (p, port, sup) = site();
+    p.write(
+        "site/own.html",
+        "<html><head><script src=\"/livereload.js\"></script></head><body>x</body></html>",
+    );
+    let navigation = [("Accept", "text/html"), ("Sec-Fetch-Dest", "document")];
+    let page = http(port, "GET", "/own.html", &navigation);
+    assert!(!page.text().contains("/__reloadsup/"), "{}", page.text());
+    let script = http(port, "GET", "/livereload.js", &[]);
+    assert_eq!(script.status, 200);
+    assert!(
+        script
+            .header("content-type")
+            .unwrap()
+            .contains("javascript"),
+        "{:?}",
+        script.headers
+    );
+    let mut client = LiveReloadClient::connect_at(port, "/livereload");
+    p.write("site/own.html", "<html><body>y</body></html>");
+    let message = client.next(Duration::from_secs(10)).expect("a reload");
+    assert_eq!(message["command"], "reload", "{message}");
+    assert_eq!(message["path"], "own.html", "{message}");
+    assert_eq!(sup.count("loads a livereload.js of its own"), 0);
+    p.write("site/livereload.js", "// the site's own\n");
+    let own = http(port, "GET", "/livereload.js", &[]);
+    assert_eq!(own.text(), "// the site's own\n");
+}
+
 /// Under `run` with `[serve]`, a page whose own snippet names another port than the
 /// LiveReload port (`reload.port` changed, the snippet not) is warned about once; one
 /// naming the open port is not.
