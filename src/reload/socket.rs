@@ -27,6 +27,15 @@ use crate::report;
 /// (the rest of the message unread, so the close may come with a reset).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+/// How many bytes of outgoing frames a socket gathers before it writes them.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// The most a socket holds of frames its client has not read: a client that sent pings
+/// and read no pongs grew reloadsup by 110 MB a second (every pong was kept); past this
+/// a pong waits in place of the one before, and our next message ends the socket. Our
+/// largest message, a reload naming a path, is a few KiB.
+const WRITE_BUFFER_MAX: usize = 64 * 1024;
+
 /// A write that takes longer than this means the client stopped reading: drop it rather
 /// than let its messages pile up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,7 +56,9 @@ where
 {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE));
+        .max_frame_size(Some(MAX_MESSAGE))
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER_MAX);
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     let hub = slot.hub.clone();
     // Subscribe before anything else, so no broadcast sent after the client's hello can

@@ -572,6 +572,44 @@ fn a_page_whose_client_names_another_port_is_warned_about() {
     assert_eq!(sup.count("loads a livereload.js of its own"), 1);
 }
 
+/// reloadsup's resident memory in KiB.
+fn rss_kib(sup: &Sup) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sup.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A client that sends pings and reads none of the pongs costs a bounded amount of
+/// memory: every pong was kept, 110 MB a second.
+#[test]
+fn a_client_that_reads_no_pongs_does_not_grow_memory() {
+    use std::io::Write as _;
+    let (_p, port, sup) = site();
+    let url = format!("ws://127.0.0.1:{port}/__reloadsup/livereload");
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (mut ws, _) = tungstenite::client(url.as_str(), stream).unwrap();
+    let before = rss_kib(&sup);
+    // Masked ping frames (a zero mask key) with 125-byte payloads, never a read.
+    let mut frame = vec![0x89, 0x80 | 125, 0, 0, 0, 0];
+    frame.extend_from_slice(&[b'p'; 125]);
+    let blob = frame.repeat(1000);
+    let socket = ws.get_mut();
+    socket
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut sent = 0usize;
+    while started.elapsed() < Duration::from_secs(3) && socket.write_all(&blob).is_ok() {
+        sent += blob.len();
+    }
+    let grown = rss_kib(&sup).saturating_sub(before);
+    assert!(sent > 20 << 20, "the pings went out: {sent} bytes");
+    assert!(
+        grown < 32 * 1024,
+        "grew {grown} KiB for {sent} bytes of pings"
+    );
+}
+
 /// A few stylesheets saved together are swapped a message each, under one status
 /// line; a build that rewrites hundreds reloads the page once (a message per file
 /// overran the page's socket, which was dropped).
