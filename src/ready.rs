@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 use regex::Regex;
+use socket2::SockRef;
 
 use crate::config::Ready;
 use crate::event::Event;
@@ -294,24 +295,34 @@ pub fn accepting(addrs: &[SocketAddr], timeout: Duration) -> Option<SocketAddr> 
         .find(|addr| connect(*addr, timeout).is_ok())
 }
 
-/// A connection to `addr`, refused if it is to itself (see [`is_self_connected`]).
+/// A connection to `addr`, refused if it is to itself (see [`joined_to_itself`]).
 fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(&addr, timeout)?;
-    if is_self_connected(stream.local_addr(), stream.peer_addr()) {
+    if joined_to_itself(SockRef::from(&stream)) {
         return Err(std::io::ErrorKind::ConnectionRefused.into());
     }
     Ok(stream)
 }
 
-/// Whether a connection is to itself. Connecting again and again to a loopback port in
-/// the kernel's ephemeral range that nothing listens on sooner or later picks that very
-/// port as its own, and TCP joins the socket to itself ("simultaneous open"): a server
-/// that has not bound yet would pass for ready, and then fail to bind.
-pub fn is_self_connected(
-    local: std::io::Result<SocketAddr>,
-    peer: std::io::Result<SocketAddr>,
-) -> bool {
-    matches!((local, peer), (Ok(local), Ok(peer)) if local == peer)
+/// Whether a connection is to itself; if it is, it is set to end with a reset when it
+/// is closed. Connecting again and again to a loopback port in the kernel's ephemeral
+/// range that nothing listens on sooner or later picks that very port as its own, and
+/// TCP joins the socket to itself ("simultaneous open"): a server that has not bound
+/// yet would pass for ready, and then fail to bind. Closed as usual, such a socket
+/// stays in TIME-WAIT on the server's port for 60 s, and every start of the server
+/// meanwhile failed with "address already in use", `SO_REUSEADDR` or not (one restart
+/// in 45, on an even port above 32768); a reset leaves nothing behind.
+pub fn joined_to_itself(socket: SockRef<'_>) -> bool {
+    let address = |a: std::io::Result<socket2::SockAddr>| a.ok().and_then(|a| a.as_socket());
+    let itself = matches!(
+        (address(socket.local_addr()), address(socket.peer_addr())),
+        (Some(local), Some(peer)) if local == peer
+    );
+    if itself {
+        // Best effort: without it, the port is held as described above.
+        let _ = socket.set_linger(Some(Duration::ZERO));
+    }
+    itself
 }
 
 /// The status code of `GET path`, or `None` if there is no answer (yet).
@@ -527,6 +538,19 @@ mod tests {
                 "attempt {attempt}"
             );
         }
+        // The port is left free: a socket joined to itself closed as usual held it
+        // in TIME-WAIT for 60 s, and the server could not bind it.
+        let mut joined = false;
+        for _ in 0..attempts {
+            let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) else {
+                continue;
+            };
+            joined = joined_to_itself(SockRef::from(&stream));
+            assert!(joined, "nothing else listens on {port}");
+            break;
+        }
+        assert!(joined, "no connection was joined to itself");
+        TcpListener::bind(addr).expect("the port is free after a connection to itself");
     }
 
     #[test]

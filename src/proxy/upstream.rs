@@ -557,7 +557,7 @@ impl Upstream {
             Ok(addr) => TcpStream::connect(addr).await?,
             Err(_) => TcpStream::connect(self.address.as_str()).await?,
         };
-        if crate::ready::is_self_connected(stream.local_addr(), stream.peer_addr()) {
+        if crate::ready::joined_to_itself(socket2::SockRef::from(&stream)) {
             // Not the server: a socket joined to itself while nothing listens.
             return Err(std::io::ErrorKind::ConnectionRefused.into());
         }
