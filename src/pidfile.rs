@@ -39,15 +39,31 @@ pub fn read(path: &Path) -> Option<i32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Removes `path` if it still names `pid`. A missing file is not an error.
+/// A PID file larger than this is no damaged PID file of ours (see [`remove_if_ours`]).
+const DAMAGED_MAX: u64 = 4096;
+
+/// Removes `path` if it still names `pid`, or names no process at all (a PID file
+/// edited by hand or cut short while the server ran: left behind, it said "holds
+/// something else" to the next start). One naming another process is kept. A missing
+/// file is not an error.
 pub fn remove_if_ours(path: &Path, pid: i32) -> io::Result<()> {
-    if read(path) == Some(pid) {
+    let small = fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= DAMAGED_MAX);
+    let damaged = || small && fs::read(path).is_ok_and(|text| names_no_process(&text));
+    if read(path) == Some(pid) || damaged() {
         match fs::remove_file(path) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
             _ => {}
         }
     }
     Ok(())
+}
+
+/// Whether a PID file's bytes name no process: not one decimal number above zero.
+fn names_no_process(text: &[u8]) -> bool {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .is_none_or(|pid| pid <= 0)
 }
 
 #[cfg(test)]
@@ -66,6 +82,11 @@ mod tests {
         remove_if_ours(&path, 4242).unwrap();
         assert!(!path.exists());
         remove_if_ours(&path, 4242).unwrap();
+        for damaged in ["abc\n", "", "-1\n", "12 34\n", "99999999999999999999\n"] {
+            fs::write(&path, damaged).unwrap();
+            remove_if_ours(&path, 4242).unwrap();
+            assert!(!path.exists(), "a PID file holding {damaged:?} is removed");
+        }
         // A folder where the PID file should be: the write fails, leaving no temp file.
         fs::create_dir_all(path.join("x")).unwrap();
         assert!(write(&path, 4242).is_err());

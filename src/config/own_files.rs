@@ -192,14 +192,19 @@ fn foreign(path: &Path, what: &str) -> Option<String> {
     if !metadata.is_file() || metadata.len() > OWN_FILE_MAX {
         return Some("exists and is not one reloadsup wrote".into());
     }
-    let text = std::fs::read(path).ok()?;
-    // An empty file of the default name is one made for reloadsup (`touch`).
+    // A file of the default name is one made for reloadsup, whatever it holds: empty
+    // (`touch`), or damaged (edited by hand, a disk that filled); refusing it left a
+    // started server that `stop` would not stop.
     let default_name = path
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with(super::DEFAULT_PID_FILE));
+    if default_name {
+        return None;
+    }
+    let text = std::fs::read(path).ok()?;
     // A temporary file is cut short when a write is (a full disk, a kill).
     let may_be_empty = what == "lock file" || what.starts_with("temporary");
-    if text.is_empty() && !may_be_empty && !default_name {
+    if text.is_empty() && !may_be_empty {
         return Some("exists and is empty (reloadsup writes it whole)".into());
     }
     let ours = match what {

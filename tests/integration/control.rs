@@ -200,6 +200,39 @@ fn stale_pid_files_are_recovered() {
     let _ = unrelated.wait();
 }
 
+/// A PID file or state file of the default name damaged while a started server runs
+/// (edited, cut short): `status` and `stop` still find the server, and nothing is left
+/// behind. Both said the file "holds something else" (exit 2, naming `server.pid_file`,
+/// a key not written) and the server ran on, unstoppable.
+#[test]
+fn a_damaged_pid_or_state_file_does_not_keep_stop_from_stopping() {
+    let (p, port) = project();
+    for (file, damage) in [
+        ("reloadsup.pid", "abc\n"),
+        ("reloadsup.pid.json", "{garbage"),
+    ] {
+        ok(&p.output(&["start"]));
+        p.write(file, damage);
+        let status = p.output(&["status"]);
+        ok(&status);
+        assert!(
+            status.stdout.starts_with("running (pid "),
+            "{}",
+            status.stdout
+        );
+        ok(&p.output(&["stop"]));
+        wait_until("the server stopped", || {
+            p.servers().is_empty() && !accepts(port)
+        });
+        for left in ["reloadsup.pid", "reloadsup.pid.json"] {
+            assert!(
+                !p.path(left).exists(),
+                "{left} is left after {file} was damaged"
+            );
+        }
+    }
+}
+
 /// A PID file edited by hand (or written over) while a started server runs: the state
 /// file's record of that server wins. `start` removed both files as stale and started
 /// a second server beside the first, which was left running, untracked.
