@@ -461,7 +461,7 @@ fn record_server(pid_file: &Path, task_file: Option<&Path>, record: &ServerRecor
             ..State::default()
         },
     )
-    .map_err(|err| Error::io("cannot write the state file", err))
+    .map_err(|err| super::state_write_error(pid_file, err))
 }
 
 /// With `ready = { log }`, `start` reads the ready line back from `log_file`: one that

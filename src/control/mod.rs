@@ -100,7 +100,7 @@ pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
             clear_stale(pid_file, stale);
             state::Recorder::new(pid_file, config.task_file.as_deref(), spec.stop_timeout)
                 .map(Some)
-                .map_err(|err| Error::io("cannot write the state file", err))
+                .map_err(|err| state_write_error(pid_file, err))
         }
     }
 }
@@ -455,6 +455,15 @@ fn clear_stale(pid_file: &std::path::Path, stale: Option<String>) {
         let _ = std::fs::remove_file(pid_file);
         state::remove(pid_file);
     }
+}
+
+/// The error of a state file that could not be written, naming it.
+pub(super) fn state_write_error(pid_file: &std::path::Path, err: std::io::Error) -> Error {
+    let path = state::state_path(pid_file);
+    Error::io(
+        format!("cannot write the state file `{}`", path.display()),
+        err,
+    )
 }
 
 /// Removes the PID file (if it still names `pid`) and the state file beside it.

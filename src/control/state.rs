@@ -66,8 +66,10 @@ pub struct ServerRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     /// The PID file, as configured (absolute).
+    #[serde(with = "path_text")]
     pub pid_file: PathBuf,
     /// The task file, if the server came from one.
+    #[serde(with = "path_text::optional")]
     pub task_file: Option<PathBuf>,
     /// The PID file's folder, as device and inode numbers: the same after the folder is
     /// renamed or moved, another for a copy (missing in older state files).
@@ -257,6 +259,72 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// A path in the state file: a string, or, for a path that is no UTF-8 (Linux allows
+/// any bytes but `/` and NUL in a name, and JSON strings hold text only), its bytes as
+/// an array of numbers. `run` and `start` in a folder named so failed ("path contains
+/// invalid UTF-8 characters") once they had started the server.
+mod path_text {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// A path as written: text when it is UTF-8.
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Bytes(Vec<u8>),
+    }
+
+    impl Written {
+        fn of(path: &Path) -> Written {
+            match path.to_str() {
+                Some(text) => Written::Text(text.to_string()),
+                None => Written::Bytes(path.as_os_str().as_bytes().to_vec()),
+            }
+        }
+
+        fn path(self) -> PathBuf {
+            match self {
+                Written::Text(text) => PathBuf::from(text),
+                Written::Bytes(bytes) => PathBuf::from(OsString::from_vec(bytes)),
+            }
+        }
+    }
+
+    /// Writes `path` (see the module's note).
+    pub fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+        Written::of(path).serialize(serializer)
+    }
+
+    /// Reads a path written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+        Written::deserialize(deserializer).map(Written::path)
+    }
+
+    /// The same for a path that may be missing (`null`).
+    pub mod optional {
+        use super::*;
+
+        /// Writes `path`, or `null`.
+        pub fn serialize<S: Serializer>(
+            path: &Option<PathBuf>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            path.as_deref().map(Written::of).serialize(serializer)
+        }
+
+        /// Reads a path or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<PathBuf>, D::Error> {
+            Option::<Written>::deserialize(deserializer).map(|written| written.map(Written::path))
+        }
+    }
 }
 
 /// Reads the state file; a missing or unreadable one is an empty state.

@@ -200,6 +200,39 @@ fn stale_pid_files_are_recovered() {
     let _ = unrelated.wait();
 }
 
+/// A project in a folder whose name is no UTF-8 (Linux allows any bytes): `start`,
+/// `status` and `stop` work. The state file, JSON, could not hold its path: `start`
+/// failed once the server had started ("path contains invalid UTF-8 characters").
+#[test]
+fn a_project_in_a_folder_named_in_no_utf8_starts_and_stops() {
+    use std::os::unix::ffi::OsStrExt;
+    let (p, port) = project();
+    let folder = p.path("").join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    std::fs::create_dir(&folder).unwrap();
+    for file in ["reload.toml", "server.py"] {
+        std::fs::rename(p.path(file), folder.join(file)).unwrap();
+    }
+    let reloadsup = |command: &str| {
+        let out = Command::new(BIN)
+            .arg(command)
+            .current_dir(&folder)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{command}: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    reloadsup("start");
+    assert!(accepts(port));
+    assert!(reloadsup("status").starts_with("running (pid "));
+    reloadsup("stop");
+    wait_until("the server stopped", || {
+        p.servers().is_empty() && !accepts(port)
+    });
+    assert!(!folder.join("reloadsup.pid.json").exists());
+}
+
 /// A PID file or state file of the default name damaged while a started server runs
 /// (edited, cut short): `status` and `stop` still find the server, and nothing is left
 /// behind. Both said the file "holds something else" (exit 2, naming `server.pid_file`,
