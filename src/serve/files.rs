@@ -67,8 +67,11 @@ pub fn resolve(root: &Path, raw_path: &str) -> Target {
         // One leading slash: `//evil.example` would send the browser to that host.
         return Target::Redirect(format!("/{}/", raw_path.trim_start_matches('/')));
     }
+    // An index that is a link to a hidden file (`index.html -> ../.env`) is none.
     match real.join("index.html").canonicalize() {
-        Ok(index) if index.starts_with(root) && index.is_file() => Target::File(index),
+        Ok(index) if index.starts_with(root) && index.is_file() && !is_hidden(&index, root) => {
+            Target::File(index)
+        }
         _ => Target::Listing(real),
     }
 }
@@ -168,6 +171,7 @@ const PATH_SEGMENT: &AsciiSet = &CONTROLS
     .add(b'"')
     .add(b'#')
     .add(b'%')
+    .add(b'&')
     .add(b'/')
     .add(b'<')
     .add(b'>')
@@ -203,10 +207,12 @@ pub fn listing(dir: &Path, url_path: &str) -> String {
     }
     for (is_file, name) in entries {
         let slash = if is_file { "" } else { "/" };
+        // `./` first: a name with a colon (`javascript:…`, `a:b.txt`) would read as a
+        // URL's scheme.
         let href = percent_encode(name.as_bytes(), PATH_SEGMENT);
         let _ = writeln!(
             html,
-            "<li><a href=\"{href}{slash}\">{}{slash}</a></li>",
+            "<li><a href=\"./{href}{slash}\">{}{slash}</a></li>",
             crate::inject::escape_html(&name.to_string_lossy())
         );
     }
@@ -294,6 +300,12 @@ mod tests {
         let s = Site::new();
         symlink(s.root.join(".env"), s.root.join("env.txt")).unwrap();
         assert_eq!(resolve(&s.root, "/env.txt"), Target::NotFound);
+        // Nor as a folder's index: the folder is listed instead.
+        symlink("../.env", s.root.join("docs/index.html")).unwrap();
+        assert_eq!(
+            resolve(&s.root, "/docs/"),
+            Target::Listing(s.root.join("docs"))
+        );
         let fifo = s.root.join("page.html");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         assert_eq!(resolve(&s.root, "/page.html"), Target::NotFound);
@@ -416,15 +428,31 @@ mod tests {
             "{titled}"
         );
         let html = listing(&s.root.join("docs"), "/docs/");
-        assert!(html.contains("<a href=\"a%20b.txt\">a b.txt</a>"), "{html}");
+        assert!(
+            html.contains("<a href=\"./a%20b.txt\">a b.txt</a>"),
+            "{html}"
+        );
         assert!(html.contains("&lt;b&gt;.txt"));
         let top = listing(&s.root, "/");
         assert!(!top.contains(".env"));
-        assert!(top.contains("<a href=\"app/\">app/</a>"));
+        assert!(top.contains("<a href=\"./app/\">app/</a>"));
+        // A name with a colon is no URL scheme, and `&` is no character reference.
+        fs::write(s.root.join("javascript:alert(1)"), "x").unwrap();
+        fs::write(s.root.join("x&amp;.txt"), "x").unwrap();
+        let html = listing(&s.root, "/");
+        assert!(
+            html.contains("<a href=\"./javascript:alert(1)\">"),
+            "{html}"
+        );
+        assert!(html.contains("<a href=\"./x%26amp;.txt\">"), "{html}");
+        assert_eq!(
+            resolve(&s.root, "/x%26amp;.txt"),
+            Target::File(s.root.join("x&amp;.txt"))
+        );
         // A name that is not UTF-8 links to its own bytes, which resolve back to it.
         fs::write(s.root.join(OsStr::from_bytes(b"n\xffm.txt")), "x").unwrap();
         let html = listing(&s.root, "/");
-        assert!(html.contains("<a href=\"n%FFm.txt\">"), "{html}");
+        assert!(html.contains("<a href=\"./n%FFm.txt\">"), "{html}");
         assert_eq!(
             resolve(&s.root, "/n%FFm.txt"),
             Target::File(s.root.join(OsStr::from_bytes(b"n\xffm.txt")))

@@ -94,7 +94,7 @@ fn files_types_head_range_listing_errors() {
     assert!(
         listing
             .text()
-            .contains("<a href=\"readme.txt\">readme.txt</a>"),
+            .contains("<a href=\"./readme.txt\">readme.txt</a>"),
         "{}",
         listing.text()
     );
