@@ -150,6 +150,27 @@ pub fn run(config: Config) -> Result<i32> {
         .clone()
         .map(|server| Supervisor::new(server, config.proxy.is_some()));
     let recorder = crate::control::claim_for_run(&config)?;
+    let pid_file = recorder.as_ref().map(Recorder::pid_file);
+    let code = supervise(config, supervisor, recorder, tx, &rx);
+    // The recorder removed the state file (as the run ended, or as an error cut it
+    // short: a reload port taken left the lock file behind); then the lock file goes,
+    // if nothing took over meanwhile — or when whoever holds it now (a `stop` waiting
+    // for this process to end) lets it go.
+    if let Some(pid_file) = pid_file {
+        drop(crate::control::state::try_lock(&pid_file));
+    }
+    code
+}
+
+/// Runs the loop for a claimed PID file (`recorder`) until a signal ends it; returns
+/// the exit code.
+fn supervise(
+    config: Config,
+    supervisor: Option<Supervisor>,
+    recorder: Option<Recorder>,
+    tx: Sender<Event>,
+    rx: &Receiver<Event>,
+) -> Result<i32> {
     let browsers = Browsers::start(&config)?;
     if let (Some(url), true) = (
         browsers.site_url(),
@@ -211,16 +232,7 @@ pub fn run(config: Config) -> Result<i32> {
         exit: None,
     };
     app.start(Vec::new(), None);
-    let code = app.run(&rx);
-    let pid_file = app.recorder.as_ref().map(Recorder::pid_file);
-    // The recorder removes the state file; then the lock file goes, if nothing took
-    // over meanwhile — or when whoever holds it now (a `stop` waiting for this process
-    // to end) lets it go.
-    drop(app);
-    if let Some(pid_file) = pid_file {
-        drop(crate::control::state::try_lock(&pid_file));
-    }
-    code
+    app.run(rx)
 }
 
 impl App {
