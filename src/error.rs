@@ -75,30 +75,37 @@ impl fmt::Display for Error {
                 message,
             } => write!(f, "{}: {}", file.display(), shortened(message)),
             Error::Usage(message) => f.write_str(&shortened(message)),
-            Error::Runtime(message) => f.write_str(message),
-            Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Runtime(message) => f.write_str(&shortened(message)),
+            Error::Io { context, source } => write!(f, "{}: {source}", shortened(context)),
         }
     }
 }
 
 impl std::error::Error for Error {}
 
-/// The most characters of one quoted value (between backticks) an error line shows: a
-/// megabyte of value in a task file made a megabyte of line.
+/// The most characters of one quoted value (between backticks, or double quotes as
+/// the TOML parser quotes a value of the wrong type) an error line shows: a megabyte of
+/// value in a task file made a megabyte of line.
 const QUOTED_MAX: usize = 200;
 
-/// `message` with each quoted value (between backticks) longer than [`QUOTED_MAX`]
-/// characters cut short, ending in `…`.
+/// `message` with each quoted value longer than [`QUOTED_MAX`] characters cut short,
+/// ending in `…`: between backticks, then between double quotes.
 fn shortened(message: &str) -> String {
+    cut_quoted(&cut_quoted(message, '`'), '"')
+}
+
+/// `message` with each run between two `quote`s longer than [`QUOTED_MAX`] characters
+/// cut short.
+fn cut_quoted(message: &str, quote: char) -> String {
     message
-        .split('`')
+        .split(quote)
         .enumerate()
         .map(|(i, part)| match part.char_indices().nth(QUOTED_MAX) {
             Some((cut, _)) if i % 2 == 1 => format!("{}…", &part[..cut]),
             _ => part.to_string(),
         })
         .collect::<Vec<_>>()
-        .join("`")
+        .join(&quote.to_string())
 }
 
 /// Shorthand used across the crate.

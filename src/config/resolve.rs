@@ -83,9 +83,7 @@ pub fn resolve(task_file: Option<&Path>, cwd: &Path, overrides: &Overrides) -> R
         Some(file) => {
             // A task file that cannot be read is a task-file error (exit 2), as one
             // that cannot be parsed.
-            let bytes = std::fs::read(file).map_err(|err| {
-                Error::Usage(format!("cannot read task file `{}`: {err}", file.display()))
-            })?;
+            let bytes = read_task_file(file)?;
             let text = utf8_text(file, bytes)?;
             let doc = Doc { file, text: &text };
             doc.resolve(overrides)?
@@ -94,6 +92,34 @@ pub fn resolve(task_file: Option<&Path>, cwd: &Path, overrides: &Overrides) -> R
     };
     super::listeners::check(&config)?;
     Ok(config)
+}
+
+/// The most bytes a task file may hold: a few KiB is a large one, and a `-f` naming a
+/// disk image or a log was read whole (4 GiB of memory for a 2 GiB file) before its
+/// first line was found to be no TOML.
+const TASK_FILE_MAX: u64 = 8 * 1024 * 1024;
+
+/// The task file's bytes, up to [`TASK_FILE_MAX`]; a task-file error past that.
+fn read_task_file(file: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let cannot = |err: std::io::Error| {
+        Error::Usage(format!("cannot read task file `{}`: {err}", file.display()))
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(TASK_FILE_MAX + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > TASK_FILE_MAX {
+        return Err(Error::task_file(
+            file,
+            None,
+            format!(
+                "the task file is larger than {} MiB: is it the right file?",
+                TASK_FILE_MAX >> 20
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The task file's bytes as text; a task-file error naming the line and column of the

@@ -68,6 +68,52 @@ fn bad_glob() {
     );
 }
 
+/// A long value of the wrong type, quoted by the TOML parser in double quotes, is cut
+/// short (the line held all 100,000 characters); so is a path in an error of `run`'s.
+#[test]
+fn long_values_in_errors_are_cut_short() {
+    let long = "x".repeat(100_000);
+    let (code, stderr) = run_with(&format!("[server]\ncommand = \"a\"\nenv = \"{long}\"\n"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "reload.toml:3: invalid type: string \"{}…\"",
+            &long[..200]
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 1000, "{} bytes", stderr.len());
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = \"true\"\npid_file = \"{long}\"\n[reload]\nenabled = false\n"
+        ),
+    );
+    let out = p.output(&["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("File name too long"), "{}", out.stderr);
+    assert!(out.stderr.len() < 1000, "{} bytes", out.stderr.len());
+}
+
+/// A `-f` naming a file far larger than a task file (a disk image, a log) is refused
+/// before it is read: a 2 GiB one took 4 GiB of memory and 30 s to say its first line
+/// was no TOML.
+#[test]
+fn a_huge_task_file_is_refused_unread() {
+    let p = Project::new();
+    let big = std::fs::File::create(p.path("big.toml")).unwrap();
+    big.set_len(2 << 30).unwrap();
+    let out = p.output(&["-f", "big.toml", "check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("big.toml: the task file is larger than 8 MiB: is it the right file?"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// globset takes each glob alone but matches a list as one regular expression, which
 /// has limits: a glob nested too deeply, or too many globs, are errors, not a panic.
 #[test]
