@@ -912,7 +912,21 @@ fn plain_words(message: &str) -> String {
         .replace("expected a map", "expected a table")
         .replace("invalid type: map", "invalid type: a table")
         .replace("expected u16", "expected a number from 0 to 65535")
-        .replace("` as i128", "`");
+        .replace("` as i128", "`")
+        // A date or time is a table of the TOML reader's own, under a name of its own.
+        .replace(
+            "invalid type: string \"$__toml_private_datetime\", expected a spanned value",
+            "invalid type: a date or time",
+        )
+        .replace(
+            "unknown field `$__toml_private_datetime`",
+            "invalid type: a date or time",
+        )
+        // An integer past 64 bits, which the reader keeps apart.
+        .replace(
+            "expected any valid TOML value",
+            "past the largest integer TOML holds",
+        );
     while let Some(at) = plain.find("struct Raw") {
         let name = at + "struct ".len();
         let name_end = plain[name..]

@@ -179,6 +179,21 @@ fn bad_duration() {
         "[server]\ncommand = \"x\"\nready = { port = 99999999999999999999999 }\n",
         "reload.toml:3: invalid type: integer `99999999999999999999999`, expected a number",
     );
+    // Nor do the reader's own names show: its name for a date, its word for an integer
+    // past 64 bits where any value may go.
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\nenv = 1979-05-27\n",
+        "reload.toml:3: invalid type: a date or time, for `server.env`",
+    );
+    assert_task_file_error(
+        "[server]\ncommand = \"x\"\nready = 07:32:00\n",
+        "reload.toml:3: invalid type: a date or time, expected one of `port`",
+    );
+    assert_task_file_error(
+        "[server]\ncommand = [\"x\", 99999999999999999999]\n",
+        "reload.toml:2: invalid type: integer `99999999999999999999`, past the largest integer \
+         TOML holds, for `server.command`",
+    );
     assert_task_file_error(
         "[server]\ncommand = \"x\"\n[watch]\npoll = \"fast\"\n",
         "reload.toml:4: bad duration `fast` for `watch.poll`",
