@@ -165,6 +165,13 @@ pub async fn forward(
     let (outgoing, sent) = upstream_request(request, peer, host, navigation, upgrade, &context.via);
     let is_upgrade = asking.browser_side.is_some();
     let answered = context.upstream.send(outgoing, is_upgrade).await;
+    if answered.is_err() && sent.broken() {
+        // Not the server's fault: a 502 page blamed it.
+        return page::plain(
+            StatusCode::BAD_REQUEST,
+            "reloadsup: the request's body was malformed or cut off before its end",
+        );
+    }
     let mut response = answer(context, asking, answered).await;
     if !sent.whole() && response.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The browser may still be sending its body, which is read and dropped; but

@@ -35,22 +35,36 @@ const DISCARD_TIME: Duration = Duration::from_secs(2);
 /// A request body for the dev server, as a [`ProxyBody`], and the handle that tells
 /// whether it went to the server whole.
 pub fn upload(incoming: Incoming) -> (ProxyBody, Sent) {
-    let whole = Arc::new(AtomicBool::new(incoming.is_end_stream()));
+    let sent = Sent {
+        whole: Arc::new(AtomicBool::new(incoming.is_end_stream())),
+        broken: Arc::default(),
+    };
     let body = Upload {
         incoming: Some(incoming),
-        whole: Arc::clone(&whole),
+        whole: Arc::clone(&sent.whole),
+        broken: Arc::clone(&sent.broken),
     };
-    (body.map_err(BoxError::from).boxed_unsync(), Sent(whole))
+    (body.map_err(BoxError::from).boxed_unsync(), sent)
 }
 
-/// Whether a request body went to the dev server whole.
-pub struct Sent(Arc<AtomicBool>);
+/// Whether a request body went to the dev server whole, or broke on its way.
+pub struct Sent {
+    whole: Arc<AtomicBool>,
+    broken: Arc<AtomicBool>,
+}
 
 impl Sent {
     /// Whether the body was passed on to its end (an empty one from the start): the
     /// browser sends nothing more, and its connection can be kept alive.
     pub fn whole(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.whole.load(Ordering::Acquire)
+    }
+
+    /// Whether reading the body from the browser failed (a malformed chunk, a
+    /// connection closed before the body's end): the server then got a request cut
+    /// short, and its failure to answer is the request's fault, not the server's.
+    pub fn broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
     }
 }
 
@@ -59,6 +73,7 @@ impl Sent {
 struct Upload {
     incoming: Option<Incoming>,
     whole: Arc<AtomicBool>,
+    broken: Arc<AtomicBool>,
 }
 
 impl Body for Upload {
@@ -78,7 +93,11 @@ impl Body for Upload {
         let ended = match &polled {
             Poll::Ready(None) => true,
             Poll::Ready(Some(Ok(_))) => incoming.is_end_stream(),
-            _ => false,
+            Poll::Ready(Some(Err(_))) => {
+                self.broken.store(true, Ordering::Release);
+                false
+            }
+            Poll::Pending => false,
         };
         if ended {
             self.whole.store(true, Ordering::Release);

@@ -322,6 +322,22 @@ fn a_request_with_a_transfer_coding_the_proxy_cannot_decode_gets_501() {
     assert_eq!(plain.status, 200, "{}", plain.text());
 }
 
+/// A request body whose chunked framing is malformed is the request's fault: 400, not
+/// the 502 page saying the dev server did not answer.
+#[test]
+fn a_malformed_chunked_request_body_gets_400() {
+    let (_p, proxy, _sup) = proxied("0");
+    let answer = raw_exchange(
+        proxy,
+        &format!(
+            "POST /form HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\n\
+             Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n"
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("body was malformed"), "{answer}");
+}
+
 /// A request that cannot be resent, whose answer streams: its wait ends with the head,
 /// as the stream would be cut off after the wait all the same.
 #[test]
