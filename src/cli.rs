@@ -148,11 +148,22 @@ pub struct RunArgs {
 pub fn one_line(err: &clap::Error, args: &[String]) -> String {
     let text = err.render().to_string();
     let mut lines = text.lines();
-    let problem = lines
+    let mut problem = lines
         .next()
         .unwrap_or_default()
         .trim_start_matches("error: ")
         .to_string();
+    if err.kind() == clap::error::ErrorKind::InvalidUtf8 {
+        // clap says "one or more arguments"; `args` shows the bytes that are no UTF-8
+        // as U+FFFD, so the one at fault can be named.
+        if let Some(arg) = args.iter().find(|arg| arg.contains('\u{FFFD}')) {
+            problem = format!(
+                "the argument `{}` is not UTF-8 (its other bytes shown as \u{FFFD}); \
+                 globs, addresses and paths given as flags must be",
+                arg.escape_debug()
+            );
+        }
+    }
     let mut notes = Vec::new();
     let commands = <Cli as clap::CommandFactory>::command();
     let command = match args
@@ -224,6 +235,19 @@ mod tests {
         assert_eq!(
             error_of(&["rn"]),
             "unrecognized subcommand 'rn'; see `reloadsup --help`"
+        );
+        let err = Cli::try_parse_from([
+            std::ffi::OsStr::new("reloadsup"),
+            "run".as_ref(),
+            "-w".as_ref(),
+            std::os::unix::ffi::OsStrExt::from_bytes(b"src/\xff*.py"),
+        ])
+        .expect_err("a usage error");
+        let args = ["run".to_string(), "-w".into(), "src/\u{FFFD}*.py".into()];
+        assert_eq!(
+            one_line(&err, &args),
+            "the argument `src/\u{FFFD}*.py` is not UTF-8 (its other bytes shown as \u{FFFD}); \
+             globs, addresses and paths given as flags must be; see `reloadsup run --help`"
         );
         for args in [&["run", "--wach"][..], &["serve", "a", "b"], &["run", "-w"]] {
             assert!(!error_of(args).contains('\n'), "{args:?}");
