@@ -80,6 +80,7 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
         stop_timeout: flag_duration("--stop-timeout", ov.stop_timeout.as_deref())?
             .unwrap_or(Duration::from_secs(5)),
         ready: None,
+        ready_line: None,
         ready_timeout: Duration::from_secs(30),
     };
     Ok(Config {

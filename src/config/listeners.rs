@@ -6,7 +6,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use super::Config;
+use super::{Config, Ready};
 use crate::error::{Error, Result};
 
 /// Refuses `config` if two of its listeners are the same address. A port of 0 (any
@@ -24,13 +24,64 @@ pub fn check(config: &Config) -> Result<()> {
                  twice; give one of them another port",
                 first.key, first.addr, second.key, second.addr
             );
-            return Err(match &config.task_file {
-                Some(file) => Error::task_file(file, second.line.or(first.line), message),
-                None => Error::Usage(message),
-            });
+            return Err(error(config, second.line.or(first.line), message));
+        }
+    }
+    // (The proxy's own address as its upstream has an error of its own, at the start.)
+    let proxy_listen = config.proxy.as_ref().map(|p| p.listen.addr.as_str());
+    for (key, addr, line) in connected(config) {
+        let own = listeners.iter().find(|l| {
+            clash(&l.addr, &addr) && !(key == UPSTREAM && Some(l.addr.as_str()) == proxy_listen)
+        });
+        if let Some(own) = own {
+            let message = format!(
+                "{key} ({addr}) is reloadsup's own {} ({}), not the server's: give the \
+                 address the dev server listens on",
+                own.key, own.addr
+            );
+            return Err(error(config, line, message));
         }
     }
     Ok(())
+}
+
+/// A task-file error at `line` (if the task file set it), else a usage error.
+fn error(config: &Config, line: Option<usize>, message: String) -> Error {
+    match &config.task_file {
+        Some(file) => Error::task_file(file, line, message),
+        None => Error::Usage(message),
+    }
+}
+
+/// The key of the proxy's upstream, as errors name it.
+const UPSTREAM: &str = "`proxy.upstream`";
+
+/// The addresses reloadsup connects to as the server's, each with its key and the task
+/// file's line: a readiness port on one of reloadsup's own listeners passed at once,
+/// before the server listened (and `run` warned that "something else" listened there),
+/// and an upstream there would send the browser's requests to reloadsup itself. (An
+/// upstream that is the proxy's own address is refused when the proxy starts.)
+fn connected(config: &Config) -> Vec<(&'static str, String, Option<usize>)> {
+    let mut connected = Vec::new();
+    if let Some(server) = &config.server {
+        if let Some(Ready::Port(port)) = server.ready {
+            let line = server.ready_line;
+            connected.push(("`server.ready.port`", format!("127.0.0.1:{port}"), line));
+        }
+    }
+    // Only an address that needs no name look-up: a name for another machine could
+    // hold every command up for the resolver's timeout.
+    let looked_up = |addr: &str| {
+        addr.rsplit_once(':').is_none_or(|(host, _)| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host != "localhost" && host.parse::<std::net::IpAddr>().is_err()
+        })
+    };
+    if let Some(proxy) = config.proxy.as_ref().filter(|p| !looked_up(&p.upstream)) {
+        let line = proxy.upstream_line;
+        connected.push((UPSTREAM, proxy.upstream.clone(), line));
+    }
+    connected
 }
 
 /// An address reloadsup will listen on.

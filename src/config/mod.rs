@@ -89,6 +89,8 @@ pub struct Server {
     pub stop_timeout: Duration,
     /// How readiness is detected; `None` means the default (see the README).
     pub ready: Option<Ready>,
+    /// The task file's line that set `ready` (`None`: the default).
+    pub ready_line: Option<usize>,
     /// How long to wait for readiness before warning.
     pub ready_timeout: Duration,
 }

@@ -436,6 +436,9 @@ impl Doc<'_> {
                 .and_then(|s| s.ready.as_ref())
                 .map(|r| self.ready(r))
                 .transpose()?,
+            ready_line: s
+                .and_then(|s| s.ready.as_ref())
+                .map(|r| self.line(r.span().start)),
             ready_timeout: self
                 .duration(
                     s.and_then(|s| s.ready_timeout.as_ref()),

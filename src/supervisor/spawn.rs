@@ -266,6 +266,7 @@ mod tests {
             stop_signal: Signal::SIGTERM,
             stop_timeout: std::time::Duration::from_secs(1),
             ready: None,
+            ready_line: None,
             ready_timeout: std::time::Duration::from_secs(1),
         };
         let guard = Some(std::os::fd::AsRawFd::as_raw_fd(&write));

@@ -934,6 +934,25 @@ fn two_listeners_on_one_address_are_refused_naming_both_keys_and_a_line() {
     );
 }
 
+/// A readiness port or an upstream that is one of reloadsup's own listeners: the check
+/// passed at once, before the server listened (with a warning that "something else"
+/// listened there), and an upstream there sent requests to reloadsup itself.
+#[test]
+fn a_ready_port_or_upstream_on_reloadsups_own_listener_is_refused() {
+    assert_check_error(
+        "[server]\ncommand = \"x\"\nready = { port = 5000 }\n[reload]\nport = 6000\n\
+         [proxy]\nlisten = \"127.0.0.1:5000\"\nupstream = \"127.0.0.1:8000\"\n",
+        "reload.toml:3: `server.ready.port` (127.0.0.1:5000) is reloadsup's own `proxy.listen` \
+         (127.0.0.1:5000), not the server's: give the address the dev server listens on",
+    );
+    assert_check_error(
+        "[server]\ncommand = \"x\"\n[reload]\nport = 6000\n\
+         [proxy]\nlisten = \"127.0.0.1:5000\"\nupstream = \"localhost:6000\"\n",
+        "reload.toml:7: `proxy.upstream` (localhost:6000) is reloadsup's own \
+         `reload.port`/`reload.host` (127.0.0.1:6000)",
+    );
+}
+
 #[test]
 fn type_errors_and_duplicates_name_the_key() {
     let cases = [
