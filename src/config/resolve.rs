@@ -925,6 +925,12 @@ fn plain_words(message: &str) -> String {
             "unknown field `$__toml_private_datetime`",
             "invalid type: a date or time",
         )
+        // Nesting past the reader's depth limit, in its two wordings.
+        .replace(
+            "cannot recurse further; max recursion depth met",
+            "nested too deeply",
+        )
+        .replace("recursion limit", "tables nested too deeply")
         // An integer past 64 bits, which the reader keeps apart.
         .replace(
             "expected any valid TOML value",

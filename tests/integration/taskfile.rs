@@ -185,6 +185,11 @@ fn bad_duration() {
         "[server]\ncommand = \"x\"\nenv = 1979-05-27\n",
         "reload.toml:3: invalid type: a date or time, for `server.env`",
     );
+    let deep = vec!["b"; 120].join(".");
+    assert_task_file_error(
+        &format!("[{deep}]\nx = 1\n"),
+        "reload.toml: tables nested too deeply",
+    );
     assert_task_file_error(
         "[server]\ncommand = \"x\"\nready = 07:32:00\n",
         "reload.toml:3: invalid type: a date or time, expected one of `port`",
