@@ -401,14 +401,23 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked
     // variable, working in this server's folder.
     match Ident::of(pid) {
         Some(ident) if ident.is_alive() && is_our_server(pid, &spec.cwd) => {
-            Running::Detached(ServerRecord {
+            let server = ServerRecord {
                 ident,
                 started_at: crate::procfs::stat(pid)
                     .and_then(|stat| crate::procfs::started_at_unix(&stat))
                     .unwrap_or_else(state::now_unix),
                 command: "(unknown command)".into(),
                 ready: true,
-            })
+            };
+            // A state file damaged under a `run`: the run is found as its parent, or
+            // `stop` stopped the server alone, and the run started it again.
+            match supervising_run(pid) {
+                Some(supervisor) => Running::Supervisor {
+                    supervisor,
+                    server: Some(server),
+                },
+                None => Running::Detached(server),
+            }
         }
         Some(_) => Running::Nothing {
             stale: Some(format!("stale PID file: pid {pid} is another process")),
@@ -417,6 +426,21 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked
             stale: Some(format!("stale PID file: pid {pid} is not running")),
         },
     }
+}
+
+/// The `reloadsup run` whose server `pid` is: its parent, when that is this very
+/// program (the same file) running `run`.
+fn supervising_run(pid: i32) -> Option<Ident> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = crate::procfs::stat(pid)?.ppid;
+    let program = |pid: &str| std::fs::metadata(format!("/proc/{pid}/exe")).ok();
+    let (theirs, ours) = (program(&parent.to_string())?, program("self")?);
+    let same = theirs.dev() == ours.dev() && theirs.ino() == ours.ino();
+    let runs = std::fs::read(format!("/proc/{parent}/cmdline"))
+        .ok()?
+        .split(|&b| b == 0)
+        .any(|arg| arg == b"run");
+    (same && runs).then(|| Ident::of(parent)).flatten()
 }
 
 /// Whether a state file that names another PID file was written for this project

@@ -264,6 +264,22 @@ fn a_damaged_pid_or_state_file_does_not_keep_stop_from_stopping() {
             );
         }
     }
+    // Under `run`: the run is found as the server's parent and stopped with it (`stop`
+    // stopped the server alone, and the run started it again at the next change).
+    let mut sup = p.start(&["run"]);
+    sup.wait_for("ready in");
+    p.write("reloadsup.pid.json", "{garbage");
+    let out = p.output(&["stop"]);
+    ok(&out);
+    assert!(
+        out.stderr.contains("stopped `reloadsup run` (pid "),
+        "{}",
+        out.stderr
+    );
+    assert!(sup.wait_exit().success(), "{}", sup.stderr());
+    wait_until("the server stopped", || {
+        p.servers().is_empty() && !accepts(port)
+    });
 }
 
 /// A PID file edited by hand (or written over) while a started server runs: the state
