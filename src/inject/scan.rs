@@ -317,6 +317,44 @@ pub struct OwnClient {
     /// there is; `None` when it names none (a path on the page's own origin, or a port
     /// computed by script).
     pub port: Option<u32>,
+    /// Where the script itself is loaded from.
+    pub source: ClientSource,
+}
+
+/// Where a page's own `livereload.js` comes from, as far as its tag says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSource {
+    /// `/livereload.js` on the page's own origin.
+    SiteRoot,
+    /// `livereload.js` (or `./livereload.js`) beside the page.
+    PageFolder,
+    /// `http://HOST[:PORT]/livereload.js` (or `//…`): another origin, or the page's own
+    /// if [`OwnClient::port`] is its port.
+    Url,
+    /// Anywhere else (`/js/livereload.js`, a CDN's path), or written by an inline
+    /// loader.
+    Elsewhere,
+}
+
+/// Where a `src` (trimmed) that loads `livereload.js` points.
+fn client_source(src: &str) -> ClientSource {
+    let path = src.split(['?', '#']).next().unwrap_or_default();
+    let lower = path.to_ascii_lowercase();
+    let after_scheme = ["http:", "https:"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme))
+        .unwrap_or(&lower);
+    if let Some(authority) = after_scheme.strip_prefix("//") {
+        return match authority.split_once('/') {
+            Some((_, "livereload.js")) => ClientSource::Url,
+            _ => ClientSource::Elsewhere,
+        };
+    }
+    match lower.as_str() {
+        "/livereload.js" => ClientSource::SiteRoot,
+        "livereload.js" | "./livereload.js" => ClientSource::PageFolder,
+        _ => ClientSource::Elsewhere,
+    }
 }
 
 /// The `livereload.js` a page (its first [`WINDOW`] bytes looked at) loads of its own,
@@ -356,12 +394,14 @@ fn client_tag(window: &[u8], xml: bool) -> Option<OwnClient> {
                     let path = src.split(['?', '#']).next().unwrap_or_default();
                     Some(OwnClient {
                         port: port_named(src.as_bytes(), path.len()),
+                        source: client_source(src),
                     })
                 }
                 None => {
                     let text = &window[end..text_end];
                     names_client(text).map(|at| OwnClient {
                         port: port_named(text, at),
+                        source: ClientSource::Elsewhere,
                     })
                 }
             }
@@ -1180,6 +1220,40 @@ mod tests {
             }
         }
         assert_eq!(place(doc.as_bytes(), true, false), Skip);
+    }
+
+    /// Where a page's own client is loaded from: the site's root, beside the page, a
+    /// URL (whose port says whether it is the site's), or elsewhere.
+    #[test]
+    fn a_pages_own_client_says_where_it_comes_from() {
+        let source = |src: &str| {
+            let page = format!("<script src=\"{src}\"></script>");
+            own_client(page.as_bytes(), false).map(|client| client.source)
+        };
+        use ClientSource::*;
+        for (src, expected) in [
+            ("/livereload.js", SiteRoot),
+            ("/livereload.js?port=5000", SiteRoot),
+            (" /LiveReload.js ", SiteRoot),
+            ("livereload.js", PageFolder),
+            ("./livereload.js#x", PageFolder),
+            ("http://localhost:5000/livereload.js", Url),
+            ("//otherhost/livereload.js", Url),
+            (
+                "https://cdn.example/npm/livereload-js/dist/livereload.js",
+                Elsewhere,
+            ),
+            ("/js/livereload.js", Elsewhere),
+            ("docs/livereload.js", Elsewhere),
+        ] {
+            assert_eq!(source(src), Some(expected), "{src}");
+        }
+        let inline = "<script>document.write('<script src=\"http://' + location.host + \
+                      ':35729/livereload.js\"></' + 'script>')</script>";
+        assert_eq!(
+            own_client(inline.as_bytes(), false).map(|c| c.source),
+            Some(Elsewhere)
+        );
     }
 
     /// A page's own client is found with the port its socket goes to, when the tag

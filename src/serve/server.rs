@@ -76,16 +76,13 @@ impl Site {
     /// no tag, and that nothing of ours answers that one: when the site is served alone
     /// (the README's snippet for `run`, `:35729/livereload.js`, left a page without
     /// reloads and no word why), or when its tag names another port than the LiveReload
-    /// port (`reload.port` changed, the snippet not). A tag that names no port, or the
-    /// site's own, is answered by the site (see [`livereload_path`]).
+    /// port (`reload.port` changed, the snippet not). A tag the site answers is not
+    /// warned about (see [`Site::answers`]).
     fn warn_own_client(&self, file: &Path, document: &[u8]) {
         let Some(client) = inject::scan::own_client(document, false) else {
             return;
         };
-        if client
-            .port
-            .is_none_or(|named| named == u32::from(self.port))
-        {
+        if self.answers(file, client) {
             return;
         }
         let why = match (self.reload_port, client.port) {
@@ -108,6 +105,22 @@ impl Site {
             "`{}` loads a livereload.js of its own, so none is put in, and {why}",
             shown.display()
         ));
+    }
+
+    /// Whether the site itself answers the page `file`'s own client, script and socket
+    /// (see [`livereload_path`]): the tag loads `/livereload.js` from the site's root
+    /// (by that path, beside a page at the root, or by a URL naming the site's port),
+    /// and its socket goes to the site's port (none named is the script's own).
+    fn answers(&self, file: &Path, client: inject::scan::OwnClient) -> bool {
+        use inject::scan::ClientSource;
+        let site_port = u32::from(self.port);
+        let at_root = match client.source {
+            ClientSource::SiteRoot => true,
+            ClientSource::PageFolder => file.parent() == Some(self.root.as_path()),
+            ClientSource::Url => client.port == Some(site_port),
+            ClientSource::Elsewhere => false,
+        };
+        at_root && client.port.is_none_or(|named| named == site_port)
     }
 }
 

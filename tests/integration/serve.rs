@@ -526,6 +526,20 @@ fn a_page_loading_livereload_js_from_the_site_reloads() {
     assert_eq!(message["command"], "reload", "{message}");
     assert_eq!(message["path"], "own.html", "{message}");
     assert_eq!(sup.count("loads a livereload.js of its own"), 0);
+    // Tags the site does not answer are still warned about: beside a page in a folder
+    // (`/docs/livereload.js`, a 404), from another host.
+    p.write(
+        "site/docs/sub.html",
+        "<html><head><script src=\"livereload.js\"></script></head><body>x</body></html>",
+    );
+    p.write(
+        "site/cdn.html",
+        "<html><head><script src=\"//otherhost/livereload.js\"></script></head><body></body></html>",
+    );
+    http(port, "GET", "/docs/sub.html", &navigation);
+    http(port, "GET", "/cdn.html", &navigation);
+    sup.wait_for("`docs/sub.html` loads a livereload.js of its own");
+    sup.wait_for("`cdn.html` loads a livereload.js of its own");
     p.write("site/livereload.js", "// the site's own\n");
     let own = http(port, "GET", "/livereload.js", &[]);
     assert_eq!(own.text(), "// the site's own\n");
