@@ -83,30 +83,67 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The most characters of one quoted value (between backticks, or double quotes as
-/// the TOML parser quotes a value of the wrong type) an error line shows: a megabyte of
-/// value in a task file made a megabyte of line.
+/// The most characters of one quoted value (between backticks) an error line shows: a
+/// megabyte of value in a task file made a megabyte of line.
 const QUOTED_MAX: usize = 200;
 
-/// `message` with each quoted value longer than [`QUOTED_MAX`] characters cut short,
-/// ending in `…`: between backticks, then between double quotes.
-fn shortened(message: &str) -> String {
-    cut_quoted(&cut_quoted(message, '`'), '"')
-}
+/// The most characters of an error line, past the cutting of quoted values (a long value
+/// quoted otherwise, by the TOML reader in double quotes, or a long path in an error
+/// of the system's): the line keeps its start and its end, which names the key.
+const LINE_MAX: usize = 600;
 
-/// `message` with each run between two `quote`s longer than [`QUOTED_MAX`] characters
-/// cut short.
-fn cut_quoted(message: &str, quote: char) -> String {
-    message
-        .split(quote)
+/// How much of its end a line cut to [`LINE_MAX`] keeps.
+const LINE_END_KEPT: usize = 150;
+
+/// `message` with each quoted value (between backticks) longer than [`QUOTED_MAX`]
+/// characters cut short, ending in `…`; then, if still longer than [`LINE_MAX`], its
+/// middle cut out.
+fn shortened(message: &str) -> String {
+    let quoted_cut = message
+        .split('`')
         .enumerate()
         .map(|(i, part)| match part.char_indices().nth(QUOTED_MAX) {
             Some((cut, _)) if i % 2 == 1 => format!("{}…", &part[..cut]),
             _ => part.to_string(),
         })
         .collect::<Vec<_>>()
-        .join(&quote.to_string())
+        .join("`");
+    let length = quoted_cut.chars().count();
+    if length <= LINE_MAX {
+        return quoted_cut;
+    }
+    let head: String = quoted_cut.chars().take(LINE_MAX - LINE_END_KEPT).collect();
+    let tail: String = quoted_cut.chars().skip(length - LINE_END_KEPT).collect();
+    format!("{head}…{tail}")
 }
 
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_and_short_lines_kept() {
+        let value = "x".repeat(1000);
+        assert_eq!(
+            shortened(&format!("bad glob `{value}` in `watch.file_dep`")),
+            format!("bad glob `{}…` in `watch.file_dep`", &value[..200])
+        );
+        // A value in double quotes (a quote inside it too): the line keeps its start and
+        // the key at its end.
+        let line = shortened(&format!(
+            "invalid type: string \"a\\\"{value}\", expected a table, for `server.env`"
+        ));
+        assert!(line.chars().count() <= LINE_MAX + 1, "{line}");
+        assert!(line.starts_with("invalid type: string \"a"), "{line}");
+        assert!(
+            line.ends_with("\", expected a table, for `server.env`"),
+            "{line}"
+        );
+        // A short line with a stray double quote is left whole.
+        let short = "`/tmp/q\"xx/reload.toml` is in use by `/tmp/q\"xx/a.toml` (pid 7)";
+        assert_eq!(shortened(short), short);
+    }
+}

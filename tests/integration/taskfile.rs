@@ -69,17 +69,18 @@ fn bad_glob() {
 }
 
 /// A long value of the wrong type, quoted by the TOML parser in double quotes, is cut
-/// short (the line held all 100,000 characters); so is a path in an error of `run`'s.
+/// out of the line's middle (the line held all 100,000 characters), which keeps the
+/// key at its end; so is a path in an error of `run`'s.
 #[test]
 fn long_values_in_errors_are_cut_short() {
     let long = "x".repeat(100_000);
     let (code, stderr) = run_with(&format!("[server]\ncommand = \"a\"\nenv = \"{long}\"\n"));
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains(&format!(
-            "reload.toml:3: invalid type: string \"{}…\"",
-            &long[..200]
-        )),
+        stderr.contains("reload.toml:3: invalid type: string \"xxxxxxxxxx")
+            && stderr
+                .trim_end()
+                .ends_with("x\", expected a table, for `server.env`"),
         "{stderr}"
     );
     assert!(stderr.len() < 1000, "{} bytes", stderr.len());
