@@ -158,8 +158,8 @@ pub fn one_line(err: &clap::Error, args: &[String]) -> String {
         // as U+FFFD, so the one at fault can be named.
         if let Some(arg) = args.iter().find(|arg| arg.contains('\u{FFFD}')) {
             problem = format!(
-                "the argument `{}` is not UTF-8 (its other bytes shown as \u{FFFD}); \
-                 globs, addresses and paths given as flags must be",
+                "the argument `{}` is not UTF-8 (its other bytes shown as \u{FFFD}), \
+                 and reloadsup takes its arguments, the command's too, in UTF-8",
                 arg.escape_debug()
             );
         }
@@ -246,8 +246,9 @@ mod tests {
         let args = ["run".to_string(), "-w".into(), "src/\u{FFFD}*.py".into()];
         assert_eq!(
             one_line(&err, &args),
-            "the argument `src/\u{FFFD}*.py` is not UTF-8 (its other bytes shown as \u{FFFD}); \
-             globs, addresses and paths given as flags must be; see `reloadsup run --help`"
+            "the argument `src/\u{FFFD}*.py` is not UTF-8 (its other bytes shown as \u{FFFD}), \
+             and reloadsup takes its arguments, the command's too, in UTF-8; \
+             see `reloadsup run --help`"
         );
         for args in [&["run", "--wach"][..], &["serve", "a", "b"], &["run", "-w"]] {
             assert!(!error_of(args).contains('\n'), "{args:?}");

@@ -176,6 +176,7 @@ const PATH_SEGMENT: &AsciiSet = &CONTROLS
     .add(b'<')
     .add(b'>')
     .add(b'?')
+    .add(b'\\')
     .add(b'`')
     .add(b'{')
     .add(b'}');
@@ -445,6 +446,10 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<a href=\"./x%26amp;.txt\">"), "{html}");
+        // A backslash, which browsers take for a slash, is no folder.
+        fs::write(s.root.join("a\\b.txt"), "x").unwrap();
+        let html = listing(&s.root, "/");
+        assert!(html.contains("<a href=\"./a%5Cb.txt\">"), "{html}");
         assert_eq!(
             resolve(&s.root, "/x%26amp;.txt"),
             Target::File(s.root.join("x&amp;.txt"))
