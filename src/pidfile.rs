@@ -48,22 +48,18 @@ const DAMAGED_MAX: u64 = 4096;
 /// file is not an error.
 pub fn remove_if_ours(path: &Path, pid: i32) -> io::Result<()> {
     let small = fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= DAMAGED_MAX);
-    let damaged = || small && fs::read(path).is_ok_and(|text| names_no_process(&text));
-    if read(path) == Some(pid) || damaged() {
+    let text = if small { fs::read(path).ok() } else { None };
+    let names = |text: &[u8]| std::str::from_utf8(text).ok()?.trim().parse::<i32>().ok();
+    let ours = text
+        .as_deref()
+        .is_some_and(|text| names(text).is_none_or(|named| named == pid || named <= 0));
+    if ours {
         match fs::remove_file(path) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
             _ => {}
         }
     }
     Ok(())
-}
-
-/// Whether a PID file's bytes name no process: not one decimal number above zero.
-fn names_no_process(text: &[u8]) -> bool {
-    std::str::from_utf8(text)
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        .is_none_or(|pid| pid <= 0)
 }
 
 #[cfg(test)]
