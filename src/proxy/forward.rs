@@ -286,6 +286,23 @@ fn revalidated(status: StatusCode, headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a request path names a file of a type that is no page (`/report.pdf`,
+/// `/clip.mp4`, `/logo.png`): opened in a tab, it is a navigation all the same, and it
+/// keeps its `Range` and validators (a video or a PDF was sent whole each time, never
+/// a 304). Only media, fonts, documents and archives count: `.php`, `.jsp` and the
+/// like are pages a dev server renders.
+fn names_other_type(path: &str) -> bool {
+    mime_guess::from_path(path).first().is_some_and(|guessed| {
+        matches!(
+            guessed.type_().as_str(),
+            "image" | "video" | "audio" | "font"
+        ) || matches!(
+            guessed.essence_str(),
+            "application/pdf" | "application/zip" | "application/gzip" | "application/wasm"
+        )
+    })
+}
+
 /// The request as the dev server gets it, and the handle that tells whether its body
 /// went whole.
 fn upstream_request(
@@ -310,7 +327,7 @@ fn upstream_request(
         headers.insert(UPGRADE, protocol);
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    if navigation {
+    if navigation && !names_other_type(parts.uri.path()) {
         // We may inject: ask for bytes we can read, and for the whole document, sent
         // again even if unchanged: a copy the browser holds from a `fetch` has no tag.
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
@@ -534,6 +551,29 @@ fn tunnel(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn media_and_documents_are_no_pages_and_the_rest_may_be() {
+        for path in [
+            "/report.pdf",
+            "/clip.MP4",
+            "/logo.png",
+            "/a/b.woff2",
+            "/dist.zip",
+        ] {
+            assert!(names_other_type(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/about",
+            "/index.html",
+            "/index.php",
+            "/page.jsp",
+            "/x.cgi",
+        ] {
+            assert!(!names_other_type(path), "{path}");
+        }
+    }
+
     use super::*;
 
     #[test]

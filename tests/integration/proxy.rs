@@ -322,6 +322,25 @@ fn a_request_with_a_transfer_coding_the_proxy_cannot_decode_gets_501() {
     assert_eq!(plain.status, 200, "{}", plain.text());
 }
 
+/// A PDF or an image opened in a tab is a navigation, but no page: it keeps its
+/// validators (and `Range`), so the server can answer 304; a page's are taken off, so
+/// the browser's untagged copy from a `fetch` never comes back as the page.
+#[test]
+fn a_navigation_to_a_file_that_is_no_page_keeps_its_validators() {
+    let (p, proxy, _sup) = proxied("0");
+    std::fs::write(p.path("static/report.pdf"), b"%PDF-1.4 x").unwrap();
+    let later = [
+        ("Accept", "text/html"),
+        ("Sec-Fetch-Dest", "document"),
+        ("If-Modified-Since", "Fri, 01 Jan 2100 00:00:00 GMT"),
+    ];
+    let pdf = http(proxy, "GET", "/static/report.pdf", &later);
+    assert_eq!(pdf.status, 304, "{}", pdf.text());
+    p.write("static/page.html", &template("static"));
+    let page = http(proxy, "GET", "/static/page.html", &later);
+    assert_eq!(page.status, 200, "{}", page.text());
+}
+
 /// A request body whose chunked framing is malformed is the request's fault: 400, not
 /// the 502 page saying the dev server did not answer.
 #[test]
