@@ -61,8 +61,8 @@ struct Site {
     /// `serve`: a page's own `livereload.js` tag that names another port (or any, when
     /// none is open) loads nothing of ours, and the page is told about.
     reload_port: Option<u16>,
-    /// The site's own port: a page's `livereload.js` tag that names it (or none, a path
-    /// on the page's origin) loads ours, from the LiveReload protocol's own paths.
+    /// The site's own port, which a page's own `livereload.js` tag may name to load
+    /// ours from the LiveReload protocol's own paths (see [`Site::answers`]).
     port: u16,
     /// The pages already warned about (see [`Site::warn_own_client`]).
     warned: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
