@@ -868,7 +868,8 @@ fn git_checkout_of_forty_files_is_one_restart() {
 }
 
 /// A thousand files saved through temp files at once (`rsync`, a formatter, a code
-/// generator) is one restart naming every file and no temp name. The burst was two
+/// generator) is one restart naming every file and no temp name (two when the writer
+/// stalls right after its first file, see the assertion). The burst was two
 /// restarts when each event looked at every pending path: the work grew with the
 /// square of the burst, and the batch's cap came before its end.
 #[test]
@@ -887,11 +888,29 @@ fn a_burst_of_a_thousand_temp_file_saves_is_one_restart() {
             fs::rename(&temp, p.path(&format!("src/d{d}/f{f}.py"))).unwrap();
         }
     }
-    p.wait_starts(2);
-    p.assert_starts_stay(2);
-    assert_eq!(sup.count("(+997 more)"), 1, "{}", sup.stderr());
+    crate::util::wait_until("a restart", || p.lines("starts.log") >= 2);
+    std::thread::sleep(crate::util::QUIET);
     let changed = fs::read_to_string(p.path("changed.log")).unwrap();
-    assert_eq!(changed.matches(".py").count(), 1000, "{changed}");
+    let batches: Vec<usize> = changed
+        .split('|')
+        .skip(1)
+        .filter(|batch| !batch.is_empty())
+        .map(|batch| batch.matches(".py").count())
+        .collect();
+    // A writer that stalls for more than the 5 ms settle right after its first file
+    // (it happened on a busy CI machine) is one restart for that file and one for the
+    // rest; any other split is the burst cut short.
+    assert!(
+        batches == [1000] || batches == [1, 999],
+        "batches of {batches:?} files for one burst:\n{}",
+        sup.stderr()
+    );
+    assert_eq!(
+        sup.count(&format!("(+{} more)", batches[batches.len() - 1] - 3)),
+        1,
+        "{}",
+        sup.stderr()
+    );
     assert!(!changed.contains(".tmp"), "{changed}");
 }
 
