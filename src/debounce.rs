@@ -11,7 +11,8 @@
 //!   *settle* window of quiet (a few ms, to catch the rest of a burst) — longer once the
 //!   batch holds many paths, or a folder was just made, since a writer of many files
 //!   (`git checkout`, `tar x`, `cp -r`) pauses for more than a few ms now and then on a
-//!   busy machine;
+//!   busy machine, or once it began within a burst's settle of the last batch (a
+//!   writer saving files one by one, further apart than the short settle);
 //! - while some path is mid-save, the batch waits for a longer *grace* of quiet, so a
 //!   plain `rm` still counts, after a short delay; after a file was created (or first
 //!   changed since its last close) and nothing more, it waits a second (`cp` writes a
@@ -355,7 +356,11 @@ impl Debouncer {
             .folder_made
             .zip(self.last)
             .is_some_and(|(made, last)| last <= made + self.max_wait);
-        let settle = if self.pending.len() >= BURST_PATHS || tree || self.tally.born_whole > 0 {
+        let settle = if self.pending.len() >= BURST_PATHS
+            || tree
+            || self.tally.born_whole > 0
+            || self.continues_a_burst()
+        {
             self.settle.max(self.burst_settle)
         } else {
             self.settle
@@ -370,6 +375,18 @@ impl Debouncer {
         .flatten()
         .max()
         .unwrap_or(settle)
+    }
+
+    /// Whether the batch began within [`BURST_SETTLE`] of the newest event of the batch
+    /// taken before: a writer saving files one at a time, further apart than the short
+    /// settle (a code generator, 8–20 ms), sent its first file alone and is still
+    /// going. Its rest waits as a burst does, so it is one more restart rather than a
+    /// restart per file. A save on its own, or a poll's changes (a poll apart), never
+    /// come that close.
+    fn continues_a_burst(&self) -> bool {
+        self.first
+            .zip(self.taken_last)
+            .is_some_and(|(first, taken)| first <= taken + BURST_SETTLE)
     }
 
     /// The quiet time a path needs after `step` before it has settled; `None` for a
@@ -637,6 +654,28 @@ mod tests {
         assert_eq!(d.deadline(), Some(t0 + ms(1) + BURST_SETTLE));
         // A pause of 30 ms in the burst does not end it.
         assert_eq!(d.take_due(t0 + ms(31)), None);
+    }
+
+    /// A generator saving files one at a time, 15 ms apart (past the short settle): its
+    /// first file goes alone, the rest as one more batch, not a batch per file; and a
+    /// save on its own later goes after the short settle again.
+    #[test]
+    fn files_saved_one_by_one_are_two_batches() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        let mut batches = Vec::new();
+        let mut now = t0;
+        for i in 0..10u64 {
+            now = t0 + ms(15 * i);
+            batches.extend(due_by(&mut d, now));
+            d.record(p(&format!("gen{i}.py")), Step::Complete, now);
+        }
+        batches.extend(due_by(&mut d, now + BURST_SETTLE));
+        let sizes: Vec<usize> = batches.iter().map(|(_, batch)| batch.len()).collect();
+        assert_eq!(sizes, [1, 9]);
+        let later = now + BURST_SETTLE + ms(500);
+        d.record(p("app.py"), Step::Complete, later);
+        assert_eq!(d.deadline(), Some(later + SETTLE));
     }
 
     /// New paths without end: the batch goes at the hard cap all the same.

@@ -914,6 +914,32 @@ fn a_burst_of_a_thousand_temp_file_saves_is_one_restart() {
     assert!(!changed.contains(".tmp"), "{changed}");
 }
 
+/// A generator writing files one at a time, 10 ms apart (further apart than the short
+/// settle): its first file is a restart, the rest one more, not a restart per file.
+#[test]
+fn files_written_one_by_one_are_at_most_two_restarts() {
+    let p = Project::new();
+    for f in 0..10 {
+        p.write(&format!("gen/m{f}.py"), "v = 1\n");
+    }
+    let sup = p.start_sleeper("[\"gen/*.py\"]", "");
+    for f in 0..10 {
+        fs::write(p.path(&format!("gen/m{f}.py")), "v = 2\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    crate::util::wait_until("a restart", || p.lines("starts.log") >= 2);
+    std::thread::sleep(crate::util::QUIET);
+    let starts = p.lines("starts.log");
+    // One more when the writer also stalls past the burst's settle on a busy machine.
+    assert!(
+        (2..=4).contains(&starts),
+        "{starts} starts:\n{}",
+        sup.stderr()
+    );
+    let changed = fs::read_to_string(p.path("changed.log")).unwrap();
+    assert_eq!(changed.matches(".py").count(), 10, "{changed}");
+}
+
 /// A save through a temp file in a folder just made (`mkdir`, then `mkstemp` and
 /// `os.replace`): the temp name is no change, however the folder's watch and scan fall
 /// between the steps (it showed in 5 of 10 such saves).

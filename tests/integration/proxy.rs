@@ -365,7 +365,7 @@ fn a_streaming_answer_does_not_hold_up_a_restart() {
         "PUT /upload HTTP/1.1\r\nContent-Length: 0",
         Duration::from_millis(300),
     );
-    assert!(took < 700, "the restart waited for the stream: {took} ms");
+    assert!(took < 2500, "the restart waited for the stream: {took} ms");
 }
 
 #[test]
@@ -373,7 +373,7 @@ fn a_get_the_server_holds_does_not_hold_up_a_restart() {
     // A long poll: the server has it and answers in 5 s. Cut off by the stop, it is
     // sent again to the next server, so the restart need not wait for it.
     let took = restart_with_request_open("GET /hang HTTP/1.1", Duration::from_millis(150));
-    assert!(took < 700, "the restart waited for the poll: {took} ms");
+    assert!(took < 2500, "the restart waited for the poll: {took} ms");
 }
 
 #[test]
@@ -1015,7 +1015,7 @@ fn a_graceful_servers_restart_cuts_streams_and_sockets_but_not_waiting_posts() {
     let goodbye = thread::spawn(move || read_until(&mut socket, "bye"));
     p.write("app.js", &format!("{GRACEFUL_APP}\n// v2\n"));
     let took = restart_took(&sup);
-    assert!(took < 1500, "the restart waited for the stream: {took} ms");
+    assert!(took < 2500, "the restart waited for the stream: {took} ms");
     assert!(
         goodbye
             .join()
