@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "reloadsup", version, about, propagate_version = true)]
 pub struct Cli {
-    /// The task file; default: `reload.toml` here or in the nearest parent folder.
+    /// The task file; default: `reload.toml` here or in the nearest parent folder
+    /// (`serve` reads none).
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     pub file: Option<PathBuf>,
 

@@ -356,7 +356,14 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked
     let Some(pid) = crate::pidfile::read(pid_file) else {
         return match state.server.filter(|s| detached::is_running(s.ident)) {
             Some(record) => Running::Detached(record),
-            None => Running::Nothing { stale: None },
+            // A PID file that holds no PID (damaged, of the default name) with no
+            // server running is stale like one naming a process gone: `stop` left it,
+            // and with it the lock file, and `start` wrote over it unsaid.
+            None => Running::Nothing {
+                stale: pid_file
+                    .exists()
+                    .then(|| "the PID file holds no PID".to_string()),
+            },
         };
     };
     match state.server {

@@ -282,6 +282,41 @@ fn a_damaged_pid_or_state_file_does_not_keep_stop_from_stopping() {
     });
 }
 
+/// A PID file of the default name that holds no PID, with no server running: `stop`
+/// removes it, as it does one naming a process gone, and leaves no lock file (both
+/// stayed); `status` says why it is not running; `start` says what it removes.
+#[test]
+fn a_damaged_pid_file_with_nothing_running_is_stale() {
+    let (p, _port) = project();
+    p.write("reloadsup.pid", "garbage\n");
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", status.stderr);
+    assert!(
+        status.stdout.contains("the PID file holds no PID"),
+        "{}",
+        status.stdout
+    );
+    let out = p.output(&["stop"]);
+    ok(&out);
+    assert!(
+        out.stderr.contains("the PID file holds no PID; removing"),
+        "{}",
+        out.stderr
+    );
+    for left in ["reloadsup.pid", "reloadsup.pid.lock", "reloadsup.pid.json"] {
+        assert!(!p.path(left).exists(), "{left} is left");
+    }
+    p.write("reloadsup.pid", "");
+    let out = p.output(&["start"]);
+    ok(&out);
+    assert!(
+        out.stderr.contains("holds no PID; removing"),
+        "{}",
+        out.stderr
+    );
+    ok(&p.output(&["stop"]));
+}
+
 /// A PID file edited by hand (or written over) while a started server runs: the state
 /// file's record of that server wins. `start` removed both files as stale and started
 /// a second server beside the first, which was left running, untracked.
