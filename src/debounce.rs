@@ -96,6 +96,9 @@ pub struct Debouncer {
     taken_last: Option<Instant>,
     /// When a path not yet in the batch last came.
     last_new: Option<Instant>,
+    /// The end of the batch taken before, while a batch beginning soon after it may be
+    /// the rest of a writer's burst (see [`Debouncer::continues_a_burst`]).
+    previous_end: Option<Instant>,
     /// When a folder was last made: a tree being copied in (`cp -r`, `tar x`), whose
     /// writer pauses between files for longer than the short settle on a busy machine.
     folder_made: Option<Instant>,
@@ -176,6 +179,7 @@ impl Debouncer {
             last: None,
             taken_last: None,
             last_new: None,
+            previous_end: None,
             folder_made: None,
             burst_settle: BURST_SETTLE,
         }
@@ -306,6 +310,7 @@ impl Debouncer {
         }
         self.pending = kept;
         self.taken_last = taken.values().map(|(_, at)| *at).max();
+        self.previous_end = self.taken_last;
         // A name born but never pending (a folder made: its files are the changes) is
         // forgotten with its batch, so its removal later is a change.
         self.born
@@ -340,6 +345,7 @@ impl Debouncer {
     /// Takes every pending path.
     fn take_all(&mut self) -> Option<Vec<PathBuf>> {
         self.taken_last = self.last;
+        self.previous_end = self.last;
         self.first = None;
         self.last = None;
         self.last_new = None;
@@ -385,8 +391,15 @@ impl Debouncer {
     /// come that close.
     fn continues_a_burst(&self) -> bool {
         self.first
-            .zip(self.taken_last)
-            .is_some_and(|(first, taken)| first <= taken + BURST_SETTLE)
+            .zip(self.previous_end)
+            .is_some_and(|(first, previous)| first <= previous + BURST_SETTLE)
+    }
+
+    /// Build steps ran on the batch just taken: what they write comes next, and is no
+    /// writer's burst going on, so it settles as a save does (a stylesheet a quick
+    /// step wrote waited 50 ms rather than 5 to be swapped in).
+    pub fn steps_ran(&mut self) {
+        self.previous_end = None;
     }
 
     /// The quiet time a path needs after `step` before it has settled; `None` for a
@@ -676,6 +689,19 @@ mod tests {
         let later = now + BURST_SETTLE + ms(500);
         d.record(p("app.py"), Step::Complete, later);
         assert_eq!(d.deadline(), Some(later + SETTLE));
+    }
+
+    /// What build steps wrote just after the batch they ran on settles as a save does.
+    #[test]
+    fn a_steps_output_after_its_input_settles_as_a_save() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        d.record(p("styles/site.scss"), Step::Complete, t0);
+        assert_eq!(d.take_due(t0 + SETTLE), Some(vec![p("styles/site.scss")]));
+        d.steps_ran();
+        let written = t0 + SETTLE + ms(3);
+        d.record(p("static/site.css"), Step::Complete, written);
+        assert_eq!(d.deadline(), Some(written + SETTLE));
     }
 
     /// New paths without end: the batch goes at the hard cap all the same.

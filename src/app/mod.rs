@@ -466,6 +466,9 @@ impl App {
                 self.task_inputs.forget(index);
             }
         }
+        if !tasks.is_empty() {
+            self.debouncer.steps_ran();
+        }
         if restart.is_empty() {
             return;
         }
