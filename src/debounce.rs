@@ -330,6 +330,27 @@ impl Debouncer {
         Some(taken.into_keys().collect())
     }
 
+    /// Whether `path` was born in the pending batch (see [`Step::Born`]).
+    pub fn is_born(&self, path: &Path) -> bool {
+        self.born.contains(path)
+    }
+
+    /// A name born in the pending batch is gone again (a temp file renamed over the
+    /// real one, or deleted): nothing more comes for it, and it is no change (see
+    /// [`Debouncer::was_born`]), so the batch waits on it no longer. As a path mid-save
+    /// it held every save through a temp file that the globs match for the 100 ms
+    /// grace. It stays known as born, for a late event of it to be dropped too.
+    pub fn born_gone(&mut self, path: &Path) {
+        if let Some(old) = self.pending.remove(path) {
+            self.tally.remove(path, old, true);
+        }
+        if self.pending.is_empty() {
+            self.first = None;
+            self.last = None;
+            self.last_new = None;
+        }
+    }
+
     /// When the newest event of the batch just taken came (the end of the save or of
     /// the burst), from which the status line counts a restart's time to ready.
     pub fn last_taken(&self) -> Option<Instant> {
@@ -521,6 +542,32 @@ mod tests {
         d.record(p("newdir"), Step::Born, t0 + ms(103));
         assert!(d.take_due(t0 + ms(102) + SETTLE).is_some());
         assert!(!d.was_born(&p("newdir")));
+    }
+
+    /// A temp file born, written whole and renamed over the real file (`mkstemp` and
+    /// `os.replace`): once the caller finds the temp name gone, the batch goes after
+    /// the short settle, not the grace of a path mid-save; a temp file made and
+    /// deleted alone leaves no batch.
+    #[test]
+    fn a_born_name_gone_again_is_not_waited_on() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        d.record(p(".app.py.tmp"), Step::Born, t0);
+        d.record(p(".app.py.tmp"), Step::Created, t0);
+        d.record(p(".app.py.tmp"), Step::Complete, t0 + ms(1));
+        d.record(p(".app.py.tmp"), Step::Partial, t0 + ms(2));
+        d.record(p("app.py"), Step::Complete, t0 + ms(2));
+        assert!(d.is_born(&p(".app.py.tmp")));
+        d.born_gone(&p(".app.py.tmp"));
+        assert_eq!(d.deadline(), Some(t0 + ms(2) + SETTLE));
+        // A late event of the temp name is dropped as well.
+        assert!(d.is_born(&p(".app.py.tmp")));
+        assert_eq!(d.take_due(t0 + ms(2) + SETTLE), Some(vec![p("app.py")]));
+        d.record(p("scratch"), Step::Born, t0 + ms(500));
+        d.record(p("scratch"), Step::Created, t0 + ms(500));
+        d.record(p("scratch"), Step::Partial, t0 + ms(501));
+        d.born_gone(&p("scratch"));
+        assert_eq!(d.deadline(), None);
     }
 
     #[test]

@@ -240,6 +240,9 @@ impl Watcher {
             // A data change to a file not changed since its last counted close: the
             // first sign of a save (or of a copy in one call over the file).
             let first_write = !self.written.contains(path);
+            if !polling && self.folder_times_set(&event.kind, path) {
+                continue;
+            }
             if !polling && self.seen_by_scan(&event.kind, path) {
                 // Its close may still end the wait for it in a pending batch.
                 if matches!(event.kind, EventKind::Access(AccessKind::Close(_))) {
@@ -524,6 +527,21 @@ impl Watcher {
             };
             above = nearest_existing(parent);
         }
+    }
+
+    /// Whether `kind` is a data change reported for a folder that is watched and still
+    /// there: its times set (`tar x`, `rsync -a` and `cp -a` set every folder's at the
+    /// end, as does `touch -d`). That is no change of the folder, whose files have
+    /// events of their own; taken for one, it listed the folders as changed, held the
+    /// batch for the grace of a path mid-save, and restarted the server by itself.
+    fn folder_times_set(&self, kind: &EventKind, path: &Path) -> bool {
+        matches!(
+            kind,
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+        ) && self
+            .watched
+            .get(path)
+            .is_some_and(|id| FolderId::of(path) == Some(*id))
     }
 
     /// Whether an event for `path` only echoes what the scan of its new folder already

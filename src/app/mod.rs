@@ -342,6 +342,15 @@ impl App {
                     {
                         continue;
                     }
+                    if step == Step::Partial
+                        && self.debouncer.is_born(&path)
+                        && std::fs::symlink_metadata(&path).is_err()
+                    {
+                        // Made in this batch and gone again: a temp file renamed over
+                        // the real one, or deleted. No change, and nothing to wait for.
+                        self.debouncer.born_gone(&path);
+                        continue;
+                    }
                     if step == Step::Created {
                         self.copy_sizes.insert(path.clone(), file_size(&path));
                     }

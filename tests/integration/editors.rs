@@ -940,6 +940,75 @@ fn files_written_one_by_one_are_at_most_two_restarts() {
     assert_eq!(changed.matches(".py").count(), 10, "{changed}");
 }
 
+/// A save through a temp file that the globs match (`mkstemp` in the same folder,
+/// then `os.replace`): once the temp name is gone, the save goes after the short
+/// settle. Its rename away counted as a path mid-save, so every such save waited the
+/// 100 ms grace (105–113 ms from the save to the new server, against 14–18 ms now).
+#[test]
+fn a_save_through_a_matching_temp_file_is_not_held() {
+    let p = Project::new();
+    p.write("src/app.py", "v = 0\n");
+    let sup = p.start_sleeper("[\"src/**/*\"]", "ready = { delay = \"1ms\" }");
+    for i in 1..=8 {
+        let temp = p.path(&format!("src/tmp{i}xk2"));
+        fs::write(&temp, format!("v = {i}\n")).unwrap();
+        fs::rename(&temp, p.path("src/app.py")).unwrap();
+        sup.wait_for_n("after the change)", i);
+    }
+    let stderr = sup.stderr();
+    let mut waits: Vec<u64> = stderr
+        .split(" ms after the change)")
+        .filter_map(|before| before.rsplit('(').next()?.parse().ok())
+        .collect();
+    waits.sort_unstable();
+    assert_eq!(waits.len(), 8, "{stderr}");
+    assert!(waits[4] < 80, "save to new server, ms: {waits:?}\n{stderr}");
+    assert!(!stderr.contains("tmp"), "{stderr}");
+}
+
+/// Setting a folder's times is no change: `touch -d` on one restarted the server, and
+/// `tar x` over the tree (which sets every folder's times at the end, as `rsync -a` and
+/// `cp -a` do) listed the folders among the changed files.
+#[test]
+fn a_folders_times_set_are_no_change() {
+    let p = Project::new();
+    for name in ["src/t/a/f1.py", "src/t/a/f2.py", "src/t/b/g1.py"] {
+        p.write(name, "v = 1\n");
+    }
+    let tar = |args: &[&str]| {
+        let status = std::process::Command::new("tar")
+            .args(args)
+            .current_dir(&p.dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    tar(&["cf", "tree.tar", "src"]);
+    let sup = p.start_sleeper("[\"src/**/*\"]", "");
+    for folder in ["src/t/a", "src/t"] {
+        let status = std::process::Command::new("touch")
+            .args(["-m", "-d", "2020-01-01 00:00:00"])
+            .arg(p.path(folder))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    p.assert_starts_stay(1);
+    tar(&["xf", "tree.tar"]);
+    crate::util::wait_until("a restart", || p.lines("starts.log") >= 2);
+    p.assert_starts_stay(2);
+    let changed = fs::read_to_string(p.path("changed.log")).unwrap();
+    let last = changed.trim_end_matches('|').rsplit('|').next().unwrap();
+    let mut names: Vec<&str> = last.lines().collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["src/t/a/f1.py", "src/t/a/f2.py", "src/t/b/g1.py"],
+        "{}",
+        sup.stderr()
+    );
+}
+
 /// A save through a temp file in a folder just made (`mkdir`, then `mkstemp` and
 /// `os.replace`): the temp name is no change, however the folder's watch and scan fall
 /// between the steps (it showed in 5 of 10 such saves).
