@@ -408,8 +408,9 @@ impl Debouncer {
     /// taken before: a writer saving files one at a time, further apart than the short
     /// settle (a code generator, 8–20 ms), sent its first file alone and is still
     /// going. Its rest waits as a burst does, so it is one more restart rather than a
-    /// restart per file. A save on its own, or a poll's changes (a poll apart), never
-    /// come that close.
+    /// restart per file. A save on its own never comes that close; with polling
+    /// faster than that, a batch a poll after the last waits for a poll with nothing
+    /// new, as a burst does there.
     fn continues_a_burst(&self) -> bool {
         self.first
             .zip(self.previous_end)
