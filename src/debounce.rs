@@ -52,6 +52,9 @@ pub const CREATED_QUIET: Duration = Duration::from_millis(1000);
 pub const MAX_WAIT: Duration = Duration::from_millis(1000);
 /// The longest a batch waits after its first event, however many new paths come.
 pub const MAX_BURST: Duration = Duration::from_secs(10);
+/// How long a name born and gone again is remembered after its batch: a late event of
+/// it (the second half of a rename, read after the batch went) is no change either.
+pub const VANISHED_ECHO: Duration = Duration::from_secs(1);
 
 /// Whether an event leaves its file whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +92,8 @@ pub struct Debouncer {
     born: BTreeSet<PathBuf>,
     /// Folders made since the last batch went: the names in them are born.
     born_folders: BTreeSet<PathBuf>,
+    /// Born names found gone again (see [`Debouncer::born_gone`]), and when.
+    vanished: BTreeMap<PathBuf, Instant>,
     first: Option<Instant>,
     last: Option<Instant>,
     /// When the newest event of the batch last taken came: the end of the change it
@@ -175,6 +180,7 @@ impl Debouncer {
             tally: Tally::default(),
             born: BTreeSet::new(),
             born_folders: BTreeSet::new(),
+            vanished: BTreeMap::new(),
             first: None,
             last: None,
             taken_last: None,
@@ -315,6 +321,7 @@ impl Debouncer {
         // forgotten with its batch, so its removal later is a change.
         self.born
             .retain(|path| taken.contains_key(path) || self.pending.contains_key(path));
+        self.vanished.retain(|_, at| now < *at + VANISHED_ECHO);
         self.born_folders.clear();
         self.recount();
         if self.pending.is_empty() {
@@ -330,20 +337,25 @@ impl Debouncer {
         Some(taken.into_keys().collect())
     }
 
-    /// Whether `path` was born in the pending batch (see [`Step::Born`]).
+    /// Whether `path` was born in the pending batch (see [`Step::Born`]), or was and
+    /// went again lately.
     pub fn is_born(&self, path: &Path) -> bool {
-        self.born.contains(path)
+        self.born.contains(path) || self.vanished.contains_key(path)
     }
 
     /// A name born in the pending batch is gone again (a temp file renamed over the
     /// real one, or deleted): nothing more comes for it, and it is no change (see
     /// [`Debouncer::was_born`]), so the batch waits on it no longer. As a path mid-save
     /// it held every save through a temp file that the globs match for the 100 ms
-    /// grace. It stays known as born, for a late event of it to be dropped too.
-    pub fn born_gone(&mut self, path: &Path) {
+    /// grace. It stays known as born for [`VANISHED_ECHO`], for a late event of it
+    /// to be dropped too (the temp name of a rename went as a change, on a busy
+    /// machine, when the rename's second half was read after the batch went).
+    pub fn born_gone(&mut self, path: &Path, now: Instant) {
         if let Some(old) = self.pending.remove(path) {
             self.tally.remove(path, old, true);
         }
+        self.vanished.retain(|_, at| now < *at + VANISHED_ECHO);
+        self.vanished.insert(path.to_path_buf(), now);
         if self.pending.is_empty() {
             self.first = None;
             self.last = None;
@@ -559,16 +571,20 @@ mod tests {
         d.record(p(".app.py.tmp"), Step::Partial, t0 + ms(2));
         d.record(p("app.py"), Step::Complete, t0 + ms(2));
         assert!(d.is_born(&p(".app.py.tmp")));
-        d.born_gone(&p(".app.py.tmp"));
+        d.born_gone(&p(".app.py.tmp"), t0 + ms(2));
         assert_eq!(d.deadline(), Some(t0 + ms(2) + SETTLE));
-        // A late event of the temp name is dropped as well.
-        assert!(d.is_born(&p(".app.py.tmp")));
         assert_eq!(d.take_due(t0 + ms(2) + SETTLE), Some(vec![p("app.py")]));
+        // A late event of the temp name, after its batch went, is known as well.
+        assert!(d.is_born(&p(".app.py.tmp")));
         d.record(p("scratch"), Step::Born, t0 + ms(500));
         d.record(p("scratch"), Step::Created, t0 + ms(500));
         d.record(p("scratch"), Step::Partial, t0 + ms(501));
-        d.born_gone(&p("scratch"));
+        d.born_gone(&p("scratch"), t0 + ms(501));
         assert_eq!(d.deadline(), None);
+        // ...for a while: a second after, the name is any other.
+        d.record(p("app.py"), Step::Complete, t0 + ms(1100));
+        assert!(d.take_due(t0 + ms(1100) + SETTLE).is_some());
+        assert!(!d.is_born(&p(".app.py.tmp")));
     }
 
     #[test]

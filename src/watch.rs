@@ -332,6 +332,12 @@ impl Watcher {
                 // change of its own. Not a folder made: one made and removed a batch
                 // later was dropped from that batch (none was taken in between).
                 changes.push((path.clone(), Step::Born));
+                if !self.aliases.is_empty() {
+                    // Born under the names its folder has through links too: the temp
+                    // name was listed under a link's (folder watched under both).
+                    let aliases = self.also_named(path).into_iter();
+                    changes.extend(aliases.map(|alias| (alias, Step::Born)));
+                }
             }
             if self.is_new_folder(&event.kind, path, filter) {
                 self.folders_made.push(path.clone());
@@ -529,8 +535,8 @@ impl Watcher {
         }
     }
 
-    /// Whether `kind` is a data change reported for a folder that is watched and still
-    /// there: its times set (`tar x`, `rsync -a` and `cp -a` set every folder's at the
+    /// Whether `kind` is a data change reported for a folder that is still there: its
+    /// times set (`tar x`, `rsync -a` and `cp -a` set every folder's at the
     /// end, as does `touch -d`). That is no change of the folder, whose files have
     /// events of their own; taken for one, it listed the folders as changed, held the
     /// batch for the grace of a path mid-save, and restarted the server by itself.
@@ -538,10 +544,12 @@ impl Watcher {
         matches!(
             kind,
             EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
-        ) && self
-            .watched
-            .get(path)
-            .is_some_and(|id| FolderId::of(path) == Some(*id))
+        ) && match self.watched.get(path) {
+            Some(id) => FolderId::of(path) == Some(*id),
+            // One not watched (ignored, or no glob goes into it), seen by its
+            // parent's watch.
+            None => std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()),
+        }
     }
 
     /// Whether an event for `path` only echoes what the scan of its new folder already

@@ -96,6 +96,10 @@ struct Held {
 /// The longest a restart is held for build steps, however many batches run them.
 const HELD_MAX: Duration = Duration::from_secs(2);
 
+/// How many queued events the loop handles in a row before it looks at its deadlines
+/// again, so a stream that never ends still lets batches go.
+const QUEUED_AT_ONCE: usize = 1024;
+
 /// The loop's state.
 struct App {
     config: Config,
@@ -250,7 +254,16 @@ impl App {
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
             match received {
-                Ok(event) => self.handle(event),
+                Ok(event) => {
+                    self.handle(event);
+                    // What came meanwhile is part of the past too: a batch is never
+                    // taken while an event from before its deadline waits unread (on a
+                    // busy machine, the second half of a rename did, and went as a
+                    // change of its own).
+                    for event in rx.try_iter().take(QUEUED_AT_ONCE) {
+                        self.handle(event);
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(Error::Runtime("the event sources stopped".into()));
@@ -348,7 +361,7 @@ impl App {
                     {
                         // Made in this batch and gone again: a temp file renamed over
                         // the real one, or deleted. No change, and nothing to wait for.
-                        self.debouncer.born_gone(&path);
+                        self.debouncer.born_gone(&path, now);
                         continue;
                     }
                     if step == Step::Created {

@@ -966,6 +966,49 @@ fn a_save_through_a_matching_temp_file_is_not_held() {
     assert!(!stderr.contains("tmp"), "{stderr}");
 }
 
+/// A folder no glob goes into (`src/*` watches `src`, not `src/pkg`) seen by its
+/// parent's watch: its times set are no change either (`touch -m -d` on it restarted
+/// the server, naming the folder).
+#[test]
+fn a_times_set_on_a_folder_not_watched_is_no_change() {
+    let p = Project::new();
+    p.write("src/app.py", "v = 1\n");
+    p.write("src/pkg/mod.py", "v = 1\n");
+    let sup = p.start_sleeper("[\"src/*\"]", "");
+    let status = std::process::Command::new("touch")
+        .args(["-m", "-d", "2020-01-01 00:00:00"])
+        .arg(p.path("src/pkg"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    p.assert_starts_stay(1);
+    p.write("src/app.py", "v = 2\n");
+    p.wait_starts(2);
+    assert!(!sup.stderr().contains("src/pkg"), "{}", sup.stderr());
+}
+
+/// A save through a temp file in a folder watched under its own name and through a
+/// link (`src/link` → `targets/t1`): the temp name is born under both names, so it is
+/// listed under neither (it was under the link's).
+#[test]
+fn a_temp_save_in_a_linked_folder_lists_no_temp_name() {
+    let p = Project::new();
+    p.write("targets/t1/m.py", "v = 0\n");
+    fs::create_dir_all(p.path("src")).unwrap();
+    std::os::unix::fs::symlink("../targets/t1", p.path("src/link")).unwrap();
+    let sup = p.start_sleeper("[\"src/**\", \"targets/**\"]", "");
+    for i in 1..=3 {
+        let temp = p.path(&format!("targets/t1/tmp{i}q7z"));
+        fs::write(&temp, format!("v = {i}\n")).unwrap();
+        fs::rename(&temp, p.path("targets/t1/m.py")).unwrap();
+        p.wait_starts(1 + i);
+    }
+    p.assert_starts_stay(4);
+    let changed = fs::read_to_string(p.path("changed.log")).unwrap();
+    assert!(!changed.contains("tmp"), "{changed}\n{}", sup.stderr());
+    assert!(changed.contains("src/link/m.py"), "{changed}");
+}
+
 /// Setting a folder's times is no change: `touch -d` on one restarted the server, and
 /// `tar x` over the tree (which sets every folder's times at the end, as `rsync -a` and
 /// `cp -a` do) listed the folders among the changed files.
