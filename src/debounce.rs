@@ -208,6 +208,8 @@ impl Debouncer {
 
     /// Records one event; the path's latest event decides whether it is mid-save.
     pub fn record(&mut self, path: PathBuf, step: Step, now: Instant) {
+        // Made again, or there again: its removal from now on is a change.
+        self.vanished.remove(&path);
         let step = match step {
             Step::Echo if self.pending.contains_key(&path) => Step::Complete,
             Step::Echo => return,
@@ -581,6 +583,12 @@ mod tests {
         d.record(p("scratch"), Step::Partial, t0 + ms(501));
         d.born_gone(&p("scratch"), t0 + ms(501));
         assert_eq!(d.deadline(), None);
+        // A name made again is no longer taken for gone: its removal is a change.
+        d.record(p("scratch"), Step::Born, t0 + ms(600));
+        d.record(p("scratch"), Step::Complete, t0 + ms(601));
+        assert!(d.take_due(t0 + ms(700)).is_some());
+        assert!(d.was_born(&p("scratch")));
+        assert!(!d.is_born(&p("scratch")));
         // ...for a while: a second after, the name is any other.
         d.record(p("app.py"), Step::Complete, t0 + ms(1100));
         assert!(d.take_due(t0 + ms(1100) + SETTLE).is_some());
