@@ -27,7 +27,7 @@
 //!
 //! Pure: the clock is passed in, so the tests never sleep.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,9 @@ pub const MAX_BURST: Duration = Duration::from_secs(10);
 /// How long a name born and gone again is remembered after its batch: a late event of
 /// it (the second half of a rename, read after the batch went) is no change either.
 pub const VANISHED_ECHO: Duration = Duration::from_secs(1);
+/// How many born names are kept before those a second old and never pending go (see
+/// [`Debouncer::forget_old_births`]).
+const BORN_KEPT: usize = 4096;
 
 /// Whether an event leaves its file whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,11 +92,15 @@ pub struct Debouncer {
     /// Counts of the pending paths, kept event by event (see [`Tally`]).
     tally: Tally,
     /// The paths born in their batch (see [`Step::Born`]), until asked about.
-    born: BTreeSet<PathBuf>,
+    born: BTreeMap<PathBuf, Instant>,
+    /// Past this many born names, the old ones not pending are forgotten.
+    born_limit: usize,
     /// Folders made since the last batch went: the names in them are born.
     born_folders: BTreeSet<PathBuf>,
-    /// Born names found gone again (see [`Debouncer::born_gone`]), and when.
+    /// Born names found gone again (see [`Debouncer::born_gone`]), and when...
     vanished: BTreeMap<PathBuf, Instant>,
+    /// ...and in the order they went, to forget them a second later.
+    vanished_order: VecDeque<(Instant, PathBuf)>,
     first: Option<Instant>,
     last: Option<Instant>,
     /// When the newest event of the batch last taken came: the end of the change it
@@ -178,9 +185,11 @@ impl Debouncer {
             max_wait,
             pending: BTreeMap::new(),
             tally: Tally::default(),
-            born: BTreeSet::new(),
+            born: BTreeMap::new(),
+            born_limit: BORN_KEPT,
             born_folders: BTreeSet::new(),
             vanished: BTreeMap::new(),
+            vanished_order: VecDeque::new(),
             first: None,
             last: None,
             taken_last: None,
@@ -215,7 +224,8 @@ impl Debouncer {
             Step::Echo => return,
             Step::Born => {
                 if !self.pending.contains_key(&path) {
-                    self.born.insert(path);
+                    self.born.insert(path, now);
+                    self.forget_old_births(now);
                 }
                 return;
             }
@@ -232,9 +242,9 @@ impl Debouncer {
                 .parent()
                 .is_some_and(|dir| self.born_folders.contains(dir))
         {
-            self.born.insert(path.clone());
+            self.born.insert(path.clone(), now);
         }
-        let born = self.born.contains(&path);
+        let born = self.born.contains_key(&path);
         match self.pending.insert(path.clone(), (step, now)) {
             None => self.last_new = Some(now),
             Some(old) => self.tally.remove(&path, old, born),
@@ -269,7 +279,7 @@ impl Debouncer {
     fn recount(&mut self) {
         let mut tally = Tally::default();
         for (path, change) in &self.pending {
-            tally.add(path.clone(), *change, self.born.contains(path));
+            tally.add(path.clone(), *change, self.born.contains_key(path));
         }
         self.tally = tally;
     }
@@ -322,8 +332,8 @@ impl Debouncer {
         // A name born but never pending (a folder made: its files are the changes) is
         // forgotten with its batch, so its removal later is a change.
         self.born
-            .retain(|path| taken.contains_key(path) || self.pending.contains_key(path));
-        self.vanished.retain(|_, at| now < *at + VANISHED_ECHO);
+            .retain(|path, _| taken.contains_key(path) || self.pending.contains_key(path));
+        self.forget_old_vanished(now);
         self.born_folders.clear();
         self.recount();
         if self.pending.is_empty() {
@@ -340,9 +350,13 @@ impl Debouncer {
     }
 
     /// Whether `path` was born in the pending batch (see [`Step::Born`]), or was and
-    /// went again lately.
-    pub fn is_born(&self, path: &Path) -> bool {
-        self.born.contains(path) || self.vanished.contains_key(path)
+    /// went again less than [`VANISHED_ECHO`] before `now`.
+    pub fn is_born(&self, path: &Path, now: Instant) -> bool {
+        self.born.contains_key(path)
+            || self
+                .vanished
+                .get(path)
+                .is_some_and(|at| now < *at + VANISHED_ECHO)
     }
 
     /// A name born in the pending batch is gone again (a temp file renamed over the
@@ -353,11 +367,13 @@ impl Debouncer {
     /// to be dropped too (the temp name of a rename went as a change, on a busy
     /// machine, when the rename's second half was read after the batch went).
     pub fn born_gone(&mut self, path: &Path, now: Instant) {
+        let born = self.born.remove(path).is_some();
         if let Some(old) = self.pending.remove(path) {
-            self.tally.remove(path, old, true);
+            self.tally.remove(path, old, born);
         }
-        self.vanished.retain(|_, at| now < *at + VANISHED_ECHO);
+        self.forget_old_vanished(now);
         self.vanished.insert(path.to_path_buf(), now);
+        self.vanished_order.push_back((now, path.to_path_buf()));
         if self.pending.is_empty() {
             self.first = None;
             self.last = None;
@@ -374,7 +390,37 @@ impl Debouncer {
     /// Whether `path`, of a batch just taken, was born in it: if it is gone now, it was
     /// a temp file and no change. Asked once per path (the answer is forgotten).
     pub fn was_born(&mut self, path: &Path) -> bool {
-        self.born.remove(path)
+        self.born.remove(path).is_some()
+    }
+
+    /// Forgets the names gone more than [`VANISHED_ECHO`] before `now`.
+    fn forget_old_vanished(&mut self, now: Instant) {
+        while let Some((at, _)) = self.vanished_order.front() {
+            if now < *at + VANISHED_ECHO {
+                break;
+            }
+            if let Some((at, path)) = self.vanished_order.pop_front() {
+                if self.vanished.get(&path) == Some(&at) {
+                    self.vanished.remove(&path);
+                }
+            }
+        }
+    }
+
+    /// Names born and never pending (temp files no glob matches, made and deleted
+    /// without end in a watched folder) were kept until a batch went, and with none
+    /// they piled up (5 MB in 30 s). Past `born_limit` names, those born more than
+    /// [`MAX_WAIT`] ago and not pending are forgotten (a rename or removal of theirs
+    /// would have come by then), and the limit becomes twice what is left, so the
+    /// look costs little per name.
+    fn forget_old_births(&mut self, now: Instant) {
+        if self.born.len() < self.born_limit {
+            return;
+        }
+        let pending = &self.pending;
+        self.born
+            .retain(|path, at| pending.contains_key(path) || now < *at + MAX_WAIT);
+        self.born_limit = BORN_KEPT.max(self.born.len() * 2);
     }
 
     /// Takes every pending path.
@@ -572,12 +618,12 @@ mod tests {
         d.record(p(".app.py.tmp"), Step::Complete, t0 + ms(1));
         d.record(p(".app.py.tmp"), Step::Partial, t0 + ms(2));
         d.record(p("app.py"), Step::Complete, t0 + ms(2));
-        assert!(d.is_born(&p(".app.py.tmp")));
+        assert!(d.is_born(&p(".app.py.tmp"), t0 + ms(2)));
         d.born_gone(&p(".app.py.tmp"), t0 + ms(2));
         assert_eq!(d.deadline(), Some(t0 + ms(2) + SETTLE));
         assert_eq!(d.take_due(t0 + ms(2) + SETTLE), Some(vec![p("app.py")]));
         // A late event of the temp name, after its batch went, is known as well.
-        assert!(d.is_born(&p(".app.py.tmp")));
+        assert!(d.is_born(&p(".app.py.tmp"), t0 + ms(10)));
         d.record(p("scratch"), Step::Born, t0 + ms(500));
         d.record(p("scratch"), Step::Created, t0 + ms(500));
         d.record(p("scratch"), Step::Partial, t0 + ms(501));
@@ -588,11 +634,29 @@ mod tests {
         d.record(p("scratch"), Step::Complete, t0 + ms(601));
         assert!(d.take_due(t0 + ms(700)).is_some());
         assert!(d.was_born(&p("scratch")));
-        assert!(!d.is_born(&p("scratch")));
+        assert!(!d.is_born(&p("scratch"), t0 + ms(700)));
         // ...for a while: a second after, the name is any other.
         d.record(p("app.py"), Step::Complete, t0 + ms(1100));
         assert!(d.take_due(t0 + ms(1100) + SETTLE).is_some());
-        assert!(!d.is_born(&p(".app.py.tmp")));
+        assert!(!d.is_born(&p(".app.py.tmp"), t0 + ms(1100)));
+        // However long no batch goes.
+        d.record(p("late"), Step::Born, t0 + ms(1200));
+        d.born_gone(&p("late"), t0 + ms(1200));
+        assert!(!d.is_born(&p("late"), t0 + ms(2300)));
+    }
+
+    /// Temp names no glob matches, made and deleted without end with no batch going:
+    /// their births are kept for a second, not for ever.
+    #[test]
+    fn births_of_names_never_pending_are_forgotten() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        for i in 0..100_000u64 {
+            d.record(p(&format!("cache/t{i}.log")), Step::Born, t0 + ms(i / 10));
+        }
+        // 10,000 a second: what is kept is about the last second's, at most twice.
+        assert!(d.born.len() <= 4 * 10_000, "{} kept", d.born.len());
+        assert!(d.is_born(&p("cache/t99999.log"), t0 + ms(10_000)));
     }
 
     #[test]

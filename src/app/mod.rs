@@ -355,12 +355,14 @@ impl App {
                     {
                         continue;
                     }
-                    if step == Step::Partial
-                        && self.debouncer.is_born(&path)
+                    if step != Step::Born
+                        && self.debouncer.is_born(&path, now)
                         && std::fs::symlink_metadata(&path).is_err()
                     {
                         // Made in this batch and gone again: a temp file renamed over
-                        // the real one, or deleted. No change, and nothing to wait for.
+                        // the real one, or deleted. No change, and nothing to wait for;
+                        // nor is any event of it read after it went (its write and
+                        // close, on a busy loop).
                         self.debouncer.born_gone(&path, now);
                         continue;
                     }
