@@ -52,8 +52,8 @@ pub const CREATED_QUIET: Duration = Duration::from_millis(1000);
 pub const MAX_WAIT: Duration = Duration::from_millis(1000);
 /// The longest a batch waits after its first event, however many new paths come.
 pub const MAX_BURST: Duration = Duration::from_secs(10);
-/// How long a name born and gone again is remembered after its batch: a late event of
-/// it (the second half of a rename, read after the batch went) is no change either.
+/// How long a name born and gone again is remembered after it went: a late event of it
+/// (the second half of a rename, read after the batch went) is no change either.
 pub const VANISHED_ECHO: Duration = Duration::from_secs(1);
 /// How many born names are kept before those a second old and never pending go (see
 /// [`Debouncer::forget_old_births`]).
@@ -91,7 +91,7 @@ pub struct Debouncer {
     pending: BTreeMap<PathBuf, (Step, Instant)>,
     /// Counts of the pending paths, kept event by event (see [`Tally`]).
     tally: Tally,
-    /// The paths born in their batch (see [`Step::Born`]), until asked about.
+    /// The paths born in their batch (see [`Step::Born`]), and when, until asked about.
     born: BTreeMap<PathBuf, Instant>,
     /// Past this many born names, the old ones not pending are forgotten.
     born_limit: usize,
