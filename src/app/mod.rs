@@ -364,6 +364,7 @@ impl App {
                         // nor is any event of it read after it went (its write and
                         // close, on a busy loop).
                         self.debouncer.born_gone(&path, now);
+                        self.copy_sizes.remove(&path);
                         continue;
                     }
                     if step == Step::Created {
