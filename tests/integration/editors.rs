@@ -966,6 +966,17 @@ fn a_save_through_a_matching_temp_file_is_not_held() {
     assert!(!stderr.contains("tmp"), "{stderr}");
 }
 
+/// Sets the modification time of `folder` as `tar x` does at its end (`touch -m -d`,
+/// which the kernel reports as a data change of the folder).
+fn set_folder_time(folder: &std::path::Path) {
+    let status = std::process::Command::new("touch")
+        .args(["-m", "-d", "2020-01-01 00:00:00"])
+        .arg(folder)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// A folder no glob goes into (`src/*` watches `src`, not `src/pkg`) seen by its
 /// parent's watch: its times set are no change either (`touch -m -d` on it restarted
 /// the server, naming the folder).
@@ -975,12 +986,7 @@ fn a_times_set_on_a_folder_not_watched_is_no_change() {
     p.write("src/app.py", "v = 1\n");
     p.write("src/pkg/mod.py", "v = 1\n");
     let sup = p.start_sleeper("[\"src/*\"]", "");
-    let status = std::process::Command::new("touch")
-        .args(["-m", "-d", "2020-01-01 00:00:00"])
-        .arg(p.path("src/pkg"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    set_folder_time(&p.path("src/pkg"));
     p.assert_starts_stay(1);
     p.write("src/app.py", "v = 2\n");
     p.wait_starts(2);
@@ -1029,12 +1035,7 @@ fn a_folders_times_set_are_no_change() {
     tar(&["cf", "tree.tar", "src"]);
     let sup = p.start_sleeper("[\"src/**/*\"]", "");
     for folder in ["src/t/a", "src/t"] {
-        let status = std::process::Command::new("touch")
-            .args(["-m", "-d", "2020-01-01 00:00:00"])
-            .arg(p.path(folder))
-            .status()
-            .unwrap();
-        assert!(status.success());
+        set_folder_time(&p.path(folder));
     }
     p.assert_starts_stay(1);
     tar(&["xf", "tree.tar"]);
