@@ -25,14 +25,15 @@ use hyper::header::{
     TRANSFER_ENCODING, UPGRADE, VARY,
 };
 use hyper::upgrade::OnUpgrade;
-use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 
 use super::body::{self, ProxyBody};
 use super::upload::{self, Sent};
 use super::upstream::{GOODBYE, Unavailable};
-use super::{Context, inject, page};
+use super::{Context, inject, page, server};
 use crate::host::{is_loopback, split_authority};
+use crate::reload::http::is_protocol_path;
 use crate::report;
 
 /// `Keep-Alive`, which `http` has no constant for.
@@ -162,6 +163,7 @@ pub async fn forward(
         host,
         proto: forwarded_proto(request.headers()),
     };
+    let for_hub = own_endpoint(&request, asking.browser_side.as_ref());
     let (outgoing, sent) = upstream_request(request, peer, host, navigation, upgrade, &context.via);
     let is_upgrade = asking.browser_side.is_some();
     let answered = context.upstream.send(outgoing, is_upgrade).await;
@@ -171,6 +173,14 @@ pub async fn forward(
             StatusCode::BAD_REQUEST,
             "reloadsup: the request's body was malformed or cut off before its end",
         );
+    }
+    if let Some(for_hub) = for_hub {
+        if answered
+            .as_ref()
+            .map_or(true, |r| r.status() == StatusCode::NOT_FOUND)
+        {
+            return server::from_hub(context, for_hub, host);
+        }
     }
     let mut response = answer(context, asking, answered).await;
     if !sent.whole() && response.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -182,6 +192,32 @@ pub async fn forward(
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// For a request to one of the LiveReload protocol's own paths (`GET`/`HEAD`
+/// `/livereload.js`, or the socket `/livereload`), a copy the hub can answer, its
+/// `browser_side` included. Such a request goes to the dev server first: one with a
+/// client of its own (Hugo, mkdocs, python-livereload) keeps it. Where the server has
+/// nothing there (a 404, or no server to ask), the hub answers: a page with a
+/// hand-written `<script src="/livereload.js">` gets no tag of ours, having a client,
+/// and the server's 404 left it with none, so it never reloaded.
+fn own_endpoint(
+    request: &Request<Incoming>,
+    browser_side: Option<&OnUpgrade>,
+) -> Option<Request<()>> {
+    let asks = matches!(*request.method(), Method::GET | Method::HEAD);
+    if !asks || !is_protocol_path(request.uri().path()) {
+        return None;
+    }
+    let mut copy = Request::new(());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    if let Some(side) = browser_side {
+        copy.extensions_mut().insert(side.clone());
+    }
+    Some(copy)
 }
 
 /// What the handling of an answer needs to know of the request it answers.

@@ -1,7 +1,8 @@
 //! The proxy's listener thread and its routing: each connection is served by hyper's
 //! HTTP/1 server (keep-alive, upgrades enabled); each request's `Host` and `Origin` are
 //! checked, then `/__reloadsup/` goes to the hub and everything else but `CONNECT`
-//! (405: this is no tunnel) to the dev server.
+//! (405: this is no tunnel) to the dev server (the protocol's own `/livereload.js` and
+//! `/livereload` come back to the hub where the server has nothing there: `forward`).
 //!
 //! The socket is bound by the caller, synchronously, so an address in use is an error
 //! at start-up rather than a line lost on another thread.
@@ -115,7 +116,7 @@ async fn route(
     context: &Context,
     peer: &Peer,
     local: &str,
-    mut request: Request<Incoming>,
+    request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     if host::misplaced_authority(request.method(), request.uri()) {
         let why = "the request target is no path (`/…`) or URL";
@@ -151,13 +152,22 @@ async fn route(
         );
     }
     if request.uri().path().starts_with(PREFIX) {
-        // A page that came through this proxy is the proxy's own: the hub need not
-        // judge its origin (it accepts loopback ones, but not a LAN name or a tunnel).
-        host::forget_own_origin(request.headers_mut(), &host);
-        return context.hub.handle(request).map(|full| {
-            full.map_err(|never| -> BoxError { match never {} })
-                .boxed_unsync()
-        });
+        return from_hub(context, request, &host);
     }
     forward::forward(context, peer, request, &host).await
+}
+
+/// The hub's answer to `request` (its script or its socket) on this origin. A page that
+/// came through this proxy is the proxy's own: the hub need not judge its origin (it
+/// accepts loopback ones, but not a LAN name or a tunnel), `host` being the one checked.
+pub fn from_hub<B: Send + 'static>(
+    context: &Context,
+    mut request: Request<B>,
+    host: &str,
+) -> Response<ProxyBody> {
+    host::forget_own_origin(request.headers_mut(), host);
+    context.hub.handle(request).map(|full| {
+        full.map_err(|never| -> BoxError { match never {} })
+            .boxed_unsync()
+    })
 }

@@ -28,6 +28,16 @@ const GENERATION_MARK: &str = "/* generation */0";
 /// server can mount them on the page's own origin.
 pub const PREFIX: &str = "/__reloadsup/";
 
+/// Whether `path` is one of the LiveReload protocol's own at a site's root
+/// (`/livereload.js`, the socket `/livereload`): a page's hand-written
+/// `<script src="/livereload.js">` (python-livereload's and mkdocs' snippet, or a client
+/// whose `?port=` names the site) loads the client from the page's origin and connects
+/// there. The static server and the proxy answer these paths from the hub where the
+/// site has nothing of its own at them.
+pub fn is_protocol_path(path: &str) -> bool {
+    matches!(path, "/livereload.js" | "/livereload")
+}
+
 impl Hub {
     /// Serves one request: `GET`/`HEAD` `/livereload.js` and the WebSocket upgrade at
     /// `/livereload`, both also under [`PREFIX`]; 404 for any other path.

@@ -108,7 +108,7 @@ impl Site {
     }
 
     /// Whether the site itself answers the page `file`'s own client, script and socket
-    /// (see [`livereload_path`]): the tag loads `/livereload.js` from the site's root
+    /// (see [`crate::reload::http::is_protocol_path`]): the tag loads `/livereload.js` from the site's root
     /// (by that path, beside a page at the root, or by a URL naming the site's port),
     /// and its socket goes to the site's port (none named is the script's own).
     fn answers(&self, file: &Path, client: inject::scan::OwnClient) -> bool {
@@ -212,7 +212,7 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
     let navigation = inject::is_navigation(req.headers());
     let head = req.method() == Method::HEAD;
     let target = files::resolve(&site.root, &path);
-    if matches!(target, Target::NotFound) && livereload_path(&path) {
+    if matches!(target, Target::NotFound) && crate::reload::http::is_protocol_path(&path) {
         return to_hub(site, req, host.as_deref());
     }
     let mut response = match target {
@@ -251,14 +251,6 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // For HEAD, hyper sends the headers (Content-Length included) and no body.
     response
-}
-
-/// Whether `path` is one of the LiveReload protocol's own (`/livereload.js`, the socket
-/// `/livereload`): a page's hand-written `<script src="/livereload.js">` (python-livereload's
-/// and mkdocs' snippet, or the client's `?port=` naming the site) loads the client from
-/// the site and connects to the site, where no file of that name answered it.
-fn livereload_path(path: &str) -> bool {
-    matches!(path, "/livereload.js" | "/livereload")
 }
 
 /// Hands a request to the LiveReload endpoints, `host` being the one judged served, so

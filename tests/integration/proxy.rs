@@ -438,6 +438,9 @@ fn a_crash_gives_the_502_page_which_recovers() {
         text.contains("/__reloadsup/livereload.js"),
         "the page reloads itself"
     );
+    // No server to ask: a page's own `/livereload.js` comes from the hub.
+    let script = http(proxy, "GET", "/livereload.js", &[]);
+    assert_eq!(script.status, 200, "{}", script.text());
     // A form's POST: the page must not reload itself, which would post it again.
     let post = http(proxy, "POST", "/form", DOCUMENT);
     assert_eq!(post.status, 502);
@@ -556,6 +559,58 @@ fn a_real_browser_through_the_proxy_with_no_snippet() {
     sup.wait_for("reloaded 1 browser(s)");
     browser.assert_css_swapped(&sup, || {
         p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n")
+    });
+}
+
+/// A page of its own with python-livereload's snippet, `<script src="/livereload.js">`,
+/// for [`APP`]'s `/strict/own.html`.
+fn own_snippet_page(heading: &str) -> String {
+    format!(
+        "<!doctype html><html><head><title>t</title><script src=\"/livereload.js\"></script>\
+         </head><body><h1>{heading}</h1></body></html>"
+    )
+}
+
+/// A page with a hand-written `<script src="/livereload.js">` gets no tag of ours (it
+/// has a client), and the dev server has no such file: the proxy answers the protocol's
+/// own paths, script and socket, where the server's answer is a 404, so the page
+/// reloads. A server with a `livereload.js` of its own keeps it.
+#[test]
+fn a_page_loading_livereload_js_from_its_origin_reloads_through_the_proxy() {
+    let (p, proxy, _sup) = proxied("0");
+    p.write("templates/own.html", &own_snippet_page("v1"));
+    let page = http(proxy, "GET", "/strict/own.html", DOCUMENT);
+    assert_eq!(page.status, 200);
+    assert!(!page.text().contains("/__reloadsup/"), "{}", page.text());
+    let script = http(proxy, "GET", "/livereload.js", &[]);
+    assert_eq!(script.status, 200, "{}", script.text());
+    assert!(
+        script.text().contains("__reloadsup"),
+        "reloadsup's client: {}",
+        &script.text()[..200.min(script.text().len())]
+    );
+    let mut client = LiveReloadClient::connect_at(proxy, "/livereload");
+    p.write("templates/own.html", &own_snippet_page("v2"));
+    let message = client.next(Duration::from_secs(10)).expect("a reload");
+    assert_eq!(message["command"], "reload", "{message}");
+    p.write("livereload.js", "// the dev server's own client\n");
+    let script = http(proxy, "GET", "/livereload.js", &[]);
+    assert_eq!(script.status, 200);
+    assert_eq!(script.text(), "// the dev server's own client\n");
+}
+
+/// The same page in a real browser: its own snippet's client connects through the
+/// proxy, and a save reloads it.
+#[test]
+fn a_real_browser_reloads_a_page_with_its_own_snippet_through_the_proxy() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (p, proxy, sup) = proxied("0");
+    p.write("templates/own.html", &own_snippet_page("v1"));
+    browser.open(&format!("http://127.0.0.1:{proxy}/strict/own.html"));
+    browser.assert_page_reloaded(&sup, "v2", || {
+        p.write("templates/own.html", &own_snippet_page("v2"))
     });
 }
 
