@@ -36,6 +36,54 @@ pub fn incoming(body: Incoming) -> ProxyBody {
     body.map_err(BoxError::from).boxed_unsync()
 }
 
+/// `body`, ended as a whole body where it breaks off: for an event stream, whose
+/// reader reconnects either way (see `forward::quiet_event_stream`).
+pub fn ending_quietly(body: ProxyBody) -> ProxyBody {
+    EndsQuietly { body: Some(body) }.boxed_unsync()
+}
+
+/// A body that ends, rather than fails, when its source breaks off.
+struct EndsQuietly {
+    /// The source, until it ends or breaks off.
+    body: Option<ProxyBody>,
+}
+
+impl Body for EndsQuietly {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some(body) = &mut self.body else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(body).poll_frame(cx) {
+            Poll::Ready(Some(Err(err))) => {
+                crate::report::debug(format!("proxy: event stream ended: {err}"));
+                self.body = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => {
+                self.body = None;
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
 /// `front`, then the frames of `rest` (if any) as they arrive, then `tail`, then the
 /// trailers (`rest`'s own, or those already read from it).
 pub struct Spliced {
@@ -146,6 +194,36 @@ mod tests {
         // A rest of known length makes the whole length known.
         assert_eq!(spliced.size_hint().exact(), Some(15));
         assert_eq!(collect(spliced).0, b"front rest tail");
+    }
+
+    /// A body of one frame of `bytes`, then an error.
+    struct Breaks(Option<Bytes>);
+
+    impl Body for Breaks {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(Some(match self.0.take() {
+                Some(bytes) => Ok(Frame::data(bytes)),
+                None => Err("cut off".into()),
+            }))
+        }
+    }
+
+    #[test]
+    fn a_body_ending_quietly_ends_where_its_source_breaks_off() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let broken = Breaks(Some(Bytes::from_static(b"data: 1\n\n"))).boxed_unsync();
+        assert!(runtime.block_on(broken.collect()).is_err());
+        let quiet = ending_quietly(Breaks(Some(Bytes::from_static(b"data: 1\n\n"))).boxed_unsync());
+        let collected = runtime.block_on(quiet.collect()).expect("a whole body");
+        assert_eq!(collected.to_bytes(), Bytes::from_static(b"data: 1\n\n"));
     }
 
     #[test]

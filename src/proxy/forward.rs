@@ -273,7 +273,7 @@ async fn answer(
     }
     *response.version_mut() = Version::HTTP_11;
     if !inject::is_document(&response) {
-        return response;
+        return quiet_event_stream(response);
     }
     // The same URL is answered with the tag or without, as the request says: a cache
     // must not give one for the other.
@@ -285,6 +285,26 @@ async fn answer(
     } else {
         response
     }
+}
+
+/// An event stream (`text/event-stream`) framed by the connection or by chunks ends as
+/// a whole answer where the dev server's side breaks off (a restart closes it): the
+/// browser's `EventSource` reconnects either way, and a cut-off stream logged
+/// `net::ERR_INCOMPLETE_CHUNKED_ENCODING` in the page's console at each restart. A
+/// partial event at the end is dropped by the reader, as at any end of stream. Any
+/// other streamed answer (a download) still breaks off, so it is not taken for whole.
+fn quiet_event_stream(response: Response<ProxyBody>) -> Response<ProxyBody> {
+    use hyper::body::Body as _;
+    let event_stream = inject::content_type(response.headers()).is_some_and(|value| {
+        let essence = value.as_bytes().split(|&b| b == b';').next().unwrap_or(b"");
+        essence
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"text/event-stream")
+    });
+    if !event_stream || response.body().size_hint().exact().is_some() {
+        return response;
+    }
+    response.map(body::ending_quietly)
 }
 
 /// Makes an answer that says nothing of how long it may be reused (no `Expires`, and

@@ -107,7 +107,7 @@ fn media_type(headers: &HeaderMap) -> Option<(String, bool)> {
 }
 
 /// The `Content-Type` a browser goes by: the last, when a server sends several.
-fn content_type(headers: &HeaderMap) -> Option<&hyper::header::HeaderValue> {
+pub fn content_type(headers: &HeaderMap) -> Option<&hyper::header::HeaderValue> {
     headers.get_all(CONTENT_TYPE).iter().next_back()
 }
 
