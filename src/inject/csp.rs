@@ -7,7 +7,10 @@
 //! site tries a policy out. A policy whose `connect-src` (or, without one,
 //! `default-src`) allows neither `'self'` nor `*` gets the socket's own URL added, in
 //! both kinds of header: the one URL, not the whole origin, so the page's other
-//! connections are held to the policy as before. A policy in a `<meta>` is in the body
+//! connections are held to the policy as before. Likewise our script's URL, where the
+//! directive that governs scripts allows neither `'self'`, `*` nor a nonce (Express's
+//! error pages say `default-src 'none'`: the tag was blocked, and the page never
+//! reloaded into the fixed one). A policy in a `<meta>` is in the body
 //! and stays as written (its nonce is still found: [`meta_nonce`]).
 
 use hyper::header::{
@@ -18,6 +21,10 @@ use super::scan::{Placement, meta_policy};
 
 /// The path of the reload socket on the proxy's origin.
 const SOCKET_PATH: &str = "/__reloadsup/livereload";
+
+/// The path of our script on the proxy's origin (a source with a path allows that file
+/// alone, whatever its query).
+const SCRIPT_PATH: &str = "/__reloadsup/livereload.js";
 
 /// The nonce that the response's policy headers allow scripts with: the enforced
 /// policy's, else a report-only one's (see [`policy_nonce`]).
@@ -74,11 +81,13 @@ pub fn meta_nonce(document: &[u8], placement: Placement) -> Option<String> {
     policy_nonce(&[policy.as_str()])
 }
 
-/// Lets the page's policy headers, enforced and report-only, connect to the reload
-/// socket of a page served at `host` over `proto` (`http` or `https`).
-pub fn allow_socket(headers: &mut HeaderMap, host: &str, proto: &str) {
+/// Lets the page's policy headers, enforced and report-only, load our script and
+/// connect to the reload socket of a page served at `host` over `proto` (`http` or
+/// `https`).
+pub fn allow_client(headers: &mut HeaderMap, host: &str, proto: &str) {
     let scheme = if proto == "https" { "wss" } else { "ws" };
-    let source = format!("{scheme}://{host}{SOCKET_PATH}");
+    let socket = format!("{scheme}://{host}{SOCKET_PATH}");
+    let script = format!("{proto}://{host}{SCRIPT_PATH}");
     for name in [CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY_REPORT_ONLY] {
         if !headers.contains_key(&name) {
             continue;
@@ -86,7 +95,7 @@ pub fn allow_socket(headers: &mut HeaderMap, host: &str, proto: &str) {
         let values: Vec<HeaderValue> = headers
             .get_all(&name)
             .iter()
-            .map(|value| rewritten(value, &source).unwrap_or_else(|| value.clone()))
+            .map(|value| rewritten(value, &script, &socket).unwrap_or_else(|| value.clone()))
             .collect();
         headers.remove(&name);
         for value in values {
@@ -95,19 +104,22 @@ pub fn allow_socket(headers: &mut HeaderMap, host: &str, proto: &str) {
     }
 }
 
-/// A header value (one policy or several, comma-separated) with `source` allowed to
-/// connect in each; `None` when none of them needed it.
-fn rewritten(value: &HeaderValue, source: &str) -> Option<HeaderValue> {
+/// A header value (one policy or several, comma-separated) with `script` allowed to
+/// run and `socket` to connect in each; `None` when none of them needed it.
+fn rewritten(value: &HeaderValue, script: &str, socket: &str) -> Option<HeaderValue> {
     let text = value.to_str().ok()?;
     let mut changed = false;
     let policies: Vec<String> = text
         .split(',')
-        .map(|policy| match allowing(policy, source) {
-            Some(policy) => {
-                changed = true;
-                policy
+        .map(|policy| {
+            let mut policy = policy.trim().to_string();
+            for (family, source) in [(&SCRIPTS, script), (&CONNECTIONS, socket)] {
+                if let Some(allowed) = allowing(&policy, family, source) {
+                    changed = true;
+                    policy = allowed;
+                }
             }
-            None => policy.trim().to_string(),
+            policy
         })
         .collect();
     changed
@@ -115,20 +127,55 @@ fn rewritten(value: &HeaderValue, source: &str) -> Option<HeaderValue> {
         .flatten()
 }
 
-/// `policy` with `source` added to the directive that governs connections, if that
-/// directive would block it; `None` if the policy allows it already.
-fn allowing(policy: &str, source: &str) -> Option<String> {
-    let (name, sources) = match directive(policy, "connect-src") {
-        Some(sources) => ("connect-src", sources),
-        // Without `connect-src`, `default-src` governs connections; a `connect-src`
-        // made from its sources plus ours keeps that, and lets ours through.
-        None => ("default-src", directive(policy, "default-src")?),
-    };
-    let words: Vec<&str> = sources.split_ascii_whitespace().collect();
-    let open = words
+/// The directives that govern one kind of fetch, and what lets ours through already.
+struct Family {
+    /// The directives a browser applies, in order; the last is `default-src`.
+    governing: &'static [&'static str],
+    /// The directive added, from `default-src`'s sources plus ours, when only that
+    /// one governs.
+    added: &'static str,
+    /// Whether these sources let ours through as they are.
+    open: fn(&[&str]) -> bool,
+}
+
+/// Our `<script src>`: by `script-src-elem`, else `script-src`, else `default-src`.
+/// A nonce lets it run (the tag carries the policy's, see [`nonce`]); so does
+/// `'strict-dynamic'` with one, and without one a URL would not help, as that keyword
+/// makes a browser ignore URLs.
+const SCRIPTS: Family = Family {
+    governing: &["script-src-elem", "script-src", "default-src"],
+    added: "script-src",
+    open: |words| {
+        words.iter().any(|w| {
+            let lower = w.to_ascii_lowercase();
+            lower == "'self'"
+                || *w == "*"
+                || lower == "'strict-dynamic'"
+                || lower.starts_with("'nonce-")
+        })
+    },
+};
+
+/// The reload socket: by `connect-src`, else `default-src`.
+const CONNECTIONS: Family = Family {
+    governing: &["connect-src", "default-src"],
+    added: "connect-src",
+    open: |words| {
+        words
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case("'self'") || *w == "*")
+    },
+};
+
+/// `policy` with `source` added to the directive of `family` that governs it, if that
+/// directive would block it; `None` if the policy lets it through already.
+fn allowing(policy: &str, family: &Family, source: &str) -> Option<String> {
+    let (name, sources) = family
+        .governing
         .iter()
-        .any(|w| w.eq_ignore_ascii_case("'self'") || *w == "*");
-    if open {
+        .find_map(|name| Some((*name, directive(policy, name)?)))?;
+    let words: Vec<&str> = sources.split_ascii_whitespace().collect();
+    if (family.open)(&words) {
         return None;
     }
     // `'none'` beside a source is ignored, with a console warning: drop it.
@@ -137,17 +184,24 @@ fn allowing(policy: &str, source: &str) -> Option<String> {
         .filter(|w| !w.eq_ignore_ascii_case("'none'"))
         .chain([source])
         .collect();
-    let connect = format!("connect-src {}", kept.join(" "));
+    // Without a directive of its own, `default-src` governs; one made from its
+    // sources plus ours keeps that, and lets ours through.
+    let name = if name == "default-src" {
+        family.added
+    } else {
+        name
+    };
+    let rewritten = format!("{name} {}", kept.join(" "));
     let mut directives: Vec<String> = policy
         .split(';')
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .map(str::to_string)
         .collect();
-    let is_connect = |d: &String| name_of(d).is_some_and(|n| n.eq_ignore_ascii_case("connect-src"));
-    match directives.iter().position(is_connect) {
-        Some(at) if name == "connect-src" => directives[at] = connect,
-        _ => directives.push(connect),
+    let is_named = |d: &String| name_of(d).is_some_and(|n| n.eq_ignore_ascii_case(name));
+    match directives.iter().position(is_named) {
+        Some(at) => directives[at] = rewritten,
+        None => directives.push(rewritten),
     }
     Some(directives.join("; "))
 }
@@ -225,7 +279,8 @@ mod tests {
 
     #[test]
     fn a_policy_that_blocks_the_socket_lets_it_through_alone() {
-        let allowed = |policy: &str| allowing(policy, "ws://h:5/__reloadsup/livereload");
+        let allowed =
+            |policy: &str| allowing(policy, &CONNECTIONS, "ws://h:5/__reloadsup/livereload");
         assert_eq!(
             allowed("default-src 'none'; script-src 'nonce-a'").as_deref(),
             Some(
@@ -257,7 +312,7 @@ mod tests {
             ("content-security-policy-report-only", "connect-src 'none'"),
             ("content-security-policy", "default-src 'self'"),
         ]);
-        allow_socket(&mut map, "dev.test", "https");
+        allow_client(&mut map, "dev.test", "https");
         let enforced: Vec<&str> = map
             .get_all(CONTENT_SECURITY_POLICY)
             .iter()
@@ -266,7 +321,8 @@ mod tests {
         assert_eq!(
             enforced,
             [
-                "default-src 'none'; connect-src wss://dev.test/__reloadsup/livereload, img-src *",
+                "default-src 'none'; script-src https://dev.test/__reloadsup/livereload.js; \
+                 connect-src wss://dev.test/__reloadsup/livereload, img-src *",
                 "default-src 'self'",
             ]
         );
@@ -274,5 +330,32 @@ mod tests {
             map[CONTENT_SECURITY_POLICY_REPORT_ONLY],
             "connect-src wss://dev.test/__reloadsup/livereload"
         );
+    }
+
+    #[test]
+    fn a_policy_that_blocks_the_script_lets_it_run_alone() {
+        let allowed =
+            |policy: &str| allowing(policy, &SCRIPTS, "http://h:5/__reloadsup/livereload.js");
+        // Express's error pages.
+        assert_eq!(
+            allowed("default-src 'none'").as_deref(),
+            Some("default-src 'none'; script-src http://h:5/__reloadsup/livereload.js")
+        );
+        assert_eq!(
+            allowed("default-src 'self'; Script-Src https://cdn.test; img-src *").as_deref(),
+            Some(
+                "default-src 'self'; script-src https://cdn.test \
+                 http://h:5/__reloadsup/livereload.js; img-src *"
+            )
+        );
+        assert_eq!(
+            allowed("script-src 'self'; script-src-elem 'none'").as_deref(),
+            Some("script-src 'self'; script-src-elem http://h:5/__reloadsup/livereload.js")
+        );
+        assert_eq!(allowed("default-src 'self'"), None);
+        assert_eq!(allowed("default-src 'none'; script-src *"), None);
+        assert_eq!(allowed("script-src 'NONCE-abc' https://cdn.test"), None);
+        assert_eq!(allowed("script-src 'sha256-x' 'strict-dynamic'"), None);
+        assert_eq!(allowed("img-src 'none'; connect-src 'none'"), None);
     }
 }

@@ -182,7 +182,7 @@ pub async fn apply(
     if asked.head_only() {
         parts.headers.remove(CONTENT_LENGTH);
         mark_changed(&mut parts.headers);
-        csp::allow_socket(&mut parts.headers, host, proto);
+        csp::allow_client(&mut parts.headers, host, proto);
         return Response::from_parts(parts, body::empty());
     }
     let xhtml = is_xhtml(&parts.headers);
@@ -225,7 +225,7 @@ pub async fn apply(
         mark_changed(&mut parts.headers);
     }
     if placement != Placement::Skip {
-        csp::allow_socket(&mut parts.headers, host, proto);
+        csp::allow_client(&mut parts.headers, host, proto);
     }
     let rest = (!window.complete).then_some(source);
     let bytes = window.bytes;

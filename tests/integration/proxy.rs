@@ -16,7 +16,7 @@ use crate::util::{
 /// answered by one titled `posted` after 4.5 s; each request logged to `requests.log`), `/page.xhtml` (`templates/page.xhtml`, read at each
 /// request), answers a POST to `/late-body` with its head at once and its body 0.6 s
 /// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
-/// allows nothing but scripts with a nonce), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
+/// allows nothing but scripts with a nonce, `none.html` with one that allows nothing), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
 /// though not asked to), says so and waits `DELAY` seconds before it binds, takes
 /// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
 /// `BROKEN`, after printing a log (coloured, a line redrawn after a carriage return) to
@@ -64,6 +64,8 @@ class Handler(SimpleHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         if self.path == "/strict/header.html":
             self.send_header("Content-Security-Policy", "default-src 'none'; script-src 'nonce-n1'; style-src 'self'")
+        if self.path == "/strict/none.html":
+            self.send_header("Content-Security-Policy", "default-src 'none'")
         if self.path == "/bomb.html":
             self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
@@ -736,15 +738,22 @@ fn a_real_browser_connects_under_a_strict_policy_header_and_is_told_of_a_meta_on
     };
     let meta = "<meta http-equiv=\"Content-Security-Policy\" \
                 content=\"default-src 'none'; script-src 'nonce-m1'\">";
-    // Both pages are watched templates: the restart they cause is over before a look.
+    // The pages are watched templates: the restart they cause is over before a look.
     p.write("templates/header.html", &strict("h1", ""));
     p.write("templates/meta.html", &strict("m1", meta));
+    p.write("templates/none.html", &strict("n1", ""));
     sup.wait_for_n("ready in ", 2);
     // The header allows no connection at all: the proxy lets the socket through.
     browser.open(&format!("http://127.0.0.1:{proxy}/strict/header.html"));
     browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
     browser.assert_page_reloaded(&sup, "h2", || {
         p.write("templates/header.html", &strict("h2", ""));
+    });
+    // Express's error pages allow nothing at all, scripts included: the proxy lets our
+    // script run as well.
+    browser.open(&format!("http://127.0.0.1:{proxy}/strict/none.html"));
+    browser.assert_page_reloaded(&sup, "n2", || {
+        p.write("templates/none.html", &strict("n2", ""));
     });
     // A policy in a `<meta>` is the page's own: the client says what blocks it.
     browser.open(&format!("http://127.0.0.1:{proxy}/strict/meta.html"));
