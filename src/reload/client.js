@@ -320,12 +320,33 @@
       }, LEAVE_GRACE);
       return;
     }
-    var url = opts.reloadByGet ? location.href.split('#')[0] : location.href;
+    if (opts.reloadByGet) return reloadByGet(location.href.split('#')[0]);
+    saveScroll(location.href);
+    location.reload();
+  }
+
+  function saveScroll(url) {
     try {
       sessionStorage.setItem(SCROLL_KEY + url, JSON.stringify([window.scrollX, window.scrollY]));
     } catch (err) { /* storage disabled: lose the scroll position */ }
-    if (opts.reloadByGet) location.replace(url);
-    else location.reload();
+  }
+
+  // A page that answered a POST, reloaded by a GET of its URL rather than by sending
+  // the form again. A URL that takes POSTs only (Express's `app.post('/submit')`) would
+  // answer that GET with a 404: then the page goes back to the form that was sent, its
+  // referrer on this site, instead of leaving "Cannot GET /submit" in the tab.
+  function reloadByGet(url) {
+    var back = document.referrer;
+    var sameSite = back && back.split('/').slice(0, 3).join('/') === location.origin;
+    var go = function (to) {
+      if (to === url) saveScroll(to);
+      location.replace(to);
+    };
+    if (!sameSite || back === url || !window.fetch) return go(url);
+    fetch(url, { method: 'HEAD', cache: 'no-store', credentials: 'same-origin' })
+      .then(function (answer) {
+        go([404, 405, 501].indexOf(answer.status) >= 0 ? back : url);
+      }, function () { go(url); });
   }
 
   function restoreScroll() {

@@ -13,7 +13,8 @@ use crate::util::{
 
 /// A dev server that renders `templates/index.html` (read at start-up), serves
 /// `/static/*`, `/api.json`, `/signup` (a page titled `form` whose form posts to itself,
-/// answered by one titled `posted` after 4.5 s; each request logged to `requests.log`), `/page.xhtml` (`templates/page.xhtml`, read at each
+/// answered by one titled `posted` after 4.5 s; each request logged to `requests.log`),
+/// a POST to `/submit` (a page headed `submitted`; a GET of it is a 404), `/page.xhtml` (`templates/page.xhtml`, read at each
 /// request), answers a POST to `/late-body` with its head at once and its body 0.6 s
 /// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
 /// allows nothing but scripts with a nonce, `none.html` with one that allows nothing), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
@@ -73,6 +74,13 @@ class Handler(SimpleHTTPRequestHandler):
         self.wfile.write(body)
     def do_POST(self):
         time.sleep(0.9 if self.path == "/slow" else 0.5)
+        if self.path == "/submit":
+            body = b"<!doctype html><html><head><title>s</title></head><body><h1>submitted</h1></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return self.wfile.write(body)
         if self.path == "/signup":
             # As slow as a first request that compiles the page.
             time.sleep(4)
@@ -655,6 +663,38 @@ fn a_form_sent_during_a_restart_lands_and_its_answer_reloads_by_get() {
 
 /// A navigation the page's own router handled (the Navigation API's `intercept`) is
 /// over at once: the next save reloads the page without waiting for it to leave.
+/// A page that answered a POST to a URL that takes POSTs only (a GET of it is a 404):
+/// a save takes the tab back to the form that was sent, not to "not found".
+#[test]
+fn a_post_only_pages_answer_goes_back_to_its_form_at_a_save() {
+    let form = |heading: &str| {
+        format!(
+            "<!doctype html><html><head><title>f</title></head><body><h1>{heading}</h1>\
+             <form method=post action=/submit><input name=q value=x></form></body></html>"
+        )
+    };
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (p, proxy, sup) = proxied("0");
+    p.write("templates/form.html", &form("form v1"));
+    sup.wait_for_n("ready in ", 2);
+    browser.open(&format!("http://127.0.0.1:{proxy}/strict/form.html"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    browser.eval("document.forms[0].submit(), 1");
+    browser.wait_for_with(
+        "document.querySelector('h1').textContent === 'submitted' && \
+         window.__reloadsup && window.__reloadsup.connected",
+        &sup,
+    );
+    p.write("templates/form.html", &form("form v2"));
+    browser.wait_for_with(
+        "location.pathname === '/strict/form.html' && \
+         document.querySelector('h1').textContent === 'form v2'",
+        &sup,
+    );
+}
+
 #[test]
 fn a_page_its_router_navigated_reloads_at_once() {
     let Some((mut browser, p, sup)) = a_browser_on("0", "/") else {
