@@ -52,6 +52,16 @@ fn interval(first: Duration, elapsed: Duration) -> Duration {
 /// no cost while it never does.
 const POLL_LATE: Duration = Duration::from_secs(1);
 
+/// How long a server must have listened on other ports only, and not on the one the
+/// check connects to, before that is taken for a mistake (a mistyped `proxy.upstream`
+/// or `server.ready.port`) and told at once, rather than after the whole
+/// `ready_timeout` that requests through the proxy waited out. Long enough for a
+/// server that opens a debugger's port (`node --inspect`) a moment before its own.
+const ELSEWHERE_FOR: Duration = Duration::from_secs(2);
+
+/// How often the server's ports are read from `/proc` for [`ELSEWHERE_FOR`].
+const ELSEWHERE_POLL: Duration = Duration::from_millis(500);
+
 /// How long one connect or HTTP exchange may take before it counts as "not yet".
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -169,16 +179,47 @@ pub struct Readiness {
     pub timed_out: bool,
 }
 
+/// Whether a server listens on other ports only, not the one its check connects to
+/// (see [`listening_elsewhere`]), read by the probe.
+pub type ListensElsewhere = Box<dyn FnMut() -> bool + Send>;
+
+/// Tells when a server has listened elsewhere (other ports only) for
+/// [`ELSEWHERE_FOR`], reading its ports every [`ELSEWHERE_POLL`].
+struct Misplaced {
+    listens_elsewhere: ListensElsewhere,
+    /// When the ports are read next.
+    next: Instant,
+    /// Since when they have been elsewhere.
+    since: Option<Instant>,
+}
+
+impl Misplaced {
+    /// Whether, at `now`, the server has listened elsewhere long enough.
+    fn settled(&mut self, now: Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        self.next = now + ELSEWHERE_POLL;
+        if !(self.listens_elsewhere)() {
+            self.since = None;
+            return false;
+        }
+        now - *self.since.get_or_insert(now) >= ELSEWHERE_FOR
+    }
+}
+
 /// Starts a thread that polls `check` and sends `Event::Ready`: once when the server is
-/// ready, or once when `timeout` passes and again if it becomes ready later. It gives
-/// up silently as soon as `current` no longer holds `generation` (the server was
-/// replaced or ended).
+/// ready, or once when `timeout` passes and again if it becomes ready later. The
+/// timeout is taken as passed early when `listens_elsewhere` has said so for
+/// [`ELSEWHERE_FOR`] (the check goes on as before). It gives up silently as soon as
+/// `current` no longer holds `generation` (the server was replaced or ended).
 pub fn spawn_probe(
     check: Check,
     generation: u64,
     current: Arc<AtomicU64>,
     since: Instant,
     timeout: Duration,
+    listens_elsewhere: Option<ListensElsewhere>,
     tx: Sender<Event>,
 ) {
     let spawned = thread::Builder::new().name("ready".into()).spawn(move || {
@@ -190,11 +231,30 @@ pub fn spawn_probe(
                 timed_out,
             }));
         };
-        if check.wait(since, timeout, replaced).is_err() {
+        let mut misplaced = listens_elsewhere.map(|listens_elsewhere| Misplaced {
+            listens_elsewhere,
+            next: since + ELSEWHERE_POLL,
+            since: None,
+        });
+        let mut told = false;
+        let waited = check.wait(since, timeout, || {
+            if !told
+                && misplaced
+                    .as_mut()
+                    .is_some_and(|m| m.settled(Instant::now()))
+            {
+                told = true;
+                send(true);
+            }
+            replaced()
+        });
+        if waited.is_err() {
             if replaced() {
                 return;
             }
-            send(true);
+            if !told {
+                send(true);
+            }
             if check.wait_until(since, None, replaced).is_err() {
                 return;
             }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT};
 
@@ -136,12 +136,18 @@ impl App {
             }
         };
         let generation = self.generation.load(Ordering::Acquire);
+        let (ready, upstream) = (spec.ready.clone(), upstream.map(str::to_string));
+        let pid = spawned.pid;
+        let listens_elsewhere: ready::ListensElsewhere = Box::new(move || {
+            ready::listening_elsewhere(ready.as_ref(), upstream.as_deref(), pid).is_some()
+        });
         ready::spawn_probe(
             check,
             generation,
             Arc::clone(&self.generation),
             Instant::now(),
             spec.ready_timeout,
+            Some(listens_elsewhere),
             self.tx.clone(),
         );
     }
@@ -159,7 +165,7 @@ impl App {
             return;
         }
         if readiness.timed_out {
-            self.on_not_ready();
+            self.on_not_ready(readiness.waited);
             return;
         }
         let Some(starting) = self.starting.take() else {
@@ -195,9 +201,10 @@ impl App {
         }
     }
 
-    /// The readiness timeout passed. The proxy shows why a request cannot be answered
+    /// The readiness timeout passed, or the server was found listening on other ports
+    /// only, `waited` after its start. The proxy shows why a request cannot be answered
     /// (the command, the output); the probe goes on.
-    fn on_not_ready(&mut self) {
+    fn on_not_ready(&mut self, waited: Duration) {
         let (Some(starting), Some(supervisor)) = (&mut self.starting, &self.supervisor) else {
             return;
         };
@@ -208,9 +215,16 @@ impl App {
             .running()
             .and_then(|pgid| ready::listening_elsewhere(spec.ready.as_ref(), upstream, pgid))
             .unwrap_or_default();
+        // Early (listening elsewhere): in whole seconds.
+        let after = waited.min(spec.ready_timeout);
+        let after = if after < spec.ready_timeout {
+            Duration::from_secs(after.as_secs())
+        } else {
+            spec.ready_timeout
+        };
         let status = format!(
             "is not ready after {}{elsewhere}",
-            humantime::format_duration(spec.ready_timeout)
+            humantime::format_duration(after)
         );
         let awaited = if elsewhere.is_empty() {
             ready::awaited(spec.ready.as_ref(), upstream)

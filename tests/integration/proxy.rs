@@ -828,8 +828,10 @@ fn a_real_browser_runs_the_client_in_an_xhtml_page() {
 
 /// A server that listens on another port than `proxy.upstream` names: the warning (and
 /// the page) say where it does listen.
-#[test]
-fn a_server_on_another_port_than_the_upstream_is_pointed_out() {
+/// A project whose server listens on another port than its `proxy.upstream`, with
+/// `ready_timeout`; returns it, the two ports (the upstream's, the server's) and the
+/// proxy's, and the running supervisor.
+fn upstream_mistyped(ready_timeout: &str) -> (Project, u16, u16, u16, Sup) {
     let p = Project::new();
     let (port, other, proxy) = (free_port(), free_port(), free_port());
     p.write(
@@ -841,12 +843,18 @@ fn a_server_on_another_port_than_the_upstream_is_pointed_out() {
         "reload.toml",
         &format!(
             "[server]\ncommand = ['python3', 'server.py', '{other}', '{}']\n\
-             ready_timeout = \"1s\"\n[proxy]\n\
+             ready_timeout = \"{ready_timeout}\"\n[proxy]\n\
              listen = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
             p.token
         ),
     );
     let sup = p.start(&["run", "--no-reload"]);
+    (p, port, other, proxy, sup)
+}
+
+#[test]
+fn a_server_on_another_port_than_the_upstream_is_pointed_out() {
+    let (_p, port, other, proxy, sup) = upstream_mistyped("1s");
     sup.wait_for(&format!(
         "is not ready after 1s; it listens on port {other}, not {port} (`proxy.upstream`)"
     ));
@@ -856,6 +864,29 @@ fn a_server_on_another_port_than_the_upstream_is_pointed_out() {
         "{}",
         page.text()
     );
+}
+
+/// A server that listens on another port for two seconds is pointed out then, not
+/// after its whole `ready_timeout`: a request through the proxy was held 30 s before
+/// it learned why.
+#[test]
+fn a_server_on_another_port_is_pointed_out_before_its_ready_timeout() {
+    let (_p, port, other, proxy, sup) = upstream_mistyped("60s");
+    sup.wait_for("proxy on ");
+    let asked = Instant::now();
+    let page = http(proxy, "GET", "/", DOCUMENT);
+    let took = asked.elapsed();
+    assert_eq!(page.status, 502, "{}", page.text());
+    assert!(
+        page.text().contains(&format!("it listens on port {other}")),
+        "{}",
+        page.text()
+    );
+    assert!(took < Duration::from_secs(15), "held {took:?}");
+    sup.wait_for(&format!(
+        "; it listens on port {other}, not {port} (`proxy.upstream`); reloading browsers"
+    ));
+    assert_eq!(sup.count("is not ready after 60s"), 0, "{}", sup.stderr());
 }
 
 #[test]
