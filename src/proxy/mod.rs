@@ -22,7 +22,8 @@
 //! tag, and splicing it in), `csp` (the page's policy: our tag's nonce, the reload
 //! socket let through), `scan` (where in the HTML the tag goes, pure), `decode`
 //! (gzip/deflate), `body` (the body types), `page` (the pages we answer ourselves),
-//! `quickack` (acknowledging a dev server's response head at once).
+//! `quickack` (acknowledging a dev server's response head at once), `sniff` (telling a
+//! dev server that speaks HTTPS).
 
 mod body;
 mod decode;
@@ -31,6 +32,7 @@ mod inject;
 mod page;
 mod quickack;
 mod server;
+mod sniff;
 #[cfg(test)]
 mod tests;
 mod upload;

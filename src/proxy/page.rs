@@ -100,6 +100,19 @@ pub fn unavailable(why: &Unavailable, asked: &Asked) -> Response<ProxyBody> {
         Unavailable::Unread => {
             return lost_page(asked.head_only());
         }
+        Unavailable::Tls(address) => (
+            "the dev server speaks HTTPS",
+            format!(
+                "<code>{}</code> answered the proxy's plain HTTP as an HTTPS server does. \
+                 The proxy speaks HTTP to <code>proxy.upstream</code>: serve the dev server \
+                 over HTTP (<code>vite</code> without <code>--https</code>, \
+                 webpack-dev-server without <code>server: 'https'</code>, \
+                 <code>next dev</code> without <code>--experimental-https</code>), and \
+                 open the proxy's address.",
+                escape_html(address)
+            ),
+            Vec::new(),
+        ),
         Unavailable::Malformed(error) => (
             "the dev server's answer is not valid HTTP",
             format!(

@@ -57,6 +57,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use super::body::{self, BoxError, ProxyBody};
 use super::quickack::QuickAck;
+use super::sniff;
 use super::{Failure, Patience, UpstreamState};
 use crate::report;
 
@@ -137,6 +138,9 @@ pub enum Unavailable {
     /// ones read more, but this request (not safe to send twice, a POST say) has lost
     /// its answer.
     Unread,
+    /// The server at this address speaks TLS (HTTPS), not the plain HTTP the proxy
+    /// sends it.
+    Tls(String),
 }
 
 /// Whether an answer's body is framed by a length of at most [`WHOLE_LIMIT`] bytes. The
@@ -439,7 +443,7 @@ impl Upstream {
                 continue;
             }
             if error.is_parse() || error.is_parse_too_large() {
-                return Err(Unavailable::Malformed(error.to_string()));
+                return Err(self.or_tls(Unavailable::Malformed(error.to_string())).await);
             }
             // Sent, and the connection closed without a whole answer. A safe request
             // without a body can go again when the server went away mid-request
@@ -453,7 +457,7 @@ impl Upstream {
                     resent = true;
                     request = replay.request();
                 }
-                _ => return Err(Unavailable::Broke(error.to_string())),
+                _ => return Err(self.or_tls(Unavailable::Broke(error.to_string())).await),
             }
         }
     }
@@ -549,6 +553,26 @@ impl Upstream {
             *state.borrow(),
             UpstreamState::Ready | UpstreamState::Late(_)
         )
+    }
+
+    /// `why` a request got no answer the proxy could read, unless the server speaks TLS
+    /// (see `sniff`): then that, said once on the terminal too.
+    async fn or_tls(&self, why: Unavailable) -> Unavailable {
+        static TOLD: AtomicBool = AtomicBool::new(false);
+        let Ok(Ok(stream)) = tokio::time::timeout(sniff::LOOK_FOR, self.connect()).await else {
+            return why;
+        };
+        if !sniff::speaks_tls(stream).await {
+            return why;
+        }
+        if !TOLD.swap(true, Ordering::Relaxed) {
+            report::warn(format!(
+                "the dev server at {} (`proxy.upstream`) speaks HTTPS; the proxy speaks plain \
+                 HTTP to it: serve it over HTTP",
+                self.address
+            ));
+        }
+        Unavailable::Tls(self.address.clone())
     }
 
     /// Opens a TCP connection to the server (resolving its name, if it has one).

@@ -889,6 +889,53 @@ fn a_server_on_another_port_is_pointed_out_before_its_ready_timeout() {
     assert_eq!(sup.count("is not ready after 60s"), 0, "{}", sup.stderr());
 }
 
+/// An HTTPS dev server (`vite --https`): Python's `http.server` behind TLS, with a
+/// self-signed certificate made for this test alone (`tests/fixtures`).
+const TLS_APP: &str = r#"
+import ssl, sys
+from http.server import HTTPServer, SimpleHTTPRequestHandler
+server = HTTPServer(("127.0.0.1", int(sys.argv[1])), SimpleHTTPRequestHandler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+
+/// A dev server that speaks HTTPS behind the proxy's plain HTTP is named as such, on
+/// the 502 page and the terminal (the page said it closed without a complete answer,
+/// and that it would reload by itself when the server was ready again).
+#[test]
+fn an_https_dev_server_is_named_as_such() {
+    let p = Project::new();
+    let (port, proxy) = (free_port(), free_port());
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    p.write("server.py", TLS_APP);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{port}', '{}', '{}', '{}']\n\
+             [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
+            fixtures.join("tls-cert.pem").display(),
+            fixtures.join("tls-key.pem").display(),
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    sup.wait_for("ready in ");
+    let page = http(proxy, "GET", "/", DOCUMENT);
+    assert_eq!(page.status, 502);
+    assert!(
+        page.text().contains(&format!(
+            "<code>127.0.0.1:{port}</code> answered the proxy's plain HTTP as an HTTPS server does"
+        )),
+        "{}",
+        page.text()
+    );
+    sup.wait_for(&format!(
+        "the dev server at 127.0.0.1:{port} (`proxy.upstream`) speaks HTTPS"
+    ));
+}
+
 #[test]
 fn ad_hoc_proxy_flags() {
     let p = Project::new();
