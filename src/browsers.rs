@@ -242,17 +242,20 @@ impl Browsers {
     }
 
     /// The server ended or could not start: `status` says how, `output` is what it
-    /// printed (whose last lines the proxy's error page shows).
+    /// printed (whose last lines the proxy's error page shows, and whose telling line
+    /// the badge of open pages does).
     pub fn failed(&self, command: &str, status: &str, output: Tail) {
         let failure = Failure {
             command: command.to_string(),
             status: status.to_string(),
             output,
         };
-        self.set_state(
-            ServerState::Failed(status.to_string()),
-            UpstreamState::Failed(failure),
-        );
+        // Open pages show it on their badge, with the line of the output that says why.
+        let shown = match failure.output.telling_line() {
+            Some(line) => format!("{status}: {line}"),
+            None => status.to_string(),
+        };
+        self.set_state(ServerState::Failed(shown), UpstreamState::Failed(failure));
     }
 
     /// The server missed its readiness timeout (`status` says so). Pages are told it

@@ -16,6 +16,10 @@ use crate::report;
 use crate::supervisor::output::Tail;
 use crate::supervisor::{Outcome, Spawned};
 
+/// How long a server that exited may take to have its last output read (usually
+/// there already; longer only when a process it left behind holds its output open).
+const LAST_OUTPUT: Duration = Duration::from_millis(200);
+
 impl App {
     /// Restarts the server (or starts it, if none runs) with `changed`.
     pub(super) fn restart(&mut self, changed: Vec<String>) {
@@ -253,7 +257,8 @@ impl App {
                 }
                 if let Some(supervisor) = &self.supervisor {
                     let command = supervisor.spec().command.display();
-                    self.browsers.failed(&command, &how, supervisor.tail());
+                    let output = supervisor.final_tail(LAST_OUTPUT);
+                    self.browsers.failed(&command, &how, output);
                 }
                 report::warn(format!(
                     "server (pid {pid}) {how}; it restarts at the next change"

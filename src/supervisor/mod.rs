@@ -38,7 +38,7 @@ use crate::report;
 
 pub use guard::Guard;
 pub use guard::main as guard_main;
-use output::{Relay, Tail};
+use output::{Ended, Relay, Tail};
 use spawn::Mode;
 pub use spawn::Spawned;
 
@@ -117,6 +117,8 @@ pub struct Supervisor {
     guard: Option<Guard>,
     me: Pid,
     tail: Option<Tail>,
+    /// Whether the last server's output has been read to its end, when it is relayed.
+    output_ended: Option<Ended>,
 }
 
 impl Supervisor {
@@ -147,6 +149,7 @@ impl Supervisor {
             guard,
             me: getpid(),
             tail: keep_tail.then(Tail::default),
+            output_ended: None,
         }
     }
 
@@ -154,6 +157,15 @@ impl Supervisor {
     /// they are not kept).
     pub fn tail(&self) -> Tail {
         self.tail.clone().unwrap_or_default()
+    }
+
+    /// The last lines a server that has exited printed, once its relay has read them
+    /// all (or `timeout` has passed); empty if they are not kept.
+    pub fn final_tail(&self, timeout: Duration) -> Tail {
+        if let Some(ended) = &self.output_ended {
+            ended.wait(timeout);
+        }
+        self.tail()
     }
 
     /// The server's settings.
@@ -195,7 +207,9 @@ impl Supervisor {
             regex,
             tail: self.tail.clone(),
             matched: Arc::default(),
+            ended: Ended::default(),
         });
+        self.output_ended = relay.as_ref().map(|relay| relay.ended.clone());
         let guard = self.guard.as_ref().map(Guard::fd);
         let spawned = match spawn::spawn(&self.spec, changed, Mode::Supervised { relay, guard }) {
             Ok(spawned) => spawned,

@@ -7,8 +7,9 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -91,6 +92,40 @@ impl Tail {
             .collect()
     }
 
+    /// The line that best says why the server ended, for the badge on open pages: the
+    /// last one naming an error type (`SyntaxError: …`, `Error: Cannot find module …`,
+    /// Node's comes above its stack), else the last mentioning an error (`config error:
+    /// …`, `panic: …`), else the last one; stack frames and blank lines are skipped,
+    /// and it is cut to [`TELLING_WIDTH`] characters. `None` when nothing was kept.
+    pub fn telling_line(&self) -> Option<String> {
+        let lines = self.lines();
+        let candidates: Vec<&str> = lines
+            .iter()
+            .map(|line| line.trim())
+            .filter(|line| !line.is_empty() && !is_stack_frame(line))
+            .collect();
+        let named = |line: &&&str| {
+            line.split(':').next().is_some_and(|head| {
+                let word = head.rsplit([' ', '.']).next().unwrap_or(head);
+                word.ends_with("Error") || word.ends_with("Exception")
+            })
+        };
+        let mentions = |line: &&&str| {
+            let lower = line.to_ascii_lowercase();
+            lower.contains("error") || lower.starts_with("panic") || lower.contains("fatal")
+        };
+        let line = candidates
+            .iter()
+            .rev()
+            .find(named)
+            .or_else(|| candidates.iter().rev().find(mentions))
+            .or_else(|| candidates.last())?;
+        Some(match line.char_indices().nth(TELLING_WIDTH) {
+            Some((cut, _)) => format!("{}…", &line[..cut]),
+            None => line.to_string(),
+        })
+    }
+
     /// A tail holding `lines`.
     #[cfg(test)]
     pub fn of(lines: &[&str]) -> Tail {
@@ -108,6 +143,40 @@ impl Tail {
     }
 }
 
+/// Whether a relay has read the server's output to its end: a server that exits has
+/// usually written its last lines (the traceback) just before, and whoever shows them
+/// waits for the relay to have read them.
+#[derive(Debug, Clone, Default)]
+pub struct Ended(Arc<(Mutex<bool>, Condvar)>);
+
+impl Ended {
+    fn set(&self) {
+        let (ended, changed) = &*self.0;
+        *ended.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        changed.notify_all();
+    }
+
+    /// Waits until the output has been read to its end, or `timeout` has passed (a
+    /// process the server left behind may hold its output open).
+    pub fn wait(&self, timeout: Duration) {
+        let (ended, changed) = &*self.0;
+        let guard = ended.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = changed.wait_timeout_while(guard, timeout, |ended| !*ended);
+    }
+}
+
+/// The most characters of [`Tail::telling_line`].
+const TELLING_WIDTH: usize = 200;
+
+/// Whether a (trimmed) line is a frame of a stack trace: JavaScript's `at f (file:1:2)`,
+/// Python's `File "app.py", line 3, in <module>`, Go's `main.go:12 +0x1d`.
+fn is_stack_frame(line: &str) -> bool {
+    line.starts_with("at ")
+        || line.starts_with("File \"")
+        || line.starts_with("Traceback ")
+        || line.ends_with(|c: char| c.is_ascii_hexdigit()) && line.contains(" +0x")
+}
+
 /// What the relay does with each line besides copying it.
 #[derive(Debug, Clone, Default)]
 pub struct Relay {
@@ -117,6 +186,8 @@ pub struct Relay {
     pub tail: Option<Tail>,
     /// Set at the first line matching `regex`.
     pub matched: Arc<AtomicBool>,
+    /// Set when every stream has ended.
+    pub ended: Ended,
 }
 
 impl Relay {
@@ -129,7 +200,8 @@ impl Relay {
             // Nothing is ever sent: this returns when the sender is dropped.
             let _ = gate.recv();
             let streams = streams.0.into_iter();
-            relay.copy(streams.map(|(from, to)| Stream::new(from, to)).collect())
+            relay.copy(streams.map(|(from, to)| Stream::new(from, to)).collect());
+            relay.ended.set();
         });
         if let Err(err) = spawned {
             crate::report::warn(format!("cannot relay the server's output: {err}"));
@@ -255,6 +327,51 @@ impl Stream {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_telling_line_names_the_error() {
+        let python = Tail::of(&[
+            "Traceback (most recent call last):",
+            "  File \"/app/app.py\", line 3, in <module>",
+            "    import flsk",
+            "ModuleNotFoundError: No module named 'flsk'",
+            "",
+        ]);
+        assert_eq!(
+            python.telling_line().as_deref(),
+            Some("ModuleNotFoundError: No module named 'flsk'")
+        );
+        let node = Tail::of(&[
+            "/app/app.js:3",
+            "  foo(",
+            "     ^",
+            "SyntaxError: missing ) after argument list",
+            "    at wrapSafe (node:internal/modules/cjs/loader:1378:20)",
+            "    at Module._compile (node:internal/modules/cjs/loader:1428:41)",
+            "Node.js v20.19.2",
+        ]);
+        assert_eq!(
+            node.telling_line().as_deref(),
+            Some("SyntaxError: missing ) after argument list")
+        );
+        let go = Tail::of(&[
+            "panic: runtime error: index out of range [3] with length 1",
+            "goroutine 1 [running]:",
+            "main.main()",
+            "\t/app/main.go:12 +0x1d",
+            "exit status 2",
+        ]);
+        assert_eq!(
+            go.telling_line().as_deref(),
+            Some("panic: runtime error: index out of range [3] with length 1")
+        );
+        let plain = Tail::of(&["listening", "bye"]);
+        assert_eq!(plain.telling_line().as_deref(), Some("bye"));
+        assert_eq!(Tail::default().telling_line(), None);
+        let long = "x".repeat(300);
+        let cut = Tail::of(&[&long]).telling_line().unwrap();
+        assert_eq!(cut.chars().count(), TELLING_WIDTH + 1);
+    }
+
     /// A gate already open: its sender is gone.
     fn open() -> mpsc::Receiver<()> {
         mpsc::channel().1
@@ -279,6 +396,7 @@ mod tests {
             regex: Some(Arc::new(Regex::new("^Serving on").unwrap())),
             tail: Some(Tail::default()),
             matched: Arc::default(),
+            ended: Ended::default(),
         };
         for i in 0..50 {
             relay.observe(&format!("line {i}\n"));

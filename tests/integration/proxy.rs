@@ -124,6 +124,16 @@ fn template(heading: &str) -> String {
     )
 }
 
+/// The reload port a project's task file sets.
+fn reload_port(p: &Project) -> u16 {
+    let toml = p.read("reload.toml");
+    let line = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("port = "))
+        .expect("a reload port");
+    line.trim().parse().expect("a port number")
+}
+
 /// A project behind the proxy; returns it, the proxy's port and the running supervisor,
 /// once the server is ready.
 fn proxied(delay: &str) -> (Project, u16, Sup) {
@@ -422,8 +432,18 @@ fn a_ctrl_c_during_a_restarts_wait_starts_no_new_server() {
 #[test]
 fn a_crash_gives_the_502_page_which_recovers() {
     let (p, proxy, sup) = proxied("0");
+    let mut page_socket = LiveReloadClient::connect_vendor(reload_port(&p));
     p.write("app.py", &format!("{APP}\n# BROKEN\n"));
     sup.wait_for("exited with code 3");
+    // Open pages are told why on their badge, in the line of output that says it,
+    // printed just before the exit.
+    let failed = std::iter::from_fn(|| page_socket.next(Duration::from_secs(10)))
+        .find(|m| m["state"] == "failed")
+        .expect("a failed status");
+    assert_eq!(
+        failed["message"], "exited with code 3: config error: boom",
+        "{failed}"
+    );
     let page = http(proxy, "GET", "/", DOCUMENT);
     assert_eq!(page.status, 502);
     let text = page.text();

@@ -414,6 +414,13 @@ pub fn standard_fields(mut message: serde_json::Value) -> serde_json::Value {
     message
 }
 
+/// The `hello` of a plain LiveReload client.
+const OFFICIAL_HELLO: &str =
+    r#"{"command":"hello","protocols":["http://livereload.com/protocols/official-7"]}"#;
+
+/// The `hello` of our own client, which speaks reloadsup's extension too.
+const VENDOR_HELLO: &str = r#"{"command":"hello","protocols":["http://livereload.com/protocols/official-7","https://reloadsup.invalid/protocols/reloadsup-1"]}"#;
+
 /// A LiveReload client over a real WebSocket.
 pub struct LiveReloadClient {
     ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
@@ -430,6 +437,18 @@ impl LiveReloadClient {
     /// As `connect`, at another path (`/__reloadsup/livereload` on a site's origin).
     #[track_caller]
     pub fn connect_at(port: u16, path: &str) -> LiveReloadClient {
+        LiveReloadClient::connect_saying(port, path, OFFICIAL_HELLO)
+    }
+
+    /// As `connect`, saying reloadsup's protocol extension too, as our client does: it
+    /// is then also told the server's state (`status`).
+    #[track_caller]
+    pub fn connect_vendor(port: u16) -> LiveReloadClient {
+        LiveReloadClient::connect_saying(port, "/livereload", VENDOR_HELLO)
+    }
+
+    #[track_caller]
+    fn connect_saying(port: u16, path: &str, hello: &str) -> LiveReloadClient {
         let url = format!("ws://127.0.0.1:{port}{path}");
         let mut connected = None;
         wait_until("the reload server", || {
@@ -438,9 +457,7 @@ impl LiveReloadClient {
         });
         let (ws, _) = connected.unwrap();
         let mut client = LiveReloadClient { ws };
-        client.send(
-            r#"{"command":"hello","protocols":["http://livereload.com/protocols/official-7"]}"#,
-        );
+        client.send(hello);
         let hello = client.next(WAIT).expect("the server's hello");
         assert_eq!(hello["command"], "hello", "{hello}");
         client
