@@ -53,10 +53,11 @@ fn interval(first: Duration, elapsed: Duration) -> Duration {
 const POLL_LATE: Duration = Duration::from_secs(1);
 
 /// How long a server must have listened on other ports only, and not on the one the
-/// check connects to, before that is taken for a mistake (a mistyped `proxy.upstream`
-/// or `server.ready.port`) and told at once, rather than after the whole
-/// `ready_timeout` that requests through the proxy waited out. Long enough for a
-/// server that opens a debugger's port (`node --inspect`) a moment before its own.
+/// check connects to, before that is said as a likely mistake (a mistyped
+/// `proxy.upstream` or `server.ready.port`) on the terminal, rather than only after the
+/// whole `ready_timeout`. Nothing else changes then: a server that opens a debugger's
+/// port (`node --inspect`) seconds before its own is only slow to start, and requests
+/// held for it (a form's POST) must still reach it.
 const ELSEWHERE_FOR: Duration = Duration::from_secs(2);
 
 /// How often the server's ports are read from `/proc` for [`ELSEWHERE_FOR`].
@@ -174,9 +175,21 @@ pub struct Readiness {
     pub generation: u64,
     /// Time from the start to readiness (or to the timeout).
     pub waited: Duration,
-    /// Whether the timeout passed first. The probe then goes on, and sends another
-    /// `Readiness` (not timed out) if the server becomes ready after all.
-    pub timed_out: bool,
+    /// What the probe has found.
+    pub found: Found,
+}
+
+/// What a probe reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// The server is ready.
+    Ready,
+    /// The server has listened on other ports only for [`ELSEWHERE_FOR`]: said at once
+    /// (a mistyped port) while the probe waits on.
+    Elsewhere,
+    /// The timeout passed. The probe goes on, and reports `Ready` if the server
+    /// becomes ready after all.
+    TimedOut,
 }
 
 /// Whether a server listens on other ports only, not the one its check connects to
@@ -209,10 +222,10 @@ impl Misplaced {
 }
 
 /// Starts a thread that polls `check` and sends `Event::Ready`: once when the server is
-/// ready, or once when `timeout` passes and again if it becomes ready later. The
-/// timeout is taken as passed early when `listens_elsewhere` has said so for
-/// [`ELSEWHERE_FOR`] (the check goes on as before). It gives up silently as soon as
-/// `current` no longer holds `generation` (the server was replaced or ended).
+/// ready, or once when `timeout` passes and again if it becomes ready later; and once
+/// when `listens_elsewhere` has said so for [`ELSEWHERE_FOR`] before either. It gives
+/// up silently as soon as `current` no longer holds `generation` (the server was
+/// replaced or ended).
 pub fn spawn_probe(
     check: Check,
     generation: u64,
@@ -224,11 +237,11 @@ pub fn spawn_probe(
 ) {
     let spawned = thread::Builder::new().name("ready".into()).spawn(move || {
         let replaced = || current.load(Ordering::Acquire) != generation;
-        let send = |timed_out| {
+        let send = |found| {
             let _ = tx.send(Event::Ready(Readiness {
                 generation,
                 waited: since.elapsed(),
-                timed_out,
+                found,
             }));
         };
         let mut misplaced = listens_elsewhere.map(|listens_elsewhere| Misplaced {
@@ -244,7 +257,7 @@ pub fn spawn_probe(
                     .is_some_and(|m| m.settled(Instant::now()))
             {
                 told = true;
-                send(true);
+                send(Found::Elsewhere);
             }
             replaced()
         });
@@ -252,15 +265,13 @@ pub fn spawn_probe(
             if replaced() {
                 return;
             }
-            if !told {
-                send(true);
-            }
+            send(Found::TimedOut);
             if check.wait_until(since, None, replaced).is_err() {
                 return;
             }
         }
         if !replaced() {
-            send(false);
+            send(Found::Ready);
         }
     });
     if let Err(err) = spawned {

@@ -11,7 +11,7 @@ use signal_hook::consts::{SIGHUP, SIGINT};
 use super::{AfterStop, App, Began, Starting};
 use crate::browsers::REQUESTED;
 use crate::error::{EXIT_OK, EXIT_SIGINT};
-use crate::ready::{self, Readiness};
+use crate::ready::{self, Found, Readiness};
 use crate::report;
 use crate::supervisor::output::Tail;
 use crate::supervisor::{Outcome, Spawned};
@@ -168,9 +168,10 @@ impl App {
         if readiness.generation != self.generation.load(Ordering::Acquire) {
             return;
         }
-        if readiness.timed_out {
-            self.on_not_ready(readiness.waited);
-            return;
+        match readiness.found {
+            Found::Ready => {}
+            Found::Elsewhere => return self.on_elsewhere(),
+            Found::TimedOut => return self.on_not_ready(),
         }
         let Some(starting) = self.starting.take() else {
             return;
@@ -205,10 +206,30 @@ impl App {
         }
     }
 
-    /// The readiness timeout passed, or the server was found listening on other ports
-    /// only, `waited` after its start. The proxy shows why a request cannot be answered
+    /// The server has listened on other ports only for a while: said at once, as the
+    /// likely reason it is not ready (requests wait on until `ready_timeout`).
+    fn on_elsewhere(&self) {
+        let Some(supervisor) = &self.supervisor else {
+            return;
+        };
+        let spec = supervisor.spec();
+        let upstream = self.config.proxy.as_ref().map(|p| p.upstream.as_str());
+        let Some(elsewhere) = supervisor
+            .running()
+            .and_then(|pgid| ready::listening_elsewhere(spec.ready.as_ref(), upstream, pgid))
+        else {
+            return;
+        };
+        report::warn(format!(
+            "the server is not ready yet{elsewhere}; waiting for it up to `ready_timeout` \
+             ({})",
+            humantime::format_duration(spec.ready_timeout)
+        ));
+    }
+
+    /// The readiness timeout passed. The proxy shows why a request cannot be answered
     /// (the command, the output); the probe goes on.
-    fn on_not_ready(&mut self, waited: Duration) {
+    fn on_not_ready(&mut self) {
         let (Some(starting), Some(supervisor)) = (&mut self.starting, &self.supervisor) else {
             return;
         };
@@ -219,16 +240,9 @@ impl App {
             .running()
             .and_then(|pgid| ready::listening_elsewhere(spec.ready.as_ref(), upstream, pgid))
             .unwrap_or_default();
-        // Early (listening elsewhere): in whole seconds.
-        let after = waited.min(spec.ready_timeout);
-        let after = if after < spec.ready_timeout {
-            Duration::from_secs(after.as_secs())
-        } else {
-            spec.ready_timeout
-        };
         let status = format!(
             "is not ready after {}{elsewhere}",
-            humantime::format_duration(after)
+            humantime::format_duration(spec.ready_timeout)
         );
         let awaited = if elsewhere.is_empty() {
             ready::awaited(spec.ready.as_ref(), upstream)
