@@ -334,7 +334,9 @@
   // A page that answered a POST, reloaded by a GET of its URL rather than by sending
   // the form again. A URL that takes POSTs only (Express's `app.post('/submit')`) would
   // answer that GET with a 404: then the page goes back to the form that was sent, its
-  // referrer on this site, instead of leaving "Cannot GET /submit" in the tab.
+  // referrer on this site, instead of leaving "Cannot GET /submit" in the tab. A HEAD
+  // asks first; one refused as a method (405, 501: FastAPI's GET routes, a Python
+  // handler without `do_HEAD`) is asked again as a GET.
   function reloadByGet(url) {
     var back = document.referrer;
     var sameSite = back && back.split('/').slice(0, 3).join('/') === location.origin;
@@ -342,10 +344,15 @@
       if (to === url) saveScroll(to);
       location.replace(to);
     };
+    var ask = function (method) {
+      return fetch(url, { method: method, cache: 'no-store', credentials: 'same-origin' });
+    };
+    var refused = function (answer) { return answer.status === 405 || answer.status === 501; };
     if (!sameSite || back === url || !window.fetch) return go(url);
-    fetch(url, { method: 'HEAD', cache: 'no-store', credentials: 'same-origin' })
+    ask('HEAD')
+      .then(function (answer) { return refused(answer) ? ask('GET') : answer; })
       .then(function (answer) {
-        go([404, 405, 501].indexOf(answer.status) >= 0 ? back : url);
+        go(answer.status === 404 || refused(answer) ? back : url);
       }, function () { go(url); });
   }
 
