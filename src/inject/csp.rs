@@ -86,8 +86,16 @@ pub fn meta_nonce(document: &[u8], placement: Placement) -> Option<String> {
 /// `https`).
 pub fn allow_client(headers: &mut HeaderMap, host: &str, proto: &str) {
     let scheme = if proto == "https" { "wss" } else { "ws" };
-    let socket = format!("{scheme}://{host}{SOCKET_PATH}");
-    let script = format!("{proto}://{host}{SCRIPT_PATH}");
+    let (script, socket) = if host.starts_with('[') {
+        // A policy cannot name an IPv6 address (a browser drops such a source, and the
+        // script stayed blocked): the page's own origin, then, which is the proxy's.
+        ("'self'".to_string(), "'self'".to_string())
+    } else {
+        (
+            format!("{proto}://{host}{SCRIPT_PATH}"),
+            format!("{scheme}://{host}{SOCKET_PATH}"),
+        )
+    };
     for name in [CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY_REPORT_ONLY] {
         if !headers.contains_key(&name) {
             continue;
@@ -329,6 +337,16 @@ mod tests {
         assert_eq!(
             map[CONTENT_SECURITY_POLICY_REPORT_ONLY],
             "connect-src wss://dev.test/__reloadsup/livereload"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_host_is_let_through_as_the_pages_own_origin() {
+        let mut map = headers(&[("content-security-policy", "default-src 'none'")]);
+        allow_client(&mut map, "[::1]:5000", "http");
+        assert_eq!(
+            map[CONTENT_SECURITY_POLICY],
+            "default-src 'none'; script-src 'self'; connect-src 'self'"
         );
     }
 
