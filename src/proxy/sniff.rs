@@ -16,9 +16,11 @@ pub const LOOK_FOR: Duration = Duration::from_millis(500);
 
 /// A TLS 1.2 ClientHello record: a fixed random, no session, three common cipher
 /// suites (TLS 1.3's AES-128-GCM, then ECDHE-RSA and RSA with AES-128-GCM), no
-/// compression, no extensions. A TLS server answers it with a ServerHello or an alert,
-/// both TLS records; an HTTP server with an HTTP error, or nothing.
-const CLIENT_HELLO: [u8; 54] = [
+/// compression, no extensions; then a blank line. A TLS server answers the record with
+/// a ServerHello or an alert, both TLS records; an HTTP server, whose request line the
+/// blank line ends, with a 400 at once (without it, Python's server waited for the
+/// line's end until the look gave up, and then logged a traceback).
+const CLIENT_HELLO: [u8; 58] = [
     // Record: handshake (22), version 3.1, 49 bytes.
     0x16, 0x03, 0x01, 0x00, 0x31, //
     // Handshake: ClientHello (1), 45 bytes; client version 3.3 (TLS 1.2).
@@ -28,7 +30,9 @@ const CLIENT_HELLO: [u8; 54] = [
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     0x01, //
     // No session id; 6 bytes of cipher suites; one compression method, none.
-    0x00, 0x00, 0x06, 0x13, 0x01, 0xc0, 0x2f, 0x00, 0x9c, 0x01, 0x00,
+    0x00, 0x00, 0x06, 0x13, 0x01, 0xc0, 0x2f, 0x00, 0x9c, 0x01, 0x00, //
+    // A blank line, for a server of plain HTTP.
+    b'\r', b'\n', b'\r', b'\n',
 ];
 
 /// Whether the server on `stream` (freshly connected) answers a TLS ClientHello with a
@@ -53,7 +57,8 @@ mod tests {
     #[test]
     fn the_hello_is_one_well_formed_record() {
         let record = u16::from_be_bytes([CLIENT_HELLO[3], CLIENT_HELLO[4]]) as usize;
-        assert_eq!(record, CLIENT_HELLO.len() - 5);
+        assert_eq!(record, CLIENT_HELLO.len() - 5 - 4);
+        assert!(CLIENT_HELLO.ends_with(b"\r\n\r\n"));
         let handshake = u32::from_be_bytes([0, CLIENT_HELLO[6], CLIENT_HELLO[7], CLIENT_HELLO[8]]);
         assert_eq!(handshake as usize, record - 4);
         // Version, random, session id, suites (length and 3), methods (length and 1).
@@ -72,7 +77,7 @@ mod tests {
         let server = std::thread::spawn(move || {
             use std::io::{Read, Write};
             let (mut socket, _) = listener.accept().expect("the look");
-            let mut hello = [0u8; 54];
+            let mut hello = [0u8; 58];
             let _ = socket.read_exact(&mut hello);
             let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
         });

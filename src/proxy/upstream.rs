@@ -41,7 +41,7 @@
 //! and asking for it to be sent again).
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
@@ -207,6 +207,10 @@ pub struct Upstream {
     /// Counts the restarts whose old server has had its connections for safe requests
     /// cut (see [`Upstream::drain`]); each such connection ends when it moves.
     cut: watch::Sender<u64>,
+    /// Counts the times the server was found ready: one look for TLS per server.
+    starts: AtomicU64,
+    /// Whether the server speaks TLS, with the start it was found for.
+    tls: Mutex<Option<(u64, bool)>>,
 }
 
 /// A count of requests in flight, signalled on `done` whenever one ends.
@@ -305,6 +309,8 @@ impl Upstream {
             many_headers: AtomicBool::new(false),
             in_flight: Arc::default(),
             cut: watch::Sender::new(0),
+            starts: AtomicU64::new(0),
+            tls: Mutex::default(),
         }
     }
 
@@ -346,7 +352,9 @@ impl Upstream {
     /// Records the server's state; connections kept from a server that is going away
     /// are dropped.
     pub fn set_state(&self, state: UpstreamState) {
-        if !matches!(state, UpstreamState::Ready) {
+        if matches!(state, UpstreamState::Ready) {
+            self.starts.fetch_add(1, Ordering::Relaxed);
+        } else {
             self.idle().clear();
         }
         self.state.send_replace(state);
@@ -556,13 +564,22 @@ impl Upstream {
     }
 
     /// `why` a request got no answer the proxy could read, unless the server speaks TLS
-    /// (see `sniff`): then that, said once on the terminal too.
+    /// (see `sniff`): then that, said once on the terminal too. The server is looked at
+    /// once per start, as a server that drops connections would get a look (and a line
+    /// in its log) for every request.
     async fn or_tls(&self, why: Unavailable) -> Unavailable {
         static TOLD: AtomicBool = AtomicBool::new(false);
-        let Ok(Ok(stream)) = tokio::time::timeout(sniff::LOOK_FOR, self.connect()).await else {
-            return why;
+        let start = self.starts.load(Ordering::Relaxed);
+        let known = *self.tls.lock().unwrap_or_else(|e| e.into_inner());
+        let tls = match known {
+            Some((at, tls)) if at == start => tls,
+            _ => {
+                let tls = self.speaks_tls().await;
+                *self.tls.lock().unwrap_or_else(|e| e.into_inner()) = Some((start, tls));
+                tls
+            }
         };
-        if !sniff::speaks_tls(stream).await {
+        if !tls {
             return why;
         }
         if !TOLD.swap(true, Ordering::Relaxed) {
@@ -573,6 +590,14 @@ impl Upstream {
             ));
         }
         Unavailable::Tls(self.address.clone())
+    }
+
+    /// Whether the server answers a TLS hello as a TLS server (see `sniff`).
+    async fn speaks_tls(&self) -> bool {
+        match tokio::time::timeout(sniff::LOOK_FOR, self.connect()).await {
+            Ok(Ok(stream)) => sniff::speaks_tls(stream).await,
+            _ => false,
+        }
     }
 
     /// Opens a TCP connection to the server (resolving its name, if it has one).
