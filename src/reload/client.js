@@ -19,6 +19,8 @@
   var OFFICIAL_7 = 'http://livereload.com/protocols/official-7';
   var VENDOR = 'https://reloadsup.invalid/protocols/reloadsup-1';
   var SCROLL_KEY = '__reloadsup.scroll:';
+  // How long a page that answered a POST waits to learn whether its URL takes a GET.
+  var PROBE_FOR = 3000;
   var IMAGE = /\.(jpe?g|png|gif|svg|webp|avif|ico|bmp)$/i;
   var CSS = /\.css(\.map)?$/i;
   var verbose = /LR-verbose/.test(location.href);
@@ -335,8 +337,9 @@
   // the form again. A URL that takes POSTs only (Express's `app.post('/submit')`) would
   // answer that GET with a 404: then the page goes back to the form that was sent, its
   // referrer on this site, instead of leaving "Cannot GET /submit" in the tab. A HEAD
-  // asks first; one refused as a method (405, 501: FastAPI's GET routes, a Python
-  // handler without `do_HEAD`) is asked again as a GET.
+  // asks first; one not answered as found (a 404 from a server routing on the method
+  // alone, a 405 or 501 from FastAPI's GET routes or a Python handler without
+  // `do_HEAD`) is asked again as a GET, which decides. No answer in 3 s: the GET.
   function reloadByGet(url) {
     var back = document.referrer;
     var sameSite = back && back.split('/').slice(0, 3).join('/') === location.origin;
@@ -344,16 +347,21 @@
       if (to === url) saveScroll(to);
       location.replace(to);
     };
-    var ask = function (method) {
-      return fetch(url, { method: method, cache: 'no-store', credentials: 'same-origin' });
+    var gone = function (answer) {
+      return answer.status === 404 || answer.status === 405 || answer.status === 501;
     };
-    var refused = function (answer) { return answer.status === 405 || answer.status === 501; };
+    var ask = function (method) {
+      var stop = window.AbortController ? new AbortController() : null;
+      if (stop) setTimeout(function () { stop.abort(); }, PROBE_FOR);
+      return fetch(url, {
+        method: method, cache: 'no-store', credentials: 'same-origin',
+        signal: stop ? stop.signal : undefined,
+      });
+    };
     if (!sameSite || back === url || !window.fetch) return go(url);
     ask('HEAD')
-      .then(function (answer) { return refused(answer) ? ask('GET') : answer; })
-      .then(function (answer) {
-        go(answer.status === 404 || refused(answer) ? back : url);
-      }, function () { go(url); });
+      .then(function (answer) { return gone(answer) ? ask('GET') : answer; })
+      .then(function (answer) { go(gone(answer) ? back : url); }, function () { go(url); });
   }
 
   function restoreScroll() {

@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -62,12 +62,20 @@ impl Lines {
 }
 
 /// The last lines the server printed (stdout and stderr interleaved as the relay read
-/// them), each cut to [`TAIL_WIDTH`] characters.
+/// them), each cut to [`TAIL_WIDTH`] characters, with when it was read.
 #[derive(Debug, Clone, Default)]
-pub struct Tail(Arc<Mutex<VecDeque<String>>>);
+pub struct Tail(Arc<Mutex<VecDeque<(Instant, String)>>>);
 
 /// The most characters of a line the tail keeps.
 const TAIL_WIDTH: usize = 1000;
+
+/// How long before the server's end its telling line may have come (see
+/// [`Tail::telling_line`]): what a server prints as it fails comes in one burst, and an
+/// error it logged for an earlier request, and handled, is no reason for its end.
+const FINAL_BURST: Duration = Duration::from_secs(1);
+
+/// The most characters of [`Tail::telling_line`].
+const TELLING_WIDTH: usize = 200;
 
 impl Tail {
     fn push(&self, mut line: String) {
@@ -79,7 +87,7 @@ impl Tail {
         if lines.len() == TAIL_LINES {
             lines.pop_front();
         }
-        lines.push_back(line);
+        lines.push_back((Instant::now(), line));
     }
 
     /// The kept lines, oldest first.
@@ -88,45 +96,38 @@ impl Tail {
             .lock()
             .expect("no panics while holding the lock")
             .iter()
-            .cloned()
+            .map(|(_, line)| line.clone())
             .collect()
     }
 
-    /// The line that best says why the server ended, for the badge on open pages: the
-    /// last one naming an error type (`SyntaxError: …`, `Error: Cannot find module …`,
-    /// Node's comes above its stack), else the last mentioning an error (`config error:
-    /// …`, `panic: …`), else the last one; stack frames and blank lines are skipped,
-    /// and it is cut to [`TELLING_WIDTH`] characters. `None` when nothing was kept.
+    /// The line that best says why a server that has just ended did, for the badge on
+    /// open pages, from what it printed in its last [`FINAL_BURST`]: the exception of
+    /// Python's last traceback (`ModuleNotFoundError: …`, `ImproperlyConfigured: …`),
+    /// a Rust panic's message, else the last line naming an error type (`SyntaxError:
+    /// …`, `error[E0425]: …`; Node's comes above its stack), else the last mentioning
+    /// an error (`config error: …`, `panic: …`, `fatal: …`); cut to [`TELLING_WIDTH`]
+    /// characters. `None` when none says so: a last line that names no error (an
+    /// access log's, before a SIGSEGV) would only mislead.
     pub fn telling_line(&self) -> Option<String> {
-        let lines = self.lines();
-        let candidates: Vec<&str> = lines
+        let now = Instant::now();
+        let lines: Vec<String> = self
+            .0
+            .lock()
+            .expect("no panics while holding the lock")
             .iter()
-            .map(|line| line.trim())
-            .filter(|line| !line.is_empty() && !is_stack_frame(line))
+            .filter(|(at, _)| now.duration_since(*at) <= FINAL_BURST)
+            .map(|(_, line)| line.clone())
             .collect();
-        let named = |line: &&&str| {
-            line.split(':').next().is_some_and(|head| {
-                let word = head.rsplit([' ', '.']).next().unwrap_or(head);
-                word.ends_with("Error") || word.ends_with("Exception")
-            })
-        };
-        let mentions = |line: &&&str| {
-            let lower = line.to_ascii_lowercase();
-            lower.contains("error") || lower.starts_with("panic") || lower.contains("fatal")
-        };
-        let line = candidates
-            .iter()
-            .rev()
-            .find(named)
-            .or_else(|| candidates.iter().rev().find(mentions))
-            .or_else(|| candidates.last())?;
+        let line = python_exception(&lines)
+            .or_else(|| rust_panic(&lines))
+            .or_else(|| last_error(&lines))?;
         Some(match line.char_indices().nth(TELLING_WIDTH) {
             Some((cut, _)) => format!("{}…", &line[..cut]),
-            None => line.to_string(),
+            None => line,
         })
     }
 
-    /// A tail holding `lines`.
+    /// A tail holding `lines`, read just now.
     #[cfg(test)]
     pub fn of(lines: &[&str]) -> Tail {
         let tail = Tail::default();
@@ -141,6 +142,69 @@ impl Tail {
             .expect("no panics while holding the lock")
             .clear();
     }
+}
+
+/// The exception line of the last Python traceback in `lines`: the first line after
+/// its `Traceback (most recent call last):` that is not indented (frames and code
+/// are). A chained exception's traceback comes last, so its own line is taken.
+fn python_exception(lines: &[String]) -> Option<String> {
+    let start = lines
+        .iter()
+        .rposition(|line| line.starts_with("Traceback (most recent call last):"))?;
+    lines[start + 1..]
+        .iter()
+        .find(|line| !line.is_empty() && !line.starts_with(char::is_whitespace))
+        .map(|line| line.trim_end().to_string())
+}
+
+/// A Rust panic, `thread 'main' panicked at src/main.rs:4:5:` with its message on the
+/// next line (as Rust prints it since 1.73), or on the same line (before).
+fn rust_panic(lines: &[String]) -> Option<String> {
+    let at = lines
+        .iter()
+        .rposition(|line| line.contains("' panicked at "))?;
+    let head = lines[at].trim();
+    match lines.get(at + 1) {
+        Some(message) if head.ends_with(':') && !message.trim().is_empty() => {
+            Some(format!("{head} {}", message.trim()))
+        }
+        _ => Some(head.to_string()),
+    }
+}
+
+/// The last line naming an error type (`TypeError: …`, `error[E0425]: …`), else the
+/// last mentioning an error, stack frames skipped.
+fn last_error(lines: &[String]) -> Option<String> {
+    let candidates: Vec<&str> = lines
+        .iter()
+        .map(|line| line.trim())
+        .filter(|line| !line.is_empty() && !is_stack_frame(line))
+        .collect();
+    let named = |line: &&&str| {
+        line.split(':').next().is_some_and(|head| {
+            let word = head.rsplit([' ', '.']).next().unwrap_or(head);
+            word.ends_with("Error") || word.ends_with("Exception") || word.starts_with("error[")
+        })
+    };
+    let mentions = |line: &&&str| {
+        let lower = line.to_ascii_lowercase();
+        lower.contains("error") || lower.starts_with("panic") || lower.contains("fatal")
+    };
+    candidates
+        .iter()
+        .rev()
+        .find(named)
+        .or_else(|| candidates.iter().rev().find(mentions))
+        .map(|line| line.to_string())
+}
+
+/// Whether a (trimmed) line is a frame of a stack trace: JavaScript's `at f (file:1:2)`,
+/// Python's `File "app.py", line 3, in <module>`, Go's `main.go:12 +0x1d`.
+fn is_stack_frame(line: &str) -> bool {
+    line.starts_with("at ")
+        || line.starts_with("File \"")
+        || line.starts_with("Traceback ")
+        || line.ends_with(|c: char| c.is_ascii_hexdigit()) && line.contains(" +0x")
 }
 
 /// Whether a relay has read the server's output to its end: a server that exits has
@@ -163,18 +227,6 @@ impl Ended {
         let guard = ended.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = changed.wait_timeout_while(guard, timeout, |ended| !*ended);
     }
-}
-
-/// The most characters of [`Tail::telling_line`].
-const TELLING_WIDTH: usize = 200;
-
-/// Whether a (trimmed) line is a frame of a stack trace: JavaScript's `at f (file:1:2)`,
-/// Python's `File "app.py", line 3, in <module>`, Go's `main.go:12 +0x1d`.
-fn is_stack_frame(line: &str) -> bool {
-    line.starts_with("at ")
-        || line.starts_with("File \"")
-        || line.starts_with("Traceback ")
-        || line.ends_with(|c: char| c.is_ascii_hexdigit()) && line.contains(" +0x")
 }
 
 /// What the relay does with each line besides copying it.
@@ -327,6 +379,29 @@ impl Stream {
 mod tests {
     use super::*;
 
+    /// An error the server logged for an earlier request, and handled, is no reason for
+    /// its end: only its last burst of output is read.
+    #[test]
+    fn the_telling_line_comes_from_the_last_burst() {
+        let tail = Tail::default();
+        let earlier = Instant::now() - FINAL_BURST * 3;
+        tail.0.lock().unwrap().extend([
+            (earlier, "Traceback (most recent call last):".to_string()),
+            (earlier, "KeyError: 'user'".to_string()),
+        ]);
+        tail.push("lost the database, config error: shutting down".to_string());
+        assert_eq!(
+            tail.telling_line().as_deref(),
+            Some("lost the database, config error: shutting down")
+        );
+        tail.clear();
+        tail.0
+            .lock()
+            .unwrap()
+            .push_back((earlier, "TypeError: old".to_string()));
+        assert_eq!(tail.telling_line(), None);
+    }
+
     #[test]
     fn the_telling_line_names_the_error() {
         let python = Tail::of(&[
@@ -364,10 +439,48 @@ mod tests {
             go.telling_line().as_deref(),
             Some("panic: runtime error: index out of range [3] with length 1")
         );
-        let plain = Tail::of(&["listening", "bye"]);
-        assert_eq!(plain.telling_line().as_deref(), Some("bye"));
+        // A line that names no error would only mislead (an access log's, say).
+        let plain = Tail::of(&["listening", "127.0.0.1 - - \"GET / HTTP/1.1\" 200 -"]);
+        assert_eq!(plain.telling_line(), None);
         assert_eq!(Tail::default().telling_line(), None);
-        let long = "x".repeat(300);
+        let chained = Tail::of(&[
+            "Traceback (most recent call last):",
+            "  File \"/app/settings.py\", line 4, in <module>",
+            "KeyError: 'SECRET_KEY'",
+            "",
+            "The above exception was the direct cause of the following exception:",
+            "",
+            "Traceback (most recent call last):",
+            "  File \"/app/settings.py\", line 6, in <module>",
+            "    raise ImproperlyConfigured(\"Set the SECRET_KEY\") from err",
+            "django.core.exceptions.ImproperlyConfigured: Set the SECRET_KEY",
+        ]);
+        assert_eq!(
+            chained.telling_line().as_deref(),
+            Some("django.core.exceptions.ImproperlyConfigured: Set the SECRET_KEY")
+        );
+        let rust = Tail::of(&[
+            "thread 'main' panicked at src/main.rs:4:5:",
+            "index out of bounds: the len is 1 but the index is 3",
+            "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+        ]);
+        assert_eq!(
+            rust.telling_line().as_deref(),
+            Some(
+                "thread 'main' panicked at src/main.rs:4:5: \
+                 index out of bounds: the len is 1 but the index is 3"
+            )
+        );
+        let cargo = Tail::of(&[
+            "error[E0425]: cannot find value `x` in this scope",
+            " --> src/main.rs:2:5",
+            "error: could not compile `app` (bin \"app\") due to 1 previous error",
+        ]);
+        assert_eq!(
+            cargo.telling_line().as_deref(),
+            Some("error[E0425]: cannot find value `x` in this scope")
+        );
+        let long = format!("Error: {}", "x".repeat(300));
         let cut = Tail::of(&[&long]).telling_line().unwrap();
         assert_eq!(cut.chars().count(), TELLING_WIDTH + 1);
     }

@@ -14,8 +14,8 @@ use crate::util::{
 /// A dev server that renders `templates/index.html` (read at start-up), serves
 /// `/static/*`, `/api.json`, `/signup` (a page titled `form` whose form posts to itself,
 /// answered by one titled `posted` after 4.5 s; each request logged to `requests.log`),
-/// a POST to `/submit` (a page headed `submitted`; a GET of it is a 404) or `/both` (the
-/// same; a GET of it is a page, a HEAD a 501), `/page.xhtml` (`templates/page.xhtml`, read at each
+/// a POST to `/submit` (a page headed `submitted`; a GET of it is a 404), `/both` (the
+/// same; a GET of it is a page, a HEAD a 501) or `/getonly` (as `/both`, a HEAD a 404), `/page.xhtml` (`templates/page.xhtml`, read at each
 /// request), answers a POST to `/late-body` with its head at once and its body 0.6 s
 /// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
 /// allows nothing but scripts with a nonce, `none.html` with one that allows nothing), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
@@ -50,8 +50,8 @@ class Handler(SimpleHTTPRequestHandler):
         elif self.path.startswith("/hang"):
             time.sleep(float(self.path.partition("?s=")[2] or 5))
             body, kind = b"late", "text/plain"
-        elif self.path == "/both":
-            body, kind = b"<!doctype html><html><head></head><body><h1>both by get</h1></body></html>", "text/html"
+        elif self.path in ("/both", "/getonly"):
+            body, kind = b"<!doctype html><html><head></head><body><h1>%s by get</h1></body></html>" % self.path[1:].encode(), "text/html"
         elif self.path == "/signup":
             open("requests.log", "a").write("GET /signup\n")
             body, kind = FORM % b"form", "text/html"
@@ -77,7 +77,7 @@ class Handler(SimpleHTTPRequestHandler):
         self.wfile.write(body)
     def do_POST(self):
         time.sleep(0.9 if self.path == "/slow" else 0.5)
-        if self.path in ("/submit", "/both"):
+        if self.path in ("/submit", "/both", "/getonly"):
             body = b"<!doctype html><html><head><title>s</title></head><body><h1>submitted</h1></body></html>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -106,6 +106,8 @@ class Handler(SimpleHTTPRequestHandler):
     def do_HEAD(self):
         if self.path == "/both":
             return self.send_error(501)
+        if self.path == "/getonly":
+            return self.send_error(404)
         super().do_HEAD()
     def do_PUT(self):
         # An answer that streams, of no known length, for 5 s.
@@ -692,7 +694,8 @@ fn a_form_sent_during_a_restart_lands_and_its_answer_reloads_by_get() {
 /// over at once: the next save reloads the page without waiting for it to leave.
 /// A page that answered a POST to a URL that takes POSTs only (a GET of it is a 404):
 /// a save takes the tab back to the form that was sent, not to "not found". One whose
-/// URL answers a GET, though not a HEAD, gets that GET.
+/// URL answers a GET, though not a HEAD (a 501, or a 404 from a server that routes on
+/// the method), gets that GET.
 #[test]
 fn a_post_only_pages_answer_goes_back_to_its_form_at_a_save() {
     let form_to = |action: &str, heading: &str| {
@@ -708,6 +711,7 @@ fn a_post_only_pages_answer_goes_back_to_its_form_at_a_save() {
     let (p, proxy, sup) = proxied("0");
     p.write("templates/form.html", &form("form v1"));
     p.write("templates/both.html", &form_to("/both", "both"));
+    p.write("templates/getonly.html", &form_to("/getonly", "getonly"));
     sup.wait_for_n("ready in ", 2);
     browser.open(&format!("http://127.0.0.1:{proxy}/strict/form.html"));
     browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
@@ -735,6 +739,20 @@ fn a_post_only_pages_answer_goes_back_to_its_form_at_a_save() {
     browser.wait_for_with(
         "location.pathname === '/both' && \
          document.querySelector('h1').textContent === 'both by get'",
+        &sup,
+    );
+    browser.open(&format!("http://127.0.0.1:{proxy}/strict/getonly.html"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    browser.eval("document.forms[0].submit(), 1");
+    browser.wait_for_with(
+        "document.querySelector('h1').textContent === 'submitted' && \
+         window.__reloadsup && window.__reloadsup.connected",
+        &sup,
+    );
+    p.write("templates/getonly.html", &form_to("/getonly", "getonly v2"));
+    browser.wait_for_with(
+        "location.pathname === '/getonly' && \
+         document.querySelector('h1').textContent === 'getonly by get'",
         &sup,
     );
 }
