@@ -173,11 +173,12 @@ fn rust_panic(lines: &[String]) -> Option<String> {
 }
 
 /// The last line naming an error type (`TypeError: …`, `error[E0425]: …`), else the
-/// last mentioning an error, stack frames skipped.
+/// last mentioning an error, stack frames skipped, and the borders Python draws around
+/// an exception group's parts (`  | TypeError: …`) taken off.
 fn last_error(lines: &[String]) -> Option<String> {
     let candidates: Vec<&str> = lines
         .iter()
-        .map(|line| line.trim())
+        .map(|line| line.trim().trim_start_matches(['|', '+', ' ']))
         .filter(|line| !line.is_empty() && !is_stack_frame(line))
         .collect();
     let named = |line: &&&str| {
@@ -440,6 +441,14 @@ mod tests {
             Some("panic: runtime error: index out of range [3] with length 1")
         );
         // A line that names no error would only mislead (an access log's, say).
+        let group = Tail::of(&[
+            "  + Exception Group Traceback (most recent call last):",
+            "  | ExceptionGroup: errors (1 sub-exception)",
+            "  +-+---------------- 1 ----------------",
+            "    | TypeError: bad host",
+            "    +------------------------------------",
+        ]);
+        assert_eq!(group.telling_line().as_deref(), Some("TypeError: bad host"));
         let plain = Tail::of(&["listening", "127.0.0.1 - - \"GET / HTTP/1.1\" 200 -"]);
         assert_eq!(plain.telling_line(), None);
         assert_eq!(Tail::default().telling_line(), None);
