@@ -30,6 +30,44 @@ pub fn tag(nonce: Option<&str>) -> String {
     }
 }
 
+/// Whether bytes a server sent without a `Content-Type` are a page to a browser: they
+/// begin (after blanks) with one of the tags the WHATWG MIME Sniffing Standard lists for
+/// HTML (`<!DOCTYPE HTML`, `<html`, `<h1`, `<p`, …, or a comment), in any case, each
+/// followed by a space or `>`. Node's `res.end('<h1>Hello</h1>')` is such a page.
+pub fn sniffs_as_html(bytes: &[u8]) -> bool {
+    const TAGS: [&[u8]; 16] = [
+        b"<!DOCTYPE HTML",
+        b"<HTML",
+        b"<HEAD",
+        b"<SCRIPT",
+        b"<IFRAME",
+        b"<H1",
+        b"<DIV",
+        b"<FONT",
+        b"<TABLE",
+        b"<A",
+        b"<STYLE",
+        b"<TITLE",
+        b"<B",
+        b"<BODY",
+        b"<BR",
+        b"<P",
+    ];
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' '))
+        .unwrap_or(bytes.len());
+    let rest = &bytes[start..];
+    if rest.starts_with(b"<!--") {
+        return true;
+    }
+    TAGS.iter().any(|tag| {
+        rest.len() > tag.len()
+            && rest[..tag.len()].eq_ignore_ascii_case(tag)
+            && matches!(rest[tag.len()], b' ' | b'>')
+    })
+}
+
 /// `tag` for a page that answered a POST (or another request that changes things): its
 /// client reloads it with a GET of its URL (`reload=get`), where `location.reload()`
 /// would send the form again (Chromium asks each time; headless, it resends silently).
@@ -102,6 +140,30 @@ pub fn escape_html(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untyped_bytes_are_a_page_when_a_browser_would_sniff_one() {
+        for page in [
+            &b"<h1>Hello</h1>"[..],
+            b"\n  <!doctype html><html>",
+            b"<HTML lang=en>",
+            b"<!-- a comment -->",
+            b"<p>text",
+        ] {
+            assert!(sniffs_as_html(page), "{}", String::from_utf8_lossy(page));
+        }
+        for other in [
+            &b"{\"html\": \"<h1>\"}"[..],
+            b"<html",
+            b"<hr>",
+            b"<pre>",
+            b"plain <h1>",
+            b"\x00\x01<h1>",
+            b"",
+        ] {
+            assert!(!sniffs_as_html(other), "{}", String::from_utf8_lossy(other));
+        }
+    }
 
     #[test]
     fn whole_pages() {

@@ -272,6 +272,9 @@ async fn answer(
         );
     }
     *response.version_mut() = Version::HTTP_11;
+    if navigation && !asked.head_only() {
+        response = inject::typed_if_page(response, &asked).await;
+    }
     if !inject::is_document(&response) {
         return quiet_event_stream(response);
     }

@@ -92,6 +92,45 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
     html && !attachment
 }
 
+/// A successful answer to a page navigation that says no `Content-Type` at all, typed
+/// `text/html` if its first bytes are a page to a browser (see
+/// [`crate::inject::sniffs_as_html`]: Node's `res.end('<h1>Hello</h1>')`), so that it
+/// gets the tag like any page; the browser reads it as HTML either way. Its first frame
+/// is read for that (waiting up to [`STALL`] for it) and passed on as it was, and any
+/// other answer is left as it is.
+pub async fn typed_if_page(response: Response<ProxyBody>, asked: &Asked) -> Response<ProxyBody> {
+    let untyped = response.status() == StatusCode::OK
+        && !response.headers().contains_key(CONTENT_TYPE)
+        && !response.headers().contains_key(CONTENT_ENCODING);
+    if !untyped {
+        return response;
+    }
+    let (mut parts, mut source) = response.into_parts();
+    // Cancelling `frame()` loses nothing: a body hands over a frame only when it is
+    // ready.
+    let first = match tokio::time::timeout(STALL, source.frame()).await {
+        Ok(Some(Ok(frame))) => frame,
+        Ok(Some(Err(err))) => {
+            return page::broken(&format!("the answer broke off: {err}"), asked);
+        }
+        Ok(None) => return Response::from_parts(parts, body::empty()),
+        Err(_) => return Response::from_parts(parts, source),
+    };
+    if first
+        .data_ref()
+        .is_some_and(|data| crate::inject::sniffs_as_html(data))
+    {
+        parts
+            .headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    }
+    let body = match first.into_data() {
+        Ok(data) => Spliced::new(data, Some(source), Bytes::new(), None),
+        Err(frame) => Spliced::new(Bytes::new(), None, Bytes::new(), frame.into_trailers().ok()),
+    };
+    Response::from_parts(parts, body.boxed_unsync())
+}
+
 /// The media type of a response (lowercase, without parameters) and whether its charset
 /// is a wide one (see [`is_wide`]).
 fn media_type(headers: &HeaderMap) -> Option<(String, bool)> {

@@ -14,7 +14,8 @@ use crate::util::{
 /// A dev server that renders `templates/index.html` (read at start-up), serves
 /// `/static/*`, `/api.json`, `/signup` (a page titled `form` whose form posts to itself,
 /// answered by one titled `posted` after 4.5 s; each request logged to `requests.log`),
-/// a POST to `/submit` (a page headed `submitted`; a GET of it is a 404), `/both` (the
+/// `/untyped` (a page without a `Content-Type`, as Node's `res.end('<h1>…')` sends
+/// one) and `/untyped.bin` (bytes without one, no page), a POST to `/submit` (a page headed `submitted`; a GET of it is a 404), `/both` (the
 /// same; a GET of it is a page, a HEAD a 501) or `/getonly` (as `/both`, a HEAD a 404), `/page.xhtml` (`templates/page.xhtml`, read at each
 /// request), answers a POST to `/late-body` with its head at once and its body 0.6 s
 /// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
@@ -50,6 +51,12 @@ class Handler(SimpleHTTPRequestHandler):
         elif self.path.startswith("/hang"):
             time.sleep(float(self.path.partition("?s=")[2] or 5))
             body, kind = b"late", "text/plain"
+        elif self.path.startswith("/untyped"):
+            body = b"<h1>untyped</h1>" if self.path == "/untyped" else b"\x00\x01<h1>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return self.wfile.write(body)
         elif self.path in ("/both", "/getonly"):
             body, kind = b"<!doctype html><html><head></head><body><h1>%s by get</h1></body></html>" % self.path[1:].encode(), "text/html"
         elif self.path == "/signup":
@@ -608,6 +615,31 @@ fn own_snippet_page(heading: &str) -> String {
         "<!doctype html><html><head><title>t</title><script src=\"/livereload.js\"></script>\
          </head><body><h1>{heading}</h1></body></html>"
     )
+}
+
+/// A page sent without a `Content-Type`, which a browser sniffs as HTML, gets the tag
+/// (as a navigation only); untyped bytes that are no page pass unchanged.
+#[test]
+fn an_untyped_page_gets_the_script_and_untyped_bytes_pass() {
+    let (_p, proxy, _sup) = proxied("0");
+    let page = http(proxy, "GET", "/untyped", DOCUMENT);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("/__reloadsup/livereload.js"),
+        "{}",
+        page.text()
+    );
+    assert!(
+        page.text().starts_with("<h1>untyped</h1>"),
+        "{}",
+        page.text()
+    );
+    assert_eq!(page.header("content-type"), Some("text/html"));
+    let fetched = http(proxy, "GET", "/untyped", &[("Sec-Fetch-Dest", "empty")]);
+    assert_eq!(fetched.body, b"<h1>untyped</h1>");
+    let bytes = http(proxy, "GET", "/untyped.bin", DOCUMENT);
+    assert_eq!(bytes.body, b"\x00\x01<h1>");
+    assert_eq!(bytes.header("content-type"), None);
 }
 
 /// A page with a hand-written `<script src="/livereload.js">` gets no tag of ours (it
