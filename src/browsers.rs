@@ -250,8 +250,11 @@ impl Browsers {
             status: status.to_string(),
             output,
         };
-        // Open pages show it on their badge, with the line of the output that says why.
-        let shown = match failure.output.telling_line() {
+        // Open pages show it on their badge, with the line of the output that says why:
+        // when the server chose its exit code, its last line may say it even without
+        // naming an error (`supervisor::describe` words such an end `exited with code`).
+        let by_itself = status.starts_with("exited with code");
+        let shown = match failure.output.telling_line(by_itself) {
             Some(line) => format!("{status}: {line}"),
             None => status.to_string(),
         };

@@ -17,8 +17,12 @@ use regex::Regex;
 
 use super::pipes::{Streams, Writer};
 
-/// How many lines the tail keeps.
+/// How many of its last lines the tail shows.
 const TAIL_LINES: usize = 40;
+
+/// How many lines the tail keeps: more than it shows, so the start of a long traceback
+/// (Django's run to a hundred lines) is there to find the line that says why.
+const KEPT_LINES: usize = 200;
 
 /// The most bytes held back waiting for a line's end.
 pub const LONGEST_LINE: usize = 64 * 1024;
@@ -84,18 +88,18 @@ impl Tail {
             line.push('…');
         }
         let mut lines = self.0.lock().expect("no panics while holding the lock");
-        if lines.len() == TAIL_LINES {
+        if lines.len() == KEPT_LINES {
             lines.pop_front();
         }
         lines.push_back((Instant::now(), line));
     }
 
-    /// The kept lines, oldest first.
+    /// The last [`TAIL_LINES`] lines, oldest first.
     pub fn lines(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .expect("no panics while holding the lock")
+        let lines = self.0.lock().expect("no panics while holding the lock");
+        lines
             .iter()
+            .skip(lines.len().saturating_sub(TAIL_LINES))
             .map(|(_, line)| line.clone())
             .collect()
     }
@@ -105,10 +109,12 @@ impl Tail {
     /// Python's last traceback (`ModuleNotFoundError: …`, `ImproperlyConfigured: …`),
     /// a Rust panic's message, else the last line naming an error type (`SyntaxError:
     /// …`, `error[E0425]: …`; Node's comes above its stack), else the last mentioning
-    /// an error (`config error: …`, `panic: …`, `fatal: …`); cut to [`TELLING_WIDTH`]
-    /// characters. `None` when none says so: a last line that names no error (an
-    /// access log's, before a SIGSEGV) would only mislead.
-    pub fn telling_line(&self) -> Option<String> {
+    /// an error (`config error: …`, `panic: …`, `fatal: …`), else, with
+    /// `last_line_too` (a server that exited with a code of its own, whose last words
+    /// are its reason: `sys.exit("…")`, `cp: cannot stat …`), its last line; cut to
+    /// [`TELLING_WIDTH`] characters. `None` when none says so: the last line before a
+    /// SIGSEGV (an access log's) would only mislead.
+    pub fn telling_line(&self, last_line_too: bool) -> Option<String> {
         let now = Instant::now();
         let lines: Vec<String> = self
             .0
@@ -120,7 +126,8 @@ impl Tail {
             .collect();
         let line = python_exception(&lines)
             .or_else(|| rust_panic(&lines))
-            .or_else(|| last_error(&lines))?;
+            .or_else(|| last_error(&lines))
+            .or_else(|| last_line_too.then(|| last_words(&lines)).flatten())?;
         Some(match line.char_indices().nth(TELLING_WIDTH) {
             Some((cut, _)) => format!("{}…", &line[..cut]),
             None => line,
@@ -157,12 +164,14 @@ fn python_exception(lines: &[String]) -> Option<String> {
         .map(|line| line.trim_end().to_string())
 }
 
-/// A Rust panic, `thread 'main' panicked at src/main.rs:4:5:` with its message on the
-/// next line (as Rust prints it since 1.73), or on the same line (before).
+/// A Rust panic, `thread 'main' panicked at src/main.rs:4:5:` (newer Rust puts the
+/// thread's id after its name: `thread 'main' (2121) panicked at …`) with its message
+/// on the next line (as Rust prints it since 1.73), or on the same line.
 fn rust_panic(lines: &[String]) -> Option<String> {
-    let at = lines
-        .iter()
-        .rposition(|line| line.contains("' panicked at "))?;
+    let at = lines.iter().rposition(|line| {
+        let line = line.trim_start();
+        line.starts_with("thread '") && line.contains(" panicked at ")
+    })?;
     let head = lines[at].trim();
     match lines.get(at + 1) {
         Some(message) if head.ends_with(':') && !message.trim().is_empty() => {
@@ -197,6 +206,19 @@ fn last_error(lines: &[String]) -> Option<String> {
         .find(named)
         .or_else(|| candidates.iter().rev().find(mentions))
         .map(|line| line.to_string())
+}
+
+/// The last line that is not a runtime's own closing words (Node's `Node.js v20.1.0`
+/// and its `(Use \`node --trace-…\`` hint).
+fn last_words(lines: &[String]) -> Option<String> {
+    lines
+        .iter()
+        .map(|line| line.trim())
+        .rev()
+        .find(|line| {
+            !line.is_empty() && !line.starts_with("Node.js v") && !line.starts_with("(Use `node")
+        })
+        .map(str::to_string)
 }
 
 /// Whether a (trimmed) line is a frame of a stack trace: JavaScript's `at f (file:1:2)`,
@@ -392,7 +414,7 @@ mod tests {
         ]);
         tail.push("lost the database, config error: shutting down".to_string());
         assert_eq!(
-            tail.telling_line().as_deref(),
+            tail.telling_line(false).as_deref(),
             Some("lost the database, config error: shutting down")
         );
         tail.clear();
@@ -400,7 +422,7 @@ mod tests {
             .lock()
             .unwrap()
             .push_back((earlier, "TypeError: old".to_string()));
-        assert_eq!(tail.telling_line(), None);
+        assert_eq!(tail.telling_line(false), None);
     }
 
     #[test]
@@ -413,7 +435,7 @@ mod tests {
             "",
         ]);
         assert_eq!(
-            python.telling_line().as_deref(),
+            python.telling_line(false).as_deref(),
             Some("ModuleNotFoundError: No module named 'flsk'")
         );
         let node = Tail::of(&[
@@ -426,7 +448,7 @@ mod tests {
             "Node.js v20.19.2",
         ]);
         assert_eq!(
-            node.telling_line().as_deref(),
+            node.telling_line(false).as_deref(),
             Some("SyntaxError: missing ) after argument list")
         );
         let go = Tail::of(&[
@@ -437,7 +459,7 @@ mod tests {
             "exit status 2",
         ]);
         assert_eq!(
-            go.telling_line().as_deref(),
+            go.telling_line(false).as_deref(),
             Some("panic: runtime error: index out of range [3] with length 1")
         );
         // A line that names no error would only mislead (an access log's, say).
@@ -448,10 +470,13 @@ mod tests {
             "    | TypeError: bad host",
             "    +------------------------------------",
         ]);
-        assert_eq!(group.telling_line().as_deref(), Some("TypeError: bad host"));
+        assert_eq!(
+            group.telling_line(false).as_deref(),
+            Some("TypeError: bad host")
+        );
         let plain = Tail::of(&["listening", "127.0.0.1 - - \"GET / HTTP/1.1\" 200 -"]);
-        assert_eq!(plain.telling_line(), None);
-        assert_eq!(Tail::default().telling_line(), None);
+        assert_eq!(plain.telling_line(false), None);
+        assert_eq!(Tail::default().telling_line(false), None);
         let chained = Tail::of(&[
             "Traceback (most recent call last):",
             "  File \"/app/settings.py\", line 4, in <module>",
@@ -465,7 +490,7 @@ mod tests {
             "django.core.exceptions.ImproperlyConfigured: Set the SECRET_KEY",
         ]);
         assert_eq!(
-            chained.telling_line().as_deref(),
+            chained.telling_line(false).as_deref(),
             Some("django.core.exceptions.ImproperlyConfigured: Set the SECRET_KEY")
         );
         let rust = Tail::of(&[
@@ -474,23 +499,60 @@ mod tests {
             "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
         ]);
         assert_eq!(
-            rust.telling_line().as_deref(),
+            rust.telling_line(false).as_deref(),
             Some(
                 "thread 'main' panicked at src/main.rs:4:5: \
                  index out of bounds: the len is 1 but the index is 3"
             )
         );
+        let newer_rust = Tail::of(&[
+            "thread 'main' (2121) panicked at src/main.rs:3:5:",
+            "DATABASE_URL must be set",
+        ]);
+        assert_eq!(
+            newer_rust.telling_line(false).as_deref(),
+            Some("thread 'main' (2121) panicked at src/main.rs:3:5: DATABASE_URL must be set")
+        );
+        // A server that chose its exit code: its last words, without Node's own.
+        let node_throw = Tail::of(&[
+            "throw \"config missing\";",
+            "^",
+            "config missing",
+            "(Use `node --trace-uncaught ...` to show where the exception was thrown)",
+            "",
+            "Node.js v20.19.2",
+        ]);
+        assert_eq!(
+            node_throw.telling_line(true).as_deref(),
+            Some("config missing")
+        );
+        assert_eq!(node_throw.telling_line(false), None);
+        // A traceback longer than the lines shown is still read from its start.
+        let mut long = vec!["Traceback (most recent call last):".to_string()];
+        for depth in 0..60 {
+            long.push(format!(
+                "  File \"/app/settings.py\", line {depth}, in level"
+            ));
+            long.push("    level()".to_string());
+        }
+        long.push("django.core.exceptions.ImproperlyConfigured: SECRET_KEY must be set".into());
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        assert_eq!(
+            Tail::of(&long).telling_line(false).as_deref(),
+            Some("django.core.exceptions.ImproperlyConfigured: SECRET_KEY must be set")
+        );
+        assert_eq!(Tail::of(&long).lines().len(), TAIL_LINES);
         let cargo = Tail::of(&[
             "error[E0425]: cannot find value `x` in this scope",
             " --> src/main.rs:2:5",
             "error: could not compile `app` (bin \"app\") due to 1 previous error",
         ]);
         assert_eq!(
-            cargo.telling_line().as_deref(),
+            cargo.telling_line(false).as_deref(),
             Some("error[E0425]: cannot find value `x` in this scope")
         );
         let long = format!("Error: {}", "x".repeat(300));
-        let cut = Tail::of(&[&long]).telling_line().unwrap();
+        let cut = Tail::of(&[&long]).telling_line(false).unwrap();
         assert_eq!(cut.chars().count(), TELLING_WIDTH + 1);
     }
 
