@@ -33,8 +33,9 @@ pub fn tag(nonce: Option<&str>) -> String {
 /// Whether bytes a server sent without a `Content-Type` are a page to a browser: they
 /// begin (after blanks) with one of the tags the WHATWG MIME Sniffing Standard lists for
 /// HTML (`<!DOCTYPE HTML`, `<html`, `<h1`, `<p`, …, or a comment), in any case, each
-/// followed by a space or `>`. Node's `res.end('<h1>Hello</h1>')` is such a page.
-pub fn sniffs_as_html(bytes: &[u8]) -> bool {
+/// followed by a blank or `>`. Node's `res.end('<h1>Hello</h1>')` is such a page.
+/// `None` while the bytes so far could still begin either way (blanks, `<h`).
+pub fn sniffs_as_html(bytes: &[u8]) -> Option<bool> {
     const TAGS: [&[u8]; 16] = [
         b"<!DOCTYPE HTML",
         b"<HTML",
@@ -53,19 +54,29 @@ pub fn sniffs_as_html(bytes: &[u8]) -> bool {
         b"<BR",
         b"<P",
     ];
-    let start = bytes
-        .iter()
-        .position(|b| !matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' '))
-        .unwrap_or(bytes.len());
+    let blank = |b: &u8| matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ');
+    let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
     let rest = &bytes[start..];
-    if rest.starts_with(b"<!--") {
-        return true;
+    // Whether `rest` is all of `pattern` so far, in any case.
+    let begins = |pattern: &[u8]| {
+        let n = rest.len().min(pattern.len());
+        rest[..n].eq_ignore_ascii_case(&pattern[..n])
+    };
+    if rest.len() >= 4 && begins(b"<!--") {
+        return Some(true);
     }
-    TAGS.iter().any(|tag| {
-        rest.len() > tag.len()
-            && rest[..tag.len()].eq_ignore_ascii_case(tag)
-            && matches!(rest[tag.len()], b' ' | b'>')
-    })
+    let mut undecided = rest.len() < 4 && begins(b"<!--");
+    for tag in TAGS {
+        if !begins(tag) {
+            continue;
+        }
+        match rest.get(tag.len()) {
+            Some(next) if blank(next) || *next == b'>' => return Some(true),
+            Some(_) => {}
+            None => undecided = true,
+        }
+    }
+    if undecided { None } else { Some(false) }
 }
 
 /// `tag` for a page that answered a POST (or another request that changes things): its
@@ -149,19 +160,37 @@ mod tests {
             b"<HTML lang=en>",
             b"<!-- a comment -->",
             b"<p>text",
+            b"<h1\tclass=x>",
         ] {
-            assert!(sniffs_as_html(page), "{}", String::from_utf8_lossy(page));
+            assert_eq!(
+                sniffs_as_html(page),
+                Some(true),
+                "{}",
+                String::from_utf8_lossy(page)
+            );
         }
         for other in [
             &b"{\"html\": \"<h1>\"}"[..],
-            b"<html",
             b"<hr>",
             b"<pre>",
             b"plain <h1>",
             b"\x00\x01<h1>",
-            b"",
         ] {
-            assert!(!sniffs_as_html(other), "{}", String::from_utf8_lossy(other));
+            assert_eq!(
+                sniffs_as_html(other),
+                Some(false),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        // Too few bytes to tell yet: the next may decide.
+        for early in [&b""[..], b"  ", b"<", b"<h", b"<!DOCTYPE", b"<html", b"<!-"] {
+            assert_eq!(
+                sniffs_as_html(early),
+                None,
+                "{}",
+                String::from_utf8_lossy(early)
+            );
         }
     }
 

@@ -32,7 +32,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Bytes, Frame};
 use hyper::header::{
     ACCEPT_RANGES, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
-    HeaderMap, HeaderValue,
+    HeaderMap, HeaderValue, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::{Response, StatusCode};
 use tokio::time::{Instant, timeout_at};
@@ -95,39 +95,59 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
 /// A successful answer to a page navigation that says no `Content-Type` at all, typed
 /// `text/html` if its first bytes are a page to a browser (see
 /// [`crate::inject::sniffs_as_html`]: Node's `res.end('<h1>Hello</h1>')`), so that it
-/// gets the tag like any page; the browser reads it as HTML either way. Its first frame
-/// is read for that (waiting up to [`STALL`] for it) and passed on as it was, and any
-/// other answer is left as it is.
+/// gets the tag like any page; the browser reads it as HTML either way. Its first
+/// bytes are read for that, as many as it takes to tell (waiting at most
+/// [`HOLD_LIMIT`] in all), and passed on as they were. An answer that forbids sniffing
+/// (`X-Content-Type-Options: nosniff`, shown as text then) and any other answer are
+/// left as they are.
 pub async fn typed_if_page(response: Response<ProxyBody>, asked: &Asked) -> Response<ProxyBody> {
+    let headers = response.headers();
     let untyped = response.status() == StatusCode::OK
-        && !response.headers().contains_key(CONTENT_TYPE)
-        && !response.headers().contains_key(CONTENT_ENCODING);
+        && !headers.contains_key(CONTENT_TYPE)
+        && !headers.contains_key(CONTENT_ENCODING)
+        && !headers
+            .get(X_CONTENT_TYPE_OPTIONS)
+            .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"nosniff"));
     if !untyped {
         return response;
     }
     let (mut parts, mut source) = response.into_parts();
-    // Cancelling `frame()` loses nothing: a body hands over a frame only when it is
-    // ready.
-    let first = match tokio::time::timeout(STALL, source.frame()).await {
-        Ok(Some(Ok(frame))) => frame,
-        Ok(Some(Err(err))) => {
-            return page::broken(&format!("the answer broke off: {err}"), asked);
+    let deadline = Instant::now() + HOLD_LIMIT;
+    let mut first = Vec::new();
+    let mut ended = false;
+    let mut trailers = None;
+    let html = loop {
+        if let Some(html) = crate::inject::sniffs_as_html(&first) {
+            break html;
         }
-        Ok(None) => return Response::from_parts(parts, body::empty()),
-        Err(_) => return Response::from_parts(parts, source),
+        // Cancelling `frame()` loses nothing: a body hands over a frame only when it
+        // is ready.
+        match timeout_at(deadline, source.frame()).await {
+            Ok(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => first.extend_from_slice(&data),
+                Err(frame) => {
+                    trailers = frame.into_trailers().ok();
+                    ended = true;
+                    break false;
+                }
+            },
+            Ok(Some(Err(err))) => {
+                return page::broken(&format!("the answer broke off: {err}"), asked);
+            }
+            Ok(None) => {
+                ended = true;
+                break false;
+            }
+            Err(_) => break false,
+        }
     };
-    if first
-        .data_ref()
-        .is_some_and(|data| crate::inject::sniffs_as_html(data))
-    {
+    if html {
         parts
             .headers
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
     }
-    let body = match first.into_data() {
-        Ok(data) => Spliced::new(data, Some(source), Bytes::new(), None),
-        Err(frame) => Spliced::new(Bytes::new(), None, Bytes::new(), frame.into_trailers().ok()),
-    };
+    let rest = (!ended).then_some(source);
+    let body = Spliced::new(Bytes::from(first), rest, Bytes::new(), trailers);
     Response::from_parts(parts, body.boxed_unsync())
 }
 

@@ -15,7 +15,9 @@ use crate::util::{
 /// `/static/*`, `/api.json`, `/signup` (a page titled `form` whose form posts to itself,
 /// answered by one titled `posted` after 4.5 s; each request logged to `requests.log`),
 /// `/untyped` (a page without a `Content-Type`, as Node's `res.end('<h1>…')` sends
-/// one) and `/untyped.bin` (bytes without one, no page), a POST to `/submit` (a page headed `submitted`; a GET of it is a 404), `/both` (the
+/// one; `/untyped-late` sends a blank first and the page 0.2 s later,
+/// `/untyped-nosniff` says `X-Content-Type-Options: nosniff`) and `/untyped.bin`
+/// (bytes without one, no page), a POST to `/submit` (a page headed `submitted`; a GET of it is a 404), `/both` (the
 /// same; a GET of it is a page, a HEAD a 501) or `/getonly` (as `/both`, a HEAD a 404), `/page.xhtml` (`templates/page.xhtml`, read at each
 /// request), answers a POST to `/late-body` with its head at once and its body 0.6 s
 /// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
@@ -51,9 +53,20 @@ class Handler(SimpleHTTPRequestHandler):
         elif self.path.startswith("/hang"):
             time.sleep(float(self.path.partition("?s=")[2] or 5))
             body, kind = b"late", "text/plain"
-        elif self.path.startswith("/untyped"):
-            body = b"<h1>untyped</h1>" if self.path == "/untyped" else b"\x00\x01<h1>"
+        elif self.path == "/untyped-late":
+            # Its first bytes tell nothing yet: a blank, then the page, late.
             self.send_response(200)
+            self.send_header("Content-Length", "17")
+            self.end_headers()
+            self.wfile.write(b" ")
+            self.wfile.flush()
+            time.sleep(0.2)
+            return self.wfile.write(b"<h1>untyped</h1>")
+        elif self.path.startswith("/untyped"):
+            body = b"\x00\x01<h1>" if self.path == "/untyped.bin" else b"<h1>untyped</h1>"
+            self.send_response(200)
+            if self.path == "/untyped-nosniff":
+                self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             return self.wfile.write(body)
@@ -640,6 +653,21 @@ fn an_untyped_page_gets_the_script_and_untyped_bytes_pass() {
     let bytes = http(proxy, "GET", "/untyped.bin", DOCUMENT);
     assert_eq!(bytes.body, b"\x00\x01<h1>");
     assert_eq!(bytes.header("content-type"), None);
+    let late = http(proxy, "GET", "/untyped-late", DOCUMENT);
+    assert!(
+        late.text().starts_with(" <h1>untyped</h1>"),
+        "{}",
+        late.text()
+    );
+    assert!(
+        late.text().contains("/__reloadsup/livereload.js"),
+        "{}",
+        late.text()
+    );
+    // Shown as text by the browser: left so.
+    let nosniff = http(proxy, "GET", "/untyped-nosniff", DOCUMENT);
+    assert_eq!(nosniff.body, b"<h1>untyped</h1>");
+    assert_eq!(nosniff.header("content-type"), None);
 }
 
 /// A page with a hand-written `<script src="/livereload.js">` gets no tag of ours (it
