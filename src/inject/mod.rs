@@ -34,7 +34,9 @@ pub fn tag(nonce: Option<&str>) -> String {
 /// begin (after blanks) with one of the tags the WHATWG MIME Sniffing Standard lists for
 /// HTML (`<!DOCTYPE HTML`, `<html`, `<h1`, `<p`, …, or a comment), in any case, each
 /// followed by a blank or `>`. Node's `res.end('<h1>Hello</h1>')` is such a page.
-/// `None` while the bytes so far could still begin either way (blanks, `<h`).
+/// `None` while the bytes so far could still begin either way (blanks, `<h`); only the
+/// first [`SNIFF_LEN`] bytes count, as for browsers (a page after 2,000 blanks is text
+/// to them).
 pub fn sniffs_as_html(bytes: &[u8]) -> Option<bool> {
     const TAGS: [&[u8]; 16] = [
         b"<!DOCTYPE HTML",
@@ -55,6 +57,8 @@ pub fn sniffs_as_html(bytes: &[u8]) -> Option<bool> {
         b"<P",
     ];
     let blank = |b: &u8| matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ');
+    let whole = bytes.len() >= SNIFF_LEN;
+    let bytes = &bytes[..bytes.len().min(SNIFF_LEN)];
     let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
     let rest = &bytes[start..];
     // Whether `rest` is all of `pattern` so far, in any case.
@@ -76,8 +80,16 @@ pub fn sniffs_as_html(bytes: &[u8]) -> Option<bool> {
             None => undecided = true,
         }
     }
-    if undecided { None } else { Some(false) }
+    if undecided && !whole {
+        None
+    } else {
+        Some(false)
+    }
 }
+
+/// How many first bytes of an untyped answer a browser sniffs (the MIME Sniffing
+/// Standard's resource header).
+pub const SNIFF_LEN: usize = 1445;
 
 /// `tag` for a page that answered a POST (or another request that changes things): its
 /// client reloads it with a GET of its URL (`reload=get`), where `location.reload()`
@@ -192,6 +204,13 @@ mod tests {
                 String::from_utf8_lossy(early)
             );
         }
+        // Past the bytes a browser looks at, a tag no longer counts.
+        let late = [" ".repeat(SNIFF_LEN).as_bytes(), b"<h1>late</h1>"].concat();
+        assert_eq!(sniffs_as_html(&late), Some(false));
+        assert_eq!(
+            sniffs_as_html(" ".repeat(SNIFF_LEN).as_bytes()),
+            Some(false)
+        );
     }
 
     #[test]

@@ -175,10 +175,19 @@ pub async fn forward(
         );
     }
     if let Some(for_hub) = for_hub {
-        if answered
-            .as_ref()
-            .map_or(true, |r| r.status() == StatusCode::NOT_FOUND)
-        {
+        // Nothing of the server's there: no server, no such file, no socket (the `ws`
+        // library answers any upgrade it does not handle with 400).
+        let none_there = match &answered {
+            Err(_) => true,
+            Ok(r) if is_upgrade => r.status() != StatusCode::SWITCHING_PROTOCOLS,
+            Ok(r) => matches!(
+                r.status(),
+                StatusCode::NOT_FOUND
+                    | StatusCode::METHOD_NOT_ALLOWED
+                    | StatusCode::NOT_IMPLEMENTED
+            ),
+        };
+        if none_there {
             return server::from_hub(context, for_hub, host);
         }
     }
@@ -198,7 +207,8 @@ pub async fn forward(
 /// `/livereload.js`, or the socket `/livereload`), a copy the hub can answer, its
 /// `browser_side` included. Such a request goes to the dev server first: one with a
 /// client of its own (Hugo, mkdocs, python-livereload) keeps it. Where the server has
-/// nothing there (a 404, or no server to ask), the hub answers: a page with a
+/// nothing there (no server to ask; the script a 404, 405 or 501; the socket anything
+/// but a switch of protocols), the hub answers: a page with a
 /// hand-written `<script src="/livereload.js">` gets no tag of ours, having a client,
 /// and the server's 404 left it with none, so it never reloaded.
 fn own_endpoint(

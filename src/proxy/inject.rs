@@ -52,14 +52,7 @@ const HOLD_LIMIT: Duration = Duration::from_millis(500);
 
 /// Whether a response is a document the tag may go into (whatever the request was).
 pub fn is_document<B>(response: &Response<B>) -> bool {
-    let status = response.status();
-    let shown = (status.is_success()
-        && status != StatusCode::NO_CONTENT
-        && status != StatusCode::RESET_CONTENT
-        && status != StatusCode::PARTIAL_CONTENT)
-        || status.is_client_error()
-        || status.is_server_error();
-    if !shown {
+    if !shown(response.status()) {
         return false;
     }
     let headers = response.headers();
@@ -92,7 +85,8 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
     html && !attachment
 }
 
-/// A successful answer to a page navigation that says no `Content-Type` at all, typed
+/// An answer to a page navigation, shown as a page (see [`shown`]: error pages too), that
+/// says no `Content-Type` at all, typed
 /// `text/html` if its first bytes are a page to a browser (see
 /// [`crate::inject::sniffs_as_html`]: Node's `res.end('<h1>Hello</h1>')`), so that it
 /// gets the tag like any page; the browser reads it as HTML either way. Its first
@@ -102,7 +96,7 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
 /// left as they are.
 pub async fn typed_if_page(response: Response<ProxyBody>, asked: &Asked) -> Response<ProxyBody> {
     let headers = response.headers();
-    let untyped = response.status() == StatusCode::OK
+    let untyped = shown(response.status())
         && !headers.contains_key(CONTENT_TYPE)
         && !headers.contains_key(CONTENT_ENCODING)
         && !headers
@@ -149,6 +143,17 @@ pub async fn typed_if_page(response: Response<ProxyBody>, asked: &Asked) -> Resp
     let rest = (!ended).then_some(source);
     let body = Spliced::new(Bytes::from(first), rest, Bytes::new(), trailers);
     Response::from_parts(parts, body.boxed_unsync())
+}
+
+/// Whether a browser shows the body of an answer with `status` as a page: 2xx but
+/// 204, 205 and 206, and error pages (4xx, 5xx).
+fn shown(status: StatusCode) -> bool {
+    (status.is_success()
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::RESET_CONTENT
+        && status != StatusCode::PARTIAL_CONTENT)
+        || status.is_client_error()
+        || status.is_server_error()
 }
 
 /// The media type of a response (lowercase, without parameters) and whether its charset

@@ -16,13 +16,15 @@ use crate::util::{
 /// answered by one titled `posted` after 4.5 s; each request logged to `requests.log`),
 /// `/untyped` (a page without a `Content-Type`, as Node's `res.end('<h1>…')` sends
 /// one; `/untyped-late` sends a blank first and the page 0.2 s later,
-/// `/untyped-nosniff` says `X-Content-Type-Options: nosniff`) and `/untyped.bin`
+/// `/untyped-nosniff` says `X-Content-Type-Options: nosniff`, `/untyped-404` is a 404,
+/// `/untyped-far` has 2,000 blanks before its tag) and `/untyped.bin`
 /// (bytes without one, no page), a POST to `/submit` (a page headed `submitted`; a GET of it is a 404), `/both` (the
 /// same; a GET of it is a page, a HEAD a 501) or `/getonly` (as `/both`, a HEAD a 404), `/page.xhtml` (`templates/page.xhtml`, read at each
 /// request), answers a POST to `/late-body` with its head at once and its body 0.6 s
 /// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
 /// allows nothing but scripts with a nonce, `none.html` with one that allows nothing), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
-/// though not asked to), says so and waits `DELAY` seconds before it binds, takes
+/// though not asked to), answers any upgrade with 400 (as Node's `ws` does for paths it
+/// does not handle), says so and waits `DELAY` seconds before it binds, takes
 /// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
 /// `BROKEN`, after printing a log (coloured, a line redrawn after a carriage return) to
 /// stdout without flushing it, and then an error to stderr.
@@ -44,6 +46,9 @@ FORM = b"<!doctype html><html><head><title>%s</title></head><body>" \
     b"<form method=post action=/signup><input name=q value=x></form></body></html>"
 class Handler(SimpleHTTPRequestHandler):
     def do_GET(self):
+        if self.headers.get("Upgrade"):
+            # As the `ws` library answers an upgrade it does not handle.
+            return self.send_error(400)
         if self.path == "/":
             body, kind = PAGE, "text/html; charset=utf-8"
         elif self.path == "/page.xhtml":
@@ -64,7 +69,9 @@ class Handler(SimpleHTTPRequestHandler):
             return self.wfile.write(b"<h1>untyped</h1>")
         elif self.path.startswith("/untyped"):
             body = b"\x00\x01<h1>" if self.path == "/untyped.bin" else b"<h1>untyped</h1>"
-            self.send_response(200)
+            if self.path == "/untyped-far":
+                body = b" " * 2000 + b"<h1>untyped</h1>"
+            self.send_response(404 if self.path == "/untyped-404" else 200)
             if self.path == "/untyped-nosniff":
                 self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Content-Length", str(len(body)))
@@ -668,6 +675,17 @@ fn an_untyped_page_gets_the_script_and_untyped_bytes_pass() {
     let nosniff = http(proxy, "GET", "/untyped-nosniff", DOCUMENT);
     assert_eq!(nosniff.body, b"<h1>untyped</h1>");
     assert_eq!(nosniff.header("content-type"), None);
+    let far = http(proxy, "GET", "/untyped-far", DOCUMENT);
+    assert_eq!(far.header("content-type"), None);
+    assert!(!far.text().contains("/__reloadsup/"));
+    // An error page is a page too.
+    let missing = http(proxy, "GET", "/untyped-404", DOCUMENT);
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing.text().contains("/__reloadsup/livereload.js"),
+        "{}",
+        missing.text()
+    );
 }
 
 /// A page with a hand-written `<script src="/livereload.js">` gets no tag of ours (it
