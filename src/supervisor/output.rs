@@ -198,7 +198,13 @@ fn last_error(lines: &[String]) -> Option<String> {
     };
     let mentions = |line: &&&str| {
         let lower = line.to_ascii_lowercase();
-        lower.contains("error") || lower.starts_with("panic") || lower.contains("fatal")
+        let says = lower.contains("error") || lower.starts_with("panic") || lower.contains("fatal");
+        // A count of none (`Found 0 errors. Watching…`, `no errors`) and npm's pointer
+        // to its own log say nothing of why.
+        let idle = [" 0 error", "no error", "complete log of this run"]
+            .iter()
+            .any(|phrase| lower.contains(phrase));
+        says && !idle
     };
     candidates
         .iter()
@@ -477,6 +483,15 @@ mod tests {
         let plain = Tail::of(&["listening", "127.0.0.1 - - \"GET / HTTP/1.1\" 200 -"]);
         assert_eq!(plain.telling_line(false), None);
         assert_eq!(Tail::default().telling_line(false), None);
+        let quiet = Tail::of(&[
+            "npm error Missing script: \"dev\"",
+            "npm error A complete log of this run can be found in: /root/.npm/_logs/x.log",
+            "Found 0 errors. Watching for file changes.",
+        ]);
+        assert_eq!(
+            quiet.telling_line(false).as_deref(),
+            Some("npm error Missing script: \"dev\"")
+        );
         let chained = Tail::of(&[
             "Traceback (most recent call last):",
             "  File \"/app/settings.py\", line 4, in <module>",
