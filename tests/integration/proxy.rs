@@ -782,57 +782,41 @@ fn a_post_only_pages_answer_goes_back_to_its_form_at_a_save() {
              <form method=post action={action}><input name=q value=x></form></body></html>"
         )
     };
-    let form = |heading: &str| form_to("/submit", heading);
     let Some(mut browser) = Browser::launch() else {
         return;
     };
     let (p, proxy, sup) = proxied("0");
-    p.write("templates/form.html", &form("form v1"));
-    p.write("templates/both.html", &form_to("/both", "both"));
-    p.write("templates/getonly.html", &form_to("/getonly", "getonly"));
+    // (page, where its form posts, where a save takes the tab, the heading shown there)
+    let cases = [
+        ("form", "/submit", "/strict/form.html", "form v2"),
+        ("both", "/both", "/both", "both by get"),
+        ("getonly", "/getonly", "/getonly", "getonly by get"),
+    ];
+    for (page, action, _, _) in cases {
+        p.write(&format!("templates/{page}.html"), &form_to(action, page));
+    }
     sup.wait_for_n("ready in ", 2);
-    browser.open(&format!("http://127.0.0.1:{proxy}/strict/form.html"));
-    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
-    browser.eval("document.forms[0].submit(), 1");
-    browser.wait_for_with(
-        "document.querySelector('h1').textContent === 'submitted' && \
-         window.__reloadsup && window.__reloadsup.connected",
-        &sup,
-    );
-    p.write("templates/form.html", &form("form v2"));
-    browser.wait_for_with(
-        "location.pathname === '/strict/form.html' && \
-         document.querySelector('h1').textContent === 'form v2'",
-        &sup,
-    );
-    browser.open(&format!("http://127.0.0.1:{proxy}/strict/both.html"));
-    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
-    browser.eval("document.forms[0].submit(), 1");
-    browser.wait_for_with(
-        "document.querySelector('h1').textContent === 'submitted' && \
-         window.__reloadsup && window.__reloadsup.connected",
-        &sup,
-    );
-    p.write("templates/both.html", &form_to("/both", "both v2"));
-    browser.wait_for_with(
-        "location.pathname === '/both' && \
-         document.querySelector('h1').textContent === 'both by get'",
-        &sup,
-    );
-    browser.open(&format!("http://127.0.0.1:{proxy}/strict/getonly.html"));
-    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
-    browser.eval("document.forms[0].submit(), 1");
-    browser.wait_for_with(
-        "document.querySelector('h1').textContent === 'submitted' && \
-         window.__reloadsup && window.__reloadsup.connected",
-        &sup,
-    );
-    p.write("templates/getonly.html", &form_to("/getonly", "getonly v2"));
-    browser.wait_for_with(
-        "location.pathname === '/getonly' && \
-         document.querySelector('h1').textContent === 'getonly by get'",
-        &sup,
-    );
+    for (page, action, lands_on, heading) in cases {
+        browser.open(&format!("http://127.0.0.1:{proxy}/strict/{page}.html"));
+        browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+        browser.eval("document.forms[0].submit(), 1");
+        browser.wait_for_with(
+            "document.querySelector('h1').textContent === 'submitted' && \
+             window.__reloadsup && window.__reloadsup.connected",
+            &sup,
+        );
+        p.write(
+            &format!("templates/{page}.html"),
+            &form_to(action, &format!("{page} v2")),
+        );
+        browser.wait_for_with(
+            &format!(
+                "location.pathname === '{lands_on}' && \
+                 document.querySelector('h1').textContent === '{heading}'"
+            ),
+            &sup,
+        );
+    }
 }
 
 #[test]
