@@ -180,21 +180,22 @@ pub struct Readiness {
 }
 
 /// What a probe reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
     /// The server is ready.
     Ready,
     /// The server has listened on other ports only for [`ELSEWHERE_FOR`]: said at once
-    /// (a mistyped port) while the probe waits on.
-    Elsewhere,
+    /// (a mistyped port) while the probe waits on. The text says where, as
+    /// [`listening_elsewhere`] words it.
+    Elsewhere(String),
     /// The timeout passed. The probe goes on, and reports `Ready` if the server
     /// becomes ready after all.
     TimedOut,
 }
 
-/// Whether a server listens on other ports only, not the one its check connects to
-/// (see [`listening_elsewhere`]), read by the probe.
-pub type ListensElsewhere = Box<dyn FnMut() -> bool + Send>;
+/// Where a server listens, when on other ports only and not the one its check connects
+/// to (see [`listening_elsewhere`]), read by the probe.
+pub type ListensElsewhere = Box<dyn FnMut() -> Option<String> + Send>;
 
 /// Tells when a server has listened elsewhere (other ports only) for
 /// [`ELSEWHERE_FOR`], reading its ports every [`ELSEWHERE_POLL`].
@@ -207,17 +208,17 @@ struct Misplaced {
 }
 
 impl Misplaced {
-    /// Whether, at `now`, the server has listened elsewhere long enough.
-    fn settled(&mut self, now: Instant) -> bool {
+    /// Where the server listens if, at `now`, it has listened elsewhere long enough.
+    fn settled(&mut self, now: Instant) -> Option<String> {
         if now < self.next {
-            return false;
+            return None;
         }
         self.next = now + ELSEWHERE_POLL;
-        if !(self.listens_elsewhere)() {
+        let Some(elsewhere) = (self.listens_elsewhere)() else {
             self.since = None;
-            return false;
-        }
-        now - *self.since.get_or_insert(now) >= ELSEWHERE_FOR
+            return None;
+        };
+        (now - *self.since.get_or_insert(now) >= ELSEWHERE_FOR).then_some(elsewhere)
     }
 }
 
@@ -251,13 +252,12 @@ pub fn spawn_probe(
         });
         let mut told = false;
         let waited = check.wait(since, timeout, || {
-            if !told
-                && misplaced
-                    .as_mut()
-                    .is_some_and(|m| m.settled(Instant::now()))
-            {
-                told = true;
-                send(Found::Elsewhere);
+            if !told {
+                if let Some(elsewhere) = misplaced.as_mut().and_then(|m| m.settled(Instant::now()))
+                {
+                    told = true;
+                    send(Found::Elsewhere(elsewhere));
+                }
             }
             replaced()
         });

@@ -142,9 +142,8 @@ impl App {
         let generation = self.generation.load(Ordering::Acquire);
         let (ready, upstream) = (spec.ready.clone(), upstream.map(str::to_string));
         let pid = spawned.pid;
-        let listens_elsewhere: ready::ListensElsewhere = Box::new(move || {
-            ready::listening_elsewhere(ready.as_ref(), upstream.as_deref(), pid).is_some()
-        });
+        let listens_elsewhere: ready::ListensElsewhere =
+            Box::new(move || ready::listening_elsewhere(ready.as_ref(), upstream.as_deref(), pid));
         ready::spawn_probe(
             check,
             generation,
@@ -170,7 +169,7 @@ impl App {
         }
         match readiness.found {
             Found::Ready => {}
-            Found::Elsewhere => return self.on_elsewhere(),
+            Found::Elsewhere(elsewhere) => return self.on_elsewhere(&elsewhere),
             Found::TimedOut => return self.on_not_ready(),
         }
         let Some(starting) = self.starting.take() else {
@@ -206,24 +205,17 @@ impl App {
         }
     }
 
-    /// The server has listened on other ports only for a while: said at once, as the
-    /// likely reason it is not ready (requests wait on until `ready_timeout`).
-    fn on_elsewhere(&self) {
+    /// The server has listened on other ports only for a while (`elsewhere` says
+    /// where): said at once, as the likely reason it is not ready (requests wait on
+    /// until `ready_timeout`).
+    fn on_elsewhere(&self, elsewhere: &str) {
         let Some(supervisor) = &self.supervisor else {
-            return;
-        };
-        let spec = supervisor.spec();
-        let upstream = self.config.proxy.as_ref().map(|p| p.upstream.as_str());
-        let Some(elsewhere) = supervisor
-            .running()
-            .and_then(|pgid| ready::listening_elsewhere(spec.ready.as_ref(), upstream, pgid))
-        else {
             return;
         };
         report::warn(format!(
             "the server is not ready yet{elsewhere}; waiting for it up to `ready_timeout` \
              ({})",
-            humantime::format_duration(spec.ready_timeout)
+            humantime::format_duration(supervisor.spec().ready_timeout)
         ));
     }
 
