@@ -47,27 +47,30 @@ pub fn nonce(headers: &HeaderMap) -> Option<String> {
 /// in any of them. Only a nonce of base64 characters is taken, so it can go into an
 /// attribute as it is.
 pub fn policy_nonce(policies: &[&str]) -> Option<String> {
-    for wanted in ["script-src-elem", "script-src", "default-src"] {
+    for wanted in SCRIPTS.governing {
         for policy in policies {
             let Some(sources) = directive(policy, wanted) else {
                 continue;
             };
-            let nonce = sources.split_ascii_whitespace().find_map(|token| {
-                let token = token.strip_prefix('\'')?.strip_suffix('\'')?;
-                let (prefix, value) = token.split_at_checked(6)?;
-                (prefix.eq_ignore_ascii_case("nonce-")
-                    && !value.is_empty()
-                    && value
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)))
-                .then(|| value.to_string())
-            });
-            if nonce.is_some() {
-                return nonce;
+            if let Some(nonce) = sources.split_ascii_whitespace().find_map(nonce_source) {
+                return Some(nonce.to_string());
             }
         }
     }
     None
+}
+
+/// The value of a source that is a nonce of base64 characters (`'nonce-x+y/z='`), the
+/// only kind the tag carries, as it can go into an attribute as it is.
+fn nonce_source(token: &str) -> Option<&str> {
+    let token = token.strip_prefix('\'')?.strip_suffix('\'')?;
+    let (prefix, value) = token.split_at_checked(6)?;
+    (prefix.eq_ignore_ascii_case("nonce-")
+        && !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)))
+    .then_some(value)
 }
 
 /// The nonce of a `<meta http-equiv="Content-Security-Policy">` in `document` before
@@ -147,7 +150,7 @@ struct Family {
 }
 
 /// Our `<script src>`: by `script-src-elem`, else `script-src`, else `default-src`.
-/// A nonce lets it run (the tag carries the policy's, see [`nonce`]); so does
+/// A nonce the tag can carry lets it run (see [`nonce`]); so does
 /// `'strict-dynamic'` with one, and without one a URL would not help, as that keyword
 /// makes a browser ignore URLs.
 const SCRIPTS: Family = Family {
@@ -159,7 +162,7 @@ const SCRIPTS: Family = Family {
             lower == "'self'"
                 || *w == "*"
                 || lower == "'strict-dynamic'"
-                || lower.starts_with("'nonce-")
+                || nonce_source(w).is_some()
         })
     },
 };
@@ -373,6 +376,11 @@ mod tests {
         assert_eq!(allowed("default-src 'self'"), None);
         assert_eq!(allowed("default-src 'none'; script-src *"), None);
         assert_eq!(allowed("script-src 'NONCE-abc' https://cdn.test"), None);
+        // A nonce the tag cannot carry lets nothing of ours run.
+        assert_eq!(
+            allowed("script-src 'nonce-a\"b'").as_deref(),
+            Some("script-src 'nonce-a\"b' http://h:5/__reloadsup/livereload.js")
+        );
         assert_eq!(allowed("script-src 'sha256-x' 'strict-dynamic'"), None);
         assert_eq!(allowed("img-src 'none'; connect-src 'none'"), None);
     }
