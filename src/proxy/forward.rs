@@ -17,6 +17,7 @@
 //! without being sent.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::header::{
@@ -166,7 +167,12 @@ pub async fn forward(
     let for_hub = own_endpoint(&request, asking.browser_side.as_ref());
     let (outgoing, sent) = upstream_request(request, peer, host, navigation, upgrade, &context.via);
     let is_upgrade = asking.browser_side.is_some();
-    let answered = context.upstream.send(outgoing, is_upgrade).await;
+    let sending = context.upstream.send(outgoing, is_upgrade);
+    let answered = if for_hub.is_some() && is_upgrade {
+        unanswered_is_none(sending).await
+    } else {
+        sending.await
+    };
     if answered.is_err() && sent.broken() {
         // Not the server's fault: a 502 page blamed it.
         return page::plain(
@@ -228,6 +234,26 @@ fn own_endpoint(
         copy.extensions_mut().insert(side.clone());
     }
     Some(copy)
+}
+
+/// How long the dev server has to answer an upgrade to the protocol's socket
+/// (`/livereload`) before the hub takes it: a server that listens for upgrades on its
+/// own paths only (Vite's and Next.js's sockets) leaves one to another path unanswered,
+/// and the page's client would wait for it as long as the connection lasts.
+const OWN_SOCKET_ANSWER_WITHIN: Duration = Duration::from_secs(1);
+
+/// The dev server's answer to an upgrade to the protocol's socket, or no server there
+/// when it gives none within [`OWN_SOCKET_ANSWER_WITHIN`].
+async fn unanswered_is_none(
+    sending: impl Future<Output = Result<Response<ProxyBody>, Unavailable>>,
+) -> Result<Response<ProxyBody>, Unavailable> {
+    tokio::time::timeout(OWN_SOCKET_ANSWER_WITHIN, sending)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Unavailable::Malformed(
+                "it left the upgrade unanswered".into(),
+            ))
+        })
 }
 
 /// What the handling of an answer needs to know of the request it answers.

@@ -24,7 +24,7 @@ use crate::util::{
 /// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
 /// allows nothing but scripts with a nonce, `none.html` with one that allows nothing), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
 /// though not asked to), answers any upgrade with 400 (as Node's `ws` does for paths it
-/// does not handle), says so and waits `DELAY` seconds before it binds, takes
+/// does not handle; none for 20 s while a file `hang-upgrades` exists), says so and waits `DELAY` seconds before it binds, takes
 /// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
 /// `BROKEN`, after printing a log (coloured, a line redrawn after a carriage return) to
 /// stdout without flushing it, and then an error to stderr.
@@ -47,6 +47,10 @@ FORM = b"<!doctype html><html><head><title>%s</title></head><body>" \
 class Handler(SimpleHTTPRequestHandler):
     def do_GET(self):
         if self.headers.get("Upgrade"):
+            if os.path.exists("hang-upgrades"):
+                # As a server that listens for upgrades on its own paths only.
+                time.sleep(20)
+                return
             # As the `ws` library answers an upgrade it does not handle.
             return self.send_error(400)
         if self.path == "/":
@@ -691,7 +695,8 @@ fn an_untyped_page_gets_the_script_and_untyped_bytes_pass() {
 /// A page with a hand-written `<script src="/livereload.js">` gets no tag of ours (it
 /// has a client), and the dev server has no such file: the proxy answers the protocol's
 /// own paths, script and socket, where the server's answer is a 404, so the page
-/// reloads. A server with a `livereload.js` of its own keeps it.
+/// reloads, and where it leaves the socket's upgrade unanswered too. A server with a
+/// `livereload.js` of its own keeps it.
 #[test]
 fn a_page_loading_livereload_js_from_its_origin_reloads_through_the_proxy() {
     let (p, proxy, _sup) = proxied("0");
@@ -710,6 +715,15 @@ fn a_page_loading_livereload_js_from_its_origin_reloads_through_the_proxy() {
     p.write("templates/own.html", &own_snippet_page("v2"));
     let message = client.next(Duration::from_secs(10)).expect("a reload");
     assert_eq!(message["command"], "reload", "{message}");
+    // A server that leaves an upgrade to another path than its own unanswered.
+    p.write("hang-upgrades", "");
+    let asked = Instant::now();
+    LiveReloadClient::connect_at(proxy, "/livereload");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
     p.write("livereload.js", "// the dev server's own client\n");
     let script = http(proxy, "GET", "/livereload.js", &[]);
     assert_eq!(script.status, 200);
