@@ -335,11 +335,13 @@
 
   // A page that answered a POST, reloaded by a GET of its URL rather than by sending
   // the form again. A URL that takes POSTs only (Express's `app.post('/submit')`) would
-  // answer that GET with a 404: then the page goes back to the form that was sent, its
-  // referrer on this site, instead of leaving "Cannot GET /submit" in the tab. A HEAD
-  // asks first; one not answered as found (a 404 from a server routing on the method
-  // alone, a 405 or 501 from FastAPI's GET routes or a Python handler without
-  // `do_HEAD`) is asked again as a GET, which decides. No answer in 3 s: the GET.
+  // answer that GET with a 404, and one that reads the form's fields a 400 or 410:
+  // then the page goes back to the form that was sent, its referrer on this site,
+  // instead of leaving "Cannot GET /submit" in the tab. A HEAD asks first; one not
+  // answered as found (a 404 from a server routing on the method alone, a 405 or 501
+  // from FastAPI's GET routes or a Python handler without `do_HEAD`) is asked again as
+  // a GET, which decides: a refusal (4xx) goes back to the form, anything else (a
+  // server error is the page to see) is loaded. No answer in 3 s: the GET.
   function reloadByGet(url) {
     var back = document.referrer;
     var sameSite = back && back.split('/').slice(0, 3).join('/') === location.origin;
@@ -347,9 +349,8 @@
       if (to === url) saveScroll(to);
       location.replace(to);
     };
-    var gone = function (answer) {
-      return answer.status === 404 || answer.status === 405 || answer.status === 501;
-    };
+    var found = function (answer) { return answer.status < 400; };
+    var refused = function (answer) { return answer.status >= 400 && answer.status < 500; };
     var ask = function (method) {
       var stop = window.AbortController ? new AbortController() : null;
       if (stop) setTimeout(function () { stop.abort(); }, PROBE_FOR);
@@ -360,8 +361,8 @@
     };
     if (!sameSite || back === url || !window.fetch) return go(url);
     ask('HEAD')
-      .then(function (answer) { return gone(answer) ? ask('GET') : answer; })
-      .then(function (answer) { go(gone(answer) ? back : url); }, function () { go(url); });
+      .then(function (answer) { return found(answer) ? answer : ask('GET'); })
+      .then(function (answer) { go(refused(answer) ? back : url); }, function () { go(url); });
   }
 
   function restoreScroll() {
