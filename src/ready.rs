@@ -197,29 +197,53 @@ pub enum Found {
 /// to (see [`listening_elsewhere`]), read by the probe.
 pub type ListensElsewhere = Box<dyn FnMut() -> Option<String> + Send>;
 
-/// Tells when a server has listened elsewhere (other ports only) for
-/// [`ELSEWHERE_FOR`], reading its ports every [`ELSEWHERE_POLL`].
-struct Misplaced {
+/// Tells, once, when a server has listened elsewhere (other ports only) for
+/// [`ELSEWHERE_FOR`], reading its ports every [`ELSEWHERE_POLL`]: `run`'s probe and
+/// `start`'s wait both say so at once, as the likely reason it is not ready.
+pub struct Misplaced {
     listens_elsewhere: ListensElsewhere,
-    /// When the ports are read next.
-    next: Instant,
+    /// When the ports are read next; `None` once told.
+    next: Option<Instant>,
     /// Since when they have been elsewhere.
     since: Option<Instant>,
 }
 
 impl Misplaced {
-    /// Where the server listens if, at `now`, it has listened elsewhere long enough.
-    fn settled(&mut self, now: Instant) -> Option<String> {
-        if now < self.next {
+    /// Watches a server started at `started`, whose ports `listens_elsewhere` reads.
+    pub fn new(listens_elsewhere: ListensElsewhere, started: Instant) -> Misplaced {
+        Misplaced {
+            listens_elsewhere,
+            next: Some(started + ELSEWHERE_POLL),
+            since: None,
+        }
+    }
+
+    /// Where the server listens if, at `now`, it has listened elsewhere long enough;
+    /// `Some` once only.
+    pub fn settled(&mut self, now: Instant) -> Option<String> {
+        if self.next.is_none_or(|next| now < next) {
             return None;
         }
-        self.next = now + ELSEWHERE_POLL;
+        self.next = Some(now + ELSEWHERE_POLL);
         let Some(elsewhere) = (self.listens_elsewhere)() else {
             self.since = None;
             return None;
         };
-        (now - *self.since.get_or_insert(now) >= ELSEWHERE_FOR).then_some(elsewhere)
+        let settled = now - *self.since.get_or_insert(now) >= ELSEWHERE_FOR;
+        if settled {
+            self.next = None;
+        }
+        settled.then_some(elsewhere)
     }
+}
+
+/// The warning for a server found listening elsewhere (`elsewhere`, as
+/// [`listening_elsewhere`] words it), which is waited for up to `timeout` all the same.
+pub fn elsewhere_warning(elsewhere: &str, timeout: Duration) -> String {
+    format!(
+        "the server is not ready yet{elsewhere}; waiting for it up to `ready_timeout` ({})",
+        humantime::format_duration(timeout)
+    )
 }
 
 /// Starts a thread that polls `check` and sends `Event::Ready`: once when the server is
@@ -245,19 +269,10 @@ pub fn spawn_probe(
                 found,
             }));
         };
-        let mut misplaced = listens_elsewhere.map(|listens_elsewhere| Misplaced {
-            listens_elsewhere,
-            next: since + ELSEWHERE_POLL,
-            since: None,
-        });
-        let mut told = false;
+        let mut misplaced = listens_elsewhere.map(|l| Misplaced::new(l, since));
         let waited = check.wait(since, timeout, || {
-            if !told {
-                if let Some(elsewhere) = misplaced.as_mut().and_then(|m| m.settled(Instant::now()))
-                {
-                    told = true;
-                    send(Found::Elsewhere(elsewhere));
-                }
+            if let Some(elsewhere) = misplaced.as_mut().and_then(|m| m.settled(Instant::now())) {
+                send(Found::Elsewhere(elsewhere));
             }
             replaced()
         });

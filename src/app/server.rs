@@ -212,10 +212,9 @@ impl App {
         let Some(supervisor) = &self.supervisor else {
             return;
         };
-        report::warn(format!(
-            "the server is not ready yet{elsewhere}; waiting for it up to `ready_timeout` \
-             ({})",
-            humantime::format_duration(supervisor.spec().ready_timeout)
+        report::warn(ready::elsewhere_warning(
+            elsewhere,
+            supervisor.spec().ready_timeout,
         ));
     }
 

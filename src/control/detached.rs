@@ -96,7 +96,17 @@ pub fn launch(
         interrupts,
     };
     let deadline = began + spec.ready_timeout;
+    let (ready, upstream_owned) = (spec.ready.clone(), upstream.map(str::to_string));
+    let mut misplaced = ready::Misplaced::new(
+        Box::new(move || {
+            ready::listening_elsewhere(ready.as_ref(), upstream_owned.as_deref(), pid)
+        }),
+        began,
+    );
     let mut waited = check.wait(began, spec.ready_timeout, || {
+        if let Some(elsewhere) = misplaced.settled(Instant::now()) {
+            report::warn(ready::elsewhere_warning(&elsewhere, spec.ready_timeout));
+        }
         watch.interrupted().is_some() || watch.gone()
     });
     if let (Ok(_), Some(addr)) = (waited, taken) {

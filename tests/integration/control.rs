@@ -541,6 +541,33 @@ fn a_server_that_fails_to_start_leaves_nothing() {
     assert!(p.servers().is_empty());
 }
 
+/// A server that listens on another port than its ready check's is pointed out by
+/// `start` after two seconds, as by `run`, not only at the end of its `ready_timeout`;
+/// `start` waits on.
+#[test]
+fn start_points_out_a_server_on_another_port_before_its_ready_timeout() {
+    let p = Project::new();
+    let (port, other) = (free_port(), free_port());
+    p.write("server.py", SLOW_SERVER);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{other}', '{}']\n\
+             ready = {{ port = {port} }}\nready_timeout = \"45s\"\n",
+            p.token
+        ),
+    );
+    let mut start = p.start(&["start"]);
+    start.wait_for(&format!(
+        "the server is not ready yet; it listens on port {other}, not {port} \
+         (`server.ready.port`); waiting for it up to `ready_timeout` (45s)"
+    ));
+    assert_eq!(pid_file(&p).map(alive), Some(true), "still waited for");
+    ok(&p.output(&["stop"]));
+    assert_eq!(start.wait_exit().code(), Some(1), "{}", start.stderr());
+    assert!(p.servers().is_empty());
+}
+
 #[test]
 fn beside_a_running_supervisor() {
     let (p, port, reload) = project_with_reload_port();
