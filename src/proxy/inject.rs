@@ -14,9 +14,10 @@
 //! streams as it arrives. Reading stops at [`WINDOW`] bytes or the end, and also as
 //! soon as the bytes in hand already fix the place and no more are waiting, so a page
 //! that streams slowly (a log, a progress page) is not held back once its `</head>` or
-//! `<body>` is through. A page that gives no place is not kept waiting either: after
-//! [`STALL`] without new bytes, or [`HOLD_LIMIT`] in all, the place is chosen from what
-//! arrived (a `</head>` not yet seen means the end of the document, or before a comment
+//! `<body>` is through. A page that gives no place is not kept waiting either: once it
+//! has begun (bytes other than blanks came; before that the browser has nothing to
+//! show, and is kept waiting as long as the server takes), after [`STALL`] without new
+//! bytes, or [`HOLD_LIMIT`] in all, the place is chosen from what arrived (a `</head>` not yet seen means the end of the document, or before a comment
 //! still open). Bytes that end inside a comment do not fix the place: the comment may
 //! close, and a `</head>` follow, in the next ones.
 //!
@@ -345,13 +346,17 @@ async fn read_window(source: &mut ProxyBody, xml: bool) -> Result<Window, BoxErr
                 if let Some(placement) = scan::settled(&bytes, xml) {
                     return Ok(Window::new(bytes, Some(placement), false, xml));
                 }
-                let now = Instant::now();
-                let deadline = *held_until.get_or_insert(now + HOLD_LIMIT);
-                // Cancelling `frame()` loses nothing: a body hands over a frame only
-                // when it is ready.
-                match timeout_at(deadline.min(now + STALL), source.frame()).await {
-                    Ok(next) => next,
-                    Err(_) => return Ok(Window::new(bytes, None, false, xml)),
+                let waited = if bytes.iter().all(u8::is_ascii_whitespace) {
+                    // Nothing to show yet (a server that sends its answer's head, then
+                    // renders): holding costs the browser nothing, and choosing now
+                    // would put the tag at the end, or none into XHTML.
+                    Some(source.frame().await)
+                } else {
+                    unless_stalled(source, &mut held_until).await
+                };
+                match waited {
+                    Some(next) => next,
+                    None => return Ok(Window::new(bytes, None, false, xml)),
                 }
             }
         };
@@ -368,6 +373,21 @@ async fn read_window(source: &mut ProxyBody, xml: bool) -> Result<Window, BoxErr
         }
     }
     Ok(Window::new(bytes, None, false, xml))
+}
+
+/// The body's next frame (or its end), or `None` when none comes within [`STALL`] or
+/// by `held_until` (set at the first wait to [`HOLD_LIMIT`] from then).
+async fn unless_stalled(
+    source: &mut ProxyBody,
+    held_until: &mut Option<Instant>,
+) -> Option<Option<Result<Frame<Bytes>, BoxError>>> {
+    let now = Instant::now();
+    let deadline = *held_until.get_or_insert(now + HOLD_LIMIT);
+    // Cancelling `frame()` loses nothing: a body hands over a frame only when it is
+    // ready.
+    timeout_at(deadline.min(now + STALL), source.frame())
+        .await
+        .ok()
 }
 
 /// The body's next frame (or its end) if one is ready now; `None` if it would wait.

@@ -180,6 +180,16 @@ fn a_page_that_stalls_gets_its_head_with_the_tag_at_once() {
     assert_eq!(first, before(STALLED_HEAD, "</head>"));
 }
 
+/// A page whose first bytes come late (a server that sends its answer's head, then
+/// renders) is waited for: until then the browser has nothing to show either.
+#[test]
+fn a_page_whose_body_starts_late_gets_the_tag_in_its_head() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let reply = navigate(proxy.local_addr(), "/late-start");
+    assert_eq!(reply.text(), format!("\n{}", before(PAGE, "</head>")));
+}
+
 #[test]
 fn a_comment_left_open_by_the_first_bytes_is_waited_for() {
     let server = Upstream::start();

@@ -317,6 +317,21 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
                 .body(StreamBody::new(first.chain(rest)).boxed_unsync())
                 .expect("a response")
         }
+        "/late-start" => {
+            // The head of the answer at once, a blank line, then the page 300 ms later
+            // (a server that flushes its head before it renders).
+            let blank = futures_util::stream::once(async {
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"\n")))
+            });
+            let page = futures_util::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(PAGE.as_bytes())))
+            });
+            Response::builder()
+                .header("content-type", "text/html")
+                .body(StreamBody::new(blank.chain(page)).boxed_unsync())
+                .expect("a response")
+        }
         "/trickle" => trickle(Some(STALLED_HEAD)),
         "/trickle-bare" => trickle(None),
         "/error" => {
