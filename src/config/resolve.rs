@@ -305,7 +305,7 @@ impl Doc<'_> {
                 return Err(Error::task_file(
                     self.file,
                     None,
-                    "missing `[server]` table with a `command`",
+                    "missing `[server]` table with a `command` (or a `[serve]` table, for a static site)",
                 ));
             }
             return Ok(Some(self.server_from(None, root, ov)?));
@@ -440,12 +440,26 @@ impl Doc<'_> {
                 .and_then(|s| s.ready.as_ref())
                 .map(|r| self.line(r.span().start)),
             ready_timeout: self
-                .duration(
-                    s.and_then(|s| s.ready_timeout.as_ref()),
-                    "server.ready_timeout",
-                )?
+                .ready_timeout(s.and_then(|s| s.ready_timeout.as_ref()))?
                 .unwrap_or(Duration::from_secs(30)),
         })
+    }
+
+    /// `server.ready_timeout`, more than zero: with none, no server is ever ready in
+    /// time (`start` failed at once, `run` warned at every start).
+    fn ready_timeout(&self, value: Option<&Text>) -> Result<Option<Duration>> {
+        let timeout = self.duration(value, "server.ready_timeout")?;
+        match (timeout, value) {
+            (Some(Duration::ZERO), Some(text)) => Err(self.error(
+                text.span(),
+                format!(
+                    "`server.ready_timeout` must be more than 0, got `{}` (no server is \
+                     ready at once; write e.g. `30s`)",
+                    text.get_ref().trim()
+                ),
+            )),
+            _ => Ok(timeout),
+        }
     }
 
     fn command(&self, value: &Spanned<toml::Value>) -> Result<CommandSpec> {
@@ -1017,8 +1031,10 @@ const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 /// of the value). The error is the whole message for `key` (in backticks).
 pub fn parse_duration(text: &str, key: &str) -> Result<Duration, String> {
     let bad = |why: &str| format!("bad duration `{}` for {key}{why}", text.trim());
-    let duration = humantime::parse_duration(text.trim())
-        .map_err(|_| bad(" (write e.g. `250ms`, `5s`, `1m`)"))?;
+    let duration = humantime::parse_duration(text.trim()).map_err(|err| match err {
+        humantime::DurationError::NumberOverflow => bad(": at most a day (`24h`)"),
+        _ => bad(" (write e.g. `250ms`, `5s`, `1m`)"),
+    })?;
     if duration > MAX_DURATION {
         return Err(bad(": at most a day (`24h`)"));
     }
@@ -1238,6 +1254,15 @@ mod tests {
                 "[server]\ncommand = \"x\"\nready_timeout = \"18446744073709551615s\"\n",
                 "/proj/reload.toml:3: bad duration `18446744073709551615s` for \
                  `server.ready_timeout`: at most a day",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nready_timeout = \"99999999999999999999s\"\n",
+                "/proj/reload.toml:3: bad duration `99999999999999999999s` for \
+                 `server.ready_timeout`: at most a day",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nready_timeout = \"0s\"\n",
+                "/proj/reload.toml:3: `server.ready_timeout` must be more than 0, got `0s`",
             ),
             (
                 "[server]\ncommand = \"x\"\nstop_signal = \"SIGNOPE\"\n",

@@ -48,7 +48,8 @@ fn missing_command() {
     );
     assert_task_file_error(
         "[watch]\nfile_dep = [\"*.py\"]\n",
-        "reload.toml: missing `[server]` table with a `command`",
+        "reload.toml: missing `[server]` table with a `command` (or a `[serve]` table, for a \
+         static site)",
     );
     assert_task_file_error(
         "[server]\ncommand = \"  \"\n",
