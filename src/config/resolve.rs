@@ -176,7 +176,7 @@ impl Doc<'_> {
             .map(|s| self.serve(s, &root))
             .transpose()?;
         let server = self.server(raw.server.as_ref(), &root, ov, serve.is_some())?;
-        let watch = self.watch(&raw.watch, &root, ov)?;
+        let watch = self.watch(&raw.watch, &root, ov, server.is_none())?;
         let mut reload = self.reload(&raw, &root, ov)?;
         if let Some(serve) = &serve {
             // The site's files are assets: a stylesheet or image is swapped in place,
@@ -629,10 +629,21 @@ impl Doc<'_> {
         Ok(Ready::Delay(delay.expect("exactly one key is set")))
     }
 
-    fn watch(&self, raw: &RawWatch, root: &Path, ov: &Overrides) -> Result<Watch> {
+    /// `[watch]`; `serverless` when there is no server (a `[serve]` site alone): then
+    /// no `file_dep` is the default, as under `reloadsup serve`, and only the site's
+    /// files and the build steps' inputs count (under `**`, a note saved beside the
+    /// site reloaded every page).
+    fn watch(
+        &self,
+        raw: &RawWatch,
+        root: &Path,
+        ov: &Overrides,
+        serverless: bool,
+    ) -> Result<Watch> {
         // As for the server, the file's values are checked even where flags replace them.
         let file_dep = match &raw.file_dep {
             Some(globs) => self.patterns(globs, root, "watch.file_dep")?,
+            None if serverless => Vec::new(),
             None => vec![Pattern::new("**", root).expect("`**` is a valid glob")],
         };
         let file_dep = if ov.watch.is_empty() {

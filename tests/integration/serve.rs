@@ -806,6 +806,13 @@ fn run_serves_a_serve_table_without_a_server_command() {
             &serde_json::json!(true)
         )
     );
+    // Without a server, a file beside the site is nothing to the pages.
+    p.write("notes.md", "# to do\n");
+    assert_eq!(
+        client.next(crate::util::QUIET),
+        None,
+        "no reload for notes.md"
+    );
     // The build-script commands drive a server; they say where a site alone stops.
     let status = p.output(&["status"]);
     assert_eq!(status.status.code(), Some(2));
