@@ -181,7 +181,13 @@ impl Doc<'_> {
         if let Some(serve) = &serve {
             // The site's files are assets: a stylesheet or image is swapped in place,
             // anything else reloads the page; none restarts the server.
-            let site = format!("{}/**", globset::escape(&serve.root.to_string_lossy()));
+            // Written from the task file's folder when the site is in it, as `check`
+            // shows it beside the task file's own globs.
+            let site = match serve.root.strip_prefix(&root) {
+                Ok(inside) if inside.as_os_str().is_empty() => "**".to_string(),
+                Ok(inside) => format!("{}/**", globset::escape(&inside.to_string_lossy())),
+                Err(_) => format!("{}/**", globset::escape(&serve.root.to_string_lossy())),
+            };
             reload
                 .assets
                 .push(Pattern::new(&site, &root).expect("an escaped path is a valid glob"));

@@ -790,6 +790,13 @@ fn run_serves_a_serve_table_without_a_server_command() {
     );
     let check = p.output(&["check"]);
     assert!(check.status.success(), "{}", check.stderr);
+    assert!(
+        check
+            .stdout
+            .contains("reload.assets `public/**`: 1 file(s)\n  public/index.html\n"),
+        "{}",
+        check.stdout
+    );
     let sup = p.start(&["run"]);
     sup.wait_for("watching ");
     assert_eq!(http(port, "GET", "/", &[]).text(), "<h1>table</h1>");
