@@ -320,7 +320,7 @@ async fn answer(
         .headers_mut()
         .append(VARY, HeaderValue::from_static("Sec-Fetch-Dest, Accept"));
     if navigation {
-        inject::apply(response, &asked, host, proto).await
+        ending_quietly_if_streamed(inject::apply(response, &asked, host, proto).await)
     } else {
         response
     }
@@ -331,16 +331,31 @@ async fn answer(
 /// browser's `EventSource` reconnects either way, and a cut-off stream logged
 /// `net::ERR_INCOMPLETE_CHUNKED_ENCODING` in the page's console at each restart. A
 /// partial event at the end is dropped by the reader, as at any end of stream. Any
-/// other streamed answer (a download) still breaks off, so it is not taken for whole.
+/// other streamed answer that is no page (a download) still breaks off, so it is not
+/// taken for whole.
 fn quiet_event_stream(response: Response<ProxyBody>) -> Response<ProxyBody> {
-    use hyper::body::Body as _;
     let event_stream = inject::content_type(response.headers()).is_some_and(|value| {
         let essence = value.as_bytes().split(|&b| b == b';').next().unwrap_or(b"");
         essence
             .trim_ascii()
             .eq_ignore_ascii_case(b"text/event-stream")
     });
-    if !event_stream || response.body().size_hint().exact().is_some() {
+    if event_stream {
+        ending_quietly_if_streamed(response)
+    } else {
+        response
+    }
+}
+
+/// An answer framed by the connection or by chunks ends as a whole one where the dev
+/// server's side breaks off: for an event stream (see [`quiet_event_stream`]), and for
+/// a page opened in a tab, still streaming when a save restarts the server. Chromium
+/// leaves a page cut off mid-stream loading for good, so its deferred reload client
+/// never ran and the tab stayed on the half page; ended, the page's client connects,
+/// learns that a change came while it loaded, and reloads it.
+fn ending_quietly_if_streamed(response: Response<ProxyBody>) -> Response<ProxyBody> {
+    use hyper::body::Body as _;
+    if response.body().size_hint().exact().is_some() {
         return response;
     }
     response.map(body::ending_quietly)

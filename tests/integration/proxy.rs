@@ -1378,6 +1378,66 @@ fn a_graceful_servers_restart_cuts_streams_and_sockets_but_not_waiting_posts() {
     assert_eq!(sup.count("SIGKILL"), 0, "{}", sup.stderr());
 }
 
+/// A Node dev server whose page (`/`) streams a row every 200 ms and never ends, headed
+/// by `VERSION`.
+const STREAMING_PAGE_APP: &str = r#"
+const http = require("http");
+const VERSION = "v1";
+http.createServer((req, res) => {
+  if (req.url !== "/") { res.statusCode = 404; return res.end(); }
+  res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+  res.write(`<!doctype html><html><head><title>${VERSION}</title></head><body><h1>${VERSION}</h1>\n`);
+  const timer = setInterval(() => res.write("<p>row</p>\n"), 200);
+  res.on("close", () => clearInterval(timer));
+}).listen(Number(process.argv[2]), "127.0.0.1");
+"#;
+
+/// A page still streaming when a save restarts the server ends as a whole one, not cut
+/// off: Chromium left a cut-off page loading for good, its deferred reload client never
+/// ran, and the tab stayed on the half page. Ended, the page's client learns that a
+/// change came while it loaded, and reloads it.
+#[test]
+fn a_page_still_streaming_at_a_restart_ends_and_reloads() {
+    let p = Project::new();
+    let (port, proxy, reload) = (free_port(), free_port(), free_port());
+    p.write("app.js", STREAMING_PAGE_APP);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['node', 'app.js', '{port}', '{}']\n\
+             [watch]\nfile_dep = ['*.js']\n[reload]\nport = {reload}\n\
+             [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    let version = |v: &str| STREAMING_PAGE_APP.replace("\"v1\"", &format!("\"{v}\""));
+    let mut page = open_until(
+        proxy,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nAccept: text/html\r\n\
+             Sec-Fetch-Dest: document\r\n\r\n"
+        ),
+        "<p>row</p>",
+    );
+    p.write("app.js", &version("v2"));
+    read_until(&mut page, "0\r\n\r\n");
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    sup.wait_for_n("ready in ", 2);
+    browser.open("about:blank");
+    browser.eval(&format!("location.href = 'http://127.0.0.1:{proxy}/', 1"));
+    browser.wait_for("document.querySelectorAll('p').length > 2");
+    assert_eq!(browser.eval("document.readyState"), "loading");
+    p.write("app.js", &version("v3"));
+    browser.wait_for_with(
+        "document.querySelector('h1') && document.querySelector('h1').textContent === 'v3'",
+        &sup,
+    );
+}
+
 /// Reads from `stream` until it closes (or breaks off); returns what came.
 fn read_to_close(stream: &mut std::net::TcpStream) -> String {
     use std::io::Read as _;
