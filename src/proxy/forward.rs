@@ -31,7 +31,7 @@ use hyper_util::rt::TokioIo;
 
 use super::body::{self, ProxyBody};
 use super::upload::{self, Sent};
-use super::upstream::{GOODBYE, Unavailable};
+use super::upstream::{GOODBYE, Unavailable, Upstream};
 use super::{Context, inject, page, server};
 use crate::host::{is_loopback, split_authority};
 use crate::reload::http::is_protocol_path;
@@ -169,7 +169,7 @@ pub async fn forward(
     let is_upgrade = asking.browser_side.is_some();
     let sending = context.upstream.send(outgoing, is_upgrade);
     let answered = if for_hub.is_some() && is_upgrade {
-        unanswered_is_none(sending).await
+        unanswered_is_none(&context.upstream, sending).await
     } else {
         sending.await
     };
@@ -237,16 +237,25 @@ fn own_endpoint(
 }
 
 /// How long the dev server has to answer an upgrade to the protocol's socket
-/// (`/livereload`) before the hub takes it: a server that listens for upgrades on its
-/// own paths only (Vite's and Next.js's sockets) leaves one to another path unanswered,
-/// and the page's client would wait for it as long as the connection lasts.
+/// (`/livereload`) before the hub takes it, from when the server is up: a server that
+/// listens for upgrades on its own paths only (Vite's and Next.js's sockets) leaves one
+/// to another path unanswered, and the page's client would wait for it as long as the
+/// connection lasts.
 const OWN_SOCKET_ANSWER_WITHIN: Duration = Duration::from_secs(1);
 
 /// The dev server's answer to an upgrade to the protocol's socket, or no server there
-/// when it gives none within [`OWN_SOCKET_ANSWER_WITHIN`].
+/// when it gives none within [`OWN_SOCKET_ANSWER_WITHIN`] of being up. A request held
+/// through a restart is not one left unanswered: python-livereload's own socket, asked
+/// while its server took 2 s to start, went to the hub.
 async fn unanswered_is_none(
+    upstream: &Upstream,
     sending: impl Future<Output = Result<Response<ProxyBody>, Unavailable>>,
 ) -> Result<Response<ProxyBody>, Unavailable> {
+    let mut sending = std::pin::pin!(sending);
+    tokio::select! {
+        answered = &mut sending => return answered,
+        () = upstream.up() => {}
+    }
     tokio::time::timeout(OWN_SOCKET_ANSWER_WITHIN, sending)
         .await
         .unwrap_or_else(|_| {
@@ -656,6 +665,9 @@ fn tunnel(
             Err(err) => report::debug(format!("proxy: upgrade failed: {err}")),
         }
     });
+    // The browser's side speaks HTTP/1.1, whatever the server's answer said: a browser
+    // takes only an `HTTP/1.1 101` for a WebSocket's switch.
+    *response.version_mut() = Version::HTTP_11;
     response.map(|_| body::empty())
 }
 

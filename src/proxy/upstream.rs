@@ -349,6 +349,15 @@ impl Upstream {
         &self.address
     }
 
+    /// Resolves once the server is up (ready, or late but running): the moment a
+    /// request held through a restart is sent.
+    pub async fn up(&self) {
+        let mut state = self.state.subscribe();
+        let _ = state
+            .wait_for(|s| matches!(s, UpstreamState::Ready | UpstreamState::Late(_)))
+            .await;
+    }
+
     /// Records the server's state; connections kept from a server that is going away
     /// are dropped.
     pub fn set_state(&self, state: UpstreamState) {

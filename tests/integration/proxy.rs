@@ -25,7 +25,8 @@ use crate::util::{
 /// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
 /// allows nothing but scripts with a nonce, `none.html` with one that allows nothing), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
 /// though not asked to), answers any upgrade with 400 (as Node's `ws` does for paths it
-/// does not handle; none for 20 s while a file `hang-upgrades` exists), says so and waits `DELAY` seconds before it binds, takes
+/// does not handle; none for 20 s while a file `hang-upgrades` exists; to `/livereload`,
+/// its own switch while a file `own-socket` exists), says so and waits `DELAY` seconds before it binds, takes
 /// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
 /// `BROKEN`, after printing a log (coloured, a line redrawn after a carriage return) to
 /// stdout without flushing it, and then an error to stderr.
@@ -48,6 +49,16 @@ FORM = b"<!doctype html><html><head><title>%s</title></head><body>" \
 class Handler(SimpleHTTPRequestHandler):
     def do_GET(self):
         if self.headers.get("Upgrade"):
+            if os.path.exists("own-socket") and self.path == "/livereload":
+                # A socket of its own there, as python-livereload's.
+                self.send_response(101)
+                self.send_header("Upgrade", "websocket")
+                self.send_header("Connection", "Upgrade")
+                self.send_header("X-Own", "1")
+                self.end_headers()
+                self.wfile.flush()
+                time.sleep(2)
+                return
             if os.path.exists("hang-upgrades"):
                 # As a server that listens for upgrades on its own paths only.
                 time.sleep(20)
@@ -734,6 +745,30 @@ fn a_page_loading_livereload_js_from_its_origin_reloads_through_the_proxy() {
     let script = http(proxy, "GET", "/livereload.js", &[]);
     assert_eq!(script.status, 200);
     assert_eq!(script.text(), "// the dev server's own client\n");
+}
+
+/// A dev server with a socket of its own at `/livereload` keeps it when the page's
+/// client asks for it during a restart: the hold until the server is up does not count
+/// as the server leaving the upgrade unanswered.
+#[test]
+fn a_servers_own_livereload_socket_asked_during_a_restart_stays_its_own() {
+    let (p, proxy, sup) = proxied("1.5");
+    p.write("own-socket", "");
+    p.write("app.py", &format!("{APP}\n# saved\n"));
+    sup.wait_for("restarting");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!(
+        "GET /livereload HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let head = read_until(&mut stream, "\r\n\r\n").to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("x-own: 1"), "the server's own socket: {head}");
 }
 
 /// The same page in a real browser: its own snippet's client connects through the
