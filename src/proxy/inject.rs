@@ -15,10 +15,11 @@
 //! soon as the bytes in hand already fix the place and no more are waiting, so a page
 //! that streams slowly (a log, a progress page) is not held back once its `</head>` or
 //! `<body>` is through. A page that gives no place is not kept waiting either: once it
-//! has begun (bytes other than blanks came; before that the browser has nothing to
-//! show, and is kept waiting as long as the server takes), after [`STALL`] without new
-//! bytes, or [`HOLD_LIMIT`] in all, the place is chosen from what arrived (a `</head>` not yet seen means the end of the document, or before a comment
-//! still open). Bytes that end inside a comment do not fix the place: the comment may
+//! has begun (bytes other than blanks or a byte-order mark came; before that the
+//! browser has nothing to show, and is kept waiting up to [`BLANK_HOLD_LIMIT`]), after
+//! [`STALL`] without new bytes, or [`HOLD_LIMIT`] in all, the place is chosen from
+//! what arrived (a `</head>` not yet seen means the end of the document, or before a
+//! comment still open). Bytes that end inside a comment do not fix the place: the comment may
 //! close, and a `</head>` follow, in the next ones.
 //!
 //! XHTML (`application/xhtml+xml`) is parsed as XML, so it gets the tag in XML form
@@ -46,6 +47,11 @@ use crate::inject::{Placement, WINDOW, reloading_by_get, scan, tag, xml_tag};
 
 /// How long the window waits for more of a document before choosing from what it has.
 const STALL: Duration = Duration::from_millis(100);
+
+/// How long a page that shows nothing yet (no bytes, or blanks only) is held back at
+/// most: it costs the browser nothing, but a server may send blanks to keep a tunnel's
+/// first-byte timeout (30 s and more) from giving up on a slow page.
+const BLANK_HOLD_LIMIT: Duration = Duration::from_secs(3);
 
 /// How long a page that keeps sending bytes but no place for the tag (a streamed log
 /// without `<head>` or `<body>`) is held back at most, counted from its first wait.
@@ -335,8 +341,10 @@ impl Window {
 /// `xml`: the document is XHTML.
 async fn read_window(source: &mut ProxyBody, xml: bool) -> Result<Window, BoxError> {
     let mut bytes = Vec::new();
-    // Set when the page first makes us wait.
+    // Set when the page first makes us wait, once it shows something.
     let mut held_until: Option<Instant> = None;
+    // Set when the page first makes us wait before it shows anything.
+    let mut blank_until: Option<Instant> = None;
     while bytes.len() < WINDOW {
         let next = match ready_frame(source).await {
             Some(next) => next,
@@ -346,17 +354,20 @@ async fn read_window(source: &mut ProxyBody, xml: bool) -> Result<Window, BoxErr
                 if let Some(placement) = scan::settled(&bytes, xml) {
                     return Ok(Window::new(bytes, Some(placement), false, xml));
                 }
-                let waited = if bytes.iter().all(u8::is_ascii_whitespace) {
+                let now = Instant::now();
+                let deadline = if shows_nothing(&bytes) {
                     // Nothing to show yet (a server that sends its answer's head, then
                     // renders): holding costs the browser nothing, and choosing now
                     // would put the tag at the end, or none into XHTML.
-                    Some(source.frame().await)
+                    *blank_until.get_or_insert(now + BLANK_HOLD_LIMIT)
                 } else {
-                    unless_stalled(source, &mut held_until).await
+                    (*held_until.get_or_insert(now + HOLD_LIMIT)).min(now + STALL)
                 };
-                match waited {
-                    Some(next) => next,
-                    None => return Ok(Window::new(bytes, None, false, xml)),
+                // Cancelling `frame()` loses nothing: a body hands over a frame only
+                // when it is ready.
+                match timeout_at(deadline, source.frame()).await {
+                    Ok(next) => next,
+                    Err(_) => return Ok(Window::new(bytes, None, false, xml)),
                 }
             }
         };
@@ -375,19 +386,10 @@ async fn read_window(source: &mut ProxyBody, xml: bool) -> Result<Window, BoxErr
     Ok(Window::new(bytes, None, false, xml))
 }
 
-/// The body's next frame (or its end), or `None` when none comes within [`STALL`] or
-/// by `held_until` (set at the first wait to [`HOLD_LIMIT`] from then).
-async fn unless_stalled(
-    source: &mut ProxyBody,
-    held_until: &mut Option<Instant>,
-) -> Option<Option<Result<Frame<Bytes>, BoxError>>> {
-    let now = Instant::now();
-    let deadline = *held_until.get_or_insert(now + HOLD_LIMIT);
-    // Cancelling `frame()` loses nothing: a body hands over a frame only when it is
-    // ready.
-    timeout_at(deadline.min(now + STALL), source.frame())
-        .await
-        .ok()
+/// Whether a document's first bytes show nothing yet: none, blanks, a byte-order mark.
+fn shows_nothing(bytes: &[u8]) -> bool {
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    text.iter().all(u8::is_ascii_whitespace)
 }
 
 /// The body's next frame (or its end) if one is ready now; `None` if it would wait.

@@ -188,6 +188,21 @@ fn a_page_whose_body_starts_late_gets_the_tag_in_its_head() {
     let proxy = proxy(&server.address());
     let reply = navigate(proxy.local_addr(), "/late-start");
     assert_eq!(reply.text(), format!("\n{}", before(PAGE, "</head>")));
+    let reply = navigate(proxy.local_addr(), "/late-bom");
+    assert_eq!(reply.text(), format!("\u{feff}{}", before(PAGE, "</head>")));
+}
+
+/// A page that sends blanks and nothing else (a server keeping a tunnel's first-byte
+/// timeout at bay while it renders) is passed on after a while all the same.
+#[test]
+fn a_page_of_blanks_alone_is_held_back_only_for_a_while() {
+    let server = Upstream::start();
+    let proxy = proxy(&server.address());
+    let first = first_frame(proxy.local_addr(), "/heartbeat", &NAVIGATE);
+    assert!(
+        !first.is_empty() && first.iter().all(|&b| b == b' '),
+        "{first:?}"
+    );
 }
 
 #[test]

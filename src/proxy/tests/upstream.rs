@@ -317,11 +317,16 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
                 .body(StreamBody::new(first.chain(rest)).boxed_unsync())
                 .expect("a response")
         }
-        "/late-start" => {
-            // The head of the answer at once, a blank line, then the page 300 ms later
-            // (a server that flushes its head before it renders).
-            let blank = futures_util::stream::once(async {
-                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"\n")))
+        "/late-start" | "/late-bom" => {
+            // The head of the answer at once, a blank line (or a byte-order mark), then
+            // the page 300 ms later (a server that flushes its head before it renders).
+            let first: &[u8] = if req.uri().path() == "/late-bom" {
+                b"\xEF\xBB\xBF"
+            } else {
+                b"\n"
+            };
+            let blank = futures_util::stream::once(async move {
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(first)))
             });
             let page = futures_util::stream::once(async {
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -330,6 +335,18 @@ async fn respond(addr: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody
             Response::builder()
                 .header("content-type", "text/html")
                 .body(StreamBody::new(blank.chain(page)).boxed_unsync())
+                .expect("a response")
+        }
+        "/heartbeat" => {
+            // A blank every 100 ms, and never the page (a server keeping a tunnel's
+            // first-byte timeout at bay while it renders).
+            let blanks = futures_util::stream::unfold((), |()| async {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                Some((Ok::<_, BoxError>(Frame::data(Bytes::from_static(b" "))), ()))
+            });
+            Response::builder()
+                .header("content-type", "text/html")
+                .body(StreamBody::new(blanks).boxed_unsync())
                 .expect("a response")
         }
         "/trickle" => trickle(Some(STALLED_HEAD)),
