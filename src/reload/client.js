@@ -21,6 +21,8 @@
   var SCROLL_KEY = '__reloadsup.scroll:';
   // How long a page that answered a POST waits to learn whether its URL takes a GET.
   var PROBE_FOR = 3000;
+  // A GET's answers that say its URL serves no GET (or none without the form's fields).
+  var NOT_FOR_GET = [400, 404, 405, 410, 422, 501];
   var IMAGE = /\.(jpe?g|png|gif|svg|webp|avif|ico|bmp)$/i;
   var CSS = /\.css(\.map)?$/i;
   var verbose = /LR-verbose/.test(location.href);
@@ -335,13 +337,14 @@
 
   // A page that answered a POST, reloaded by a GET of its URL rather than by sending
   // the form again. A URL that takes POSTs only (Express's `app.post('/submit')`) would
-  // answer that GET with a 404, and one that reads the form's fields a 400 or 410:
-  // then the page goes back to the form that was sent, its referrer on this site,
-  // instead of leaving "Cannot GET /submit" in the tab. A HEAD asks first; one not
-  // answered as found (a 404 from a server routing on the method alone, a 405 or 501
-  // from FastAPI's GET routes or a Python handler without `do_HEAD`) is asked again as
-  // a GET, which decides: a refusal (4xx) goes back to the form, anything else (a
-  // server error is the page to see) is loaded. No answer in 3 s: the GET.
+  // answer that GET with a 404 (or 405, 501), and one that reads the form's fields a
+  // 400, 410 or 422: then the page goes back to the form that was sent, its referrer
+  // on this site, instead of leaving "Cannot GET /submit" in the tab. A HEAD asks
+  // first; one not answered as found (a 404 from a server routing on the method alone,
+  // a 405 or 501 from FastAPI's GET routes or a Python handler without `do_HEAD`) is
+  // asked again as a GET, which decides. Any other answer is loaded: a login wall
+  // (401, 403), a rate limit (429), a server error are the page to see. No answer to
+  // a question in 3 s: the GET.
   function reloadByGet(url) {
     var back = document.referrer;
     var sameSite = back && back.split('/').slice(0, 3).join('/') === location.origin;
@@ -350,7 +353,7 @@
       location.replace(to);
     };
     var found = function (answer) { return answer.status < 400; };
-    var refused = function (answer) { return answer.status >= 400 && answer.status < 500; };
+    var refused = function (answer) { return NOT_FOR_GET.indexOf(answer.status) >= 0; };
     var ask = function (method) {
       var stop = window.AbortController ? new AbortController() : null;
       if (stop) setTimeout(function () { stop.abort(); }, PROBE_FOR);

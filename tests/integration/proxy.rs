@@ -20,7 +20,8 @@ use crate::util::{
 /// `/untyped-far` has 2,000 blanks before its tag) and `/untyped.bin`
 /// (bytes without one, no page), a POST to `/submit` (a page headed `submitted`; a GET of it is a 404), `/both` (the
 /// same; a GET of it is a page, a HEAD a 501), `/getonly` (as `/both`, a HEAD a 404) or
-/// `/validates` (as `/submit`, a GET or HEAD of it a 400), `/page.xhtml` (`templates/page.xhtml`, read at each
+/// `/validates` (as `/submit`, a GET or HEAD of it a 400), `/walled` (as `/submit`, a
+/// GET of it a 403 page, a HEAD a 403), `/page.xhtml` (`templates/page.xhtml`, read at each
 /// request), answers a POST to `/late-body` with its head at once and its body 0.6 s
 /// later, `/hang` (answered after 5 s, like a long poll; `/hang?s=N` after N), `/strict/NAME` (`templates/NAME`; `header.html` with a policy header that
 /// allows nothing but scripts with a nonce, `none.html` with one that allows nothing), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
@@ -96,6 +97,14 @@ class Handler(SimpleHTTPRequestHandler):
         elif self.path == "/validates":
             # As a handler that reads the form's fields from any request.
             return self.send_error(400, "missing field q")
+        elif self.path == "/walled":
+            # As a page behind a login wall: what the developer needs to see.
+            body = b"<!doctype html><html><head></head><body><h1>walled by get</h1></body></html>"
+            self.send_response(403)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return self.wfile.write(body)
         elif self.path in ("/both", "/getonly"):
             body, kind = b"<!doctype html><html><head></head><body><h1>%s by get</h1></body></html>" % self.path[1:].encode(), "text/html"
         elif self.path == "/signup":
@@ -123,7 +132,7 @@ class Handler(SimpleHTTPRequestHandler):
         self.wfile.write(body)
     def do_POST(self):
         time.sleep(0.9 if self.path == "/slow" else 0.5)
-        if self.path in ("/submit", "/both", "/getonly", "/validates"):
+        if self.path in ("/submit", "/both", "/getonly", "/validates", "/walled"):
             body = b"<!doctype html><html><head><title>s</title></head><body><h1>submitted</h1></body></html>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -154,8 +163,8 @@ class Handler(SimpleHTTPRequestHandler):
             return self.send_error(501)
         if self.path == "/getonly":
             return self.send_error(404)
-        if self.path == "/validates":
-            return self.send_error(400)
+        if self.path in ("/validates", "/walled"):
+            return self.send_error(400 if self.path == "/validates" else 403)
         super().do_HEAD()
     def do_PUT(self):
         # An answer that streams, of no known length, for 5 s.
@@ -827,7 +836,7 @@ fn a_form_sent_during_a_restart_lands_and_its_answer_reloads_by_get() {
 /// over at once: the next save reloads the page without waiting for it to leave.
 /// A page that answered a POST to a URL that takes POSTs only (a GET of it is a 404, or
 /// a 400 where the handler reads the form's fields): a save takes the tab back to the
-/// form that was sent, not to "not found". One whose
+/// form that was sent, not to "not found". A GET answered 403 (a login wall) is loaded. One whose
 /// URL answers a GET, though not a HEAD (a 501, or a 404 from a server that routes on
 /// the method), gets that GET.
 #[test]
@@ -853,6 +862,7 @@ fn a_post_only_pages_answer_goes_back_to_its_form_at_a_save() {
             "/strict/validates.html",
             "validates v2",
         ),
+        ("walled", "/walled", "/walled", "walled by get"),
     ];
     for (page, action, _, _) in cases {
         p.write(&format!("templates/{page}.html"), &form_to(action, page));
