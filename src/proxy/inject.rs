@@ -19,8 +19,8 @@
 //! browser has nothing to show, and is kept waiting up to [`BLANK_HOLD_LIMIT`]), after
 //! [`STALL`] without new bytes, or [`HOLD_LIMIT`] in all, the place is chosen from
 //! what arrived (a `</head>` not yet seen means the end of the document, or before a
-//! comment still open). Bytes that end inside a comment do not fix the place: the comment may
-//! close, and a `</head>` follow, in the next ones.
+//! comment still open). Bytes that end inside a comment do not fix the place: the
+//! comment may close, and a `</head>` follow, in the next ones.
 //!
 //! XHTML (`application/xhtml+xml`) is parsed as XML, so it gets the tag in XML form
 //! (`defer="defer"`), and none at all when the place would be after the document's end,
