@@ -311,7 +311,8 @@ impl Doc<'_> {
                 return Err(Error::task_file(
                     self.file,
                     None,
-                    "missing `[server]` table with a `command` (or a `[serve]` table, for a static site)",
+                    "missing `[server]` table with a `command` (or a `[serve]` table, for a \
+                     static site)",
                 ));
             }
             return Ok(Some(self.server_from(None, root, ov)?));
