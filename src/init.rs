@@ -1,7 +1,9 @@
 //! `reloadsup init`: writes a commented `reload.toml` into the current folder (or the
 //! file `-f` names), and never overwrites one that exists. The template is for a Python
 //! app, unless a `package.json` beside it says the project is Node's: then the command
-//! is its `start` script (or its `main` file) and the globs are JavaScript's.
+//! is its `start` script (or its `main` file) and the globs are JavaScript's — or, for
+//! a dev server that updates its pages itself (Vite, Next.js, …), its `dev` script and
+//! only the files it reads at start.
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
@@ -33,8 +35,16 @@ pub fn run(dir: &Path, file_arg: Option<&Path>) -> Result<i32> {
         }
     };
     let folder = path.parent().unwrap_or(dir);
-    let text = match node_command(folder) {
-        Some(command) => for_node(&command),
+    let text = match node_project(folder) {
+        Some(NodeProject::Plain(command)) => for_node(&command, NODE_GLOBS),
+        Some(NodeProject::HotReloading { command, server }) => {
+            report::info(format!(
+                "`package.json` uses `{server}`, which updates its pages itself: \
+                 `watch.file_dep` names only what it reads at start (a restart at each \
+                 save of a source would lose its hot updates)"
+            ));
+            for_node(&command, HOT_GLOBS)
+        }
         None => for_python(folder),
     };
     file.write_all(text.as_bytes())
@@ -56,10 +66,33 @@ pub fn run(dir: &Path, file_arg: Option<&Path>) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
-/// The command that starts a Node project in `folder`, from its `package.json`: `npm
-/// start` when it has a `start` script, else `node MAIN` (`index.js` by default).
-/// `None` when there is no `package.json`.
-fn node_command(folder: &Path) -> Option<String> {
+/// What `init` learns from a `package.json`.
+enum NodeProject {
+    /// A server to restart at each save: its command.
+    Plain(String),
+    /// A dev server that updates its pages itself (`server`, the package that says
+    /// so), started with `command`.
+    HotReloading {
+        command: String,
+        server: &'static str,
+    },
+}
+
+/// Dev servers with a client of their own that hot-updates the page at a save: a
+/// restart at each save would only cost a cold start and the page's state.
+const HOT_RELOADING: &[&str] = &[
+    "vite",
+    "next",
+    "nuxt",
+    "astro",
+    "@sveltejs/kit",
+    "@remix-run/dev",
+    "webpack-dev-server",
+    "react-scripts",
+];
+
+/// The Node project in `folder`, from its `package.json`; `None` when there is none.
+fn node_project(folder: &Path) -> Option<NodeProject> {
     let text = std::fs::read_to_string(folder.join("package.json")).ok()?;
     let package: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|err| {
         report::warn(format!(
@@ -67,9 +100,33 @@ fn node_command(folder: &Path) -> Option<String> {
         ));
         serde_json::Value::Null
     });
-    if package["scripts"]["start"].is_string() {
-        return Some("npm start".into());
+    let depends = |name: &str| {
+        ["dependencies", "devDependencies"]
+            .iter()
+            .any(|list| package[list].get(name).is_some())
+    };
+    let script = |name: &str| package["scripts"][name].is_string();
+    let hot = HOT_RELOADING.iter().find(|name| depends(name));
+    if let (Some(&server), true) = (hot, script("dev") || script("start")) {
+        let command = if script("dev") {
+            "npm run dev"
+        } else {
+            "npm start"
+        };
+        return Some(NodeProject::HotReloading {
+            command: command.into(),
+            server,
+        });
     }
+    if script("start") {
+        return Some(NodeProject::Plain("npm start".into()));
+    }
+    Some(NodeProject::Plain(node_command(folder, &package)))
+}
+
+/// The command for a Node project with no `start` script: `node MAIN` (`index.js` by
+/// default, or the first usual entry file that is there).
+fn node_command(folder: &Path, package: &serde_json::Value) -> String {
     let main = match package["main"].as_str() {
         Some(main) if folder.join(main).is_file() => main,
         given => first_file(folder, NODE_ENTRIES).unwrap_or_else(|| {
@@ -81,7 +138,7 @@ fn node_command(folder: &Path) -> Option<String> {
             main
         }),
     };
-    Some(format!("node {}", shell_word(main)))
+    format!("node {}", shell_word(main))
 }
 
 /// Where a Node server usually starts, when `package.json` names no file that exists.
@@ -142,15 +199,15 @@ fn shell_word(word: &str) -> String {
     }
 }
 
-/// The template with a Node project's command and globs.
-fn for_node(command: &str) -> String {
+/// The template with a Node project's command and `globs` (a `file_dep` line).
+fn for_node(command: &str, globs: &str) -> String {
     TEMPLATE
         .replacen(
             PYTHON_COMMAND,
             &format!("command = {}", toml::Value::String(command.into())),
             1,
         )
-        .replacen(PYTHON_GLOBS, NODE_GLOBS, 1)
+        .replacen(PYTHON_GLOBS, globs, 1)
 }
 
 /// The template's Python command and globs, and the globs of a Node project.
@@ -159,6 +216,9 @@ const PYTHON_GLOBS: &str = "file_dep = [\"**/*.py\", \"templates/**/*.html\"]";
 const DJANGO_COMMAND: &str = "command = \"python3 manage.py runserver --noreload\"";
 const DJANGO_GLOBS: &str = "file_dep = [\"**/*.py\", \"**/templates/**/*.html\"]";
 const NODE_GLOBS: &str = "file_dep = [\"**/*.js\", \"**/*.mjs\", \"**/*.ts\", \"views/**/*\"]";
+/// A hot-reloading dev server's: what it reads only at start (its own config it
+/// watches itself), not the sources it updates in the page.
+const HOT_GLOBS: &str = "file_dep = [\"package.json\", \".env\", \".env.*\"]";
 
 #[cfg(test)]
 mod tests {
@@ -167,7 +227,7 @@ mod tests {
     #[test]
     fn a_node_project_gets_its_command_and_globs() {
         assert!(TEMPLATE.contains(PYTHON_COMMAND) && TEMPLATE.contains(PYTHON_GLOBS));
-        let text = for_node("npm start");
+        let text = for_node("npm start", NODE_GLOBS);
         let line = text.lines().find(|l| l.starts_with("command = ")).unwrap();
         assert!(
             line.starts_with("command = \"npm start\" ") && line.contains("# a string runs"),
@@ -176,6 +236,12 @@ mod tests {
         assert!(text.contains(NODE_GLOBS));
         let parsed: toml::Value = toml::from_str(&text).unwrap();
         assert_eq!(parsed["server"]["command"].as_str(), Some("npm start"));
+        let hot: toml::Value = toml::from_str(&for_node("npm run dev", HOT_GLOBS)).unwrap();
+        assert_eq!(
+            hot["watch"]["file_dep"].as_array().map(Vec::len),
+            Some(3),
+            "{hot}"
+        );
         // Any `main` stays one word for `sh`, in a valid TOML string.
         for main in [
             "my app.js",
@@ -184,7 +250,7 @@ mod tests {
             "a\u{301}b\u{7f}.js",
         ] {
             let command = format!("node {}", shell_word(main));
-            let parsed: toml::Value = toml::from_str(&for_node(&command)).unwrap();
+            let parsed: toml::Value = toml::from_str(&for_node(&command, NODE_GLOBS)).unwrap();
             assert_eq!(parsed["server"]["command"].as_str(), Some(command.as_str()));
             let echoed = std::process::Command::new("sh")
                 .arg("-c")

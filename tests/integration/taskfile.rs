@@ -659,6 +659,41 @@ fn init_fits_a_node_project() {
     );
 }
 
+/// In a project whose dev server updates its pages itself (Vite here), `init` runs its
+/// `dev` script and watches only what it reads at start: a restart at each save of a
+/// source would cost its hot updates.
+#[test]
+fn init_leaves_a_hot_reloading_dev_servers_sources_to_it() {
+    let p = Project::new();
+    p.write(
+        "package.json",
+        "{\"scripts\": {\"dev\": \"vite\", \"start\": \"vite preview\"}, \
+         \"devDependencies\": {\"vite\": \"^8.0.0\"}}",
+    );
+    p.write("src/main.js", "");
+    p.write(".env", "API=1\n");
+    let out = p.output(&["init"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`package.json` uses `vite`, which updates its pages itself"),
+        "{}",
+        out.stderr
+    );
+    let written = p.read("reload.toml");
+    assert!(written.contains("command = \"npm run dev\""), "{written}");
+    let check = p.output(&["check"]);
+    assert!(check.status.success(), "{}", check.stderr);
+    assert!(
+        check
+            .stdout
+            .contains("watch.file_dep `.env`: 1 file(s)\n  .env\n")
+            && !check.stdout.contains("src/main.js"),
+        "{}",
+        check.stdout
+    );
+}
+
 /// `init` starts what is there: a Node project's entry file when `package.json`
 /// names none that exists, Django's `manage.py` without its own reloader, a Python
 /// project's usual entry file; and says so when it finds none.
