@@ -12,6 +12,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::HeaderMap;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use tokio::sync::watch;
 
 /// Any error a body can end with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -36,16 +37,26 @@ pub fn incoming(body: Incoming) -> ProxyBody {
     body.map_err(BoxError::from).boxed_unsync()
 }
 
-/// `body`, ended as a whole body where it breaks off: for an event stream, whose
-/// reader reconnects either way (see `forward::quiet_event_stream`).
-pub fn ending_quietly(body: ProxyBody) -> ProxyBody {
-    EndsQuietly { body: Some(body) }.boxed_unsync()
+/// `body`, ended as a whole body where it breaks off because a restart cut it (a new
+/// value in `restarts`, the proxy's cut signal, since it was taken): for an event
+/// stream, whose reader reconnects either way, and a page still streaming into a tab
+/// (see `forward::quiet_event_stream`, `inject::apply`). Broken off for any other
+/// reason (a crash, a handler that dropped its connection), it still fails, so it is
+/// not taken for whole.
+pub fn ending_quietly(body: ProxyBody, restarts: watch::Receiver<u64>) -> ProxyBody {
+    EndsQuietly {
+        body: Some(body),
+        restarts,
+    }
+    .boxed_unsync()
 }
 
-/// A body that ends, rather than fails, when its source breaks off.
+/// A body that ends, rather than fails, when a restart cuts its source off.
 struct EndsQuietly {
     /// The source, until it ends or breaks off.
     body: Option<ProxyBody>,
+    /// The proxy's cut signal, as it was when the body began.
+    restarts: watch::Receiver<u64>,
 }
 
 impl Body for EndsQuietly {
@@ -61,8 +72,11 @@ impl Body for EndsQuietly {
         };
         match Pin::new(body).poll_frame(cx) {
             Poll::Ready(Some(Err(err))) => {
-                crate::report::debug(format!("proxy: event stream ended: {err}"));
                 self.body = None;
+                if !self.restarts.has_changed().unwrap_or(false) {
+                    return Poll::Ready(Some(Err(err)));
+                }
+                crate::report::debug(format!("proxy: stream ended at a restart: {err}"));
                 Poll::Ready(None)
             }
             Poll::Ready(None) => {
@@ -215,13 +229,18 @@ mod tests {
     }
 
     #[test]
-    fn a_body_ending_quietly_ends_where_its_source_breaks_off() {
+    fn a_body_ending_quietly_ends_where_a_restart_breaks_it_off() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
-        let broken = Breaks(Some(Bytes::from_static(b"data: 1\n\n"))).boxed_unsync();
-        assert!(runtime.block_on(broken.collect()).is_err());
-        let quiet = ending_quietly(Breaks(Some(Bytes::from_static(b"data: 1\n\n"))).boxed_unsync());
+        let breaks = || Breaks(Some(Bytes::from_static(b"data: 1\n\n"))).boxed_unsync();
+        assert!(runtime.block_on(breaks().collect()).is_err());
+        let cut = watch::Sender::new(0u64);
+        // Broken off with no restart since it began (a crash): it fails.
+        let quiet = ending_quietly(breaks(), cut.subscribe());
+        assert!(runtime.block_on(quiet.collect()).is_err());
+        let quiet = ending_quietly(breaks(), cut.subscribe());
+        cut.send_modify(|restarts| *restarts += 1);
         let collected = runtime.block_on(quiet.collect()).expect("a whole body");
         assert_eq!(collected.to_bytes(), Bytes::from_static(b"data: 1\n\n"));
     }

@@ -196,6 +196,9 @@ pub async fn forward(
         if none_there {
             return server::from_hub(context, for_hub, host);
         }
+        if !is_upgrade && answered.as_ref().is_ok_and(|r| r.status().is_success()) {
+            warn_own_client();
+        }
     }
     let mut response = answer(context, asking, answered).await;
     if !sent.whole() && response.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -234,6 +237,24 @@ fn own_endpoint(
         copy.extensions_mut().insert(side.clone());
     }
     Some(copy)
+}
+
+/// Says once per run that the dev server serves a `/livereload.js` of its own (Hugo's,
+/// python-livereload's): a page that loads it gets no tag of ours (it has a client), and
+/// that client, the server's, does not reload the page when reloadsup restarts the
+/// server (it reconnects in silence), so such a page missed every restart's reload
+/// with no word why.
+fn warn_own_client() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    report::warn(
+        "the dev server serves a `/livereload.js` of its own: its pages get no reload \
+         script of reloadsup's, and are not reloaded when reloadsup restarts the server; \
+         turn the server's own live reload off (`hugo server --disableLiveReload`) for the \
+         proxy to put its own in",
+    );
 }
 
 /// How long the dev server has to answer an upgrade to the protocol's socket
@@ -321,7 +342,7 @@ async fn answer(
         response = inject::typed_if_page(response, &asked).await;
     }
     if !inject::is_document(&response) {
-        return quiet_event_stream(response);
+        return quiet_event_stream(response, context.upstream.cut_signal());
     }
     // The same URL is answered with the tag or without, as the request says: a cache
     // must not give one for the other.
@@ -329,45 +350,35 @@ async fn answer(
         .headers_mut()
         .append(VARY, HeaderValue::from_static("Sec-Fetch-Dest, Accept"));
     if navigation {
-        ending_quietly_if_streamed(inject::apply(response, &asked, host, proto).await)
+        let restarts = context.upstream.cut_signal();
+        inject::apply(response, &asked, host, proto, restarts).await
     } else {
         response
     }
 }
 
 /// An event stream (`text/event-stream`) framed by the connection or by chunks ends as
-/// a whole answer where the dev server's side breaks off (a restart closes it): the
-/// browser's `EventSource` reconnects either way, and a cut-off stream logged
-/// `net::ERR_INCOMPLETE_CHUNKED_ENCODING` in the page's console at each restart. A
-/// partial event at the end is dropped by the reader, as at any end of stream. Any
-/// other streamed answer that is no page (a download) still breaks off, so it is not
-/// taken for whole.
-fn quiet_event_stream(response: Response<ProxyBody>) -> Response<ProxyBody> {
+/// a whole answer where a restart cuts the dev server's side off (`restarts`, the cut
+/// signal, says so): the browser's `EventSource` reconnects either way, and a cut-off
+/// stream logged `net::ERR_INCOMPLETE_CHUNKED_ENCODING` in the page's console at each
+/// restart. A partial event at the end is dropped by the reader, as at any end of
+/// stream. Any other streamed answer that is no page (a download) still breaks off, so
+/// it is not taken for whole; a page opened in a tab ends too (see [`inject::apply`]).
+fn quiet_event_stream(
+    response: Response<ProxyBody>,
+    restarts: tokio::sync::watch::Receiver<u64>,
+) -> Response<ProxyBody> {
+    use hyper::body::Body as _;
     let event_stream = inject::content_type(response.headers()).is_some_and(|value| {
         let essence = value.as_bytes().split(|&b| b == b';').next().unwrap_or(b"");
         essence
             .trim_ascii()
             .eq_ignore_ascii_case(b"text/event-stream")
     });
-    if event_stream {
-        ending_quietly_if_streamed(response)
-    } else {
-        response
-    }
-}
-
-/// An answer framed by the connection or by chunks ends as a whole one where the dev
-/// server's side breaks off: for an event stream (see [`quiet_event_stream`]), and for
-/// a page opened in a tab, still streaming when a save restarts the server. Chromium
-/// leaves a page cut off mid-stream loading for good, so its deferred reload client
-/// never ran and the tab stayed on the half page; ended, the page's client connects,
-/// learns that a change came while it loaded, and reloads it.
-fn ending_quietly_if_streamed(response: Response<ProxyBody>) -> Response<ProxyBody> {
-    use hyper::body::Body as _;
-    if response.body().size_hint().exact().is_some() {
+    if !event_stream || response.body().size_hint().exact().is_some() {
         return response;
     }
-    response.map(body::ending_quietly)
+    response.map(|body| body::ending_quietly(body, restarts))
 }
 
 /// Makes an answer that says nothing of how long it may be reused (no `Expires`, and

@@ -230,11 +230,18 @@ fn is_xhtml(headers: &HeaderMap) -> bool {
 /// headers a GET would: decoded, `ETag` marked, and no `Content-Length`, since the
 /// length of the body it stands for (decoded, injected into, or not) is not known
 /// without that body.
+///
+/// A page still streaming when a restart cuts it off (`restarts`, the proxy's cut
+/// signal) ends as a whole one, its tag at the end included: Chromium left a page cut
+/// off mid-stream loading for good, so its deferred reload client never ran and the
+/// tab stayed on the half page; ended, the page's client connects, learns that a change
+/// came while it loaded, and reloads it.
 pub async fn apply(
     response: Response<ProxyBody>,
     asked: &Asked,
     host: &str,
     proto: &str,
+    restarts: tokio::sync::watch::Receiver<u64>,
 ) -> Response<ProxyBody> {
     let (mut parts, incoming) = response.into_parts();
     let decoding = match Encoding::of(&parts.headers) {
@@ -298,7 +305,7 @@ pub async fn apply(
     if placement != Placement::Skip {
         csp::allow_client(&mut parts.headers, host, proto);
     }
-    let rest = (!window.complete).then_some(source);
+    let rest = (!window.complete).then(|| body::ending_quietly(source, restarts));
     let bytes = window.bytes;
     let body = match placement {
         Placement::At(at) => {

@@ -21,6 +21,10 @@
   var SCROLL_KEY = '__reloadsup.scroll:';
   // How long a page that answered a POST waits to learn whether its URL takes a GET.
   var PROBE_FOR = 3000;
+  // How long after a reload is asked for another is taken for the same one.
+  var RELOAD_ONCE_FOR = 1000;
+  // When this page last asked the browser to reload it.
+  var reloadAsked = 0;
   // A GET's answers that say its URL serves no GET (or none without the form's fields).
   var NOT_FOR_GET = [400, 404, 405, 410, 422, 501];
   var IMAGE = /\.(jpe?g|png|gif|svg|webp|avif|ico|bmp)$/i;
@@ -311,6 +315,10 @@
   }
 
   function reloadPage() {
+    // A page that loaded while the server restarted reloads at its `ready` status, and
+    // the `reload` that follows it at once would only start the same load again (the
+    // server rendered the page twice).
+    if (reloadAsked && Date.now() - reloadAsked < RELOAD_ONCE_FOR) return;
     if (leaving && Date.now() - leaving < LEAVING_FOR) {
       if (deferred) return;
       deferred = true;
@@ -324,6 +332,7 @@
       }, LEAVE_GRACE);
       return;
     }
+    reloadAsked = Date.now();
     if (opts.reloadByGet) return reloadByGet(location.href.split('#')[0]);
     saveScroll(location.href);
     location.reload();

@@ -725,7 +725,7 @@ fn an_untyped_page_gets_the_script_and_untyped_bytes_pass() {
 /// `livereload.js` of its own keeps it.
 #[test]
 fn a_page_loading_livereload_js_from_its_origin_reloads_through_the_proxy() {
-    let (p, proxy, _sup) = proxied("0");
+    let (p, proxy, sup) = proxied("0");
     p.write("templates/own.html", &own_snippet_page("v1"));
     let page = http(proxy, "GET", "/strict/own.html", DOCUMENT);
     assert_eq!(page.status, 200);
@@ -754,6 +754,11 @@ fn a_page_loading_livereload_js_from_its_origin_reloads_through_the_proxy() {
     let script = http(proxy, "GET", "/livereload.js", &[]);
     assert_eq!(script.status, 200);
     assert_eq!(script.text(), "// the dev server's own client\n");
+    // Its pages are not reloaded at reloadsup's restarts: said once.
+    sup.wait_for("the dev server serves a `/livereload.js` of its own");
+    http(proxy, "GET", "/livereload.js", &[]);
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(sup.count("of its own: its pages"), 1, "{}", sup.stderr());
 }
 
 /// A dev server with a socket of its own at `/livereload` keeps it when the page's
@@ -1424,23 +1429,29 @@ fn a_graceful_servers_restart_cuts_streams_and_sockets_but_not_waiting_posts() {
 }
 
 /// A Node dev server whose page (`/`) streams a row every 200 ms and never ends, headed
-/// by `VERSION`.
+/// by `VERSION`; `/log` the same without a head or a body (its tag goes at its end);
+/// `/drop` a page that drops its connection after its first rows.
 const STREAMING_PAGE_APP: &str = r#"
 const http = require("http");
 const VERSION = "v1";
 http.createServer((req, res) => {
-  if (req.url !== "/") { res.statusCode = 404; return res.end(); }
+  if (!["/", "/log", "/drop"].includes(req.url)) { res.statusCode = 404; return res.end(); }
+  require("fs").appendFileSync("requests.log", req.url + "\n");
   res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
-  res.write(`<!doctype html><html><head><title>${VERSION}</title></head><body><h1>${VERSION}</h1>\n`);
+  res.write(req.url === "/log" ? `<h1>${VERSION}</h1><pre>\n`
+    : `<!doctype html><html><head><title>${VERSION}</title></head><body><h1>${VERSION}</h1>\n`);
   const timer = setInterval(() => res.write("<p>row</p>\n"), 200);
   res.on("close", () => clearInterval(timer));
+  if (req.url === "/drop") setTimeout(() => res.socket.destroy(), 500);
 }).listen(Number(process.argv[2]), "127.0.0.1");
 "#;
 
 /// A page still streaming when a save restarts the server ends as a whole one, not cut
-/// off: Chromium left a cut-off page loading for good, its deferred reload client never
-/// ran, and the tab stayed on the half page. Ended, the page's client learns that a
-/// change came while it loaded, and reloads it.
+/// off (its tag at the end included, where it has no other place): Chromium left a
+/// cut-off page loading for good, its deferred reload client never ran, and the tab
+/// stayed on the half page. Ended, the page's client learns that a change came while
+/// it loaded, and reloads it. A page broken off for another reason (its handler dropped
+/// the connection) still breaks off, not to be taken for whole.
 #[test]
 fn a_page_still_streaming_at_a_restart_ends_and_reloads() {
     let p = Project::new();
@@ -1458,16 +1469,21 @@ fn a_page_still_streaming_at_a_restart_ends_and_reloads() {
     let sup = p.start(&["run"]);
     sup.wait_for("ready in ");
     let version = |v: &str| STREAMING_PAGE_APP.replace("\"v1\"", &format!("\"{v}\""));
-    let mut page = open_until(
-        proxy,
-        &format!(
-            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nAccept: text/html\r\n\
+    let navigate = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\nAccept: text/html\r\n\
              Sec-Fetch-Dest: document\r\n\r\n"
-        ),
-        "<p>row</p>",
-    );
+        )
+    };
+    let mut dropped = open_until(proxy, &navigate("/drop"), "<p>row</p>");
+    let rest = read_to_close(&mut dropped);
+    assert!(!rest.contains("0\r\n\r\n"), "broken off: {rest:?}");
+    let mut page = open_until(proxy, &navigate("/"), "<p>row</p>");
+    let mut log = open_until(proxy, &navigate("/log"), "<p>row</p>");
     p.write("app.js", &version("v2"));
     read_until(&mut page, "0\r\n\r\n");
+    let tail = read_until(&mut log, "0\r\n\r\n");
+    assert!(tail.contains("/__reloadsup/livereload.js"), "{tail:?}");
     let Some(mut browser) = Browser::launch() else {
         return;
     };
@@ -1481,6 +1497,11 @@ fn a_page_still_streaming_at_a_restart_ends_and_reloads() {
         "document.querySelector('h1') && document.querySelector('h1').textContent === 'v3'",
         &sup,
     );
+    // Loaded once more, not twice: the page reloads at its `ready` status, and the
+    // `reload` that follows at once starts no second load.
+    thread::sleep(crate::util::QUIET);
+    let pages = p.read("requests.log").lines().filter(|l| *l == "/").count();
+    assert_eq!(pages, 3, "the raw request, the browser's, its reload");
 }
 
 /// Reads from `stream` until it closes (or breaks off); returns what came.
