@@ -173,7 +173,7 @@ impl Doc<'_> {
         let serve = raw
             .serve
             .as_ref()
-            .map(|s| self.serve(s, &root))
+            .map(|s| self.serve(s, &root, !raw.tasks.is_empty()))
             .transpose()?;
         let server = self.server(raw.server.as_ref(), &root, ov, serve.is_some())?;
         let watch = self.watch(&raw.watch, &root, ov, server.is_none())?;
@@ -260,7 +260,9 @@ impl Doc<'_> {
         Ok(tasks)
     }
 
-    fn serve(&self, raw: &RawServe, root: &Path) -> Result<Serve> {
+    /// `[serve]`; `built` when build steps run at the start, one of which may make a
+    /// root that is not there yet (a fresh checkout without Hugo's `public/`).
+    fn serve(&self, raw: &RawServe, root: &Path, built: bool) -> Result<Serve> {
         if let Some(root) = &raw.root {
             self.no_nul(root, "serve.root")?;
         }
@@ -269,13 +271,18 @@ impl Doc<'_> {
             let line = raw.root.as_ref().map(|t| self.line(t.span().start));
             Error::task_file(self.file, line, format!("`serve.root` {why}"))
         };
-        let canonical = dir.canonicalize().map_err(|err| match err.kind() {
-            std::io::ErrorKind::NotFound => {
-                bad(format!("folder `{}` does not exist", dir.display()))
+        let canonical = match dir.canonicalize() {
+            Ok(canonical) => canonical,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && built => dir.clone(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(bad(format!(
+                    "folder `{}` does not exist (make it, or a `[[task]]` that builds it)",
+                    dir.display()
+                )));
             }
-            _ => bad(format!("folder `{}`: {err}", dir.display())),
-        })?;
-        if !canonical.is_dir() {
+            Err(err) => return Err(bad(format!("folder `{}`: {err}", dir.display()))),
+        };
+        if canonical.exists() && !canonical.is_dir() {
             return Err(bad(format!("`{}` is not a folder", dir.display())));
         }
         let listen = raw

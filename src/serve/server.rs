@@ -53,7 +53,11 @@ fn whole(response: Response<Full<Bytes>>) -> Response<Body> {
 
 /// What every connection needs.
 struct Site {
-    root: PathBuf,
+    /// The site's folder as configured: canonical, unless it did not exist yet when
+    /// the task file was read (a build step makes it).
+    configured: PathBuf,
+    /// The folder, canonical, once it exists (see [`Site::root`]).
+    root: std::sync::OnceLock<PathBuf>,
     /// The `Host` values served (a guard against DNS rebinding).
     hosts: HostPolicy,
     hub: Hub,
@@ -72,6 +76,16 @@ struct Site {
 const WARNED_MAX: usize = 100;
 
 impl Site {
+    /// The site's folder, canonical, once it exists: a `[serve]` root that a build step
+    /// makes at the start (Hugo's `public/`, MkDocs' `site/`) need not be there before.
+    fn root(&self) -> Option<&Path> {
+        if let Some(root) = self.root.get() {
+            return Some(root);
+        }
+        let real = self.configured.canonicalize().ok().filter(|p| p.is_dir())?;
+        Some(self.root.get_or_init(|| real))
+    }
+
     /// Warns, once per page, that a page which loads a `livereload.js` of its own gets
     /// no tag, and that nothing of ours answers that one: when the site is served alone
     /// (the README's snippet for `run`, `:35729/livereload.js`, left a page without
@@ -100,7 +114,8 @@ impl Site {
         if warned.len() >= WARNED_MAX || !warned.insert(file.to_path_buf()) {
             return;
         }
-        let shown = file.strip_prefix(&self.root).unwrap_or(file);
+        let root = self.root().unwrap_or(&self.configured);
+        let shown = file.strip_prefix(root).unwrap_or(file);
         report::warn(format!(
             "`{}` loads a livereload.js of its own, so none is put in, and {why}",
             shown.display()
@@ -116,7 +131,7 @@ impl Site {
         let site_port = u32::from(self.port);
         let at_root = match client.source {
             ClientSource::SiteRoot => true,
-            ClientSource::PageFolder => file.parent() == Some(self.root.as_path()),
+            ClientSource::PageFolder => file.parent() == self.root(),
             ClientSource::Url => client.port == Some(site_port),
             ClientSource::Elsewhere => false,
         };
@@ -144,7 +159,8 @@ pub fn run(
     let stopped = hub.stopped();
     let port = listener.local_addr().map_or(0, |address| address.port());
     let site = Arc::new(Site {
-        root,
+        configured: root,
+        root: std::sync::OnceLock::new(),
         hosts,
         hub,
         reload_port,
@@ -211,7 +227,10 @@ fn respond<B: Send + 'static>(site: &Site, req: Request<B>) -> Response<Body> {
     }
     let navigation = inject::is_navigation(req.headers());
     let head = req.method() == Method::HEAD;
-    let target = files::resolve(&site.root, &path);
+    let target = match site.root() {
+        Some(root) => files::resolve(root, &path),
+        None => Target::NotFound,
+    };
     if matches!(target, Target::NotFound) && crate::reload::http::is_protocol_path(&path) {
         return to_hub(site, req, host.as_deref());
     }

@@ -777,6 +777,39 @@ fn a_build_steps_input_does_not_reload_a_site_served_alone() {
     assert_eq!(client.next(crate::util::QUIET), None, "one message");
 }
 
+/// A `[serve]` root that a build step makes (a fresh checkout without Hugo's
+/// `public/`) need not be there when reloadsup starts.
+#[test]
+fn a_serve_root_made_by_a_build_step_is_served() {
+    let p = Project::new();
+    let port = free_port();
+    p.write("src/index.html", "<h1>built</h1>");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[serve]\nroot = \"public\"\nlisten = \"127.0.0.1:{port}\"\n\
+             [reload]\nenabled = false\n\
+             [[task]]\nname = \"site\"\nfile_dep = [\"src/*.html\"]\n\
+             actions = [\"mkdir -p public && cp src/index.html public/\"]\n"
+        ),
+    );
+    let check = p.output(&["check"]);
+    assert!(check.status.success(), "{}", check.stderr);
+    let sup = p.start(&["run"]);
+    sup.wait_for("watching ");
+    assert_eq!(http(port, "GET", "/", &[]).text(), "<h1>built</h1>");
+    // Without a build step, a missing root is still an error that says what to do.
+    p.write("reload.toml", "[serve]\nroot = \"site\"\n");
+    let bad = p.output(&["check"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        bad.stderr
+            .contains("does not exist (make it, or a `[[task]]` that builds it)"),
+        "{}",
+        bad.stderr
+    );
+}
+
 #[test]
 fn run_serves_a_serve_table_without_a_server_command() {
     let p = Project::new();
