@@ -54,8 +54,13 @@ pub fn run(config: &Config) -> Result<i32> {
         line(
             &mut out,
             format_args!(
-                "serve: {} on {}",
+                "serve: {}{} on {}",
                 serve.root.display(),
+                if serve.root.is_dir() {
+                    ""
+                } else {
+                    " (not there yet: a build step must make it)"
+                },
                 serve
                     .listen
                     .as_ref()

@@ -91,6 +91,20 @@ const HOT_RELOADING: &[&str] = &[
     "react-scripts",
 ];
 
+/// The commands a `start` script runs a dev server with, alone or with options (not
+/// a production one: `next start`, `vite preview` update no page).
+const DEV_COMMANDS: &[&str] = &[
+    "vite",
+    "vite dev",
+    "vite serve",
+    "next dev",
+    "nuxt dev",
+    "astro dev",
+    "react-scripts start",
+    "webpack serve",
+    "webpack-dev-server",
+];
+
 /// The Node project in `folder`, from its `package.json`; `None` when there is none.
 fn node_project(folder: &Path) -> Option<NodeProject> {
     let text = std::fs::read_to_string(folder.join("package.json")).ok()?;
@@ -106,8 +120,14 @@ fn node_project(folder: &Path) -> Option<NodeProject> {
             .any(|list| package[list].get(name).is_some())
     };
     let script = |name: &str| package["scripts"][name].is_string();
+    let starts_dev_server = package["scripts"]["start"].as_str().is_some_and(|start| {
+        let start = start.trim();
+        DEV_COMMANDS
+            .iter()
+            .any(|command| start == *command || start.starts_with(&format!("{command} -")))
+    });
     let hot = HOT_RELOADING.iter().find(|name| depends(name));
-    if let (Some(&server), true) = (hot, script("dev") || script("start")) {
+    if let (Some(&server), true) = (hot, script("dev") || starts_dev_server) {
         let command = if script("dev") {
             "npm run dev"
         } else {

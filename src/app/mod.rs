@@ -196,6 +196,14 @@ fn supervise(
         &mut filter,
         &mut task_inputs,
     );
+    if let Some(serve) = config.serve.as_ref().filter(|s| !s.root.is_dir()) {
+        // Accepted as a folder a build step would make (a mistyped one never is).
+        report::warn(format!(
+            "`serve.root` folder `{}` does not exist after the build steps ran: every path \
+             is a 404 until one makes it",
+            serve.root.display()
+        ));
+    }
     let mut notices = Vec::new();
     let watcher =
         Watcher::start(&config, &mut filter, tx.clone(), &mut notices).map_err(Error::Runtime)?;

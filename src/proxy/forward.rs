@@ -196,7 +196,7 @@ pub async fn forward(
         if none_there {
             return server::from_hub(context, for_hub, host);
         }
-        if !is_upgrade && answered.as_ref().is_ok_and(|r| r.status().is_success()) {
+        if !is_upgrade && answered.as_ref().is_ok_and(is_script) {
             warn_own_client();
         }
     }
@@ -237,6 +237,16 @@ fn own_endpoint(
         copy.extensions_mut().insert(side.clone());
     }
     Some(copy)
+}
+
+/// Whether an answer is a script: a server that answers every path with its page (a
+/// single-page app's fallback) serves no client at `/livereload.js`.
+fn is_script(response: &Response<ProxyBody>) -> bool {
+    response.status().is_success()
+        && inject::content_type(response.headers()).is_some_and(|value| {
+            let value = value.as_bytes().to_ascii_lowercase();
+            memchr::memmem::find(&value, b"javascript").is_some()
+        })
 }
 
 /// Says once per run that the dev server serves a `/livereload.js` of its own (Hugo's,

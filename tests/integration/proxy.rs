@@ -27,7 +27,8 @@ use crate::util::{
 /// allows nothing but scripts with a nonce, `none.html` with one that allows nothing), answers a POST after half a second (`/slow`: 0.9 s), and `/bomb.html` (a page of [`BOMB_MIB`] MiB, nearly all zeros, gzipped
 /// though not asked to), answers any upgrade with 400 (as Node's `ws` does for paths it
 /// does not handle; none for 20 s while a file `hang-upgrades` exists; to `/livereload`,
-/// its own switch while a file `own-socket` exists), says so and waits `DELAY` seconds before it binds, takes
+/// its own switch while a file `own-socket` exists), answers `/livereload.js` with its
+/// page while a file `spa` exists (a single-page app's fallback), says so and waits `DELAY` seconds before it binds, takes
 /// `SLOW_STOP` seconds to stop on SIGTERM, and exits with code 3 when `app.py` says
 /// `BROKEN`, after printing a log (coloured, a line redrawn after a carriage return) to
 /// stdout without flushing it, and then an error to stderr.
@@ -66,6 +67,13 @@ class Handler(SimpleHTTPRequestHandler):
                 return
             # As the `ws` library answers an upgrade it does not handle.
             return self.send_error(400)
+        if self.path == "/livereload.js" and os.path.exists("spa"):
+            # As a single-page app's fallback: its page for any path.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(PAGE)))
+            self.end_headers()
+            return self.wfile.write(PAGE)
         if self.path == "/":
             body, kind = PAGE, "text/html; charset=utf-8"
         elif self.path == "/page.xhtml":
@@ -750,12 +758,20 @@ fn a_page_loading_livereload_js_from_its_origin_reloads_through_the_proxy() {
         "{:?}",
         asked.elapsed()
     );
+    // A server that answers every path with its page has no client there.
+    p.write("spa", "");
+    let fallback = http(proxy, "GET", "/livereload.js", &[]);
+    assert_eq!(fallback.header("content-type"), Some("text/html"));
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(sup.count("of its own: its pages"), 0, "{}", sup.stderr());
+    std::fs::remove_file(p.path("spa")).unwrap();
     p.write("livereload.js", "// the dev server's own client\n");
     let script = http(proxy, "GET", "/livereload.js", &[]);
     assert_eq!(script.status, 200);
     assert_eq!(script.text(), "// the dev server's own client\n");
     // Its pages are not reloaded at reloadsup's restarts: said once.
     sup.wait_for("the dev server serves a `/livereload.js` of its own");
+    p.write("spa", "");
     http(proxy, "GET", "/livereload.js", &[]);
     thread::sleep(Duration::from_millis(300));
     assert_eq!(sup.count("of its own: its pages"), 1, "{}", sup.stderr());

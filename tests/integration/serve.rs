@@ -795,9 +795,27 @@ fn a_serve_root_made_by_a_build_step_is_served() {
     );
     let check = p.output(&["check"]);
     assert!(check.status.success(), "{}", check.stderr);
+    assert!(
+        check
+            .stdout
+            .contains("public (not there yet: a build step must make it) on"),
+        "{}",
+        check.stdout
+    );
     let sup = p.start(&["run"]);
     sup.wait_for("watching ");
     assert_eq!(http(port, "GET", "/", &[]).text(), "<h1>built</h1>");
+    assert_eq!(sup.count("does not exist after the build steps ran"), 0);
+    drop(sup);
+    // A root that no build step makes (mistyped) is said to be missing.
+    let toml = p
+        .read("reload.toml")
+        .replace("root = \"public\"", "root = \"pubilc\"");
+    p.write("reload.toml", &toml);
+    let sup = p.start(&["run"]);
+    sup.wait_for("`serve.root` folder");
+    sup.wait_for("pubilc` does not exist after the build steps ran");
+    drop(sup);
     // Without a build step, a missing root is still an error that says what to do.
     p.write("reload.toml", "[serve]\nroot = \"site\"\n");
     let bad = p.output(&["check"]);

@@ -692,6 +692,27 @@ fn init_leaves_a_hot_reloading_dev_servers_sources_to_it() {
         "{}",
         check.stdout
     );
+    // A `start` that runs the production server (`next start`) updates no page: the
+    // plain template, its sources watched.
+    for (start, hot) in [
+        ("next start", false),
+        ("vite preview", false),
+        ("vite --port 3000", true),
+    ] {
+        let p = Project::new();
+        p.write(
+            "package.json",
+            &format!(
+                "{{\"scripts\": {{\"start\": \"{start}\"}}, \
+                 \"dependencies\": {{\"next\": \"14\", \"vite\": \"8\"}}}}"
+            ),
+        );
+        let out = p.output(&["init"]);
+        assert!(out.status.success(), "{}", out.stderr);
+        let written = p.read("reload.toml");
+        assert!(written.contains("command = \"npm start\""), "{written}");
+        assert_eq!(written.contains("\"**/*.js\""), !hot, "{start}: {written}");
+    }
 }
 
 /// `init` starts what is there: a Node project's entry file when `package.json`
