@@ -91,15 +91,19 @@ const HOT_RELOADING: &[&str] = &[
     "react-scripts",
 ];
 
-/// The commands a `start` script runs a dev server with, alone or with options (not
-/// a production one: `next start`, `vite preview` update no page).
+/// The commands a `dev` or `start` script runs a dev server with, alone or with
+/// options (not a production one: `next start`, `vite preview` update no page).
 const DEV_COMMANDS: &[&str] = &[
     "vite",
     "vite dev",
     "vite serve",
     "next dev",
     "nuxt dev",
+    "nuxi dev",
     "astro dev",
+    "remix dev",
+    "remix vite:dev",
+    "react-router dev",
     "react-scripts start",
     "webpack serve",
     "webpack-dev-server",
@@ -120,15 +124,22 @@ fn node_project(folder: &Path) -> Option<NodeProject> {
             .any(|list| package[list].get(name).is_some())
     };
     let script = |name: &str| package["scripts"][name].is_string();
-    let starts_dev_server = package["scripts"]["start"].as_str().is_some_and(|start| {
-        let start = start.trim();
-        DEV_COMMANDS
-            .iter()
-            .any(|command| start == *command || start.starts_with(&format!("{command} -")))
-    });
+    // A script that runs the dev server itself: a `dev` of `nodemon server.js` beside
+    // Vite for the assets is an app server to restart.
+    let runs_dev_server = |name: &str| {
+        package["scripts"][name].as_str().is_some_and(|text| {
+            let text = text.trim();
+            DEV_COMMANDS
+                .iter()
+                .any(|command| text == *command || text.starts_with(&format!("{command} -")))
+        })
+    };
     let hot = HOT_RELOADING.iter().find(|name| depends(name));
-    if let (Some(&server), true) = (hot, script("dev") || starts_dev_server) {
-        let command = if script("dev") {
+    let command = ["dev", "start"]
+        .into_iter()
+        .find(|name| runs_dev_server(name));
+    if let (Some(&server), Some(name)) = (hot, command) {
+        let command = if name == "dev" {
             "npm run dev"
         } else {
             "npm start"

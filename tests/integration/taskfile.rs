@@ -698,6 +698,8 @@ fn init_leaves_a_hot_reloading_dev_servers_sources_to_it() {
         ("next start", false),
         ("vite preview", false),
         ("vite --port 3000", true),
+        // An app server beside Vite for the assets: restarted at its sources' saves.
+        ("nodemon server.js", false),
     ] {
         let p = Project::new();
         p.write(
