@@ -352,7 +352,7 @@ async fn answer(
         response = inject::typed_if_page(response, &asked).await;
     }
     if !inject::is_document(&response) {
-        return quiet_event_stream(response, context.upstream.cut_signal());
+        return quiet_event_stream(response, &context.upstream);
     }
     // The same URL is answered with the tag or without, as the request says: a cache
     // must not give one for the other.
@@ -368,16 +368,13 @@ async fn answer(
 }
 
 /// An event stream (`text/event-stream`) framed by the connection or by chunks ends as
-/// a whole answer where a restart cuts the dev server's side off (`restarts`, the cut
-/// signal, says so): the browser's `EventSource` reconnects either way, and a cut-off
+/// a whole answer where a restart cuts the dev server's side off (`upstream`'s cut
+/// signal, taken here for event streams alone, says so): the browser's `EventSource` reconnects either way, and a cut-off
 /// stream logged `net::ERR_INCOMPLETE_CHUNKED_ENCODING` in the page's console at each
 /// restart. A partial event at the end is dropped by the reader, as at any end of
 /// stream. Any other streamed answer that is no page (a download) still breaks off, so
 /// it is not taken for whole; a page opened in a tab ends too (see [`inject::apply`]).
-fn quiet_event_stream(
-    response: Response<ProxyBody>,
-    restarts: tokio::sync::watch::Receiver<u64>,
-) -> Response<ProxyBody> {
+fn quiet_event_stream(response: Response<ProxyBody>, upstream: &Upstream) -> Response<ProxyBody> {
     use hyper::body::Body as _;
     let event_stream = inject::content_type(response.headers()).is_some_and(|value| {
         let essence = value.as_bytes().split(|&b| b == b';').next().unwrap_or(b"");
@@ -388,6 +385,7 @@ fn quiet_event_stream(
     if !event_stream || response.body().size_hint().exact().is_some() {
         return response;
     }
+    let restarts = upstream.cut_signal();
     response.map(|body| body::ending_quietly(body, restarts))
 }
 
