@@ -197,6 +197,18 @@ pub enum Found {
 /// to (see [`listening_elsewhere`]), read by the probe.
 pub type ListensElsewhere = Box<dyn FnMut() -> Option<String> + Send>;
 
+/// Reads where the server of group `pgid` listens when on other ports only (see
+/// [`listening_elsewhere`]), for [`Misplaced`]; it owns copies of the check's settings,
+/// as it runs on the probe's thread.
+pub fn elsewhere_reader(
+    ready: Option<&Ready>,
+    upstream: Option<&str>,
+    pgid: Pid,
+) -> ListensElsewhere {
+    let (ready, upstream) = (ready.cloned(), upstream.map(str::to_string));
+    Box::new(move || listening_elsewhere(ready.as_ref(), upstream.as_deref(), pgid))
+}
+
 /// Tells, once, when a server has listened elsewhere (other ports only) for
 /// [`ELSEWHERE_FOR`], reading its ports every [`ELSEWHERE_POLL`]: `run`'s probe and
 /// `start`'s wait both say so at once, as the likely reason it is not ready.

@@ -140,10 +140,7 @@ impl App {
             }
         };
         let generation = self.generation.load(Ordering::Acquire);
-        let (ready, upstream) = (spec.ready.clone(), upstream.map(str::to_string));
-        let pid = spawned.pid;
-        let listens_elsewhere: ready::ListensElsewhere =
-            Box::new(move || ready::listening_elsewhere(ready.as_ref(), upstream.as_deref(), pid));
+        let listens_elsewhere = ready::elsewhere_reader(spec.ready.as_ref(), upstream, spawned.pid);
         ready::spawn_probe(
             check,
             generation,

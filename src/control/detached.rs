@@ -96,11 +96,8 @@ pub fn launch(
         interrupts,
     };
     let deadline = began + spec.ready_timeout;
-    let (ready, upstream_owned) = (spec.ready.clone(), upstream.map(str::to_string));
     let mut misplaced = ready::Misplaced::new(
-        Box::new(move || {
-            ready::listening_elsewhere(ready.as_ref(), upstream_owned.as_deref(), pid)
-        }),
+        ready::elsewhere_reader(spec.ready.as_ref(), upstream, pid),
         began,
     );
     let mut waited = check.wait(began, spec.ready_timeout, || {
