@@ -273,6 +273,14 @@ impl Browsers {
         self.set_state(ServerState::Ready, UpstreamState::Late(failure));
     }
 
+    /// Which build steps failed at their last run (`None`: none did): open pages show
+    /// it on their badge while the server is up, until the steps run through.
+    pub fn steps_failed(&self, failures: Option<String>) {
+        if let Some(hub) = &self.hub {
+            hub.set_build(failures);
+        }
+    }
+
     fn set_state(&self, state: ServerState, upstream: UpstreamState) {
         if let Some(hub) = &self.hub {
             hub.set_state(state);

@@ -11,7 +11,7 @@
 //! terminal modes (a group of its own would be a background one there, stopped by
 //! SIGTTIN at its first read), and a Ctrl-C reaches it directly.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -46,13 +46,15 @@ const COMPARED_MAX: u64 = 16 * 1024 * 1024;
 /// begins after these runs), and a task listed before the task that writes its input
 /// ran on a missing or old file until the next save. What the inputs hold is recorded
 /// in `inputs`, for the changes seen later (not for a task that failed: the next write
-/// of its inputs, even of the same bytes, runs it again).
+/// of its inputs, even of the same bytes, runs it again), and how each run ended in
+/// `failures`.
 pub fn run_at_start(
     tasks: &[Task],
     root: &Path,
     guard: Option<&Guard>,
     filter: &mut Filter,
     inputs: &mut Inputs,
+    failures: &mut Failures,
 ) {
     let mut due: Vec<usize> = (0..tasks.len()).collect();
     for round in 1..=START_ROUNDS {
@@ -65,8 +67,9 @@ pub fn run_at_start(
             for file in &files {
                 inputs.changed(index, file);
             }
-            let succeeded = run(&tasks[index], root, guard);
-            ran.push((index, files, succeeded));
+            let outcome = run(&tasks[index], root, guard);
+            failures.record(index, &outcome);
+            ran.push((index, files, outcome == Outcome::Done));
         }
         due = Vec::new();
         for (index, mut files, succeeded) in ran {
@@ -171,13 +174,23 @@ fn hash_of(path: &Path) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// Runs every action of `task`; returns whether all succeeded (not when a stop signal
-/// cut it short).
-pub fn run(task: &Task, root: &Path, guard: Option<&Guard>) -> bool {
+/// How a task's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every action succeeded.
+    Done,
+    /// An action failed, or could not run: the message says which and how.
+    Failed(String),
+    /// A stop signal cut it short.
+    Stopped,
+}
+
+/// Runs every action of `task`, in order, until one fails.
+pub fn run(task: &Task, root: &Path, guard: Option<&Guard>) -> Outcome {
     let began = Instant::now();
     for action in &task.actions {
         if crate::signals::stop_requested() {
-            return false;
+            return Outcome::Stopped;
         }
         report::info(format!("task `{}`: {action}", task.name));
         let mut command = Command::new("sh");
@@ -197,19 +210,18 @@ pub fn run(task: &Task, root: &Path, guard: Option<&Guard>) -> bool {
                     "task `{}` stopped: reloadsup is stopping",
                     task.name
                 ));
-                return false;
+                return Outcome::Stopped;
             }
             Ok(Some(status)) if status.success() => {}
             Ok(Some(status)) => {
-                report::error(format!("task `{}` failed: `{action}` {status}", task.name));
-                return false;
+                let message = format!("task `{}` failed: `{action}` {status}", task.name);
+                report::error(&message);
+                return Outcome::Failed(message);
             }
             Err(err) => {
-                report::error(format!(
-                    "task `{}`: cannot run `{action}`: {err}",
-                    task.name
-                ));
-                return false;
+                let message = format!("task `{}`: cannot run `{action}`: {err}", task.name);
+                report::error(&message);
+                return Outcome::Failed(message);
             }
         }
     }
@@ -218,7 +230,30 @@ pub fn run(task: &Task, root: &Path, guard: Option<&Guard>) -> bool {
         task.name,
         began.elapsed().as_millis()
     ));
-    true
+    Outcome::Done
+}
+
+/// The tasks whose last run failed, with how: what open pages show (see
+/// `Hub::set_build`) until each runs through. A task that was stopped keeps what it had.
+#[derive(Debug, Default)]
+pub struct Failures(BTreeMap<usize, String>);
+
+impl Failures {
+    /// Records how task `index` ended; returns whether the failures changed.
+    pub fn record(&mut self, index: usize, outcome: &Outcome) -> bool {
+        match outcome {
+            Outcome::Done => self.0.remove(&index).is_some(),
+            Outcome::Failed(message) => {
+                self.0.insert(index, message.clone()).as_ref() != Some(message)
+            }
+            Outcome::Stopped => false,
+        }
+    }
+
+    /// The failures, a line each in the tasks' order; `None` when none failed.
+    pub fn summary(&self) -> Option<String> {
+        (!self.0.is_empty()).then(|| self.0.values().cloned().collect::<Vec<_>>().join("\n"))
+    }
 }
 
 /// Waits for a step to end: its status, or `None` when a stop signal came first. Then

@@ -124,6 +124,8 @@ struct App {
     held: Option<Held>,
     /// What the build steps' inputs held when they last ran them.
     task_inputs: tasks::Inputs,
+    /// The build steps that failed at their last run, shown in open pages.
+    task_failures: tasks::Failures,
     /// The server awaiting readiness.
     starting: Option<Starting>,
     /// Counts starts; a readiness result for an older one is ignored.
@@ -189,13 +191,16 @@ fn supervise(
         report::debug(format!("cannot become a child subreaper: {err}"));
     }
     let mut task_inputs = tasks::Inputs::default();
+    let mut task_failures = tasks::Failures::default();
     tasks::run_at_start(
         &config.tasks,
         &config.root,
         supervisor.as_ref().and_then(Supervisor::guard),
         &mut filter,
         &mut task_inputs,
+        &mut task_failures,
     );
+    browsers.steps_failed(task_failures.summary());
     if let Some(serve) = config.serve.as_ref().filter(|s| !s.root.is_dir()) {
         // Accepted as a folder a build step would make (a mistyped one never is).
         report::warn(format!(
@@ -236,6 +241,7 @@ fn supervise(
         changed_at: None,
         held: None,
         task_inputs,
+        task_failures,
         starting: None,
         generation: Arc::new(AtomicU64::new(0)),
         tx,
@@ -495,8 +501,12 @@ impl App {
         for &index in &tasks {
             let task = &self.config.tasks[index];
             let guard = self.supervisor.as_ref().and_then(Supervisor::guard);
-            if !tasks::run(task, &self.config.root, guard) {
+            let outcome = tasks::run(task, &self.config.root, guard);
+            if outcome != tasks::Outcome::Done {
                 self.task_inputs.forget(index);
+            }
+            if self.task_failures.record(index, &outcome) {
+                self.browsers.steps_failed(self.task_failures.summary());
             }
         }
         if !tasks.is_empty() {

@@ -37,6 +37,7 @@
     instance: null, // the supervisor's id, from its hello
     status: null, // the dev server's state, from `status` (restarting|ready|failed)
     message: null, // why it failed, with `failed`
+    build: null, // which build steps failed at their last run, and how
     url: null, // the WebSocket URL
     blocked: null, // the page's policy directive that blocks the socket, if one does
   };
@@ -234,7 +235,8 @@
     } else if (msg.command === 'status') {
       state.status = msg.state;
       state.message = msg.message || null;
-      badge(msg.state, msg.message);
+      state.build = msg.build || null;
+      badge(msg.state, msg.message, msg.build);
       if (firstStatus && typeof msg.generation === 'number' && msg.generation > generation) {
         log('a change came while this page loaded; reloading once the server is ready');
         reloadWhenReady = true;
@@ -575,8 +577,11 @@
 
   var badgeEl = null;
 
-  function badge(status, message) {
-    if (status === 'ready' || !document.body) {
+  // While the server is up, a build step that failed shows: the page is the one made
+  // from the files the step did not make anew.
+  function badge(status, message, build) {
+    var failedStep = status === 'ready' && build;
+    if ((status === 'ready' && !build) || !document.body) {
       if (badgeEl && badgeEl.parentNode) badgeEl.parentNode.removeChild(badgeEl);
       badgeEl = null;
       return;
@@ -589,10 +594,14 @@
         'white-space:pre-wrap;color:#fff;pointer-events:none;opacity:.9';
       document.body.appendChild(badgeEl);
     }
-    badgeEl.style.background = status === 'failed' ? '#b00020' : '#444';
-    badgeEl.textContent = status === 'failed'
-      ? 'reloadsup: the server failed' + (message ? ': ' + message : '')
-      : 'reloadsup: restarting…';
+    badgeEl.style.background = status === 'failed' || failedStep ? '#b00020' : '#444';
+    if (status === 'failed') {
+      badgeEl.textContent = 'reloadsup: the server failed' + (message ? ': ' + message : '');
+    } else if (failedStep) {
+      badgeEl.textContent = 'reloadsup: ' + build;
+    } else {
+      badgeEl.textContent = 'reloadsup: restarting…';
+    }
   }
 
   restoreScroll();

@@ -86,6 +86,8 @@ struct Book {
     vendors: usize,
     seq: u64,
     state: Option<ServerState>,
+    /// The failed build steps' message (see [`Hub::set_build`]).
+    build: Option<String>,
     /// Changes pages were told of (see [`Hub::changed`]).
     generation: u64,
 }
@@ -193,9 +195,25 @@ impl Hub {
         if book.state.as_ref() == Some(&state) {
             return;
         }
-        let text = status_text(&state, book.generation);
+        let text = status_text(&state, book.build.as_deref(), book.generation);
         book.state = Some(state);
         Self::send_locked(&self.shared.sender, &mut book, Audience::Vendor, text);
+    }
+
+    /// Records which build steps failed at their last run (`None`: none did), and sends
+    /// it with the server's state as `status` to vendor clients, now (once the server
+    /// has a state) and to each that connects later: a failed step leaves the server up
+    /// on old files, and the page shows why nothing changed.
+    pub fn set_build(&self, build: Option<String>) {
+        let mut book = self.book();
+        if book.build == build {
+            return;
+        }
+        book.build = build;
+        if let Some(state) = &book.state {
+            let text = status_text(state, book.build.as_deref(), book.generation);
+            Self::send_locked(&self.shared.sender, &mut book, Audience::Vendor, text);
+        }
     }
 
     /// How many clients are connected and handshaken.
@@ -325,7 +343,9 @@ impl Hub {
             book.vendors += 1;
         }
         let status = match (&book.state, vendor) {
-            (Some(state), true) => Some(status_text(state, book.generation).into()),
+            (Some(state), true) => {
+                Some(status_text(state, book.build.as_deref(), book.generation).into())
+            }
             _ => None,
         };
         Joined {
@@ -379,8 +399,8 @@ impl Drop for SocketSlot {
     }
 }
 
-/// The `status` text for a state.
-fn status_text(state: &ServerState, generation: u64) -> String {
+/// The `status` text for a state and the build steps' failure, if any.
+fn status_text(state: &ServerState, build: Option<&str>, generation: u64) -> String {
     let (state, message) = match state {
         ServerState::Restarting => ("restarting", None),
         ServerState::Ready => ("ready", None),
@@ -389,6 +409,7 @@ fn status_text(state: &ServerState, generation: u64) -> String {
     ServerMessage::Status {
         state,
         message,
+        build,
         generation,
     }
     .encode()
@@ -438,12 +459,40 @@ mod tests {
         let status = vendor_slot.join(true).expect("hello").status;
         assert_eq!(
             status.as_deref(),
-            Some(r#"{"command":"status","state":"failed","message":"exit code 3","generation":0}"#)
+            Some(
+                r#"{"command":"status","state":"failed","message":"exit code 3","build":null,"generation":0}"#
+            )
         );
         // A change counted since: a client joining now hears the new count.
         hub.changed();
         let mut later = hub.open_slot().expect("room");
         let status = later.join(true).expect("hello").status.expect("a status");
         assert!(status.ends_with(r#""generation":1}"#), "{status}");
+    }
+
+    #[test]
+    fn a_build_failure_goes_with_the_state_and_clears() {
+        let hub = Hub::new(&[], true);
+        // Recorded before the server has a state (the build steps run first): kept,
+        // and told to clients with the first state.
+        hub.set_build(Some("task `css` failed".into()));
+        let mut early = hub.open_slot().expect("room");
+        assert!(early.join(true).expect("hello").status.is_none());
+        hub.set_state(ServerState::Ready);
+        let mut slot = hub.open_slot().expect("room");
+        let status = slot.join(true).expect("hello").status.expect("a status");
+        assert!(
+            status.contains(r#""state":"ready","message":null,"build":"task `css` failed""#),
+            "{status}"
+        );
+        // Each change is a message to vendor clients; the same failure again is none.
+        let before = hub.book().seq;
+        hub.set_build(Some("task `css` failed".into()));
+        assert_eq!(hub.book().seq, before);
+        hub.set_build(None);
+        assert_eq!(hub.book().seq, before + 1);
+        let mut later = hub.open_slot().expect("room");
+        let status = later.join(true).expect("hello").status.expect("a status");
+        assert!(status.contains(r#""build":null"#), "{status}");
     }
 }

@@ -48,12 +48,15 @@ pub enum ServerMessage<'a> {
         generation: u64,
     },
     /// The dev server's state (vendor clients only): `restarting`, `ready` or `failed`;
-    /// `message` is `null` unless it failed. `generation` counts the changes pages
-    /// were told of (see `Hub::changed`): a page whose script was served at an
+    /// `message` is `null` unless it failed. `build` is `null` unless a build step
+    /// (`[[task]]`) failed at its last run, and then says which and how: the server may
+    /// be up on the files the step failed to make. `generation` counts the changes
+    /// pages were told of (see `Hub::changed`): a page whose script was served at an
     /// older one missed a change while it loaded, and reloads.
     Status {
         state: &'a str,
         message: Option<&'a str>,
+        build: Option<&'a str>,
         generation: u64,
     },
 }
@@ -148,19 +151,21 @@ mod tests {
             ServerMessage::Status {
                 state: "ready",
                 message: None,
+                build: Some("task `css` failed"),
                 generation: 2,
             }
             .encode(),
-            r#"{"command":"status","state":"ready","message":null,"generation":2}"#
+            r#"{"command":"status","state":"ready","message":null,"build":"task `css` failed","generation":2}"#
         );
         assert_eq!(
             ServerMessage::Status {
                 state: "failed",
                 message: Some("exit code 1"),
+                build: None,
                 generation: 0,
             }
             .encode(),
-            r#"{"command":"status","state":"failed","message":"exit code 1","generation":0}"#
+            r#"{"command":"status","state":"failed","message":"exit code 1","build":null,"generation":0}"#
         );
     }
 

@@ -293,7 +293,7 @@ fn status_goes_to_vendor_clients_only() {
     server.set_state(ServerState::Failed("exited with code 1".into()));
     assert_eq!(
         next_json(&mut ours),
-        serde_json::json!({"command": "status", "state": "failed", "message": "exited with code 1", "generation": 0})
+        serde_json::json!({"command": "status", "state": "failed", "message": "exited with code 1", "build": null, "generation": 0})
     );
     server.set_state(ServerState::Ready);
     assert_eq!(next_json(&mut ours)["state"], "ready");
@@ -309,7 +309,7 @@ fn status_goes_to_vendor_clients_only() {
     let mut late = handshaken(server.local_addr(), true);
     assert_eq!(
         next_json(&mut late),
-        serde_json::json!({"command": "status", "state": "restarting", "message": null, "generation": 0})
+        serde_json::json!({"command": "status", "state": "restarting", "message": null, "build": null, "generation": 0})
     );
 }
 

@@ -209,3 +209,83 @@ fn a_change_made_while_a_page_loads_is_not_lost() {
         "one reload, no loop"
     );
 }
+
+/// A build step that copies `styles/site.css` to `static/site.css`, and fails, saying
+/// why, for a stylesheet that says `broken`.
+const BUILD_CSS: &str = r#"
+import os, sys
+text = open("styles/site.css").read()
+if "broken" in text:
+    sys.exit("Error: expected ';' in styles/site.css")
+os.makedirs("static", exist_ok=True)
+open("static/site.css", "w").write(text)
+"#;
+
+/// A build step that fails leaves the server up on the files it did not make: the open
+/// page says so on its badge, without reloading, and the badge goes when the step runs
+/// through (its stylesheet swapped in place).
+#[test]
+fn a_failed_build_step_shows_in_the_page_until_it_runs_through() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let p = Project::new();
+    let (port, reload) = (free_port(), free_port());
+    p.write("app.py", APP);
+    p.write("build.py", BUILD_CSS);
+    p.write("templates/index.html", &page(reload, "v1"));
+    p.write("styles/site.css", "h1 { color: rgb(255, 0, 0) }\n");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'app.py', '{port}', '{}']\nready = {{ port = {port} }}\n\
+             [watch]\nfile_dep = ['*.py', 'templates/*.html']\n\
+             [reload]\nport = {reload}\nassets = ['static/*.css']\n\
+             [[task]]\nname = 'css'\nfile_dep = ['styles/*.css']\nactions = ['python3 build.py']\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    browser.open(&format!("http://127.0.0.1:{port}/"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    assert_eq!(
+        browser.eval("!!document.getElementById('__reloadsup-status')"),
+        false
+    );
+    browser.eval("window.__marker = 1");
+
+    p.write("styles/site.css", "h1 { color: broken }\n");
+    sup.wait_for("task `css` failed");
+    let badge = browser.wait_for_with(
+        "(document.getElementById('__reloadsup-status') || {}).textContent",
+        &sup,
+    );
+    assert_eq!(
+        badge,
+        "reloadsup: task `css` failed: `python3 build.py` exit status: 1",
+        "{}",
+        sup.stderr()
+    );
+    assert_eq!(
+        browser.eval("window.__marker"),
+        1,
+        "no reload for a failed step"
+    );
+
+    // Fixed: the step runs through, its output is swapped in, and the badge goes.
+    browser.assert_css_swapped(&sup, || {
+        p.write("styles/site.css", "h1 { color: rgb(0, 0, 255) }\n")
+    });
+    browser.wait_for_with("!document.getElementById('__reloadsup-status')", &sup);
+
+    // A page opened while a step has failed shows it from the start.
+    p.write("styles/site.css", "h1 { color: broken }\n");
+    sup.wait_for_n("task `css` failed", 2);
+    browser.open(&format!("http://127.0.0.1:{port}/"));
+    browser.wait_for_with(
+        "(document.getElementById('__reloadsup-status') || {}).textContent === \
+         'reloadsup: task `css` failed: `python3 build.py` exit status: 1'",
+        &sup,
+    );
+}
