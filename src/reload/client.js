@@ -44,6 +44,9 @@
   window.__reloadsup = state;
   // Set when a new supervisor instance answered: reload at its first `ready`.
   var reloadWhenReady = false;
+  // Stylesheets and images changed while the server was down (restarting, or failed):
+  // swapped in once it is ready, as a fetch of them meanwhile fails.
+  var swapWhenReady = [];
   // How many changes the server had told pages of when it served this script (the
   // server writes the number in): a change broadcast while this page was loading, its
   // socket not yet open, shows as a larger number in the first `status` after `hello`.
@@ -245,7 +248,12 @@
       seen(msg.generation);
       if (reloadWhenReady && msg.state === 'ready') {
         reloadWhenReady = false;
+        swapWhenReady = [];
         reloadPage();
+      } else if (msg.state === 'ready' && swapWhenReady.length) {
+        var held = swapWhenReady;
+        swapWhenReady = [];
+        held.forEach(onReload);
       }
     }
   }
@@ -257,8 +265,15 @@
   function onReload(msg) {
     var path = String(msg.path || '').split(/[?#]/)[0];
     log('reload', path);
-    if (msg.liveCSS !== false && CSS.test(path)) return reloadStylesheets(path);
-    if (msg.liveImg !== false && IMAGE.test(path)) return reloadImages(path);
+    var css = msg.liveCSS !== false && CSS.test(path);
+    var image = msg.liveImg !== false && IMAGE.test(path);
+    if ((css || image) && (state.status === 'restarting' || state.status === 'failed')) {
+      log('the server is not up: swapping', path, 'once it is');
+      swapWhenReady.push(msg);
+      return;
+    }
+    if (css) return reloadStylesheets(path);
+    if (image) return reloadImages(path);
     reloadPage();
   }
 
@@ -504,7 +519,9 @@
   }
 
   // Clone the link with a fresh URL and drop the old one only once the new one has
-  // loaded, so the page is never unstyled in between.
+  // loaded, so the page is never unstyled in between. One that fails to load (a dev
+  // server that compiles the sheet answering 500 for an error in it) goes, and the old
+  // one stays: the page keeps its last good styles.
   function swapLink(link) {
     link.__reloadsupOld = true;
     var clone = link.cloneNode(false);
@@ -517,7 +534,13 @@
       if (link.parentNode) link.parentNode.removeChild(link);
     };
     clone.addEventListener('load', finish);
-    clone.addEventListener('error', finish);
+    clone.addEventListener('error', function () {
+      if (done) return;
+      done = true;
+      log('cannot load', clone.href, '- keeping the last one');
+      link.__reloadsupOld = false;
+      if (clone.parentNode) clone.parentNode.removeChild(clone);
+    });
     setTimeout(finish, 15000); // some browsers fire neither for a cached sheet
     link.parentNode.insertBefore(clone, link.nextSibling);
   }
@@ -528,9 +551,15 @@
   function reloadImages(path) {
     var images = [].slice.call(document.images).filter(function (img) { return /^https?:/.test(img.src); });
     var matched = bestMatches(images, function (img) { return img.src; }, path);
+    // Each one loaded aside first, and put in only if it loads: a broken image in its
+    // place would be worse than the old one.
     matched.forEach(function (img) {
       refresh(img.src);
-      img.src = bust(img.src);
+      var fresh = bust(img.src);
+      var probe = new Image();
+      probe.onload = function () { img.src = fresh; };
+      probe.onerror = function () { log('cannot load', fresh, '- keeping the last one'); };
+      probe.src = fresh;
     });
     var found = matched.length > 0;
     [].slice.call(document.querySelectorAll('[style*="url("]')).forEach(function (el) {

@@ -289,3 +289,126 @@ fn a_failed_build_step_shows_in_the_page_until_it_runs_through() {
         &sup,
     );
 }
+
+/// A dev server that builds its stylesheet and image on request, as Sass or image
+/// middleware does: a file that says `broken` is a 500. It counts the requests for
+/// fresh copies (`?reloadsup=`) of each at `/hits`, and exits at start-up while
+/// `app.py` says `crash`.
+const BUILDING_APP: &str = r#"
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+if "crash" in open(__file__).read().split("BUILDING_APP")[0]:
+    sys.exit("SyntaxError: the app is broken")
+hits = {}
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        path, _, query = self.path.partition("?")
+        if "reloadsup=" in query:
+            hits[path] = hits.get(path, 0) + 1
+        if path == "/hits":
+            body, kind, code = repr(hits).encode(), "text/plain", 200
+        elif path in ("/static/site.css", "/static/pic.svg"):
+            body = open(path[1:], "rb").read()
+            kind = "text/css" if path.endswith(".css") else "image/svg+xml"
+            code = 200
+            if b"broken" in body:
+                body, kind, code = b"cannot build it", "text/plain", 500
+        else:
+            body, kind, code = open("index.html", "rb").read(), "text/html; charset=utf-8", 200
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+/// An SVG image `width` pixels wide.
+fn svg(width: u32) -> String {
+    format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='10'>\
+         <rect width='{width}' height='10'/></svg>"
+    )
+}
+
+/// A stylesheet or image that cannot load — the server answers 500 for it, or is down
+/// — never leaves the page worse than before: the last good one stays (the old
+/// stylesheet was dropped as its replacement failed, the page left unstyled; an image
+/// went broken), and one changed while the server is down is swapped in once it is up.
+#[test]
+fn an_asset_that_cannot_load_keeps_the_last_good_one() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let p = Project::new();
+    let (port, reload) = (free_port(), free_port());
+    p.write("app.py", &format!("# BUILDING_APP\n{BUILDING_APP}"));
+    p.write("static/site.css", "h1 { color: rgb(255, 0, 0) }\n");
+    p.write("static/pic.svg", &svg(30));
+    p.write(
+        "index.html",
+        &format!(
+            "<!doctype html><html><head><meta charset=utf-8><title>t</title>\n\
+             <link rel=\"stylesheet\" href=\"/static/site.css\"></head><body>\n\
+             <h1>page</h1><img src=\"/static/pic.svg\">\n\
+             <script src=\"http://127.0.0.1:{reload}/livereload.js\"></script>\n</body></html>\n"
+        ),
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'app.py', '{port}', '{}']\nready = {{ port = {port} }}\n\
+             [watch]\nfile_dep = ['*.py', '*.html']\n\
+             [reload]\nport = {reload}\nassets = ['static/*']\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    let origin = format!("http://127.0.0.1:{port}");
+    browser.open(&format!("{origin}/"));
+    browser.wait_for("window.__reloadsup && window.__reloadsup.connected");
+    browser.eval("window.__marker = 1");
+    let red = "getComputedStyle(document.querySelector('h1')).color === 'rgb(255, 0, 0)'";
+    let hits = |path: &str| {
+        format!("fetch('/hits').then(r => r.text()).then(t => t.includes(\"'{path}'\"))")
+    };
+
+    // The server answers 500 for the new stylesheet and image: the old ones stay.
+    p.write("static/site.css", "h1 { color: broken }\n");
+    browser.wait_for_with(&hits("/static/site.css"), &sup);
+    browser.wait_for_with(
+        "document.querySelectorAll('link[rel=stylesheet]').length === 1 && \
+         !document.querySelector('link[href*=reloadsup]')",
+        &sup,
+    );
+    assert_eq!(browser.eval(red), true, "the last good stylesheet stays");
+    p.write("static/pic.svg", &format!("{} <!-- broken -->", svg(40)));
+    browser.wait_for_with(&hits("/static/pic.svg"), &sup);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        browser.eval(
+            "[document.images[0].naturalWidth, document.images[0].src.includes('reloadsup=')]"
+        ),
+        serde_json::json!([30, false]),
+        "the last good image stays"
+    );
+
+    // The server down: a stylesheet changed meanwhile is not fetched from nowhere; the
+    // page keeps its styles, and is swapped in once the server is back.
+    p.write("app.py", &format!("# crash BUILDING_APP\n{BUILDING_APP}"));
+    browser.wait_for_with("window.__reloadsup.status === 'failed'", &sup);
+    p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n");
+    sup.wait_for("updated 1 browser(s): static/site.css");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(browser.eval(red), true, "the page keeps its styles");
+    assert_eq!(browser.eval("window.__marker"), 1, "no reload");
+    p.write("app.py", &format!("# BUILDING_APP\n{BUILDING_APP}"));
+    browser.wait_for_with(
+        "getComputedStyle(document.querySelector('h1')).color === 'rgb(0, 0, 255)'",
+        &sup,
+    );
+}
