@@ -355,7 +355,22 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked
     }
     let Some(pid) = crate::pidfile::read(pid_file) else {
         return match state.server.filter(|s| detached::is_running(s.ident)) {
-            Some(record) => Running::Detached(record),
+            // Removed or damaged by hand: the record wins, as below, and the file a
+            // script reads (`kill $(cat reloadsup.pid)`) is written again.
+            Some(record) => {
+                let what = match pid_file.exists() {
+                    true => "holds no PID",
+                    false => "is gone",
+                };
+                report::warn(format!(
+                    "`{}` {what}, but the server started here (pid {}) still runs and \
+                     counts{}",
+                    pid_file.display(),
+                    record.ident.pid,
+                    put_right(pid_file, record.ident.pid, locked)
+                ));
+                Running::Detached(record)
+            }
             // A PID file that holds no PID (damaged, of the default name) with no
             // server running is stale like one naming a process gone: `stop` left it,
             // and with it the lock file, and `start` wrote over it unsaid.
@@ -386,18 +401,11 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked
         // server is neither left running untracked nor joined by a second one.
         Some(record) if detached::is_running(record.ident) => {
             let own = record.ident.pid;
-            let put_right = if locked {
-                match crate::pidfile::write(pid_file, own) {
-                    Ok(()) => "; the PID file is put right".to_string(),
-                    Err(err) => format!("; cannot put the PID file right: {err}"),
-                }
-            } else {
-                String::new()
-            };
             report::warn(format!(
                 "`{}` names pid {pid}, but the server started here is pid {own}, which \
-                 still runs and counts{put_right}",
-                pid_file.display()
+                 still runs and counts{}",
+                pid_file.display(),
+                put_right(pid_file, own, locked)
             ));
             return Running::Detached(record);
         }
@@ -432,6 +440,19 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked
         None => Running::Nothing {
             stale: Some(format!("stale PID file: pid {pid} is not running")),
         },
+    }
+}
+
+/// Writes `pid` to a PID file found wrong, when the caller holds its lock (`locked`;
+/// `status` does not, and leaves it to the next command that does); the end of the
+/// warning that says so.
+fn put_right(pid_file: &std::path::Path, pid: i32, locked: bool) -> String {
+    if !locked {
+        return String::new();
+    }
+    match crate::pidfile::write(pid_file, pid) {
+        Ok(()) => "; the PID file is put right".to_string(),
+        Err(err) => format!("; cannot put the PID file right: {err}"),
     }
 }
 

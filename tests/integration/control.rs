@@ -317,8 +317,8 @@ fn a_damaged_pid_file_with_nothing_running_is_stale() {
     ok(&p.output(&["stop"]));
 }
 
-/// A PID file edited by hand (or written over) while a started server runs: the state
-/// file's record of that server wins. `start` removed both files as stale and started
+/// A PID file edited by hand (or written over, damaged or removed) while a started
+/// server runs: the state file's record of that server wins. `start` removed both files as stale and started
 /// a second server beside the first, which was left running, untracked.
 #[test]
 fn an_edited_pid_file_does_not_lose_the_running_server() {
@@ -341,6 +341,29 @@ fn an_edited_pid_file_does_not_lose_the_running_server() {
             )) && out
                 .stderr
                 .contains(&format!("already running (pid {server})")),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(pid_file(&p), Some(server));
+        assert_eq!(p.servers().len(), 1, "one server");
+    }
+    // Damaged or removed: the same, and the file a script reads is written again (it
+    // stayed gone, or garbled, without a word).
+    for (damage, said) in [(Some("garbage\n"), "holds no PID"), (None, "is gone")] {
+        match damage {
+            Some(text) => p.write("reloadsup.pid", text),
+            None => std::fs::remove_file(p.path("reloadsup.pid")).unwrap(),
+        }
+        let status = p.output(&["status"]);
+        ok(&status);
+        assert!(status.stderr.contains(said), "{}", status.stderr);
+        let out = p.output(&["start"]);
+        assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "reloadsup.pid` {said}, but the server started here (pid {server}) still \
+                 runs and counts; the PID file is put right"
+            )),
             "{}",
             out.stderr
         );
