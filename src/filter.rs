@@ -67,6 +67,9 @@ impl Verdict {
 /// are looked for again.
 const READERS_AGAIN: Duration = Duration::from_secs(5);
 
+/// The most processes of the server whose open files are looked at.
+const SERVER_PROCESSES_MAX: usize = 256;
+
 /// The compiled matchers.
 #[derive(Debug)]
 pub struct Filter {
@@ -96,6 +99,9 @@ pub struct Filter {
     readers: Option<(Vec<i32>, Instant)>,
     /// The files they (and their children) had open for writing when last looked.
     piped_output: Vec<PathBuf>,
+    /// The files the server's processes have been seen holding open for writing since
+    /// it was last ready (see [`Filter::follow_server`]).
+    server_output: Vec<PathBuf>,
     use_gitignore: bool,
     /// `.gitignore` matchers, deepest folder first.
     gitignores: Vec<Gitignore>,
@@ -138,6 +144,7 @@ impl Filter {
                 .any(|fd| crate::procfs::own_pipe(fd).is_some()),
             readers: None,
             piped_output: Vec::new(),
+            server_output: Vec::new(),
             use_gitignore: config.watch.gitignore,
             gitignores: Vec::new(),
         };
@@ -181,6 +188,36 @@ impl Filter {
             .into_iter()
             .flat_map(crate::procfs::files_written_by)
             .collect();
+    }
+
+    /// Adds the files the server's processes (the process `leader` and those below it)
+    /// hold open for writing to its output, whose changes restart nothing: a server
+    /// that logs to `app.log` under the default `**` was restarted by its own log, about
+    /// once a second (a file written and held open counts after a pause), and again by
+    /// the close of the log as each server ended, without end. Looked at when the
+    /// server is ready (`fresh`: what an earlier server held is forgotten then, so a
+    /// file it no longer writes is the user's again), as each batch comes, and before
+    /// it is stopped; what was seen is kept until the next server is ready, for the
+    /// closes that come as a server ends, stopped or crashed.
+    pub fn follow_server(&mut self, leader: i32, fresh: bool) {
+        if fresh {
+            self.server_output.clear();
+        }
+        let mut processes = vec![leader];
+        let mut index = 0;
+        // Bounded: a fork bomb under the server must not stall the loop.
+        while index < processes.len() && processes.len() < SERVER_PROCESSES_MAX {
+            processes.extend(crate::procfs::children(processes[index]));
+            index += 1;
+        }
+        for file in processes
+            .into_iter()
+            .flat_map(crate::procfs::files_written_by)
+        {
+            if !self.server_output.contains(&file) {
+                self.server_output.push(file);
+            }
+        }
     }
 
     /// Records that the watched folder `dir` went away: a change reported for it is
@@ -331,6 +368,12 @@ impl Filter {
     /// for its own at every later event (whose batch would never come to look again).
     pub fn is_piped_output(&self, path: &Path) -> bool {
         is_among(path, &self.piped_output)
+    }
+
+    /// Whether `path` is a file the server writes itself (see
+    /// [`Filter::follow_server`]).
+    pub fn is_server_output(&self, path: &Path) -> bool {
+        is_among(path, &self.server_output)
     }
 
     /// Whether `.gitignore` keeps `path` from restarting the server: git ignores it,

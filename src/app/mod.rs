@@ -136,6 +136,8 @@ struct App {
     /// The task file's names: as given, and the file it leads to (`-f alias.toml`, a
     /// link to `reload.toml`, whose saves come as the real file's).
     task_files: Vec<PathBuf>,
+    /// The server's own output files said to restart nothing, each said once.
+    told_server_output: HashSet<PathBuf>,
     exit: Option<i32>,
 }
 
@@ -247,6 +249,7 @@ fn supervise(
         tx,
         recorder,
         task_files: task_file_names(config_task_file.as_deref()),
+        told_server_output: HashSet::new(),
         exit: None,
     };
     app.start(Vec::new(), None);
@@ -365,7 +368,8 @@ impl App {
                     // written gets; its close or a rename (a save by someone else)
                     // still comes through, for the batch to look again.
                     if matches!(step, Step::Partial | Step::Created)
-                        && self.filter.is_piped_output(&path)
+                        && (self.filter.is_piped_output(&path)
+                            || self.filter.is_server_output(&path))
                     {
                         continue;
                     }
@@ -432,6 +436,10 @@ impl App {
     /// A debounced batch: run the tasks it feeds, then restart if it asks for one.
     fn on_batch(&mut self, batch: Vec<PathBuf>) {
         self.filter.follow_output();
+        if let Some(server) = self.supervisor.as_ref().and_then(Supervisor::running) {
+            self.filter.follow_server(server.as_raw(), false);
+        }
+        self.tell_server_output(&batch);
         if let Some(task_file) = self
             .config
             .task_file
@@ -456,9 +464,11 @@ impl App {
         let mut tasks = Vec::new();
         // The task file is re-read by no one: restarting on its old settings would only
         // interrupt the server, so it does no more than the warning above.
-        let batch_paths = batch
-            .iter()
-            .filter(|path| !self.task_files.contains(path) && !self.filter.is_piped_output(path));
+        let batch_paths = batch.iter().filter(|path| {
+            !self.task_files.contains(path)
+                && !self.filter.is_piped_output(path)
+                && !self.filter.is_server_output(path)
+        });
         // Without a server (a `[serve]` site alone), a "restart" reloads the pages; for
         // a build step's input, whose output reloads them (or swaps a stylesheet, which
         // a reload for the input prevented), it would only come first.
@@ -530,6 +540,20 @@ impl App {
                 until: now + wait,
                 since,
             });
+        }
+    }
+
+    /// Says once of each file of `batch` that the server writes itself that its
+    /// changes restart nothing (see `Filter::follow_server`).
+    fn tell_server_output(&mut self, batch: &[PathBuf]) {
+        for path in batch {
+            if self.filter.is_server_output(path) && self.told_server_output.insert(path.clone()) {
+                report::warn(format!(
+                    "`{}` is written by the server itself: its changes restart nothing \
+                     (add it to `watch.ignore` to say so)",
+                    self.relative(path)
+                ));
+            }
         }
     }
 

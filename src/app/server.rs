@@ -54,6 +54,10 @@ impl App {
             // lets it answer those it is working on.
             self.browsers.restarting();
             self.browsers.drain();
+            // What it writes is closed as it ends: no change of the user's.
+            if let Some(server) = supervisor.running() {
+                self.filter.follow_server(server.as_raw(), false);
+            }
             supervisor.stop(Instant::now());
             self.forget_starting();
             self.after_stop = AfterStop::Start { changed, began };
@@ -192,6 +196,9 @@ impl App {
             recorder.ready();
         }
         self.browsers.ready();
+        if let Some(server) = self.supervisor.as_ref().and_then(|s| s.running()) {
+            self.filter.follow_server(server.as_raw(), true);
+        }
         if starting.began.is_some() {
             self.browsers.reload_page(&starting.path);
         } else if starting.late {

@@ -1253,3 +1253,45 @@ fn a_stopped_server_gets_its_stop_signal_and_none_is_stopped_by_the_terminal() {
         sup.stderr()
     );
 }
+
+/// A server that logs to a file of the project it holds open (Python's `FileHandler`,
+/// a Rails-style log) under the default `**`: its own writes restart nothing, nor does
+/// the log's close as each server ends. Its log restarted it about once a second, and
+/// each restart closed the log, which restarted it again, without end.
+#[test]
+fn a_file_the_server_writes_itself_restarts_nothing() {
+    let p = Project::new();
+    p.write("app.py", "x = 1\n");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '''echo start >> starts.log; exec 5>>app.log; echo boot >&5; \
+             (while sleep 0.1; do echo tick >&5; done) & exec sleep {}'''\n\
+             ready = {{ delay = \"100ms\" }}\nstop_timeout = \"2s\"\n\
+             [watch]\nignore = ['starts.log']\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    sup.wait_for("ready in ");
+    p.wait_starts(1);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(
+        p.lines("starts.log"),
+        1,
+        "restarted by its own log: {}",
+        sup.stderr()
+    );
+    // A save is one restart; the old server's log, closed as it ends, is none.
+    p.write("app.py", "x = 2\n");
+    p.wait_starts(2);
+    sup.wait_for_n("ready in ", 2);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(p.lines("starts.log"), 2, "{}", sup.stderr());
+    assert_eq!(
+        sup.count("`app.log` is written by the server itself"),
+        1,
+        "said once: {}",
+        sup.stderr()
+    );
+}
