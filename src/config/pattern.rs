@@ -27,8 +27,9 @@ pub struct Pattern {
 
 impl Pattern {
     /// Compiles `text` relative to `root`. The error is globset's explanation. A name
-    /// without glob syntax that is a folder now (`src`, `src/`) stands for everything
-    /// in it, `src/**`: as a file name it would match nothing inside.
+    /// without glob syntax that is a folder now (`src`, `src/`), or that ends with a
+    /// `/` (`dist/`, which a build makes later), stands for everything in it, `src/**`:
+    /// as a file name it would match nothing inside.
     pub fn new(text: &str, root: &Path) -> Result<Pattern, String> {
         if text.trim().is_empty() {
             return Err("empty (write e.g. `**/*.py`)".into());
@@ -41,7 +42,8 @@ impl Pattern {
             );
         }
         let trimmed = text.trim_end_matches('/');
-        if !trimmed.is_empty() && !has_meta(text) && root.join(trimmed).is_dir() {
+        let folder = text.ends_with('/') || root.join(trimmed).is_dir();
+        if !trimmed.is_empty() && !has_meta(text) && folder {
             let mut pattern = Pattern::new(&format!("{trimmed}/**"), root)?;
             pattern.text = text.to_string();
             return Ok(pattern);
@@ -221,6 +223,12 @@ mod tests {
         }
         let file = Pattern::new("src.py", &root).expect("valid");
         assert!(!file.recursive, "not a folder: a file name");
+        // With its slash, a folder that does not exist yet (a build's output) too.
+        let later = Pattern::new("dist/", &root).expect("valid");
+        assert!(later.recursive);
+        assert!(later.glob.compile_matcher().is_match("dist/app.js"));
+        let missing = Pattern::new("dist", &root).expect("valid");
+        assert!(!missing.recursive, "without it, a file's name");
         let err = Pattern::new("!src/*.py", &root).unwrap_err();
         assert!(err.contains("`watch.ignore`"), "{err}");
         std::fs::remove_dir_all(&root).unwrap();

@@ -1197,3 +1197,17 @@ fn a_task_file_given_through_a_link_is_said_to_need_a_restart() {
     sup.wait_for("`alias.toml` changed: it is read once");
     p.assert_starts_stay(1);
 }
+
+/// A folder named with its `/` that a build makes after the start: what is written
+/// in it restarts the server (it matched the folder's own name alone).
+#[test]
+fn a_folder_named_with_its_slash_is_watched_once_made() {
+    let p = Project::new();
+    let sup = p.start_sleeper("['out/']", "");
+    fs::create_dir(p.path("out")).unwrap();
+    p.write("out/app.js", "1");
+    p.wait_starts(2);
+    p.write("out/app.js", "2");
+    p.wait_starts(3);
+    drop(sup);
+}
