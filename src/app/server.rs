@@ -260,6 +260,10 @@ impl App {
     pub(super) fn on_outcome(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Exited { pid, how } => {
+                let hint = match self.starting {
+                    Some(_) => crate::supervisor::early_end_hint(&how),
+                    None => "",
+                };
                 self.forget_starting();
                 if let Some(recorder) = &mut self.recorder {
                     recorder.stopped(Some(format!("the server (pid {pid}) {how}")));
@@ -270,7 +274,7 @@ impl App {
                     self.browsers.failed(&command, &how, output);
                 }
                 report::warn(format!(
-                    "server (pid {pid}) {how}; it restarts at the next change"
+                    "server (pid {pid}) {how}{hint}; it restarts at the next change"
                 ));
             }
             Outcome::Stopped {

@@ -138,10 +138,9 @@ pub fn launch(
     let Ok(waited) = waited else {
         return if watch.gone() {
             // Its group is gone; anything it left outside the group goes too.
-            fail(
-                format!("{} before it was ready", watch.how(&spec.command)),
-                watch.exited(),
-            )
+            let how = watch.how(&spec.command);
+            let hint = crate::supervisor::early_end_hint(&how);
+            fail(format!("{how} before it was ready{hint}"), watch.exited())
         } else {
             let why = ready::listening_elsewhere(spec.ready.as_ref(), upstream, pid)
                 .unwrap_or_else(|| ready::awaited(spec.ready.as_ref(), upstream));

@@ -444,3 +444,16 @@ pub fn describe(status: &WaitStatus, command: &CommandSpec) -> String {
         other => format!("ended ({other:?})"),
     }
 }
+
+/// What to add to a server's end (`how`, from [`describe`]) when it came before the
+/// server was ready: a code of 0 then most often means the command sent the server to
+/// the background and ended, leaving it where no stop reaches it.
+pub fn early_end_hint(how: &str) -> &'static str {
+    if how == "exited with code 0" {
+        " (a command that puts the server in the background, with `&`, `setsid`, \
+         `nohup` or a `--daemon` flag, ends at once and leaves the server out of \
+         reloadsup's reach: run the server in the foreground)"
+    } else {
+        ""
+    }
+}

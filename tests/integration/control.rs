@@ -1613,3 +1613,34 @@ fn start_reads_a_truncated_log_anew() {
     ok(&p.output(&["stop"]));
     assert!(p.servers().is_empty());
 }
+
+/// A command that sends the server to the background ends at once with code 0, and
+/// the server it left is out of reach: `start` and `run` say so and how to mend it.
+#[test]
+fn a_server_sent_to_the_background_is_pointed_out() {
+    let p = Project::new();
+    let port = free_port();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'setsid sleep {} >/dev/null 2>&1 </dev/null &'\n\
+             ready = {{ port = {port} }}\nready_timeout = \"5s\"\n\
+             [watch]\nfile_dep = [\"app.py\"]\n[reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    let hint = "ends at once and leaves the server out of reloadsup's reach: run the \
+                server in the foreground";
+    let out = p.output(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("exited with code 0 before it was ready")
+            && out.stderr.contains(hint),
+        "{}",
+        out.stderr
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("exited with code 0");
+    assert!(sup.stderr().contains(hint), "{}", sup.stderr());
+}
