@@ -2,6 +2,7 @@
 //! what each glob matches now, after the ignores, so a user can see why a file does or
 //! does not restart the server.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Pattern, Server};
@@ -94,16 +95,29 @@ pub fn run(config: &Config) -> Result<i32> {
             let key = format!("task `{}` file_dep", t.name);
             t.file_dep.iter().map(move |p| (key.clone(), p, false))
         }));
-    for (key, pattern, gitignore) in groups {
-        let mut unreadable = Vec::new();
-        let matched = matches_reading(
-            pattern,
-            gitignore,
-            &mut filter,
-            &config.root,
-            &mut unreadable,
-        );
+    let listed: Vec<_> = groups
+        .map(|(key, pattern, gitignore)| {
+            let mut unreadable = Vec::new();
+            let matched = matches_reading(
+                pattern,
+                gitignore,
+                &mut filter,
+                &config.root,
+                &mut unreadable,
+            );
+            (key, pattern, matched, unreadable)
+        })
+        .collect();
+    // A glob beside others of its key that match (`.env.*` beside `package.json`) is
+    // most often written for files that may come: no reason to doubt it.
+    let matching: HashSet<&str> = listed
+        .iter()
+        .filter(|(_, _, matched, _)| !matched.is_empty())
+        .map(|(key, ..)| key.as_str())
+        .collect();
+    for (key, pattern, matched, unreadable) in &listed {
         let none = match (matched.is_empty(), unreadable.is_empty()) {
+            (true, true) if matching.contains(key.as_str()) => " (none yet)",
             (true, true) => " (none yet: is the glob right?)",
             (true, false) => " (none that could be read)",
             (false, _) => "",
@@ -114,14 +128,14 @@ pub fn run(config: &Config) -> Result<i32> {
         );
         // A folder that cannot be read was taken for one holding nothing.
         for (folder, err) in unreadable {
-            let shown = folder.strip_prefix(&config.root).unwrap_or(&folder);
+            let shown = folder.strip_prefix(&config.root).unwrap_or(folder);
             line(
                 &mut out,
                 format_args!("  cannot read `{}`: {err}", shown.display()),
             );
         }
         for path in matched {
-            let shown = path.strip_prefix(&config.root).unwrap_or(&path);
+            let shown = path.strip_prefix(&config.root).unwrap_or(path);
             line(&mut out, format_args!("  {}", shown.display()));
         }
     }

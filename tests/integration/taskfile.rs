@@ -377,7 +377,8 @@ fn check_lists_matches_after_ignores() {
     p.write(
         "reload.toml",
         "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**/*.py\"]\nignore = [\"**/migrations/**\"]\n\
-         [reload]\nassets = [\"static/*.css\", \"img/*.png\"]\n",
+         [reload]\nassets = [\"static/*.css\", \"img/*.png\"]\n\
+         [[task]]\nname = \"css\"\nfile_dep = [\"sass/*.scss\"]\nactions = [\"true\"]\n",
     );
     p.write("app.py", "");
     p.write("pkg/models.py", "");
@@ -410,7 +411,14 @@ fn check_lists_matches_after_ignores() {
     );
     assert!(
         out.stdout
-            .contains("reload.assets `img/*.png`: 0 file(s) (none yet: is the glob right?)\n"),
+            .contains("reload.assets `img/*.png`: 0 file(s) (none yet)\n"),
+        "beside a glob of its key that matches, one matching none is not doubted: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "task `css` file_dep `sass/*.scss`: 0 file(s) (none yet: is the glob right?)\n"
+        ),
         "{}",
         out.stdout
     );
