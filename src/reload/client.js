@@ -44,9 +44,6 @@
   window.__reloadsup = state;
   // Set when a new supervisor instance answered: reload at its first `ready`.
   var reloadWhenReady = false;
-  // Stylesheets and images changed while the server was down (restarting, or failed):
-  // swapped in once it is ready, as a fetch of them meanwhile fails.
-  var swapWhenReady = [];
   // How many changes the server had told pages of when it served this script (the
   // server writes the number in): a change broadcast while this page was loading, its
   // socket not yet open, shows as a larger number in the first `status` after `hello`.
@@ -248,12 +245,7 @@
       seen(msg.generation);
       if (reloadWhenReady && msg.state === 'ready') {
         reloadWhenReady = false;
-        swapWhenReady = [];
         reloadPage();
-      } else if (msg.state === 'ready' && swapWhenReady.length) {
-        var held = swapWhenReady;
-        swapWhenReady = [];
-        held.forEach(onReload);
       }
     }
   }
@@ -265,15 +257,8 @@
   function onReload(msg) {
     var path = String(msg.path || '').split(/[?#]/)[0];
     log('reload', path);
-    var css = msg.liveCSS !== false && CSS.test(path);
-    var image = msg.liveImg !== false && IMAGE.test(path);
-    if ((css || image) && (state.status === 'restarting' || state.status === 'failed')) {
-      log('the server is not up: swapping', path, 'once it is');
-      swapWhenReady.push(msg);
-      return;
-    }
-    if (css) return reloadStylesheets(path);
-    if (image) return reloadImages(path);
+    if (msg.liveCSS !== false && CSS.test(path)) return reloadStylesheets(path);
+    if (msg.liveImg !== false && IMAGE.test(path)) return reloadImages(path);
     reloadPage();
   }
 

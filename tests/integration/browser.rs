@@ -337,7 +337,7 @@ fn svg(width: u32) -> String {
 /// A stylesheet or image that cannot load — the server answers 500 for it, or is down
 /// — never leaves the page worse than before: the last good one stays (the old
 /// stylesheet was dropped as its replacement failed, the page left unstyled; an image
-/// went broken), and one changed while the server is down is swapped in once it is up.
+/// went broken), and the page shows the new one once the server is back.
 #[test]
 fn an_asset_that_cannot_load_keeps_the_last_good_one() {
     let Some(mut browser) = Browser::launch() else {
@@ -397,8 +397,8 @@ fn an_asset_that_cannot_load_keeps_the_last_good_one() {
         "the last good image stays"
     );
 
-    // The server down: a stylesheet changed meanwhile is not fetched from nowhere; the
-    // page keeps its styles, and is swapped in once the server is back.
+    // The server down: the page keeps its styles, and its reload at the next good start
+    // brings the new ones.
     p.write("app.py", &format!("# crash BUILDING_APP\n{BUILDING_APP}"));
     browser.wait_for_with("window.__reloadsup.status === 'failed'", &sup);
     p.write("static/site.css", "h1 { color: rgb(0, 0, 255) }\n");
