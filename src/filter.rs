@@ -99,9 +99,9 @@ pub struct Filter {
     readers: Option<(Vec<i32>, Instant)>,
     /// The files they (and their children) had open for writing when last looked.
     piped_output: Vec<PathBuf>,
-    /// The files the server's processes have been seen holding open for writing since
-    /// it was last ready (see [`Filter::follow_server`]).
-    server_output: Vec<PathBuf>,
+    /// The files (device and inode) the server's processes have been seen holding open
+    /// for writing since it was last ready (see [`Filter::follow_server`]).
+    server_output: Vec<(u64, u64)>,
     use_gitignore: bool,
     /// `.gitignore` matchers, deepest folder first.
     gitignores: Vec<Gitignore>,
@@ -212,7 +212,7 @@ impl Filter {
         }
         for file in processes
             .into_iter()
-            .flat_map(crate::procfs::files_written_by)
+            .flat_map(crate::procfs::file_ids_written_by)
         {
             if !self.server_output.contains(&file) {
                 self.server_output.push(file);
@@ -371,9 +371,15 @@ impl Filter {
     }
 
     /// Whether `path` is a file the server writes itself (see
-    /// [`Filter::follow_server`]).
+    /// [`Filter::follow_server`]): the very file, not one saved in its place since (a
+    /// database reset by `mv seed.db db.sqlite3` under a server holding the old one).
     pub fn is_server_output(&self, path: &Path) -> bool {
-        is_among(path, &self.server_output)
+        use std::os::unix::fs::MetadataExt;
+        if self.server_output.is_empty() {
+            return false;
+        }
+        std::fs::metadata(path)
+            .is_ok_and(|meta| self.server_output.contains(&(meta.dev(), meta.ino())))
     }
 
     /// Whether `.gitignore` keeps `path` from restarting the server: git ignores it,

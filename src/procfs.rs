@@ -260,6 +260,19 @@ pub fn files_written_by(pid: i32) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// The regular files `pid` has open for writing, each as the device and inode of the
+/// file it holds: a file of the name put in its place since (a save by rename) is
+/// another file.
+pub fn file_ids_written_by(pid: i32) -> Vec<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    descriptors(pid)
+        .into_iter()
+        .filter(|(fd, target)| target.is_file() && access_mode(pid, fd).is_some_and(|m| m != 0))
+        .filter_map(|(fd, _)| fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok())
+        .map(|meta| (meta.dev(), meta.ino()))
+        .collect()
+}
+
 /// The working folder of `pid` (`/proc/PID/cwd`, readable for our own processes only).
 pub fn cwd(pid: i32) -> Option<std::path::PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd")).ok()

@@ -550,7 +550,7 @@ impl App {
             if self.filter.is_server_output(path) && self.told_server_output.insert(path.clone()) {
                 report::warn(format!(
                     "`{}` is written by the server itself: its changes restart nothing \
-                     (add it to `watch.ignore` to say so)",
+                     while the server holds it (a file saved in its place does)",
                     self.relative(path)
                 ));
             }

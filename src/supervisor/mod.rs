@@ -450,9 +450,9 @@ pub fn describe(status: &WaitStatus, command: &CommandSpec) -> String {
 /// the background and ended, leaving it where no stop reaches it.
 pub fn early_end_hint(how: &str) -> &'static str {
     if how == "exited with code 0" {
-        " (a command that puts the server in the background, with `&`, `setsid`, \
-         `nohup` or a `--daemon` flag, ends at once and leaves the server out of \
-         reloadsup's reach: run the server in the foreground)"
+        " (did the command put the server in the background, with `&`, `setsid`, \
+         `nohup` or a `--daemon` flag? It then ends at once, and what left its process \
+         group is out of reloadsup's reach: run the server in the foreground)"
     } else {
         ""
     }

@@ -1629,8 +1629,8 @@ fn a_server_sent_to_the_background_is_pointed_out() {
             p.token
         ),
     );
-    let hint = "ends at once and leaves the server out of reloadsup's reach: run the \
-                server in the foreground";
+    let hint = "It then ends at once, and what left its process group is out of \
+                reloadsup's reach: run the server in the foreground";
     let out = p.output(&["start"]);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(

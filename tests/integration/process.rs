@@ -1294,4 +1294,8 @@ fn a_file_the_server_writes_itself_restarts_nothing() {
         "said once: {}",
         sup.stderr()
     );
+    // Another file saved in its place is a change (the server holds the old one).
+    p.write("new.log", "mine\n");
+    fs::rename(p.path("new.log"), p.path("app.log")).unwrap();
+    p.wait_starts(3);
 }
