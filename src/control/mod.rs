@@ -163,7 +163,8 @@ pub fn stop(config: &Config) -> Result<i32> {
         }
         Err(err) => return Err(err),
     };
-    match inspect(t.pid_file, t.task_file, t.spec, true)? {
+    // A PID file found wrong is not written again only to be removed.
+    match inspect(t.pid_file, t.task_file, t.spec, false)? {
         Running::Supervisor { supervisor, server } => stop_supervisor(&t, supervisor, server),
         Running::Detached(record) => {
             let interrupts = Interrupts::catch()?;
@@ -291,12 +292,12 @@ fn status_json(supervisor: Option<Ident>, server: Option<&ServerRecord>) -> Stri
 /// folder) makes the PID file beside it stale;
 /// one written for another task file that shares this PID file is an error while its
 /// server or supervisor runs: neither command may take the other's server for its own.
-/// `locked`: the caller holds the PID file's lock (see [`inspect_state`]).
+/// `repair`: a PID file found wrong is written again (see [`inspect_state`]).
 fn inspect(
     pid_file: &std::path::Path,
     task_file: Option<&std::path::Path>,
     spec: &Server,
-    locked: bool,
+    repair: bool,
 ) -> Result<Running> {
     let mut state = state::read(pid_file);
     if let Some(owner) = state.owner.as_ref().filter(|o| !o.wrote(pid_file)) {
@@ -322,7 +323,7 @@ fn inspect(
         .as_ref()
         .and_then(|o| o.other_task_file(task_file))
         .map(std::path::Path::to_path_buf);
-    let running = inspect_state(state, pid_file, spec, locked);
+    let running = inspect_state(state, pid_file, spec, repair);
     match (other, &running) {
         (Some(other), Running::Supervisor { supervisor, .. }) => {
             Err(shared_pid_file(pid_file, &other, supervisor.pid))
@@ -344,9 +345,10 @@ fn shared_pid_file(pid_file: &std::path::Path, other: &std::path::Path, pid: i32
 }
 
 /// [`inspect`] once the state file is known to be this project's.
-/// `locked`: the caller holds the PID file's lock, so a PID file found wrong may be
-/// written.
-fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked: bool) -> Running {
+/// `repair`: the caller holds the PID file's lock and leaves the server running
+/// (`start`, `restart`, `run`), so a PID file found wrong is written again; `status`
+/// holds no lock, and `stop` removes the file anyway.
+fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, repair: bool) -> Running {
     if let Some(supervisor) = state.supervisor.filter(Ident::is_alive) {
         return Running::Supervisor {
             supervisor,
@@ -367,7 +369,7 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked
                      counts{}",
                     pid_file.display(),
                     record.ident.pid,
-                    put_right(pid_file, record.ident.pid, locked)
+                    put_right(pid_file, record.ident.pid, repair)
                 ));
                 Running::Detached(record)
             }
@@ -405,7 +407,7 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked
                 "`{}` names pid {pid}, but the server started here is pid {own}, which \
                  still runs and counts{}",
                 pid_file.display(),
-                put_right(pid_file, own, locked)
+                put_right(pid_file, own, repair)
             ));
             return Running::Detached(record);
         }
@@ -443,11 +445,10 @@ fn inspect_state(state: State, pid_file: &std::path::Path, spec: &Server, locked
     }
 }
 
-/// Writes `pid` to a PID file found wrong, when the caller holds its lock (`locked`;
-/// `status` does not, and leaves it to the next command that does); the end of the
-/// warning that says so.
-fn put_right(pid_file: &std::path::Path, pid: i32, locked: bool) -> String {
-    if !locked {
+/// Writes `pid` to a PID file found wrong, when the caller repairs it (`repair`, see
+/// [`inspect_state`]); the end of the warning that says so.
+fn put_right(pid_file: &std::path::Path, pid: i32, repair: bool) -> String {
+    if !repair {
         return String::new();
     }
     match crate::pidfile::write(pid_file, pid) {

@@ -390,6 +390,28 @@ fn an_edited_pid_file_does_not_lose_the_running_server() {
     let _ = unrelated.wait();
 }
 
+/// `stop` with the PID file removed by hand stops the server the state file records,
+/// and does not say it put the file right only to remove it.
+#[test]
+fn stop_without_the_pid_file_stops_the_recorded_server() {
+    let (p, port) = project();
+    ok(&p.output(&["start"]));
+    std::fs::remove_file(p.path("reloadsup.pid")).unwrap();
+    let out = p.output(&["stop"]);
+    ok(&out);
+    assert!(
+        out.stderr.contains("reloadsup.pid` is gone") && !out.stderr.contains("put right"),
+        "{}",
+        out.stderr
+    );
+    wait_until("the server stopped", || {
+        p.servers().is_empty() && !accepts(port)
+    });
+    for left in ["reloadsup.pid", "reloadsup.pid.json"] {
+        assert!(!p.path(left).exists(), "{left} is left");
+    }
+}
+
 /// A server whose first process moves the real server to a process group of its own
 /// (`setpgid`) and exits: the server is still the one `start` started (in its session,
 /// carrying its variable). `start` said the server exited before it was ready and left
