@@ -116,11 +116,19 @@ pub fn run(config: &Config) -> Result<i32> {
         .map(|(key, ..)| key.as_str())
         .collect();
     for (key, pattern, matched, unreadable) in &listed {
-        let none = match (matched.is_empty(), unreadable.is_empty()) {
-            (true, true) if matching.contains(key.as_str()) => " (none yet)",
-            (true, true) => " (none yet: is the glob right?)",
-            (true, false) => " (none that could be read)",
-            (false, _) => "",
+        // A glob's folder that a build makes later (`dist/`) is watched once made.
+        let missing = (!pattern.base.exists())
+            .then(|| pattern.base.strip_prefix(&config.root).ok())
+            .flatten()
+            .filter(|rel| !rel.as_os_str().is_empty());
+        let none = match (matched.is_empty(), unreadable.is_empty(), missing) {
+            (true, true, Some(folder)) => {
+                format!(" (none yet: `{}/` is not there yet)", folder.display())
+            }
+            (true, true, None) if matching.contains(key.as_str()) => " (none yet)".into(),
+            (true, true, None) => " (none yet: is the glob right?)".into(),
+            (true, false, _) => " (none that could be read)".into(),
+            (false, ..) => String::new(),
         };
         line(
             &mut out,

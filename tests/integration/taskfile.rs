@@ -378,7 +378,8 @@ fn check_lists_matches_after_ignores() {
         "reload.toml",
         "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**/*.py\"]\nignore = [\"**/migrations/**\"]\n\
          [reload]\nassets = [\"static/*.css\", \"img/*.png\"]\n\
-         [[task]]\nname = \"css\"\nfile_dep = [\"sass/*.scss\"]\nactions = [\"true\"]\n",
+         [[task]]\nname = \"css\"\nfile_dep = [\"sass/*.scss\"]\nactions = [\"true\"]\n\
+         [[task]]\nname = \"bundle\"\nfile_dep = [\"dist/\"]\nactions = [\"true\"]\n",
     );
     p.write("app.py", "");
     p.write("pkg/models.py", "");
@@ -387,6 +388,7 @@ fn check_lists_matches_after_ignores() {
     p.write(".gitignore", "gen/\n");
     p.write("gen/out.py", "");
     p.write("static/site.css", "");
+    p.write("img/README", "");
     // Names with control characters are listed escaped, one line each.
     p.write("odd/a\nb.py", "");
     p.write("odd/c\u{1b}[31mred.py", "");
@@ -417,7 +419,18 @@ fn check_lists_matches_after_ignores() {
     );
     assert!(
         out.stdout.contains(
+            "task `css` file_dep `sass/*.scss`: 0 file(s) (none yet: `sass/` is not there yet)\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    p.write("sass/.keep", "");
+    let out = p.output(&["check"]);
+    assert!(
+        out.stdout.contains(
             "task `css` file_dep `sass/*.scss`: 0 file(s) (none yet: is the glob right?)\n"
+        ) && out.stdout.contains(
+            "task `bundle` file_dep `dist/`: 0 file(s) (none yet: `dist/` is not there yet)\n"
         ),
         "{}",
         out.stdout
