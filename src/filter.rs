@@ -43,6 +43,9 @@ const IGNORED_FILES: &[&str] = &[
     ".goutputstream-*",
     // Kate's swap files
     ".*.kate-swp",
+    // doit's record of what its tasks last ran on (`.doit.db`, or `.dat`/`.dir`/`.bak`
+    // beside it): rewritten at each `doit` run, as a build step's
+    ".doit.db*",
 ];
 
 /// What a change of one path asks for.
@@ -634,7 +637,8 @@ actions = ["true"]
         assert!(!filter.classify(&dir.path.join("util.py")).restart);
     }
 
-    /// Under a catch-all `**`, editors' temp and swap files still restart nothing.
+    /// Under a catch-all `**`, editors' temp and swap files (and doit's record) still
+    /// restart nothing.
     #[test]
     fn editor_files_are_ignored_under_a_catch_all() {
         let (filter, dir) = filter_for("[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"**\"]\n");
@@ -649,6 +653,8 @@ actions = ["true"]
             "sedX1b2Zq",
             ".goutputstream-AB12CD",
             ".app.py.kate-swp",
+            ".doit.db",
+            ".doit.db.dat",
         ] {
             assert!(filter.classify(&dir.path.join(name)).is_ignored(), "{name}");
         }
