@@ -201,6 +201,12 @@ impl Browsers {
         })
     }
 
+    /// Whether anything listens for browsers (the LiveReload port, a site, a proxy):
+    /// with nothing, there are no pages to reload.
+    pub fn listening(&self) -> bool {
+        self.hub.is_some()
+    }
+
     /// The site's URL, when a static site is served.
     pub fn site_url(&self) -> Option<String> {
         self.site.as_ref().map(StaticServer::url)

@@ -138,6 +138,9 @@ struct App {
     task_files: Vec<PathBuf>,
     /// The server's own output files said to restart nothing, each said once.
     told_server_output: HashSet<PathBuf>,
+    /// Whether the hint for a server ending with code 0 before it was ready was given
+    /// (once: a one-shot command, `run -- pytest`, ends so at every run).
+    told_early_end: bool,
     exit: Option<i32>,
 }
 
@@ -250,6 +253,7 @@ fn supervise(
         recorder,
         task_files: task_file_names(config_task_file.as_deref()),
         told_server_output: HashSet::new(),
+        told_early_end: false,
         exit: None,
     };
     app.start(Vec::new(), None);

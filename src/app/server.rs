@@ -244,10 +244,12 @@ impl App {
         } else {
             String::new()
         };
-        report::warn(format!(
-            "the server {status}{awaited}; reloading browsers anyway, and again if it \
-             becomes ready"
-        ));
+        let then = if self.browsers.listening() {
+            "reloading browsers anyway, and again if it becomes ready"
+        } else {
+            "it runs on (no browser listens, to be reloaded)"
+        };
+        report::warn(format!("the server {status}{awaited}; {then}"));
         self.browsers
             .late(&spec.command.display(), &status, supervisor.tail());
         if starting.began.is_some() {
@@ -261,9 +263,10 @@ impl App {
         match outcome {
             Outcome::Exited { pid, how } => {
                 let hint = match self.starting {
-                    Some(_) => crate::supervisor::early_end_hint(&how),
-                    None => "",
+                    Some(_) if !self.told_early_end => crate::supervisor::early_end_hint(&how),
+                    _ => "",
                 };
+                self.told_early_end |= !hint.is_empty();
                 self.forget_starting();
                 if let Some(recorder) = &mut self.recorder {
                     recorder.stopped(Some(format!("the server (pid {pid}) {how}")));

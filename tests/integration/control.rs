@@ -1665,4 +1665,8 @@ fn a_server_sent_to_the_background_is_pointed_out() {
     let sup = p.start(&["run"]);
     sup.wait_for("exited with code 0");
     assert!(sup.stderr().contains(hint), "{}", sup.stderr());
+    // Said once: a one-shot command (`run -- pytest`) ends so at every run.
+    p.write("app.py", "1");
+    sup.wait_for_n("exited with code 0", 2);
+    assert_eq!(sup.count(hint), 1, "{}", sup.stderr());
 }

@@ -1334,3 +1334,19 @@ fn a_failed_build_step_restarts_nothing_for_its_input() {
     p.assert_starts_stay(3);
     assert_eq!(p.read("out/app"), "v4\n");
 }
+
+/// A server that never gets ready with nothing listening for browsers (`--no-reload`,
+/// a worker that opens no port): the warning says it runs on, and speaks of no
+/// browsers to reload.
+#[test]
+fn not_ready_without_browsers_speaks_of_none() {
+    let p = Project::new();
+    let sup = p.start_sleeper("['*.py']", "ready_timeout = \"300ms\"");
+    sup.wait_for("is not ready after 300ms");
+    sup.wait_for("it runs on (no browser listens, to be reloaded)");
+    assert!(
+        !sup.stderr().contains("reloading browsers"),
+        "{}",
+        sup.stderr()
+    );
+}
