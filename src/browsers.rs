@@ -63,9 +63,9 @@ fn with_way_out(error: String, config: &Config) -> String {
         )
     } else if config.task_file.is_none() {
         // No task file (`run -w … -- cmd`): no `reload.port` to set.
-        format!("{error}; pass `--no-reload`, or write a task file with another `reload.port`")
+        format!("{error}; pass `--reload-port PORT` (0 for any free one), or `--no-reload`")
     } else {
-        format!("{error}; set another `reload.port`, or pass `--no-reload`")
+        format!("{error}; set another `reload.port` (or `--reload-port`), or pass `--no-reload`")
     }
 }
 

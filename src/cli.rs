@@ -126,6 +126,11 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Browser")]
     pub no_reload: bool,
 
+    /// Serve browser reloads on PORT instead of 35729 (sets `reload.port`; 0 picks a
+    /// free one, which the start-up line names).
+    #[arg(long, value_name = "PORT", help_heading = "Browser")]
+    pub reload_port: Option<u16>,
+
     /// Serve a proxy to the dev server at ADDR (`host:port`, e.g. `127.0.0.1:5000`),
     /// injecting the reload script (sets `proxy.listen`; needs `--upstream` unless the
     /// task file has one).
@@ -166,6 +171,7 @@ pub fn one_line(err: &clap::Error, args: &[String]) -> String {
         }
     }
     let mut notes = Vec::new();
+    let peer = peer_hint(err);
     let commands = <Cli as clap::CommandFactory>::command();
     let command = match args
         .iter()
@@ -174,8 +180,13 @@ pub fn one_line(err: &clap::Error, args: &[String]) -> String {
         Some(name) => format!("reloadsup {name}"),
         None => "reloadsup".to_string(),
     };
+    if let Some(hint) = peer {
+        // In place of clap's tips, which suggest a flag of a similar name that does
+        // something else (`--files` → `--file`, the task file).
+        notes.push(hint.to_string());
+    }
     for line in lines.map(str::trim) {
-        if let Some(tip) = line.strip_prefix("tip: ") {
+        if let Some(tip) = line.strip_prefix("tip: ").filter(|_| peer.is_none()) {
             notes.push(tip.to_string());
         } else if let Some(values) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             notes.push(without_internal(values));
@@ -187,6 +198,72 @@ pub fn one_line(err: &clap::Error, args: &[String]) -> String {
         format!(" ({})", notes.join("; "))
     };
     format!("{problem}{notes}; see `{command} --help`")
+}
+
+/// The flags of the tools users come from (nodemon, watchexec, air, browser-sync) that
+/// reloadsup has no flag of that name for, each with what to use instead.
+const PEER_FLAGS: &[(&[&str], &str)] = &[
+    (
+        &["-e", "--ext", "--exts", "--extensions"],
+        "name the extensions in a glob: `-w '**/*.{py,html}'`",
+    ),
+    (
+        &["--files", "--include"],
+        "`run` watches what `-w GLOB` (repeatable) or `watch.file_dep` names; `serve DIR` \
+         watches all of DIR",
+    ),
+    (
+        &["-d", "--delay", "--debounce"],
+        "there is no delay to set: a save settles in 5 ms, and a burst of changes \
+         (a checkout) is one restart",
+    ),
+    (
+        &["-s", "--signal"],
+        "`run --stop-signal SIGNAL`, or `server.stop_signal` in a task file",
+    ),
+    (
+        &["--kill-delay", "--grace"],
+        "`run --stop-timeout DURATION`, or `server.stop_timeout` in a task file",
+    ),
+    (
+        &["-r", "--restart"],
+        "`run` restarts the server at each change; nothing to ask for",
+    ),
+    (
+        &["-x", "--exec", "--cmd"],
+        "give the command after `--`: `reloadsup run -w GLOB -- COMMAND ARGS`",
+    ),
+    (
+        &["--shell"],
+        "one argument after `--` runs with `sh -c`; several run as they are",
+    ),
+    (
+        &["-c", "--clear", "--postpone", "-p"],
+        "no such option: the server starts at once, and the screen is left as it is",
+    ),
+    (
+        &["--server", "--serveStatic", "--ss"],
+        "`reloadsup serve DIR` serves a folder, or `[serve] root` in a task file",
+    ),
+];
+
+/// What to use instead of an unknown flag that another tool has, if it is one.
+fn peer_hint(err: &clap::Error) -> Option<&'static str> {
+    use clap::error::{ContextKind, ContextValue};
+    if err.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    // `--ext=py` and `-epy` name the flag too.
+    let flag = arg.split('=').next().unwrap_or(arg);
+    PEER_FLAGS.iter().find_map(|(flags, hint)| {
+        flags
+            .iter()
+            .any(|f| *f == flag || (f.len() == 2 && flag.starts_with(f) && !flag.starts_with("--")))
+            .then_some(*hint)
+    })
 }
 
 /// clap's list of values without the internal `__guard` command.
@@ -251,6 +328,21 @@ mod tests {
              and reloadsup takes its arguments, the command's too, in UTF-8; \
              see `reloadsup run --help`"
         );
+        // Another tool's flag: what to use instead, without clap's tips (which pointed
+        // `--files` at `--file`, the task file, and offered `-- --files`).
+        assert_eq!(
+            error_of(&["serve", "--files", "public/**"]),
+            "unexpected argument '--files' found (`run` watches what `-w GLOB` (repeatable) \
+             or `watch.file_dep` names; `serve DIR` watches all of DIR); see `reloadsup \
+             serve --help`"
+        );
+        assert!(
+            error_of(&["run", "-e", "py,html", "--", "x"])
+                .contains("(name the extensions in a glob: `-w '**/*.{py,html}'`)"),
+        );
+        assert!(error_of(&["run", "--ext=py"]).contains("`-w '**/*.{py,html}'`"));
+        assert!(error_of(&["run", "--delay", "1"]).contains("there is no delay to set"));
+        assert!(error_of(&["run", "--clear"]).contains("no such option"));
         for args in [&["run", "--wach"][..], &["serve", "a", "b"], &["run", "-w"]] {
             assert!(!error_of(args).contains('\n'), "{args:?}");
         }

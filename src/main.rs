@@ -160,6 +160,7 @@ fn overrides(args: RunArgs) -> Overrides {
         stop_timeout: args.stop_timeout,
         pid_file: args.pid_file,
         no_reload: args.no_reload,
+        reload_port: args.reload_port,
         proxy: args.proxy,
         upstream: args.upstream,
         command: args.command,

@@ -32,6 +32,8 @@ pub struct Overrides {
     pub pid_file: Option<PathBuf>,
     /// `--no-reload`.
     pub no_reload: bool,
+    /// `--reload-port`: replaces `reload.port`.
+    pub reload_port: Option<u16>,
     /// `--proxy`: replaces `proxy.listen`.
     pub proxy: Option<String>,
     /// `--upstream`: replaces `proxy.upstream`.
@@ -88,11 +90,19 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
         root,
         server: Some(server),
         watch,
-        reload: default_reload(ov.no_reload),
+        reload: with_reload_port(default_reload(ov.no_reload), ov),
         proxy: flag_proxy(None, ov)?,
         serve: None,
         tasks: Vec::new(),
     })
+}
+
+/// `reload` with `--reload-port` on top.
+pub(super) fn with_reload_port(mut reload: super::Reload, ov: &Overrides) -> super::Reload {
+    if let Some(port) = ov.reload_port {
+        reload.port = port;
+    }
+    reload
 }
 
 /// The proxy from the task file's `[proxy]` (if any) with `--proxy`/`--upstream` on top.

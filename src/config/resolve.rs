@@ -713,7 +713,7 @@ impl Doc<'_> {
             .iter()
             .map(|origin| self.origin(origin))
             .collect::<Result<_>>()?;
-        Ok(reload)
+        Ok(super::flags::with_reload_port(reload, ov))
     }
 
     /// A `reload.allow_origins` entry: an origin exactly as browsers send it, so that

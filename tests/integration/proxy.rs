@@ -1643,7 +1643,9 @@ fn a_taken_reload_port_says_the_proxy_does_without_it() {
 }
 
 /// Without a task file (`run -w … -- cmd`) the LiveReload port is the default one,
-/// and no `reload.port` can be set: the way out says so (it said to set one).
+/// and no `reload.port` can be set: the way out says so (it said to set one), and
+/// `--reload-port` is one (a second ad-hoc run beside another had none but
+/// `--no-reload`).
 #[test]
 fn a_taken_default_reload_port_in_ad_hoc_mode_names_a_way_out_that_exists() {
     let p = Project::new();
@@ -1654,10 +1656,26 @@ fn a_taken_default_reload_port_in_ad_hoc_mode_names_a_way_out_that_exists() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("pass `--no-reload`, or write a task file with another `reload.port`"),
+            .contains("pass `--reload-port PORT` (0 for any free one), or `--no-reload`"),
         "{}",
         out.stderr
     );
+    let port = free_port();
+    let sup = p.start(&[
+        "run",
+        "--reload-port",
+        &port.to_string(),
+        "-w",
+        "*.py",
+        "--",
+        &sleep,
+    ]);
+    sup.wait_for(&format!(
+        "live reload on http://127.0.0.1:{port}/livereload.js"
+    ));
+    // It reads the server's hello.
+    LiveReloadClient::connect(port);
+    drop(sup);
 }
 
 #[test]
