@@ -825,6 +825,9 @@ impl Doc<'_> {
         let about_a_value = ["invalid type", "invalid value", "invalid length"]
             .iter()
             .any(|start| message.starts_with(start));
+        if let Some(hint) = peer_key_hint(&message) {
+            return format!("{message}; {hint}");
+        }
         if message.contains('`') && !about_a_value {
             return message;
         }
@@ -942,6 +945,59 @@ impl Doc<'_> {
             .count()
             + 1
     }
+}
+
+/// The keys of other tools' configuration files (nodemon's `nodemon.json`, air's
+/// `.air.toml`, watchexec's flags) that have no key of that name here, each with what
+/// to write instead.
+const PEER_KEYS: &[(&[&str], &str)] = &[
+    (
+        &["ext", "exts", "extensions", "include_ext"],
+        "name the extensions in `watch.file_dep` globs: `**/*.{py,html}`",
+    ),
+    (
+        &["exclude", "exclude_dir", "exclude_file", "ignore_dir"],
+        "list what to leave out in `watch.ignore` globs: `tmp/**`",
+    ),
+    (
+        &["watch", "include", "include_dir", "paths"],
+        "list what to watch in `watch.file_dep` globs: `src/**`",
+    ),
+    (
+        &["delay", "debounce"],
+        "there is no delay to set: a save settles in 5 ms, and a burst of changes is one \
+         restart",
+    ),
+    (
+        &["kill_delay", "kill_timeout", "grace"],
+        "the grace before SIGKILL is `server.stop_timeout`",
+    ),
+    (
+        &["send_interrupt", "signal", "kill_signal"],
+        "the signal that asks the server to stop is `server.stop_signal`",
+    ),
+    (
+        &["exec", "cmd", "bin", "full_bin", "script"],
+        "the server is `server.command`, and a build before it a `[[task]]` step",
+    ),
+    (
+        &["env_file", "env_files", "dotenv"],
+        "set variables in `server.env`; to read a `.env` file, `command = \"set -a; . \
+         ./.env; exec …\"`",
+    ),
+    (
+        &["build"],
+        "a build step is a `[[task]]` (`name`, `file_dep`, `actions`), the server `[server]`",
+    ),
+];
+
+/// What to write instead of an unknown key that another tool's configuration has, if
+/// `message` is about one.
+fn peer_key_hint(message: &str) -> Option<&'static str> {
+    let key = message.strip_prefix("unknown field `")?.split('`').next()?;
+    PEER_KEYS
+        .iter()
+        .find_map(|(keys, hint)| keys.contains(&key).then_some(*hint))
 }
 
 /// The TOML reader's message in the task file's words rather than the program's:
@@ -1249,6 +1305,19 @@ mod tests {
             (
                 "[server]\ncwd = \".\"\n",
                 "/proj/reload.toml:1: missing `server.command`",
+            ),
+            // Another tool's key: what to write instead.
+            (
+                "[server]\ncommand = \"x\"\n[watch]\next = [\"py\"]\n",
+                "/proj/reload.toml:4: unknown field `ext`, expected one of `file_dep`, \
+                 `ignore`, `poll`, `gitignore`; name the extensions in `watch.file_dep` \
+                 globs: `**/*.{py,html}`",
+            ),
+            (
+                "[server]\ncommand = \"x\"\nkill_delay = \"1s\"\n",
+                "/proj/reload.toml:3: unknown field `kill_delay`, expected one of `command`, \
+                 `cwd`, `env`, `pid_file`, `log_file`, `stop_signal`, `stop_timeout`, `ready`, \
+                 `ready_timeout`; the grace before SIGKILL is `server.stop_timeout`",
             ),
             (
                 "[server]\ncommand = \"x\"\nstop_timeout = \"5 parsecs\"\n",
