@@ -177,6 +177,11 @@ impl Browsers {
                 if proxy.forwards_to_itself() {
                     return Err(self_loop(config, p, proxy.local_addr()));
                 }
+                if config.server.is_none() {
+                    // A server run elsewhere: nothing to wait for, and whether it
+                    // answers is seen request by request.
+                    proxy.set_state(UpstreamState::Ready);
+                }
                 report::good(format!(
                     "proxy on {} for {} (the reload script is injected)",
                     crate::web::url_of(proxy.local_addr()),

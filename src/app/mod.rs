@@ -146,7 +146,7 @@ struct App {
 
 /// Runs the supervisor until a signal ends it; returns the exit code.
 pub fn run(config: Config) -> Result<i32> {
-    if config.server.is_none() && config.serve.is_none() {
+    if config.server.is_none() && config.serve.is_none() && config.proxy.is_none() {
         return Err(Error::Usage("nothing to run: no `server.command`".into()));
     }
     // Signals are caught before this supervisor is recorded: a `reloadsup stop` that

@@ -175,8 +175,12 @@ impl Doc<'_> {
             .as_ref()
             .map(|s| self.serve(s, &root, !raw.tasks.is_empty()))
             .transpose()?;
-        let server = self.server(raw.server.as_ref(), &root, ov, serve.is_some())?;
-        let watch = self.watch(&raw.watch, &root, ov, server.is_none())?;
+        // A site, or a proxy in front of a server run elsewhere (a container, another
+        // terminal), needs no server of its own.
+        let fronting = serve.is_some() || raw.proxy.is_some();
+        let server = self.server(raw.server.as_ref(), &root, ov, fronting)?;
+        let site_only = server.is_none() && raw.proxy.is_none();
+        let watch = self.watch(&raw.watch, &root, ov, site_only)?;
         let mut reload = self.reload(&raw, &root, ov)?;
         if let Some(serve) = &serve {
             // The site's files are assets: a stylesheet or image is swapped in place,
@@ -308,10 +312,10 @@ impl Doc<'_> {
         raw: Option<&Spanned<RawServer>>,
         root: &Path,
         ov: &Overrides,
-        serving: bool,
+        fronting: bool,
     ) -> Result<Option<Server>> {
         let Some(raw_spanned) = raw else {
-            if ov.command.is_empty() && serving {
+            if ov.command.is_empty() && fronting {
                 return Ok(None);
             }
             if ov.command.is_empty() {
@@ -319,7 +323,7 @@ impl Doc<'_> {
                     self.file,
                     None,
                     "missing `[server]` table with a `command` (or a `[serve]` table, for a \
-                     static site)",
+                     static site, or a `[proxy]` in front of a server run elsewhere)",
                 ));
             }
             return Ok(Some(self.server_from(None, root, ov)?));
@@ -643,21 +647,15 @@ impl Doc<'_> {
         Ok(Ready::Delay(delay.expect("exactly one key is set")))
     }
 
-    /// `[watch]`; `serverless` when there is no server (a `[serve]` site alone): then
+    /// `[watch]`; `site_only` when there is a `[serve]` site and nothing else: then
     /// no `file_dep` is the default, as under `reloadsup serve`, and only the site's
     /// files and the build steps' inputs count (under `**`, a note saved beside the
     /// site reloaded every page).
-    fn watch(
-        &self,
-        raw: &RawWatch,
-        root: &Path,
-        ov: &Overrides,
-        serverless: bool,
-    ) -> Result<Watch> {
+    fn watch(&self, raw: &RawWatch, root: &Path, ov: &Overrides, site_only: bool) -> Result<Watch> {
         // As for the server, the file's values are checked even where flags replace them.
         let file_dep = match &raw.file_dep {
             Some(globs) => self.patterns(globs, root, "watch.file_dep")?,
-            None if serverless => Vec::new(),
+            None if site_only => Vec::new(),
             None => vec![Pattern::new("**", root).expect("`**` is a valid glob")],
         };
         let file_dep = if ov.watch.is_empty() {

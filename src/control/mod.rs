@@ -62,7 +62,8 @@ fn target(config: &Config) -> Result<Target<'_>> {
     let spec = config.server.as_ref().ok_or_else(|| {
         Error::Usage(
             "no `[server]` in the task file: `start`, `stop`, `restart` and `status` drive \
-             a server (a `[serve]` site alone runs under `reloadsup run`, and stops there)"
+             a server (a `[serve]` site or a `[proxy]` alone runs under `reloadsup run`, and \
+             stops there)"
                 .into(),
         )
     })?;

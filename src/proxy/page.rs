@@ -125,7 +125,10 @@ pub fn unavailable(why: &Unavailable, asked: &Asked) -> Response<ProxyBody> {
     // Whether the server got the request: it took it and then broke off or answered
     // nonsense. Otherwise it never reached a server.
     let reached = matches!(why, Unavailable::Broke(_) | Unavailable::Malformed(_));
-    error_page(title, &detail, &tail, asked, reached)
+    // Nothing to wait for when the server counts as up but does not answer (one run
+    // elsewhere, under `[proxy]` alone, not started yet): the page asks again.
+    let retry = matches!(why, Unavailable::Unreachable { .. });
+    error_page(title, &detail, &tail, asked, reached, retry)
 }
 
 /// The 502 page for a response that broke off before it could be passed on.
@@ -136,6 +139,7 @@ pub fn broken(detail: &str, asked: &Asked) -> Response<ProxyBody> {
         &[],
         asked,
         true,
+        false,
     )
 }
 
@@ -167,15 +171,18 @@ pub fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
         .expect("static headers are valid")
 }
 
-/// The 502 page; `reached`: the server may have received the request.
+/// The 502 page; `reached`: the server may have received the request; `retry`: the
+/// page asks again every [`RETRY_EVERY`] seconds (a request that may be repeated).
 fn error_page(
     title: &str,
     detail: &str,
     tail: &[String],
     asked: &Asked,
     reached: bool,
+    retry: bool,
 ) -> Response<ProxyBody> {
     let repeatable = asked.repeatable();
+    let retry = retry && repeatable;
     let mut html = String::new();
     let _ = write!(
         html,
@@ -183,7 +190,12 @@ fn error_page(
          <title>502: {title}</title>\n<style>\n\
          body {{ font: 16px/1.5 system-ui, sans-serif; margin: 2em auto; max-width: 60em; padding: 0 1em; }}\n\
          pre {{ background: #222; color: #eee; padding: 1em; overflow: auto; }}\n\
-         </style>\n{tag}</head>\n<body>\n<h1>502: {title}</h1>\n<p>{detail}</p>\n",
+         </style>\n{refresh}{tag}</head>\n<body>\n<h1>502: {title}</h1>\n<p>{detail}</p>\n",
+        refresh = if retry {
+            format!("<meta http-equiv=\"refresh\" content=\"{RETRY_EVERY}\">\n")
+        } else {
+            String::new()
+        },
         tag = if repeatable {
             crate::inject::tag(None) + "\n"
         } else {
@@ -198,7 +210,13 @@ fn error_page(
         }
         html.push_str("</pre>\n");
     }
-    if repeatable {
+    if retry {
+        let _ = writeln!(
+            html,
+            "<p>This page tries again every {RETRY_EVERY} seconds, and reloads by itself \
+             when the server is ready again (<a href=\"\">reload now</a>).</p>"
+        );
+    } else if repeatable {
         html.push_str(
             "<p>This page reloads by itself when the server is ready again \
              (<a href=\"\">reload now</a>).</p>\n",
@@ -220,6 +238,9 @@ fn error_page(
     html.push_str("</body>\n</html>\n");
     respond(html, asked.head_only())
 }
+
+/// How often, in seconds, a page for a server that cannot be reached asks again.
+const RETRY_EVERY: u32 = 2;
 
 /// A 502 answer carrying `html` (or, for HEAD, only its headers).
 fn respond(html: String, head_only: bool) -> Response<ProxyBody> {

@@ -412,3 +412,61 @@ fn an_asset_that_cannot_load_keeps_the_last_good_one() {
         &sup,
     );
 }
+
+/// A proxy in front of a server run elsewhere (`[proxy]` with no `[server]`, as
+/// browser-sync's `--proxy` is used): refused before. The page opened before that
+/// server is up asks again by itself and shows the real page once it answers; a saved
+/// file reloads it.
+#[test]
+fn a_proxy_alone_fronts_a_server_run_elsewhere() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let p = Project::new();
+    let (listen, upstream, reload) = (free_port(), free_port(), free_port());
+    p.write(
+        "site/index.html",
+        "<!doctype html><title>t</title><h1>v1</h1>\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[proxy]\nlisten = '127.0.0.1:{listen}'\nupstream = '127.0.0.1:{upstream}'\n\
+             [reload]\nport = {reload}\n"
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("proxy on ");
+    browser.open(&format!("http://127.0.0.1:{listen}/"));
+    assert_eq!(
+        browser.eval("document.querySelector('h1').textContent"),
+        "502: cannot reach the dev server"
+    );
+    // The server, started by someone else (its token lets the project stop it).
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, http.server as h\n\
+             h.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), h.SimpleHTTPRequestHandler)\
+             .serve_forever()",
+            &upstream.to_string(),
+            &p.token,
+        ])
+        .current_dir(p.path("site"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    browser.wait_for_with(
+        "document.querySelector('h1') && document.querySelector('h1').textContent === 'v1'",
+        &sup,
+    );
+    browser.assert_page_reloaded(&sup, "v2", || {
+        p.write(
+            "site/index.html",
+            "<!doctype html><title>t</title><h1>v2</h1>\n",
+        )
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+}

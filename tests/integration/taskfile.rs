@@ -49,7 +49,7 @@ fn missing_command() {
     assert_task_file_error(
         "[watch]\nfile_dep = [\"*.py\"]\n",
         "reload.toml: missing `[server]` table with a `command` (or a `[serve]` table, for a \
-         static site)",
+         static site, or a `[proxy]` in front of a server run elsewhere)",
     );
     assert_task_file_error(
         "[server]\ncommand = \"  \"\n",
