@@ -3,7 +3,7 @@
 //! app, unless a `package.json` beside it says the project is Node's: then the command
 //! is its `start` script (or its `main` file) and the globs are JavaScript's — or, for
 //! a dev server that updates its pages itself (Vite, Next.js, …), its `dev` script and
-//! only the files it reads at start.
+//! only the files it reads at start. A `go.mod` makes it Go's: `go run .`.
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
@@ -36,14 +36,21 @@ pub fn run(dir: &Path, file_arg: Option<&Path>) -> Result<i32> {
     };
     let folder = path.parent().unwrap_or(dir);
     let text = match node_project(folder) {
-        Some(NodeProject::Plain(command)) => for_node(&command, NODE_GLOBS),
+        Some(NodeProject::Plain(command)) => with_command(&command, NODE_GLOBS),
         Some(NodeProject::HotReloading { command, server }) => {
             report::info(format!(
                 "`package.json` uses `{server}`, which updates its pages itself: \
                  `watch.file_dep` names only what it reads at start (a restart at each \
                  save of a source would lose its hot updates)"
             ));
-            for_node(&command, HOT_GLOBS)
+            with_command(&command, HOT_GLOBS)
+        }
+        None if folder.join("go.mod").is_file() => {
+            report::info(
+                "`go.mod`: `go run .` builds and runs the module at each start (a build that \
+                 fails is a server that failed, on the terminal and on open pages)",
+            );
+            with_command("go run .", GO_GLOBS)
         }
         None => for_python(folder),
     };
@@ -230,8 +237,8 @@ fn shell_word(word: &str) -> String {
     }
 }
 
-/// The template with a Node project's command and `globs` (a `file_dep` line).
-fn for_node(command: &str, globs: &str) -> String {
+/// The template with another project's command and `globs` (a `file_dep` line).
+fn with_command(command: &str, globs: &str) -> String {
     TEMPLATE
         .replacen(
             PYTHON_COMMAND,
@@ -247,6 +254,9 @@ const PYTHON_GLOBS: &str = "file_dep = [\"**/*.py\", \"templates/**/*.html\"]";
 const DJANGO_COMMAND: &str = "command = \"python3 manage.py runserver --noreload\"";
 const DJANGO_GLOBS: &str = "file_dep = [\"**/*.py\", \"**/templates/**/*.html\"]";
 const NODE_GLOBS: &str = "file_dep = [\"**/*.js\", \"**/*.mjs\", \"**/*.ts\", \"views/**/*\"]";
+/// A Go module's: its sources, its module files, and the templates it parses at start.
+const GO_GLOBS: &str =
+    "file_dep = [\"**/*.go\", \"go.mod\", \"go.sum\", \"templates/**\", \"**/*.tmpl\"]";
 /// A hot-reloading dev server's: what it reads only at start (its own config it
 /// watches itself), not the sources it updates in the page.
 const HOT_GLOBS: &str = "file_dep = [\"package.json\", \".env\", \".env.*\"]";
@@ -258,7 +268,7 @@ mod tests {
     #[test]
     fn a_node_project_gets_its_command_and_globs() {
         assert!(TEMPLATE.contains(PYTHON_COMMAND) && TEMPLATE.contains(PYTHON_GLOBS));
-        let text = for_node("npm start", NODE_GLOBS);
+        let text = with_command("npm start", NODE_GLOBS);
         let line = text.lines().find(|l| l.starts_with("command = ")).unwrap();
         assert!(
             line.starts_with("command = \"npm start\" ") && line.contains("# a string runs"),
@@ -267,7 +277,7 @@ mod tests {
         assert!(text.contains(NODE_GLOBS));
         let parsed: toml::Value = toml::from_str(&text).unwrap();
         assert_eq!(parsed["server"]["command"].as_str(), Some("npm start"));
-        let hot: toml::Value = toml::from_str(&for_node("npm run dev", HOT_GLOBS)).unwrap();
+        let hot: toml::Value = toml::from_str(&with_command("npm run dev", HOT_GLOBS)).unwrap();
         assert_eq!(
             hot["watch"]["file_dep"].as_array().map(Vec::len),
             Some(3),
@@ -281,7 +291,7 @@ mod tests {
             "a\u{301}b\u{7f}.js",
         ] {
             let command = format!("node {}", shell_word(main));
-            let parsed: toml::Value = toml::from_str(&for_node(&command, NODE_GLOBS)).unwrap();
+            let parsed: toml::Value = toml::from_str(&with_command(&command, NODE_GLOBS)).unwrap();
             assert_eq!(parsed["server"]["command"].as_str(), Some(command.as_str()));
             let echoed = std::process::Command::new("sh")
                 .arg("-c")

@@ -680,6 +680,35 @@ fn init_fits_a_node_project() {
     );
 }
 
+/// In a Go module, `init` runs it with `go run .` and watches its sources, not a
+/// Python app that is not there.
+#[test]
+fn init_fits_a_go_module() {
+    let p = Project::new();
+    p.write("go.mod", "module example.com/site\n\ngo 1.21\n");
+    p.write("main.go", "package main\n\nfunc main() {}\n");
+    p.write("templates/index.tmpl", "");
+    let out = p.output(&["init"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`go run .` builds and runs"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("app.py"), "{}", out.stderr);
+    let written = p.read("reload.toml");
+    assert!(written.contains("command = \"go run .\""), "{written}");
+    let check = p.output(&["check"]);
+    assert!(check.status.success(), "{}", check.stderr);
+    for listed in [
+        "watch.file_dep `**/*.go`: 1 file(s)\n  main.go\n",
+        "watch.file_dep `go.mod`: 1 file(s)\n",
+        "watch.file_dep `templates/**`: 1 file(s)\n  templates/index.tmpl\n",
+    ] {
+        assert!(check.stdout.contains(listed), "{listed}: {}", check.stdout);
+    }
+}
+
 /// In a project whose dev server updates its pages itself (Vite here), `init` runs its
 /// `dev` script and watches only what it reads at start: a restart at each save of a
 /// source would cost its hot updates.
