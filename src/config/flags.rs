@@ -259,8 +259,12 @@ pub(super) fn flag_patterns(flag: &str, globs: &[String], root: &Path) -> Result
     let patterns = globs
         .iter()
         .map(|g| {
-            Pattern::new(g, root)
-                .map_err(|why| Error::Usage(format!("bad glob `{g}` for `{flag}`: {why}")))
+            let compiled = if flag == "--ignore" {
+                Pattern::ignore(g, root)
+            } else {
+                Pattern::new(g, root)
+            };
+            compiled.map_err(|why| Error::Usage(format!("bad glob `{g}` for `{flag}`: {why}")))
         })
         .collect::<Result<Vec<Pattern>>>()?;
     let extra = if flag == "--ignore" {

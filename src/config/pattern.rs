@@ -26,6 +26,20 @@ pub struct Pattern {
 }
 
 impl Pattern {
+    /// An ignore glob: as [`Pattern::new`], but a name pattern with no `/` (`*.log`,
+    /// `*.test.js`) matches at any depth, as in `.gitignore` and the ignore lists of
+    /// nodemon and watchexec (it matched in the task file's folder alone, so
+    /// `src/a.test.js` restarted the server). A plain name (`dist`) is as before: a
+    /// folder's name stands for all in it.
+    pub fn ignore(text: &str, root: &Path) -> Result<Pattern, String> {
+        if !text.contains('/') && has_meta(text) && !text.starts_with("**") {
+            let mut pattern = Pattern::new(&format!("**/{text}"), root)?;
+            pattern.text = text.to_string();
+            return Ok(pattern);
+        }
+        Pattern::new(text, root)
+    }
+
     /// Compiles `text` relative to `root`. The error is globset's explanation. A name
     /// without glob syntax that is a folder now (`src`, `src/`), or that ends with a
     /// `/` (`dist/`, which a build makes later), stands for everything in it, `src/**`:
@@ -224,6 +238,12 @@ mod tests {
         let file = Pattern::new("src.py", &root).expect("valid");
         assert!(!file.recursive, "not a folder: a file name");
         // With its slash, a folder that does not exist yet (a build's output) too.
+        let anywhere = Pattern::ignore("*.test.js", &root).expect("valid");
+        let m = anywhere.glob.compile_matcher();
+        assert!(m.is_match("src/deep/a.test.js") && m.is_match("a.test.js"));
+        assert_eq!(anywhere.text, "*.test.js");
+        let top = Pattern::new("*.test.js", &root).expect("valid");
+        assert!(!top.glob.compile_matcher().is_match("src/a.test.js"));
         let later = Pattern::new("dist/", &root).expect("valid");
         assert!(later.recursive);
         assert!(later.glob.compile_matcher().is_match("dist/app.js"));

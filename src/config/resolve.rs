@@ -757,7 +757,12 @@ impl Doc<'_> {
             .map(|g| {
                 // No path holds a NUL: such a glob could never match.
                 self.no_nul(g, key)?;
-                Pattern::new(g.get_ref(), root).map_err(|why| {
+                let compiled = if key == IGNORE_KEY {
+                    Pattern::ignore(g.get_ref(), root)
+                } else {
+                    Pattern::new(g.get_ref(), root)
+                };
+                compiled.map_err(|why| {
                     self.error(
                         g.span(),
                         format!("bad glob `{}` in `{key}`: {why}", g.get_ref()),

@@ -1211,3 +1211,27 @@ fn a_folder_named_with_its_slash_is_watched_once_made() {
     p.wait_starts(3);
     drop(sup);
 }
+
+/// An ignore glob without a `/` matches at any depth, as in `.gitignore` and nodemon's
+/// and watchexec's ignore lists: `*.test.js` matched in the task file's folder alone,
+/// and a save of `src/a.test.js` restarted the server.
+#[test]
+fn an_ignore_glob_without_a_slash_matches_at_any_depth() {
+    let p = Project::new();
+    p.write("src/a.js", "1");
+    p.write("src/a.test.js", "1");
+    let sup = p.start_sleeper("['**/*.js']\nignore = ['*.test.js']", "");
+    let check = p.output(&["check"]);
+    assert!(
+        check
+            .stdout
+            .contains("watch.file_dep `**/*.js`: 1 file(s)\n  src/a.js\n"),
+        "{}",
+        check.stdout
+    );
+    p.write("src/a.test.js", "2");
+    p.assert_starts_stay(1);
+    p.write("src/a.js", "2");
+    p.wait_starts(2);
+    drop(sup);
+}
