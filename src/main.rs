@@ -29,6 +29,7 @@ mod serve;
 mod signals;
 mod supervisor;
 mod tasks;
+mod terminal;
 mod watch;
 mod web;
 

@@ -31,11 +31,25 @@ pub fn init(level: Level, color: ColorChoice) {
     let color = match color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
+        ColorChoice::Auto => auto_color(std::io::stderr().is_terminal(), |name| {
+            std::env::var_os(name).filter(|value| !value.is_empty())
+        }),
     };
     let _ = SETTINGS.set(Settings { level, color });
+}
+
+/// Colour for `--color auto`, on a terminal or not (`terminal`), from the variables
+/// `set` finds set to something: `NO_COLOR` turns it off (an empty one does not, as
+/// no-color.org asks), `FORCE_COLOR` or `CLICOLOR_FORCE` (not `0`) on, and a
+/// `TERM=dumb` terminal gets none.
+fn auto_color(terminal: bool, set: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    if set("NO_COLOR").is_some() {
+        return false;
+    }
+    let forced = ["FORCE_COLOR", "CLICOLOR_FORCE"]
+        .iter()
+        .any(|name| set(name).is_some_and(|value| value != "0"));
+    forced || (terminal && set("TERM").is_none_or(|term| term != "dumb"))
 }
 
 fn settings() -> &'static Settings {
@@ -138,6 +152,33 @@ pub fn summary(paths: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn auto_colour_follows_the_usual_variables() {
+        let with = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, v)| *n == name && !v.is_empty())
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(auto_color(true, with(&[])));
+        assert!(!auto_color(false, with(&[])));
+        assert!(!auto_color(true, with(&[("NO_COLOR", "1")])));
+        assert!(
+            auto_color(true, with(&[("NO_COLOR", "")])),
+            "empty: not set"
+        );
+        assert!(auto_color(false, with(&[("FORCE_COLOR", "1")])));
+        assert!(auto_color(false, with(&[("CLICOLOR_FORCE", "1")])));
+        assert!(!auto_color(false, with(&[("FORCE_COLOR", "0")])));
+        assert!(!auto_color(true, with(&[("TERM", "dumb")])));
+        assert!(!auto_color(
+            false,
+            with(&[("FORCE_COLOR", "1"), ("NO_COLOR", "1")])
+        ));
+    }
+
     use super::*;
 
     #[test]

@@ -138,6 +138,8 @@ struct App {
     task_files: Vec<PathBuf>,
     /// The server's own output files said to restart nothing, each said once.
     told_server_output: HashSet<PathBuf>,
+    /// The terminal's settings from the start, put back as each server ends.
+    terminal: Option<crate::terminal::Terminal>,
     /// Whether the hint for a server ending with code 0 before it was ready was given
     /// (once: a one-shot command, `run -- pytest`, ends so at every run).
     told_early_end: bool,
@@ -254,6 +256,7 @@ fn supervise(
         task_files: task_file_names(config_task_file.as_deref()),
         told_server_output: HashSet::new(),
         told_early_end: false,
+        terminal: crate::terminal::Terminal::capture(),
         exit: None,
     };
     app.start(Vec::new(), None);

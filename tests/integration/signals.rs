@@ -269,3 +269,52 @@ fn a_stop_as_run_starts_is_a_graceful_stop() {
         assert!(p.servers().is_empty());
     }
 }
+
+/// A server that sets the terminal up (raw mode here, as a prompt library or a TUI
+/// does) and is stopped or crashes leaves it so: the next server, and the user's shell
+/// after reloadsup, got a raw terminal, in which Ctrl-C no longer reached reloadsup.
+/// Run on a real terminal (`script` makes one); each server writes down the
+/// settings it finds before it sets raw mode.
+#[test]
+fn the_terminal_is_put_back_after_a_server_changed_it() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` (util-linux) to make a terminal");
+        return;
+    }
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '''stty -g <&1 >> modes.log; echo start >> starts.log; \
+             exec python3 -c 'import tty, time; tty.setraw(1); print(1, file=open(\"raw.log\", \"a\")); \
+             time.sleep(1000)' {}'''\n\
+             ready = {{ delay = \"100ms\" }}\n[watch]\nfile_dep = ['*.py']\n\
+             [reload]\nenabled = false\n",
+            p.token
+        ),
+    );
+    let mut sup = Sup::spawn_command(
+        std::process::Command::new("script")
+            .args(["-qec", &format!("{} run", crate::util::BIN), "/dev/null"])
+            .current_dir(p.path(".")),
+    );
+    // Each save once the server has set raw mode.
+    for n in 1..=2 {
+        crate::util::wait_until("raw mode set", || p.lines("raw.log") >= n);
+        p.write("app.py", &n.to_string());
+    }
+    p.wait_starts(3);
+    let modes = p.read("modes.log");
+    let modes: Vec<&str> = modes.lines().collect();
+    assert_eq!(modes.len(), 3, "{modes:?}");
+    assert!(
+        modes.iter().all(|m| *m == modes[0]),
+        "each server found the terminal as the first did: {modes:?}"
+    );
+    sup.signal(Signal::SIGTERM);
+    let _ = sup.wait_exit();
+}
