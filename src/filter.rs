@@ -100,8 +100,9 @@ pub struct Filter {
     piped: bool,
     /// Those programs, once looked for, and when.
     readers: Option<(Vec<i32>, Instant)>,
-    /// The files they (and their children) had open for writing when last looked.
-    piped_output: Vec<PathBuf>,
+    /// The files (device and inode) they and their children had open for writing when
+    /// last looked.
+    piped_output: Vec<(u64, u64)>,
     /// The files (device and inode) the server's processes have been seen holding open
     /// for writing since it was last ready (see [`Filter::follow_server`]).
     server_output: Vec<(u64, u64)>,
@@ -189,7 +190,7 @@ impl Filter {
         // file's later saves by others (it did, for the rest of the run).
         self.piped_output = writers
             .into_iter()
-            .flat_map(crate::procfs::files_written_by)
+            .flat_map(crate::procfs::file_ids_written_by)
             .collect();
     }
 
@@ -370,19 +371,14 @@ impl Filter {
     /// it has looked, so that a file such a program held for a moment is not taken
     /// for its own at every later event (whose batch would never come to look again).
     pub fn is_piped_output(&self, path: &Path) -> bool {
-        is_among(path, &self.piped_output)
+        is_one_of(path, &self.piped_output)
     }
 
     /// Whether `path` is a file the server writes itself (see
     /// [`Filter::follow_server`]): the very file, not one saved in its place since (a
     /// database reset by `mv seed.db db.sqlite3` under a server holding the old one).
     pub fn is_server_output(&self, path: &Path) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        if self.server_output.is_empty() {
-            return false;
-        }
-        std::fs::metadata(path)
-            .is_ok_and(|meta| self.server_output.contains(&(meta.dev(), meta.ino())))
+        is_one_of(path, &self.server_output)
     }
 
     /// Whether `.gitignore` keeps `path` from restarting the server: git ignores it,
@@ -488,6 +484,15 @@ fn glob(text: &str) -> Glob {
         .literal_separator(true)
         .build()
         .expect("built-in ignore globs are valid")
+}
+
+/// Whether the file at `path` is one of `files` (device and inode): the very file a
+/// program holds open, not one saved in its place since. Costs a look-up only when
+/// there are any.
+fn is_one_of(path: &Path, files: &[(u64, u64)]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    !files.is_empty()
+        && std::fs::metadata(path).is_ok_and(|meta| files.contains(&(meta.dev(), meta.ino())))
 }
 
 /// Whether `path` is one of `files` (resolved paths), compared resolved: the watched

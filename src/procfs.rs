@@ -251,15 +251,6 @@ pub fn children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// The regular files `pid` has open for writing.
-pub fn files_written_by(pid: i32) -> Vec<std::path::PathBuf> {
-    descriptors(pid)
-        .into_iter()
-        .filter(|(fd, target)| target.is_file() && access_mode(pid, fd).is_some_and(|m| m != 0))
-        .map(|(_, target)| target)
-        .collect()
-}
-
 /// The regular files `pid` has open for writing, each as the device and inode of the
 /// file it holds: a file of the name put in its place since (a save by rename) is
 /// another file.

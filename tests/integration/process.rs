@@ -1008,7 +1008,8 @@ fn readiness_waits_for_the_port() {
             // Saying what it waited for, so a wrong setting shows.
             sup.wait_for(
                 "the server is not ready after 3s: no line of its output matched \
-                 `never printed` (`server.ready.log`); reloading browsers anyway",
+                 `never printed` (`server.ready.log`); it runs on (no browser listens, to \
+                 be reloaded)",
             );
         } else {
             // Explicit port, and the default: the first port the group listens on.
