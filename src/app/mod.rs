@@ -480,17 +480,12 @@ impl App {
         // a build step's input, whose output reloads them (or swaps a stylesheet, which
         // a reload for the input prevented), it would only come first.
         let serverless = self.supervisor.is_none();
-        // The restart's paths that are build steps' inputs, with those steps.
-        let mut fed = Vec::new();
         for path in batch_paths {
             let verdict = self.filter.classify(path);
             let shown = self.relative(path);
             let feeds_a_step = serverless && !verdict.tasks.is_empty();
             if verdict.restart && !feeds_a_step && !held_paths.contains(&shown) {
                 restart.push(shown.clone());
-                if !verdict.tasks.is_empty() {
-                    fed.push((shown.clone(), verdict.tasks.clone()));
-                }
             }
             if verdict.asset {
                 assets.push(shown);
@@ -520,16 +515,12 @@ impl App {
         if !restart.is_empty() && since.is_some_and(|since| came >= since + HELD_MAX) {
             self.restart_for(std::mem::take(&mut restart));
         }
-        let mut failed = Vec::new();
         for &index in &tasks {
             let task = &self.config.tasks[index];
             let guard = self.supervisor.as_ref().and_then(Supervisor::guard);
             let outcome = tasks::run(task, &self.config.root, guard);
             if outcome != tasks::Outcome::Done {
                 self.task_inputs.forget(index);
-            }
-            if matches!(outcome, tasks::Outcome::Failed(_)) {
-                failed.push(index);
             }
             if self.task_failures.record(index, &outcome) {
                 self.browsers.steps_failed(self.task_failures.summary());
@@ -538,7 +529,6 @@ impl App {
         if !tasks.is_empty() {
             self.debouncer.steps_ran();
         }
-        self.keep_server_for(&mut restart, &fed, &failed);
         if restart.is_empty() {
             return;
         }
@@ -558,36 +548,6 @@ impl App {
                 since,
             });
         }
-    }
-
-    /// Takes out of `restart` the changed files that feed a build step that `failed`
-    /// (`fed`: each restarting file with the steps it feeds): the server keeps running
-    /// on what the step made last, as make and air leave it, rather than restarting on
-    /// the same old build (`go build` failing on a save of `main.go` restarted the old
-    /// binary, and reloaded the pages to the old version).
-    fn keep_server_for(
-        &self,
-        restart: &mut Vec<String>,
-        fed: &[(String, Vec<usize>)],
-        failed: &[usize],
-    ) {
-        if failed.is_empty() {
-            return;
-        }
-        let broken: Vec<&String> = fed
-            .iter()
-            .filter(|(_, steps)| steps.iter().any(|step| failed.contains(step)))
-            .map(|(path, _)| path)
-            .collect();
-        if broken.is_empty() {
-            return;
-        }
-        restart.retain(|path| !broken.contains(&path));
-        let names: Vec<String> = broken.iter().map(|path| path.to_string()).collect();
-        report::info(format!(
-            "not restarting for {}: a build step failed on it; the server runs on",
-            report::summary(&names)
-        ));
     }
 
     /// Says once of each file of `batch` that the server writes itself that its

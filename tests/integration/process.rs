@@ -1301,41 +1301,6 @@ fn a_file_the_server_writes_itself_restarts_nothing() {
     p.wait_starts(3);
 }
 
-/// A build step that fails on a save of its input leaves the server running on what it
-/// made last (as make and air do): the old build restarted on the same old binary.
-#[test]
-fn a_failed_build_step_restarts_nothing_for_its_input() {
-    let p = Project::new();
-    p.write("src/a.txt", "v1\n");
-    p.write(
-        "build.sh",
-        "grep -q broken src/a.txt && { echo 'syntax error' >&2; exit 1; }\n\
-         mkdir -p out && cp src/a.txt out/app\n",
-    );
-    p.write(
-        "reload.toml",
-        &format!(
-            "[server]\ncommand = 'echo start >> starts.log; exec sleep {}'\n\
-             ready = {{ delay = \"10ms\" }}\n\
-             [watch]\nfile_dep = ['src/*.txt', 'out/app']\n\
-             [[task]]\nname = 'build'\nfile_dep = ['src/*.txt']\nactions = ['sh build.sh']\n",
-            p.token
-        ),
-    );
-    let sup = p.start(&["run", "--no-reload"]);
-    sup.wait_for("ready in ");
-    p.wait_starts(1);
-    p.write("src/a.txt", "v2\n");
-    p.wait_starts(2);
-    p.write("src/a.txt", "v3 broken\n");
-    sup.wait_for("not restarting for src/a.txt: a build step failed on it");
-    p.assert_starts_stay(2);
-    p.write("src/a.txt", "v4\n");
-    p.wait_starts(3);
-    p.assert_starts_stay(3);
-    assert_eq!(p.read("out/app"), "v4\n");
-}
-
 /// A server that never gets ready with nothing listening for browsers (`--no-reload`,
 /// a worker that opens no port): the warning says it runs on, and speaks of no
 /// browsers to reload.
