@@ -216,6 +216,13 @@ fn supervise(
             serve.root.display()
         ));
     }
+    if nothing_watched(&config) {
+        report::warn(
+            "nothing is watched: no `watch.file_dep`, `reload.assets` or build step names a \
+             file, so no change reloads the pages (name the files the server reads: \
+             `watch.file_dep = [\"templates/**\"]`)",
+        );
+    }
     let mut notices = Vec::new();
     let watcher =
         Watcher::start(&config, &mut filter, tx.clone(), &mut notices).map_err(Error::Runtime)?;
@@ -578,6 +585,14 @@ impl App {
             Err(_) => path.display().to_string(),
         }
     }
+}
+
+/// Whether no glob names a file to act on: a `[proxy]` alone, with its default of no
+/// `file_dep`, before the files are named.
+fn nothing_watched(config: &Config) -> bool {
+    config.watch.file_dep.is_empty()
+        && config.reload.assets.is_empty()
+        && config.tasks.iter().all(|task| task.file_dep.is_empty())
 }
 
 /// The size of the file at `path` now, if it can be read.

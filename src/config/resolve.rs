@@ -179,8 +179,7 @@ impl Doc<'_> {
         // terminal), needs no server of its own.
         let fronting = serve.is_some() || raw.proxy.is_some();
         let server = self.server(raw.server.as_ref(), &root, ov, fronting)?;
-        let site_only = server.is_none() && raw.proxy.is_none();
-        let watch = self.watch(&raw.watch, &root, ov, site_only)?;
+        let watch = self.watch(&raw.watch, &root, ov, server.is_none())?;
         let mut reload = self.reload(&raw, &root, ov)?;
         if let Some(serve) = &serve {
             // The site's files are assets: a stylesheet or image is swapped in place,
@@ -647,15 +646,22 @@ impl Doc<'_> {
         Ok(Ready::Delay(delay.expect("exactly one key is set")))
     }
 
-    /// `[watch]`; `site_only` when there is a `[serve]` site and nothing else: then
-    /// no `file_dep` is the default, as under `reloadsup serve`, and only the site's
-    /// files and the build steps' inputs count (under `**`, a note saved beside the
-    /// site reloaded every page).
-    fn watch(&self, raw: &RawWatch, root: &Path, ov: &Overrides, site_only: bool) -> Result<Watch> {
+    /// `[watch]`; `serverless` when there is no server (a `[serve]` site, or a `[proxy]`
+    /// in front of a server run elsewhere): then no `file_dep` is the default, as under
+    /// `reloadsup serve`, and only what is named counts (under `**`, a note saved beside
+    /// the site reloaded every page, and a server run elsewhere that logs each request
+    /// into the folder reloaded its pages without end).
+    fn watch(
+        &self,
+        raw: &RawWatch,
+        root: &Path,
+        ov: &Overrides,
+        serverless: bool,
+    ) -> Result<Watch> {
         // As for the server, the file's values are checked even where flags replace them.
         let file_dep = match &raw.file_dep {
             Some(globs) => self.patterns(globs, root, "watch.file_dep")?,
-            None if site_only => Vec::new(),
+            None if serverless => Vec::new(),
             None => vec![Pattern::new("**", root).expect("`**` is a valid glob")],
         };
         let file_dep = if ov.watch.is_empty() {

@@ -432,7 +432,7 @@ fn a_proxy_alone_fronts_a_server_run_elsewhere() {
         "reload.toml",
         &format!(
             "[proxy]\nlisten = '127.0.0.1:{listen}'\nupstream = '127.0.0.1:{upstream}'\n\
-             [reload]\nport = {reload}\n"
+             [reload]\nport = {reload}\n[watch]\nfile_dep = ['site/*.html']\n"
         ),
     );
     let sup = p.start(&["run"]);

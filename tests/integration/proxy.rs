@@ -1714,3 +1714,29 @@ fn a_proxy_address_in_use_names_the_key_or_flag_that_set_it() {
     }
     assert!(p.servers().is_empty(), "nothing started");
 }
+
+/// A `[proxy]` alone watches nothing by default, and says so: under a default `**`, a
+/// server run elsewhere that logs each request into the folder reloaded its pages
+/// without end (each reload a request, each request a line of its log).
+#[test]
+fn a_proxy_alone_watches_only_what_is_named() {
+    let p = Project::new();
+    let (listen, upstream) = (free_port(), free_port());
+    p.write(
+        "reload.toml",
+        &format!(
+            "[proxy]\nlisten = '127.0.0.1:{listen}'\nupstream = '127.0.0.1:{upstream}'\n\
+             [reload]\nenabled = false\n"
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("nothing is watched: no `watch.file_dep`, `reload.assets` or build step");
+    sup.wait_for("watching");
+    p.write("access.log", "GET /\n");
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        !sup.stderr().contains("changed: access.log"),
+        "{}",
+        sup.stderr()
+    );
+}
