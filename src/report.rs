@@ -40,16 +40,20 @@ pub fn init(level: Level, color: ColorChoice) {
 
 /// Colour for `--color auto`, on a terminal or not (`terminal`), from the variables
 /// `set` finds set to something: `NO_COLOR` turns it off (an empty one does not, as
-/// no-color.org asks), `FORCE_COLOR` or `CLICOLOR_FORCE` (not `0`) on, and a
-/// `TERM=dumb` terminal gets none.
+/// no-color.org asks), `FORCE_COLOR` or `CLICOLOR_FORCE` on (`FORCE_COLOR=0` or
+/// `false` off, as Node's tools take it, and `CLICOLOR=0` off), and a `TERM=dumb`
+/// terminal gets none.
 fn auto_color(terminal: bool, set: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
-    if set("NO_COLOR").is_some() {
+    let off = |value: &std::ffi::OsString| value == "0" || value == "false";
+    if set("NO_COLOR").is_some() || set("FORCE_COLOR").is_some_and(|v| off(&v)) {
         return false;
     }
     let forced = ["FORCE_COLOR", "CLICOLOR_FORCE"]
         .iter()
-        .any(|name| set(name).is_some_and(|value| value != "0"));
-    forced || (terminal && set("TERM").is_none_or(|term| term != "dumb"))
+        .any(|name| set(name).is_some_and(|value| !off(&value)));
+    let quiet =
+        set("CLICOLOR").is_some_and(|v| v == "0") || set("TERM").is_some_and(|term| term == "dumb");
+    forced || (terminal && !quiet)
 }
 
 fn settings() -> &'static Settings {
@@ -172,6 +176,15 @@ mod tests {
         assert!(auto_color(false, with(&[("FORCE_COLOR", "1")])));
         assert!(auto_color(false, with(&[("CLICOLOR_FORCE", "1")])));
         assert!(!auto_color(false, with(&[("FORCE_COLOR", "0")])));
+        assert!(
+            !auto_color(true, with(&[("FORCE_COLOR", "0")])),
+            "0 turns it off"
+        );
+        assert!(!auto_color(true, with(&[("CLICOLOR", "0")])));
+        assert!(auto_color(
+            false,
+            with(&[("CLICOLOR_FORCE", "1"), ("CLICOLOR", "0")])
+        ));
         assert!(!auto_color(true, with(&[("TERM", "dumb")])));
         assert!(!auto_color(
             false,
