@@ -171,15 +171,15 @@ pub fn one_line(err: &clap::Error, args: &[String]) -> String {
         }
     }
     let mut notes = Vec::new();
-    let peer = peer_hint(err);
     let commands = <Cli as clap::CommandFactory>::command();
-    let command = match args
+    let name = args
         .iter()
-        .find(|arg| commands.find_subcommand(arg.as_str()).is_some())
-    {
+        .find(|arg| commands.find_subcommand(arg.as_str()).is_some());
+    let command = match name {
         Some(name) => format!("reloadsup {name}"),
         None => "reloadsup".to_string(),
     };
+    let peer = peer_hint(err, name.is_some_and(|name| name == "serve"));
     if let Some(hint) = peer {
         // In place of clap's tips, which suggest a flag of a similar name that does
         // something else (`--files` → `--file`, the task file).
@@ -201,54 +201,79 @@ pub fn one_line(err: &clap::Error, args: &[String]) -> String {
 }
 
 /// The flags of the tools users come from (nodemon, watchexec, air, browser-sync) that
-/// reloadsup has no flag of that name for, each with what to use instead.
-const PEER_FLAGS: &[(&[&str], &str)] = &[
+/// reloadsup has no flag of that name for, each with what to use instead: under
+/// `serve`, which watches all of its folder and listens where `--listen` says, the
+/// second hint when there is one.
+const PEER_FLAGS: &[(&[&str], &str, Option<&str>)] = &[
     (
-        &["-e", "--ext", "--exts", "--extensions"],
-        "name the extensions in a glob: `-w '**/*.{py,html}'`",
-    ),
-    (
-        &["--files", "--include"],
-        "`run` watches what `-w GLOB` (repeatable) or `watch.file_dep` names; `serve DIR` \
-         watches all of DIR",
+        &[
+            "-e",
+            "--ext",
+            "--exts",
+            "--extensions",
+            "--files",
+            "--include",
+        ],
+        "watch with `-w GLOB`, repeatable, naming extensions in the glob: \
+         `-w '**/*.{py,html}'` (in a task file, `watch.file_dep`)",
+        Some("`serve DIR` watches all of DIR"),
     ),
     (
         &["-d", "--delay", "--debounce"],
         "there is no delay to set: a save settles in 5 ms, and a burst of changes \
          (a checkout) is one restart",
+        None,
     ),
     (
         &["-s", "--signal"],
         "`run --stop-signal SIGNAL`, or `server.stop_signal` in a task file",
+        None,
     ),
     (
         &["--kill-delay", "--grace"],
         "`run --stop-timeout DURATION`, or `server.stop_timeout` in a task file",
+        None,
     ),
     (
         &["-r", "--restart"],
         "`run` restarts the server at each change; nothing to ask for",
+        None,
     ),
     (
         &["-x", "--exec", "--cmd"],
         "give the command after `--`: `reloadsup run -w GLOB -- COMMAND ARGS`",
+        None,
     ),
     (
         &["--shell"],
         "one argument after `--` runs with `sh -c`; several run as they are",
+        None,
     ),
     (
-        &["-c", "--clear", "--postpone", "-p"],
+        &["-c", "--config"],
+        "`-f FILE` names the task file (there is no option to clear the screen)",
+        None,
+    ),
+    (
+        &["--clear", "--postpone"],
         "no such option: the server starts at once, and the screen is left as it is",
+        None,
+    ),
+    (
+        &["-p", "--port"],
+        "the reload port is `--reload-port PORT` (`reload.port` in a task file)",
+        Some("`--listen ADDR` sets where the site listens: `--listen 127.0.0.1:8080`"),
     ),
     (
         &["--server", "--serveStatic", "--ss"],
         "`reloadsup serve DIR` serves a folder, or `[serve] root` in a task file",
+        None,
     ),
 ];
 
-/// What to use instead of an unknown flag that another tool has, if it is one.
-fn peer_hint(err: &clap::Error) -> Option<&'static str> {
+/// What to use instead of an unknown flag that another tool has, if it is one;
+/// `serve`: the command is `reloadsup serve`.
+fn peer_hint(err: &clap::Error, serve: bool) -> Option<&'static str> {
     use clap::error::{ContextKind, ContextValue};
     if err.kind() != clap::error::ErrorKind::UnknownArgument {
         return None;
@@ -258,11 +283,15 @@ fn peer_hint(err: &clap::Error) -> Option<&'static str> {
     };
     // `--ext=py` and `-epy` name the flag too.
     let flag = arg.split('=').next().unwrap_or(arg);
-    PEER_FLAGS.iter().find_map(|(flags, hint)| {
+    PEER_FLAGS.iter().find_map(|(flags, hint, for_serve)| {
         flags
             .iter()
             .any(|f| *f == flag || (f.len() == 2 && flag.starts_with(f) && !flag.starts_with("--")))
-            .then_some(*hint)
+            .then_some(if serve {
+                for_serve.unwrap_or(hint)
+            } else {
+                hint
+            })
     })
 }
 
@@ -332,13 +361,17 @@ mod tests {
         // `--files` at `--file`, the task file, and offered `-- --files`).
         assert_eq!(
             error_of(&["serve", "--files", "public/**"]),
-            "unexpected argument '--files' found (`run` watches what `-w GLOB` (repeatable) \
-             or `watch.file_dep` names; `serve DIR` watches all of DIR); see `reloadsup \
-             serve --help`"
+            "unexpected argument '--files' found (`serve DIR` watches all of DIR); see \
+             `reloadsup serve --help`"
         );
+        assert!(error_of(&["run", "--files", "a/**"]).contains("watch with `-w GLOB`"));
+        assert!(error_of(&["serve", "-p", "8080"]).contains("`--listen ADDR`"));
+        assert!(error_of(&["run", "-p", "8080"]).contains("`--reload-port PORT`"));
+        assert!(error_of(&["run", "-c", "air.toml"]).contains("`-f FILE` names the task file"));
+        assert!(error_of(&["--config", "x", "run"]).contains("`-f FILE` names the task file"));
         assert!(
             error_of(&["run", "-e", "py,html", "--", "x"])
-                .contains("(name the extensions in a glob: `-w '**/*.{py,html}'`)"),
+                .contains("naming extensions in the glob: `-w '**/*.{py,html}'`"),
         );
         assert!(error_of(&["run", "--ext=py"]).contains("`-w '**/*.{py,html}'`"));
         assert!(error_of(&["run", "--delay", "1"]).contains("there is no delay to set"));

@@ -998,12 +998,24 @@ const PEER_KEYS: &[(&[&str], &str)] = &[
         &["build"],
         "a build step is a `[[task]]` (`name`, `file_dep`, `actions`), the server `[server]`",
     ),
+    (
+        &["targets"],
+        "a task's outputs are files like any other: to act on them, name them in \
+         `watch.file_dep` or `reload.assets`",
+    ),
 ];
+
+/// The keys that name a command, which in a `[[task]]` is its `actions`.
+const COMMAND_KEYS: &[&str] = &["exec", "cmd", "command", "script", "run", "action"];
 
 /// What to write instead of an unknown key that another tool's configuration has, if
 /// `message` is about one.
 fn peer_key_hint(message: &str) -> Option<&'static str> {
     let key = message.strip_prefix("unknown field `")?.split('`').next()?;
+    // In a `[[task]]`, whose keys the message lists.
+    if message.contains("`actions`") && COMMAND_KEYS.contains(&key) {
+        return Some("a task's shell lines are `actions = [\"…\"]`, run in order");
+    }
     PEER_KEYS
         .iter()
         .find_map(|(keys, hint)| keys.contains(&key).then_some(*hint))
@@ -1315,7 +1327,12 @@ mod tests {
                 "[server]\ncwd = \".\"\n",
                 "/proj/reload.toml:1: missing `server.command`",
             ),
-            // Another tool's key: what to write instead.
+            // Another tool's key: what to write instead, in the table it is in.
+            (
+                "[server]\ncommand = \"x\"\n[[task]]\nname = \"css\"\nfile_dep = []\n\
+                 cmd = \"sass\"\n",
+                "a task's shell lines are `actions = [\"…\"]`, run in order",
+            ),
             (
                 "[server]\ncommand = \"x\"\n[watch]\next = [\"py\"]\n",
                 "/proj/reload.toml:4: unknown field `ext`, expected one of `file_dep`, \
