@@ -121,9 +121,17 @@ pub fn run(config: &Config) -> Result<i32> {
             .then(|| pattern.base.strip_prefix(&config.root).ok())
             .flatten()
             .filter(|rel| !rel.as_os_str().is_empty());
+        // A file named as it is that is there: an ignore wins over it.
+        let named_but_ignored =
+            !crate::config::has_meta(&pattern.text) && config.root.join(&pattern.text).is_file();
         let none = match (matched.is_empty(), unreadable.is_empty(), missing) {
             (true, true, Some(folder)) => {
                 format!(" (none yet: `{}/` is not there yet)", folder.display())
+            }
+            (true, true, None) if named_but_ignored => {
+                " (it is there, but ignored: an ignore glob, a default ignore or \
+                 `.gitignore` matches it, and wins)"
+                    .into()
             }
             (true, true, None) if matching.contains(key.as_str()) => " (none yet)".into(),
             (true, true, None) => " (none yet: is the glob right?)".into(),

@@ -1229,6 +1229,18 @@ fn an_ignore_glob_without_a_slash_matches_at_any_depth() {
         "{}",
         check.stdout
     );
+    // A file `file_dep` names that an ignore matches is ignored, and `check` says so.
+    p.write(
+        "named.toml",
+        "[server]\ncommand = 'x'\n[watch]\nfile_dep = ['src/a.test.js']\nignore = ['*.test.js']\n",
+    );
+    let out = p.output(&["-f", "named.toml", "check"]);
+    assert!(
+        out.stdout
+            .contains("`src/a.test.js`: 0 file(s) (it is there, but ignored"),
+        "{}",
+        out.stdout
+    );
     p.write("src/a.test.js", "2");
     p.assert_starts_stay(1);
     p.write("src/a.js", "2");
