@@ -42,19 +42,23 @@ pub struct Overrides {
     pub command: Vec<String>,
 }
 
-/// `run -w GLOB... -- COMMAND` with no task file.
+/// `run -w GLOB... -- COMMAND` with no task file, or `run --proxy ADDR --upstream ADDR
+/// -w GLOB...` in front of a server run elsewhere (no command).
 pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
-    if ov.command.is_empty() {
+    let fronting = ov.command.is_empty() && ov.proxy.is_some();
+    if ov.command.is_empty() && !fronting {
         return Err(Error::Usage(format!(
             "no `{TASK_FILE_NAME}` here or in any parent folder; use `-f FILE`, \
              `reloadsup init`, or `reloadsup run -w GLOB -- COMMAND`"
         )));
     }
     let root = cwd.to_path_buf();
-    let file_dep = if ov.watch.is_empty() {
-        vec!["**".to_string()]
-    } else {
-        ov.watch.clone()
+    // In front of a server run elsewhere, only what is named: its own logs and
+    // databases in the folder would reload the pages without end.
+    let file_dep = match ov.watch.is_empty() {
+        true if fronting => Vec::new(),
+        true => vec!["**".to_string()],
+        false => ov.watch.clone(),
     };
     let watch = Watch {
         file_dep: flag_patterns("--watch", &file_dep, &root)?,
@@ -71,24 +75,27 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
     if let Err((_, why)) = super::own_files::check(pid_file.as_deref(), &log_file, None) {
         return Err(Error::Usage(format!("`--pid-file`: {why}")));
     }
-    let server = Server {
-        command: command_from_args(&ov.command)?,
-        cwd: root.clone(),
-        cwd_line: None,
-        env: Vec::new(),
-        pid_file,
-        log_file,
-        stop_signal: flag_signal(ov.stop_signal.as_deref())?.unwrap_or(Signal::SIGTERM),
-        stop_timeout: flag_duration("--stop-timeout", ov.stop_timeout.as_deref())?
-            .unwrap_or(Duration::from_secs(5)),
-        ready: None,
-        ready_line: None,
-        ready_timeout: Duration::from_secs(30),
+    let server = match fronting {
+        true => None,
+        false => Some(Server {
+            command: command_from_args(&ov.command)?,
+            cwd: root.clone(),
+            cwd_line: None,
+            env: Vec::new(),
+            pid_file,
+            log_file,
+            stop_signal: flag_signal(ov.stop_signal.as_deref())?.unwrap_or(Signal::SIGTERM),
+            stop_timeout: flag_duration("--stop-timeout", ov.stop_timeout.as_deref())?
+                .unwrap_or(Duration::from_secs(5)),
+            ready: None,
+            ready_line: None,
+            ready_timeout: Duration::from_secs(30),
+        }),
     };
     Ok(Config {
         task_file: None,
         root,
-        server: Some(server),
+        server,
         watch,
         reload: with_reload_port(default_reload(ov.no_reload), ov),
         proxy: flag_proxy(None, ov)?,

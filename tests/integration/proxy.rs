@@ -1739,4 +1739,25 @@ fn a_proxy_alone_watches_only_what_is_named() {
         "{}",
         sup.stderr()
     );
+    drop(sup);
+    // The same from flags alone, with no task file and no command (`browser-sync
+    // --proxy`): what `-w` names reloads the pages.
+    std::fs::remove_file(p.path("reload.toml")).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let upstream = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "run",
+        "--no-reload",
+        "--proxy",
+        &listen,
+        "--upstream",
+        &upstream,
+        "-w",
+        "site/**",
+    ];
+    let sup = p.start(&args);
+    sup.wait_for("proxy on ");
+    sup.wait_for("watching");
+    p.write("site/index.html", "<h1>v2</h1>");
+    sup.wait_for("changed: site/index.html");
 }
