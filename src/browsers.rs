@@ -63,7 +63,7 @@ fn with_way_out(error: String, config: &Config) -> String {
         )
     } else if config.task_file.is_none() {
         // No task file (`run -w … -- cmd`): no `reload.port` to set.
-        format!("{error}; pass `--reload-port PORT` (0 for any free one), or `--no-reload`")
+        format!("{error}; pass `--reload-port` another port (0: any free one), or `--no-reload`")
     } else {
         format!("{error}; set another `reload.port` (or `--reload-port`), or pass `--no-reload`")
     }

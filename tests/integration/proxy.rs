@@ -1656,7 +1656,7 @@ fn a_taken_default_reload_port_in_ad_hoc_mode_names_a_way_out_that_exists() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("pass `--reload-port PORT` (0 for any free one), or `--no-reload`"),
+            .contains("pass `--reload-port` another port (0: any free one), or `--no-reload`"),
         "{}",
         out.stderr
     );
