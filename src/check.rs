@@ -10,8 +10,13 @@ use crate::error::{EXIT_OK, Error, Result};
 use crate::filter::Filter;
 use crate::report;
 
-/// Prints the resolved task file and the matches of every glob to stdout.
-pub fn run(config: &Config) -> Result<i32> {
+/// How many of a glob's files `check` lists unless asked for all: a broad `**` in a
+/// large project matched 70,000, and the counts scrolled out of sight.
+const LISTED: usize = 20;
+
+/// Prints the resolved task file and the matches of every glob to stdout: the first
+/// [`LISTED`] files of each, or every one (`all`).
+pub fn run(config: &Config, all: bool) -> Result<i32> {
     let mut out = String::new();
     let mut filter = Filter::new(config);
     if let Some(file) = &config.task_file {
@@ -150,9 +155,19 @@ pub fn run(config: &Config) -> Result<i32> {
                 format_args!("  cannot read `{}`: {err}", shown.display()),
             );
         }
-        for path in matched {
+        let shown_count = if all { matched.len() } else { LISTED };
+        for path in matched.iter().take(shown_count) {
             let shown = path.strip_prefix(&config.root).unwrap_or(path);
             line(&mut out, format_args!("  {}", shown.display()));
+        }
+        if matched.len() > shown_count {
+            line(
+                &mut out,
+                format_args!(
+                    "  … and {} more (`reloadsup check --all` lists every one)",
+                    matched.len() - shown_count
+                ),
+            );
         }
     }
     report::stdout(&out).map_err(|err| Error::io("cannot write to stdout", err))?;

@@ -78,7 +78,11 @@ pub enum Command {
     /// overwrites).
     Init,
     /// Validate the task file and list the files each glob matches.
-    Check,
+    Check {
+        /// List every file each glob matches (by default the first 20, then a count).
+        #[arg(long)]
+        all: bool,
+    },
     /// Internal: the watchdog that kills the server if the supervisor dies.
     #[command(name = "__guard", hide = true)]
     Guard,

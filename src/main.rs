@@ -90,7 +90,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Serve { dir, listen, open } => {
             app::run(config::serve_folder(&cwd, dir.as_deref(), listen, open)?)
         }
-        Command::Check => check::run(&load(cli.file, &cwd, &Overrides::default())?),
+        Command::Check { all } => check::run(&load(cli.file, &cwd, &Overrides::default())?, all),
         Command::Start => control::start(&load_task_file(cli.file, &cwd)?),
         Command::Stop => control::stop(&load_or_defaults(cli.file, &cwd)?),
         Command::Restart => control::restart(&load_task_file(cli.file, &cwd)?),

@@ -1411,3 +1411,44 @@ fn check_names_each_tasks_globs_and_the_folders_it_cannot_read() {
         "{stdout}"
     );
 }
+
+/// `check` lists the first 20 files of a glob and counts the rest (a broad `**` in a
+/// large project printed 70,000 lines, its count out of sight); `--all` lists them all.
+#[test]
+fn check_lists_the_first_files_and_counts_the_rest() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"src/*.py\"]\n",
+    );
+    for n in 0..25 {
+        p.write(&format!("src/m{n:02}.py"), "");
+    }
+    let out = p.output(&["check"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("`src/*.py`: 25 file(s)\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.stdout.matches("\n  src/m").count(),
+        20,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  … and 5 more (`reloadsup check --all` lists every one)\n"),
+        "{}",
+        out.stdout
+    );
+    let all = p.output(&["check", "--all"]);
+    assert_eq!(
+        all.stdout.matches("\n  src/m").count(),
+        25,
+        "{}",
+        all.stdout
+    );
+    assert!(!all.stdout.contains("more ("), "{}", all.stdout);
+}
