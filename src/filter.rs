@@ -20,6 +20,7 @@ use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::config::{Config, Pattern, has_meta};
+use crate::procfs::HeldFile;
 
 /// Folders never watched, wherever they are.
 const IGNORED_DIRS: &[&str] = &[".git", "node_modules", "target", "__pycache__", ".venv"];
@@ -102,10 +103,10 @@ pub struct Filter {
     readers: Option<(Vec<i32>, Instant)>,
     /// The files (device and inode) they and their children had open for writing when
     /// last looked.
-    piped_output: Vec<(u64, u64)>,
+    piped_output: Vec<HeldFile>,
     /// The files (device and inode) the server's processes have been seen holding open
     /// for writing since it was last ready (see [`Filter::follow_server`]).
-    server_output: Vec<(u64, u64)>,
+    server_output: Vec<HeldFile>,
     use_gitignore: bool,
     /// `.gitignore` matchers, deepest folder first.
     gitignores: Vec<Gitignore>,
@@ -190,7 +191,7 @@ impl Filter {
         // file's later saves by others (it did, for the rest of the run).
         self.piped_output = writers
             .into_iter()
-            .flat_map(crate::procfs::file_ids_written_by)
+            .flat_map(crate::procfs::files_written_by)
             .collect();
     }
 
@@ -216,7 +217,7 @@ impl Filter {
         }
         for file in processes
             .into_iter()
-            .flat_map(crate::procfs::file_ids_written_by)
+            .flat_map(crate::procfs::files_written_by)
         {
             if !self.server_output.contains(&file) {
                 self.server_output.push(file);
@@ -486,13 +487,18 @@ fn glob(text: &str) -> Glob {
         .expect("built-in ignore globs are valid")
 }
 
-/// Whether the file at `path` is one of `files` (device and inode): the very file a
-/// program holds open, not one saved in its place since. Costs a look-up only when
-/// there are any.
-fn is_one_of(path: &Path, files: &[(u64, u64)]) -> bool {
+/// Whether the file at `path` is one of `files`: the very file a program holds open,
+/// not one saved in its place since. Looks at the disk only for a path with the name
+/// of one of them (this is asked of every write event).
+fn is_one_of(path: &Path, files: &[HeldFile]) -> bool {
     use std::os::unix::fs::MetadataExt;
-    !files.is_empty()
-        && std::fs::metadata(path).is_ok_and(|meta| files.contains(&(meta.dev(), meta.ino())))
+    let Some(name) = path.file_name() else {
+        return false;
+    };
+    let named: Vec<&HeldFile> = files.iter().filter(|f| f.name == name).collect();
+    !named.is_empty()
+        && std::fs::metadata(path)
+            .is_ok_and(|meta| named.iter().any(|f| f.id == (meta.dev(), meta.ino())))
 }
 
 /// Whether `path` is one of `files` (resolved paths), compared resolved: the watched

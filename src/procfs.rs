@@ -251,16 +251,31 @@ pub fn children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// The regular files `pid` has open for writing, each as the device and inode of the
-/// file it holds: a file of the name put in its place since (a save by rename) is
-/// another file.
-pub fn file_ids_written_by(pid: i32) -> Vec<(u64, u64)> {
+/// A regular file a process holds open for writing: its name, to pass over most paths
+/// without a look at the disk, and its device and inode, which tell the very file from
+/// one of the name put in its place since (a save by rename).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldFile {
+    /// The last part of its path when it was opened.
+    pub name: std::ffi::OsString,
+    /// Its device and inode numbers.
+    pub id: (u64, u64),
+}
+
+/// The regular files `pid` has open for writing: one look at each descriptor's file.
+pub fn files_written_by(pid: i32) -> Vec<HeldFile> {
     use std::os::unix::fs::MetadataExt;
     descriptors(pid)
         .into_iter()
-        .filter(|(fd, target)| target.is_file() && access_mode(pid, fd).is_some_and(|m| m != 0))
-        .filter_map(|(fd, _)| fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok())
-        .map(|meta| (meta.dev(), meta.ino()))
+        .filter(|(fd, _)| access_mode(pid, fd).is_some_and(|m| m != 0))
+        .filter_map(|(fd, target)| {
+            let meta = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()?;
+            let name = target.file_name()?.to_os_string();
+            meta.is_file().then(|| HeldFile {
+                name,
+                id: (meta.dev(), meta.ino()),
+            })
+        })
         .collect()
 }
 
