@@ -195,9 +195,8 @@ impl Hub {
         if book.state.as_ref() == Some(&state) {
             return;
         }
-        let text = status_text(&state, book.build.as_deref(), book.generation);
         book.state = Some(state);
-        Self::send_locked(&self.shared.sender, &mut book, Audience::Vendor, text);
+        Self::send_status(&self.shared.sender, &mut book);
     }
 
     /// Records which build steps failed at their last run (`None`: none did), and sends
@@ -210,9 +209,13 @@ impl Hub {
             return;
         }
         book.build = build;
-        if let Some(state) = &book.state {
-            let text = status_text(state, book.build.as_deref(), book.generation);
-            Self::send_locked(&self.shared.sender, &mut book, Audience::Vendor, text);
+        Self::send_status(&self.shared.sender, &mut book);
+    }
+
+    /// Sends the `status` the book holds to vendor clients, once the server has a state.
+    fn send_status(sender: &broadcast::Sender<Outgoing>, book: &mut Book) {
+        if let Some(text) = status_text(book) {
+            Self::send_locked(sender, book, Audience::Vendor, text);
         }
     }
 
@@ -342,12 +345,7 @@ impl Hub {
         if vendor {
             book.vendors += 1;
         }
-        let status = match (&book.state, vendor) {
-            (Some(state), true) => {
-                Some(status_text(state, book.build.as_deref(), book.generation).into())
-            }
-            _ => None,
-        };
+        let status = status_text(&book).filter(|_| vendor).map(Into::into);
         Joined {
             first_seq: book.seq + 1,
             status,
@@ -399,20 +397,21 @@ impl Drop for SocketSlot {
     }
 }
 
-/// The `status` text for a state and the build steps' failure, if any.
-fn status_text(state: &ServerState, build: Option<&str>, generation: u64) -> String {
-    let (state, message) = match state {
+/// The `status` text for the server's state and the build steps' failure the book
+/// holds; none before the server has a state.
+fn status_text(book: &Book) -> Option<String> {
+    let (state, message) = match book.state.as_ref()? {
         ServerState::Restarting => ("restarting", None),
         ServerState::Ready => ("ready", None),
         ServerState::Failed(message) => ("failed", Some(message.as_str())),
     };
-    ServerMessage::Status {
+    let status = ServerMessage::Status {
         state,
         message,
-        build,
-        generation,
-    }
-    .encode()
+        build: book.build.as_deref(),
+        generation: book.generation,
+    };
+    Some(status.encode())
 }
 
 /// An id for this process's hub: its PID and the time it started, in hex. A restarted
