@@ -3,7 +3,8 @@
 //! app, unless a `package.json` beside it says the project is Node's: then the command
 //! is its `start` script (or its `main` file) and the globs are JavaScript's — or, for
 //! a dev server that updates its pages itself (Vite, Next.js, …), its `dev` script and
-//! only the files it reads at start. A `go.mod` makes it Go's: `go run .`.
+//! only the files it reads at start. A `go.mod` makes it Go's: `go run .`; a
+//! `Cargo.toml`, Rust's: `cargo run`.
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
@@ -52,6 +53,7 @@ pub fn run(dir: &Path, file_arg: Option<&Path>) -> Result<i32> {
             );
             with_command("go run .", GO_GLOBS)
         }
+        None if folder.join("Cargo.toml").is_file() => for_cargo(folder),
         None => for_python(folder),
     };
     file.write_all(text.as_bytes())
@@ -226,6 +228,45 @@ fn for_python(folder: &Path) -> String {
     }
 }
 
+/// The template for a Cargo package in `folder`: `cargo run`, which builds it at each
+/// start, its sources and manifests, and a `ready_timeout` long enough for a first
+/// build (`start` fails when the server is not ready in time). A workspace with no
+/// package of its own gets a warning that `cargo run` needs `-p`.
+fn for_cargo(folder: &Path) -> String {
+    report::info(
+        "`Cargo.toml`: `cargo run` builds and runs the package at each start (a build that \
+         fails is a server that failed, on the terminal and on open pages); \
+         `server.ready_timeout` is 5m, for a first build",
+    );
+    let manifest = std::fs::read_to_string(folder.join("Cargo.toml")).unwrap_or_default();
+    if let Some(members) = workspace_only(&manifest) {
+        report::warn(format!(
+            "`Cargo.toml` is a workspace with no package of its own ({members}): \
+             `cargo run` needs `-p CRATE`; edit `server.command`"
+        ));
+    }
+    with_command("cargo run", CARGO_GLOBS).replacen(READY_TIMEOUT, CARGO_READY_TIMEOUT, 1)
+}
+
+/// The members a manifest lists when it is a workspace without a `[package]` of its
+/// own (a "virtual manifest", where `cargo run` alone cannot tell what to run);
+/// `None` for a package, or a manifest that is no valid TOML (cargo will say why).
+fn workspace_only(manifest: &str) -> Option<String> {
+    let table: toml::Table = toml::from_str(manifest).ok()?;
+    if table.contains_key("package") {
+        return None;
+    }
+    let members = table.get("workspace")?.get("members");
+    let names: Vec<&str> = members
+        .and_then(toml::Value::as_array)
+        .map(|list| list.iter().filter_map(toml::Value::as_str).collect())
+        .unwrap_or_default();
+    Some(match names.as_slice() {
+        [] => "no `members`".to_string(),
+        names => format!("members: {}", names.join(", ")),
+    })
+}
+
 /// `word` as one word for `sh`: as it is when it holds only safe characters, else in
 /// single quotes.
 fn shell_word(word: &str) -> String {
@@ -257,6 +298,16 @@ const NODE_GLOBS: &str = "file_dep = [\"**/*.js\", \"**/*.mjs\", \"**/*.ts\", \"
 /// A Go module's: its sources, its module files, and the templates it parses at start.
 const GO_GLOBS: &str =
     "file_dep = [\"**/*.go\", \"go.mod\", \"go.sum\", \"templates/**\", \"**/*.tmpl\"]";
+/// A Cargo package's: its sources (`build.rs` too), every crate's manifest in a
+/// workspace, and the templates it reads or compiles in. Not `Cargo.lock`: cargo
+/// rewrites it itself when a manifest's dependencies change, which would be a second
+/// restart after the first.
+const CARGO_GLOBS: &str = "file_dep = [\"**/*.rs\", \"**/Cargo.toml\", \"templates/**\"]";
+/// The template's `ready_timeout` line, and a Cargo package's.
+const READY_TIMEOUT: &str =
+    "# ready_timeout = \"30s\"             # how long to wait for readiness before a warning";
+const CARGO_READY_TIMEOUT: &str =
+    "ready_timeout = \"5m\"                # a first `cargo build` can take minutes";
 /// A hot-reloading dev server's: what it reads only at start (its own config it
 /// watches itself), not the sources it updates in the page.
 const HOT_GLOBS: &str = "file_dep = [\"package.json\", \".env\", \".env.*\"]";
@@ -283,6 +334,10 @@ mod tests {
             Some(3),
             "{hot}"
         );
+        assert!(
+            TEMPLATE.contains(READY_TIMEOUT),
+            "the Cargo template replaces it"
+        );
         // Any `main` stays one word for `sh`, in a valid TOML string.
         for main in [
             "my app.js",
@@ -300,5 +355,23 @@ mod tests {
                 .unwrap();
             assert_eq!(String::from_utf8_lossy(&echoed.stdout), main);
         }
+    }
+
+    #[test]
+    fn a_workspace_without_a_package_is_told_apart() {
+        assert_eq!(workspace_only("[package]\nname = \"site\"\n"), None);
+        assert_eq!(
+            workspace_only("[package]\nname = \"site\"\n[workspace]\nmembers = [\"x\"]\n"),
+            None
+        );
+        assert_eq!(
+            workspace_only("[workspace]\nmembers = [\"api\", \"web\"]\n").as_deref(),
+            Some("members: api, web")
+        );
+        assert_eq!(
+            workspace_only("[workspace]\n").as_deref(),
+            Some("no `members`")
+        );
+        assert_eq!(workspace_only("not toml ["), None);
     }
 }

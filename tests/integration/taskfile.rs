@@ -709,6 +709,56 @@ fn init_fits_a_go_module() {
     }
 }
 
+/// In a Cargo package, `init` runs it with `cargo run`, watches its sources and
+/// manifests (not `target/`), and gives a first build time to finish; a workspace
+/// with no package of its own is told that `cargo run` needs `-p`.
+#[test]
+fn init_fits_a_cargo_package() {
+    let p = Project::new();
+    p.write(
+        "Cargo.toml",
+        "[package]\nname = \"site\"\nversion = \"0.1.0\"\n",
+    );
+    p.write("src/main.rs", "fn main() {}\n");
+    p.write("build.rs", "fn main() {}\n");
+    p.write("target/debug/build/site-1/out/gen.rs", "");
+    p.write("templates/index.html", "");
+    let out = p.output(&["init"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`cargo run` builds and runs"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("app.py"), "{}", out.stderr);
+    assert!(!out.stderr.contains("workspace"), "{}", out.stderr);
+    let written = p.read("reload.toml");
+    assert!(written.contains("command = \"cargo run\""), "{written}");
+    let parsed: toml::Value = toml::from_str(&written).unwrap();
+    assert_eq!(parsed["server"]["ready_timeout"].as_str(), Some("5m"));
+    let check = p.output(&["check"]);
+    assert!(check.status.success(), "{}", check.stderr);
+    for listed in [
+        "watch.file_dep `**/*.rs`: 2 file(s)\n  build.rs\n  src/main.rs\n",
+        "watch.file_dep `**/Cargo.toml`: 1 file(s)\n  Cargo.toml\n",
+        "watch.file_dep `templates/**`: 1 file(s)\n  templates/index.html\n",
+    ] {
+        assert!(check.stdout.contains(listed), "{listed}: {}", check.stdout);
+    }
+
+    let workspace = Project::new();
+    workspace.write("Cargo.toml", "[workspace]\nmembers = [\"api\"]\n");
+    let out = workspace.output(&["init"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "a workspace with no package of its own (members: api): `cargo run` needs `-p CRATE`"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
 /// In a project whose dev server updates its pages itself (Vite here), `init` runs its
 /// `dev` script and watches only what it reads at start: a restart at each save of a
 /// source would cost its hot updates.
