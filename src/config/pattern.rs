@@ -26,18 +26,30 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// An ignore glob: as [`Pattern::new`], but a name pattern with no `/` (`*.log`,
-    /// `*.test.js`) matches at any depth, as in `.gitignore` and the ignore lists of
-    /// nodemon and watchexec (it matched in the task file's folder alone, so
-    /// `src/a.test.js` restarted the server). A plain name (`dist`) is as before: a
-    /// folder's name stands for all in it.
+    /// An ignore glob: as [`Pattern::new`], but one with no `/` but a trailing one
+    /// matches at any depth, as in `.gitignore` and the ignore lists of nodemon and
+    /// watchexec: a name pattern (`*.log`, `*.test.js`; it matched in the task file's
+    /// folder alone, so `src/a.test.js` restarted the server), and a plain name
+    /// (`dist`, `dist/`), which stands for a file or folder of that name anywhere and
+    /// all in it (it was the top-level one alone, while `dist*` matched at any
+    /// depth). `./dist` is the top-level one alone.
     pub fn ignore(text: &str, root: &Path) -> Result<Pattern, String> {
-        if !text.contains('/') && has_meta(text) && !text.starts_with("**") {
-            let mut pattern = Pattern::new(&format!("**/{text}"), root)?;
-            pattern.text = text.to_string();
-            return Ok(pattern);
-        }
-        Pattern::new(text, root)
+        let name = text.trim_end_matches('/');
+        let anywhere = if text.starts_with("**") || name.contains('/') {
+            None
+        } else if has_meta(text) {
+            Some(format!("**/{text}"))
+        } else if !name.is_empty() && name != "." && name != ".." {
+            Some(format!("**/{name}/**"))
+        } else {
+            None
+        };
+        let Some(glob) = anywhere else {
+            return Pattern::new(text, root);
+        };
+        let mut pattern = Pattern::new(&glob, root)?;
+        pattern.text = text.to_string();
+        Ok(pattern)
     }
 
     /// Compiles `text` relative to `root`. The error is globset's explanation. A name
@@ -249,6 +261,24 @@ mod tests {
         assert!(later.glob.compile_matcher().is_match("dist/app.js"));
         let missing = Pattern::new("dist", &root).expect("valid");
         assert!(!missing.recursive, "without it, a file's name");
+        // An ignore's plain name is a file or folder of that name anywhere, and all
+        // in it; `./` keeps it to the top.
+        for text in ["dist", "dist/"] {
+            let m = Pattern::ignore(text, &root)
+                .expect("valid")
+                .glob
+                .compile_matcher();
+            for path in ["dist/app.js", "web/dist/app.js", "web/dist/a/b.js"] {
+                assert!(m.is_match(path), "{text}: {path}");
+            }
+            assert!(!m.is_match("distant/app.js") && !m.is_match("web/dist.js"));
+        }
+        let top = Pattern::ignore("./dist", &root)
+            .expect("valid")
+            .glob
+            .compile_matcher();
+        assert!(!top.is_match("web/dist") && !top.is_match("web/dist/app.js"));
+        assert!(top.is_match("dist"));
         let err = Pattern::new("!src/*.py", &root).unwrap_err();
         assert!(err.contains("`watch.ignore`"), "{err}");
         std::fs::remove_dir_all(&root).unwrap();

@@ -1247,3 +1247,31 @@ fn an_ignore_glob_without_a_slash_matches_at_any_depth() {
     p.wait_starts(2);
     drop(sup);
 }
+
+/// A plain name in `watch.ignore` is a file or folder of that name at any depth, as in
+/// `.gitignore` (`build` ignored the top-level `build` alone, while `build*` matched
+/// anywhere, so a save in `web/build/` restarted the server); `./` keeps it to the top.
+#[test]
+fn an_ignored_plain_name_is_ignored_at_any_depth() {
+    let p = Project::new();
+    p.write("web/app.js", "1");
+    p.write("web/build/out.js", "1");
+    p.write("web/gen/out.js", "1");
+    p.write("gen/top.js", "1");
+    let sup = p.start_sleeper("['**/*.js']\nignore = ['build', './gen']", "");
+    let check = p.output(&["check"]);
+    assert!(
+        check
+            .stdout
+            .contains("watch.file_dep `**/*.js`: 2 file(s)\n  web/app.js\n  web/gen/out.js\n"),
+        "{}",
+        check.stdout
+    );
+    p.write("web/build/out.js", "2");
+    p.write("web/build/new/more.js", "2");
+    p.write("gen/top.js", "2");
+    p.assert_starts_stay(1);
+    p.write("web/gen/out.js", "2");
+    p.wait_starts(2);
+    drop(sup);
+}
