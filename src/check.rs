@@ -3,6 +3,7 @@
 //! does not restart the server.
 
 use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Pattern, Server};
@@ -222,8 +223,15 @@ fn matches_reading(
         filter,
         files: &mut files,
         unreadable,
+        seen: HashSet::new(),
+        links: Vec::new(),
     };
     walked.walk(&pattern.base, pattern.recursive);
+    // Links to folders last, as the watcher takes them: a folder is listed under the
+    // first path it is found by, and a link back up the tree is not followed again.
+    while let Some(link) = walked.links.pop() {
+        walked.walk(&link, true);
+    }
     files.retain(|f| {
         matcher.is_match(Pattern::match_form(f, root))
             && !filter.is_ignored(f)
@@ -233,7 +241,8 @@ fn matches_reading(
     files
 }
 
-/// A walk of the folders a glob can match in.
+/// A walk of the folders a glob can match in, following links to folders as the
+/// watcher does (see `watch`).
 struct Walk<'a> {
     /// Whether `.gitignore` prunes folders.
     gitignore: bool,
@@ -241,10 +250,19 @@ struct Walk<'a> {
     files: &'a mut Vec<PathBuf>,
     /// The folders that could not be read (a folder not there is none of them).
     unreadable: &'a mut Vec<(PathBuf, std::io::Error)>,
+    /// The folders walked, by device and inode, whatever path led to them.
+    seen: HashSet<(u64, u64)>,
+    /// Links to folders found, to walk after the folders themselves.
+    links: Vec<PathBuf>,
 }
 
 impl Walk<'_> {
     fn walk(&mut self, dir: &Path, recursive: bool) {
+        if let Ok(metadata) = std::fs::metadata(dir) {
+            if !self.seen.insert((metadata.dev(), metadata.ino())) {
+                return;
+            }
+        }
         self.filter.add_gitignore(dir);
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -260,6 +278,11 @@ impl Walk<'_> {
                 Ok(kind) if kind.is_dir() => {
                     if recursive && !self.filter.prune_dir(&path, self.gitignore) {
                         self.walk(&path, recursive);
+                    }
+                }
+                Ok(kind) if kind.is_symlink() && path.is_dir() => {
+                    if recursive && !self.filter.prune_dir(&path, self.gitignore) {
+                        self.links.push(path);
                     }
                 }
                 Ok(_) => self.files.push(path),

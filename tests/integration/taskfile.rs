@@ -709,6 +709,33 @@ fn init_fits_a_go_module() {
     }
 }
 
+/// `check` follows links to folders as the watcher does (a package linked into the
+/// project: it listed the link as a file and none of the files in it), each folder
+/// once whatever path leads to it (a link back up the tree is not walked again).
+#[test]
+fn check_lists_what_a_link_to_a_folder_holds() {
+    let p = Project::new();
+    let outside = Project::new();
+    outside.write("lib/x.py", "1");
+    p.write("real/a.py", "1");
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = 'x'\n[watch]\nfile_dep = ['**/*.py']\n",
+    );
+    std::os::unix::fs::symlink(outside.path("lib"), p.path("linked")).unwrap();
+    std::os::unix::fs::symlink(p.path("real"), p.path("again")).unwrap();
+    std::os::unix::fs::symlink(&p.dir, p.path("real/up")).unwrap();
+    let check = p.output(&["check"]);
+    assert!(check.status.success(), "{}", check.stderr);
+    assert!(
+        check
+            .stdout
+            .contains("watch.file_dep `**/*.py`: 2 file(s)\n  linked/x.py\n  real/a.py\n"),
+        "{}",
+        check.stdout
+    );
+}
+
 /// In a Cargo package, `init` runs it with `cargo run`, watches its sources and
 /// manifests (not `target/`), and gives a first build time to finish; a workspace
 /// with no package of its own is told that `cargo run` needs `-p`.
