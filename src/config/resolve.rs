@@ -717,7 +717,7 @@ impl Doc<'_> {
             .iter()
             .map(|origin| self.origin(origin))
             .collect::<Result<_>>()?;
-        Ok(super::flags::with_reload_port(reload, ov))
+        super::flags::with_reload_flags(reload, ov, root)
     }
 
     /// A `reload.allow_origins` entry: an origin exactly as browsers send it, so that
@@ -925,7 +925,13 @@ impl Doc<'_> {
                 } else {
                     "an array"
                 };
-                Some(format!("`{keys}` must be a table, not {what}"))
+                // nodemon's `"watch": ["src"]`, written in TOML.
+                let hint = if keys == "watch" && what == "an array" {
+                    ": list what to watch in `[watch]` as `file_dep = [\"src/**\"]`"
+                } else {
+                    ""
+                };
+                Some(format!("`{keys}` must be a table, not {what}{hint}"))
             }
             toml::Value::Table(_) if ARRAYS_OF_TABLES.contains(&keys) => Some(format!(
                 "`{keys}` must be an array of tables (`[[{keys}]]`), not a table"
@@ -965,7 +971,13 @@ const PEER_KEYS: &[(&[&str], &str)] = &[
         "name the extensions in `watch.file_dep` globs: `**/*.{py,html}`",
     ),
     (
-        &["exclude", "exclude_dir", "exclude_file", "ignore_dir"],
+        &[
+            "exclude",
+            "exclude_dir",
+            "exclude_file",
+            "ignore_dir",
+            "ignore",
+        ],
         "list what to leave out in `watch.ignore` globs: `tmp/**`",
     ),
     (
@@ -1344,6 +1356,18 @@ mod tests {
                 "/proj/reload.toml:3: unknown field `kill_delay`, expected one of `command`, \
                  `cwd`, `env`, `pid_file`, `log_file`, `stop_signal`, `stop_timeout`, `ready`, \
                  `ready_timeout`; the grace before SIGKILL is `server.stop_timeout`",
+            ),
+            // nodemon's flat `ignore` and `watch` list, written in TOML.
+            (
+                "ignore = [\"dist\"]\n[server]\ncommand = \"x\"\n",
+                "/proj/reload.toml:1: unknown field `ignore`, expected one of `server`, \
+                 `watch`, `reload`, `proxy`, `serve`, `task`; list what to leave out in \
+                 `watch.ignore` globs: `tmp/**`",
+            ),
+            (
+                "watch = [\"src\"]\n[server]\ncommand = \"x\"\n",
+                "/proj/reload.toml:1: `watch` must be a table, not an array: list what to \
+                 watch in `[watch]` as `file_dep = [\"src/**\"]`",
             ),
             (
                 "[server]\ncommand = \"x\"\nstop_timeout = \"5 parsecs\"\n",
