@@ -135,6 +135,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "PORT", help_heading = "Browser")]
     pub reload_port: Option<u16>,
 
+    /// Reload browsers when files matching GLOB change, with no restart: a stylesheet
+    /// or image is swapped in place, anything else reloads the page (replaces
+    /// `reload.assets`); repeatable.
+    #[arg(
+        long = "asset",
+        visible_alias = "assets",
+        value_name = "GLOB",
+        help_heading = "Browser"
+    )]
+    pub assets: Vec<String>,
+
     /// Serve a proxy to the dev server at ADDR (`host:port`, e.g. `127.0.0.1:5000`),
     /// injecting the reload script (sets `proxy.listen`; needs `--upstream` unless the
     /// task file has one).
@@ -210,16 +221,15 @@ pub fn one_line(err: &clap::Error, args: &[String]) -> String {
 /// second hint when there is one.
 const PEER_FLAGS: &[(&[&str], &str, Option<&str>)] = &[
     (
-        &[
-            "-e",
-            "--ext",
-            "--exts",
-            "--extensions",
-            "--files",
-            "--include",
-        ],
+        &["-e", "--ext", "--exts", "--extensions", "--include"],
         "watch with `-w GLOB`, repeatable, naming extensions in the glob: \
          `-w '**/*.{py,html}'` (in a task file, `watch.file_dep`)",
+        Some("`serve DIR` watches all of DIR"),
+    ),
+    (
+        &["--files"],
+        "browser-sync's `--files` is `--asset GLOB`, repeatable: a change reloads the \
+         pages, or swaps a stylesheet, with no restart (`-w GLOB` restarts the server)",
         Some("`serve DIR` watches all of DIR"),
     ),
     (
@@ -368,7 +378,8 @@ mod tests {
             "unexpected argument '--files' found (`serve DIR` watches all of DIR); see \
              `reloadsup serve --help`"
         );
-        assert!(error_of(&["run", "--files", "a/**"]).contains("watch with `-w GLOB`"));
+        assert!(error_of(&["run", "--files", "a/**"]).contains("`--files` is `--asset GLOB`"));
+        assert!(error_of(&["run", "--ext", "py"]).contains("watch with `-w GLOB`"));
         assert!(error_of(&["serve", "-p", "8080"]).contains("`--listen ADDR`"));
         assert!(error_of(&["run", "-p", "8080"]).contains("`--reload-port PORT`"));
         assert!(error_of(&["run", "-c", "air.toml"]).contains("`-f FILE` names the task file"));

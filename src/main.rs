@@ -162,6 +162,7 @@ fn overrides(args: RunArgs) -> Overrides {
         pid_file: args.pid_file,
         no_reload: args.no_reload,
         reload_port: args.reload_port,
+        assets: args.assets,
         proxy: args.proxy,
         upstream: args.upstream,
         command: args.command,

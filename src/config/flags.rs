@@ -34,6 +34,8 @@ pub struct Overrides {
     pub no_reload: bool,
     /// `--reload-port`: replaces `reload.port`.
     pub reload_port: Option<u16>,
+    /// `--asset`: replaces `reload.assets`.
+    pub assets: Vec<String>,
     /// `--proxy`: replaces `proxy.listen`.
     pub proxy: Option<String>,
     /// `--upstream`: replaces `proxy.upstream`.
@@ -92,24 +94,32 @@ pub(super) fn resolve_ad_hoc(cwd: &Path, ov: &Overrides) -> Result<Config> {
             ready_timeout: Duration::from_secs(30),
         }),
     };
+    let reload = with_reload_flags(default_reload(ov.no_reload), ov, &root)?;
     Ok(Config {
         task_file: None,
         root,
         server,
         watch,
-        reload: with_reload_port(default_reload(ov.no_reload), ov),
+        reload,
         proxy: flag_proxy(None, ov)?,
         serve: None,
         tasks: Vec::new(),
     })
 }
 
-/// `reload` with `--reload-port` on top.
-pub(super) fn with_reload_port(mut reload: super::Reload, ov: &Overrides) -> super::Reload {
+/// `reload` with `--reload-port` and `--asset` on top.
+pub(super) fn with_reload_flags(
+    mut reload: super::Reload,
+    ov: &Overrides,
+    root: &Path,
+) -> Result<super::Reload> {
     if let Some(port) = ov.reload_port {
         reload.port = port;
     }
-    reload
+    if !ov.assets.is_empty() {
+        reload.assets = flag_patterns("--asset", &ov.assets, root)?;
+    }
+    Ok(reload)
 }
 
 /// The proxy from the task file's `[proxy]` (if any) with `--proxy`/`--upstream` on top.
@@ -260,7 +270,7 @@ pub(super) fn flag_poll(text: &str) -> Result<Duration> {
     Ok(interval)
 }
 
-/// `-w`/`-i` globs, relative to `root`; `flag` names them in an error.
+/// `-w`/`-i`/`--asset` globs, relative to `root`; `flag` names them in an error.
 /// All matchable together, with the built-in ignores beside `--ignore`'s.
 pub(super) fn flag_patterns(flag: &str, globs: &[String], root: &Path) -> Result<Vec<Pattern>> {
     let patterns = globs

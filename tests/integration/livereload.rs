@@ -171,3 +171,42 @@ fn a_reload_port_in_use_is_an_error() {
         }
     }
 }
+
+/// `run --asset GLOB` (browser-sync's `--files`) reloads browsers with no restart, in
+/// ad-hoc mode too: a stylesheet is swapped, anything else reloads the page.
+#[test]
+fn asset_flag_reloads_browsers_without_a_restart() {
+    let p = Project::new();
+    let reload = free_port();
+    p.write("app.py", "");
+    p.write("public/site.css", "h1 { color: red }");
+    let reload_port = reload.to_string();
+    let command = format!("echo start >> starts.log; exec sleep {}", p.token);
+    let sup = p.start(&[
+        "run",
+        "--reload-port",
+        &reload_port,
+        "-w",
+        "**/*.py",
+        "--asset",
+        "public/**",
+        "--",
+        &command,
+    ]);
+    p.wait_starts(1);
+    let mut client = LiveReloadClient::connect(reload);
+    p.write("public/site.css", "h1 { color: blue }");
+    let message = client.next(Duration::from_secs(10)).expect("a reload");
+    assert_eq!(
+        crate::util::standard_fields(message),
+        serde_json::json!({"command": "reload", "path": "public/site.css", "liveCSS": true, "liveImg": true})
+    );
+    p.write("public/page.html", "<p>");
+    let message = client.next(Duration::from_secs(10)).expect("a reload");
+    assert_eq!(message["path"], "public/page.html");
+    assert_eq!(message["liveCSS"], false);
+    p.assert_starts_stay(1);
+    assert_eq!(sup.count("restarting"), 0, "{}", sup.stderr());
+    p.write("app.py", "v = 1\n");
+    p.wait_starts(2);
+}
