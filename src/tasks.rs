@@ -159,6 +159,11 @@ impl Inputs {
         changed
     }
 
+    /// Whether what `path` holds is kept for `task` (it made the task run once).
+    pub fn knows(&self, task: usize, path: &Path) -> bool {
+        self.seen.contains_key(&(task, path.to_path_buf()))
+    }
+
     /// Forgets what the inputs of `task` held: it failed, and the next write of any of
     /// them runs it again (doit keeps no checksums of a failed task either).
     pub fn forget(&mut self, task: usize) {

@@ -124,6 +124,10 @@ struct App {
     held: Option<Held>,
     /// What the build steps' inputs held when they last ran them.
     task_inputs: tasks::Inputs,
+    /// What the files the server rewrites as it starts held at their last change (as
+    /// the inputs of one step, 0), from the first such write on: see
+    /// [`App::rewritten_as_it_was`].
+    server_outputs: tasks::Inputs,
     /// The build steps that failed at their last run, shown in open pages.
     task_failures: tasks::Failures,
     /// The server awaiting readiness.
@@ -138,6 +142,8 @@ struct App {
     task_files: Vec<PathBuf>,
     /// The server's own output files said to restart nothing, each said once.
     told_server_output: HashSet<PathBuf>,
+    /// The files said to be rewritten unchanged as the server starts, each said once.
+    told_rewritten: HashSet<PathBuf>,
     /// The terminal's settings from the start, put back as each server ends.
     terminal: Option<crate::terminal::Terminal>,
     /// Whether the hint for a server ending with code 0 before it was ready was given
@@ -255,6 +261,7 @@ fn supervise(
         changed_at: None,
         held: None,
         task_inputs,
+        server_outputs: tasks::Inputs::default(),
         task_failures,
         starting: None,
         generation: Arc::new(AtomicU64::new(0)),
@@ -262,6 +269,7 @@ fn supervise(
         recorder,
         task_files: task_file_names(config_task_file.as_deref()),
         told_server_output: HashSet::new(),
+        told_rewritten: HashSet::new(),
         told_early_end: false,
         terminal: crate::terminal::Terminal::capture(),
         exit: None,
@@ -478,11 +486,14 @@ impl App {
         let mut tasks = Vec::new();
         // The task file is re-read by no one: restarting on its old settings would only
         // interrupt the server, so it does no more than the warning above.
-        let batch_paths = batch.iter().filter(|path| {
-            !self.task_files.contains(path)
-                && !self.filter.is_piped_output(path)
-                && !self.filter.is_server_output(path)
-        });
+        let batch_paths: Vec<&PathBuf> = batch
+            .iter()
+            .filter(|path| {
+                !self.task_files.contains(path)
+                    && !self.filter.is_piped_output(path)
+                    && !self.filter.is_server_output(path)
+            })
+            .collect();
         // Without a server (a `[serve]` site alone), a "restart" reloads the pages; for
         // a build step's input, whose output reloads them (or swaps a stylesheet, which
         // a reload for the input prevented), it would only come first.
@@ -491,7 +502,11 @@ impl App {
             let verdict = self.filter.classify(path);
             let shown = self.relative(path);
             let feeds_a_step = serverless && !verdict.tasks.is_empty();
-            if verdict.restart && !feeds_a_step && !held_paths.contains(&shown) {
+            if verdict.restart
+                && !feeds_a_step
+                && !held_paths.contains(&shown)
+                && !self.rewritten_as_it_was(path)
+            {
                 restart.push(shown.clone());
             }
             if verdict.asset {
@@ -569,6 +584,33 @@ impl App {
                 ));
             }
         }
+    }
+
+    /// Whether `path`, a file that restarts the server, was written while the server
+    /// starts (before it is ready, within `ready_timeout`) with the bytes it held at
+    /// its last change: the server's own build rewriting a watched file as it was (a
+    /// `build.rs` that generates a source at each `cargo run` restarted the server at
+    /// each start, without end). What such a file holds is kept from its first write
+    /// during a start on, and at each change after; a first one restarts the server.
+    fn rewritten_as_it_was(&mut self, path: &Path) -> bool {
+        let starting = self.starting.as_ref().is_some_and(|s| !s.late);
+        if !starting && !self.server_outputs.knows(0, path) {
+            return false;
+        }
+        let changed = self.server_outputs.changed(0, path);
+        // A folder, or a file gone, is no file written (what the file held is kept as
+        // nothing, so one put back in its place is new).
+        if !starting || changed || !path.is_file() {
+            return false;
+        }
+        if self.told_rewritten.insert(path.to_path_buf()) {
+            report::info(format!(
+                "`{}` was written as it was while the server started (its build, say): \
+                 no restart for that",
+                self.relative(path)
+            ));
+        }
+        true
     }
 
     /// Restarts the server for the changes `restart` names.

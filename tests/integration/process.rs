@@ -1286,7 +1286,7 @@ fn a_file_the_server_writes_itself_restarts_nothing() {
     // A save is one restart; the old server's log, closed as it ends, is none.
     p.write("app.py", "x = 2\n");
     p.wait_starts(2);
-    sup.wait_for_n("ready in ", 2);
+    sup.wait_for("ready in ");
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(p.lines("starts.log"), 2, "{}", sup.stderr());
     assert_eq!(
@@ -1315,4 +1315,30 @@ fn not_ready_without_browsers_speaks_of_none() {
         "{}",
         sup.stderr()
     );
+}
+
+/// A watched file that the server's own build writes as it was at each start (a
+/// `build.rs` generating a source at each `cargo run`) restarts it once, then no more:
+/// it restarted the server at each start, without end. A save of the same bytes once
+/// the server is ready still restarts it.
+#[test]
+fn a_file_the_starting_server_rewrites_as_it_was_restarts_it_once() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '''echo start >> starts.log; printf gen > gen.txt; exec sleep {}'''\n\
+             ready = {{ delay = \"300ms\" }}\n[watch]\nfile_dep = ['*.txt']\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(2);
+    sup.wait_for("`gen.txt` was written as it was while the server started");
+    p.assert_starts_stay(2);
+    sup.wait_for("ready in ");
+    p.write("gen.txt", "gen");
+    p.wait_starts(3);
+    p.assert_starts_stay(3);
+    drop(sup);
 }
