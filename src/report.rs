@@ -56,6 +56,12 @@ fn auto_color(terminal: bool, set: impl Fn(&str) -> Option<std::ffi::OsString>) 
     forced || (terminal && !quiet)
 }
 
+/// Whether status lines are coloured: then a server whose output reloadsup relays is
+/// told to colour its own (see `supervisor::spawn`).
+pub fn colour_on() -> bool {
+    settings().color
+}
+
 fn settings() -> &'static Settings {
     SETTINGS.get_or_init(|| Settings {
         level: Level::Normal,

@@ -203,7 +203,39 @@ fn pipe_output(command: &mut Command, spec: &Server) -> io::Result<Streams> {
     let (ends, streams) = pipes::open()?;
     command.stdout(ends.stdout).stderr(ends.stderr);
     unbuffer_python(command, spec);
+    if crate::report::colour_on() {
+        keep_colours(command, spec);
+    }
     Ok(streams)
+}
+
+/// Tells the server to colour its output although it goes to a pipe, when reloadsup
+/// colours its own lines (on a terminal, unless told otherwise): without the relay it
+/// would write to that terminal, and cargo's and rustc's errors, Node's tools (Vite,
+/// chalk, picocolors) and others went plain behind a proxy. Each variable is left as
+/// the environment or the task file sets it. `FORCE_COLOR` gets the colour depth the
+/// terminal says it has, as Node's tools read it (1: 16 colours, 2: 256, 3: 24-bit).
+fn keep_colours(command: &mut Command, spec: &Server) {
+    let depth = match (std::env::var("COLORTERM"), std::env::var("TERM")) {
+        (Ok(colorterm), _) if colorterm == "truecolor" || colorterm == "24bit" => "3",
+        (_, Ok(term)) if term.contains("256") => "2",
+        _ => "1",
+    };
+    for (name, value) in [
+        ("CARGO_TERM_COLOR", "always"),
+        ("CLICOLOR_FORCE", "1"),
+        ("FORCE_COLOR", depth),
+    ] {
+        set_unless_given(command, spec, name, value);
+    }
+}
+
+/// Sets `name` for the server unless the environment or `[server] env` sets it.
+fn set_unless_given(command: &mut Command, spec: &Server, name: &str, value: &str) {
+    let set = std::env::var_os(name).is_some() || spec.env.iter().any(|(k, _)| k == name);
+    if !set {
+        command.env(name, value);
+    }
 }
 
 /// Sets `PYTHONUNBUFFERED=1` unless the environment or the task file sets it. Python
@@ -213,11 +245,7 @@ fn pipe_output(command: &mut Command, spec: &Server) -> io::Result<Streams> {
 /// On a terminal, where the server writes when reloadsup does not relay, Python
 /// flushes every line.
 fn unbuffer_python(command: &mut Command, spec: &Server) {
-    const NAME: &str = "PYTHONUNBUFFERED";
-    let set = std::env::var_os(NAME).is_some() || spec.env.iter().any(|(k, _)| k == NAME);
-    if !set {
-        command.env(NAME, "1");
-    }
+    set_unless_given(command, spec, "PYTHONUNBUFFERED", "1");
 }
 
 /// Kills the child if the supervisor dies first: the child itself by

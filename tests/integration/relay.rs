@@ -130,3 +130,43 @@ fn the_started_line_comes_before_the_servers_first() {
         assert!(started < first, "{text}");
     }
 }
+
+/// A server whose output reloadsup relays writes to a pipe, where cargo, rustc and
+/// Node's tools drop their colours: while reloadsup colours its own lines, the server
+/// is told to keep them (unless the environment or `[server] env` says otherwise), and
+/// not when reloadsup's are plain.
+#[test]
+fn a_relayed_server_keeps_its_colours_when_reloadsup_has_them() {
+    for (color, env, expected) in [
+        ("always", "", "always|1|1"),
+        (
+            "always",
+            "env = { CARGO_TERM_COLOR = \"never\" }\n",
+            "never|1|1",
+        ),
+        ("never", "", "||"),
+    ] {
+        let p = Project::new();
+        p.write(
+            "reload.toml",
+            &format!(
+                "[server]\ncommand = '''printf '%s|%s|%s' \"$CARGO_TERM_COLOR\" \"$FORCE_COLOR\" \
+                 \"$CLICOLOR_FORCE\" > vars.txt; echo serving; exec sleep {}'''\n{env}\
+                 ready = {{ log = \"serving\" }}\n[watch]\nfile_dep = ['*.py']\n",
+                p.token
+            ),
+        );
+        let sup = Sup::spawn_command(
+            std::process::Command::new(crate::util::BIN)
+                .args(["--color", color, "run", "--no-reload"])
+                .current_dir(&p.dir)
+                .env_remove("CARGO_TERM_COLOR")
+                .env_remove("FORCE_COLOR")
+                .env_remove("CLICOLOR_FORCE")
+                .env("TERM", "xterm")
+                .env_remove("COLORTERM"),
+        );
+        sup.wait_for("ready in ");
+        assert_eq!(p.read("vars.txt"), expected, "--color {color} {env}");
+    }
+}
