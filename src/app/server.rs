@@ -235,10 +235,8 @@ impl App {
             .running()
             .and_then(|pgid| ready::listening_elsewhere(spec.ready.as_ref(), upstream, pgid))
             .unwrap_or_default();
-        let status = format!(
-            "is not ready after {}{elsewhere}",
-            humantime::format_duration(spec.ready_timeout)
-        );
+        let after = humantime::format_duration(spec.ready_timeout);
+        let status = format!("is not ready after {after}{elsewhere}");
         let awaited = if elsewhere.is_empty() {
             ready::awaited(spec.ready.as_ref(), upstream)
         } else {
@@ -249,7 +247,10 @@ impl App {
         } else {
             "it runs on (no browser listens, to be reloaded)"
         };
-        report::warn(format!("the server {status}{awaited}; {then}"));
+        // The key that sets the wait, on the terminal (a first build can outlast it).
+        report::warn(format!(
+            "the server is not ready after {after} (`server.ready_timeout`){elsewhere}{awaited}; {then}"
+        ));
         self.browsers
             .late(&spec.command.display(), &status, supervisor.tail());
         if starting.began.is_some() {

@@ -146,7 +146,7 @@ pub fn launch(
                 .unwrap_or_else(|| ready::awaited(spec.ready.as_ref(), upstream));
             fail(
                 format!(
-                    "was not ready within {}{why}; stopped it",
+                    "was not ready within {} (`server.ready_timeout`){why}; stopped it",
                     humantime::format_duration(spec.ready_timeout)
                 ),
                 false,

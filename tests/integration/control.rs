@@ -556,7 +556,7 @@ fn a_server_that_fails_to_start_leaves_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         out.stderr.contains(&format!(
-            "was not ready within 500ms: no connection on port {never} \
+            "was not ready within 500ms (`server.ready_timeout`): no connection on port {never} \
              (`server.ready.port`); stopped it"
         )),
         "{}",
@@ -577,7 +577,8 @@ fn a_server_that_fails_to_start_leaves_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         out.stderr.contains(
-            "was not ready within 500ms: its processes listened on no TCP port (the check \
+            "was not ready within 500ms (`server.ready_timeout`): its processes listened on no \
+             TCP port (the check \
              when `server.ready` is not set); stopped it"
         ),
         "{}",

@@ -1007,7 +1007,8 @@ fn readiness_waits_for_the_port() {
         if ready.contains("never") {
             // Saying what it waited for, so a wrong setting shows.
             sup.wait_for(
-                "the server is not ready after 3s: no line of its output matched \
+                "the server is not ready after 3s (`server.ready_timeout`): no line of its \
+                 output matched \
                  `never printed` (`server.ready.log`); it runs on (no browser listens, to \
                  be reloaded)",
             );

@@ -1073,7 +1073,8 @@ fn upstream_mistyped(ready_timeout: &str) -> (Project, u16, u16, u16, Sup) {
 fn a_server_on_another_port_than_the_upstream_is_pointed_out() {
     let (_p, port, other, proxy, sup) = upstream_mistyped("1s");
     sup.wait_for(&format!(
-        "is not ready after 1s; it listens on port {other}, not {port} (`proxy.upstream`)"
+        "is not ready after 1s (`server.ready_timeout`); it listens on port {other}, not {port} \
+         (`proxy.upstream`)"
     ));
     let page = http(proxy, "GET", "/", DOCUMENT);
     assert!(
