@@ -352,6 +352,9 @@ async fn answer(
         response = inject::typed_if_page(response, &asked).await;
     }
     if !inject::is_document(&response) {
+        if navigation {
+            inject::warn_if_shown_as_text(&response);
+        }
         return quiet_event_stream(response, &context.upstream);
     }
     // The same URL is answered with the tag or without, as the request says: a cache

@@ -27,6 +27,7 @@
 //! where XML allows nothing more.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ use super::decode::{Decoded, Encoding};
 use super::page::{self, Asked};
 use crate::inject::csp;
 use crate::inject::{Placement, WINDOW, reloading_by_get, scan, tag, xml_tag};
+use crate::report;
 
 /// How long the window waits for more of a document before choosing from what it has.
 const STALL: Duration = Duration::from_millis(100);
@@ -81,15 +83,44 @@ pub fn is_document<B>(response: &Response<B>) -> bool {
         // The tag is ASCII: it cannot go into UTF-16 or UTF-32 as it is.
         matches!(mime.as_str(), "text/html" | "application/xhtml+xml") && !wide
     });
-    let attachment = headers
+    html && !is_attachment(headers)
+}
+
+/// Whether an answer is to be saved rather than shown (`Content-Disposition:
+/// attachment`).
+fn is_attachment(headers: &HeaderMap) -> bool {
+    headers
         .get(CONTENT_DISPOSITION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.trim_start()
                 .to_ascii_lowercase()
                 .starts_with("attachment")
-        });
-    html && !attachment
+        })
+}
+
+/// Says once per run that a page navigation was answered with plain text or JSON,
+/// which a browser shows but which has no place for the reload script: such a tab
+/// is never reloaded, with no word why (axum's hello world, a handler returning a
+/// string, answers `text/plain`, and the status line counted the other tabs alone).
+pub fn warn_if_shown_as_text<B>(response: &Response<B>) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !shown(response.status()) || is_attachment(response.headers()) {
+        return;
+    }
+    let Some((mime, _)) = media_type(response.headers()) else {
+        return;
+    };
+    if !matches!(mime.as_str(), "text/plain" | "application/json")
+        || WARNED.swap(true, Ordering::Relaxed)
+    {
+        return;
+    }
+    report::warn(format!(
+        "a page opened through the proxy is `{mime}`, not HTML: it gets no reload script, \
+         and a tab showing it is not reloaded (answer `text/html` to have it reloaded; \
+         axum: `Html(…)`)"
+    ));
 }
 
 /// An answer to a page navigation, shown as a page (see [`shown`]: error pages too), that

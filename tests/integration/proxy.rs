@@ -241,6 +241,29 @@ fn proxied_with(env: &str, server: &str) -> (Project, u16, Sup) {
 
 const DOCUMENT: &[(&str, &str)] = &[("Accept", "text/html"), ("Sec-Fetch-Dest", "document")];
 
+/// A page navigation answered with plain text or JSON, which has no place for the
+/// script, is said once (axum's hello world answers `text/plain`, and its tab was never
+/// reloaded with no word why); a fetch of the same is not.
+#[test]
+fn a_navigation_answered_with_text_is_said_once() {
+    let (_p, proxy, sup) = proxied("0");
+    sup.wait_for("ready in ");
+    assert_eq!(http(proxy, "GET", "/api.json", &[]).status, 200);
+    assert_eq!(
+        http(proxy, "GET", "/hang?s=0", &[("Sec-Fetch-Dest", "empty")]).status,
+        200
+    );
+    assert_eq!(http(proxy, "GET", "/", DOCUMENT).status, 200);
+    assert_eq!(sup.count("not HTML"), 0, "{}", sup.stderr());
+    assert_eq!(http(proxy, "GET", "/hang?s=0", DOCUMENT).status, 200);
+    assert_eq!(http(proxy, "GET", "/api.json", DOCUMENT).status, 200);
+    sup.wait_for(
+        "a page opened through the proxy is `text/plain`, not HTML: it gets no reload script",
+    );
+    std::thread::sleep(crate::util::QUIET);
+    assert_eq!(sup.count("not HTML"), 1, "once: {}", sup.stderr());
+}
+
 #[test]
 fn pages_get_the_script_and_other_bodies_pass_unchanged() {
     let (_p, proxy, _sup) = proxied("0");
