@@ -75,6 +75,20 @@ impl App {
             // started now would only be stopped at once.
             return;
         }
+        if !self.config.root.is_dir() {
+            // Started there, the server would find none of its files, and the PID
+            // file's folder made again would stand in the project's place.
+            let command = supervisor.spec().command.display();
+            let message = format!(
+                "the project folder `{}` is gone (moved or deleted): no server runs until \
+                 it is back",
+                self.config.root.display()
+            );
+            self.browsers.failed(&command, &message, Tail::default());
+            report::warn(message);
+            self.forget_starting();
+            return;
+        }
         // Requests wait for this server (and pages left open from an earlier supervisor
         // wait for it before they reload).
         self.browsers.restarting();

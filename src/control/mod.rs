@@ -306,12 +306,12 @@ fn inspect(
             // Its paths are the project's old ones; the rest holds.
             state.owner = None;
         } else if owner.folder.is_some() {
-            // Written in another folder, and copied here with the PID file: neither
+            // Written in another folder, and moved or copied here with the PID file: neither
             // is this project's, whatever the PID file's process looks like (a server
             // working in a folder outside both projects passed for this one's).
             return Ok(Running::Nothing {
                 stale: Some(format!(
-                    "the PID file was written for `{}` and copied here",
+                    "the PID file was written for `{}` and moved or copied here",
                     owner.pid_file.display()
                 )),
             });

@@ -230,11 +230,15 @@ impl Recorder {
     }
 
     fn save(&self) {
-        if let Err(err) = write(&self.pid_file, &self.state) {
-            crate::report::warn(format!(
+        match write(&self.pid_file, &self.state) {
+            // The folder is gone (the project's, moved or deleted): no one can look
+            // for the record there, and `run` says why its server is stopped.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => crate::report::warn(format!(
                 "cannot write `{}`: {err}",
                 state_path(&self.pid_file).display()
-            ));
+            )),
+            Ok(()) => {}
         }
     }
 }
@@ -335,12 +339,10 @@ pub fn read(pid_file: &Path) -> State {
         .unwrap_or_default()
 }
 
-/// Writes the state file atomically (a temp file, then a rename).
+/// Writes the state file atomically (a temp file, then a rename), in the folder the
+/// lock made (see [`crate::pidfile::write`]).
 pub fn write(pid_file: &Path, state: &State) -> io::Result<()> {
     let path = state_path(pid_file);
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
     let temp = crate::pidfile::temp_path(&path);
     fs::write(
         &temp,
@@ -491,8 +493,11 @@ mod tests {
             }),
             ..State::default()
         };
+        assert!(write(&pid_file, &state).is_err(), "its folder is not made");
+        let held = lock(&pid_file).unwrap();
         write(&pid_file, &state).unwrap();
         assert_eq!(read(&pid_file), state);
+        drop(held);
         let _held = lock(&pid_file).unwrap();
         remove(&pid_file);
         assert_eq!(read(&pid_file), State::default());

@@ -1343,3 +1343,25 @@ fn a_file_the_starting_server_rewrites_as_it_was_restarts_it_once() {
     p.assert_starts_stay(3);
     drop(sup);
 }
+
+/// The project's folder moved away while `run` runs: the server is stopped and none is
+/// started until the folder is back (its PID file's folder was made again at the old
+/// path, and a server started there found none of its files), and nothing is left at
+/// the old path.
+#[test]
+fn a_project_folder_moved_away_stops_the_server_until_it_is_back() {
+    let p = Project::new();
+    p.sleeper_task_file("['**/*.py']", "ready = { delay = \"50ms\" }");
+    p.write("app.py", "1");
+    let sup = p.start(&["run", "--no-reload"]);
+    sup.wait_for("ready in ");
+    let away = p.dir.with_file_name(format!("away-{}", p.token));
+    fs::rename(&p.dir, &away).unwrap();
+    sup.wait_for("is gone (moved or deleted): no server runs until it is back");
+    wait_until("the server stopped", || p.servers().is_empty());
+    std::thread::sleep(QUIET);
+    assert!(!p.dir.exists(), "nothing made at the old path");
+    assert!(p.servers().is_empty());
+    fs::rename(&away, &p.dir).unwrap();
+    wait_until("a server again", || p.servers().len() == 1);
+}
