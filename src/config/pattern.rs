@@ -67,6 +67,11 @@ impl Pattern {
                     .into(),
             );
         }
+        if let Some(relative) = inside_root(text, root) {
+            let mut pattern = Pattern::new(&relative, root)?;
+            pattern.text = text.to_string();
+            return Ok(pattern);
+        }
         let trimmed = text.trim_end_matches('/');
         let folder = text.ends_with('/') || root.join(trimmed).is_dir();
         if !trimmed.is_empty() && !has_meta(text) && folder {
@@ -105,11 +110,45 @@ impl Pattern {
         })
     }
 
+    /// When the glob's text, read as glob syntax, is also the name of a file that is
+    /// there (a Next.js route, `pages/[id].js`, which as a glob is `pages/i.js` or
+    /// `pages/d.js`), the text that names that file: its glob characters escaped.
+    pub fn literal_file(&self, root: &Path) -> Option<String> {
+        let named = root.join(self.text.trim_end_matches('/'));
+        if !has_meta(&self.text) || !named.is_file() {
+            return None;
+        }
+        let escaped = self.text.chars().fold(String::new(), |mut out, c| {
+            if has_meta(c.encode_utf8(&mut [0; 4])) {
+                out.push('\\');
+            }
+            out.push(c);
+            out
+        });
+        Some(escaped)
+    }
+
     /// The form of `path` that globs are matched against: relative to `root` when
     /// inside it, else absolute.
     pub fn match_form<'a>(path: &'a Path, root: &Path) -> &'a Path {
         path.strip_prefix(root).unwrap_or(path)
     }
+}
+
+/// An absolute glob inside `root`, made relative to it when `root`'s own path holds
+/// glob syntax (a project in `my[app]/`): its folder's path is then taken as it is, as
+/// a relative glob's is (`-w "$PWD/src"` there matched nothing, and watched all of the
+/// folder above the project). `None` for any other glob.
+fn inside_root(text: &str, root: &Path) -> Option<String> {
+    if !text.starts_with('/') || !has_meta(&root.to_string_lossy()) {
+        return None;
+    }
+    let relative = Path::new(text).strip_prefix(root).ok()?.to_str()?;
+    Some(match (relative, text.ends_with('/')) {
+        ("", _) => "./".to_string(),
+        (relative, true) => format!("{relative}/"),
+        (relative, false) => relative.to_string(),
+    })
 }
 
 /// Why `patterns`, with `extra` globs beside them (the built-in ignores), cannot be
@@ -282,6 +321,23 @@ mod tests {
         let err = Pattern::new("!src/*.py", &root).unwrap_err();
         assert!(err.contains("`watch.ignore`"), "{err}");
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn an_absolute_glob_inside_a_root_with_glob_characters_keeps_the_roots_path() {
+        let root = Path::new("/p[1]/sub");
+        for (text, path) in [
+            ("/p[1]/sub/src/*.py", "src/a.py"),
+            ("/p[1]/sub/app.py", "app.py"),
+            ("/p[1]/sub", "deep/a.py"),
+        ] {
+            let p = Pattern::new(text, root).expect("valid");
+            assert!(p.glob.compile_matcher().is_match(path), "{text}: {path}");
+            assert!(p.base.starts_with(root), "{text}: {:?}", p.base);
+            assert_eq!(p.text, text);
+        }
+        let later = Pattern::new("/p[1]/sub/dist/", root).expect("valid");
+        assert!(later.recursive && later.base == root.join("dist"));
     }
 
     #[test]

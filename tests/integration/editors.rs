@@ -1275,3 +1275,30 @@ fn an_ignored_plain_name_is_ignored_at_any_depth() {
     p.wait_starts(2);
     drop(sup);
 }
+
+/// An absolute glob in a project whose folder's name holds glob syntax (`my[app]`)
+/// takes that path as it is: `-w "$PWD/sub"` there matched nothing and watched all of
+/// the folder above the project.
+#[test]
+fn an_absolute_glob_in_a_folder_named_with_glob_syntax_watches_it() {
+    let p = Project::new();
+    p.write("my[app]/sub/mod.py", "1");
+    p.write("my[app]/app.py", "1");
+    p.write("elsewhere/x.py", "1");
+    let dir = p.path("my[app]");
+    let sub = format!("{}/sub", dir.display());
+    let app = format!("{}/app.py", dir.display());
+    let command = format!("echo start >> ../starts.log; exec sleep {}", p.token);
+    let sup = Sup::spawn(
+        &dir,
+        &["run", "--no-reload", "-w", &sub, "-w", &app, "--", &command],
+    );
+    p.wait_starts(1);
+    sup.wait_for("watching 2 folders");
+    p.write("my[app]/sub/mod.py", "2");
+    p.wait_starts(2);
+    p.write("my[app]/app.py", "2");
+    p.wait_starts(3);
+    p.write("elsewhere/x.py", "2");
+    p.assert_starts_stay(3);
+}
