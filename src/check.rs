@@ -148,6 +148,16 @@ pub fn run(config: &Config, all: bool) -> Result<i32> {
             &mut out,
             format_args!("{key} `{}`: {} file(s){none}", pattern.text, matched.len()),
         );
+        if let Some(escaped) = pattern.literal_file(&config.root) {
+            line(
+                &mut out,
+                format_args!(
+                    "  `{}` is also a file's name, read here as a glob: write `{escaped}` \
+                     to name that file",
+                    pattern.text
+                ),
+            );
+        }
         // A folder that cannot be read was taken for one holding nothing.
         for (folder, err) in unreadable {
             let shown = folder.strip_prefix(&config.root).unwrap_or(folder);

@@ -229,6 +229,7 @@ fn supervise(
              `watch.file_dep = [\"templates/**\"]`)",
         );
     }
+    warn_of_literal_files(&config);
     let mut notices = Vec::new();
     let watcher =
         Watcher::start(&config, &mut filter, tx.clone(), &mut notices).map_err(Error::Runtime)?;
@@ -635,6 +636,23 @@ fn nothing_watched(config: &Config) -> bool {
     config.watch.file_dep.is_empty()
         && config.reload.assets.is_empty()
         && config.tasks.iter().all(|task| task.file_dep.is_empty())
+}
+
+/// Says of each glob that is also a file's name (`pages/[id].js`) how to name the
+/// file: read as a glob it matched other files, and saves of that one restarted
+/// nothing, with no word why.
+fn warn_of_literal_files(config: &Config) {
+    let tasks = config.tasks.iter().flat_map(|task| &task.file_dep);
+    let patterns = config.watch.file_dep.iter().chain(&config.reload.assets);
+    for pattern in patterns.chain(tasks) {
+        if let Some(escaped) = pattern.literal_file(&config.root) {
+            report::warn(format!(
+                "`{}` is also a file's name, read as a glob: write `{escaped}` to name that \
+                 file",
+                pattern.text
+            ));
+        }
+    }
 }
 
 /// The size of the file at `path` now, if it can be read.

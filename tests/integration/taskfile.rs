@@ -736,6 +736,40 @@ fn check_lists_what_a_link_to_a_folder_holds() {
     );
 }
 
+/// A glob that is also a file's name (a Next.js route, `pages/[id].js`) is read as a
+/// glob, and `check` and `run` say how to name the file (it matched `pages/i.js`, and
+/// saves of the route restarted nothing, with no word why); the escaped form names it.
+#[test]
+fn a_glob_that_is_also_a_files_name_is_pointed_out() {
+    let p = Project::new();
+    p.write("pages/[id].js", "1");
+    p.write("pages/i.js", "1");
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = 'exec sleep 1000'\n[watch]\nfile_dep = ['pages/[id].js']\n",
+    );
+    let hint = "`pages/[id].js` is also a file's name, read here as a glob: write \
+                `pages/\\[id\\].js` to name that file";
+    let check = p.output(&["check"]);
+    assert!(check.stdout.contains(hint), "{}", check.stdout);
+    let run = p.start(&["run", "--no-reload"]);
+    run.wait_for(
+        "`pages/[id].js` is also a file's name, read as a glob: write `pages/\\[id\\].js`",
+    );
+    drop(run);
+    p.write(
+        "reload.toml",
+        "[server]\ncommand = 'x'\n[watch]\nfile_dep = ['pages/\\[id\\].js']\n",
+    );
+    let check = p.output(&["check"]);
+    assert!(
+        check.stdout.contains("1 file(s)\n  pages/[id].js\n")
+            && !check.stdout.contains("also a file"),
+        "{}",
+        check.stdout
+    );
+}
+
 /// In a Cargo package, `init` runs it with `cargo run`, watches its sources and
 /// manifests (not `target/`), and gives a first build time to finish; a workspace
 /// with no package of its own is told that `cargo run` needs `-p`.
