@@ -11,7 +11,9 @@
 //! find nothing left over), and exits.
 //!
 //! Lines: `state PID_FILE` (once: whose state file to clear), `track PGID [PID_FILE]`
-//! and `untrack`.
+//! and `untrack`; a path goes as the hex digits of its bytes, so that any path a
+//! folder may have (not UTF-8, a newline in it) comes through as it is (shown as text,
+//! a Latin-1 folder's became another path, and its files were left behind).
 
 use std::io::{self, BufRead, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -62,13 +64,13 @@ impl Guard {
 
     /// Clears the state file beside `pid_file` when the supervisor dies without doing so.
     pub fn clear_state(&self, pid_file: &Path) {
-        self.say(&format!("state {}\n", pid_file.display()));
+        self.say(&format!("state {}\n", hex_path(pid_file)));
     }
 
     /// Protects group `pgid` (and its PID file) from now on.
     pub fn track(&self, pgid: Pid, pid_file: Option<&Path>) {
         self.say(&match pid_file {
-            Some(path) => format!("track {pgid} {}\n", path.display()),
+            Some(path) => format!("track {pgid} {}\n", hex_path(path)),
             None => format!("track {pgid}\n"),
         });
     }
@@ -115,7 +117,7 @@ pub fn main() -> i32 {
         match (words.next(), words.next(), words.next()) {
             (Some("track"), Some(pgid), file) => {
                 if let Ok(pgid) = pgid.parse::<i32>() {
-                    tracked = Some((Pid::from_raw(pgid), file.map(PathBuf::from)));
+                    tracked = Some((Pid::from_raw(pgid), file.and_then(path_of_hex)));
                 }
             }
             (Some("untrack"), _, _) => tracked = None,
@@ -128,9 +130,7 @@ pub fn main() -> i32 {
                     .map(|stat| (stat.pgid, stat.start_ticks));
             }
             (Some("step-done"), _, _) => step = None,
-            (Some("state"), Some(_), _) => {
-                state_of = line.split_once(' ').map(|(_, file)| PathBuf::from(file));
-            }
+            (Some("state"), Some(file), _) => state_of = path_of_hex(file),
             _ => {}
         }
     }
@@ -147,6 +147,29 @@ pub fn main() -> i32 {
         forget_supervisor(&pid_file, supervisor);
     }
     0
+}
+
+/// A path as the hex digits of its bytes (see the module's lines).
+fn hex_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The path [`hex_path`] wrote; `None` for anything else.
+fn path_of_hex(hex: &str) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
 }
 
 /// Kills what a build step left running: the processes of its group (the supervisor's
@@ -249,6 +272,20 @@ mod tests {
         for pid in [1, 42, 4_194_304, i32::MAX] {
             let len = pid_line(b"track ", pid, &mut buf);
             assert_eq!(&buf[..len], format!("track {pid}\n").as_bytes());
+        }
+    }
+
+    #[test]
+    fn any_path_goes_through_as_it_is() {
+        use std::os::unix::ffi::OsStrExt;
+        for bytes in [&b"/tmp/lat\xe9/reloadsup.pid"[..], b"/a b/new\nline", b"/"] {
+            let path = Path::new(std::ffi::OsStr::from_bytes(bytes));
+            let hex = hex_path(path);
+            assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{hex}");
+            assert_eq!(path_of_hex(&hex).as_deref(), Some(path));
+        }
+        for bad in ["", "abc", "zz", "/tmp/x"] {
+            assert_eq!(path_of_hex(bad), None, "{bad}");
         }
     }
 }

@@ -1365,3 +1365,39 @@ fn a_project_folder_moved_away_stops_the_server_until_it_is_back() {
     fs::rename(&away, &p.dir).unwrap();
     wait_until("a server again", || p.servers().len() == 1);
 }
+
+/// In a folder whose name is not UTF-8 (Latin-1: Linux allows any bytes), a SIGKILL of
+/// the supervisor leaves no PID or state file either: the guard was told the paths as
+/// text, went to another folder (made one there) and left the files behind.
+#[test]
+fn sigkill_in_a_folder_not_named_in_utf8_leaves_nothing() {
+    use std::os::unix::ffi::OsStrExt;
+    let p = Project::new();
+    let folder = p.dir.join(std::ffi::OsStr::from_bytes(b"lat\xe9"));
+    fs::create_dir(&folder).unwrap();
+    fs::write(
+        folder.join("reload.toml"),
+        format!(
+            "[server]\ncommand = 'echo start >> ../starts.log; sleep {}; echo after'\n\
+             [watch]\nfile_dep = [\"*.py\"]\n",
+            p.token
+        ),
+    )
+    .unwrap();
+    let mut sup = Sup::spawn(&folder, &["run", "--no-reload"]);
+    p.wait_starts(1);
+    wait_until("the PID file", || folder.join("reloadsup.pid").exists());
+    sup.signal(Signal::SIGKILL);
+    sup.wait_exit();
+    wait_until("no server left", || p.servers().is_empty());
+    wait_until("no PID file", || !folder.join("reloadsup.pid").exists());
+    wait_until("no state file", || {
+        !folder.join("reloadsup.pid.json").exists()
+    });
+    let names: Vec<_> = fs::read_dir(&p.dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "no other folder made: {names:?}");
+}
