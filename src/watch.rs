@@ -132,7 +132,7 @@ impl Watcher {
         let roots = roots_of(config);
         let backend = match config.watch.poll {
             Some(interval) => poll_backend(&tx, interval)?,
-            None => native_backend(&tx)?,
+            None => native_backend(&tx).or_else(|err| fallback_backend(&tx, err, notices))?,
         };
         let mut watcher = Watcher {
             backend,
@@ -1050,10 +1050,34 @@ fn handler(tx: &Sender<Event>) -> impl Fn(notify::Result<notify::Event>) + Send 
     }
 }
 
-fn native_backend(tx: &Sender<Event>) -> Result<Backend, String> {
-    INotifyWatcher::new(handler(tx), notify::Config::default())
-        .map(Backend::Native)
-        .map_err(|err| format!("cannot start inotify: {err}"))
+fn native_backend(tx: &Sender<Event>) -> Result<Backend, notify::Error> {
+    INotifyWatcher::new(handler(tx), notify::Config::default()).map(Backend::Native)
+}
+
+/// Polling when inotify cannot start for want of an instance: `EMFILE` from
+/// `inotify_init1` is the per-user limit on inotify instances (every editor, language
+/// server and watcher takes some), or this process's open-file limit. Said as such:
+/// "Too many open files" alone pointed at `ulimit -n`, and reloadsup exited. Any other
+/// error is one.
+fn fallback_backend(
+    tx: &Sender<Event>,
+    err: notify::Error,
+    notices: &mut Vec<String>,
+) -> Result<Backend, String> {
+    let out_of_instances = matches!(
+        &err.kind,
+        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(nix::libc::EMFILE)
+    );
+    if !out_of_instances {
+        return Err(format!("cannot start inotify: {err}"));
+    }
+    notices.push(format!(
+        "cannot start inotify: the limit of inotify instances is reached (raise it with \
+         `sysctl fs.inotify.max_user_instances=512`), or of open files (`ulimit -n`); \
+         falling back to polling every {}",
+        humantime::format_duration(FALLBACK_POLL)
+    ));
+    poll_backend(tx, FALLBACK_POLL)
 }
 
 fn poll_backend(tx: &Sender<Event>, interval: Duration) -> Result<Backend, String> {

@@ -1302,3 +1302,41 @@ fn an_absolute_glob_in_a_folder_named_with_glob_syntax_watches_it() {
     p.write("elsewhere/x.py", "2");
     p.assert_starts_stay(3);
 }
+
+/// With no inotify instance to be had (`fs.inotify.max_user_instances` reached, set to
+/// 0 here in a user namespace of the test's own), reloadsup polls and says why: it
+/// exited with "Too many open files", which pointed at `ulimit -n`.
+#[test]
+fn no_inotify_instance_left_falls_back_to_polling() {
+    let usable = std::process::Command::new("unshare")
+        .args([
+            "-U",
+            "-r",
+            "sh",
+            "-c",
+            "echo 0 > /proc/sys/user/max_inotify_instances",
+        ])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !usable {
+        eprintln!("skipped: no user namespace here to limit inotify instances in");
+        return;
+    }
+    let p = Project::new();
+    p.sleeper_task_file("['*.py']", "");
+    p.write("app.py", "1");
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_inotify_instances && exec {} run --no-reload",
+        crate::util::BIN
+    );
+    let sup = Sup::spawn_command(
+        std::process::Command::new("unshare")
+            .args(["-U", "-r", "sh", "-c", &script])
+            .current_dir(&p.dir),
+    );
+    sup.wait_for("the limit of inotify instances is reached");
+    sup.wait_for("(polling every 500ms)");
+    p.wait_starts(1);
+    p.write("app.py", "2");
+    p.wait_starts(2);
+}
