@@ -469,10 +469,12 @@ impl App {
             .as_ref()
             .filter(|_| batch.iter().any(|path| self.task_files.contains(path)))
         {
-            report::warn(format!(
-                "`{}` changed: it is read once, at the start; restart reloadsup to apply it",
-                self.relative(task_file)
-            ));
+            let what = if task_file.exists() {
+                "changed: it is read once, at the start; restart reloadsup to apply it"
+            } else {
+                "was removed: reloadsup goes on with what it read at the start"
+            };
+            report::warn(format!("`{}` {what}", self.relative(task_file)));
         }
         // When the batch came: a restart it asks for is held from then, not from the
         // end of the steps it runs (a 1 s step held it a second longer).

@@ -1150,6 +1150,11 @@ fn a_saved_task_file_is_said_to_need_a_restart() {
     sup.wait_for("`reload.toml` changed: it is read once, at the start; restart reloadsup");
     p.assert_starts_stay(1);
     assert_eq!(sup.count("`reload.toml` changed"), 1, "{}", sup.stderr());
+    // Removed, it is not said to have changed.
+    std::fs::remove_file(p.path("reload.toml")).unwrap();
+    sup.wait_for("`reload.toml` was removed: reloadsup goes on with what it read at the start");
+    p.assert_starts_stay(1);
+    assert_eq!(sup.count("`reload.toml` changed"), 1, "{}", sup.stderr());
 }
 
 /// An ignored folder made while watching (`npm install`'s `node_modules`, Python's
