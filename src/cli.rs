@@ -19,7 +19,7 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Also print every raw file-system event.
+    /// Also print every raw file-system event, and each path ignored.
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
