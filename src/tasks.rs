@@ -164,6 +164,11 @@ impl Inputs {
         self.seen.contains_key(&(task, path.to_path_buf()))
     }
 
+    /// Forgets what `path` held for `task`: its next write counts as a change.
+    pub fn forget_file(&mut self, task: usize, path: &Path) {
+        self.seen.remove(&(task, path.to_path_buf()));
+    }
+
     /// Forgets what the inputs of `task` held: it failed, and the next write of any of
     /// them runs it again (doit keeps no checksums of a failed task either).
     pub fn forget(&mut self, task: usize) {

@@ -76,6 +76,11 @@ struct Starting {
     late: bool,
 }
 
+/// The most files a batch may name for their bytes to be compared with what they held
+/// (see [`App::rewritten_as_it_was`]): a server's build rewrites a few files; a `git
+/// checkout` of thousands is the user's, and reading each would hold up the restart.
+const REWRITES_COMPARED: usize = 16;
+
 /// How long a restart waits after build steps for the events of what they wrote (they
 /// are queued by then; this is the margin for their delivery).
 const AFTER_STEPS: Duration = Duration::from_millis(30);
@@ -501,6 +506,7 @@ impl App {
         // a build step's input, whose output reloads them (or swaps a stylesheet, which
         // a reload for the input prevented), it would only come first.
         let serverless = self.supervisor.is_none();
+        let compared = batch_paths.len() <= REWRITES_COMPARED;
         for path in batch_paths {
             let verdict = self.filter.classify(path);
             let shown = self.relative(path);
@@ -508,7 +514,7 @@ impl App {
             if verdict.restart
                 && !feeds_a_step
                 && !held_paths.contains(&shown)
-                && !self.rewritten_as_it_was(path)
+                && !self.rewritten_as_it_was(path, compared)
             {
                 restart.push(shown.clone());
             }
@@ -595,9 +601,14 @@ impl App {
     /// `build.rs` that generates a source at each `cargo run` restarted the server at
     /// each start, without end). What such a file holds is kept from its first write
     /// during a start on, and at each change after; a first one restarts the server.
-    fn rewritten_as_it_was(&mut self, path: &Path) -> bool {
+    /// In a batch too large to compare (`compared` false), it is forgotten instead.
+    fn rewritten_as_it_was(&mut self, path: &Path, compared: bool) -> bool {
         let starting = self.starting.as_ref().is_some_and(|s| !s.late);
         if !starting && !self.server_outputs.knows(0, path) {
+            return false;
+        }
+        if !compared {
+            self.server_outputs.forget_file(0, path);
             return false;
         }
         let changed = self.server_outputs.changed(0, path);
