@@ -85,6 +85,11 @@ pub fn start_error(spec: &Server, err: &io::Error) -> String {
             "cannot start `{program}`: its working folder `{}` (`server.cwd`) {why}",
             spec.cwd.display()
         ),
+        None if err.raw_os_error() == Some(nix::libc::EMFILE) => format!(
+            "cannot start `{program}`: {err}: reloadsup holds as many as it may, {} (its \
+             browsers' and proxied connections count; `ulimit -n` raises the limit)",
+            crate::limits::open_files()
+        ),
         None => format!("cannot start `{program}`: {err}"),
     }
 }
@@ -278,14 +283,10 @@ pub fn tie_to_supervisor(command: &mut Command, guard: Option<RawFd>, say: &'sta
 mod tests {
     use super::*;
 
-    /// The child names its group on the guard's pipe itself, before its command runs:
-    /// a supervisor killed right after the fork leaves nothing the guard does not know.
-    #[test]
-    fn the_child_tells_the_guard_its_group_before_it_runs() {
-        use std::io::Read;
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-        let spec = Server {
-            command: CommandSpec::Exec(vec!["true".into()]),
+    /// A server spec running `command` in the temp folder, with short timeouts.
+    fn spec(command: CommandSpec) -> Server {
+        Server {
+            command,
             cwd: std::env::temp_dir(),
             cwd_line: None,
             env: Vec::new(),
@@ -296,7 +297,16 @@ mod tests {
             ready: None,
             ready_line: None,
             ready_timeout: std::time::Duration::from_secs(1),
-        };
+        }
+    }
+
+    /// The child names its group on the guard's pipe itself, before its command runs:
+    /// a supervisor killed right after the fork leaves nothing the guard does not know.
+    #[test]
+    fn the_child_tells_the_guard_its_group_before_it_runs() {
+        use std::io::Read;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let spec = spec(CommandSpec::Exec(vec!["true".into()]));
         let guard = Some(std::os::fd::AsRawFd::as_raw_fd(&write));
         let spawned = spawn(&spec, "", Mode::Supervised { relay: None, guard }).unwrap();
         drop(write);
@@ -313,6 +323,22 @@ mod tests {
         let spawned = spawn(&spec, "", Mode::Supervised { relay: None, guard }).unwrap();
         let status = nix::sys::wait::waitpid(spawned.pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(spawned.pid, 0));
+    }
+
+    /// Out of descriptors, the error says whose limit, and how large it is ("Too many
+    /// open files" alone left the server down with no word of reloadsup's own sockets).
+    #[test]
+    fn a_start_out_of_descriptors_names_the_limit() {
+        let spec = spec(CommandSpec::Shell("python3 app.py".into()));
+        let message = start_error(&spec, &io::Error::from_raw_os_error(nix::libc::EMFILE));
+        let limit = crate::limits::open_files();
+        assert!(
+            message.starts_with("cannot start `python3 app.py`: Too many open files")
+                && message.contains(&format!("as many as it may, {limit} (")),
+            "{message}"
+        );
+        let other = start_error(&spec, &io::Error::from_raw_os_error(nix::libc::EACCES));
+        assert!(!other.contains("ulimit"), "{other}");
     }
 
     #[test]
