@@ -137,6 +137,10 @@ struct App {
     task_failures: tasks::Failures,
     /// The server awaiting readiness.
     starting: Option<Starting>,
+    /// When the latest server started, and when it was found ready (`None`: not yet):
+    /// a change made between the two was made while it started, however late its
+    /// batch comes (see [`App::rewritten_as_it_was`]).
+    started: Option<(Instant, Option<Instant>)>,
     /// Counts starts; a readiness result for an older one is ignored.
     generation: Arc<AtomicU64>,
     tx: Sender<Event>,
@@ -270,6 +274,7 @@ fn supervise(
         server_outputs: tasks::Inputs::default(),
         task_failures,
         starting: None,
+        started: None,
         generation: Arc::new(AtomicU64::new(0)),
         tx,
         recorder,
@@ -596,14 +601,16 @@ impl App {
     }
 
     /// Whether `path`, a file that restarts the server, was written while the server
-    /// starts (before it is ready, within `ready_timeout`) with the bytes it held at
+    /// started (before it was ready, within `ready_timeout`) with the bytes it held at
     /// its last change: the server's own build rewriting a watched file as it was (a
     /// `build.rs` that generates a source at each `cargo run` restarted the server at
     /// each start, without end). What such a file holds is kept from its first write
     /// during a start on, and at each change after; a first one restarts the server.
     /// In a batch too large to compare (`compared` false), it is forgotten instead.
     fn rewritten_as_it_was(&mut self, path: &Path, compared: bool) -> bool {
-        let starting = self.starting.as_ref().is_some_and(|s| !s.late);
+        let starting = self
+            .changed_at
+            .is_some_and(|at| self.written_while_starting(at));
         if !starting && !self.server_outputs.knows(0, path) {
             return false;
         }
@@ -625,6 +632,22 @@ impl App {
             ));
         }
         true
+    }
+
+    /// Whether a change at `at` came while the latest server started: after its
+    /// start, and before it was found ready (not yet: within its `ready_timeout`). By
+    /// the change's own time, not its batch's: a server that writes a file and then
+    /// listens at once was found ready before the batch came.
+    fn written_while_starting(&self, at: Instant) -> bool {
+        let Some((started, ready)) = self.started else {
+            return false;
+        };
+        let timeout = self
+            .supervisor
+            .as_ref()
+            .map_or(Duration::ZERO, |s| s.spec().ready_timeout);
+        let until = started + timeout;
+        started <= at && at <= ready.map_or(until, |ready| ready.min(until))
     }
 
     /// Restarts the server for the changes `restart` names.

@@ -115,6 +115,7 @@ impl App {
                     recorder.started(pid.as_raw(), command);
                 }
                 self.probe(spawned);
+                self.started = Some((Instant::now(), None));
                 self.starting = Some(Starting {
                     path,
                     began,
@@ -190,6 +191,9 @@ impl App {
         let Some(starting) = self.starting.take() else {
             return;
         };
+        if let Some((_, ready)) = &mut self.started {
+            ready.get_or_insert_with(Instant::now);
+        }
         let since_restart = starting
             .began
             .map(|b| {

@@ -1401,3 +1401,32 @@ fn sigkill_in_a_folder_not_named_in_utf8_leaves_nothing() {
         .collect();
     assert_eq!(names.len(), 2, "no other folder made: {names:?}");
 }
+
+/// As above, for a server that writes the file and listens at once: it is found ready
+/// before the file's batch comes, and the write still counts as made while it started
+/// (by the change's time; judged by the batch's, it restarted the server without end).
+#[test]
+fn a_file_rewritten_just_before_the_server_listens_restarts_it_once() {
+    let p = Project::new();
+    let port = free_port();
+    p.write(
+        "server.py",
+        &format!(
+            "import socket, sys, time\nopen('gen.txt', 'w').write('gen')\n\
+             s = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', {port}))\ns.listen()\ntime.sleep(1000)\n"
+        ),
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['sh', '-c', 'echo start >> starts.log; exec python3 server.py {}']\n\
+             ready = {{ port = {port} }}\n[watch]\nfile_dep = ['*.txt']\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(2);
+    sup.wait_for("`gen.txt` was written as it was while the server started");
+    p.assert_starts_stay(2);
+}
