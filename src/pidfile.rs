@@ -19,10 +19,14 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp"))
 }
 
-/// Writes `pid` to `path` atomically. The folder is not made: taking the lock beside
-/// the file made it (see `control::state::lock`), and one gone since is the project's
-/// folder moved or deleted, which a file written there would stand in for.
+/// Writes `pid` to `path` atomically, making its folder if needed (a `run/` that a
+/// `make clean` removed). Called as a server starts, which happens only while the
+/// project's folder is there: made again, a folder gone with the project would stand
+/// in the project's place.
 pub fn write(path: &Path, pid: i32) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
     let temp = temp_path(path);
     let mut file = fs::File::create(&temp)?;
     writeln!(file, "{pid}")?;
@@ -69,9 +73,6 @@ mod tests {
     fn write_read_remove() {
         let dir = std::env::temp_dir().join(format!("reloadsup-pid-{}", std::process::id()));
         let path = dir.join("sub/app.pid");
-        assert!(write(&path, 4242).is_err(), "its folder is not made");
-        assert!(!dir.exists());
-        fs::create_dir_all(dir.join("sub")).unwrap();
         write(&path, 4242).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "4242\n");
         assert!(!temp_path(&path).exists());

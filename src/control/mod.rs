@@ -99,9 +99,14 @@ pub fn claim_for_run(config: &Config) -> Result<Option<state::Recorder>> {
         ))),
         Running::Nothing { stale } => {
             clear_stale(pid_file, stale);
-            state::Recorder::new(pid_file, config.task_file.as_deref(), spec.stop_timeout)
-                .map(Some)
-                .map_err(|err| state_write_error(pid_file, err))
+            state::Recorder::new(
+                pid_file,
+                config.task_file.as_deref(),
+                &config.root,
+                spec.stop_timeout,
+            )
+            .map(Some)
+            .map_err(|err| state_write_error(pid_file, err))
         }
     }
 }

@@ -161,6 +161,9 @@ pub struct State {
 /// `restart` and `stop` can find it and its server. Removed on drop.
 pub struct Recorder {
     pid_file: PathBuf,
+    /// The project's folder: while it is there, a missing folder of the state file (a
+    /// `pid_file = "run/app.pid"` whose `run/` a `make clean` removed) is made again.
+    project: PathBuf,
     state: State,
 }
 
@@ -171,12 +174,14 @@ impl Recorder {
     pub fn new(
         pid_file: &Path,
         task_file: Option<&Path>,
+        project: &Path,
         stop_timeout: Duration,
     ) -> io::Result<Recorder> {
         let me = Ident::of(std::process::id() as i32)
             .ok_or_else(|| io::Error::other("cannot read this process's start time"))?;
         let recorder = Recorder {
             pid_file: pid_file.to_path_buf(),
+            project: project.to_path_buf(),
             state: State {
                 owner: Some(Owner::new(pid_file, task_file)),
                 supervisor: Some(me),
@@ -230,6 +235,9 @@ impl Recorder {
     }
 
     fn save(&self) {
+        if let Some(dir) = self.pid_file.parent().filter(|_| self.project.is_dir()) {
+            let _ = fs::create_dir_all(dir);
+        }
         match write(&self.pid_file, &self.state) {
             // The folder is gone (the project's, moved or deleted): no one can look
             // for the record there, and `run` says why its server is stopped.

@@ -1671,3 +1671,31 @@ fn a_server_sent_to_the_background_is_pointed_out() {
     sup.wait_for_n("exited with code 0", 2);
     assert_eq!(sup.count(hint), 1, "{}", sup.stderr());
 }
+
+/// A `pid_file` folder removed under `run` (`make clean`, `git clean -fdx`) is made
+/// again at the next start, while the project's folder is there: `status` and `stop`
+/// still find the server (they said "not running", and `stop` left it running).
+#[test]
+fn a_pid_file_folder_removed_under_run_is_made_again() {
+    let p = Project::new();
+    p.sleeper_task_file(
+        "['*.py']",
+        "pid_file = 'run/app.pid'\nready = { delay = \"50ms\" }",
+    );
+    p.write("app.py", "1");
+    let sup = p.start(&["run", "--no-reload"]);
+    sup.wait_for("ready in ");
+    std::fs::remove_dir_all(p.path("run")).unwrap();
+    p.write("app.py", "2");
+    p.wait_starts(2);
+    wait_until("the PID file again", || p.path("run/app.pid").exists());
+    wait_until("the state file again", || {
+        p.path("run/app.pid.json").exists()
+    });
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", status.stdout);
+    assert!(!sup.stderr().contains("cannot write"), "{}", sup.stderr());
+    let stop = p.output(&["stop"]);
+    assert!(stop.status.success(), "{}", stop.stderr);
+    wait_until("no server", || p.servers().is_empty());
+}
