@@ -22,20 +22,28 @@ pub enum Level {
 struct Settings {
     level: Level,
     color: bool,
+    /// Colour asked for whatever the output is (`--color always`, `FORCE_COLOR`).
+    forced: bool,
 }
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 /// Sets the level and colour once, at start-up.
 pub fn init(level: Level, color: ColorChoice) {
-    let color = match color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => auto_color(std::io::stderr().is_terminal(), |name| {
-            std::env::var_os(name).filter(|value| !value.is_empty())
-        }),
+    let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    let (color, forced) = match color {
+        ColorChoice::Always => (true, true),
+        ColorChoice::Never => (false, false),
+        ColorChoice::Auto => {
+            let color = auto_color(std::io::stderr().is_terminal(), set);
+            (color, color && auto_color(false, set))
+        }
     };
-    let _ = SETTINGS.set(Settings { level, color });
+    let _ = SETTINGS.set(Settings {
+        level,
+        color,
+        forced,
+    });
 }
 
 /// Colour for `--color auto`, on a terminal or not (`terminal`), from the variables
@@ -56,16 +64,20 @@ fn auto_color(terminal: bool, set: impl Fn(&str) -> Option<std::ffi::OsString>) 
     forced || (terminal && !quiet)
 }
 
-/// Whether status lines are coloured: then a server whose output reloadsup relays is
-/// told to colour its own (see `supervisor::spawn`).
-pub fn colour_on() -> bool {
-    settings().color
+/// Whether a server whose output reloadsup relays is told to colour its own (see
+/// `supervisor::spawn`): when status lines are coloured and the server's stdout, which
+/// goes to reloadsup's, is a terminal too, or colour is asked for whatever the output
+/// (`run > server.log` on a terminal got the codes of cargo's and Node's colours).
+pub fn colour_relayed() -> bool {
+    let s = settings();
+    s.color && (s.forced || std::io::stdout().is_terminal())
 }
 
 fn settings() -> &'static Settings {
     SETTINGS.get_or_init(|| Settings {
         level: Level::Normal,
         color: false,
+        forced: false,
     })
 }
 

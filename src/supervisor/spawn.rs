@@ -208,7 +208,7 @@ fn pipe_output(command: &mut Command, spec: &Server) -> io::Result<Streams> {
     let (ends, streams) = pipes::open()?;
     command.stdout(ends.stdout).stderr(ends.stderr);
     unbuffer_python(command, spec);
-    if crate::report::colour_on() {
+    if crate::report::colour_relayed() {
         keep_colours(command, spec);
     }
     Ok(streams)

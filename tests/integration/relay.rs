@@ -169,4 +169,41 @@ fn a_relayed_server_keeps_its_colours_when_reloadsup_has_them() {
         sup.wait_for("ready in ");
         assert_eq!(p.read("vars.txt"), expected, "--color {color} {env}");
     }
+    // On a terminal (`script` makes one): with stdout there too, and with stdout sent
+    // to a file, where the server's colours would be escape codes in the file.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` (util-linux) to make a terminal");
+        return;
+    }
+    for (redirect, expected) in [("", "always|1|1"), (" > out.txt", "||")] {
+        let p = Project::new();
+        p.write(
+            "reload.toml",
+            &format!(
+                "[server]\ncommand = '''printf '%s|%s|%s' \"$CARGO_TERM_COLOR\" \"$FORCE_COLOR\" \
+                 \"$CLICOLOR_FORCE\" > vars.txt; echo serving; exec sleep {}'''\n\
+                 ready = {{ log = \"serving\" }}\n[watch]\nfile_dep = ['*.py']\n",
+                p.token
+            ),
+        );
+        let line = format!("{} run --no-reload{redirect}", crate::util::BIN);
+        let _sup = Sup::spawn_command(
+            std::process::Command::new("script")
+                .args(["-qec", &line, "/dev/null"])
+                .current_dir(&p.dir)
+                .env_remove("CARGO_TERM_COLOR")
+                .env_remove("FORCE_COLOR")
+                .env_remove("CLICOLOR_FORCE")
+                .env_remove("NO_COLOR")
+                .env("TERM", "xterm")
+                .env_remove("COLORTERM"),
+        );
+        wait_until("the server's variables", || p.path("vars.txt").exists());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(p.read("vars.txt"), expected, "stdout{redirect}");
+    }
 }
