@@ -177,7 +177,7 @@ impl Inputs {
 }
 
 /// A hash of the bytes of `path`, if it can be read.
-fn hash_of(path: &Path) -> Option<u64> {
+pub fn hash_of(path: &Path) -> Option<u64> {
     let bytes = std::fs::read(path).ok()?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);

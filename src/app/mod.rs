@@ -149,6 +149,9 @@ struct App {
     /// The task file's names: as given, and the file it leads to (`-f alias.toml`, a
     /// link to `reload.toml`, whose saves come as the real file's).
     task_files: Vec<PathBuf>,
+    /// A hash of the task file's bytes as `run` began: saved as it was (touched, or
+    /// back with the project's folder), it is not said to have changed.
+    task_file_read: Option<u64>,
     /// The server's own output files said to restart nothing, each said once.
     told_server_output: HashSet<PathBuf>,
     /// The files said to be rewritten unchanged as the server starts, each said once.
@@ -279,6 +282,7 @@ fn supervise(
         tx,
         recorder,
         task_files: task_file_names(config_task_file.as_deref()),
+        task_file_read: config_task_file.as_deref().and_then(tasks::hash_of),
         told_server_output: HashSet::new(),
         told_rewritten: HashSet::new(),
         told_early_end: false,
@@ -478,6 +482,9 @@ impl App {
             .task_file
             .as_ref()
             .filter(|_| batch.iter().any(|path| self.task_files.contains(path)))
+            .filter(|file| {
+                tasks::hash_of(file).is_none_or(|hash| Some(hash) != self.task_file_read)
+            })
         {
             let what = if task_file.exists() {
                 "changed: it is read once, at the start; restart reloadsup to apply it"

@@ -1146,6 +1146,11 @@ fn a_saved_task_file_is_said_to_need_a_restart() {
     p.write("app.py", "print('v1')\n");
     let sup = p.start_sleeper("[\"**/*.py\", \"*.toml\"]", "");
     let text = p.read("reload.toml");
+    // Saved as it was read (touched, or back with the project's folder): nothing to
+    // apply, nothing said.
+    p.write("reload.toml", &text);
+    p.assert_starts_stay(1);
+    assert_eq!(sup.count("`reload.toml`"), 0, "{}", sup.stderr());
     p.write("reload.toml", &format!("{text}\n# edited\n"));
     sup.wait_for("`reload.toml` changed: it is read once, at the start; restart reloadsup");
     p.assert_starts_stay(1);
