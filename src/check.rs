@@ -152,8 +152,8 @@ pub fn run(config: &Config, all: bool) -> Result<i32> {
             line(
                 &mut out,
                 format_args!(
-                    "  `{}` is also a file's name, read here as a glob: write `{escaped}` \
-                     to name that file",
+                    "  `{}` names a file or folder that is there, read here as a glob: \
+                     write `{escaped}` to name it",
                     pattern.text
                 ),
             );

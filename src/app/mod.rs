@@ -681,17 +681,17 @@ fn nothing_watched(config: &Config) -> bool {
         && config.tasks.iter().all(|task| task.file_dep.is_empty())
 }
 
-/// Says of each glob that is also a file's name (`pages/[id].js`) how to name the
-/// file: read as a glob it matched other files, and saves of that one restarted
-/// nothing, with no word why.
+/// Says of each glob that names a file or folder that is there in parts that glob
+/// syntax reads otherwise (`pages/[id].js`) how to name it: read as a glob it matched
+/// other files, and saves of that one restarted nothing, with no word why.
 fn warn_of_literal_files(config: &Config) {
     let tasks = config.tasks.iter().flat_map(|task| &task.file_dep);
     let patterns = config.watch.file_dep.iter().chain(&config.reload.assets);
     for pattern in patterns.chain(tasks) {
         if let Some(escaped) = pattern.literal_file(&config.root) {
             report::warn(format!(
-                "`{}` is also a file's name, read as a glob: write `{escaped}` to name that \
-                 file",
+                "`{}` names a file or folder that is there, read as a glob: write \
+                 `{escaped}` to name it",
                 pattern.text
             ));
         }

@@ -110,22 +110,48 @@ impl Pattern {
         })
     }
 
-    /// When the glob's text, read as glob syntax, is also the name of a file that is
-    /// there (a Next.js route, `pages/[id].js`, which as a glob is `pages/i.js` or
-    /// `pages/d.js`), the text that names that file: its glob characters escaped.
+    /// When the glob's text names, read literally, a file or folder that is there in
+    /// a part that glob syntax reads otherwise (a Next.js route, `pages/[id].js`, which
+    /// as a glob is `pages/i.js` or `pages/d.js`; a SvelteKit folder,
+    /// `src/routes/[slug]/**`), the text that names it: those parts escaped, the
+    /// project's own path in an absolute glob left as it is (it is taken so).
     pub fn literal_file(&self, root: &Path) -> Option<String> {
-        let named = root.join(self.text.trim_end_matches('/'));
-        if !has_meta(&self.text) || !named.is_file() {
-            return None;
-        }
-        let escaped = self.text.chars().fold(String::new(), |mut out, c| {
-            if has_meta(c.encode_utf8(&mut [0; 4])) {
-                out.push('\\');
-            }
-            out.push(c);
-            out
-        });
-        Some(escaped)
+        let text = self.text.as_str();
+        let (lead, rest, mut at) = match Path::new(text).strip_prefix(root) {
+            Ok(rest) if text.starts_with('/') => (
+                format!("{}/", root.to_str()?),
+                rest.to_str()?.to_string() + if text.ends_with('/') { "/" } else { "" },
+                root.to_path_buf(),
+            ),
+            _ if text.starts_with('/') => (String::new(), text.to_string(), PathBuf::from("/")),
+            _ => (String::new(), text.to_string(), root.to_path_buf()),
+        };
+        let mut escaped_any = false;
+        let mut literal = true;
+        let parts: Vec<String> = rest
+            .split('/')
+            .map(|part| {
+                if !literal || part.is_empty() || !has_meta(part) {
+                    at.push(part);
+                    return part.to_string();
+                }
+                at.push(part);
+                if std::fs::symlink_metadata(&at).is_err() {
+                    // A glob here: nothing below it can be named literally.
+                    literal = false;
+                    return part.to_string();
+                }
+                escaped_any = true;
+                part.chars().fold(String::new(), |mut out, c| {
+                    if has_meta(c.encode_utf8(&mut [0; 4])) {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                    out
+                })
+            })
+            .collect();
+        escaped_any.then(|| format!("{lead}{}", parts.join("/")))
     }
 
     /// The form of `path` that globs are matched against: relative to `root` when

@@ -736,37 +736,82 @@ fn check_lists_what_a_link_to_a_folder_holds() {
     );
 }
 
-/// A glob that is also a file's name (a Next.js route, `pages/[id].js`) is read as a
-/// glob, and `check` and `run` say how to name the file (it matched `pages/i.js`, and
-/// saves of the route restarted nothing, with no word why); the escaped form names it.
+/// A glob that names a file or folder that is there in parts glob syntax reads
+/// otherwise (a Next.js route, `pages/[id].js`; a SvelteKit folder, `routes/[slug]/`)
+/// is read as a glob, and `check` and `run` say how to name it (it matched
+/// `pages/i.js`, and saves of the route restarted nothing, with no word why); the
+/// escaped form names it. In a project whose own folder's name holds glob syntax, an
+/// absolute glob keeps that path as it is, and is pointed out only for its own parts.
 #[test]
 fn a_glob_that_is_also_a_files_name_is_pointed_out() {
     let p = Project::new();
     p.write("pages/[id].js", "1");
     p.write("pages/i.js", "1");
+    p.write("routes/[slug]/+page.svelte", "1");
     p.write(
         "reload.toml",
-        "[server]\ncommand = 'exec sleep 1000'\n[watch]\nfile_dep = ['pages/[id].js']\n",
+        "[server]\ncommand = 'exec sleep 1000'\n[watch]\n\
+         file_dep = ['pages/[id].js', 'routes/[slug]/**', 'pages/*.js']\n",
     );
-    let hint = "`pages/[id].js` is also a file's name, read here as a glob: write \
-                `pages/\\[id\\].js` to name that file";
     let check = p.output(&["check"]);
-    assert!(check.stdout.contains(hint), "{}", check.stdout);
+    for hint in [
+        "`pages/[id].js` names a file or folder that is there, read here as a glob: write \
+         `pages/\\[id\\].js` to name it",
+        "`routes/[slug]/**` names a file or folder that is there, read here as a glob: write \
+         `routes/\\[slug\\]/**` to name it",
+    ] {
+        assert!(check.stdout.contains(hint), "{hint}: {}", check.stdout);
+    }
+    assert!(
+        !check.stdout.contains("`pages/*.js` names"),
+        "{}",
+        check.stdout
+    );
     let run = p.start(&["run", "--no-reload"]);
     run.wait_for(
-        "`pages/[id].js` is also a file's name, read as a glob: write `pages/\\[id\\].js`",
+        "`pages/[id].js` names a file or folder that is there, read as a glob: write \
+         `pages/\\[id\\].js` to name it",
     );
     drop(run);
     p.write(
         "reload.toml",
-        "[server]\ncommand = 'x'\n[watch]\nfile_dep = ['pages/\\[id\\].js']\n",
+        "[server]\ncommand = 'x'\n[watch]\n\
+         file_dep = ['pages/\\[id\\].js', 'routes/\\[slug\\]/**']\n",
     );
     let check = p.output(&["check"]);
     assert!(
         check.stdout.contains("1 file(s)\n  pages/[id].js\n")
-            && !check.stdout.contains("also a file"),
+            && check
+                .stdout
+                .contains("1 file(s)\n  routes/[slug]/+page.svelte\n")
+            && !check.stdout.contains("names a file"),
         "{}",
         check.stdout
+    );
+
+    // The project in `my[app]/`, named by absolute globs.
+    p.write("my[app]/pages/[id].js", "1");
+    p.write("my[app]/pages/i.js", "1");
+    let project = p.path("my[app]").display().to_string();
+    p.write(
+        "my[app]/reload.toml",
+        &format!(
+            "[server]\ncommand = 'x'\n[watch]\n\
+             file_dep = ['{project}/pages/i.js', '{project}/pages/[id].js']\n"
+        ),
+    );
+    let out = std::process::Command::new(crate::util::BIN)
+        .arg("check")
+        .current_dir(p.path("my[app]"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let hint = format!("write `{project}/pages/\\[id\\].js` to name it");
+    assert!(stdout.contains(&hint), "{hint}: {stdout}");
+    assert_eq!(
+        stdout.matches("names a file or folder").count(),
+        1,
+        "{stdout}"
     );
 }
 
