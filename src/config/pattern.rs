@@ -34,6 +34,11 @@ impl Pattern {
     /// all in it (it was the top-level one alone, while `dist*` matched at any
     /// depth). `./dist` is the top-level one alone.
     pub fn ignore(text: &str, root: &Path) -> Result<Pattern, String> {
+        if let Some(anchored) = anchored_at_top(text) {
+            let mut pattern = Pattern::new(&anchored, root)?;
+            pattern.text = text.to_string();
+            return Ok(pattern);
+        }
         let name = text.trim_end_matches('/');
         let anywhere = if text.starts_with("**") || name.contains('/') {
             None
@@ -159,6 +164,26 @@ impl Pattern {
     pub fn match_form<'a>(path: &'a Path, root: &Path) -> &'a Path {
         path.strip_prefix(root).unwrap_or(path)
     }
+}
+
+/// An ignore glob with a leading `/` whose first folder is none of the machine's
+/// (`/build`, `/dist/`), as `.gitignore` writes the project's top-level one, made
+/// `./build` (a plain name, as ever, with all in it): taken for an absolute path, it
+/// ignored nothing, with no word. One whose
+/// first folder is there (`/srv/cache/**`) is the absolute path it says.
+fn anchored_at_top(text: &str) -> Option<String> {
+    let rest = text.strip_prefix('/')?;
+    let first = rest.split('/').next()?;
+    let absolute = first.is_empty() || has_meta(first) || Path::new("/").join(first).exists();
+    if absolute {
+        return None;
+    }
+    // A plain name, as in the ignores without a `/`: a file or folder, and all in it.
+    let name = rest.trim_end_matches('/');
+    Some(match name.contains('/') || has_meta(name) {
+        true => format!("./{rest}"),
+        false => format!("./{name}/**"),
+    })
 }
 
 /// An absolute glob inside `root`, made relative to it when `root`'s own path holds
@@ -338,6 +363,17 @@ mod tests {
             }
             assert!(!m.is_match("distant/app.js") && !m.is_match("web/dist.js"));
         }
+        for text in ["/dist-nowhere-xyz", "/dist-nowhere-xyz/"] {
+            let m = Pattern::ignore(text, &root)
+                .expect("valid")
+                .glob
+                .compile_matcher();
+            assert!(m.is_match("dist-nowhere-xyz/app.js"), "{text}");
+            assert!(m.is_match("dist-nowhere-xyz/a/b.js"), "{text}");
+            assert!(!m.is_match("web/dist-nowhere-xyz/app.js"), "{text}");
+        }
+        let machines = Pattern::ignore("/tmp/cache/**", &root).expect("valid");
+        assert!(machines.glob.compile_matcher().is_match("/tmp/cache/a"));
         let top = Pattern::ignore("./dist", &root)
             .expect("valid")
             .glob

@@ -1260,7 +1260,9 @@ fn an_ignore_glob_without_a_slash_matches_at_any_depth() {
 
 /// A plain name in `watch.ignore` is a file or folder of that name at any depth, as in
 /// `.gitignore` (`build` ignored the top-level `build` alone, while `build*` matched
-/// anywhere, so a save in `web/build/` restarted the server); `./` keeps it to the top.
+/// anywhere, so a save in `web/build/` restarted the server); `./` keeps it to the top,
+/// and so does a leading `/` as `.gitignore` writes it (it was an absolute path that
+/// ignored nothing).
 #[test]
 fn an_ignored_plain_name_is_ignored_at_any_depth() {
     let p = Project::new();
@@ -1268,21 +1270,29 @@ fn an_ignored_plain_name_is_ignored_at_any_depth() {
     p.write("web/build/out.js", "1");
     p.write("web/gen/out.js", "1");
     p.write("gen/top.js", "1");
-    let sup = p.start_sleeper("['**/*.js']\nignore = ['build', './gen']", "");
+    p.write("outdir/top.js", "1");
+    p.write("web/outdir/low.js", "1");
+    let sup = p.start_sleeper("['**/*.js']\nignore = ['build', './gen', '/outdir']", "");
     let check = p.output(&["check"]);
     assert!(
-        check
-            .stdout
-            .contains("watch.file_dep `**/*.js`: 2 file(s)\n  web/app.js\n  web/gen/out.js\n"),
+        check.stdout.contains(
+            "watch.file_dep `**/*.js`: 3 file(s)\n  web/app.js\n  web/gen/out.js\n  \
+             web/outdir/low.js\n"
+        ),
         "{}",
         check.stdout
     );
     p.write("web/build/out.js", "2");
     p.write("web/build/new/more.js", "2");
     p.write("gen/top.js", "2");
+    // `/outdir`, as `.gitignore` writes the top-level one (no `/outdir` on the
+    // machine: it is no absolute path).
+    p.write("outdir/top.js", "2");
     p.assert_starts_stay(1);
     p.write("web/gen/out.js", "2");
     p.wait_starts(2);
+    p.write("web/outdir/low.js", "2");
+    p.wait_starts(3);
     drop(sup);
 }
 
