@@ -233,15 +233,9 @@ fn matches_reading(
         filter,
         files: &mut files,
         unreadable,
-        seen: HashSet::new(),
-        links: Vec::new(),
+        ancestors: Vec::new(),
     };
     walked.walk(&pattern.base, pattern.recursive);
-    // Links to folders last, as the watcher takes them: a folder is listed under the
-    // first path it is found by, and a link back up the tree is not followed again.
-    while let Some(link) = walked.links.pop() {
-        walked.walk(&link, true);
-    }
     files.retain(|f| {
         matcher.is_match(Pattern::match_form(f, root))
             && !filter.is_ignored(f)
@@ -252,7 +246,8 @@ fn matches_reading(
 }
 
 /// A walk of the folders a glob can match in, following links to folders as the
-/// watcher does (see `watch`).
+/// watcher does (see `watch`): a folder's files are listed under each path that leads
+/// to it, as the watcher names their changes, but for a link back up the tree.
 struct Walk<'a> {
     /// Whether `.gitignore` prunes folders.
     gitignore: bool,
@@ -260,19 +255,27 @@ struct Walk<'a> {
     files: &'a mut Vec<PathBuf>,
     /// The folders that could not be read (a folder not there is none of them).
     unreadable: &'a mut Vec<(PathBuf, std::io::Error)>,
-    /// The folders walked, by device and inode, whatever path led to them.
-    seen: HashSet<(u64, u64)>,
-    /// Links to folders found, to walk after the folders themselves.
-    links: Vec<PathBuf>,
+    /// The folders being walked, from the first down, by device and inode: a link
+    /// to one of them leads back up the tree.
+    ancestors: Vec<(u64, u64)>,
 }
 
 impl Walk<'_> {
     fn walk(&mut self, dir: &Path, recursive: bool) {
-        if let Ok(metadata) = std::fs::metadata(dir) {
-            if !self.seen.insert((metadata.dev(), metadata.ino())) {
+        let id = std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
+        if let Some(id) = id {
+            if self.ancestors.contains(&id) {
                 return;
             }
+            self.ancestors.push(id);
         }
+        self.walk_in(dir, recursive);
+        if id.is_some() {
+            self.ancestors.pop();
+        }
+    }
+
+    fn walk_in(&mut self, dir: &Path, recursive: bool) {
         self.filter.add_gitignore(dir);
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -292,7 +295,7 @@ impl Walk<'_> {
                 }
                 Ok(kind) if kind.is_symlink() && path.is_dir() => {
                     if recursive && !self.filter.prune_dir(&path, self.gitignore) {
-                        self.links.push(path);
+                        self.walk(&path, recursive);
                     }
                 }
                 Ok(_) => self.files.push(path),
