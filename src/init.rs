@@ -36,7 +36,7 @@ pub fn run(dir: &Path, file_arg: Option<&Path>) -> Result<i32> {
         }
     };
     let folder = path.parent().unwrap_or(dir);
-    let text = match node_project(folder) {
+    let text = match node_project_to_run(folder) {
         Some(NodeProject::Plain(command)) => with_command(&command, NODE_GLOBS),
         Some(NodeProject::HotReloading { command, server }) => {
             report::info(format!(
@@ -117,6 +117,39 @@ const DEV_COMMANDS: &[&str] = &[
     "webpack serve",
     "webpack-dev-server",
 ];
+
+/// The Node project in `folder` to run, if any: not one whose `package.json` names no
+/// server (no script, no entry file that is there) beside a `go.mod` or `Cargo.toml`,
+/// as a Rust or Go app keeps one for its CSS tooling (it got `node index.js`, with a
+/// warning that there is no `index.js`).
+fn node_project_to_run(folder: &Path) -> Option<NodeProject> {
+    let manifest = ["go.mod", "Cargo.toml"]
+        .into_iter()
+        .find(|name| folder.join(name).is_file())
+        .filter(|_| folder.join("package.json").is_file());
+    if let Some(manifest) = manifest.filter(|_| !names_a_node_server(folder)) {
+        report::info(format!(
+            "`package.json` names no server to run (no `start` or `dev` script, no entry \
+             file): going by `{manifest}`"
+        ));
+        return None;
+    }
+    node_project(folder)
+}
+
+/// Whether the `package.json` in `folder` names a server: a `start` or `dev` script,
+/// or an entry file that is there.
+fn names_a_node_server(folder: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(folder.join("package.json")) else {
+        return false;
+    };
+    let package: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let script = |name: &str| package["scripts"][name].is_string();
+    let main = package["main"]
+        .as_str()
+        .is_some_and(|main| folder.join(main).is_file());
+    script("start") || script("dev") || main || first_file(folder, NODE_ENTRIES).is_some()
+}
 
 /// The Node project in `folder`, from its `package.json`; `None` when there is none.
 fn node_project(folder: &Path) -> Option<NodeProject> {
@@ -231,7 +264,7 @@ fn for_python(folder: &Path) -> String {
 /// The template for a Cargo package in `folder`: `cargo run`, which builds it at each
 /// start, its sources and manifests, and a `ready_timeout` long enough for a first
 /// build (`start` fails when the server is not ready in time). A workspace with no
-/// package of its own gets a warning that `cargo run` needs `-p`.
+/// package of its own is told that `cargo run` may need `-p`.
 fn for_cargo(folder: &Path) -> String {
     report::info(
         "`Cargo.toml`: `cargo run` builds and runs the package at each start (a build that \
@@ -240,9 +273,9 @@ fn for_cargo(folder: &Path) -> String {
     );
     let manifest = std::fs::read_to_string(folder.join("Cargo.toml")).unwrap_or_default();
     if let Some(members) = workspace_only(&manifest) {
-        report::warn(format!(
-            "`Cargo.toml` is a workspace with no package of its own ({members}): \
-             `cargo run` needs `-p CRATE`; edit `server.command`"
+        report::info(format!(
+            "`Cargo.toml` is a workspace with no package of its own ({members}): when more \
+             than one member has a binary, `cargo run` needs `-p CRATE` in `server.command`"
         ));
     }
     with_command("cargo run", CARGO_GLOBS).replacen(READY_TIMEOUT, CARGO_READY_TIMEOUT, 1)

@@ -853,13 +853,42 @@ fn init_fits_a_cargo_package() {
         assert!(check.stdout.contains(listed), "{listed}: {}", check.stdout);
     }
 
+    // Beside a `package.json` for CSS tooling alone (no script, no entry file), the
+    // package is Rust's; one with a `start` script runs that.
+    let both = Project::new();
+    both.write(
+        "Cargo.toml",
+        "[package]\nname = \"site\"\nversion = \"0.1.0\"\n",
+    );
+    both.write(
+        "package.json",
+        "{\"devDependencies\": {\"tailwindcss\": \"3\"}}",
+    );
+    let out = both.output(&["init"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`package.json` names no server to run")
+            && !out.stderr.contains("index.js"),
+        "{}",
+        out.stderr
+    );
+    assert!(both.read("reload.toml").contains("command = \"cargo run\""));
+    std::fs::remove_file(both.path("reload.toml")).unwrap();
+    both.write(
+        "package.json",
+        "{\"scripts\": {\"start\": \"node server.js\"}}",
+    );
+    assert!(both.output(&["init"]).status.success());
+    assert!(both.read("reload.toml").contains("command = \"npm start\""));
+
     let workspace = Project::new();
     workspace.write("Cargo.toml", "[workspace]\nmembers = [\"api\"]\n");
     let out = workspace.output(&["init"]);
     assert!(out.status.success(), "{}", out.stderr);
     assert!(
         out.stderr.contains(
-            "a workspace with no package of its own (members: api): `cargo run` needs `-p CRATE`"
+            "a workspace with no package of its own (members: api): when more than one \
+             member has a binary, `cargo run` needs `-p CRATE`"
         ),
         "{}",
         out.stderr
