@@ -242,6 +242,13 @@ fn supervise(
         );
     }
     warn_of_literal_files(&config);
+    if !browsers.listening() && !config.reload.assets.is_empty() {
+        report::warn(
+            "`reload.assets` (`--asset`) reload browsers, and none can connect: the \
+             LiveReload server is off (`--no-reload`, `reload.enabled = false`) and there \
+             is no proxy or site; their changes do nothing",
+        );
+    }
     let mut notices = Vec::new();
     let watcher =
         Watcher::start(&config, &mut filter, tx.clone(), &mut notices).map_err(Error::Runtime)?;

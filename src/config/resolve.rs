@@ -1071,6 +1071,13 @@ fn plain_words(message: &str) -> String {
             .map_or(plain.len(), |n| name + n);
         plain.replace_range(at..name_end, "a table");
     }
+    if plain.starts_with("missing escaped value") || plain.starts_with("invalid escape") {
+        // A glob's `\[` in a double-quoted string (`"pages/\[id\].js"`).
+        plain.push_str(
+            " (in a double-quoted string a backslash starts an escape: write a glob with \
+             backslashes in single quotes, 'pages/\\[id\\].js')",
+        );
+    }
     plain
 }
 
@@ -1356,6 +1363,13 @@ mod tests {
                 "/proj/reload.toml:3: unknown field `kill_delay`, expected one of `command`, \
                  `cwd`, `env`, `pid_file`, `log_file`, `stop_signal`, `stop_timeout`, `ready`, \
                  `ready_timeout`; the grace before SIGKILL is `server.stop_timeout`",
+            ),
+            // A glob's escapes in a double-quoted string.
+            (
+                "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"pages/\\[id\\].js\"]\n",
+                "/proj/reload.toml:4: missing escaped value, expected `b`, `e`, `f`, `n`, `r`, \
+                 `\\`, `\"`, `x`, `u`, `U` (in a double-quoted string a backslash starts an \
+                 escape: write a glob with backslashes in single quotes, 'pages/\\[id\\].js')",
             ),
             // nodemon's flat `ignore` and `watch` list, written in TOML.
             (

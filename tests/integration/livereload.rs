@@ -210,3 +210,22 @@ fn asset_flag_reloads_browsers_without_a_restart() {
     p.write("app.py", "v = 1\n");
     p.wait_starts(2);
 }
+
+/// Assets with nothing for browsers to connect to (`--no-reload`, no proxy or site)
+/// are said to do nothing: their changes were taken in silence.
+#[test]
+fn assets_without_reload_are_said_to_do_nothing() {
+    let p = Project::new();
+    let command = format!("echo start >> starts.log; exec sleep {}", p.token);
+    let sup = p.start(&[
+        "run",
+        "--no-reload",
+        "-w",
+        "*.py",
+        "--asset",
+        "public/**",
+        "--",
+        &command,
+    ]);
+    sup.wait_for("`reload.assets` (`--asset`) reload browsers, and none can connect");
+}
