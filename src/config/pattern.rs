@@ -122,14 +122,10 @@ impl Pattern {
     /// project's own path in an absolute glob left as it is (it is taken so).
     pub fn literal_file(&self, root: &Path) -> Option<String> {
         let text = self.text.as_str();
-        let (lead, rest, mut at) = match Path::new(text).strip_prefix(root) {
-            Ok(rest) if text.starts_with('/') => (
-                format!("{}/", root.to_str()?),
-                rest.to_str()?.to_string() + if text.ends_with('/') { "/" } else { "" },
-                root.to_path_buf(),
-            ),
-            _ if text.starts_with('/') => (String::new(), text.to_string(), PathBuf::from("/")),
-            _ => (String::new(), text.to_string(), root.to_path_buf()),
+        let (lead, rest, mut at) = match relative_to(text, root) {
+            Some(rest) => (format!("{}/", root.to_str()?), rest, root.to_path_buf()),
+            None if text.starts_with('/') => (String::new(), text.to_string(), PathBuf::from("/")),
+            None => (String::new(), text.to_string(), root.to_path_buf()),
         };
         let mut escaped_any = false;
         let mut literal = true;
@@ -191,15 +187,24 @@ fn anchored_at_top(text: &str) -> Option<String> {
 /// a relative glob's is (`-w "$PWD/src"` there matched nothing, and watched all of the
 /// folder above the project). `None` for any other glob.
 fn inside_root(text: &str, root: &Path) -> Option<String> {
-    if !text.starts_with('/') || !has_meta(&root.to_string_lossy()) {
+    if !has_meta(&root.to_string_lossy()) {
+        return None;
+    }
+    relative_to(text, root).map(|relative| match relative.as_str() {
+        "" | "/" => "./".to_string(),
+        _ => relative,
+    })
+}
+
+/// An absolute glob inside `root` as relative to it, its trailing `/` kept; `None`
+/// for a relative glob, or one outside `root`.
+fn relative_to(text: &str, root: &Path) -> Option<String> {
+    if !text.starts_with('/') {
         return None;
     }
     let relative = Path::new(text).strip_prefix(root).ok()?.to_str()?;
-    Some(match (relative, text.ends_with('/')) {
-        ("", _) => "./".to_string(),
-        (relative, true) => format!("{relative}/"),
-        (relative, false) => relative.to_string(),
-    })
+    let slash = if text.ends_with('/') { "/" } else { "" };
+    Some(format!("{relative}{slash}"))
 }
 
 /// Why `patterns`, with `extra` globs beside them (the built-in ignores), cannot be
