@@ -148,15 +148,8 @@ pub fn run(config: &Config, all: bool) -> Result<i32> {
             &mut out,
             format_args!("{key} `{}`: {} file(s){none}", pattern.text, matched.len()),
         );
-        if let Some(escaped) = pattern.literal_file(&config.root) {
-            line(
-                &mut out,
-                format_args!(
-                    "  `{}` names a file or folder that is there, read here as a glob: \
-                     write `{escaped}` to name it",
-                    pattern.text
-                ),
-            );
+        if let Some(hint) = pattern.literal_hint(&config.root) {
+            line(&mut out, format_args!("  {hint}"));
         }
         // A folder that cannot be read was taken for one holding nothing.
         for (folder, err) in unreadable {

@@ -695,12 +695,8 @@ fn warn_of_literal_files(config: &Config) {
     let tasks = config.tasks.iter().flat_map(|task| &task.file_dep);
     let patterns = config.watch.file_dep.iter().chain(&config.reload.assets);
     for pattern in patterns.chain(tasks) {
-        if let Some(escaped) = pattern.literal_file(&config.root) {
-            report::warn(format!(
-                "`{}` names a file or folder that is there, read as a glob: write \
-                 `{escaped}` to name it",
-                pattern.text
-            ));
+        if let Some(hint) = pattern.literal_hint(&config.root) {
+            report::warn(hint);
         }
     }
 }

@@ -118,9 +118,21 @@ impl Pattern {
     /// When the glob's text names, read literally, a file or folder that is there in
     /// a part that glob syntax reads otherwise (a Next.js route, `pages/[id].js`, which
     /// as a glob is `pages/i.js` or `pages/d.js`; a SvelteKit folder,
-    /// `src/routes/[slug]/**`), the text that names it: those parts escaped, the
-    /// project's own path in an absolute glob left as it is (it is taken so).
-    pub fn literal_file(&self, root: &Path) -> Option<String> {
+    /// `src/routes/[slug]/**`), the line that says so, with the text that names it
+    /// (for `run`'s warning and `check`).
+    pub fn literal_hint(&self, root: &Path) -> Option<String> {
+        let escaped = self.literal_file(root)?;
+        Some(format!(
+            "`{}` names a file or folder that is there, read as a glob: write `{escaped}` to \
+             name it",
+            self.text
+        ))
+    }
+
+    /// The text that names what [`Pattern::literal_hint`] is about: the parts glob
+    /// syntax reads otherwise escaped, the project's own path in an absolute glob left
+    /// as it is (it is taken so).
+    fn literal_file(&self, root: &Path) -> Option<String> {
         let text = self.text.as_str();
         let (lead, rest, mut at) = match relative_to(text, root) {
             Some(rest) => (format!("{}/", root.to_str()?), rest, root.to_path_buf()),

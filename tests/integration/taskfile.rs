@@ -756,9 +756,9 @@ fn a_glob_that_is_also_a_files_name_is_pointed_out() {
     );
     let check = p.output(&["check"]);
     for hint in [
-        "`pages/[id].js` names a file or folder that is there, read here as a glob: write \
+        "`pages/[id].js` names a file or folder that is there, read as a glob: write \
          `pages/\\[id\\].js` to name it",
-        "`routes/[slug]/**` names a file or folder that is there, read here as a glob: write \
+        "`routes/[slug]/**` names a file or folder that is there, read as a glob: write \
          `routes/\\[slug\\]/**` to name it",
     ] {
         assert!(check.stdout.contains(hint), "{hint}: {}", check.stdout);
