@@ -404,7 +404,7 @@ impl App {
                         && self.filter.classify(&path).is_ignored()
                         && !self.task_files.contains(&path)
                     {
-                        report::debug(format_args!("ignored {}", path.display()));
+                        report::debug(format_args!("ignored {}", self.relative(&path)));
                         continue;
                     }
                     // A file a program reading reloadsup's output writes (`| tee

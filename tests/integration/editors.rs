@@ -1189,6 +1189,9 @@ fn ignored_folders_made_while_watching_are_not_watched() {
     assert!(!stderr.contains("node_modules/pkg/"), "{stderr}");
     assert!(!stderr.contains("__pycache__/deep/"), "{stderr}");
     p.assert_starts_stay(2);
+    // `-v` names an ignored path as status lines name changes: from the project.
+    write_new(&p, "scratch.pyc", "x");
+    sup.wait_for("[reloadsup] ignored scratch.pyc\n");
 }
 
 /// A task file given through a link (`-f alias.toml`) gets the warning too: its saves
