@@ -187,7 +187,9 @@ pub fn run(config: Config) -> Result<i32> {
     // short: a reload port taken left the lock file behind); then the lock file goes,
     // if nothing took over meanwhile — or when whoever holds it now (a `stop` waiting
     // for this process to end) lets it go.
-    if let Some(pid_file) = pid_file {
+    // Not when the folder is gone (the project's, moved or deleted): taking the lock
+    // would make it again, empty, in the project's place.
+    if let Some(pid_file) = pid_file.filter(|file| file.parent().is_some_and(Path::is_dir)) {
         drop(crate::control::state::try_lock(&pid_file));
     }
     code

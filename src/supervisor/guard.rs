@@ -244,6 +244,11 @@ fn forget_supervisor(pid_file: &Path, supervisor: Ident) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    // A folder gone (the project's, moved or deleted) holds nothing to clear, and
+    // taking the lock would make it again, empty, in the project's place.
+    if !pid_file.parent().is_some_and(Path::is_dir) {
+        return;
+    }
     let Ok(_lock) = state::lock(pid_file) else {
         return;
     };

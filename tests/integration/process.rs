@@ -1366,6 +1366,27 @@ fn a_project_folder_moved_away_stops_the_server_until_it_is_back() {
     wait_until("a server again", || p.servers().len() == 1);
 }
 
+/// `run` stopped while its project's folder is away makes nothing at the old path
+/// (taking the lock as it ended made the folder again, empty, and the project could
+/// not be moved back by its name).
+#[test]
+fn run_stopped_while_the_project_folder_is_away_makes_nothing_there() {
+    let p = Project::new();
+    p.sleeper_task_file("['**/*.py']", "ready = { delay = \"50ms\" }");
+    p.write("app.py", "1");
+    let mut sup = p.start(&["run", "--no-reload"]);
+    sup.wait_for("ready in ");
+    let away = p.dir.with_file_name(format!("away-{}", p.token));
+    fs::rename(&p.dir, &away).unwrap();
+    sup.wait_for("is gone (moved or deleted)");
+    sup.signal(Signal::SIGINT);
+    sup.wait_exit();
+    // The guard clears up after reloadsup is gone: it must not make the folder either.
+    std::thread::sleep(QUIET);
+    assert!(!p.dir.exists(), "nothing made at the old path");
+    fs::rename(&away, &p.dir).unwrap();
+}
+
 /// In a folder whose name is not UTF-8 (Latin-1: Linux allows any bytes), a SIGKILL of
 /// the supervisor leaves no PID or state file either: the guard was told the paths as
 /// text, went to another folder (made one there) and left the files behind.
