@@ -137,18 +137,46 @@ fn node_project_to_run(folder: &Path) -> Option<NodeProject> {
     node_project(folder)
 }
 
-/// Whether the `package.json` in `folder` names a server: a `start` or `dev` script,
-/// or an entry file that is there.
+/// Whether the `package.json` in `folder` names a server: a `start` script, a dev
+/// server's script (not a `dev` of `tailwindcss --watch`), or an entry file that is
+/// there.
 fn names_a_node_server(folder: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(folder.join("package.json")) else {
         return false;
     };
     let package: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    let script = |name: &str| package["scripts"][name].is_string();
     let main = package["main"]
         .as_str()
         .is_some_and(|main| folder.join(main).is_file());
-    script("start") || script("dev") || main || first_file(folder, NODE_ENTRIES).is_some()
+    package["scripts"]["start"].is_string()
+        || hot_dev_server(&package).is_some()
+        || main
+        || first_file(folder, NODE_ENTRIES).is_some()
+}
+
+/// The hot-reloading dev server a package depends on and the script (`dev` or
+/// `start`) that runs it, if any.
+fn hot_dev_server(package: &serde_json::Value) -> Option<(&'static str, &'static str)> {
+    let depends = |name: &str| {
+        ["dependencies", "devDependencies"]
+            .iter()
+            .any(|list| package[list].get(name).is_some())
+    };
+    // A script that runs the dev server itself: a `dev` of `nodemon server.js` beside
+    // Vite for the assets is an app server to restart.
+    let runs_dev_server = |name: &str| {
+        package["scripts"][name].as_str().is_some_and(|text| {
+            let text = text.trim();
+            DEV_COMMANDS
+                .iter()
+                .any(|command| text == *command || text.starts_with(&format!("{command} -")))
+        })
+    };
+    let server = HOT_RELOADING.iter().copied().find(|name| depends(name))?;
+    let script = ["dev", "start"]
+        .into_iter()
+        .find(|name| runs_dev_server(name))?;
+    Some((server, script))
 }
 
 /// The Node project in `folder`, from its `package.json`; `None` when there is none.
@@ -160,27 +188,8 @@ fn node_project(folder: &Path) -> Option<NodeProject> {
         ));
         serde_json::Value::Null
     });
-    let depends = |name: &str| {
-        ["dependencies", "devDependencies"]
-            .iter()
-            .any(|list| package[list].get(name).is_some())
-    };
     let script = |name: &str| package["scripts"][name].is_string();
-    // A script that runs the dev server itself: a `dev` of `nodemon server.js` beside
-    // Vite for the assets is an app server to restart.
-    let runs_dev_server = |name: &str| {
-        package["scripts"][name].as_str().is_some_and(|text| {
-            let text = text.trim();
-            DEV_COMMANDS
-                .iter()
-                .any(|command| text == *command || text.starts_with(&format!("{command} -")))
-        })
-    };
-    let hot = HOT_RELOADING.iter().find(|name| depends(name));
-    let command = ["dev", "start"]
-        .into_iter()
-        .find(|name| runs_dev_server(name));
-    if let (Some(&server), Some(name)) = (hot, command) {
+    if let Some((server, name)) = hot_dev_server(&package) {
         let command = if name == "dev" {
             "npm run dev"
         } else {

@@ -873,6 +873,15 @@ fn init_fits_a_cargo_package() {
         out.stderr
     );
     assert!(both.read("reload.toml").contains("command = \"cargo run\""));
+    // A `dev` script that is tooling, not a dev server, names no server either.
+    std::fs::remove_file(both.path("reload.toml")).unwrap();
+    both.write(
+        "package.json",
+        "{\"scripts\": {\"dev\": \"tailwindcss -i in.css -o out.css --watch\"}, \
+         \"devDependencies\": {\"tailwindcss\": \"3\"}}",
+    );
+    assert!(both.output(&["init"]).status.success());
+    assert!(both.read("reload.toml").contains("command = \"cargo run\""));
     std::fs::remove_file(both.path("reload.toml")).unwrap();
     both.write(
         "package.json",
