@@ -2,7 +2,7 @@
 //! what each glob matches now, after the ignores, so a user can see why a file does or
 //! does not restart the server.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -227,6 +227,7 @@ fn matches_reading(
         files: &mut files,
         unreadable,
         ancestors: Vec::new(),
+        visits: HashMap::new(),
     };
     walked.walk(&pattern.base, pattern.recursive);
     files.retain(|f| {
@@ -251,15 +252,24 @@ struct Walk<'a> {
     /// The folders being walked, from the first down, by device and inode: a link
     /// to one of them leads back up the tree.
     ancestors: Vec<(u64, u64)>,
+    /// How often each folder was walked, under any path: at most [`PATHS_PER_FOLDER`].
+    visits: HashMap<(u64, u64), usize>,
 }
+
+/// The most paths a folder's files are listed under: links that lead to folders with
+/// links to the next ones (`a` and `b` in each of twenty) make 2^20 paths, and `check`
+/// ran for minutes.
+const PATHS_PER_FOLDER: usize = 8;
 
 impl Walk<'_> {
     fn walk(&mut self, dir: &Path, recursive: bool) {
         let id = std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
         if let Some(id) = id {
-            if self.ancestors.contains(&id) {
+            let visits = self.visits.entry(id).or_default();
+            if self.ancestors.contains(&id) || *visits >= PATHS_PER_FOLDER {
                 return;
             }
+            *visits += 1;
             self.ancestors.push(id);
         }
         self.walk_in(dir, recursive);

@@ -735,6 +735,38 @@ fn check_lists_what_a_link_to_a_folder_holds() {
         "{}",
         check.stdout
     );
+    // Links that lead to folders with links to the next ones (two in each of 16) make
+    // 2^16 paths: each folder is listed under a few of them, not all.
+    let chain = Project::new();
+    for n in 0..=16 {
+        chain.write(&format!("d{n}/f.txt"), "");
+    }
+    for n in 0..16 {
+        for link in ["a", "b"] {
+            std::os::unix::fs::symlink(
+                format!("../d{}", n + 1),
+                chain.path(&format!("d{n}/{link}")),
+            )
+            .unwrap();
+        }
+    }
+    chain.write(
+        "reload.toml",
+        "[server]\ncommand = 'x'\n[watch]\nfile_dep = ['**/*.txt']\n",
+    );
+    let check = chain.output(&["check"]);
+    let listed: usize = check
+        .stdout
+        .split("`**/*.txt`: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .expect("a count");
+    assert!(
+        (17..=17 * 8).contains(&listed),
+        "{listed}: {}",
+        check.stdout
+    );
 }
 
 /// A glob that names a file or folder that is there in parts glob syntax reads
