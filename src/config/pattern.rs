@@ -65,6 +65,12 @@ impl Pattern {
         if text.trim().is_empty() {
             return Err("empty (write e.g. `**/*.py`)".into());
         }
+        if text.contains(['\u{8}', '\u{c}']) {
+            // `"src/\build"`: in a double-quoted TOML string, `\b` is a backspace.
+            return Err("a backspace or form feed in it: in a double-quoted string `\\b` and \
+                        `\\f` are those; write a glob with backslashes in single quotes"
+                .into());
+        }
         if text.starts_with('!') {
             return Err(
                 "a `!` negation is not supported here: list what to leave out in \

@@ -1071,7 +1071,8 @@ fn plain_words(message: &str) -> String {
             .map_or(plain.len(), |n| name + n);
         plain.replace_range(at..name_end, "a table");
     }
-    if plain.starts_with("missing escaped value") || plain.starts_with("invalid escape") {
+    let escape = ["missing escaped value", "invalid escape", "too few unicode value digits"];
+    if escape.iter().any(|start| plain.starts_with(start)) {
         // A glob's `\[` in a double-quoted string (`"pages/\[id\].js"`).
         plain.push_str(
             " (in a double-quoted string a backslash starts an escape: write a glob with \
@@ -1370,6 +1371,12 @@ mod tests {
                 "/proj/reload.toml:4: missing escaped value, expected `b`, `e`, `f`, `n`, `r`, \
                  `\\`, `\"`, `x`, `u`, `U` (in a double-quoted string a backslash starts an \
                  escape: write a glob with backslashes in single quotes, 'pages/\\[id\\].js')",
+            ),
+            (
+                "[server]\ncommand = \"x\"\n[watch]\nfile_dep = [\"src/\\build/*.js\"]\n",
+                "/proj/reload.toml:4: bad glob `src/\u{8}uild/*.js` in `watch.file_dep`: a \
+                 backspace or form feed in it: in a double-quoted string `\\b` and `\\f` are \
+                 those; write a glob with backslashes in single quotes",
             ),
             // nodemon's flat `ignore` and `watch` list, written in TOML.
             (
