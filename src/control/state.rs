@@ -347,8 +347,10 @@ pub fn read(pid_file: &Path) -> State {
         .unwrap_or_default()
 }
 
-/// Writes the state file atomically (a temp file, then a rename), in the folder the
-/// lock made (see [`crate::pidfile::write`]).
+/// Writes the state file atomically (a temp file, then a rename). Its folder is not
+/// made here: the lock makes it as a command starts, and [`Recorder`] again while the
+/// project's folder is there (made after the project went, it would stand in its
+/// place).
 pub fn write(pid_file: &Path, state: &State) -> io::Result<()> {
     let path = state_path(pid_file);
     let temp = crate::pidfile::temp_path(&path);

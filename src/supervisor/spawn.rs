@@ -214,9 +214,9 @@ fn pipe_output(command: &mut Command, spec: &Server) -> io::Result<Streams> {
     Ok(streams)
 }
 
-/// Tells the server to colour its output although it goes to a pipe, when reloadsup
-/// colours its own lines (on a terminal, unless told otherwise): without the relay it
-/// would write to that terminal, and cargo's and rustc's errors, Node's tools (Vite,
+/// Tells the server to colour its output although it goes to a pipe, when
+/// [`crate::report::colour_relayed`] says reloadsup's output is a terminal (or colour
+/// is forced): without the relay it would write to that terminal, and cargo's and rustc's errors, Node's tools (Vite,
 /// chalk, picocolors) and others went plain behind a proxy. Each variable is left as
 /// the environment or the task file sets it. `FORCE_COLOR` gets the colour depth the
 /// terminal says it has, as Node's tools read it (1: 16 colours, 2: 256, 3: 24-bit).
