@@ -67,9 +67,11 @@ impl Pattern {
         }
         if text.contains(['\u{8}', '\u{c}']) {
             // `"src/\build"`: in a double-quoted TOML string, `\b` is a backspace.
-            return Err("a backspace or form feed in it: in a double-quoted string `\\b` and \
+            return Err(
+                "a backspace or form feed in it: in a double-quoted string `\\b` and \
                         `\\f` are those; write a glob with backslashes in single quotes"
-                .into());
+                    .into(),
+            );
         }
         if text.starts_with('!') {
             return Err(

@@ -1071,7 +1071,11 @@ fn plain_words(message: &str) -> String {
             .map_or(plain.len(), |n| name + n);
         plain.replace_range(at..name_end, "a table");
     }
-    let escape = ["missing escaped value", "invalid escape", "too few unicode value digits"];
+    let escape = [
+        "missing escaped value",
+        "invalid escape",
+        "too few unicode value digits",
+    ];
     if escape.iter().any(|start| plain.starts_with(start)) {
         // A glob's `\[` in a double-quoted string (`"pages/\[id\].js"`).
         plain.push_str(
