@@ -367,6 +367,7 @@ impl App {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Fs(raw) => {
+                self.put_record_back_if_lost(&raw);
                 if !raw.paths.is_empty() && raw.paths.iter().all(|p| self.filter.is_own_output(p)) {
                     // Not even a debug line: written to that same file, it would be
                     // another event, without end.
@@ -664,6 +665,30 @@ impl App {
             .map_or(Duration::ZERO, |s| s.spec().ready_timeout);
         let until = started + timeout;
         started <= at && at <= ready.map_or(until, |ready| ready.min(until))
+    }
+
+    /// The folder the PID and state files live in removed under `run` (`run/` of
+    /// `pid_file = "run/app.pid"`, by a `make clean`), while the project's is there:
+    /// both files are written again at once, or `status` and `stop` lost the server,
+    /// and a `start` beside it was not refused.
+    fn put_record_back_if_lost(&self, raw: &notify::Event) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        let removed = matches!(
+            raw.kind,
+            notify::EventKind::Remove(_)
+                | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
+        );
+        if removed
+            && self.config.root.is_dir()
+            && raw.paths.iter().any(|path| recorder.lost_with(path))
+        {
+            recorder.put_back();
+            if let Some(supervisor) = &self.supervisor {
+                supervisor.put_pid_file_back();
+            }
+        }
     }
 
     /// Restarts the server for the changes `restart` names.

@@ -198,6 +198,19 @@ impl Recorder {
         self.pid_file.clone()
     }
 
+    /// Whether `removed`, a path gone, is a folder the record lives in (`run/` of
+    /// `pid_file = "run/app.pid"`, removed by a `make clean`), now gone with it.
+    pub fn lost_with(&self, removed: &Path) -> bool {
+        removed != self.pid_file
+            && self.pid_file.starts_with(removed)
+            && !self.pid_file.parent().is_some_and(Path::is_dir)
+    }
+
+    /// Writes the record again, its folder with it (see [`Recorder::lost_with`]).
+    pub fn put_back(&self) {
+        self.save();
+    }
+
     /// A server started.
     pub fn started(&mut self, pid: i32, command: String) {
         self.state.starts += 1;

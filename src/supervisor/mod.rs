@@ -239,6 +239,15 @@ impl Supervisor {
         Ok(spawned)
     }
 
+    /// Writes the running server's PID file again (its folder was removed).
+    pub fn put_pid_file_back(&self) {
+        if let (Some(pgid), Some(path)) = (self.running(), &self.spec.pid_file) {
+            if let Err(err) = pidfile::write(path, pgid.as_raw()) {
+                report::warn(format!("cannot write PID file `{}`: {err}", path.display()));
+            }
+        }
+    }
+
     /// The guard process, for build steps to name themselves to (see `tasks`).
     pub fn guard(&self) -> Option<&Guard> {
         self.guard.as_ref()

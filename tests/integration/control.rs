@@ -1673,8 +1673,9 @@ fn a_server_sent_to_the_background_is_pointed_out() {
 }
 
 /// A `pid_file` folder removed under `run` (`make clean`, `git clean -fdx`) is made
-/// again at the next start, while the project's folder is there: `status` and `stop`
-/// still find the server (they said "not running", and `stop` left it running).
+/// again at once, and at the next start, while the project's folder is there: `status`
+/// and `stop` still find the server (they said "not running", `stop` left it running,
+/// and a `start` beside it was not refused).
 #[test]
 fn a_pid_file_folder_removed_under_run_is_made_again() {
     let p = Project::new();
@@ -1685,6 +1686,16 @@ fn a_pid_file_folder_removed_under_run_is_made_again() {
     p.write("app.py", "1");
     let sup = p.start(&["run", "--no-reload"]);
     sup.wait_for("ready in ");
+    std::fs::remove_dir_all(p.path("run")).unwrap();
+    wait_until("the PID file back", || p.path("run/app.pid").exists());
+    wait_until("the state file back", || {
+        p.path("run/app.pid.json").exists()
+    });
+    let status = p.output(&["status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", status.stdout);
+    let start = p.output(&["start"]);
+    assert_eq!(start.status.code(), Some(1), "refused: {}", start.stderr);
+    assert_eq!(p.servers().len(), 1);
     std::fs::remove_dir_all(p.path("run")).unwrap();
     p.write("app.py", "2");
     p.wait_starts(2);
