@@ -680,9 +680,12 @@ impl App {
             notify::EventKind::Remove(_)
                 | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
         );
+        // The path test first: it looks at the disk only for a folder above the PID
+        // file; asking first whether the project's folder is there looked at the disk
+        // at every removal (a checkout's thousands).
         if removed
-            && self.config.root.is_dir()
             && raw.paths.iter().any(|path| recorder.lost_with(path))
+            && self.config.root.is_dir()
         {
             recorder.put_back();
             if let Some(supervisor) = &self.supervisor {
