@@ -171,12 +171,7 @@ fn a_relayed_server_keeps_its_colours_when_reloadsup_has_them() {
     }
     // On a terminal (`script` makes one): with stdout there too, and with stdout sent
     // to a file, where the server's colours would be escape codes in the file.
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: no `script` (util-linux) to make a terminal");
+    if !crate::util::can_make_a_terminal() {
         return;
     }
     for (redirect, expected) in [("", "always|1|1"), (" > out.txt", "||")] {

@@ -277,12 +277,7 @@ fn a_stop_as_run_starts_is_a_graceful_stop() {
 /// settings it finds before it sets raw mode.
 #[test]
 fn the_terminal_is_put_back_after_a_server_changed_it() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: no `script` (util-linux) to make a terminal");
+    if !crate::util::can_make_a_terminal() {
         return;
     }
     let p = Project::new();

@@ -364,6 +364,16 @@ pub fn processes_with(needle: &str) -> Vec<i32> {
     found
 }
 
+/// Whether `script` (util-linux) is here to run a command on a terminal of its own;
+/// says the test is skipped when it is not.
+pub fn can_make_a_terminal() -> bool {
+    let here = Command::new("script").arg("--version").output().is_ok();
+    if !here {
+        eprintln!("skipped: no `script` (util-linux) to make a terminal");
+    }
+    here
+}
+
 /// Whether process `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
