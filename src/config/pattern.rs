@@ -182,15 +182,26 @@ impl Pattern {
     }
 }
 
-/// An ignore glob with a leading `/` whose first folder is none of the machine's
-/// (`/build`, `/dist/`), as `.gitignore` writes the project's top-level one, made
-/// `./build` (a plain name, as ever, with all in it): taken for an absolute path, it
-/// ignored nothing, with no word. One whose
-/// first folder is there (`/srv/cache/**`) is the absolute path it says.
+/// An ignore glob with a leading `/` as `.gitignore` writes the project's top-level
+/// one (`/build`, `/dist/`), made `./build` (a plain name, as ever, with all in it):
+/// taken for an absolute path, it ignored nothing, with no word. So is one with a
+/// single name before any glob syntax (`/bin`, `/tmp/`, `/lib/**`) even where the
+/// machine has such a folder: an ignore of a whole top-level folder of the machine
+/// means nothing to a project, and `/bin` in a Go project's `.gitignore` was read so
+/// (the task file meant one thing on a machine with a `/build` and another on one
+/// without). A deeper path whose first folder is there (`/srv/cache/**`) is the
+/// absolute path it says.
 fn anchored_at_top(text: &str) -> Option<String> {
     let rest = text.strip_prefix('/')?;
     let first = rest.split('/').next()?;
-    let absolute = first.is_empty() || has_meta(first) || Path::new("/").join(first).exists();
+    if first.is_empty() || has_meta(first) {
+        return None;
+    }
+    let literal = rest
+        .trim_end_matches('/')
+        .split('/')
+        .take_while(|c| !has_meta(c));
+    let absolute = literal.count() > 1 && Path::new("/").join(first).exists();
     if absolute {
         return None;
     }
@@ -399,6 +410,22 @@ mod tests {
         }
         let machines = Pattern::ignore("/tmp/cache/**", &root).expect("valid");
         assert!(machines.glob.compile_matcher().is_match("/tmp/cache/a"));
+        // A single top-level name is the project's, whether or not the machine has
+        // such a folder.
+        for text in ["/bin", "/tmp/", "/bin/**", "/lib/*.o"] {
+            let m = Pattern::ignore(text, &root)
+                .expect("valid")
+                .glob
+                .compile_matcher();
+            let name = text.trim_start_matches('/').split('/').next().unwrap();
+            let inside = format!("{name}/app.o");
+            assert!(m.is_match(&inside), "{text}: {inside}");
+            assert!(!m.is_match(format!("/{inside}")), "{text}: the machine's");
+            assert!(
+                !m.is_match(format!("web/{inside}")),
+                "{text}: the top's alone"
+            );
+        }
         let top = Pattern::ignore("./dist", &root)
             .expect("valid")
             .glob
