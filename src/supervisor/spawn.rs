@@ -94,6 +94,56 @@ pub fn start_error(spec: &Server, err: &io::Error) -> String {
     }
 }
 
+/// The script `sh -c` is given for `line`: `exec LINE` when `line` is one simple
+/// command, so the server replaces the shell and is the group's leader itself. dash,
+/// Debian's `sh`, stays as the parent of even a lone command: the PID file then named
+/// `sh`, and a `kill $(cat reloadsup.pid)` ended the shell and left the server serving.
+/// Anything else (a list, a pipeline, a leading assignment, a builtin) runs as written.
+fn shell_script(line: &str) -> String {
+    match is_simple_command(line) {
+        true => format!("exec {line}"),
+        false => line.to_string(),
+    }
+}
+
+/// Whether `exec` can be put before `line` without changing what it does: no `;`, `&`
+/// (but in a redirection, `2>&1`), `|`, parenthesis, backquote or newline outside
+/// quotes, and a first word that is a program: not an assignment (`PORT=8000 node`),
+/// a reserved word or a builtin that has no program behind it (`cd`, `.`, `exec`).
+fn is_simple_command(line: &str) -> bool {
+    let mut quote = None;
+    let mut escaped = false;
+    let mut previous = ' ';
+    for c in line.chars() {
+        if escaped {
+            escaped = false;
+        } else {
+            match (quote, c) {
+                (Some('\''), '\'') | (Some('"'), '"') => quote = None,
+                (Some('\''), _) => {}
+                (_, '\\') => escaped = true,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '&') if matches!(previous, '>' | '<') => {}
+                (None, ';' | '&' | '|' | '(' | ')' | '`' | '\n') => return false,
+                _ => {}
+            }
+        }
+        previous = c;
+    }
+    let Some(first) = line.split_whitespace().next() else {
+        return false;
+    };
+    const NOT_PROGRAMS: &[&str] = &[
+        "!", "{", "}", "[[", "if", "then", "else", "elif", "fi", "do", "done", "case", "esac",
+        "while", "until", "for", "in", "function", "select", "time", ".", ":", "source", "break",
+        "continue", "eval", "exec", "exit", "export", "readonly", "return", "set", "shift",
+        "times", "trap", "unset", "cd", "alias", "unalias", "bg", "fg", "jobs", "read", "ulimit",
+        "umask", "wait", "command", "type", "getopts", "hash", "local",
+    ];
+    quote.is_none() && !escaped && !first.contains('=') && !NOT_PROGRAMS.contains(&first)
+}
+
 /// Starts `spec`'s command with `changed` (newline-separated) in `RELOADSUP_CHANGED`:
 /// when it is longer than [`CHANGED_LIMIT`], the list ends early, at a whole path, and
 /// `RELOADSUP_CHANGED_TRUNCATED=1` says so (otherwise the variable is removed, so that
@@ -106,7 +156,7 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
     let mut command = match &spec.command {
         CommandSpec::Shell(line) => {
             let mut c = Command::new("sh");
-            c.arg("-c").arg(line);
+            c.arg("-c").arg(shell_script(line));
             c
         }
         CommandSpec::Exec(args) => {
@@ -339,6 +389,67 @@ mod tests {
         );
         let other = start_error(&spec, &io::Error::from_raw_os_error(nix::libc::EACCES));
         assert!(!other.contains("ulimit"), "{other}");
+    }
+
+    /// A lone command replaces the shell, so the leader (whose PID the PID file
+    /// holds) is the server itself; anything more runs as written, under `sh`.
+    #[test]
+    fn a_lone_shell_command_is_the_leader_itself() {
+        let comm = |line: &str| {
+            let spec = spec(CommandSpec::Shell(line.into()));
+            let mode = Mode::Supervised {
+                relay: None,
+                guard: None,
+            };
+            let spawned = spawn(&spec, "", mode).unwrap();
+            let pid = spawned.pid;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let mut name = String::new();
+            while std::time::Instant::now() < deadline {
+                name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if name.trim() == "sleep" || line.contains(';') {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let _ = nix::sys::signal::killpg(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            name.trim().to_string()
+        };
+        assert_eq!(comm("sleep 30"), "sleep");
+        assert_eq!(comm("sleep 30 > /dev/null 2>&1"), "sleep");
+        assert_eq!(comm("sleep 30; true"), "sh");
+    }
+
+    #[test]
+    fn exec_goes_only_before_one_simple_command() {
+        for simple in [
+            "python3 app.py",
+            "node server.js --port $PORT",
+            "python3 -c 'import a; a.run()'",
+            "echo \"a && b\"",
+            "cargo run > out.log 2>&1",
+        ] {
+            assert_eq!(shell_script(simple), format!("exec {simple}"));
+        }
+        for compound in [
+            "npm run build && npm start",
+            "cd web; python3 app.py",
+            "echo \"a && b\" | x",
+            "server &",
+            "(cd web && serve)",
+            "PORT=8000 node app.js",
+            "cd web",
+            ". venv/bin/activate",
+            "exec node app.js",
+            "if true; then x; fi",
+            "x `date`",
+            "a\nb",
+            "echo 'unclosed",
+            "",
+        ] {
+            assert_eq!(shell_script(compound), compound, "{compound:?}");
+        }
     }
 
     #[test]
