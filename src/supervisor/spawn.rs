@@ -172,7 +172,7 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
         command.env_remove(TRUNCATED);
     }
     crate::limits::as_given(&mut command);
-    hangup_as_default(&mut command);
+    signals_as_default(&mut command);
     command
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -233,18 +233,26 @@ fn keep_terminal_output(command: &mut Command) {
     }
 }
 
-/// Gives the server SIGHUP's default action. reloadsup keeps SIGHUP ignored when it
-/// was started so (`nohup`), and an ignored signal stays ignored across `exec`: a server
-/// whose `stop_signal` is `HUP` then never stopped before SIGKILL. Its own process group
-/// hears no terminal hangup in any case.
-fn hangup_as_default(command: &mut Command) {
+/// Gives the server every signal's default action but SIGTTOU's (see
+/// [`keep_terminal_output`]), as a service manager does. An ignored signal
+/// stays ignored across `exec`, and reloadsup is often started with some ignored: SIGHUP
+/// under `nohup`, SIGINT and SIGQUIT as a background job of a script (`reloadsup run &`
+/// in a container's entry point, `make serve &`). A server whose `stop_signal` was one
+/// of those (`QUIT`, the graceful stop of nginx, php-fpm and unicorn; `HUP`) then never
+/// stopped before SIGKILL. Its own process group hears no terminal hangup in any case.
+fn signals_as_default(command: &mut Command) {
     // SAFETY: the closure runs between fork and exec and only installs SIG_DFL, which
     // is async-signal-safe and runs no handler code.
     unsafe {
         command.pre_exec(|| {
-            nix::sys::signal::signal(Signal::SIGHUP, nix::sys::signal::SigHandler::SigDfl)
-                .map(drop)
-                .map_err(io::Error::from)
+            for signal in Signal::iterator() {
+                if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGTTOU) {
+                    continue;
+                }
+                nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)
+                    .map_err(io::Error::from)?;
+            }
+            Ok(())
         });
     }
 }

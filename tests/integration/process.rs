@@ -208,6 +208,46 @@ fn under_nohup_a_hangup_leaves_run_running() {
     assert!(sup.stderr().contains("ended by SIGHUP"), "{}", sup.stderr());
 }
 
+/// Started as a script's background job (`reloadsup run &` in a container's entry
+/// point), reloadsup inherits SIGINT and SIGQUIT ignored; the server gets both back at
+/// their default, so a `stop_signal` of `QUIT` (nginx's and php-fpm's graceful stop)
+/// stops it. It inherited the ignored SIGQUIT, and every restart waited for SIGKILL.
+#[test]
+fn a_server_gets_the_signals_reloadsup_inherited_ignored_at_their_default() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"*.py\"]", "stop_signal = \"QUIT\"");
+    let run = format!(
+        "trap '' INT QUIT; exec {} run --no-reload",
+        crate::util::BIN
+    );
+    let mut sup = Sup::spawn_command(
+        Command::new("sh")
+            .args(["-c", &run])
+            .current_dir(p.path("")),
+    );
+    p.wait_starts(1);
+    sup.wait_for("started");
+    let server = p.servers()[0];
+    let status = fs::read_to_string(format!("/proc/{server}/status")).unwrap();
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+        .unwrap();
+    // The standard signals' bits (a harness may leave real-time ones ignored).
+    let standard = ignored & 0x7fff_ffff;
+    let sigttou = 1 << (Signal::SIGTTOU as i32 - 1);
+    assert_eq!(standard, sigttou, "only SIGTTOU ignored: {ignored:x}");
+    save(&p, 1);
+    p.wait_starts(2);
+    sup.wait_for("ended by SIGQUIT");
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0), "{}", sup.stderr());
+    assert!(!sup.stderr().contains("SIGKILL"), "{}", sup.stderr());
+    assert!(p.servers().is_empty());
+}
+
 /// Without `nohup`, a hangup stops everything (exit 129).
 #[test]
 fn a_hangup_stops_everything_and_exits_129() {
