@@ -8,6 +8,7 @@ mod browsers;
 mod check;
 mod cli;
 mod config;
+mod console;
 mod control;
 mod debounce;
 mod descriptors;
@@ -73,6 +74,7 @@ fn main() {
             err.exit_code()
         }
     };
+    console::finish(console::FINISH_TIMEOUT);
     std::process::exit(code);
 }
 

@@ -93,7 +93,7 @@ fn emit(min: Level, colour: &str, label: &str, message: &dyn Display) {
     } else {
         format!("[reloadsup] {label}{message}\n")
     };
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    crate::console::status(&line);
 }
 
 /// `text` with its control characters escaped (`\n`, `\u{1b}`): a status line stays
@@ -127,7 +127,7 @@ pub fn stdout(text: &str) -> std::io::Result<()> {
 
 /// Writes lines to stderr as they are (no prefix), ignoring a closed stderr.
 pub fn stderr_raw(text: &str) {
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    crate::console::status(text);
 }
 
 /// A normal status line.

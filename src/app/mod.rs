@@ -169,6 +169,8 @@ pub fn run(config: Config) -> Result<i32> {
     if config.server.is_none() && config.serve.is_none() && config.proxy.is_none() {
         return Err(Error::Usage("nothing to run: no `server.command`".into()));
     }
+    // From here on, a reader that stops reading holds up the relayed output alone.
+    crate::console::start();
     // Signals are caught before this supervisor is recorded: a `reloadsup stop` that
     // finds the record at once must find them caught, or SIGTERM kills reloadsup
     // outright and leaves the record behind.

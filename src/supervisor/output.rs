@@ -66,12 +66,21 @@ impl Lines {
 }
 
 /// The last lines the server printed (stdout and stderr interleaved as the relay read
-/// them), each cut to [`TAIL_WIDTH`] characters, with when it was read.
+/// them), each with when it was read. They are kept as read, and made the text a
+/// terminal shows ([`shown`]) only when asked for: a server's every line went through
+/// that, and relaying cost a core at 30 MB/s.
 #[derive(Debug, Clone, Default)]
-pub struct Tail(Arc<Mutex<VecDeque<(Instant, String)>>>);
+pub struct Tail(Arc<Mutex<VecDeque<KeptLine>>>);
 
-/// The most characters of a line the tail keeps.
+/// A line of the tail, as read, and when.
+type KeptLine = (Instant, Vec<u8>);
+
+/// The most characters of a line the tail shows.
 const TAIL_WIDTH: usize = 1000;
+
+/// The most bytes of a line the tail keeps: [`TAIL_WIDTH`] characters of four bytes,
+/// with room for colour codes.
+const KEPT_WIDTH: usize = 8 * TAIL_WIDTH;
 
 /// How long before the server's end its telling line may have come (see
 /// [`Tail::telling_line`]): what a server prints as it fails comes in one burst, and an
@@ -82,16 +91,31 @@ const FINAL_BURST: Duration = Duration::from_secs(1);
 const TELLING_WIDTH: usize = 200;
 
 impl Tail {
-    fn push(&self, mut line: String) {
-        if let Some((cut, _)) = line.char_indices().nth(TAIL_WIDTH) {
-            line.truncate(cut);
-            line.push('…');
-        }
+    /// Keeps `line` as read: what follows its last carriage return (all a terminal
+    /// shows of it), up to [`KEPT_WIDTH`] bytes.
+    fn push(&self, line: &[u8]) {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let start = memchr::memrchr(b'\r', line).map_or(0, |cr| cr + 1);
+        let line = &line[start..];
+        let kept = line[..line.len().min(KEPT_WIDTH)].to_vec();
         let mut lines = self.0.lock().expect("no panics while holding the lock");
         if lines.len() == KEPT_LINES {
             lines.pop_front();
         }
-        lines.push_back((Instant::now(), line));
+        lines.push_back((Instant::now(), kept));
+    }
+
+    /// A kept line as a terminal shows it, cut to [`TAIL_WIDTH`] characters.
+    fn text(kept: &[u8]) -> String {
+        let mut line = shown(&String::from_utf8_lossy(kept));
+        if let Some((cut, _)) = line.char_indices().nth(TAIL_WIDTH) {
+            line.truncate(cut);
+            line.push('…');
+        } else if kept.len() == KEPT_WIDTH {
+            line.push('…');
+        }
+        line
     }
 
     /// The last [`TAIL_LINES`] lines, oldest first.
@@ -100,7 +124,7 @@ impl Tail {
         lines
             .iter()
             .skip(lines.len().saturating_sub(TAIL_LINES))
-            .map(|(_, line)| line.clone())
+            .map(|(_, line)| Tail::text(line))
             .collect()
     }
 
@@ -122,7 +146,7 @@ impl Tail {
             .expect("no panics while holding the lock")
             .iter()
             .filter(|(at, _)| now.duration_since(*at) <= FINAL_BURST)
-            .map(|(_, line)| line.clone())
+            .map(|(_, line)| Tail::text(line))
             .collect();
         let line = python_exception(&lines)
             .or_else(|| rust_panic(&lines))
@@ -138,7 +162,7 @@ impl Tail {
     #[cfg(test)]
     pub fn of(lines: &[&str]) -> Tail {
         let tail = Tail::default();
-        lines.iter().for_each(|line| tail.push(line.to_string()));
+        lines.iter().for_each(|line| tail.push(line.as_bytes()));
         tail
     }
 
@@ -293,14 +317,21 @@ impl Relay {
     /// stderr come in the order the server wrote them. Apart, one thread reads both and,
     /// when both have bytes waiting, reads the first (stdout) first, so the tail mostly
     /// keeps that order (a log on stdout, then the traceback on stderr), which a thread
-    /// per stream would leave to the scheduler.
+    /// per stream would leave to the scheduler. A stream whose writer refuses more (its
+    /// reader has stopped reading) holds what it read, up to [`HELD_LIMIT`], and is
+    /// read no further until that is passed on; the other is read on.
     fn copy(&self, mut streams: Vec<Stream>) {
         loop {
-            let open: Vec<usize> = (0..streams.len()).filter(|&i| !streams[i].ended).collect();
-            if open.is_empty() {
+            streams.iter_mut().for_each(Stream::pass_on);
+            let open: Vec<usize> = (0..streams.len())
+                .filter(|&i| !streams[i].ended && streams[i].held.len() < HELD_LIMIT)
+                .collect();
+            let holding = streams.iter().any(|s| !s.held.is_empty());
+            if open.is_empty() && !holding {
                 return;
             }
-            let Some(ready) = wait_readable(&streams, &open) else {
+            let retry = holding.then_some(HELD_RETRY);
+            let Some(ready) = wait_readable(&streams, &open, retry) else {
                 return;
             };
             for i in ready {
@@ -309,10 +340,13 @@ impl Relay {
         }
     }
 
-    fn observe(&self, line: &str) {
-        let line = shown(line);
+    /// Matches `line` against the readiness regex (until one has matched) and keeps it
+    /// in the tail.
+    fn observe(&self, line: &[u8]) {
         if let Some(regex) = &self.regex {
-            if !self.matched.load(Ordering::Relaxed) && regex.is_match(&line) {
+            if !self.matched.load(Ordering::Relaxed)
+                && regex.is_match(&shown(&String::from_utf8_lossy(line)))
+            {
                 self.matched.store(true, Ordering::Release);
             }
         }
@@ -322,15 +356,29 @@ impl Relay {
     }
 }
 
-/// Waits until some of the `open` streams have bytes (or have ended); returns which, or
-/// `None` if they cannot be waited on.
-fn wait_readable(streams: &[Stream], open: &[usize]) -> Option<Vec<usize>> {
+/// How much output a stream holds, refused by its writer, before it is read no more.
+const HELD_LIMIT: usize = 256 * 1024;
+
+/// How often held output is offered again.
+const HELD_RETRY: Duration = Duration::from_millis(20);
+
+/// Waits until some of the `open` streams have bytes (or have ended), or `timeout` has
+/// passed; returns which, or `None` if they cannot be waited on.
+fn wait_readable(
+    streams: &[Stream],
+    open: &[usize],
+    timeout: Option<Duration>,
+) -> Option<Vec<usize>> {
     let mut fds: Vec<PollFd> = open
         .iter()
         .map(|&i| PollFd::new(streams[i].from.as_fd(), PollFlags::POLLIN))
         .collect();
+    let timeout = match timeout {
+        Some(after) => PollTimeout::try_from(after).unwrap_or(PollTimeout::MAX),
+        None => PollTimeout::NONE,
+    };
     loop {
-        match poll(&mut fds, PollTimeout::NONE) {
+        match poll(&mut fds, timeout) {
             Ok(_) => break,
             Err(Errno::EINTR) => continue,
             Err(_) => return None,
@@ -358,6 +406,8 @@ struct Stream {
     from: File,
     to: Writer,
     lines: Lines,
+    /// Whole lines read and seen, not yet taken by `to`.
+    held: Vec<u8>,
     ended: bool,
 }
 
@@ -367,6 +417,7 @@ impl Stream {
             from: File::from(from),
             to,
             lines: Lines::default(),
+            held: Vec::new(),
             ended: false,
         }
     }
@@ -396,11 +447,27 @@ impl Stream {
         if done.is_empty() {
             return;
         }
-        let _ = self.to.write_all(&done);
-        let _ = self.to.flush();
+        // Passed on before it is seen, so a status line the match brings comes after it.
+        self.held.extend_from_slice(&done);
+        self.pass_on();
         for line in done.split_inclusive(|&b| b == b'\n') {
-            relay.observe(&String::from_utf8_lossy(line));
+            relay.observe(line);
         }
+    }
+
+    /// Passes the held lines on, unless the writer refuses them for now; on any other
+    /// error (a reader gone) they are dropped, as they would be one by one.
+    fn pass_on(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        match self.to.write_all(&self.held) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+            _ => {
+                let _ = self.to.flush();
+            }
+        }
+        self.held.clear();
     }
 }
 
@@ -415,10 +482,10 @@ mod tests {
         let tail = Tail::default();
         let earlier = Instant::now() - FINAL_BURST * 3;
         tail.0.lock().unwrap().extend([
-            (earlier, "Traceback (most recent call last):".to_string()),
-            (earlier, "KeyError: 'user'".to_string()),
+            (earlier, b"Traceback (most recent call last):".to_vec()),
+            (earlier, b"KeyError: 'user'".to_vec()),
         ]);
-        tail.push("lost the database, config error: shutting down".to_string());
+        tail.push(b"lost the database, config error: shutting down");
         assert_eq!(
             tail.telling_line(false).as_deref(),
             Some("lost the database, config error: shutting down")
@@ -427,7 +494,7 @@ mod tests {
         tail.0
             .lock()
             .unwrap()
-            .push_back((earlier, "TypeError: old".to_string()));
+            .push_back((earlier, b"TypeError: old".to_vec()));
         assert_eq!(tail.telling_line(false), None);
     }
 
@@ -598,10 +665,10 @@ mod tests {
             ended: Ended::default(),
         };
         for i in 0..50 {
-            relay.observe(&format!("line {i}\n"));
+            relay.observe(format!("line {i}\n").as_bytes());
         }
         assert!(!relay.matched.load(Ordering::Acquire));
-        relay.observe("Serving on :8000\r\n");
+        relay.observe(b"Serving on :8000\r\n");
         assert!(relay.matched.load(Ordering::Acquire));
         let lines = relay.tail.as_ref().unwrap().lines();
         assert_eq!(lines.len(), TAIL_LINES);

@@ -10,10 +10,11 @@
 //! effort.
 
 use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use nix::fcntl::OFlag;
-use nix::sys::stat::fstat;
+
+use crate::console::{Relayed, Target};
 
 /// Where the relay copies what it reads.
 pub type Writer = Box<dyn Write + Send>;
@@ -34,7 +35,7 @@ pub struct ServerEnds {
 /// stdout, when reloadsup's stdout and stderr are the same file; else one each, copied
 /// to their counterparts.
 pub fn open() -> io::Result<(ServerEnds, Streams)> {
-    if same_file(io::stdout().as_fd(), io::stderr().as_fd()) {
+    if crate::console::same_destination() {
         merged()
     } else {
         separate()
@@ -47,15 +48,18 @@ fn merged() -> io::Result<(ServerEnds, Streams)> {
         stdout: write.try_clone()?,
         stderr: write,
     };
-    Ok((ends, Streams(vec![(read, Box::new(io::stdout()))])))
+    Ok((
+        ends,
+        Streams(vec![(read, Box::new(Relayed(Target::Stdout)))]),
+    ))
 }
 
 fn separate() -> io::Result<(ServerEnds, Streams)> {
     let (out_read, stdout) = pipe()?;
     let (err_read, stderr) = pipe()?;
     let streams: Vec<(OwnedFd, Writer)> = vec![
-        (out_read, Box::new(io::stdout())),
-        (err_read, Box::new(io::stderr())),
+        (out_read, Box::new(Relayed(Target::Stdout))),
+        (err_read, Box::new(Relayed(Target::Stderr))),
     ];
     Ok((ServerEnds { stdout, stderr }, Streams(streams)))
 }
@@ -65,28 +69,4 @@ fn separate() -> io::Result<(ServerEnds, Streams)> {
 /// server's copies, made by `dup2` onto its fds 1 and 2, stay open.
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)
-}
-
-/// Whether two descriptors lead to the same file: the same open file, or the same file
-/// (a terminal, a log) opened twice. A closed descriptor matches nothing.
-fn same_file(a: BorrowedFd, b: BorrowedFd) -> bool {
-    match (fstat(a), fstat(b)) {
-        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_same_file_is_recognised_however_it_was_opened() {
-        let (read, _write) = pipe().unwrap();
-        let (other, _other_write) = pipe().unwrap();
-        assert!(same_file(read.as_fd(), read.try_clone().unwrap().as_fd()));
-        assert!(!same_file(read.as_fd(), other.as_fd()));
-        let null = || std::fs::File::open("/dev/null").unwrap();
-        assert!(same_file(null().as_fd(), null().as_fd()));
-    }
 }

@@ -202,3 +202,65 @@ fn a_relayed_server_keeps_its_colours_when_reloadsup_has_them() {
         assert_eq!(p.read("vars.txt"), expected, "stdout{redirect}");
     }
 }
+
+/// A reader that stops reading (`reloadsup run 2>&1 | less`, scrolled back) holds up
+/// the server's output and nothing else: a save still restarts the server, and SIGTERM
+/// still stops everything at once. reloadsup sat in a write of its status line, with
+/// the server stopped for the restart and not started again, and no signal heard; with
+/// the relay (`ready = { log }`) as without it.
+#[test]
+fn a_reader_that_stops_reading_holds_up_no_restart_and_no_signal() {
+    for ready in ["", "ready = { log = 'start' }"] {
+        let p = Project::new();
+        p.write("app.py", "v = 0\n");
+        p.write(
+            "reload.toml",
+            &format!(
+                "[server]\ncommand = '''echo start >> starts.log; echo start; \
+                 head -c 300000 /dev/zero | tr '\\0' x; exec sleep {}'''\n{ready}\n\
+                 [watch]\nfile_dep = ['app.py']\n",
+                p.token
+            ),
+        );
+        let (mut sup, _unread) = Sup::spawn_unread(&p.path(""), &["run", "--no-reload"]);
+        p.wait_starts(1);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        p.write("app.py", "v = 1\n");
+        p.wait_starts(2);
+        p.write("app.py", "v = 2\n");
+        p.wait_starts(3);
+        let asked = std::time::Instant::now();
+        sup.signal(nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(sup.wait_exit().code(), Some(0), "{ready}");
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(3),
+            "{ready}: {:?}",
+            asked.elapsed()
+        );
+    }
+}
+
+/// With stdout and stderr apart (`reloadsup run | less`, stderr on the terminal), a
+/// reader that stops reading stdout holds up the server's stdout alone: its stderr (a
+/// Python server's request log) is relayed on. One relay reads both, and it sat in the
+/// write to stdout.
+#[test]
+fn a_paused_stdout_holds_up_no_stderr() {
+    let p = Project::new();
+    p.write("app.py", "v = 0\n");
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '''echo start >> starts.log; echo start; \
+             head -c 400000 /dev/zero | tr '\\0' x; echo; echo said on std\"\"err >&2; \
+             exec sleep {}'''\nready = {{ log = 'start' }}\n\
+             [watch]\nfile_dep = ['app.py']\n",
+            p.token
+        ),
+    );
+    let (mut sup, _unread) = Sup::spawn_stdout_unread(&p.path(""), &["run", "--no-reload"]);
+    p.wait_starts(1);
+    sup.wait_for("said on stderr");
+    sup.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0));
+}

@@ -197,6 +197,37 @@ impl Sup {
         Sup::capturing(child, std::fs::File::from(read))
     }
 
+    /// As `spawn_merged`, but nobody reads the pipe, as under a paused pager: once it
+    /// is full, every write to it waits. The read end is returned, to be held open.
+    pub fn spawn_unread(dir: &Path, args: &[&str]) -> (Sup, std::os::fd::OwnedFd) {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .current_dir(dir)
+            .stdout(write.try_clone().unwrap())
+            .stderr(write);
+        let child = Sup::start_child(&mut command);
+        drop(command);
+        (Sup::capturing(child, std::io::empty()), read)
+    }
+
+    /// As `spawn`, but nobody reads stdout's pipe (`reloadsup run | less`, paused);
+    /// `stderr()` has stderr. The read end is returned, to be held open.
+    pub fn spawn_stdout_unread(dir: &Path, args: &[&str]) -> (Sup, std::os::fd::OwnedFd) {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .current_dir(dir)
+            .stdout(write)
+            .stderr(Stdio::piped());
+        let mut child = Sup::start_child(&mut command);
+        drop(command);
+        let pipe = child.stderr.take().unwrap();
+        (Sup::capturing(child, pipe), read)
+    }
+
     /// As `spawn`, with stdout and stderr written to the file `output`, as by
     /// `reloadsup run > out.log 2>&1`; `stderr()` then has nothing, the file has it all.
     pub fn spawn_into(dir: &Path, args: &[&str], output: &Path) -> Sup {

@@ -1,0 +1,302 @@
+//! reloadsup's own stdout and stderr while `run` (or `serve`) runs, written by threads
+//! of their own, so that a reader that stops reading (a paused pager, `| less` scrolled
+//! back, a stopped `| cat`) holds up the server's relayed output and nothing else.
+//!
+//! The app loop's status lines are queued and never wait: it had sat in a write to a
+//! full pipe, with the server stopped for a restart and not started again, the proxy
+//! holding every request and Ctrl-C unheard. The relay's writes are refused once
+//! [`RELAYED_LIMIT`] bytes of the server's output are queued; the relay then holds
+//! them and reads less, so the server meets the back-pressure it would meet writing
+//! there itself. When stdout and stderr are the
+//! same file, one queue takes both, in the order written (a status line stays where it
+//! was said among the server's lines); when they are different files, each has its
+//! own, so a paused stdout does not hold up stderr.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::stat::fstat;
+
+/// One of reloadsup's two output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// File descriptor 1.
+    Stdout,
+    /// File descriptor 2.
+    Stderr,
+}
+
+/// How many bytes of the server's output may wait in a queue before more is refused
+/// (and the relay holds it, and the server, its pipe full, waits for the relay).
+const RELAYED_LIMIT: usize = 256 * 1024;
+
+/// How many bytes of status lines may wait: past it (a reader gone for hours while
+/// changes come), a line is dropped rather than kept without end.
+const STATUS_LIMIT: usize = 1024 * 1024;
+
+/// How long [`finish`] waits for the queues to be written at the end of `run`.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long [`finish`] waits on a write that makes no progress: a reader that has
+/// stopped reading is not waited for (Ctrl-C under a paused pager).
+const STALLED: Duration = Duration::from_millis(250);
+
+/// Whether stdout and stderr lead to the same file (both the terminal, or `&> log`):
+/// the same open file, or the same file opened twice. A closed one matches nothing.
+pub fn same_destination() -> bool {
+    same_file(io::stdout().as_fd(), io::stderr().as_fd())
+}
+
+fn same_file(a: BorrowedFd, b: BorrowedFd) -> bool {
+    match (fstat(a), fstat(b)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
+}
+
+/// Starts the writer threads; until then (and in the other commands, which wait for
+/// nothing), writes go straight to the stream. A thread that cannot be started leaves
+/// the writes direct, as before.
+pub fn start() {
+    let Ok(stdout) = Queue::start() else {
+        return;
+    };
+    let stderr = match same_destination() {
+        true => Ok(Arc::clone(&stdout)),
+        false => Queue::start(),
+    };
+    if let Ok(stderr) = stderr {
+        let _ = QUEUES.set(Queues { stdout, stderr });
+    }
+}
+
+/// Writes a status line (or lines) to stderr without waiting: queued once [`start`] has
+/// run, else written at once.
+pub fn status(text: &str) {
+    match QUEUES.get() {
+        Some(queues) => {
+            queues.stderr.push(Target::Stderr, text.as_bytes(), false);
+        }
+        None => {
+            let _ = io::stderr().lock().write_all(text.as_bytes());
+        }
+    }
+}
+
+/// Queues relayed output for `target`, all of it, unless [`RELAYED_LIMIT`] bytes of it
+/// are queued there already: then none, and `false`. Written at once (and `true`)
+/// before [`start`].
+pub fn relay(target: Target, bytes: &[u8]) -> bool {
+    match QUEUES.get() {
+        Some(queues) => queues.of(target).push(target, bytes, true),
+        None => {
+            write_to(target, bytes);
+            true
+        }
+    }
+}
+
+/// Waits until everything queued has been written, or `timeout` has passed (a reader
+/// that never reads again would otherwise keep reloadsup from ending).
+pub fn finish(timeout: Duration) {
+    let Some(queues) = QUEUES.get() else {
+        return;
+    };
+    let deadline = Instant::now() + timeout;
+    queues.stdout.drain(deadline);
+    if !Arc::ptr_eq(&queues.stdout, &queues.stderr) {
+        queues.stderr.drain(deadline);
+    }
+}
+
+/// A writer for the relay: each write is [`relay`]ed to `target`, whole, or refused
+/// with [`io::ErrorKind::WouldBlock`] while the queue is full.
+pub struct Relayed(pub Target);
+
+impl Write for Relayed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match relay(self.0, buf) {
+            true => Ok(buf.len()),
+            false => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+static QUEUES: OnceLock<Queues> = OnceLock::new();
+
+struct Queues {
+    stdout: Arc<Queue>,
+    stderr: Arc<Queue>,
+}
+
+impl Queues {
+    fn of(&self, target: Target) -> &Queue {
+        match target {
+            Target::Stdout => &self.stdout,
+            Target::Stderr => &self.stderr,
+        }
+    }
+}
+
+/// Writes waiting for one destination, and the thread that writes them in order.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Each write: where, what, and whether it is relayed output.
+    waiting: VecDeque<(Target, Vec<u8>, bool)>,
+    relayed: usize,
+    statuses: usize,
+    /// Whether the thread is in a write (what it took is no longer in `waiting`).
+    writing: bool,
+    /// When the last write ended (or the wait for the first began).
+    progress: Option<Instant>,
+}
+
+impl Queue {
+    fn start() -> io::Result<Arc<Queue>> {
+        let queue = Arc::new(Queue::default());
+        let writer = Arc::clone(&queue);
+        thread::Builder::new()
+            .name("console".into())
+            .spawn(move || writer.write_all())?;
+        Ok(queue)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a write; `false` (and nothing queued) when its kind's limit is reached.
+    fn push(&self, target: Target, bytes: &[u8], relayed: bool) -> bool {
+        let mut state = self.lock();
+        if relayed {
+            if state.relayed >= RELAYED_LIMIT {
+                return false;
+            }
+            state.relayed += bytes.len();
+        } else if state.statuses + bytes.len() > STATUS_LIMIT {
+            return false;
+        } else {
+            state.statuses += bytes.len();
+        }
+        state.waiting.push_back((target, bytes.to_vec(), relayed));
+        self.changed.notify_all();
+        true
+    }
+
+    /// The writer thread: takes each write in turn and makes it, for as long as the
+    /// process runs.
+    fn write_all(&self) {
+        loop {
+            let (target, bytes, relayed) = {
+                let mut state = self.lock();
+                state.writing = false;
+                self.changed.notify_all();
+                loop {
+                    if let Some(next) = state.waiting.pop_front() {
+                        state.writing = true;
+                        break next;
+                    }
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            write_to(target, &bytes);
+            let mut state = self.lock();
+            state.progress = Some(Instant::now());
+            match relayed {
+                true => state.relayed -= bytes.len(),
+                false => state.statuses -= bytes.len(),
+            }
+        }
+    }
+
+    /// Waits until nothing is waiting or being written, or `deadline`, or until no
+    /// write has ended for [`STALLED`].
+    fn drain(&self, deadline: Instant) {
+        let mut state = self.lock();
+        let since = Instant::now();
+        while !state.waiting.is_empty() || state.writing {
+            let stalled = state.progress.map_or(since, |at| at.max(since)) + STALLED;
+            let left = deadline
+                .min(stalled)
+                .saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// Writes `bytes` to `target` now, ignoring a reader that went away or a stream that
+/// is closed: reloadsup's work goes on without its output.
+fn write_to(target: Target, bytes: &[u8]) {
+    let _ = match target {
+        Target::Stdout => {
+            let mut out = io::stdout().lock();
+            out.write_all(bytes).and_then(|()| out.flush())
+        }
+        Target::Stderr => io::stderr().lock().write_all(bytes),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_file_is_recognised_however_it_was_opened() {
+        let (read, _write) = nix::unistd::pipe().unwrap();
+        let (other, _other_write) = nix::unistd::pipe().unwrap();
+        assert!(same_file(read.as_fd(), read.try_clone().unwrap().as_fd()));
+        assert!(!same_file(read.as_fd(), other.as_fd()));
+        let null = || std::fs::File::open("/dev/null").unwrap();
+        assert!(same_file(null().as_fd(), null().as_fd()));
+    }
+
+    /// Relayed writes are refused at the limit; status lines are not.
+    #[test]
+    fn relayed_output_is_refused_at_the_limit_and_status_lines_are_not() {
+        let queue = Queue::default();
+        assert!(queue.push(Target::Stdout, &vec![b'x'; RELAYED_LIMIT - 1], true));
+        assert!(
+            queue.push(Target::Stdout, b"last\n", true),
+            "under the limit"
+        );
+        assert!(!queue.push(Target::Stdout, b"more\n", true), "at it");
+        assert!(queue.push(Target::Stderr, b"[reloadsup] restarting\n", false));
+        let state = queue.lock();
+        let order: Vec<&[u8]> = state.waiting.iter().map(|w| &w.1[..4]).collect();
+        assert_eq!(order, [&b"xxxx"[..], b"last", b"[rel"]);
+    }
+
+    #[test]
+    fn status_lines_past_their_limit_are_dropped() {
+        let queue = Queue::default();
+        let line = vec![b's'; 1000];
+        for _ in 0..(STATUS_LIMIT / 1000 + 10) {
+            let _ = queue.push(Target::Stderr, &line, false);
+        }
+        assert_eq!(queue.lock().waiting.len(), STATUS_LIMIT / 1000);
+    }
+}
