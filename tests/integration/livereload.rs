@@ -229,3 +229,29 @@ fn assets_without_reload_are_said_to_do_nothing() {
     ]);
     sup.wait_for("`reload.assets` (`--asset`) reload browsers, and none can connect");
 }
+
+/// An open page's socket costs a few KiB: each read 128 KiB at a time (tungstenite's
+/// default buffer), and 2,048 idle sockets held 280 MB.
+#[test]
+fn idle_sockets_cost_little_memory() {
+    let (p, _port, reload) = project("ready = { port = PORT }");
+    let sup = p.start(&["run"]);
+    p.wait_starts(1);
+    sup.wait_for("ready in ");
+    let resident = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", sup.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = resident();
+    let clients: Vec<LiveReloadClient> = (0..300)
+        .map(|_| LiveReloadClient::connect(reload))
+        .collect();
+    let grown = resident().saturating_sub(before);
+    assert!(grown < 15_000, "300 sockets took {grown} KiB");
+    drop(clients);
+}
