@@ -44,6 +44,22 @@ pub fn stat(pid: i32) -> Option<Stat> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// The PID namespace of `pid` (`"self"` for this process), by its inode: PIDs are
+/// numbers within one (a container's), and mean other processes outside it.
+pub fn pid_namespace(pid: &str) -> Option<u64> {
+    let link = fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Whether a process this one can see lives in PID namespace `namespace`: one of a
+/// container's, seen from the host (or from an ancestor namespace).
+pub fn namespace_in_use(namespace: u64) -> bool {
+    pids()
+        .iter()
+        .any(|pid| pid_namespace(&pid.to_string()) == Some(namespace))
+}
+
 /// Every PID in `/proc`.
 pub fn pids() -> Vec<i32> {
     let Ok(entries) = fs::read_dir("/proc") else {

@@ -306,6 +306,9 @@ fn inspect(
     repair: bool,
 ) -> Result<Running> {
     let mut state = state::read(pid_file);
+    if let Some(stale) = other_namespace(&state, pid_file)? {
+        return Ok(Running::Nothing { stale: Some(stale) });
+    }
     if let Some(owner) = state.owner.as_ref().filter(|o| !o.wrote(pid_file)) {
         if moved_here(&state, pid_file) {
             // Its paths are the project's old ones; the rest holds.
@@ -339,6 +342,33 @@ fn inspect(
         }
         _ => Ok(running),
     }
+}
+
+/// A state file written in another PID namespace (a container sharing the project's
+/// folder with the host) holds PIDs that mean other processes here: while a process of
+/// that namespace can be seen, an error saying to run the command there (a `stop` on
+/// the host took the container's live `run` for ended, removed its files, and said
+/// "not running"); when none can, why its records are stale. `None` for this one's.
+fn other_namespace(state: &State, pid_file: &std::path::Path) -> Result<Option<String>> {
+    let Some(theirs) = state.pid_namespace else {
+        return Ok(None);
+    };
+    let ours = crate::procfs::pid_namespace("self");
+    if ours.is_none_or(|ours| ours == theirs) {
+        return Ok(None);
+    }
+    if crate::procfs::namespace_in_use(theirs) {
+        return Err(Error::Runtime(format!(
+            "`{}` was written by reloadsup in another PID namespace (a container's), which \
+             still runs: its PIDs name other processes here; run the command there",
+            pid_file.display()
+        )));
+    }
+    Ok(Some(
+        "the PID file was written in another PID namespace (a container's), none of whose \
+         processes can be seen from here"
+            .to_string(),
+    ))
 }
 
 /// The error for a PID file in use by another task file's server (or supervisor).

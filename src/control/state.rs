@@ -155,6 +155,10 @@ pub struct State {
     /// The stop timeout a `run` supervisor stops its servers with, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout_ms: Option<u64>,
+    /// The PID namespace of the reloadsup that wrote it (see
+    /// [`crate::procfs::pid_namespace`]), whose PIDs it holds; set by [`write`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<u64>,
 }
 
 /// The record a `reloadsup run` supervisor keeps in the state file, so `status`,
@@ -367,9 +371,13 @@ pub fn read(pid_file: &Path) -> State {
 pub fn write(pid_file: &Path, state: &State) -> io::Result<()> {
     let path = state_path(pid_file);
     let temp = crate::pidfile::temp_path(&path);
+    let state = State {
+        pid_namespace: procfs::pid_namespace("self"),
+        ..state.clone()
+    };
     fs::write(
         &temp,
-        serde_json::to_vec_pretty(state).map_err(io::Error::other)?,
+        serde_json::to_vec_pretty(&state).map_err(io::Error::other)?,
     )?;
     fs::rename(&temp, &path).inspect_err(|_| {
         let _ = fs::remove_file(&temp);

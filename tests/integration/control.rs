@@ -1710,3 +1710,51 @@ fn a_pid_file_folder_removed_under_run_is_made_again() {
     assert!(stop.status.success(), "{}", stop.stderr);
     wait_until("no server", || p.servers().is_empty());
 }
+
+/// A `run` in a container (here, a PID namespace of its own) that shares the project's
+/// folder with the host: its PIDs name other processes on the host, so `status` and
+/// `stop` there say to run them in the container, and leave its files and its server
+/// alone. `stop` on the host took the live `run` for ended, removed its files and said
+/// "not running".
+#[test]
+fn a_run_in_another_pid_namespace_is_left_alone() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"*.py\"]", "");
+    let probe = Command::new("unshare")
+        .args(["-U", "-r", "-p", "-f", "--mount-proc", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: PID namespaces are not available here");
+        return;
+    }
+    let run = format!("exec {BIN} run --no-reload");
+    let mut sup = crate::util::Sup::spawn_command(
+        Command::new("unshare")
+            .args(["-U", "-r", "-p", "-f", "--mount-proc", "sh", "-c", &run])
+            .current_dir(&p.dir),
+    );
+    p.wait_starts(1);
+    sup.wait_for("started");
+    for command in ["status", "stop", "start"] {
+        let out = p.output(&[command]);
+        assert_eq!(out.status.code(), Some(1), "{command}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("another PID namespace")
+                && out.stderr.contains("run the command there"),
+            "{command}: {}",
+            out.stderr
+        );
+        assert!(p.path("reloadsup.pid").exists(), "{command}");
+        assert_eq!(p.servers().len(), 1, "{command}");
+    }
+    // The `run` inside: the child unshare forked.
+    let unshare = sup.child.id();
+    let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+        .unwrap_or_default();
+    let inside: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(inside), Signal::SIGTERM).unwrap();
+    assert_eq!(sup.wait_exit().code(), Some(0), "{}", sup.stderr());
+    assert!(p.servers().is_empty());
+    assert!(!p.path("reloadsup.pid").exists());
+}
