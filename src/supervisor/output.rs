@@ -30,7 +30,10 @@ pub const LONGEST_LINE: usize = 64 * 1024;
 /// Output cut into lines as it comes, for the relay and for `start`'s reading of the
 /// log: bytes go in, whole lines come out, and the start of a line whose end has not
 /// come yet waits — but never more than [`LONGEST_LINE`] of it (a progress bar,
-/// binary output), which comes out as a line of its own.
+/// binary output), which comes out as a line of its own: up to its last carriage
+/// return, when it has one, so what a terminal shows after it (a progress bar's
+/// `Serving on …` once it is done) is not cut in two, and still matches the readiness
+/// regex (a match across such a cut was missed).
 #[derive(Debug, Default)]
 pub struct Lines {
     pending: Vec<u8>,
@@ -49,7 +52,13 @@ impl Lines {
             None => Vec::new(),
         };
         if self.pending.len() >= LONGEST_LINE {
+            let cut = match memchr::memrchr(b'\r', &self.pending) {
+                Some(cr) if cr > 0 => cr,
+                _ => self.pending.len(),
+            };
+            let rest = self.pending.split_off(cut);
             done.append(&mut self.pending);
+            self.pending = rest;
         }
         done
     }
@@ -651,6 +660,14 @@ mod tests {
         assert_eq!(lines.push(b"o\nthree\nfo"), b"two\nthree\n");
         assert!(lines.push(&vec![b'#'; LONGEST_LINE]).starts_with(b"fo#"));
         assert!(lines.partial().is_empty(), "a long line is not held");
+        // A long line of redraws is cut before its last, which a terminal shows.
+        let mut bar = b"\r".repeat(10);
+        bar.extend(vec![b'='; LONGEST_LINE]);
+        bar.extend(b"\rServing on");
+        let done = lines.push(&bar);
+        assert_eq!(done.len(), LONGEST_LINE + 10);
+        assert_eq!(lines.partial(), b"\rServing on");
+        assert_eq!(lines.push(b" :8000\n"), b"\rServing on :8000\n");
         lines.push(b"five");
         assert_eq!(lines.take_partial(), b"five");
         assert!(lines.partial().is_empty());
