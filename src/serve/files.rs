@@ -55,15 +55,19 @@ pub fn resolve(root: &Path, raw_path: &str) -> Target {
         // Reached through a link (`env.txt -> .env`): as hidden as its target.
         return Target::NotFound;
     }
+    // `/docs/` and `/docs/.` name a folder (browsers take the dot away; `curl
+    // --path-as-is` does not, and `/page.html/.` served the page).
+    let last = raw_path.rsplit('/').next().unwrap_or_default();
+    let as_folder = last.is_empty() || percent_decode_str(last).eq(*b".");
     if !real.is_dir() {
         // `/page.html/` names a folder that is not there; a FIFO, socket or device is
         // no file to serve (reading a FIFO would wait for a writer).
-        if raw_path.ends_with('/') || !real.is_file() {
+        if as_folder || !real.is_file() {
             return Target::NotFound;
         }
         return Target::File(real);
     }
-    if !raw_path.ends_with('/') {
+    if !as_folder {
         // One leading slash: `//evil.example` would send the browser to that host.
         return Target::Redirect(format!("/{}/", raw_path.trim_start_matches('/')));
     }
@@ -292,6 +296,12 @@ mod tests {
         assert_eq!(resolve(&s.root, "/.env"), Target::NotFound);
         // A file is no folder: a trailing slash after it names nothing.
         assert_eq!(resolve(&s.root, "/inside.js/"), Target::NotFound);
+        assert_eq!(resolve(&s.root, "/inside.js/."), Target::NotFound);
+        assert_eq!(resolve(&s.root, "/inside.js/%2e"), Target::NotFound);
+        assert_eq!(
+            resolve(&s.root, "/docs/."),
+            Target::Listing(s.root.join("docs"))
+        );
     }
 
     /// A link to a hidden file is as hidden as the file; a FIFO is no file (reading it
