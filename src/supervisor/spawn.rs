@@ -98,12 +98,43 @@ pub fn start_error(spec: &Server, err: &io::Error) -> String {
 /// command, so the server replaces the shell and is the group's leader itself. dash,
 /// Debian's `sh`, stays as the parent of even a lone command: the PID file then named
 /// `sh`, and a `kill $(cat reloadsup.pid)` ended the shell and left the server serving.
-/// Anything else (a list, a pipeline, a leading assignment, a builtin) runs as written.
-fn shell_script(line: &str) -> String {
-    match is_simple_command(line) {
+/// Anything else (a list, a pipeline, a leading assignment, a builtin) runs as written,
+/// and so does a command whose program is not found, for `sh`'s own words about it
+/// (`sh: 1: flask: not found`, where `exec` would add an `exec:` the user never wrote).
+fn shell_script(line: &str, spec: &Server) -> String {
+    let found = || {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|program| is_program(program, spec))
+    };
+    match is_simple_command(line) && found() {
         true => format!("exec {line}"),
         false => line.to_string(),
     }
+}
+
+/// Whether `word`, as the first word of a command, names an executable file: a path
+/// (from the server's folder), or a name on the `PATH` the server gets. A word the
+/// shell would expand first (`$SERVER`, `~/bin/app`, a quoted or glob name) is taken
+/// for none.
+fn is_program(word: &str, spec: &Server) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if word.contains(['$', '~', '\'', '"', '\\', '*', '?', '[']) {
+        return false;
+    }
+    if word.contains('/') {
+        return executable(&spec.cwd.join(word));
+    }
+    let path = match spec.env.iter().rev().find(|(key, _)| key == "PATH") {
+        Some((_, value)) => Some(std::ffi::OsString::from(value)),
+        None => std::env::var_os("PATH"),
+    };
+    path.is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| executable(&spec.cwd.join(dir).join(word)))
+    })
 }
 
 /// Whether `exec` can be put before `line` without changing what it does: no `;`, `&`
@@ -156,7 +187,7 @@ pub fn spawn(spec: &Server, changed: &str, mode: Mode) -> io::Result<Spawned> {
     let mut command = match &spec.command {
         CommandSpec::Shell(line) => {
             let mut c = Command::new("sh");
-            c.arg("-c").arg(shell_script(line));
+            c.arg("-c").arg(shell_script(line, spec));
             c
         }
         CommandSpec::Exec(args) => {
@@ -431,14 +462,16 @@ mod tests {
 
     #[test]
     fn exec_goes_only_before_one_simple_command() {
+        let shell = spec(CommandSpec::Shell(String::new()));
         for simple in [
             "python3 app.py",
-            "node server.js --port $PORT",
+            "sleep $SECONDS --x",
             "python3 -c 'import a; a.run()'",
             "echo \"a && b\"",
-            "cargo run > out.log 2>&1",
+            "env > out.log 2>&1",
+            "/bin/sh -c 'x; y'",
         ] {
-            assert_eq!(shell_script(simple), format!("exec {simple}"));
+            assert_eq!(shell_script(simple, &shell), format!("exec {simple}"));
         }
         for compound in [
             "npm run build && npm start",
@@ -455,8 +488,11 @@ mod tests {
             "a\nb",
             "echo 'unclosed",
             "",
+            "no-such-program-xyz --port 1",
+            "./no-such-script.sh",
+            "$SERVER --port 1",
         ] {
-            assert_eq!(shell_script(compound), compound, "{compound:?}");
+            assert_eq!(shell_script(compound, &shell), compound, "{compound:?}");
         }
     }
 
