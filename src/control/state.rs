@@ -527,7 +527,15 @@ mod tests {
         assert!(write(&pid_file, &state).is_err(), "its folder is not made");
         let held = lock(&pid_file).unwrap();
         write(&pid_file, &state).unwrap();
-        assert_eq!(read(&pid_file), state);
+        let written = State {
+            pid_namespace: procfs::pid_namespace("self"),
+            ..state
+        };
+        assert!(
+            written.pid_namespace.is_some(),
+            "the writer's namespace is recorded"
+        );
+        assert_eq!(read(&pid_file), written);
         drop(held);
         let _held = lock(&pid_file).unwrap();
         remove(&pid_file);
