@@ -2,9 +2,12 @@
 //! of their own, so that a reader that stops reading (a paused pager, `| less` scrolled
 //! back, a stopped `| cat`) holds up the server's relayed output and nothing else.
 //!
-//! The app loop's status lines are queued and never wait: it had sat in a write to a
-//! full pipe, with the server stopped for a restart and not started again, the proxy
-//! holding every request and Ctrl-C unheard. The relay's writes are refused once
+//! The app loop's status lines wait for their write only while the writer is getting
+//! on with it ([`STATUS_WAIT`]), so they come before what the loop does next (a
+//! `restarting` before the old server's own words on its stop signal), but a stuck
+//! write holds up nothing: the loop had sat in a write to a full pipe, with the server
+//! stopped for a restart and not started again, the proxy holding every request and
+//! Ctrl-C unheard. The relay's writes are refused once
 //! [`RELAYED_LIMIT`] bytes of the server's output are queued; the relay then holds
 //! them and reads less, so the server meets the back-pressure it would meet writing
 //! there itself. When stdout and stderr are the
@@ -41,6 +44,10 @@ const STATUS_LIMIT: usize = 1024 * 1024;
 /// How long [`finish`] waits for the queues to be written at the end of `run`.
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The longest a status line waits to be written; not at all while the writer has been
+/// in one write for longer (a reader that has stopped reading).
+const STATUS_WAIT: Duration = Duration::from_millis(100);
+
 /// How long [`finish`] waits on a write that makes no progress: a reader that has
 /// stopped reading is not waited for (Ctrl-C under a paused pager).
 const STALLED: Duration = Duration::from_millis(250);
@@ -74,12 +81,14 @@ pub fn start() {
     }
 }
 
-/// Writes a status line (or lines) to stderr without waiting: queued once [`start`] has
-/// run, else written at once.
+/// Writes a status line (or lines) to stderr: queued once [`start`] has run, and waited
+/// for up to [`STATUS_WAIT`] while the writer gets on; else written at once.
 pub fn status(text: &str) {
     match QUEUES.get() {
         Some(queues) => {
-            queues.stderr.push(Target::Stderr, text.as_bytes(), false);
+            if let Some(turn) = queues.stderr.push(Target::Stderr, text.as_bytes(), false) {
+                queues.stderr.wait_written(turn);
+            }
         }
         None => {
             let _ = io::stderr().lock().write_all(text.as_bytes());
@@ -92,7 +101,7 @@ pub fn status(text: &str) {
 /// before [`start`].
 pub fn relay(target: Target, bytes: &[u8]) -> bool {
     match QUEUES.get() {
-        Some(queues) => queues.of(target).push(target, bytes, true),
+        Some(queues) => queues.of(target).push(target, bytes, true).is_some(),
         None => {
             write_to(target, bytes);
             true
@@ -159,8 +168,13 @@ struct State {
     waiting: VecDeque<(Target, Vec<u8>, bool)>,
     relayed: usize,
     statuses: usize,
-    /// Whether the thread is in a write (what it took is no longer in `waiting`).
-    writing: bool,
+    /// When the thread began the write it is in, if it is in one (what it took is no
+    /// longer in `waiting`).
+    writing: Option<Instant>,
+    /// How many writes have been queued, and how many made: a write's turn is the
+    /// count once it was queued.
+    queued: u64,
+    written: u64,
     /// When the last write ended (or the wait for the first began).
     progress: Option<Instant>,
 }
@@ -179,22 +193,45 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a write; `false` (and nothing queued) when its kind's limit is reached.
-    fn push(&self, target: Target, bytes: &[u8], relayed: bool) -> bool {
+    /// Queues a write, and returns its turn; `None` (and nothing queued) when its
+    /// kind's limit is reached.
+    fn push(&self, target: Target, bytes: &[u8], relayed: bool) -> Option<u64> {
         let mut state = self.lock();
         if relayed {
             if state.relayed >= RELAYED_LIMIT {
-                return false;
+                return None;
             }
             state.relayed += bytes.len();
         } else if state.statuses + bytes.len() > STATUS_LIMIT {
-            return false;
+            return None;
         } else {
             state.statuses += bytes.len();
         }
         state.waiting.push_back((target, bytes.to_vec(), relayed));
+        state.queued += 1;
         self.changed.notify_all();
-        true
+        Some(state.queued)
+    }
+
+    /// Waits until the write of `turn` is made, for up to [`STATUS_WAIT`], and not at
+    /// all while the writer has been in one write for longer.
+    fn wait_written(&self, turn: u64) {
+        let deadline = Instant::now() + STATUS_WAIT;
+        let mut state = self.lock();
+        while state.written < turn {
+            let stuck = state
+                .writing
+                .is_some_and(|began| began.elapsed() > STATUS_WAIT);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if stuck || left.is_zero() {
+                return;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// The writer thread: takes each write in turn and makes it, for as long as the
@@ -203,11 +240,11 @@ impl Queue {
         loop {
             let (target, bytes, relayed) = {
                 let mut state = self.lock();
-                state.writing = false;
+                state.writing = None;
                 self.changed.notify_all();
                 loop {
                     if let Some(next) = state.waiting.pop_front() {
-                        state.writing = true;
+                        state.writing = Some(Instant::now());
                         break next;
                     }
                     state = self
@@ -219,6 +256,7 @@ impl Queue {
             write_to(target, &bytes);
             let mut state = self.lock();
             state.progress = Some(Instant::now());
+            state.written += 1;
             match relayed {
                 true => state.relayed -= bytes.len(),
                 false => state.statuses -= bytes.len(),
@@ -231,7 +269,7 @@ impl Queue {
     fn drain(&self, deadline: Instant) {
         let mut state = self.lock();
         let since = Instant::now();
-        while !state.waiting.is_empty() || state.writing {
+        while !state.waiting.is_empty() || state.writing.is_some() {
             let stalled = state.progress.map_or(since, |at| at.max(since)) + STALLED;
             let left = deadline
                 .min(stalled)
@@ -278,13 +316,11 @@ mod tests {
     #[test]
     fn relayed_output_is_refused_at_the_limit_and_status_lines_are_not() {
         let queue = Queue::default();
-        assert!(queue.push(Target::Stdout, &vec![b'x'; RELAYED_LIMIT - 1], true));
-        assert!(
-            queue.push(Target::Stdout, b"last\n", true),
-            "under the limit"
-        );
-        assert!(!queue.push(Target::Stdout, b"more\n", true), "at it");
-        assert!(queue.push(Target::Stderr, b"[reloadsup] restarting\n", false));
+        let pushed = |bytes: &[u8], relayed| queue.push(Target::Stdout, bytes, relayed);
+        assert_eq!(pushed(&vec![b'x'; RELAYED_LIMIT - 1], true), Some(1));
+        assert_eq!(pushed(b"last\n", true), Some(2), "under the limit");
+        assert_eq!(pushed(b"more\n", true), None, "at it");
+        assert_eq!(pushed(b"[reloadsup] restarting\n", false), Some(3));
         let state = queue.lock();
         let order: Vec<&[u8]> = state.waiting.iter().map(|w| &w.1[..4]).collect();
         assert_eq!(order, [&b"xxxx"[..], b"last", b"[rel"]);

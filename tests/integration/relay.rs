@@ -264,3 +264,48 @@ fn a_paused_stdout_holds_up_no_stderr() {
     sup.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(sup.wait_exit().code(), Some(0));
 }
+
+/// A status line comes before what the app loop does next: `restarting` (and
+/// `stopping`) before the old server's own words on its stop signal, in a file as on a
+/// terminal. Queued for a writer thread, the line was overtaken by the signal's answer
+/// in about one restart in six.
+#[test]
+fn a_status_line_comes_before_the_server_answers_what_follows_it() {
+    let p = Project::new();
+    let output = p.path("out.log");
+    let server = format!(
+        "trap 'echo got-term; exit 0' TERM; echo armed; while :; do sleep 0.05; done # {}",
+        p.token
+    );
+    let args = ["run", "--no-reload", "-w", "x", "--", &server];
+    let mut sup = Sup::spawn_into(&p.path(""), &args, &output);
+    // Whole lines: the command, in the status lines, holds the words too.
+    let count = |line: &str| {
+        std::fs::read_to_string(&output)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == line)
+            .count()
+    };
+    wait_until("the first start", || count("armed") == 1);
+    for n in 1..=20 {
+        sup.signal(nix::sys::signal::Signal::SIGUSR1);
+        wait_until("the restart", || count("armed") == n + 1);
+    }
+    sup.signal(nix::sys::signal::Signal::SIGINT);
+    sup.wait_exit();
+    let text = std::fs::read_to_string(&output).unwrap();
+    let mut said = 0;
+    for line in text.lines() {
+        if line.contains("restarting") || line.contains("stopping") {
+            said += 1;
+        } else if line == "got-term" {
+            assert!(
+                said > 0,
+                "a server's answer before its status line:\n{text}"
+            );
+            said -= 1;
+        }
+    }
+    assert_eq!(count("got-term"), 21, "{text}");
+}
