@@ -51,7 +51,7 @@ pub fn run(dir: &Path, file_arg: Option<&Path>) -> Result<i32> {
                 "`go.mod`: `go run .` builds and runs the module at each start (a build that \
                  fails is a server that failed, on the terminal and on open pages)",
             );
-            with_command("go run .", GO_GLOBS)
+            with_command("go run .", GO_GLOBS).replacen(STOP_SIGNAL, GO_STOP_SIGNAL, 1)
         }
         None if folder.join("Cargo.toml").is_file() => for_cargo(folder),
         None => for_python(folder),
@@ -345,6 +345,12 @@ const GO_GLOBS: &str =
 /// rewrites it itself when a manifest's dependencies change, which would be a second
 /// restart after the first.
 const CARGO_GLOBS: &str = "file_dep = [\"**/*.rs\", \"**/Cargo.toml\", \"templates/**\"]";
+/// The template's `stop_signal` line, and a Go module's: `go run` removes the program
+/// it built once the program has ended, which it waits for on SIGINT (passed on to the
+/// program, in the same group) but not on SIGTERM, of which it dies at once: each
+/// restart left a build of some megabytes in the temporary folder.
+const STOP_SIGNAL: &str = "# stop_signal = \"SIGTERM\"           # asks the server's process group to stop (name or number)";
+const GO_STOP_SIGNAL: &str = "stop_signal = \"SIGINT\"              # `go run` cleans its build up on SIGINT, not on SIGTERM";
 /// The template's `ready_timeout` line, and a Cargo package's.
 const READY_TIMEOUT: &str =
     "# ready_timeout = \"30s\"             # how long to wait for readiness before a warning";
@@ -379,6 +385,10 @@ mod tests {
         assert!(
             TEMPLATE.contains(READY_TIMEOUT),
             "the Cargo template replaces it"
+        );
+        assert!(
+            TEMPLATE.contains(STOP_SIGNAL),
+            "the Go template replaces it"
         );
         // Any `main` stays one word for `sh`, in a valid TOML string.
         for main in [

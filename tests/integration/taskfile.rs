@@ -698,6 +698,8 @@ fn init_fits_a_go_module() {
     assert!(!out.stderr.contains("app.py"), "{}", out.stderr);
     let written = p.read("reload.toml");
     assert!(written.contains("command = \"go run .\""), "{written}");
+    // `go run` removes its build on SIGINT; SIGTERM left it in the temporary folder.
+    assert!(written.contains("\nstop_signal = \"SIGINT\""), "{written}");
     let check = p.output(&["check"]);
     assert!(check.status.success(), "{}", check.stderr);
     for listed in [
