@@ -263,6 +263,9 @@ pub fn status(config: &Config, json: bool) -> Result<i32> {
                 stale.map(|s| format!(" ({s})")).unwrap_or_default()
             ),
         };
+        if let Some(s) = server.as_ref().filter(|s| !s.ident.is_alive()) {
+            text.push_str(&leader_gone(s.ident.pid));
+        }
         if let Some(sup) = supervisor {
             text.push_str(&format!("watched by `reloadsup run` (pid {})\n", sup.pid));
         }
@@ -274,6 +277,17 @@ pub fn status(config: &Config, json: bool) -> Result<i32> {
     } else {
         EXIT_NOT_RUNNING
     })
+}
+
+/// `status`'s line for a server whose leader has ended while the rest of its group
+/// serves on: a wrapper (`npm run dev`, `go run .`) killed alone, by a script's `kill
+/// $(cat reloadsup.pid)`, dies without passing the signal on, and `running (pid N…)`
+/// named a process that was gone.
+fn leader_gone(pid: i32) -> String {
+    format!(
+        "its leader (pid {pid}) has ended; the rest of its process group serves on (stop \
+         it with `reloadsup stop`, or signal the group: `kill -- -{pid}`)\n"
+    )
 }
 
 fn status_json(supervisor: Option<Ident>, server: Option<&ServerRecord>) -> String {

@@ -1049,6 +1049,13 @@ fn a_server_whose_leader_exited_runs_until_its_group_is_gone() {
         "{}",
         status.stdout
     );
+    assert!(
+        status.stdout.contains(&format!(
+            "its leader (pid {leader}) has ended; the rest of its process group serves on"
+        )),
+        "{}",
+        status.stdout
+    );
     let out = p.output(&["start"]);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("already running"), "{}", out.stderr);
