@@ -122,6 +122,24 @@ pub fn finish(timeout: Duration) {
     }
 }
 
+/// How long the console has made no progress, across its queues: how long it has been
+/// in its current write, or, with nothing to write, since its last; none while a write
+/// waits to be taken; [`Duration::MAX`] before [`start`].
+pub fn idle_for() -> Duration {
+    let Some(queues) = QUEUES.get() else {
+        return Duration::MAX;
+    };
+    let since = |queue: &Queue| {
+        let state = queue.lock();
+        match state.writing {
+            Some(began) => began.elapsed(),
+            None if !state.waiting.is_empty() => Duration::ZERO,
+            None => state.progress.map_or(Duration::MAX, |at| at.elapsed()),
+        }
+    };
+    since(&queues.stdout).min(since(&queues.stderr))
+}
+
 /// A writer for the relay: each write is [`relay`]ed to `target`, whole, or refused
 /// with [`io::ErrorKind::WouldBlock`] while the queue is full.
 pub struct Relayed(pub Target);

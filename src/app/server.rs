@@ -279,6 +279,9 @@ impl App {
     /// Takes in how a server ended — on its own (shown to browsers as a failure), or
     /// at the end of a stop — and records and reports it.
     pub(super) fn on_outcome(&mut self, outcome: Outcome) {
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.settle_output();
+        }
         if self.terminal.as_ref().is_some_and(|t| t.restore()) {
             report::debug("the server had changed the terminal's settings: put back");
         }

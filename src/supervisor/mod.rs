@@ -46,6 +46,13 @@ pub use spawn::Spawned;
 /// (a grandchild whose parent is not the supervisor ends without one).
 const STOP_POLL: Duration = Duration::from_millis(10);
 
+/// The longest [`Supervisor::settle_output`] waits for an ended server's output to be
+/// written, with the writer getting on.
+const SETTLE_MAX: Duration = Duration::from_secs(2);
+
+/// How long [`Supervisor::settle_output`] waits at most when the writer gets nowhere.
+const SETTLE_MIN: Duration = Duration::from_millis(100);
+
 /// A running server: its leader's PID is also its process group ID.
 #[derive(Debug)]
 struct Proc {
@@ -166,6 +173,27 @@ impl Supervisor {
             ended.wait(timeout);
         }
         self.tail()
+    }
+
+    /// Waits until the output of a server that has ended is all passed on (queued for
+    /// reloadsup's stdout behind what came before), so that the lines said about its
+    /// end come after it: with a slow reader, the old server's last lines, its answer
+    /// to the stop signal among them, came after `started` for the next one, or, at
+    /// the end of `run`, not at all. Waits while the output is being written, up to
+    /// [`SETTLE_MAX`]; for a reader that has stopped reading, or a pipe something the
+    /// server left holds open, [`SETTLE_MIN`] at most.
+    pub fn settle_output(&self) {
+        let Some(ended) = &self.output_ended else {
+            return;
+        };
+        let began = Instant::now();
+        while !ended.wait(Duration::from_millis(10)) {
+            let waited = began.elapsed();
+            let stuck = waited >= SETTLE_MIN && crate::console::idle_for() >= SETTLE_MIN;
+            if stuck || waited >= SETTLE_MAX {
+                return;
+            }
+        }
     }
 
     /// The server's settings.

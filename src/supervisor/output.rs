@@ -282,12 +282,16 @@ impl Ended {
         changed.notify_all();
     }
 
-    /// Waits until the output has been read to its end, or `timeout` has passed (a
-    /// process the server left behind may hold its output open).
-    pub fn wait(&self, timeout: Duration) {
+    /// Waits until the output has been read to its end and passed on, or `timeout` has
+    /// passed (a process the server left behind may hold its output open); whether it
+    /// has.
+    pub fn wait(&self, timeout: Duration) -> bool {
         let (ended, changed) = &*self.0;
         let guard = ended.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = changed.wait_timeout_while(guard, timeout, |ended| !*ended);
+        let (guard, _) = changed
+            .wait_timeout_while(guard, timeout, |ended| !*ended)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard
     }
 }
 

@@ -309,3 +309,54 @@ fn a_status_line_comes_before_the_server_answers_what_follows_it() {
     }
     assert_eq!(count("got-term"), 21, "{text}");
 }
+
+/// With a slow reader (a terminal over a slow link, a pager read page by page), an
+/// ended server's last lines are all written, before what reloadsup says of its end:
+/// held by the relay, the server's answer to SIGTERM was lost at the end of `run`, and
+/// came after `started` for the next server at a restart.
+#[test]
+fn a_slow_reader_gets_the_last_lines_before_the_end_is_said() {
+    let p = Project::new();
+    p.write(
+        "server.py",
+        "import signal, sys\n\
+         def bye(*_):\n    print('srv: TERM reply', flush=True)\n    sys.exit(0)\n\
+         signal.signal(signal.SIGTERM, bye)\n\
+         print('Serving on :1', flush=True)\n\
+         for n in range(200000):\n    print('line %07d ' % n + 'x' * 40)\n\
+         sys.stdout.flush()\n\
+         signal.pause()\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\n\
+             ready = {{ log = 'Serving on' }}\n[watch]\nfile_dep = ['x.txt']\n",
+            p.token
+        ),
+    );
+    let (mut sup, unread) = Sup::spawn_unread(&p.path(""), &["run", "--no-reload"]);
+    // Read about 6 MB a second, as the pipe allows.
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut pipe = std::fs::File::from(unread);
+        let mut all = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match pipe.read(&mut buffer) {
+                Ok(0) | Err(_) => return String::from_utf8_lossy(&all).into_owned(),
+                Ok(n) => all.extend_from_slice(&buffer[..n]),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    sup.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0));
+    let text = reader.join().unwrap();
+    let reply = text
+        .find("srv: TERM reply")
+        .expect("the server's last line");
+    let ended = text.find("[reloadsup] server (pid").expect("its end said");
+    assert!(reply < ended, "{}", &text[text.len().saturating_sub(600)..]);
+}
