@@ -34,7 +34,7 @@ impl Pattern {
     /// all in it (it was the top-level one alone, while `dist*` matched at any
     /// depth). `./dist` is the top-level one alone.
     pub fn ignore(text: &str, root: &Path) -> Result<Pattern, String> {
-        if let Some(anchored) = anchored_at_top(text) {
+        if let Some(anchored) = anchored_at_top(text, root) {
             let mut pattern = Pattern::new(&anchored, root)?;
             pattern.text = text.to_string();
             return Ok(pattern);
@@ -189,9 +189,10 @@ impl Pattern {
 /// machine has such a folder: an ignore of a whole top-level folder of the machine
 /// means nothing to a project, and `/bin` in a Go project's `.gitignore` was read so
 /// (the task file meant one thing on a machine with a `/build` and another on one
-/// without). A deeper path whose first folder is there (`/srv/cache/**`) is the
-/// absolute path it says.
-fn anchored_at_top(text: &str) -> Option<String> {
+/// without). A deeper path whose first folder is there (`/srv/cache/**`), or any
+/// under the top-level folder the project is in (`/srv/*.log` for a project in `/srv`,
+/// as `$PWD/*.log` writes it), is the absolute path it says.
+fn anchored_at_top(text: &str, root: &Path) -> Option<String> {
     let rest = text.strip_prefix('/')?;
     let first = rest.split('/').next()?;
     if first.is_empty() || has_meta(first) {
@@ -201,7 +202,10 @@ fn anchored_at_top(text: &str) -> Option<String> {
         .trim_end_matches('/')
         .split('/')
         .take_while(|c| !has_meta(c));
-    let absolute = literal.count() > 1 && Path::new("/").join(first).exists();
+    let top = Path::new("/").join(first);
+    // The project in that very folder (`/srv`, `/app` in a container): `/srv/*.log` is
+    // a path in the project, as written.
+    let absolute = (literal.count() > 1 && top.exists()) || root.starts_with(&top);
     if absolute {
         return None;
     }
@@ -410,9 +414,19 @@ mod tests {
         }
         let machines = Pattern::ignore("/tmp/cache/**", &root).expect("valid");
         assert!(machines.glob.compile_matcher().is_match("/tmp/cache/a"));
+        // Under the top-level folder the project is in, an absolute path is one.
+        let in_srv = Path::new("/srv");
+        for (text, path) in [
+            ("/srv/*.log", "/srv/top.log"),
+            ("/srv/**/*.o", "/srv/bin/a.o"),
+        ] {
+            let m = Pattern::ignore(text, in_srv).expect("valid");
+            let form = Pattern::match_form(Path::new(path), in_srv);
+            assert!(m.glob.compile_matcher().is_match(form), "{text}: {path}");
+        }
         // A single top-level name is the project's, whether or not the machine has
         // such a folder.
-        for text in ["/bin", "/tmp/", "/bin/**", "/lib/*.o"] {
+        for text in ["/bin", "/lib/", "/bin/**", "/lib/*.o"] {
             let m = Pattern::ignore(text, &root)
                 .expect("valid")
                 .glob
