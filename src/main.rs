@@ -44,6 +44,7 @@ use config::Overrides;
 use error::{Error, Result};
 
 fn main() {
+    signals::unblock_all();
     let cli = Cli::try_parse().unwrap_or_else(|err| {
         if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
             // Help and the version, asked for or shown for a bare `reloadsup`.

@@ -82,6 +82,18 @@ pub fn exit_code(signal: i32) -> i32 {
     128 + signal
 }
 
+/// Unblocks every signal, before any thread starts (threads take the mask of the one
+/// that made them): a blocked signal stays blocked across `exec`, and a parent that
+/// blocked some (a test harness, a process manager of its own) left reloadsup deaf to
+/// Ctrl-C and SIGTERM, and its servers to their stop signal until SIGKILL.
+pub fn unblock_all() {
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
 /// Installs the handlers and starts the thread that forwards signals to `tx`.
 pub fn spawn(tx: Sender<Event>) -> Result<()> {
     let mut signals = Signals::new(stop_signals().iter().chain(&[SIGUSR1, SIGCHLD]))

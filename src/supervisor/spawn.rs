@@ -268,7 +268,7 @@ fn keep_terminal_output(command: &mut Command) {
     }
 }
 
-/// Gives the server every signal's default action but SIGTTOU's (see
+/// Gives the server every signal's default action but SIGTTOU's, and none blocked (see
 /// [`keep_terminal_output`]), as a service manager does. An ignored signal
 /// stays ignored across `exec`, and reloadsup is often started with some ignored: SIGHUP
 /// under `nohup`, SIGINT and SIGQUIT as a background job of a script (`reloadsup run &`
@@ -276,10 +276,12 @@ fn keep_terminal_output(command: &mut Command) {
 /// of those (`QUIT`, the graceful stop of nginx, php-fpm and unicorn; `HUP`) then never
 /// stopped before SIGKILL. Its own process group hears no terminal hangup in any case.
 fn signals_as_default(command: &mut Command) {
-    // SAFETY: the closure runs between fork and exec and only installs SIG_DFL, which
-    // is async-signal-safe and runs no handler code.
+    // Read before the fork: the real-time signals' range is the C library's.
+    let real_time = nix::libc::SIGRTMIN()..=nix::libc::SIGRTMAX();
+    // SAFETY: the closure runs between fork and exec and only installs SIG_DFL and sets
+    // the signal mask, which are async-signal-safe and run no handler code.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             for signal in Signal::iterator() {
                 if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGTTOU) {
                     continue;
@@ -287,7 +289,15 @@ fn signals_as_default(command: &mut Command) {
                 nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)
                     .map_err(io::Error::from)?;
             }
-            Ok(())
+            for number in real_time.clone() {
+                nix::libc::signal(number, nix::libc::SIG_DFL);
+            }
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(io::Error::from)
         });
     }
 }

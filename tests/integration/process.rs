@@ -248,6 +248,41 @@ fn a_server_gets_the_signals_reloadsup_inherited_ignored_at_their_default() {
     assert!(p.servers().is_empty());
 }
 
+/// Started with signals blocked (a harness or a process manager of its own that blocks
+/// them, as Python's `pthread_sigmask` does), reloadsup unblocks them: it was deaf to
+/// SIGTERM and Ctrl-C, and its server, blocking them too, waited for SIGKILL.
+#[test]
+fn signals_blocked_by_the_caller_are_unblocked() {
+    let p = Project::new();
+    p.write("app.py", "");
+    p.sleeper_task_file("[\"*.py\"]", "");
+    let script = format!(
+        "import os, signal\n\
+         signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGINT, signal.SIGTERM, signal.SIGUSR2}})\n\
+         os.execv({bin:?}, [{bin:?}, 'run', '--no-reload'])\n",
+        bin = crate::util::BIN
+    );
+    let mut sup = Sup::spawn_command(
+        Command::new("python3")
+            .args(["-c", &script])
+            .current_dir(p.path("")),
+    );
+    p.wait_starts(1);
+    sup.wait_for("started");
+    let server = p.servers()[0];
+    let status = fs::read_to_string(format!("/proc/{server}/status")).unwrap();
+    let blocked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+        .unwrap();
+    assert_eq!(blocked, 0, "the server blocks nothing: {blocked:x}");
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0), "{}", sup.stderr());
+    assert!(!sup.stderr().contains("SIGKILL"), "{}", sup.stderr());
+    assert!(p.servers().is_empty());
+}
+
 /// Without `nohup`, a hangup stops everything (exit 129).
 #[test]
 fn a_hangup_stops_everything_and_exits_129() {
