@@ -52,12 +52,25 @@ pub fn pid_namespace(pid: &str) -> Option<u64> {
     text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
 }
 
-/// Whether a process this one can see lives in PID namespace `namespace`: one of a
-/// container's, seen from the host (or from an ancestor namespace).
-pub fn namespace_in_use(namespace: u64) -> bool {
-    pids()
-        .iter()
-        .any(|pid| pid_namespace(&pid.to_string()) == Some(namespace))
+/// The first PID namespace, the host's (the kernel's `PROC_PID_INIT_INO`): from it,
+/// every process of every container can be seen.
+pub const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
+
+/// Whether a process this one can see lives in PID namespace `namespace` (one of a
+/// container's, seen from the host): `Some(true)` or `Some(false)`, or `None` when
+/// some process's namespace may not be read (another user's).
+pub fn namespace_in_use(namespace: u64) -> Option<bool> {
+    let mut unreadable = false;
+    for pid in pids() {
+        match fs::read_link(format!("/proc/{pid}/ns/pid")) {
+            Ok(link) if link.to_str() == Some(&format!("pid:[{namespace}]")) => {
+                return Some(true);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => unreadable = true,
+            _ => {}
+        }
+    }
+    (!unreadable).then_some(false)
 }
 
 /// Every PID in `/proc`.

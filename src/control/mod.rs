@@ -362,7 +362,11 @@ fn inspect(
 /// folder with the host) holds PIDs that mean other processes here: while a process of
 /// that namespace can be seen, an error saying to run the command there (a `stop` on
 /// the host took the container's live `run` for ended, removed its files, and said
-/// "not running"); when none can, why its records are stale. `None` for this one's.
+/// "not running"). From the host, which sees every container's processes, one with
+/// none left is gone: its records are stale, and this says why. From inside a
+/// container (the host's processes are out of sight), or where other users' processes
+/// may not be read, it cannot be told: an error, which says how to clear the files if
+/// nothing runs. `None` for this namespace's own.
 fn other_namespace(state: &State, pid_file: &std::path::Path) -> Result<Option<String>> {
     let Some(theirs) = state.pid_namespace else {
         return Ok(None);
@@ -371,18 +375,27 @@ fn other_namespace(state: &State, pid_file: &std::path::Path) -> Result<Option<S
     if ours.is_none_or(|ours| ours == theirs) {
         return Ok(None);
     }
-    if crate::procfs::namespace_in_use(theirs) {
+    let seen = crate::procfs::namespace_in_use(theirs);
+    if seen == Some(true) {
         return Err(Error::Runtime(format!(
             "`{}` was written by reloadsup in another PID namespace (a container's), which \
              still runs: its PIDs name other processes here; run the command there",
             pid_file.display()
         )));
     }
-    Ok(Some(
-        "the PID file was written in another PID namespace (a container's), none of whose \
-         processes can be seen from here"
-            .to_string(),
-    ))
+    if seen == Some(false) && ours == Some(crate::procfs::INITIAL_PID_NAMESPACE) {
+        return Ok(Some(
+            "the PID file was written in a container's PID namespace, which has ended".to_string(),
+        ));
+    }
+    Err(Error::Runtime(format!(
+        "`{}` was written by reloadsup in another PID namespace (the host's, or a \
+         container's), whose processes cannot be seen from here: run the command there; \
+         if nothing runs there any more, remove `{}` and `{}`",
+        pid_file.display(),
+        pid_file.display(),
+        state::state_path(pid_file).display()
+    )))
 }
 
 /// The error for a PID file in use by another task file's server (or supervisor).

@@ -1765,3 +1765,40 @@ fn a_run_in_another_pid_namespace_is_left_alone() {
     assert!(p.servers().is_empty());
     assert!(!p.path("reloadsup.pid").exists());
 }
+
+/// The other way round: inside a container, a `run` of the host's cannot be seen, nor
+/// told from one that has ended: `status`, `stop` and `start` there refuse and say how
+/// to clear the files if nothing runs. `stop` there removed the live `run`'s files and
+/// said "not running", and `start` started a second server.
+#[test]
+fn a_run_of_the_host_is_left_alone_from_inside_a_container() {
+    let p = Project::new();
+    p.write("app.py", "");
+    let probe = Command::new("unshare")
+        .args(["-U", "-r", "-p", "-f", "--mount-proc", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: PID namespaces are not available here");
+        return;
+    }
+    let mut sup = p.start_sleeper("[\"*.py\"]", "");
+    for command in ["status", "stop", "start"] {
+        let inside = format!("exec {BIN} {command}");
+        let out = Command::new("unshare")
+            .args(["-U", "-r", "-p", "-f", "--mount-proc", "sh", "-c", &inside])
+            .current_dir(&p.dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("cannot be seen from here") && stderr.contains("remove `"),
+            "{command}: {stderr}"
+        );
+        assert!(p.path("reloadsup.pid").exists(), "{command}");
+        assert_eq!(p.servers().len(), 1, "{command}");
+    }
+    ok(&p.output(&["status"]));
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0));
+}
