@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -43,6 +44,9 @@ const STATUS_LIMIT: usize = 1024 * 1024;
 
 /// How long [`finish`] waits for the queues to be written at the end of `run`.
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How much of a write is written at a time, so that a slow reader is seen to read.
+const PIECE: usize = 16 * 1024;
 
 /// The longest a status line waits to be written; not at all while the writer has been
 /// in one write for longer (a reader that has stopped reading).
@@ -116,9 +120,35 @@ pub fn finish(timeout: Duration) {
         return;
     };
     let deadline = Instant::now() + timeout;
-    queues.stdout.drain(deadline);
-    if !Arc::ptr_eq(&queues.stdout, &queues.stderr) {
-        queues.stderr.drain(deadline);
+    loop {
+        let busy = RELAYS.load(Ordering::SeqCst) > 0
+            || !queues.stdout.is_done()
+            || !queues.stderr.is_done();
+        if !busy || Instant::now() >= deadline || idle_for() >= STALLED {
+            return;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// How many relays are passing a server's output on: [`finish`] waits for what they
+/// still hold (what a slow reader has not taken yet) as for the queues.
+static RELAYS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a relay in until dropped (see [`RELAYS`]).
+pub struct RelayCount(());
+
+impl RelayCount {
+    /// Counts a relay in.
+    pub fn new() -> RelayCount {
+        RELAYS.fetch_add(1, Ordering::SeqCst);
+        RelayCount(())
+    }
+}
+
+impl Drop for RelayCount {
+    fn drop(&mut self) {
+        RELAYS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -186,8 +216,8 @@ struct State {
     waiting: VecDeque<(Target, Vec<u8>, bool)>,
     relayed: usize,
     statuses: usize,
-    /// When the thread began the write it is in, if it is in one (what it took is no
-    /// longer in `waiting`).
+    /// While the thread is in a write (what it took is no longer in `waiting`): when
+    /// that write began or last got a piece written.
     writing: Option<Instant>,
     /// How many writes have been queued, and how many made: a write's turn is the
     /// count once it was queued.
@@ -271,9 +301,15 @@ impl Queue {
                         .unwrap_or_else(PoisonError::into_inner);
                 }
             };
-            write_to(target, &bytes);
+            // A piece at a time, each one progress: one write of 256 KiB to a slow
+            // reader took longer than a stuck one is given, and was taken for stuck.
+            for piece in bytes.chunks(PIECE) {
+                write_to(target, piece);
+                let mut state = self.lock();
+                state.progress = Some(Instant::now());
+                state.writing = state.progress;
+            }
             let mut state = self.lock();
-            state.progress = Some(Instant::now());
             state.written += 1;
             match relayed {
                 true => state.relayed -= bytes.len(),
@@ -282,25 +318,10 @@ impl Queue {
         }
     }
 
-    /// Waits until nothing is waiting or being written, or `deadline`, or until no
-    /// write has ended for [`STALLED`].
-    fn drain(&self, deadline: Instant) {
-        let mut state = self.lock();
-        let since = Instant::now();
-        while !state.waiting.is_empty() || state.writing.is_some() {
-            let stalled = state.progress.map_or(since, |at| at.max(since)) + STALLED;
-            let left = deadline
-                .min(stalled)
-                .saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+    /// Whether nothing is waiting or being written.
+    fn is_done(&self) -> bool {
+        let state = self.lock();
+        state.waiting.is_empty() && state.writing.is_none()
     }
 }
 

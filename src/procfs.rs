@@ -61,7 +61,9 @@ pub const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
 /// some process's namespace may not be read (another user's).
 pub fn namespace_in_use(namespace: u64) -> Option<bool> {
     let mut unreadable = false;
-    for pid in pids() {
+    // PID 1 is the init of the namespace `/proc` shows, never another's, and may be
+    // unreadable even to root (a virtual machine's agent).
+    for pid in pids().into_iter().filter(|&pid| pid != 1) {
         match fs::read_link(format!("/proc/{pid}/ns/pid")) {
             Ok(link) if link.to_str() == Some(&format!("pid:[{namespace}]")) => {
                 return Some(true);

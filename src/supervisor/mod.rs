@@ -47,8 +47,8 @@ pub use spawn::Spawned;
 const STOP_POLL: Duration = Duration::from_millis(10);
 
 /// The longest [`Supervisor::settle_output`] waits for an ended server's output to be
-/// written, with the writer getting on.
-const SETTLE_MAX: Duration = Duration::from_secs(2);
+/// written, with the writer getting on: the next server's start waits as long.
+const SETTLE_MAX: Duration = Duration::from_millis(500);
 
 /// How long [`Supervisor::settle_output`] waits at most when the writer gets nowhere.
 const SETTLE_MIN: Duration = Duration::from_millis(100);

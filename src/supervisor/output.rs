@@ -314,7 +314,9 @@ impl Relay {
     /// its writer, once `gate`'s sender is dropped.
     pub fn start(&self, streams: Streams, gate: mpsc::Receiver<()>) {
         let relay = self.clone();
+        let counted = crate::console::RelayCount::new();
         let spawned = thread::Builder::new().name("relay".into()).spawn(move || {
+            let _counted = counted;
             // Nothing is ever sent: this returns when the sender is dropped.
             let _ = gate.recv();
             let streams = streams.0.into_iter();
