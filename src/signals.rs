@@ -85,7 +85,9 @@ pub fn exit_code(signal: i32) -> i32 {
 /// Unblocks every signal, before any thread starts (threads take the mask of the one
 /// that made them): a blocked signal stays blocked across `exec`, and a parent that
 /// blocked some (a test harness, a process manager of its own) left reloadsup deaf to
-/// Ctrl-C and SIGTERM, and its servers to their stop signal until SIGKILL.
+/// Ctrl-C and SIGTERM, and its servers to their stop signal until SIGKILL. The server
+/// is given an empty mask this way too, between fork and exec (`sigprocmask` is
+/// async-signal-safe).
 pub fn unblock_all() {
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,

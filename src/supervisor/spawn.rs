@@ -292,12 +292,8 @@ fn signals_as_default(command: &mut Command) {
             for number in real_time.clone() {
                 nix::libc::signal(number, nix::libc::SIG_DFL);
             }
-            nix::sys::signal::sigprocmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&nix::sys::signal::SigSet::empty()),
-                None,
-            )
-            .map_err(io::Error::from)
+            crate::signals::unblock_all();
+            Ok(())
         });
     }
 }
