@@ -113,8 +113,9 @@ pub fn relay(target: Target, bytes: &[u8]) -> bool {
     }
 }
 
-/// Waits until everything queued has been written, or `timeout` has passed (a reader
-/// that never reads again would otherwise keep reloadsup from ending).
+/// Waits until everything queued, and everything the relays still hold, has been
+/// written, or `timeout` has passed, or nothing has been written for [`STALLED`] (a
+/// reader that never reads again would otherwise keep reloadsup from ending).
 pub fn finish(timeout: Duration) {
     let Some(queues) = QUEUES.get() else {
         return;
