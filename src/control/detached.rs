@@ -310,6 +310,13 @@ fn abandon(spec: &Server, pid_file: &Path, record: &ServerRecord, err: Error) ->
 /// how it ended, in words.
 pub fn stop(spec: &Server, leader: Ident, interrupts: Option<&Interrupts>) -> Result<String> {
     let began = Instant::now();
+    // A wrapper's leader that ended on its own (killed alone): the rest of the group
+    // is what ends now.
+    let rest = if leader.is_alive() {
+        ""
+    } else {
+        "its leader had ended; the rest of its group "
+    };
     let targets = processes_of(leader);
     if let Err(nix::errno::Errno::EPERM) = kill(Pid::from_raw(leader.pid), None) {
         // Waiting out `stop_timeout` and SIGKILL would change nothing.
@@ -343,7 +350,7 @@ pub fn stop(spec: &Server, leader: Ident, interrupts: Option<&Interrupts>) -> Re
     if gone {
         // Not a child of this process: how it ended (a code, a signal) cannot be read.
         return Ok(format!(
-            "ended {} ms after {}",
+            "{rest}ended {} ms after {}",
             began.elapsed().as_millis(),
             spec.stop_signal
         ));

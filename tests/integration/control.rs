@@ -1062,7 +1062,14 @@ fn a_server_whose_leader_exited_runs_until_its_group_is_gone() {
 
     let out = p.output(&["stop"]);
     ok(&out);
-    assert!(out.stderr.contains("stopped `"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("stopped `")
+            && out
+                .stderr
+                .contains("its leader had ended; the rest of its group ended "),
+        "{}",
+        out.stderr
+    );
     assert!(p.servers().is_empty(), "the whole group is stopped");
     assert!(!accepts(port));
     assert!(!p.path("reloadsup.pid").exists());
