@@ -129,7 +129,7 @@ pub fn launch(
     let fail = |why: String, by_itself: bool| {
         let _ = stop(spec, ident, None);
         if !forget(pid_file, ident) && !by_itself {
-            return Ok(stopped_meanwhile(&record));
+            return Ok(stopped_meanwhile(&record, pid_file, spec.ready_timeout));
         }
         report::error(format!("`{}` (pid {pid}) {why}", spec.command.display()));
         print_tail(&spec.log_file, offset);
@@ -172,7 +172,7 @@ pub fn launch(
     record.ready = true;
     let Some(_lock) = still_ours(pid_file, ident) else {
         let _ = stop(spec, ident, None);
-        return Ok(stopped_meanwhile(&record));
+        return Ok(stopped_meanwhile(&record, pid_file, spec.ready_timeout));
     };
     if let Err(err) = record_server(pid_file, task_file, &record) {
         return Err(abandon(spec, pid_file, &record, err));
@@ -205,9 +205,35 @@ fn forget(pid_file: &Path, ident: Ident) -> bool {
     true
 }
 
-/// Says that another command (`stop`, `restart`) stopped the server before it was
-/// ready, and returns the exit code: the start did not succeed.
-fn stopped_meanwhile(record: &ServerRecord) -> i32 {
+/// Another command stopped the server before it was ready. When that was a `restart`
+/// (whose server is recorded once the lock is free again), this start waits for that
+/// server to be ready as for its own, for up to `timeout`, and succeeds with it: what
+/// both asked for, a fresh server that is ready, is there (two `restart`s at once, from
+/// `make -j`, failed one of them). After a `stop`, it says so and fails. Returns the
+/// exit code.
+fn stopped_meanwhile(record: &ServerRecord, pid_file: &Path, timeout: Duration) -> i32 {
+    let deadline = Instant::now() + timeout;
+    // The replacing command records its server before it lets the lock go.
+    drop(state::lock(pid_file));
+    loop {
+        match state::read(pid_file).server {
+            Some(next) if next.ident != record.ident && next.ident.is_alive() => {
+                if next.ready {
+                    report::good(format!(
+                        "`{}` (pid {}) was replaced by another command's server (pid {}), \
+                         which is ready",
+                        record.command, record.ident.pid, next.ident.pid
+                    ));
+                    return EXIT_OK;
+                }
+            }
+            _ => break,
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     report::error(format!(
         "`{}` (pid {}) was stopped by another command (`reloadsup stop` or `restart`) \
          before it was ready",

@@ -501,6 +501,42 @@ fn concurrent_starts_make_one_server() {
     ok(&p.output(&["stop"]));
 }
 
+/// Two `restart`s at once (`make -j`): both succeed, with one server. The first one's
+/// server was stopped by the second before it was ready, and it failed, though the
+/// fresh, ready server both asked for was there.
+#[test]
+fn concurrent_restarts_both_succeed_with_one_server() {
+    let (p, port) = project();
+    ok(&p.output(&["start"]));
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(BIN)
+                .arg("restart")
+                .current_dir(&p.dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for out in &outputs {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(accepts(port));
+    assert_eq!(p.servers().len(), 1);
+    ok(&p.output(&["stop"]));
+}
+
 #[test]
 fn a_server_that_fails_to_start_leaves_nothing() {
     let p = Project::new();
