@@ -236,6 +236,7 @@ impl Supervisor {
             tail: self.tail.clone(),
             matched: Arc::default(),
             ended: Ended::default(),
+            after: self.output_ended.clone(),
         });
         self.output_ended = relay.as_ref().map(|relay| relay.ended.clone());
         let guard = self.guard.as_ref().map(Guard::fd);

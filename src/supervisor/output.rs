@@ -271,24 +271,38 @@ fn is_stack_frame(line: &str) -> bool {
 
 /// Whether a relay has read the server's output to its end: a server that exits has
 /// usually written its last lines (the traceback) just before, and whoever shows them
-/// waits for the relay to have read them.
+/// waits for the relay to have read them. And whether it holds output it could not
+/// pass on yet (a slow reader), which the next server's relay lets go first.
 #[derive(Debug, Clone, Default)]
-pub struct Ended(Arc<(Mutex<bool>, Condvar)>);
+pub struct Ended(Arc<EndedState>);
+
+#[derive(Debug, Default)]
+struct EndedState {
+    ended: Mutex<bool>,
+    changed: Condvar,
+    holding: AtomicBool,
+}
 
 impl Ended {
     fn set(&self) {
-        let (ended, changed) = &*self.0;
-        *ended.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        changed.notify_all();
+        *self.0.ended.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.0.holding.store(false, Ordering::Release);
+        self.0.changed.notify_all();
+    }
+
+    /// Whether the relay holds output it has not passed on yet.
+    pub fn is_holding(&self) -> bool {
+        self.0.holding.load(Ordering::Acquire)
     }
 
     /// Waits until the output has been read to its end and passed on, or `timeout` has
     /// passed (a process the server left behind may hold its output open); whether it
     /// has.
     pub fn wait(&self, timeout: Duration) -> bool {
-        let (ended, changed) = &*self.0;
-        let guard = ended.lock().unwrap_or_else(PoisonError::into_inner);
-        let (guard, _) = changed
+        let guard = self.0.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = self
+            .0
+            .changed
             .wait_timeout_while(guard, timeout, |ended| !*ended)
             .unwrap_or_else(PoisonError::into_inner);
         *guard
@@ -306,6 +320,11 @@ pub struct Relay {
     pub matched: Arc<AtomicBool>,
     /// Set when every stream has ended.
     pub ended: Ended,
+    /// The relay of the server before, whose output goes first: while that one holds
+    /// output it could not pass on, this one's is read (for readiness, and the tail)
+    /// but held. With a slow reader, a restarted server's first lines came before the
+    /// old one's last.
+    pub after: Option<Ended>,
 }
 
 impl Relay {
@@ -337,7 +356,11 @@ impl Relay {
     /// read no further until that is passed on; the other is read on.
     fn copy(&self, mut streams: Vec<Stream>) {
         loop {
-            streams.iter_mut().for_each(Stream::pass_on);
+            if self.has_turn() {
+                streams.iter_mut().for_each(Stream::pass_on);
+            }
+            let holding = streams.iter().any(|s| !s.held.is_empty());
+            self.ended.0.holding.store(holding, Ordering::Release);
             let open: Vec<usize> = (0..streams.len())
                 .filter(|&i| !streams[i].ended && streams[i].held.len() < HELD_LIMIT)
                 .collect();
@@ -353,6 +376,11 @@ impl Relay {
                 streams[i].read_some(self);
             }
         }
+    }
+
+    /// Whether this relay's output may go: the one before holds none.
+    fn has_turn(&self) -> bool {
+        !self.after.as_ref().is_some_and(Ended::is_holding)
     }
 
     /// Matches `line` against the readiness regex (until one has matched) and keeps it
@@ -464,7 +492,9 @@ impl Stream {
         }
         // Passed on before it is seen, so a status line the match brings comes after it.
         self.held.extend_from_slice(&done);
-        self.pass_on();
+        if relay.has_turn() {
+            self.pass_on();
+        }
         for line in done.split_inclusive(|&b| b == b'\n') {
             relay.observe(line);
         }
@@ -684,8 +714,7 @@ mod tests {
         let relay = Relay {
             regex: Some(Arc::new(Regex::new("^Serving on").unwrap())),
             tail: Some(Tail::default()),
-            matched: Arc::default(),
-            ended: Ended::default(),
+            ..Relay::default()
         };
         for i in 0..50 {
             relay.observe(format!("line {i}\n").as_bytes());

@@ -364,3 +364,72 @@ fn a_slow_reader_gets_the_last_lines_and_the_end() {
     assert!(ended.is_some(), "its end said: {last}");
     assert!(reply > 0);
 }
+
+/// With a slow reader, a restarted server's output comes after all of the old one's:
+/// the old relay held its last lines, the new one's went first.
+#[test]
+fn a_slow_reader_gets_each_servers_output_in_turn() {
+    let p = Project::new();
+    p.write(
+        "server.py",
+        "import os, signal, sys\n\
+         me = os.getpid()\n\
+         def bye(*_):\n    print('%d TERM reply' % me, flush=True)\n    sys.exit(0)\n\
+         signal.signal(signal.SIGTERM, bye)\n\
+         print('Serving on :1', flush=True)\n\
+         for n in range(20000):\n    print('%d line %07d ' % (me, n) + 'x' * 30)\n\
+         sys.stdout.flush()\n\
+         signal.pause()\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\n\
+             ready = {{ log = 'Serving on' }}\n[watch]\nfile_dep = ['x.txt']\n",
+            p.token
+        ),
+    );
+    let (mut sup, unread) = Sup::spawn_unread(&p.path(""), &["run", "--no-reload"]);
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut pipe = std::fs::File::from(unread);
+        let mut all = Vec::new();
+        let mut buffer = vec![0u8; 4 * 1024];
+        loop {
+            match pipe.read(&mut buffer) {
+                Ok(0) | Err(_) => return String::from_utf8_lossy(&all).into_owned(),
+                Ok(n) => all.extend_from_slice(&buffer[..n]),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sup.signal(nix::sys::signal::Signal::SIGUSR1);
+    std::thread::sleep(std::time::Duration::from_millis(5000));
+    sup.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(sup.wait_exit().code(), Some(0));
+    let text = reader.join().unwrap();
+    // The servers in the order their first line came, and where each one's lines are.
+    let mut servers: Vec<(String, usize, usize)> = Vec::new();
+    for (at, line) in text.lines().enumerate() {
+        let Some((pid, _)) = line.split_once(' ') else {
+            continue;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        match servers.iter_mut().find(|(p, _, _)| p == pid) {
+            Some(server) => server.2 = at,
+            None => servers.push((pid.to_string(), at, at)),
+        }
+    }
+    assert_eq!(servers.len(), 2, "two servers' lines");
+    let (old, new) = (&servers[0], &servers[1]);
+    assert!(
+        old.2 < new.1,
+        "the old server's last line (line {}) after the new one's first (line {})",
+        old.2,
+        new.1
+    );
+    assert!(text.contains(&format!("{} TERM reply", old.0)));
+}
