@@ -156,7 +156,7 @@ pub struct State {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout_ms: Option<u64>,
     /// The PID namespace of the reloadsup that wrote it (see
-    /// [`crate::procfs::pid_namespace`]), whose PIDs it holds; set by [`write`].
+    /// [`crate::procfs::pid_namespace`]), whose PIDs it holds; set by [`write()`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_namespace: Option<u64>,
 }
