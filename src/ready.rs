@@ -637,17 +637,18 @@ mod tests {
             );
         }
         // The port is left free: a socket joined to itself closed as usual held it
-        // in TIME-WAIT for 60 s, and the server could not bind it.
-        let mut joined = false;
-        for _ in 0..attempts {
-            let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) else {
-                continue;
-            };
-            joined = joined_to_itself(SockRef::from(&stream));
-            assert!(joined, "nothing else listens on {port}");
-            break;
-        }
-        assert!(joined, "no connection was joined to itself");
+        // in TIME-WAIT for 60 s, and the server could not bind it. A socket bound to
+        // the port and connected to it is joined to itself every time (waiting for
+        // the kernel to pick that port by chance failed on a busy machine).
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        socket.set_reuse_address(true).expect("SO_REUSEADDR");
+        socket.bind(&addr.into()).expect("the free port");
+        socket
+            .connect(&addr.into())
+            .expect("a connection to itself");
+        assert!(joined_to_itself(SockRef::from(&socket)));
+        drop(socket);
         TcpListener::bind(addr).expect("the port is free after a connection to itself");
     }
 
