@@ -467,13 +467,12 @@ fn restart_starts_when_stopped_and_replaces_when_running() {
     ok(&p.output(&["stop"]));
 }
 
-#[test]
-fn concurrent_starts_make_one_server() {
-    let (p, port) = project();
-    let children: Vec<_> = (0..6)
+/// `reloadsup COMMAND` run `n` times at once in `p`'s folder, to the end of each.
+fn at_once(p: &Project, command: &str, n: usize) -> Vec<std::process::Output> {
+    let children: Vec<_> = (0..n)
         .map(|_| {
             Command::new(BIN)
-                .arg("start")
+                .arg(command)
                 .current_dir(&p.dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -482,9 +481,18 @@ fn concurrent_starts_make_one_server() {
                 .unwrap()
         })
         .collect();
-    let codes: Vec<Option<i32>> = children
+    children
         .into_iter()
-        .map(|c| c.wait_with_output().unwrap().status.code())
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+#[test]
+fn concurrent_starts_make_one_server() {
+    let (p, port) = project();
+    let codes: Vec<Option<i32>> = at_once(&p, "start", 6)
+        .iter()
+        .map(|out| out.status.code())
         .collect();
     assert_eq!(
         codes.iter().filter(|c| **c == Some(0)).count(),
@@ -508,23 +516,7 @@ fn concurrent_starts_make_one_server() {
 fn concurrent_restarts_both_succeed_with_one_server() {
     let (p, port) = project();
     ok(&p.output(&["start"]));
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new(BIN)
-                .arg("restart")
-                .current_dir(&p.dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
-    for out in &outputs {
+    for out in &at_once(&p, "restart", 2) {
         assert_eq!(
             out.status.code(),
             Some(0),

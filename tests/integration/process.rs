@@ -208,6 +208,17 @@ fn under_nohup_a_hangup_leaves_run_running() {
     assert!(sup.stderr().contains("ended by SIGHUP"), "{}", sup.stderr());
 }
 
+/// A signal mask of process `pid` from `/proc/PID/status`: `field` is `SigIgn`
+/// (ignored) or `SigBlk` (blocked).
+fn signal_mask(pid: i32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+        .unwrap()
+}
+
 /// Started as a script's background job (`reloadsup run &` in a container's entry
 /// point), reloadsup inherits SIGINT and SIGQUIT ignored; the server gets both back at
 /// their default, so a `stop_signal` of `QUIT` (nginx's and php-fpm's graceful stop)
@@ -228,13 +239,7 @@ fn a_server_gets_the_signals_reloadsup_inherited_ignored_at_their_default() {
     );
     p.wait_starts(1);
     sup.wait_for("started");
-    let server = p.servers()[0];
-    let status = fs::read_to_string(format!("/proc/{server}/status")).unwrap();
-    let ignored = status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigIgn:"))
-        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
-        .unwrap();
+    let ignored = signal_mask(p.servers()[0], "SigIgn");
     // The standard signals' bits (a harness may leave real-time ones ignored).
     let standard = ignored & 0x7fff_ffff;
     let sigttou = 1 << (Signal::SIGTTOU as i32 - 1);
@@ -269,13 +274,7 @@ fn signals_blocked_by_the_caller_are_unblocked() {
     );
     p.wait_starts(1);
     sup.wait_for("started");
-    let server = p.servers()[0];
-    let status = fs::read_to_string(format!("/proc/{server}/status")).unwrap();
-    let blocked = status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigBlk:"))
-        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
-        .unwrap();
+    let blocked = signal_mask(p.servers()[0], "SigBlk");
     assert_eq!(blocked, 0, "the server blocks nothing: {blocked:x}");
     sup.signal(Signal::SIGTERM);
     assert_eq!(sup.wait_exit().code(), Some(0), "{}", sup.stderr());

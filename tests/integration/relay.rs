@@ -310,6 +310,37 @@ fn a_status_line_comes_before_the_server_answers_what_follows_it() {
     assert_eq!(count("got-term"), 21, "{text}");
 }
 
+/// `reloadsup run` in `p` (whose `server.py` is its server, ready at `Serving on`),
+/// with its output read slowly: 4 KiB every 10 ms, about 400 KB a second (one write of
+/// what the relay held took longer than a reader that reads nothing is given, and the
+/// end of the output was lost). The reader returns everything read, once `run` and its
+/// server have closed the pipe.
+fn run_read_slowly(p: &Project) -> (Sup, std::thread::JoinHandle<String>) {
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\n\
+             ready = {{ log = 'Serving on' }}\n[watch]\nfile_dep = ['x.txt']\n",
+            p.token
+        ),
+    );
+    let (sup, unread) = Sup::spawn_unread(&p.path(""), &["run", "--no-reload"]);
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut pipe = std::fs::File::from(unread);
+        let mut all = Vec::new();
+        let mut buffer = vec![0u8; 4 * 1024];
+        loop {
+            match pipe.read(&mut buffer) {
+                Ok(0) | Err(_) => return String::from_utf8_lossy(&all).into_owned(),
+                Ok(n) => all.extend_from_slice(&buffer[..n]),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    (sup, reader)
+}
+
 /// With a slow reader (a terminal over a slow link, a pager read page by page), an
 /// ended server's last lines and what reloadsup says of its end are all written at
 /// the end of `run`: what the relay held, the server's answer to SIGTERM among it, was
@@ -328,30 +359,7 @@ fn a_slow_reader_gets_the_last_lines_and_the_end() {
          sys.stdout.flush()\n\
          signal.pause()\n",
     );
-    p.write(
-        "reload.toml",
-        &format!(
-            "[server]\ncommand = ['python3', 'server.py', '{}']\n\
-             ready = {{ log = 'Serving on' }}\n[watch]\nfile_dep = ['x.txt']\n",
-            p.token
-        ),
-    );
-    let (mut sup, unread) = Sup::spawn_unread(&p.path(""), &["run", "--no-reload"]);
-    // Read about 400 KB a second: one write of what the relay held took longer than a
-    // reader that reads nothing is given, and the end of the output was lost.
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut pipe = std::fs::File::from(unread);
-        let mut all = Vec::new();
-        let mut buffer = vec![0u8; 4 * 1024];
-        loop {
-            match pipe.read(&mut buffer) {
-                Ok(0) | Err(_) => return String::from_utf8_lossy(&all).into_owned(),
-                Ok(n) => all.extend_from_slice(&buffer[..n]),
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-    });
+    let (mut sup, reader) = run_read_slowly(&p);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     sup.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(sup.wait_exit().code(), Some(0));
@@ -381,28 +389,7 @@ fn a_slow_reader_gets_each_servers_output_in_turn() {
          sys.stdout.flush()\n\
          signal.pause()\n",
     );
-    p.write(
-        "reload.toml",
-        &format!(
-            "[server]\ncommand = ['python3', 'server.py', '{}']\n\
-             ready = {{ log = 'Serving on' }}\n[watch]\nfile_dep = ['x.txt']\n",
-            p.token
-        ),
-    );
-    let (mut sup, unread) = Sup::spawn_unread(&p.path(""), &["run", "--no-reload"]);
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut pipe = std::fs::File::from(unread);
-        let mut all = Vec::new();
-        let mut buffer = vec![0u8; 4 * 1024];
-        loop {
-            match pipe.read(&mut buffer) {
-                Ok(0) | Err(_) => return String::from_utf8_lossy(&all).into_owned(),
-                Ok(n) => all.extend_from_slice(&buffer[..n]),
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-    });
+    let (mut sup, reader) = run_read_slowly(&p);
     std::thread::sleep(std::time::Duration::from_millis(300));
     sup.signal(nix::sys::signal::Signal::SIGUSR1);
     std::thread::sleep(std::time::Duration::from_millis(5000));
