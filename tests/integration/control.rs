@@ -1753,6 +1753,19 @@ fn a_pid_file_folder_removed_under_run_is_made_again() {
     wait_until("no server", || p.servers().is_empty());
 }
 
+/// The arguments of `unshare` for a container's PID namespace, as a user may make one.
+const CONTAINER: [&str; 5] = ["-U", "-r", "-p", "-f", "--mount-proc"];
+
+/// Whether this machine lets a user make a PID namespace (a line says so when not).
+fn pid_namespaces_allowed() -> bool {
+    let probe = Command::new("unshare").args(CONTAINER).arg("true").status();
+    let allowed = probe.is_ok_and(|s| s.success());
+    if !allowed {
+        eprintln!("skipped: PID namespaces are not available here");
+    }
+    allowed
+}
+
 /// A `run` in a container (here, a PID namespace of its own) that shares the project's
 /// folder with the host: its PIDs name other processes on the host, so `status` and
 /// `stop` there say to run them in the container, and leave its files and its server
@@ -1763,17 +1776,14 @@ fn a_run_in_another_pid_namespace_is_left_alone() {
     let p = Project::new();
     p.write("app.py", "");
     p.sleeper_task_file("[\"*.py\"]", "");
-    let probe = Command::new("unshare")
-        .args(["-U", "-r", "-p", "-f", "--mount-proc", "true"])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: PID namespaces are not available here");
+    if !pid_namespaces_allowed() {
         return;
     }
     let run = format!("exec {BIN} run --no-reload");
     let mut sup = crate::util::Sup::spawn_command(
         Command::new("unshare")
-            .args(["-U", "-r", "-p", "-f", "--mount-proc", "sh", "-c", &run])
+            .args(CONTAINER)
+            .args(["sh", "-c", &run])
             .current_dir(&p.dir),
     );
     p.wait_starts(1);
@@ -1809,18 +1819,15 @@ fn a_run_in_another_pid_namespace_is_left_alone() {
 fn a_run_of_the_host_is_left_alone_from_inside_a_container() {
     let p = Project::new();
     p.write("app.py", "");
-    let probe = Command::new("unshare")
-        .args(["-U", "-r", "-p", "-f", "--mount-proc", "true"])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: PID namespaces are not available here");
+    if !pid_namespaces_allowed() {
         return;
     }
     let mut sup = p.start_sleeper("[\"*.py\"]", "");
     for command in ["status", "stop", "start"] {
         let inside = format!("exec {BIN} {command}");
         let out = Command::new("unshare")
-            .args(["-U", "-r", "-p", "-f", "--mount-proc", "sh", "-c", &inside])
+            .args(CONTAINER)
+            .args(["sh", "-c", &inside])
             .current_dir(&p.dir)
             .output()
             .unwrap();
