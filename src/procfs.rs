@@ -60,12 +60,13 @@ pub const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
 /// container's, seen from the host): `Some(true)` or `Some(false)`, or `None` when
 /// some process's namespace may not be read (another user's).
 pub fn namespace_in_use(namespace: u64) -> Option<bool> {
+    let wanted = format!("pid:[{namespace}]");
     let mut unreadable = false;
     // PID 1 is the init of the namespace `/proc` shows, never another's, and may be
     // unreadable even to root (a virtual machine's agent).
     for pid in pids().into_iter().filter(|&pid| pid != 1) {
         match fs::read_link(format!("/proc/{pid}/ns/pid")) {
-            Ok(link) if link.to_str() == Some(&format!("pid:[{namespace}]")) => {
+            Ok(link) if link.to_str() == Some(wanted.as_str()) => {
                 return Some(true);
             }
             Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => unreadable = true,
