@@ -102,6 +102,14 @@ def cpu_seconds(pids: list[int]) -> float:
     return sum(cpu_ticks(pid) or 0 for pid in pids) / os.sysconf("SC_CLK_TCK")
 
 
+def system_seconds(pids: list[int]) -> float:
+    """System (kernel) CPU time used so far by the processes `pids` (gone ones count
+    nothing), in seconds: the part of `cpu_seconds` spent in system calls and the
+    network stack on their behalf."""
+    fields = [proc_stat(pid) for pid in pids]
+    return sum(int(f[12]) for f in fields if f is not None) / os.sysconf("SC_CLK_TCK")
+
+
 def busy_seconds(cpus: set[int] | None = None) -> float:
     """CPU time the machine has spent busy so far (everything but idle and I/O wait),
     over all CPUs or only `cpus`, in seconds: what every process together used."""

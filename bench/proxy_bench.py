@@ -16,7 +16,7 @@ restarts.
    number of failed requests (target: 0) and the slowest request.
 
 Each proxy's CPU time per request (user + system, read from /proc) is printed beside
-its throughput. With --pin, wrk and the dev server share one CPU and the proxy under
+its throughput, and the system (kernel) part of it on its own. With --pin, wrk and the dev server share one CPU and the proxy under
 test has another to itself, as on a machine with cores to spare.
 
 Under each request, a budget: the most CPU time a proxy could spend per request and
@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import (busy_seconds, cpu_seconds, descendants, free_port, pin_processes, pinned, reloadsup_binary,
+                    system_seconds,
                     stop_group, wait_listening, wrk)
 
 BENCH = Path(__file__).resolve().parent
@@ -252,35 +253,42 @@ def measure_server(binary: Path, work: Path, seconds: int, rounds: int, name: st
         targets = [("direct", upstream, []), ("reloadsup", proxy, [run.proc.pid])] + [
             (p.name, p.port, [p.proc.pid, *descendants(p.proc.pid)]) for p in peers]
         print(f"\n   dev server: {name}")
-        print(f"   {'request':<12} {'via':<13} {'req/s':>8} {'of direct':>10} {'cpu/req':>9} {'p50 @64':>9} "
+        print(f"   {'request':<12} {'via':<13} {'req/s':>8} {'of direct':>10} {'cpu/req':>9} {'sys/req':>8} "
+              f"{'p50 @64':>9} "
               f"{'added':>8} {'p50 @1':>8} {'added':>8}")
         for label, path, navigation in REQUESTS:
             headers = NAVIGATION if navigation else []
             # Each target in turn, `rounds` times over, so a burst of load from
             # elsewhere on the machine lands on all of them alike; medians are shown.
-            runs: dict[str, list[tuple[float, float, float, float, str]]] = {via: [] for via, _, _ in targets}
+            runs: dict[str, list[tuple[float, float, float, float, float, str]]] = {via: [] for via, _, _ in targets}
             for _ in range(rounds):
                 for via, port, pids in targets:
                     # Direct, the machine's busy time: what wrk and the dev server take.
                     before = busy_seconds(cpus.load) if via == "direct" else cpu_seconds(pids)
+                    system_before = system_seconds(pids)
                     rps, p50, errors = wrk(port, path, seconds, 64, 2, headers, cpus.load)
                     after = busy_seconds(cpus.load) if via == "direct" else cpu_seconds(pids)
-                    cpu = (after - before) / max(1.0, rps * seconds) * 1e6
+                    requests = max(1.0, rps * seconds)
+                    cpu = (after - before) / requests * 1e6
+                    system = (system_seconds(pids) - system_before) / requests * 1e6
                     _, p50_one, errors_one = wrk(port, path, max(1, seconds // 2), 1, 1, headers, cpus.load)
-                    runs[via].append((rps, cpu, p50, p50_one, errors or errors_one))
-            direct = [statistics.median(column) for column in list(zip(*runs["direct"]))[:4]]
+                    runs[via].append((rps, cpu, system, p50, p50_one, errors or errors_one))
+            direct = [statistics.median(column) for column in list(zip(*runs["direct"]))[:5]]
             for via, _, _ in targets:
-                rps, cpu, p50, p50_one = (statistics.median(column) for column in list(zip(*runs[via]))[:4])
-                errors = "; ".join(sorted({r[4] for r in runs[via] if r[4]}))
+                rps, cpu, system, p50, p50_one = (statistics.median(column)
+                                                  for column in list(zip(*runs[via]))[:5])
+                errors = "; ".join(sorted({r[5] for r in runs[via] if r[5]}))
                 if via == "direct":
-                    ratio = cpu_text = added = added_one = ""
+                    ratio = cpu_text = system_text = added = added_one = ""
                 else:
                     ratio = f"{rps / direct[0]:.0%}"
                     cpu_text = f"{cpu:.0f}us"
-                    added = f"{p50 - direct[2]:+.2f}"
-                    added_one = f"{p50_one - direct[3]:+.2f}"
+                    system_text = f"{system:.0f}us"
+                    added = f"{p50 - direct[3]:+.2f}"
+                    added_one = f"{p50_one - direct[4]:+.2f}"
                 flag = f"  ({errors})" if errors else ""
-                print(f"   {label:<12} {via:<13} {rps:>8.0f} {ratio:>10} {cpu_text:>9} {p50:>7.2f}ms {added:>8} "
+                print(f"   {label:<12} {via:<13} {rps:>8.0f} {ratio:>10} {cpu_text:>9} {system_text:>8} "
+                      f"{p50:>7.2f}ms {added:>8} "
                       f"{p50_one:>6.2f}ms {added_one:>8}{flag}")
             print(f"   {'':<12} {'budget (80%)':<13} {'':>8} {'':>10} {budget(direct[0], direct[1], cpus):>9}  "
                   f"(wrk and the server: {direct[1]:.0f}us/req)")
