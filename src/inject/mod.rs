@@ -16,6 +16,8 @@ use hyper::header::{ACCEPT, HeaderMap, HeaderName};
 
 /// `Sec-Fetch-Dest`: what the browser will do with the answer.
 const SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
+/// `Sec-Fetch-Mode`: `navigate` for a page load, also when a service worker passes it on.
+const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 
 pub use scan::{Placement, WINDOW};
 
@@ -109,13 +111,23 @@ pub fn xml_tag(nonce: Option<&str>) -> String {
 }
 
 /// Whether a request is a page navigation (not a `fetch` or an htmx fragment): the
-/// browser says `Sec-Fetch-Dest: document` or `iframe`, or — without that header — the
-/// client accepts `text/html`.
+/// browser says `Sec-Fetch-Dest: document` or `iframe`, or `Sec-Fetch-Dest: empty` with
+/// `Sec-Fetch-Mode: navigate` (a service worker's `fetch(event.request)` of the page
+/// load it intercepted: a page a worker controls got no tag, and live reload stopped
+/// without a word), or — without those headers — the client accepts `text/html`.
 pub fn is_navigation(headers: &HeaderMap) -> bool {
+    let says = |name: &HeaderName, value: &str| {
+        headers
+            .get(name)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value.as_bytes()))
+    };
     match headers.get(SEC_FETCH_DEST) {
-        Some(dest) => ["document", "iframe", "frame"]
-            .iter()
-            .any(|d| dest.as_bytes().eq_ignore_ascii_case(d.as_bytes())),
+        Some(_) => {
+            ["document", "iframe", "frame"]
+                .iter()
+                .any(|dest| says(&SEC_FETCH_DEST, dest))
+                || (says(&SEC_FETCH_DEST, "empty") && says(&SEC_FETCH_MODE, "navigate"))
+        }
         None => headers.get_all(ACCEPT).iter().any(|accept| {
             accept
                 .as_bytes()

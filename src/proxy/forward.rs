@@ -359,9 +359,10 @@ async fn answer(
     }
     // The same URL is answered with the tag or without, as the request says: a cache
     // must not give one for the other.
-    response
-        .headers_mut()
-        .append(VARY, HeaderValue::from_static("Sec-Fetch-Dest, Accept"));
+    response.headers_mut().append(
+        VARY,
+        HeaderValue::from_static("Sec-Fetch-Dest, Sec-Fetch-Mode, Accept"),
+    );
     if navigation {
         let restarts = context.upstream.cut_signal();
         inject::apply(response, &asked, host, proto, restarts).await

@@ -2,12 +2,13 @@
 //! page's CSP nonce), and splicing it into the response as it streams.
 //!
 //! Only documents get the tag: a navigation request (`Sec-Fetch-Dest: document` or
-//! `iframe`; without that header, an `Accept` that names `text/html`), answered with
+//! `iframe`, or `empty` with `Sec-Fetch-Mode: navigate` from a service worker; without
+//! those headers, an `Accept` that names `text/html`), answered with
 //! HTML or XHTML in an ASCII-compatible charset, not as an attachment, with a status
 //! whose body the browser shows: 2xx (not 204, 205 or 206), and 4xx and 5xx too, so a
 //! framework's error page turns into the fixed page by itself at the next restart. A
-//! `fetch` or htmx request for an HTML fragment sends `Sec-Fetch-Dest: empty` and is
-//! left alone.
+//! `fetch` or htmx request for an HTML fragment sends `Sec-Fetch-Dest: empty` (in mode
+//! `cors` or `same-origin`) and is left alone.
 //!
 //! The start of the document (after decoding) is read before the headers go out, so
 //! the placement is known and `Content-Length` can be set right; everything after it
@@ -500,6 +501,18 @@ mod tests {
             (vec![("sec-fetch-dest", "iframe"), ("accept", "*/*")], true),
             (
                 vec![("sec-fetch-dest", "empty"), ("accept", "text/html")],
+                false,
+            ),
+            (
+                vec![("sec-fetch-dest", "empty"), ("sec-fetch-mode", "cors")],
+                false,
+            ),
+            (
+                vec![("sec-fetch-dest", "empty"), ("sec-fetch-mode", "navigate")],
+                true,
+            ),
+            (
+                vec![("sec-fetch-dest", "script"), ("sec-fetch-mode", "navigate")],
                 false,
             ),
             (vec![("sec-fetch-dest", "script")], false),

@@ -470,3 +470,56 @@ fn a_proxy_alone_fronts_a_server_run_elsewhere() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A service worker that passes page loads on (`fetch(event.request)`, as offline-first
+/// and caching workers do) sends them as `Sec-Fetch-Dest: empty` with
+/// `Sec-Fetch-Mode: navigate`: the proxy took them for `fetch()`es, so a page the
+/// worker controlled got no reload script and stopped reloading without a word.
+#[test]
+fn a_page_a_service_worker_loads_is_injected_and_reloads() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let p = Project::new();
+    let (listen, upstream, reload) = (free_port(), free_port(), free_port());
+    p.write("app.py", APP);
+    p.write(
+        "sw.js",
+        "self.addEventListener('install', () => self.skipWaiting());\n\
+         self.addEventListener('activate', (e) => e.waitUntil(clients.claim()));\n\
+         self.addEventListener('fetch', (e) => {\n\
+           if (e.request.mode === 'navigate') e.respondWith(fetch(e.request));\n\
+         });\n",
+    );
+    let template = |heading: &str| {
+        format!(
+            "<!doctype html><html><head><title>t</title></head><body><h1>{heading}</h1>\n\
+             <script>navigator.serviceWorker.register('/sw.js')</script>\n</body></html>\n"
+        )
+    };
+    p.write("templates/index.html", &template("v1"));
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'app.py', '{upstream}', '{}']\n\
+             [watch]\nfile_dep = ['templates/*.html']\n[reload]\nport = {reload}\n\
+             [proxy]\nlisten = '127.0.0.1:{listen}'\nupstream = '127.0.0.1:{upstream}'\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    let url = format!("http://127.0.0.1:{listen}/");
+    browser.open(&url);
+    browser.wait_for_with("navigator.serviceWorker.controller !== null", &sup);
+    // Loaded again, now through the worker.
+    browser.open(&url);
+    browser.wait_for_with(
+        "navigator.serviceWorker.controller !== null && window.__reloadsup \
+         && window.__reloadsup.connected",
+        &sup,
+    );
+    browser.assert_page_reloaded(&sup, "v2", || {
+        p.write("templates/index.html", &template("v2"))
+    });
+}

@@ -106,7 +106,10 @@ fn a_csp_nonce_goes_on_the_tag_and_etags_are_marked() {
     // untagged one a `fetch` gets.
     let etag = navigate(proxy.local_addr(), "/etag");
     assert_eq!(etag.header("etag"), Some("W/\"v1-reloadsup\""));
-    assert_eq!(etag.header("vary"), Some("Sec-Fetch-Dest, Accept"));
+    assert_eq!(
+        etag.header("vary"),
+        Some("Sec-Fetch-Dest, Sec-Fetch-Mode, Accept")
+    );
     let fetched = send(
         proxy.local_addr(),
         "GET",
@@ -115,7 +118,10 @@ fn a_csp_nonce_goes_on_the_tag_and_etags_are_marked() {
         Vec::new(),
     );
     assert_eq!(fetched.header("etag"), Some("\"v1\""));
-    assert_eq!(fetched.header("vary"), Some("Sec-Fetch-Dest, Accept"));
+    assert_eq!(
+        fetched.header("vary"),
+        Some("Sec-Fetch-Dest, Sec-Fetch-Mode, Accept")
+    );
 }
 
 #[test]
