@@ -111,14 +111,11 @@ pub struct Watcher {
     tx: Sender<Event>,
 }
 
-/// Why a watch could not be added.
+/// inotify's per-user watch limit (`fs.inotify.max_user_watches`) is reached: the one
+/// failure to watch a folder that ends a walk (polling takes over). Any other (a folder
+/// that cannot be read) is a notice, and the walk goes on with the folders beside it.
 #[derive(Debug)]
-pub enum WatchError {
-    /// inotify's per-user watch limit (`fs.inotify.max_user_watches`) is reached.
-    Limit,
-    /// Anything else; the message says what and where.
-    Other(String),
-}
+pub struct WatchLimit;
 
 impl Watcher {
     /// Starts watching every folder the globs of `config` need. `notices` collects
@@ -150,7 +147,7 @@ impl Watcher {
             since: SystemTime::now(),
             tx,
         };
-        if let Err(WatchError::Limit) = watcher.watch_all(filter, notices) {
+        if let Err(WatchLimit) = watcher.watch_all(filter, notices) {
             watcher.poll_instead(filter, notices, None)?;
         }
         Ok(watcher)
@@ -178,8 +175,8 @@ impl Watcher {
         self.held_restart.clear();
         if let Some((dir, found)) = new {
             found.clear();
-            if let Err(err) = self.add_tree(dir, filter, found, false) {
-                return Err(format!("cannot watch files: {err:?}"));
+            if let Err(WatchLimit) = self.add_tree(dir, filter, found, false, notices) {
+                return Err("cannot watch files: the watch limit is reached while polling".into());
             }
         }
         self.watch_all(filter, notices)
@@ -203,7 +200,7 @@ impl Watcher {
         &mut self,
         filter: &mut Filter,
         notices: &mut Vec<String>,
-    ) -> Result<(), WatchError> {
+    ) -> Result<(), WatchLimit> {
         // Every root's own folders first, then what links lead to (see `add_tree`).
         let mut links = Vec::new();
         let starts: Vec<PathBuf> = self
@@ -212,12 +209,10 @@ impl Watcher {
             .map(|root| nearest_existing(&root.path))
             .collect();
         for start in &starts {
-            let added = self.add_folders(start, filter, &mut Vec::new(), true, &mut links);
-            keep_going(added, notices)?;
+            self.add_folders(start, filter, &mut Vec::new(), true, &mut links, notices)?;
         }
         while let Some(link) = links.pop() {
-            let added = self.add_folders(&link, filter, &mut Vec::new(), true, &mut links);
-            keep_going(added, notices)?;
+            self.add_folders(&link, filter, &mut Vec::new(), true, &mut links, notices)?;
         }
         Ok(())
     }
@@ -354,16 +349,12 @@ impl Watcher {
                     self.watch_again(&others, filter, notices);
                 }
                 let mut found = Vec::new();
-                match self.add_tree(path, filter, &mut found, false) {
-                    Ok(()) => {}
-                    Err(WatchError::Limit) => {
-                        if let Err(message) =
-                            self.poll_instead(filter, notices, Some((path, &mut found)))
-                        {
-                            notices.push(message);
-                        }
+                if let Err(WatchLimit) = self.add_tree(path, filter, &mut found, false, notices) {
+                    if let Err(message) =
+                        self.poll_instead(filter, notices, Some((path, &mut found)))
+                    {
+                        notices.push(message);
                     }
-                    Err(WatchError::Other(message)) => notices.push(message),
                 }
                 // A file found by the scan may still be being written (created just
                 // before the scan, closed just after, with an event of its own then):
@@ -434,15 +425,13 @@ impl Watcher {
                 {
                     continue;
                 }
-                match self.add_tree(&path, filter, &mut Vec::new(), true) {
-                    Ok(()) => {}
-                    Err(WatchError::Limit) => {
-                        if let Err(message) = self.poll_instead(filter, notices, None) {
-                            notices.push(message);
-                        }
-                        return;
+                if let Err(WatchLimit) =
+                    self.add_tree(&path, filter, &mut Vec::new(), true, notices)
+                {
+                    if let Err(message) = self.poll_instead(filter, notices, None) {
+                        notices.push(message);
                     }
-                    Err(WatchError::Other(message)) => notices.push(message),
+                    return;
                 }
             }
         }
@@ -520,11 +509,9 @@ impl Watcher {
         // is reported gone): if its watch finds it gone, the next one up is tried.
         let mut above = nearest_existing(path);
         while self.plan(&above).is_some() {
-            if let Err(WatchError::Other(message)) =
-                self.add_tree(&above, filter, &mut Vec::new(), true)
-            {
-                notices.push(message);
-            }
+            // At the watch limit, the folder's return goes unseen (as a new folder's
+            // would).
+            let _ = self.add_tree(&above, filter, &mut Vec::new(), true, notices);
             let Some(parent) = above
                 .parent()
                 .filter(|_| !self.watched.contains_key(&above))
@@ -640,11 +627,8 @@ impl Watcher {
     /// there; nothing in them changed, so nothing is reported.
     fn watch_again(&mut self, names: &[PathBuf], filter: &mut Filter, notices: &mut Vec<String>) {
         for name in names.iter().filter(|name| name.is_dir()) {
-            if let Err(WatchError::Other(message)) =
-                self.add_tree(name, filter, &mut Vec::new(), true)
-            {
-                notices.push(message);
-            }
+            // At the watch limit, that name's changes go unseen (as a new folder's would).
+            let _ = self.add_tree(name, filter, &mut Vec::new(), true, notices);
         }
     }
 
@@ -732,7 +716,8 @@ impl Watcher {
     }
 
     /// Watches `dir` and, as planned, the folders below it; `found` collects the files
-    /// seen in folders that are new (`initial` is false). Links are followed after
+    /// seen in folders that are new (`initial` is false), `notices` the folders that
+    /// cannot be watched (the walk goes on beside them). Links are followed after
     /// every real folder, so a folder reached both ways is watched, and its changes
     /// named, under its real path (where the globs of `reload.assets`, say, expect it).
     fn add_tree(
@@ -741,11 +726,12 @@ impl Watcher {
         filter: &mut Filter,
         found: &mut Vec<PathBuf>,
         initial: bool,
-    ) -> Result<(), WatchError> {
+        notices: &mut Vec<String>,
+    ) -> Result<(), WatchLimit> {
         let mut links = Vec::new();
-        self.add_folders(dir, filter, found, initial, &mut links)?;
+        self.add_folders(dir, filter, found, initial, &mut links, notices)?;
         while let Some(link) = links.pop() {
-            self.add_folders(&link, filter, found, initial, &mut links)?;
+            self.add_folders(&link, filter, found, initial, &mut links, notices)?;
         }
         Ok(())
     }
@@ -759,7 +745,8 @@ impl Watcher {
         found: &mut Vec<PathBuf>,
         initial: bool,
         links: &mut Vec<PathBuf>,
-    ) -> Result<(), WatchError> {
+        notices: &mut Vec<String>,
+    ) -> Result<(), WatchLimit> {
         let Some(id) = FolderId::of(dir) else {
             // Gone already: its parent's watch reports its return (for a link, only
             // the link's own changes are seen, not its target's return).
@@ -792,26 +779,31 @@ impl Watcher {
             Backend::Native(w) => {
                 w.watch(dir, RecursiveMode::NonRecursive)
                     .map_err(|err| match err.kind {
-                        notify::ErrorKind::MaxFilesWatch => Some(WatchError::Limit),
-                        notify::ErrorKind::PathNotFound => None,
-                        _ => Some(WatchError::Other(format!(
-                            "cannot watch `{}`: {err}",
-                            dir.display()
-                        ))),
+                        notify::ErrorKind::MaxFilesWatch => Failed::Limit,
+                        notify::ErrorKind::PathNotFound => Failed::Gone,
+                        kind => Failed::Other(format!(
+                            "cannot watch `{}`: {}",
+                            dir.display(),
+                            reason(kind)
+                        )),
                     })
             }
             Backend::Poll(w, _) => w.watch(dir).map_err(|err| match err.kind() {
-                std::io::ErrorKind::NotFound => None,
-                _ => Some(WatchError::Other(format!(
-                    "cannot poll `{}`: {err}",
-                    dir.display()
-                ))),
+                std::io::ErrorKind::NotFound => Failed::Gone,
+                _ => Failed::Other(format!("cannot poll `{}`: {err}", dir.display())),
             }),
         };
-        if let Err(err) = added {
+        if let Err(failed) = added {
             self.watched.remove(dir);
             self.by_id.remove(&id);
-            return err.map_or(Ok(()), Err);
+            return match failed {
+                Failed::Limit => Err(WatchLimit),
+                Failed::Gone => Ok(()),
+                Failed::Other(message) => {
+                    notices.push(message);
+                    Ok(())
+                }
+            };
         }
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Ok(());
@@ -830,7 +822,7 @@ impl Watcher {
                 if link {
                     links.push(path);
                 } else {
-                    self.add_folders(&path, filter, found, initial, links)?;
+                    self.add_folders(&path, filter, found, initial, links, notices)?;
                 }
             } else {
                 self.note_held(&path, None, filter);
@@ -857,16 +849,23 @@ fn leaves(kind: &EventKind, index: usize) -> bool {
     }
 }
 
-/// Passes on the watch limit, which ends the walk (polling takes over); any other
-/// failure to watch a folder is a notice, and the walk goes on.
-fn keep_going(added: Result<(), WatchError>, notices: &mut Vec<String>) -> Result<(), WatchError> {
-    match added {
-        Err(WatchError::Limit) => Err(WatchError::Limit),
-        Err(WatchError::Other(message)) => {
-            notices.push(message);
-            Ok(())
-        }
-        Ok(()) => Ok(()),
+/// How adding one folder's watch failed.
+enum Failed {
+    /// The watch limit: the walk ends.
+    Limit,
+    /// The folder went before its watch: its parent's watch reports its return.
+    Gone,
+    /// Anything else (no permission to read it): the message says what and where.
+    Other(String),
+}
+
+/// What notify's error `kind` says went wrong, without the paths it also lists (the
+/// message names the folder already).
+fn reason(kind: notify::ErrorKind) -> String {
+    match kind {
+        notify::ErrorKind::Io(err) => err.to_string(),
+        notify::ErrorKind::Generic(text) => text,
+        other => format!("{other:?}"),
     }
 }
 

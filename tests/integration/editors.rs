@@ -1363,3 +1363,52 @@ fn no_inotify_instance_left_falls_back_to_polling() {
     p.write("app.py", "2");
     p.wait_starts(2);
 }
+
+/// A folder that cannot be read is skipped with a warning, and the folders beside it
+/// are still watched: the first one the walk met ended it, its parent's and every
+/// ancestor's, so saves in folders listed after it restarted nothing. Run as `nobody`
+/// (root reads every folder); skipped when the tests do not run as root.
+#[test]
+fn an_unreadable_folder_leaves_the_folders_beside_it_watched() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run reloadsup as another user");
+        return;
+    }
+    let p = Project::new();
+    for folder in ["a", "b", "c", "d", "e", "f"] {
+        p.write(&format!("{folder}/m.py"), "");
+    }
+    p.sleeper_task_file("['**/*.py']", "");
+    let mode = |rel: &str, mode: u32| {
+        fs::set_permissions(p.path(rel), fs::Permissions::from_mode(mode)).unwrap();
+    };
+    // nobody writes the PID file and the server's logs in the project.
+    mode("", 0o777);
+    // The middle one of six, in whatever order the folder lists them.
+    let order: Vec<String> = fs::read_dir(&p.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let locked = order[order.len() / 2].clone();
+    mode(&locked, 0o000);
+    let sup = Sup::spawn_command(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(crate::util::BIN)
+            .args(["run", "--no-reload"])
+            .current_dir(&p.dir),
+    );
+    p.wait_starts(1);
+    sup.wait_for(&format!(
+        "cannot watch `{}`: Permission denied",
+        p.path(&locked).display()
+    ));
+    for (n, folder) in order.iter().filter(|f| **f != locked).enumerate() {
+        p.write(&format!("{folder}/m.py"), "x = 1\n");
+        p.wait_starts(n + 2);
+    }
+    mode(&locked, 0o755);
+    assert!(!sup.stderr().contains(" about ["), "{}", sup.stderr());
+}
