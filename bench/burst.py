@@ -13,9 +13,11 @@ and each burst, in a fresh folder of 10,000 watched `.py` files (100 folders of 
   quiet again, in ms.
 
 Bursts: N files rewritten in place, and N files saved through a temp file renamed
-over them (`.fK.py.tmp`, as rsync and many tools do).
+over them (`.fK.py.tmp`, as rsync and many tools do). And a tree of M watched folders
+removed at once (`rm -rf vendor`, a `git checkout` of a branch without a vendored
+tree), each folder with one `.py` file, beside the 10,000 files.
 
-    python3 bench/burst.py [--sizes 1000,10000] [--tool reloadsup|watchexec|both]
+    python3 bench/burst.py [--sizes 1000,10000] [--trees 10000] [--tool reloadsup|watchexec|both]
 
 Not a test: it prints numbers. watchexec (`cargo install watchexec-cli`) is looked up
 as `restart_latency.py` does; without it, reloadsup is measured alone.
@@ -24,6 +26,7 @@ as `restart_latency.py` does; without it, reloadsup is measured alone.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import sys
@@ -48,6 +51,18 @@ def make_tree(root: Path) -> None:
             (folder / f"f{f}.py").write_text("v = 1\n")
 
 
+def make_vendor_tree(root: Path, folders: int) -> None:
+    """`folders` folders under `vendor/`, a hundred to a parent, each with one file."""
+    for n in range(folders):
+        folder = root / "vendor" / f"a{n // 100}" / f"b{n % 100}"
+        folder.mkdir(parents=True)
+        (folder / "m.py").write_text("v = 1\n")
+
+
+def remove_vendor_tree(root: Path) -> None:
+    shutil.rmtree(root / "vendor")
+
+
 def burst(root: Path, count: int, through_temp: bool) -> None:
     for i in range(count):
         d, f = divmod(i, FILES)
@@ -61,10 +76,14 @@ def burst(root: Path, count: int, through_temp: bool) -> None:
                 file.write("# 2\n")
 
 
-def measure(argv_for, count: int, through_temp: bool) -> str:
+def measure(argv_for, act, prepare=None) -> str:
+    """Runs the tool on a fresh tree (`make_tree`, then `prepare` if given), then
+    `act` on it, and says what the tool did."""
     root = Path(tempfile.mkdtemp(prefix="reloadsup-burst-"))
     try:
         make_tree(root)
+        if prepare is not None:
+            prepare(root)
         starts = root / "starts.log"
         proc = start_tool(argv_for(root), root, starts)
         try:
@@ -74,7 +93,7 @@ def measure(argv_for, count: int, through_temp: bool) -> str:
             wait_quiet(starts, 1.0, 10.0)
             before = len(read_starts(starts))
             ticks = cpu_ticks(proc.pid) or 0
-            burst(root, count, through_temp)
+            act(root)
             ended = time.time_ns()
             after = wait_quiet(starts, QUIET_S, 60.0)[before:]
             cpu_ms = ((cpu_ticks(proc.pid) or 0) - ticks) * 1000 / CLK_TCK
@@ -93,9 +112,12 @@ def measure(argv_for, count: int, through_temp: bool) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="burst sizes, comma-separated")
+    parser.add_argument("--trees", default="10000",
+                        help="sizes of the folder trees removed, comma-separated (0: none)")
     parser.add_argument("--tool", choices=["reloadsup", "watchexec", "both"], default="both")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    trees = [int(s) for s in args.trees.split(",") if int(s) > 0]
 
     tools = []
     if args.tool in ("reloadsup", "both"):
@@ -118,7 +140,14 @@ def main() -> int:
             for through_temp in (False, True):
                 label = f"{count:,} {'via temp files' if through_temp else 'in place'}"
                 for name, argv_for in tools:
-                    print(f"{label:<24} {name:<10} {measure(argv_for, count, through_temp)}", flush=True)
+                    act = functools.partial(burst, count=count, through_temp=through_temp)
+                    print(f"{label:<24} {name:<10} {measure(argv_for, act)}", flush=True)
+        for folders in trees:
+            label = f"{folders:,} folders removed"
+            for name, argv_for in tools:
+                prepare = functools.partial(make_vendor_tree, folders=folders)
+                result = measure(argv_for, remove_vendor_tree, prepare)
+                print(f"{label:<24} {name:<10} {result}", flush=True)
     finally:
         cleanup()
     return 0

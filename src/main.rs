@@ -18,6 +18,7 @@ mod filter;
 mod host;
 mod init;
 mod inject;
+mod inotify_watch;
 mod limits;
 mod pidfile;
 mod poll;

@@ -32,8 +32,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant, SystemTime};
 
+use notify::EventKind;
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
-use notify::{EventKind, INotifyWatcher, RecursiveMode, Watcher as _};
+
+use crate::inotify_watch::InotifyWatcher;
 
 use crate::config::Config;
 use crate::debounce::Step;
@@ -54,7 +56,7 @@ const FALLBACK_POLL: Duration = Duration::from_millis(500);
 
 /// The notify backend in use.
 enum Backend {
-    Native(INotifyWatcher),
+    Native(InotifyWatcher),
     Poll(Poller, Duration),
 }
 
@@ -638,8 +640,7 @@ impl Watcher {
         let gone = self.forget_under(path);
         if let Backend::Native(watcher) = &mut self.backend {
             for dir in &gone {
-                // Already gone with a deleted folder; that is no error.
-                let _ = watcher.unwatch(dir);
+                watcher.unwatch(dir);
             }
         }
     }
@@ -772,18 +773,15 @@ impl Watcher {
         self.by_id.insert(id, dir.to_path_buf());
         filter.add_gitignore(dir);
         let added = match &mut self.backend {
-            Backend::Native(w) => {
-                w.watch(dir, RecursiveMode::NonRecursive)
-                    .map_err(|err| match err.kind {
-                        notify::ErrorKind::MaxFilesWatch => Failed::Limit,
-                        notify::ErrorKind::PathNotFound => Failed::Gone,
-                        kind => Failed::Other(format!(
-                            "cannot watch `{}`: {}",
-                            dir.display(),
-                            reason(kind)
-                        )),
-                    })
-            }
+            Backend::Native(w) => w.watch(dir).map_err(|err| {
+                if err.raw_os_error() == Some(nix::libc::ENOSPC) {
+                    Failed::Limit
+                } else if err.kind() == std::io::ErrorKind::NotFound {
+                    Failed::Gone
+                } else {
+                    Failed::Other(format!("cannot watch `{}`: {err}", dir.display()))
+                }
+            }),
             Backend::Poll(w, _) => w.watch(dir).map_err(|err| match err.kind() {
                 std::io::ErrorKind::NotFound => Failed::Gone,
                 _ => Failed::Other(format!("cannot poll `{}`: {err}", dir.display())),
@@ -865,16 +863,6 @@ enum Failed {
     Gone,
     /// Anything else (no permission to read it): the message says what and where.
     Other(String),
-}
-
-/// What notify's error `kind` says went wrong, without the paths it also lists (the
-/// message names the folder already).
-fn reason(kind: notify::ErrorKind) -> String {
-    match kind {
-        notify::ErrorKind::Io(err) => err.to_string(),
-        notify::ErrorKind::Generic(text) => text,
-        other => format!("{other:?}"),
-    }
 }
 
 /// Whether an event leaves a file that a copy in one system call may be filling
@@ -1057,8 +1045,8 @@ fn handler(tx: &Sender<Event>) -> impl Fn(notify::Result<notify::Event>) + Send 
     }
 }
 
-fn native_backend(tx: &Sender<Event>) -> Result<Backend, notify::Error> {
-    INotifyWatcher::new(handler(tx), notify::Config::default()).map(Backend::Native)
+fn native_backend(tx: &Sender<Event>) -> std::io::Result<Backend> {
+    InotifyWatcher::new(handler(tx)).map(Backend::Native)
 }
 
 /// Polling when inotify cannot start for want of an instance: `EMFILE` from
@@ -1068,14 +1056,10 @@ fn native_backend(tx: &Sender<Event>) -> Result<Backend, notify::Error> {
 /// error is one.
 fn fallback_backend(
     tx: &Sender<Event>,
-    err: notify::Error,
+    err: std::io::Error,
     notices: &mut Vec<String>,
 ) -> Result<Backend, String> {
-    let out_of_instances = matches!(
-        &err.kind,
-        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(nix::libc::EMFILE)
-    );
-    if !out_of_instances {
+    if err.raw_os_error() != Some(nix::libc::EMFILE) {
         return Err(format!("cannot start inotify: {err}"));
     }
     notices.push(format!(
