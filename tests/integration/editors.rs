@@ -1412,3 +1412,27 @@ fn an_unreadable_folder_leaves_the_folders_beside_it_watched() {
     mode(&locked, 0o755);
     assert!(!sup.stderr().contains(" about ["), "{}", sup.stderr());
 }
+
+/// `rm -rf` of a tree of 10,000 watched folders (a vendored tree, a `git checkout` of a
+/// branch without it) is one restart, with every removed file named and no overflow of
+/// the kernel's event queue: the watcher looked through every watch for each folder
+/// that went, fell behind the kernel by seconds, lost events and restarted to be safe,
+/// four times.
+#[test]
+fn removing_a_tree_of_ten_thousand_folders_is_one_restart() {
+    let p = Project::new();
+    p.write("app.py", "print('v1')\n");
+    for n in 0..10_000 {
+        p.write(&format!("vendor/a{}/b{}/m.py", n / 100, n % 100), "");
+    }
+    let sup = p.start_sleeper("['**/*.py']", "");
+    fs::remove_dir_all(p.path("vendor")).unwrap();
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    let stderr = sup.stderr();
+    assert!(!stderr.contains("overflowed"), "{stderr}");
+    assert!(
+        stderr.contains("changed: vendor/") && stderr.contains("(+"),
+        "{stderr}"
+    );
+}
