@@ -80,6 +80,9 @@ struct Plan {
 pub struct Watcher {
     backend: Backend,
     roots: Vec<Root>,
+    /// The project's folder: links on the way to a glob's folder are looked for below
+    /// it (see [`link_homes`]).
+    project: PathBuf,
     /// The watched folders, by the path they are watched under, with their identity;
     /// in path order, so the folders below one are found without a look at every other
     /// ([`below`]: `rm -rf` of a tree of 10,000 folders looked at all of them for each).
@@ -139,6 +142,7 @@ impl Watcher {
         let mut watcher = Watcher {
             backend,
             roots,
+            project: config.root.clone(),
             watched: BTreeMap::new(),
             by_id: HashMap::new(),
             aliases: HashMap::new(),
@@ -208,11 +212,16 @@ impl Watcher {
     ) -> Result<(), WatchLimit> {
         // Every root's own folders first, then what links lead to (see `add_tree`).
         let mut links = Vec::new();
-        let starts: Vec<PathBuf> = self
+        let mut starts: Vec<PathBuf> = self
             .roots
             .iter()
             .map(|root| nearest_existing(&root.path))
             .collect();
+        starts.extend(
+            self.roots
+                .iter()
+                .flat_map(|root| link_homes(&root.path, &self.project)),
+        );
         for start in &starts {
             self.add_folders(start, filter, &mut Vec::new(), true, &mut links, notices)?;
         }
@@ -1023,6 +1032,18 @@ impl Stamp {
             len: metadata.len(),
         })
     }
+}
+
+/// The folders, in the project, that hold a symbolic link on the way to a glob's folder
+/// `root` (`linked` in `linked/*.py`, where `linked -> ../outside/lib`): watched too,
+/// so that the link pointed elsewhere (`ln -sfn`) is seen. Watched through the link
+/// alone, the old target stayed watched under its name, and the new one unseen.
+fn link_homes(root: &Path, project: &Path) -> Vec<PathBuf> {
+    root.ancestors()
+        .take_while(|dir| dir.starts_with(project) && *dir != project)
+        .filter(|dir| dir.is_symlink())
+        .filter_map(|link| link.parent().map(Path::to_path_buf))
+        .collect()
 }
 
 fn nearest_existing(path: &Path) -> PathBuf {

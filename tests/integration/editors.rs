@@ -679,6 +679,38 @@ fn symlinked_folders(args: &[&str]) {
     }
 }
 
+/// A link that is a glob's own folder (`linked/*.py`, `linked -> ../lib`) pointed
+/// elsewhere (`ln -sfn`: a new link renamed over it) leads to its new target only.
+/// Watched through the link alone, the swap was not seen: saves in the new target
+/// restarted nothing, and saves in the old one went on restarting the server.
+#[test]
+fn a_links_new_target_is_watched_when_the_link_is_a_globs_folder() {
+    let p = Project::new();
+    p.write("app.py", "a = 1\n");
+    let first = p.path("../").join(format!("first-{}", p.token));
+    let second = p.path("../").join(format!("second-{}", p.token));
+    for dir in [&first, &second] {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("lib.py"), "x = 1\n").unwrap();
+    }
+    symlink(&first, p.path("linked")).unwrap();
+    let sup = p.start_sleeper("[\"linked/*.py\"]", "");
+    fs::write(first.join("lib.py"), "x = 2\n").unwrap();
+    p.wait_starts(2);
+    symlink(&second, p.path("linked.new")).unwrap();
+    fs::rename(p.path("linked.new"), p.path("linked")).unwrap();
+    p.wait_starts(3);
+    p.assert_starts_stay(3);
+    fs::write(second.join("lib.py"), "x = 2\n").unwrap();
+    p.wait_starts(4);
+    fs::write(first.join("lib.py"), "x = 3\n").unwrap();
+    p.assert_starts_stay(4);
+    assert_eq!(sup.count("changed: linked/lib.py"), 3, "{}", sup.stderr());
+    for dir in [&first, &second] {
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 /// Links to one folder outside the project: removing the one it is watched under (or
 /// pointing it elsewhere) leaves the others followed. The folder's one watch was
 /// dropped with the first, and saves through the others were never seen again.
