@@ -129,8 +129,8 @@ fn node_project_to_run(folder: &Path) -> Option<NodeProject> {
         .filter(|_| folder.join("package.json").is_file());
     if let Some(manifest) = manifest.filter(|_| !names_a_node_server(folder)) {
         report::info(format!(
-            "`package.json` names no server to run (no `start` or `dev` script, no entry \
-             file): going by `{manifest}`"
+            "`package.json` names no server to run (no `start` script, no script that \
+             runs a dev server, no entry file): going by `{manifest}`"
         ));
         return None;
     }

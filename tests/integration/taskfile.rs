@@ -914,8 +914,16 @@ fn init_fits_a_cargo_package() {
         "{\"scripts\": {\"dev\": \"tailwindcss -i in.css -o out.css --watch\"}, \
          \"devDependencies\": {\"tailwindcss\": \"3\"}}",
     );
-    assert!(both.output(&["init"]).status.success());
+    let out = both.output(&["init"]);
+    assert!(out.status.success());
     assert!(both.read("reload.toml").contains("command = \"cargo run\""));
+    // The message does not say there is no `dev` script: there is one.
+    assert!(
+        out.stderr
+            .contains("(no `start` script, no script that runs a dev server, no entry file)"),
+        "{}",
+        out.stderr
+    );
     std::fs::remove_file(both.path("reload.toml")).unwrap();
     both.write(
         "package.json",
