@@ -657,9 +657,47 @@ fn relocated(location: &str, upstream: &str, proxy_origin: &str) -> Option<Strin
     })
 }
 
+/// How long a tunnel stays open one way after the other side closed its end: a browser
+/// gone without a WebSocket close (a FIN alone) left the pair open for as long as an
+/// app that never closes its side ran, two descriptors each.
+const HALF_CLOSED: Duration = Duration::from_secs(2);
+
+/// Copies bytes both ways between `browser` and `server`; when one side ends, its end
+/// is passed on and the other way gets [`HALF_CLOSED`] to finish.
+async fn relay_both<B, S>(browser: B, server: S)
+where
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt as _;
+    let (mut from_browser, mut to_browser) = tokio::io::split(browser);
+    let (mut from_server, mut to_server) = tokio::io::split(server);
+    let up = async {
+        let copied = tokio::io::copy(&mut from_browser, &mut to_server).await;
+        let _ = to_server.shutdown().await;
+        copied
+    };
+    let down = async {
+        let copied = tokio::io::copy(&mut from_server, &mut to_browser).await;
+        let _ = to_browser.shutdown().await;
+        copied
+    };
+    tokio::pin!(up, down);
+    let (first, rest) = tokio::select! {
+        copied = &mut up => (copied, tokio::time::timeout(HALF_CLOSED, down).await),
+        copied = &mut down => (copied, tokio::time::timeout(HALF_CLOSED, up).await),
+    };
+    match (first, rest) {
+        (Err(err), _) | (_, Ok(Err(err))) => report::debug(format!("proxy: tunnel ended: {err}")),
+        (_, Err(_)) => report::debug("proxy: tunnel closed: one side ended and the other did not"),
+        _ => {}
+    }
+}
+
 /// Answers the browser's upgrade with the dev server's 101 and copies bytes both ways
-/// once both sides have switched, until either side closes or, at a restart, the old
-/// server has had [`GOODBYE`] to close it with a goodbye of its own.
+/// once both sides have switched, until both sides close (one of them [`HALF_CLOSED`]
+/// after the other) or, at a restart, the old server has had [`GOODBYE`] to close it
+/// with a goodbye of its own.
 fn tunnel(
     mut response: Response<ProxyBody>,
     browser_side: OnUpgrade,
@@ -669,7 +707,7 @@ fn tunnel(
     tokio::spawn(async move {
         match tokio::try_join!(browser_side, server_side) {
             Ok((browser, server)) => {
-                let (mut browser, mut server) = (TokioIo::new(browser), TokioIo::new(server));
+                let (browser, server) = (TokioIo::new(browser), TokioIo::new(server));
                 let cut = async move {
                     if restarts.changed().await.is_err() {
                         std::future::pending::<()>().await;
@@ -677,11 +715,7 @@ fn tunnel(
                     tokio::time::sleep(GOODBYE).await;
                 };
                 tokio::select! {
-                    copied = tokio::io::copy_bidirectional(&mut browser, &mut server) => {
-                        if let Err(err) = copied {
-                            report::debug(format!("proxy: tunnel ended: {err}"));
-                        }
-                    }
+                    () = relay_both(browser, server) => {}
                     () = cut => report::debug("proxy: tunnel closed for the restart"),
                 }
             }

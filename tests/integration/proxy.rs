@@ -1468,6 +1468,47 @@ fn a_graceful_servers_restart_cuts_streams_and_sockets_but_not_waiting_posts() {
     assert_eq!(sup.count("SIGKILL"), 0, "{}", sup.stderr());
 }
 
+/// An app's upgraded connection whose browser went (a FIN, no close of the app's
+/// protocol) is closed on the browser's side too, soon, though the app never closes its
+/// own: the proxy held the pair open, two descriptors, for as long as the app ran.
+#[test]
+fn a_tunnel_whose_browser_went_is_closed_though_the_app_keeps_its_side() {
+    use std::io::Read as _;
+    let p = Project::new();
+    let (port, proxy) = (free_port(), free_port());
+    p.write("app.js", GRACEFUL_APP);
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['node', 'app.js', '{port}', '{}']\n\
+             [watch]\nfile_dep = ['*.js']\n[reload]\nenabled = false\n\
+             [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run"]);
+    sup.wait_for("ready in ");
+    let mut socket = open_until(
+        proxy,
+        &format!(
+            "GET /socket?quiet HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\n\
+             Connection: Upgrade\r\nUpgrade: test\r\n\r\n"
+        ),
+        "\r\n\r\n",
+    );
+    socket.shutdown(std::net::Shutdown::Write).unwrap();
+    let began = std::time::Instant::now();
+    let mut rest = Vec::new();
+    socket
+        .read_to_end(&mut rest)
+        .expect("closed by the proxy before the read timeout");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+}
+
 /// A Node dev server whose page (`/`) streams a row every 200 ms and never ends, headed
 /// by `VERSION`; `/log` the same without a head or a body (its tag goes at its end);
 /// `/drop` a page that drops its connection after its first rows.
