@@ -350,14 +350,21 @@ impl Watcher {
             }
             if self.is_new_folder(&event.kind, path, filter) {
                 self.folders_made.push(path.clone());
+                let renamed_in = matches!(
+                    event.kind,
+                    EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+                );
                 if self
                     .watched
                     .get(path)
-                    .is_some_and(|id| FolderId::of(path) != Some(*id))
+                    .is_some_and(|id| renamed_in || FolderId::of(path) != Some(*id))
                 {
                     // Another folder under a watched name (a link pointed elsewhere,
                     // a folder renamed over an empty one): the old one is no longer
                     // ours, wherever it is now — but for other links that lead to it.
+                    // Or the same one back from a move (out of the project and in
+                    // again at once): its watches went as it left (`inotify_watch`),
+                    // and its leaving was taken for an echo, the folder being there.
                     let others = self.other_names(path);
                     self.drop_watches(path);
                     self.watch_again(&others, filter, notices);

@@ -679,6 +679,33 @@ fn symlinked_folders(args: &[&str]) {
     }
 }
 
+/// A folder moved out of the project and straight back (an `mv` there and back, a tool
+/// that stashes a folder aside): its files are a change, and it is still watched, down
+/// to its subfolders. Its watches went as it left, its leaving was taken for an echo
+/// (the folder being there again), and saves in it restarted nothing from then on.
+#[test]
+fn a_folder_moved_out_and_back_stays_watched() {
+    let p = Project::new();
+    p.write("src/lib/a.py", "a = 1\n");
+    p.write("src/lib/deep/b.py", "b = 1\n");
+    let sup = p.start_sleeper("[\"src/**/*.py\"]", "");
+    let away = p.path("../").join(format!("away-{}", p.token));
+    fs::rename(p.path("src/lib"), &away).unwrap();
+    fs::rename(&away, p.path("src/lib")).unwrap();
+    p.wait_starts(2);
+    p.assert_starts_stay(2);
+    p.write("src/lib/a.py", "a = 2\n");
+    p.wait_starts(3);
+    p.write("src/lib/deep/b.py", "b = 2\n");
+    p.wait_starts(4);
+    assert_eq!(
+        sup.count("changed: src/lib/deep/b.py"),
+        1,
+        "{}",
+        sup.stderr()
+    );
+}
+
 /// A link that is a glob's own folder (`linked/*.py`, `linked -> ../lib`) pointed
 /// elsewhere (`ln -sfn`: a new link renamed over it) leads to its new target only.
 /// Watched through the link alone, the swap was not seen: saves in the new target
