@@ -657,40 +657,80 @@ fn relocated(location: &str, upstream: &str, proxy_origin: &str) -> Option<Strin
     })
 }
 
-/// How long a tunnel stays open one way after the other side closed its end: a browser
-/// gone without a WebSocket close (a FIN alone) left the pair open for as long as an
-/// app that never closes its side ran, two descriptors each.
+/// How long a tunnel stays open one way, once the other side has closed its end, with
+/// nothing moving: a browser gone without a WebSocket close (a FIN alone) left the pair
+/// open for as long as an app that never closes its side ran, two descriptors each.
+/// Bytes still moving keep it open (a protocol whose client closes its sending side
+/// and then reads the answer).
 const HALF_CLOSED: Duration = Duration::from_secs(2);
 
 /// Copies bytes both ways between `browser` and `server`; when one side ends, its end
-/// is passed on and the other way gets [`HALF_CLOSED`] to finish.
+/// is passed on, and the other way goes on while bytes move in it (see
+/// [`HALF_CLOSED`]).
 async fn relay_both<B, S>(browser: B, server: S)
 where
     B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    use tokio::io::AsyncWriteExt as _;
     let (mut from_browser, mut to_browser) = tokio::io::split(browser);
     let (mut from_server, mut to_server) = tokio::io::split(server);
+    let (up_ended, up_seen) = tokio::sync::watch::channel(false);
+    let (down_ended, down_seen) = tokio::sync::watch::channel(false);
     let up = async {
-        let copied = tokio::io::copy(&mut from_browser, &mut to_server).await;
-        let _ = to_server.shutdown().await;
+        let copied = one_way(&mut from_browser, &mut to_server, down_seen).await;
+        up_ended.send_replace(true);
         copied
     };
     let down = async {
-        let copied = tokio::io::copy(&mut from_server, &mut to_browser).await;
-        let _ = to_browser.shutdown().await;
+        let copied = one_way(&mut from_server, &mut to_browser, up_seen).await;
+        down_ended.send_replace(true);
         copied
     };
-    tokio::pin!(up, down);
-    let (first, rest) = tokio::select! {
-        copied = &mut up => (copied, tokio::time::timeout(HALF_CLOSED, down).await),
-        copied = &mut down => (copied, tokio::time::timeout(HALF_CLOSED, up).await),
-    };
-    match (first, rest) {
-        (Err(err), _) | (_, Ok(Err(err))) => report::debug(format!("proxy: tunnel ended: {err}")),
-        (_, Err(_)) => report::debug("proxy: tunnel closed: one side ended and the other did not"),
-        _ => {}
+    let (up, down) = tokio::join!(up, down);
+    if let Some(err) = up.err().or(down.err()) {
+        report::debug(format!("proxy: tunnel ended: {err}"));
+    }
+}
+
+/// Copies `from` to `to` until `from` ends (whose end is then passed on) — or, once
+/// `other` says the other way has ended, until nothing has moved for [`HALF_CLOSED`].
+async fn one_way<R, W>(
+    from: &mut R,
+    to: &mut W,
+    mut other: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let n = if *other.borrow() {
+            match tokio::time::timeout(HALF_CLOSED, from.read(&mut buffer)).await {
+                Ok(read) => read?,
+                Err(_) => return Ok(()),
+            }
+        } else {
+            tokio::select! {
+                read = from.read(&mut buffer) => read?,
+                // The other way ended: read again, now with the idle limit (`read` is
+                // cancel-safe: nothing was read).
+                _ = other.changed() => continue,
+            }
+        };
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        let write = to.write_all(&buffer[..n]);
+        if *other.borrow() {
+            match tokio::time::timeout(HALF_CLOSED, write).await {
+                Ok(written) => written?,
+                Err(_) => return Ok(()),
+            }
+        } else {
+            write.await?;
+        }
     }
 }
 

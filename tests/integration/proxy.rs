@@ -1347,7 +1347,8 @@ fn a_post_goes_on_a_new_connection_and_gets_share_kept_ones() {
 
 /// A Node dev server that stops gracefully on SIGTERM (`server.close()` waits for open
 /// connections, upgraded ones included), saying `bye` to the upgraded connections it
-/// keeps (`/socket`; not to `/socket?quiet`) as it goes; it answers `/events` with an
+/// keeps (`/socket`; not to `/socket?quiet`) as it goes (`/socket?quiet&late` answers
+/// `late answer`, in two pieces 1.5 s apart, 1.5 s after the client closed its side); it answers `/events` with an
 /// event stream, a POST to `/stream` with a stream, and other POSTs after 1.5 s.
 const GRACEFUL_APP: &str = r#"
 const http = require("http");
@@ -1365,6 +1366,13 @@ const server = http.createServer((req, res) => {
   res.write("data: " + process.pid + "\n\n");
 });
 server.on("upgrade", (req, socket) => {
+  if (req.url.includes("late")) {
+    // Answers 3 s after the client closed its sending side, in pieces.
+    socket.on("end", () => setTimeout(() => {
+      socket.write("late ");
+      setTimeout(() => socket.end("answer"), 1500);
+    }, 1500));
+  }
   if (!req.url.includes("quiet")) sockets.add(socket);
   socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n");
 });
@@ -1470,7 +1478,8 @@ fn a_graceful_servers_restart_cuts_streams_and_sockets_but_not_waiting_posts() {
 
 /// An app's upgraded connection whose browser went (a FIN, no close of the app's
 /// protocol) is closed on the browser's side too, soon, though the app never closes its
-/// own: the proxy held the pair open, two descriptors, for as long as the app ran.
+/// own: the proxy held the pair open, two descriptors, for as long as the app ran. But
+/// not while bytes still move.
 #[test]
 fn a_tunnel_whose_browser_went_is_closed_though_the_app_keeps_its_side() {
     use std::io::Read as _;
@@ -1507,6 +1516,20 @@ fn a_tunnel_whose_browser_went_is_closed_though_the_app_keeps_its_side() {
         "{:?}",
         began.elapsed()
     );
+    // An answer that comes after the client closed its side still comes whole, though
+    // it takes longer than the limit: the limit is on a pause.
+    let mut socket = open_until(
+        proxy,
+        &format!(
+            "GET /socket?quiet&late HTTP/1.1\r\nHost: 127.0.0.1:{proxy}\r\n\
+             Connection: Upgrade\r\nUpgrade: test\r\n\r\n"
+        ),
+        "\r\n\r\n",
+    );
+    socket.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    socket.read_to_end(&mut rest).unwrap();
+    assert_eq!(String::from_utf8_lossy(&rest), "late answer");
 }
 
 /// A Node dev server whose page (`/`) streams a row every 200 ms and never ends, headed
