@@ -112,28 +112,35 @@ pub fn xml_tag(nonce: Option<&str>) -> String {
 
 /// Whether a request is a page navigation (not a `fetch` or an htmx fragment): the
 /// browser says `Sec-Fetch-Dest: document` or `iframe`, or `Sec-Fetch-Dest: empty` with
-/// `Sec-Fetch-Mode: navigate` (a service worker's `fetch(event.request)` of the page
-/// load it intercepted: a page a worker controls got no tag, and live reload stopped
-/// without a word), or — without those headers — the client accepts `text/html`.
+/// `Sec-Fetch-Mode: navigate` and an `Accept` naming `text/html` (a service worker's
+/// `fetch(event.request)` of the page load it intercepted: a page a worker controlled
+/// got no tag, and live reload stopped without a word; Chromium sends the same two for
+/// an `<a download>`, but with no `Accept`, and a downloaded page keeps its bytes), or —
+/// without those headers — the client accepts `text/html`.
 pub fn is_navigation(headers: &HeaderMap) -> bool {
     let says = |name: &HeaderName, value: &str| {
         headers
             .get(name)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value.as_bytes()))
     };
+    let accepts_html = || {
+        headers.get_all(ACCEPT).iter().any(|accept| {
+            accept
+                .as_bytes()
+                .windows(b"text/html".len())
+                .any(|w| w.eq_ignore_ascii_case(b"text/html"))
+        })
+    };
     match headers.get(SEC_FETCH_DEST) {
         Some(_) => {
             ["document", "iframe", "frame"]
                 .iter()
                 .any(|dest| says(&SEC_FETCH_DEST, dest))
-                || (says(&SEC_FETCH_DEST, "empty") && says(&SEC_FETCH_MODE, "navigate"))
+                || (says(&SEC_FETCH_DEST, "empty")
+                    && says(&SEC_FETCH_MODE, "navigate")
+                    && accepts_html())
         }
-        None => headers.get_all(ACCEPT).iter().any(|accept| {
-            accept
-                .as_bytes()
-                .windows(b"text/html".len())
-                .any(|w| w.eq_ignore_ascii_case(b"text/html"))
-        }),
+        None => accepts_html(),
     }
 }
 

@@ -2,9 +2,9 @@
 //! page's CSP nonce), and splicing it into the response as it streams.
 //!
 //! Only documents get the tag: a navigation request (`Sec-Fetch-Dest: document` or
-//! `iframe`, or `empty` with `Sec-Fetch-Mode: navigate` from a service worker; without
-//! those headers, an `Accept` that names `text/html`), answered with
-//! HTML or XHTML in an ASCII-compatible charset, not as an attachment, with a status
+//! `iframe`, or `empty` with `Sec-Fetch-Mode: navigate` and HTML accepted, from a
+//! service worker; without those headers, an `Accept` that names `text/html`), answered
+//! with HTML or XHTML in an ASCII-compatible charset, not as an attachment, with a status
 //! whose body the browser shows: 2xx (not 204, 205 or 206), and 4xx and 5xx too, so a
 //! framework's error page turns into the fixed page by itself at the next restart. A
 //! `fetch` or htmx request for an HTML fragment sends `Sec-Fetch-Dest: empty` (in mode
@@ -508,8 +508,17 @@ mod tests {
                 false,
             ),
             (
-                vec![("sec-fetch-dest", "empty"), ("sec-fetch-mode", "navigate")],
+                vec![
+                    ("sec-fetch-dest", "empty"),
+                    ("sec-fetch-mode", "navigate"),
+                    ("accept", "text/html,application/xhtml+xml"),
+                ],
                 true,
+            ),
+            // Chromium's `<a download>`: the same two, and no `Accept`.
+            (
+                vec![("sec-fetch-dest", "empty"), ("sec-fetch-mode", "navigate")],
+                false,
             ),
             (
                 vec![("sec-fetch-dest", "script"), ("sec-fetch-mode", "navigate")],

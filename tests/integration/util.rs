@@ -677,8 +677,8 @@ impl Drop for Browser {
 }
 
 /// Asserts that a page navigation to `/` on `port` gets the same-origin reload tag
-/// before `</head>`, with a `Content-Length` to match, and that a `fetch()` of the same
-/// page does not.
+/// before `</head>`, with a `Content-Length` to match, and that a `fetch()` or a
+/// download of the same page does not.
 #[track_caller]
 pub fn assert_injected_for_navigations_only(port: u16) {
     let page = http(
@@ -703,6 +703,20 @@ pub fn assert_injected_for_navigations_only(port: u16) {
     assert!(
         !fetched.text().contains("livereload"),
         "a fetch() is left alone"
+    );
+    // A page load a service worker passes on (`fetch(event.request)`), as Chromium sends
+    // it, is a navigation; an `<a download>` of the page, the same two headers but no
+    // `Accept`, is not (the saved file keeps its bytes).
+    let worker = [
+        ("Accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+        ("Sec-Fetch-Mode", "navigate"),
+        ("Sec-Fetch-Dest", "empty"),
+    ];
+    assert!(http(port, "GET", "/", &worker).text().contains(tag));
+    let download = http(port, "GET", "/", &worker[1..]);
+    assert!(
+        !download.text().contains("livereload"),
+        "a download is left alone"
     );
 }
 
