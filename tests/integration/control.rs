@@ -1741,6 +1741,9 @@ fn a_pid_file_folder_removed_under_run_is_made_again() {
     std::fs::remove_dir_all(p.path("run")).unwrap();
     p.write("app.py", "2");
     p.wait_starts(2);
+    // Between the old server's end and the new one's record, the state file says no
+    // server runs (as it is, for that moment): `status` is asked once the new one is up.
+    sup.wait_for_n("ready in ", 2);
     wait_until("the PID file again", || p.path("run/app.pid").exists());
     wait_until("the state file again", || {
         p.path("run/app.pid.json").exists()
