@@ -89,10 +89,7 @@ impl Table {
 
     /// Forgets the watches on `dir` and below it, returning them.
     fn remove_below(&mut self, dir: &Path) -> Vec<WatchDescriptor> {
-        let paths: Vec<PathBuf> = self
-            .by_path
-            .range::<Path, _>((Bound::Included(dir), Bound::Unbounded))
-            .take_while(|(path, _)| path.starts_with(dir))
+        let paths: Vec<PathBuf> = below(&self.by_path, dir)
             .map(|(path, _)| path.clone())
             .collect();
         paths
@@ -100,6 +97,16 @@ impl Table {
             .filter_map(|path| self.remove_path(path))
             .collect()
     }
+}
+
+/// The entries of a map by path at `dir` and below it. Paths sort by their components,
+/// so these come together, right from `dir` on: found without a look at the others.
+pub fn below<'a, V>(
+    map: &'a BTreeMap<PathBuf, V>,
+    dir: &'a Path,
+) -> impl Iterator<Item = (&'a PathBuf, &'a V)> {
+    map.range::<Path, _>((Bound::Included(dir), Bound::Unbounded))
+        .take_while(move |(path, _)| path.starts_with(dir))
 }
 
 /// The inotify instance's watches, with a thread that reads its events and hands each

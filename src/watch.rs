@@ -35,12 +35,11 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::EventKind;
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
 
-use crate::inotify_watch::InotifyWatcher;
-
 use crate::config::Config;
 use crate::debounce::Step;
 use crate::event::Event;
 use crate::filter::Filter;
+use crate::inotify_watch::{InotifyWatcher, below};
 use crate::poll::Poller;
 
 /// How long after a folder's scan an event of a file it found may still be the scan's
@@ -54,7 +53,7 @@ const GONE_ECHO: Duration = Duration::from_secs(5);
 /// The poll interval used when the inotify limit forces polling and none was configured.
 const FALLBACK_POLL: Duration = Duration::from_millis(500);
 
-/// The notify backend in use.
+/// How changes are learnt of: the kernel's watches, or polling.
 enum Backend {
     Native(InotifyWatcher),
     Poll(Poller, Duration),
@@ -850,16 +849,6 @@ fn held_below(held: &BTreeSet<PathBuf>, dir: &Path) -> bool {
     held.range::<Path, _>((Bound::Included(dir), Bound::Unbounded))
         .next()
         .is_some_and(|folder| folder.starts_with(dir))
-}
-
-/// The entries of `map` at `dir` and below it. Paths sort by their components, so
-/// these come together, right from `dir` on.
-fn below<'a, V>(
-    map: &'a BTreeMap<PathBuf, V>,
-    dir: &'a Path,
-) -> impl Iterator<Item = (&'a PathBuf, &'a V)> {
-    map.range::<Path, _>((Bound::Included(dir), Bound::Unbounded))
-        .take_while(move |(path, _)| path.starts_with(dir))
 }
 
 /// Whether an event says the name at `paths[index]` left: removed, or renamed away.
