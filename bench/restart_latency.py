@@ -551,6 +551,26 @@ def cleanup() -> None:
         _TEMP_DIRS.remove(d)
 
 
+def start_busy(count: int) -> subprocess.Popen | None:
+    """`count` sleeping processes in a session of their own (a machine's other
+    processes: a supervisor that reads all of /proc at each restart pays for each)."""
+    if count <= 0:
+        return None
+    proc = subprocess.Popen(["sh", "-c", f'for i in $(seq {count}); do sleep 3600 & done; wait'],
+                            start_new_session=True, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while len(descendants(proc.pid)) < count and time.time() < deadline:
+        time.sleep(0.1)
+    log(f"{len(descendants(proc.pid))} busy processes running")
+    return proc
+
+
+def stop_busy(proc: subprocess.Popen | None) -> None:
+    if proc is not None:
+        _kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Save -> restart latency, idle CPU and RSS of reloadsup vs watchexec."
@@ -565,6 +585,10 @@ def main() -> int:
     parser.add_argument("--reloadsup", metavar="PATH", help="reloadsup binary (default: cargo target dir)")
     parser.add_argument("--watchexec", metavar="PATH", help="watchexec binary (default: PATH, ~/.cargo/bin)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every save on stderr")
+    parser.add_argument(
+        "--busy", type=int, default=0, metavar="N",
+        help="run N idle processes meanwhile, as a desktop with a browser and an editor does (default 0)",
+    )
     args = parser.parse_args()
     if args.saves < 1 or args.warmup < 0 or args.idle_seconds < 0:
         parser.error("--saves must be >= 1, --warmup and --idle-seconds >= 0")
@@ -580,6 +604,7 @@ def main() -> int:
     results: dict = {}
     notes: list[str] = []
     status = 0
+    busy = start_busy(args.busy)
     try:
         for name in tools:
             if name == "reloadsup":
@@ -626,6 +651,7 @@ def main() -> int:
         log("interrupted; cleaning up")
         status = 130
     finally:
+        stop_busy(busy)
         cleanup()
 
     if status == 130:

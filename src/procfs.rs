@@ -95,18 +95,65 @@ pub fn table() -> Vec<(i32, Stat)> {
         .collect()
 }
 
-/// The living (non-zombie) members of process group `pgid`.
+/// The living (non-zombie) members of process group `pgid`: those below this process
+/// when there are any (a server's, under `run` or while `start` waits for it: all of
+/// them, reloadsup being a subreaper), found without reading every process; else those
+/// the whole table holds (a server `status` or `stop` looks at).
 pub fn group_members(pgid: Pid) -> Vec<i32> {
+    let in_group = |(pid, stat): (i32, Stat)| (stat.pgid == pgid.as_raw()).then_some(pid);
+    if children_listed() {
+        let below: Vec<i32> = descendants(Pid::this(), &[])
+            .into_iter()
+            .filter_map(in_group)
+            .collect();
+        if !below.is_empty() {
+            return below;
+        }
+    }
     table()
         .into_iter()
-        .filter(|(_, s)| s.pgid == pgid.as_raw() && !s.is_zombie())
-        .map(|(pid, _)| pid)
+        .filter(|(_, s)| !s.is_zombie())
+        .filter_map(in_group)
         .collect()
 }
 
+/// Whether the kernel lists each thread's children (`/proc/PID/task/TID/children`,
+/// `CONFIG_PROC_CHILDREN`, on in Debian's and most kernels).
+fn children_listed() -> bool {
+    static LISTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LISTED.get_or_init(|| std::path::Path::new("/proc/thread-self/children").exists())
+}
+
 /// The living descendants of `ancestor` (not `ancestor` itself), skipping the subtrees
-/// of `except`.
+/// of `except`. Found from the kernel's lists of children where it keeps them: reading
+/// every process instead cost about 12 ms on a machine running a thousand, three times
+/// a restart, which took reloadsup's restart from 12 ms to 49 ms.
 pub fn descendants(ancestor: Pid, except: &[Pid]) -> Vec<(i32, Stat)> {
+    if !children_listed() {
+        return descendants_in_table(ancestor, except);
+    }
+    let mut found = Vec::new();
+    let mut seen = HashSet::new();
+    let mut parents = vec![ancestor.as_raw()];
+    while let Some(parent) = parents.pop() {
+        for pid in children(parent) {
+            if except.iter().any(|e| e.as_raw() == pid) || !seen.insert(pid) {
+                continue;
+            }
+            let Some(stat) = stat(pid) else {
+                continue;
+            };
+            parents.push(pid);
+            if !stat.is_zombie() {
+                found.push((pid, stat));
+            }
+        }
+    }
+    found
+}
+
+/// [`descendants`], from every process's parent, for a kernel that lists no children.
+fn descendants_in_table(ancestor: Pid, except: &[Pid]) -> Vec<(i32, Stat)> {
     let table = table();
     let mut found = Vec::new();
     let mut parents = vec![ancestor.as_raw()];
@@ -333,6 +380,39 @@ fn parse_stat(text: &str) -> Option<Stat> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The descendants found from the kernel's lists of children are those every
+    /// process's parent says: a shell, its two children, not the subtree skipped.
+    #[test]
+    fn descendants_by_children_lists_match_the_table() {
+        let mut tree = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30 & wait"])
+            .spawn()
+            .expect("sh runs");
+        let shell = tree.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while children(shell).len() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let pids = |found: Vec<(i32, Stat)>| {
+            let mut pids: Vec<i32> = found.into_iter().map(|(pid, _)| pid).collect();
+            pids.sort_unstable();
+            pids
+        };
+        // Below the shell alone: other tests start processes of their own meanwhile.
+        let shell_pid = Pid::from_raw(shell);
+        let listed = pids(descendants(shell_pid, &[]));
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert_eq!(listed, pids(descendants_in_table(shell_pid, &[])));
+        assert!(pids(descendants(Pid::this(), &[])).contains(&shell));
+        let skipped = pids(descendants(shell_pid, &[Pid::from_raw(listed[0])]));
+        assert_eq!(skipped, vec![listed[1]]);
+        for child in children(shell) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(child), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = tree.kill();
+        let _ = tree.wait();
+    }
 
     #[test]
     fn stat_with_odd_command_name() {
