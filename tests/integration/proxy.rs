@@ -1309,14 +1309,22 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 /// A project behind the proxy running [`KEEP_ALIVE_APP`], ready; returns it, the
 /// proxy's port and the supervisor.
 fn keep_alive_proxied() -> (Project, u16, Sup) {
+    app_proxied("app.py", KEEP_ALIVE_APP, "python3", "")
+}
+
+/// A project behind the proxy running `program file PORT TOKEN`, `file` holding
+/// `source`, watching the files of its kind, with no live reload and `server` as more
+/// `[server]` lines; returns it once ready, with the proxy's port and the supervisor.
+fn app_proxied(file: &str, source: &str, program: &str, server: &str) -> (Project, u16, Sup) {
     let p = Project::new();
     let (port, proxy) = (free_port(), free_port());
-    p.write("app.py", KEEP_ALIVE_APP);
+    p.write(file, source);
+    let kind = file.rsplit('.').next().expect("a file with an extension");
     p.write(
         "reload.toml",
         &format!(
-            "[server]\ncommand = ['python3', 'app.py', '{port}', '{}']\n\
-             [watch]\nfile_dep = ['*.py']\n[reload]\nenabled = false\n\
+            "[server]\ncommand = ['{program}', '{file}', '{port}', '{}']\n{server}\n\
+             [watch]\nfile_dep = ['*.{kind}']\n[reload]\nenabled = false\n\
              [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
             p.token
         ),
@@ -1414,20 +1422,7 @@ fn read_until(stream: &mut std::net::TcpStream, expected: &str) -> String {
 /// longer than the restart's drain is still answered by the old server.
 #[test]
 fn a_graceful_servers_restart_cuts_streams_and_sockets_but_not_waiting_posts() {
-    let p = Project::new();
-    let (port, proxy) = (free_port(), free_port());
-    p.write("app.js", GRACEFUL_APP);
-    p.write(
-        "reload.toml",
-        &format!(
-            "[server]\ncommand = ['node', 'app.js', '{port}', '{}']\nstop_timeout = '4s'\n\
-             [watch]\nfile_dep = ['*.js']\n[reload]\nenabled = false\n\
-             [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
-            p.token
-        ),
-    );
-    let sup = p.start(&["run"]);
-    sup.wait_for("ready in ");
+    let (p, proxy, sup) = app_proxied("app.js", GRACEFUL_APP, "node", "stop_timeout = '4s'");
     let host = format!("Host: 127.0.0.1:{proxy}");
     let mut events = open_until(
         proxy,
@@ -1483,20 +1478,7 @@ fn a_graceful_servers_restart_cuts_streams_and_sockets_but_not_waiting_posts() {
 #[test]
 fn a_tunnel_whose_browser_went_is_closed_though_the_app_keeps_its_side() {
     use std::io::Read as _;
-    let p = Project::new();
-    let (port, proxy) = (free_port(), free_port());
-    p.write("app.js", GRACEFUL_APP);
-    p.write(
-        "reload.toml",
-        &format!(
-            "[server]\ncommand = ['node', 'app.js', '{port}', '{}']\n\
-             [watch]\nfile_dep = ['*.js']\n[reload]\nenabled = false\n\
-             [proxy]\nlisten = \"127.0.0.1:{proxy}\"\nupstream = \"127.0.0.1:{port}\"\n",
-            p.token
-        ),
-    );
-    let sup = p.start(&["run"]);
-    sup.wait_for("ready in ");
+    let (_p, proxy, _sup) = app_proxied("app.js", GRACEFUL_APP, "node", "");
     let mut socket = open_until(
         proxy,
         &format!(
