@@ -268,6 +268,13 @@ impl Reader {
         if mask.contains(EventMask::MOVE_SELF) {
             out.push(named(EventKind::Modify(ModifyKind::Name(RenameMode::From))));
         }
+        let removal = |folder: bool| {
+            EventKind::Remove(if folder {
+                RemoveKind::Folder
+            } else {
+                RemoveKind::File
+            })
+        };
         if mask.contains(EventMask::CREATE) {
             let kind = if folder {
                 CreateKind::Folder
@@ -278,20 +285,10 @@ impl Reader {
         }
         if mask.contains(EventMask::DELETE) {
             // A folder's own watch ends by itself (`IN_IGNORED`).
-            let kind = if folder {
-                RemoveKind::Folder
-            } else {
-                RemoveKind::File
-            };
-            out.push(named(EventKind::Remove(kind)));
+            out.push(named(removal(folder)));
         }
         if mask.contains(EventMask::DELETE_SELF) {
-            let kind = if dir_is_folder {
-                RemoveKind::Folder
-            } else {
-                RemoveKind::File
-            };
-            out.push(named(EventKind::Remove(kind)));
+            out.push(named(removal(dir_is_folder)));
         }
         if mask.contains(EventMask::MODIFY) {
             out.push(named(EventKind::Modify(ModifyKind::Data(DataChange::Any))));
