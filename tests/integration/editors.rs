@@ -706,6 +706,17 @@ fn a_folder_moved_out_and_back_stays_watched() {
     );
 }
 
+/// Folders beside the project, `NAME-TOKEN`, each holding `lib.py` (`x = 1`): targets
+/// for links from it, outside it. The caller removes them.
+fn folders_beside<const N: usize>(p: &Project, names: [&str; N]) -> [std::path::PathBuf; N] {
+    names.map(|name| {
+        let dir = p.path("../").join(format!("{name}-{}", p.token));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("lib.py"), "x = 1\n").unwrap();
+        dir
+    })
+}
+
 /// A link that is a glob's own folder (`linked/*.py`, `linked -> ../lib`) pointed
 /// elsewhere (`ln -sfn`: a new link renamed over it) leads to its new target only.
 /// Watched through the link alone, the swap was not seen: saves in the new target
@@ -714,12 +725,7 @@ fn a_folder_moved_out_and_back_stays_watched() {
 fn a_links_new_target_is_watched_when_the_link_is_a_globs_folder() {
     let p = Project::new();
     p.write("app.py", "a = 1\n");
-    let first = p.path("../").join(format!("first-{}", p.token));
-    let second = p.path("../").join(format!("second-{}", p.token));
-    for dir in [&first, &second] {
-        fs::create_dir_all(dir).unwrap();
-        fs::write(dir.join("lib.py"), "x = 1\n").unwrap();
-    }
+    let [first, second] = folders_beside(&p, ["first", "second"]);
     symlink(&first, p.path("linked")).unwrap();
     let sup = p.start_sleeper("[\"linked/*.py\"]", "");
     fs::write(first.join("lib.py"), "x = 2\n").unwrap();
@@ -745,12 +751,7 @@ fn a_links_new_target_is_watched_when_the_link_is_a_globs_folder() {
 fn a_second_link_to_a_folder_outlives_the_first() {
     let p = Project::new();
     p.write("app.py", "a = 1\n");
-    let shared = p.path("../").join(format!("twice-{}", p.token));
-    let other = p.path("../").join(format!("elsewhere-{}", p.token));
-    for dir in [&shared, &other] {
-        fs::create_dir_all(dir).unwrap();
-        fs::write(dir.join("lib.py"), "x = 1\n").unwrap();
-    }
+    let [shared, other] = folders_beside(&p, ["twice", "elsewhere"]);
     // The first link is the name the folder is watched under; the later ones are more
     // names of it.
     symlink(&shared, p.path("la")).unwrap();
