@@ -4,8 +4,10 @@ restarts.
 
 1. Throughput and latency with `wrk` (Debian package `wrk`), straight to a dev server
    and through each proxy in the same run: reloadsup, nginx as a reverse proxy (the
-   reference for a cheap proxy; Debian package `nginx-light`, optional) and
-   browser-sync's proxy (the peer tool; `npm ci` in this folder, optional). Three dev
+   reference for a cheap proxy; Debian package `nginx-light`, optional), HAProxy in
+   TCP mode (a relay that copies the bytes each way and does no HTTP at all: the floor
+   under any proxy's cost here; Debian package `haproxy`, optional) and browser-sync's
+   proxy (the peer tool; `npm ci` in this folder, optional). Three dev
    servers, slowest to fastest: Python's threading `http.server` (the speed of a
    Flask or Django dev server), Node's `http` module, and `reloadsup serve` (a static
    server faster than any dev server: the worst case for a proxy). Three requests: a
@@ -136,6 +138,22 @@ http {{
 }}
 """
 
+HAPROXY_CONF = """
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend browsers
+  bind 127.0.0.1:{listen}
+  default_backend dev
+backend dev
+  server dev 127.0.0.1:{upstream}
+"""
+
 # (label, path, navigation): a navigation sends what a browser sends for a page load.
 REQUESTS = [("2 KiB page", "/index.html", True), ("2 KiB asset", "/app.css", False),
             ("1 MiB file", "/big.bin", False)]
@@ -183,6 +201,22 @@ def start_nginx(work: Path, upstream: int, cpus: set[int] | None) -> Peer | None
                             start_new_session=True, preexec_fn=pinned(cpus))
     wait_listening(port)
     return Peer("nginx", proc, port)
+
+
+def start_haproxy(work: Path, upstream: int, cpus: set[int] | None) -> Peer | None:
+    """HAProxy relaying TCP: one thread, as nginx has one worker and reloadsup's proxy one
+    runtime thread."""
+    haproxy = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if not haproxy:
+        return None
+    port = free_port()
+    conf = work / "haproxy.cfg"
+    conf.write_text(HAPROXY_CONF.format(upstream=upstream, listen=port))
+    proc = subprocess.Popen([haproxy, "-db", "-f", str(conf)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, preexec_fn=pinned(cpus))
+    wait_listening(port)
+    return Peer("haproxy (tcp)", proc, port)
 
 
 def start_browser_sync(upstream: int, cpus: set[int] | None) -> Peer | None:
@@ -247,7 +281,8 @@ def measure_server(binary: Path, work: Path, seconds: int, rounds: int, name: st
         if cpus.load is not None:
             # The dev server (and reloadsup's guard), started on the proxy's CPU.
             pin_processes(descendants(run.proc.pid), cpus.load)
-        peers = [p for p in (start_nginx(work, upstream, cpus.proxy), start_browser_sync(upstream, cpus.proxy))
+        peers = [p for p in (start_nginx(work, upstream, cpus.proxy), start_haproxy(work, upstream, cpus.proxy),
+                             start_browser_sync(upstream, cpus.proxy))
                  if p]
         # (name, port, the processes whose CPU time is the proxy's own)
         targets = [("direct", upstream, []), ("reloadsup", proxy, [run.proc.pid])] + [
