@@ -248,6 +248,17 @@ impl Watcher {
             // A data change to a file not changed since its last counted close: the
             // first sign of a save (or of a copy in one call over the file).
             let first_write = !self.written.contains(path);
+            if !polling && self.unwatched_folder_changed_mode(&event.kind, path, filter) {
+                // One that could not be watched (`chmod 000`) may be readable now:
+                // watched from here on. Nothing in it changed, so nothing is reported.
+                if let Err(WatchLimit) = self.add_tree(path, filter, &mut Vec::new(), true, notices)
+                {
+                    if let Err(message) = self.poll_instead(filter, notices, None) {
+                        notices.push(message);
+                    }
+                }
+                continue;
+            }
             if !polling && self.folder_times_set(&event.kind, path) {
                 continue;
             }
@@ -691,6 +702,20 @@ impl Watcher {
             _ => false,
         };
         maybe_folder && self.wanted(path, filter) && path.is_dir()
+    }
+
+    /// Whether `path` is a folder a glob wants but that has no watch, and `kind` says its
+    /// mode or owner changed: a folder that could not be read when it was walked.
+    fn unwatched_folder_changed_mode(
+        &self,
+        kind: &EventKind,
+        path: &Path,
+        filter: &Filter,
+    ) -> bool {
+        matches!(kind, EventKind::Modify(ModifyKind::Metadata(_)))
+            && !self.watched.contains_key(path)
+            && path.is_dir()
+            && self.wanted(path, filter)
     }
 
     /// Whether the folder `dir` needs a watch: a glob needs it, and it is not ignored

@@ -1426,7 +1426,8 @@ fn no_inotify_instance_left_falls_back_to_polling() {
 
 /// A folder that cannot be read is skipped with a warning, and the folders beside it
 /// are still watched: the first one the walk met ended it, its parent's and every
-/// ancestor's, so saves in folders listed after it restarted nothing. Run as `nobody`
+/// ancestor's, so saves in folders listed after it restarted nothing. Once readable
+/// again, it is watched. Run as `nobody`
 /// (root reads every folder); skipped when the tests do not run as root.
 #[test]
 fn an_unreadable_folder_leaves_the_folders_beside_it_watched() {
@@ -1469,7 +1470,12 @@ fn an_unreadable_folder_leaves_the_folders_beside_it_watched() {
         p.write(&format!("{folder}/m.py"), "x = 1\n");
         p.wait_starts(n + 2);
     }
+    // Made readable again: watched from then on, and the change of mode itself is no
+    // save. It was left unwatched until reloadsup started again.
     mode(&locked, 0o755);
+    p.assert_starts_stay(order.len());
+    p.write(&format!("{locked}/m.py"), "x = 2\n");
+    p.wait_starts(order.len() + 1);
     assert!(!sup.stderr().contains(" about ["), "{}", sup.stderr());
 }
 
