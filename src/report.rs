@@ -4,6 +4,8 @@
 
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
+use std::ops::Bound;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::cli::ColorChoice;
@@ -158,22 +160,55 @@ pub fn debug(message: impl Display) {
 /// At most this many changed paths are named in a status line.
 const PATHS_SHOWN: usize = 3;
 
-/// Paths for a status line: `a.py, b.py, c.py (+4 more)`.
+/// Paths for a status line: `a.py, b.py, c.py (+4 more)`. A folder that went is named
+/// by the files it took, not beside them: `sub/a.py, sub/b.py`, not `sub, sub/a.py, …`.
 pub fn summary(paths: &[String]) -> String {
-    let mut text = paths
+    let sorted: std::collections::BTreeSet<&Path> = paths.iter().map(Path::new).collect();
+    let holds_another = |path: &Path| {
+        sorted
+            .range::<Path, _>((Bound::Excluded(path), Bound::Unbounded))
+            .next()
+            .is_some_and(|next| next.starts_with(path))
+    };
+    let named: Vec<&String> = paths
+        .iter()
+        .filter(|path| !holds_another(Path::new(path)))
+        .collect();
+    let mut text = named
         .iter()
         .take(PATHS_SHOWN)
-        .cloned()
+        .map(|path| path.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    if paths.len() > PATHS_SHOWN {
-        text.push_str(&format!(" (+{} more)", paths.len() - PATHS_SHOWN));
+    if named.len() > PATHS_SHOWN {
+        text.push_str(&format!(" (+{} more)", named.len() - PATHS_SHOWN));
     }
     text
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_folder_that_went_is_named_by_its_files() {
+        let paths = |list: &[&str]| list.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            super::summary(&paths(&["sub", "sub/a.py", "sub/b.py"])),
+            "sub/a.py, sub/b.py"
+        );
+        assert_eq!(
+            super::summary(&paths(&[
+                "app.py",
+                "sub",
+                "sub/x/a.py",
+                "subway.py",
+                "z",
+                "y"
+            ])),
+            "app.py, sub/x/a.py, subway.py (+2 more)"
+        );
+        assert_eq!(super::summary(&paths(&["gone"])), "gone");
+    }
 
     #[test]
     fn auto_colour_follows_the_usual_variables() {
