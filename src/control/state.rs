@@ -83,7 +83,7 @@ impl Owner {
         Owner {
             pid_file: pid_file.to_path_buf(),
             task_file: task_file.map(Path::to_path_buf),
-            folder: pid_file.parent().and_then(folder_id),
+            folder: pid_file.parent().and_then(file_id),
         }
     }
 
@@ -93,7 +93,7 @@ impl Owner {
     pub fn moved_to(&self, pid_file: &Path) -> bool {
         fs::symlink_metadata(&self.pid_file).is_err()
             && self.folder.is_some()
-            && pid_file.parent().and_then(folder_id) == self.folder
+            && pid_file.parent().and_then(file_id) == self.folder
     }
 
     /// Whether the state file was written beside `pid_file` (the same file, however
@@ -112,25 +112,25 @@ impl Owner {
     }
 }
 
-/// A folder's identity: its device and inode numbers.
-fn folder_id(folder: &Path) -> Option<[u64; 2]> {
+/// A file's or folder's identity: its device and inode numbers, after links.
+fn file_id(path: &Path) -> Option<[u64; 2]> {
     use std::os::unix::fs::MetadataExt;
-    let metadata = fs::metadata(folder).ok()?;
+    let metadata = fs::metadata(path).ok()?;
     Some([metadata.dev(), metadata.ino()])
 }
 
-/// Whether two paths name the same file, however reached: the same file where both
-/// exist (a task file `dev.toml` that is a link to `reload.toml`), else the same name
-/// in the same folder (a PID file not written yet). A path whose folder is gone
-/// matches only itself.
+/// Whether two paths name the same file, however reached: the same file (device and
+/// inode) where both exist (a task file `dev.toml` that is a link to `reload.toml`, a
+/// project reached through a bind mount), else the same name in the same folder (a PID
+/// file not written yet). A path whose folder is gone matches only itself.
 fn same_file(a: &Path, b: &Path) -> bool {
     if a == b {
         return true;
     }
-    if let (Ok(a), Ok(b)) = (fs::canonicalize(a), fs::canonicalize(b)) {
+    if let (Some(a), Some(b)) = (file_id(a), file_id(b)) {
         return a == b;
     }
-    let folder = |path: &Path| path.parent().and_then(|dir| fs::canonicalize(dir).ok());
+    let folder = |path: &Path| path.parent().and_then(file_id);
     a.file_name() == b.file_name() && folder(a).is_some() && folder(a) == folder(b)
 }
 

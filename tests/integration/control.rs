@@ -923,6 +923,60 @@ fn a_copied_project_does_not_stop_the_originals_server() {
     assert!(p.servers().is_empty());
 }
 
+/// The project reached through a bind mount (a container's or a chroot's view of it) is
+/// the same project, not a copy: `status` there names the server, `start` there is
+/// refused, `stop` there stops it. It was taken for a copy: `start` removed the PID and
+/// state files and started a second server, and the first ran on untracked. Needs
+/// root to mount; skipped otherwise.
+#[test]
+fn a_project_reached_through_a_bind_mount_is_the_same_project() {
+    let (p, _port) = project();
+    let other = Project::new();
+    let view = other.path("view");
+    std::fs::create_dir(&view).unwrap();
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(&p.dir)
+        .arg(&view)
+        .stderr(Stdio::null())
+        .status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: cannot bind-mount here");
+        return;
+    }
+    // Unmounted before `other` removes its folder (declared after it: dropped first).
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(view.clone());
+    let in_view = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&view)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    ok(&p.output(&["start"]));
+    let pid = p.servers();
+    assert_eq!(pid.len(), 1);
+    let status = in_view(&["status"]);
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    assert!(
+        String::from_utf8_lossy(&status.stdout).starts_with("running (pid "),
+        "{status:?}"
+    );
+    let again = in_view(&["start"]);
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert_eq!(p.servers(), pid, "no second server");
+    let stopped = in_view(&["stop"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(p.servers().is_empty());
+}
+
 /// A log file that cannot be made: the error names the key that set it.
 #[test]
 fn a_log_file_that_cannot_be_made_names_its_key() {
