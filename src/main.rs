@@ -120,40 +120,63 @@ fn load_task_file(file: Option<PathBuf>, cwd: &Path) -> Result<config::Config> {
 }
 
 /// For `stop` and `status`: the task file's configuration, or — when the file cannot be
-/// read (saved half-edited while the server runs), names no `pid_file` of its own, and
-/// the default PID file or its state file is there — the defaults beside it, with a
-/// warning, so the server can still be found and stopped.
+/// read (saved half-edited while the server runs) and the PID file or its state file is
+/// there — the defaults beside it, with a warning, so the server can still be found and
+/// stopped. The PID file is the default one, or the one the file's own `pid_file` line
+/// names when that line still reads as TOML by itself (a typo elsewhere in the file
+/// does not hide the server).
 fn load_or_defaults(file: Option<PathBuf>, cwd: &Path) -> Result<config::Config> {
     match load_task_file(file.clone(), cwd) {
         Err(err @ Error::TaskFile { .. }) => {
             let Some(task_file) = config::find_task_file(file.as_deref(), cwd)? else {
                 return Err(err);
             };
-            // A file that names a PID file of its own is not gone by the default one
-            // (which may be another task file's).
             let text = std::fs::read_to_string(&task_file).unwrap_or_default();
-            if text
-                .lines()
-                .any(|line| line.trim_start().starts_with("pid_file"))
-            {
-                return Err(err);
-            }
-            let Ok(defaults) = config::defaults_beside(&task_file) else {
+            // A file whose own PID file cannot be told is not gone by the default one
+            // (which may be another task file's).
+            let Some(named) = named_pid_file(&text) else {
                 return Err(err);
             };
-            let pid_file = task_file.with_file_name(config::DEFAULT_PID_FILE);
+            let Ok(defaults) = config::defaults_beside(&task_file, &named) else {
+                return Err(err);
+            };
+            let Some(pid_file) = defaults.server.as_ref().and_then(|s| s.pid_file.clone()) else {
+                return Err(err);
+            };
             let state_file = control::state::state_path(&pid_file);
             if !pid_file.exists() && !state_file.exists() {
                 return Err(err);
             }
-            report::warn(format!(
-                "{err}; going by the default PID file `{}`",
-                pid_file.display()
-            ));
+            let which = if named == Path::new(config::DEFAULT_PID_FILE) {
+                "the default PID file"
+            } else {
+                "its `pid_file`"
+            };
+            report::warn(format!("{err}; going by {which} `{}`", pid_file.display()));
             Ok(defaults)
         }
         other => other,
     }
+}
+
+/// The PID file a task file that does not load names: the default when no line sets
+/// `pid_file`, the value of the one line that does when that line reads as TOML by
+/// itself, `None` otherwise (several such lines, or a value that is no string).
+fn named_pid_file(text: &str) -> Option<PathBuf> {
+    let mut named = None;
+    for line in text.lines() {
+        let line = line.trim();
+        let key = line.split(['=', ' ', '\t']).next().unwrap_or_default();
+        if key != "pid_file" {
+            continue;
+        }
+        let value = toml::from_str::<toml::Table>(line).ok()?;
+        let path = PathBuf::from(value.get("pid_file")?.as_str()?);
+        if named.replace(path).is_some() {
+            return None;
+        }
+    }
+    Some(named.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PID_FILE)))
 }
 
 fn overrides(args: RunArgs) -> Overrides {

@@ -24,13 +24,17 @@ pub use pattern::{Pattern, has_meta};
 pub use resolve::{find_task_file, resolve};
 
 /// The configuration `stop` and `status` fall back on when the task file cannot be read
-/// (saved half-edited while the server runs): the default PID file beside it, and the
-/// default stop settings, so that a running server can still be found and stopped.
-pub fn defaults_beside(task_file: &std::path::Path) -> crate::error::Result<Config> {
+/// (saved half-edited while the server runs): `pid_file` (the default one, or the one the
+/// file names) beside it, and the default stop settings, so that a running server can
+/// still be found and stopped.
+pub fn defaults_beside(
+    task_file: &std::path::Path,
+    pid_file: &std::path::Path,
+) -> crate::error::Result<Config> {
     let root = task_file.parent().unwrap_or(std::path::Path::new("/"));
     let overrides = Overrides {
         command: vec!["(unknown command)".into()],
-        pid_file: Some(PathBuf::from(DEFAULT_PID_FILE)),
+        pid_file: Some(pid_file.to_path_buf()),
         no_reload: true,
         ..Overrides::default()
     };

@@ -1462,7 +1462,8 @@ fn status_says_when_no_start_waits_for_the_server_any_more() {
 }
 
 /// A task file saved half-edited while the server runs does not keep `status` and
-/// `stop` from finding it: they warn and go by the default PID file.
+/// `stop` from finding it: they warn and go by the default PID file, or by the file's
+/// own `pid_file` when its line still reads.
 #[test]
 fn stop_finds_the_server_when_the_task_file_is_broken() {
     let p = Project::new();
@@ -1506,6 +1507,23 @@ pid_file = 'mine.pid'
     assert_eq!(p.servers().len(), 1, "the other server is left alone");
     p.write("reload.toml", &good);
     ok(&p.output(&["stop"]));
+    // One with a PID file of its own and a typo elsewhere goes by that PID file: the
+    // typo made `stop` fail with the server left running.
+    let own = format!(
+        "[server]\ncommand = 'exec sleep {}'\nready = {{ delay = '50ms' }}\npid_file = \"run/app.pid\"\n",
+        p.token
+    );
+    p.write("reload.toml", &own);
+    ok(&p.output(&["start"]));
+    p.write("reload.toml", &format!("{own}bogus = 1\n"));
+    let out = p.output(&["stop"]);
+    ok(&out);
+    assert!(
+        out.stderr.contains("going by its `pid_file`") && out.stderr.contains("run/app.pid"),
+        "{}",
+        out.stderr
+    );
+    assert!(p.servers().is_empty());
 }
 
 /// A server `start` left running that has since ended is said to have ended, with
