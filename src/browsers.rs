@@ -123,8 +123,9 @@ impl Browsers {
             hub.set_state(ServerState::Ready);
         }
         let reloader = if reload.enabled {
-            let reloader = Reloader::start_hub(&reload.host, reload.port, hub.clone())
-                .map_err(|err| Error::Runtime(with_way_out(err, config)))?;
+            let reloader =
+                Reloader::start_hub(&reload.host, reload.port, reload.set_by, hub.clone())
+                    .map_err(|err| Error::Runtime(with_way_out(err, config)))?;
             let addr = reloader.local_addr();
             report::info(format!(
                 "live reload on {}livereload.js",

@@ -115,6 +115,7 @@ pub(super) fn with_reload_flags(
 ) -> Result<super::Reload> {
     if let Some(port) = ov.reload_port {
         reload.port = port;
+        reload.set_by = "`--reload-port`";
     }
     if !ov.assets.is_empty() {
         reload.assets = flag_patterns("--asset", &ov.assets, root)?;

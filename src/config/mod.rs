@@ -171,6 +171,9 @@ pub struct Reload {
     pub assets: Vec<Pattern>,
     /// Extra WebSocket origins accepted besides loopback and extensions.
     pub allow_origins: Vec<String>,
+    /// What set its address, for the error when it cannot be bound: the keys, or
+    /// `--reload-port`.
+    pub set_by: &'static str,
 }
 
 /// An address reloadsup listens on, checked (`host:port`), with the key or flag that

@@ -1104,6 +1104,7 @@ pub(super) fn default_reload(disabled: bool) -> Reload {
         port: DEFAULT_RELOAD_PORT,
         assets: Vec::new(),
         allow_origins: Vec::new(),
+        set_by: "`reload.port`/`reload.host`",
     }
 }
 

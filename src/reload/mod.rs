@@ -78,18 +78,24 @@ impl Reloader {
     /// already in use (os error 98)``.
     #[cfg(test)]
     pub fn start(host: &str, port: u16, allow_origins: &[String]) -> Result<Reloader, String> {
-        Reloader::start_hub(host, port, Hub::new(allow_origins, true))
+        Reloader::start_hub(
+            host,
+            port,
+            "`reload.port`/`reload.host`",
+            Hub::new(allow_origins, true),
+        )
     }
 
-    /// As `Reloader::start` (in tests), serving an existing hub.
-    pub fn start_hub(host: &str, port: u16, hub: Hub) -> Result<Reloader, String> {
+    /// As `Reloader::start` (in tests), serving an existing hub; `set_by` names what
+    /// set the address, for the error.
+    pub fn start_hub(host: &str, port: u16, set_by: &str, hub: Hub) -> Result<Reloader, String> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let shown = if bare.contains(':') {
             format!("[{bare}]:{port}")
         } else {
             format!("{bare}:{port}")
         };
-        let listener = crate::web::listen((bare, port), &shown, "`reload.port`/`reload.host`")?;
+        let listener = crate::web::listen((bare, port), &shown, set_by)?;
         let addr = listener
             .local_addr()
             .map_err(|err| format!("cannot listen on {shown}: {err}"))?;

@@ -458,8 +458,13 @@ fn silent_sockets_are_dropped() {
         ping: Duration::from_millis(50),
         dead_after: Duration::from_millis(200),
     };
-    let server =
-        Reloader::start_hub("127.0.0.1", 0, Hub::with_timing(&[], true, timing)).expect("bind");
+    let server = Reloader::start_hub(
+        "127.0.0.1",
+        0,
+        "`reload.port`",
+        Hub::with_timing(&[], true, timing),
+    )
+    .expect("bind");
     // This client never reads again, so it never answers the pings.
     let _mute = handshaken(server.local_addr(), false);
     wait_until("handshaken", || server.clients() == 1);

@@ -255,3 +255,39 @@ fn idle_sockets_cost_little_memory() {
     assert!(grown < 15_000, "300 sockets took {grown} KiB");
     drop(clients);
 }
+
+/// A reload port in use names what set it: `--reload-port` when the flag did (it named
+/// the task file's keys, which said nothing of the port), the keys otherwise.
+#[test]
+fn a_reload_port_in_use_names_the_key_or_flag_that_set_it() {
+    let p = Project::new();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = 'sleep {}'\n[reload]\nport = {port}\n",
+            p.token
+        ),
+    );
+    let file = p.output(&["run"]);
+    p.write(
+        "reload.toml",
+        &format!("[server]\ncommand = 'sleep {}'\n", p.token),
+    );
+    let flag = p.output(&["run", "--reload-port", &port.to_string()]);
+    for (out, set_by) in [
+        (flag, "`--reload-port`"),
+        (file, "`reload.port`/`reload.host`"),
+    ] {
+        assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "cannot listen on 127.0.0.1:{port} (set by {set_by}): "
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(p.servers().is_empty(), "nothing started");
+}
