@@ -11,6 +11,12 @@
 //! what `nohup reloadsup run &` asks for (keep running when the terminal closes), and
 //! unlike an ignored SIGINT it is never a shell's doing.
 //!
+//! Job control: the terminal sends Ctrl-Z's SIGTSTP, and SIGWINCH when its window is
+//! resized, to its foreground group alone, which the server is not in. `run` passes
+//! them on: Ctrl-Z stops the server's group and then reloadsup itself, and `fg` or
+//! `bg` continues both (only reloadsup stopped, and the server went on writing over
+//! the shell's prompt). A SIGTSTP ignored when reloadsup starts stays ignored.
+//!
 //! `reloadsup start` instead notes SIGINT, SIGTERM and SIGHUP ([`Interrupts`]) while it
 //! waits for the server it started, so it can stop that server before it exits.
 
@@ -18,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, OnceLock};
 
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGTSTP, SIGUSR1, SIGWINCH};
 use signal_hook::iterator::Signals;
 
 use crate::error::{Error, Result};
@@ -96,10 +102,26 @@ pub fn unblock_all() {
     );
 }
 
+/// The job-control signals `run` passes on to its server: SIGWINCH, and SIGTSTP unless
+/// it was ignored when reloadsup started (a process manager that wants no stops).
+/// Read before any handler is installed.
+fn job_signals() -> Vec<i32> {
+    let stop_ignored =
+        crate::procfs::ignored_signals().is_some_and(|mask| mask & (1 << (SIGTSTP - 1)) != 0);
+    if stop_ignored {
+        vec![SIGWINCH]
+    } else {
+        vec![SIGWINCH, SIGTSTP]
+    }
+}
+
 /// Installs the handlers and starts the thread that forwards signals to `tx`.
 pub fn spawn(tx: Sender<Event>) -> Result<()> {
-    let mut signals = Signals::new(stop_signals().iter().chain(&[SIGUSR1, SIGCHLD]))
-        .map_err(|err| Error::io("cannot install signal handlers", err))?;
+    let mut wanted = stop_signals().to_vec();
+    wanted.extend([SIGUSR1, SIGCHLD]);
+    wanted.extend(job_signals());
+    let mut signals =
+        Signals::new(wanted).map_err(|err| Error::io("cannot install signal handlers", err))?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

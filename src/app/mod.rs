@@ -30,7 +30,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use nix::sys::signal::Signal;
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGTSTP, SIGUSR1, SIGWINCH};
 
 use crate::browsers::Browsers;
 use crate::config::Config;
@@ -462,6 +463,8 @@ impl App {
                 self.restart(Vec::new());
             }
             Event::Signal(signal @ (SIGINT | SIGTERM | SIGHUP)) => self.shut_down(signal),
+            Event::Signal(SIGTSTP) => self.suspend(),
+            Event::Signal(SIGWINCH) => self.pass_on(Signal::SIGWINCH),
             Event::Signal(_) => {}
             Event::Ready(readiness) => self.on_ready(readiness),
         }
@@ -693,6 +696,22 @@ impl App {
             if let Some(supervisor) = &self.supervisor {
                 supervisor.put_pid_file_back();
             }
+        }
+    }
+
+    /// Ctrl-Z: stops the server's group, then reloadsup itself, as the shell expects of
+    /// a job; once continued (`fg`, `bg`, or `stop`'s SIGCONT), continues the server.
+    fn suspend(&mut self) {
+        self.pass_on(Signal::SIGSTOP);
+        // Stops every thread of the process; returns once it is continued.
+        let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+        self.pass_on(Signal::SIGCONT);
+    }
+
+    /// Sends `signal` to the server's process group, if one is there.
+    fn pass_on(&self, signal: Signal) {
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.signal_group(signal);
         }
     }
 

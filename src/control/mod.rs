@@ -598,7 +598,8 @@ fn lock(pid_file: &std::path::Path) -> Result<state::Lock> {
 }
 
 /// Asks a `reloadsup run` supervisor to stop (it stops its server) and waits for it.
-/// One that does not stop in time (stopped with SIGSTOP, hung) is killed with SIGKILL,
+/// One suspended (Ctrl-Z) is continued, as a shell's `kill %1` does, and stops its
+/// server the usual way. One that does not stop in time (hung) is killed with SIGKILL,
 /// and its server's group with it: the guard would do it, but not while it waits for
 /// the lock this holds.
 fn stop_supervisor(t: &Target<'_>, supervisor: Ident, server: Option<ServerRecord>) -> Result<i32> {
@@ -609,6 +610,7 @@ fn stop_supervisor(t: &Target<'_>, supervisor: Ident, server: Option<ServerRecor
             supervisor.pid
         ))
     })?;
+    let _ = kill(pid, Signal::SIGCONT);
     let grace = run_stop_timeout(t) + SUPERVISOR_STOP_GRACE;
     if detached::wait_gone(&[supervisor], Instant::now() + grace) {
         report::info(format!(

@@ -209,6 +209,18 @@ impl Supervisor {
         }
     }
 
+    /// Sends `signal` to the server's process group while it has one (running or
+    /// stopping): job control (Ctrl-Z, `fg`) and a change of window size, which the
+    /// terminal sends to its foreground group alone, reloadsup's.
+    pub fn signal_group(&self, signal: Signal) {
+        match &self.state {
+            State::Running(proc) | State::Stopping { proc, .. } => {
+                group::signal_group(proc.pgid, signal);
+            }
+            State::Idle => {}
+        }
+    }
+
     /// Whether no server process exists.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)

@@ -313,3 +313,98 @@ fn the_terminal_is_put_back_after_a_server_changed_it() {
     sup.signal(Signal::SIGTERM);
     let _ = sup.wait_exit();
 }
+
+/// The state letter of process `pid` (`T` when stopped), from `/proc/PID/stat`.
+fn state_of(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')')
+        .next()
+        .and_then(|rest| rest.trim_start().chars().next())
+        .unwrap_or('?')
+}
+
+/// Ctrl-Z (SIGTSTP) stops the server's group along with reloadsup, and continuing
+/// reloadsup (`fg`, `bg`) continues the server: only reloadsup stopped, and the server
+/// went on serving and writing over the shell's prompt. Saves made meanwhile restart it
+/// once continued.
+#[test]
+fn ctrl_z_stops_the_server_with_reloadsup_and_fg_continues_both() {
+    let p = Project::new();
+    let sup = p.start_sleeper("['app.py']", "");
+    let server = p.servers()[0];
+    sup.signal(Signal::SIGTSTP);
+    crate::util::wait_until("the server stopped", || state_of(server) == 'T');
+    crate::util::wait_until("reloadsup stopped", || state_of(sup.pid().as_raw()) == 'T');
+    p.write("app.py", "x = 1\n");
+    sup.signal(Signal::SIGCONT);
+    crate::util::wait_until("the server continued", || {
+        !matches!(state_of(server), 'T' | '?')
+    });
+    p.wait_starts(2);
+}
+
+/// `stop` beside a `run` suspended with Ctrl-Z continues it, and it stops its server
+/// the usual way, at once: it waited 10 s and then killed both with SIGKILL, the server
+/// never told to stop.
+#[test]
+fn stop_beside_a_suspended_run_stops_its_server_gracefully() {
+    let p = Project::new();
+    p.write(
+        "server.py",
+        "import signal, sys, time\n\
+         signal.signal(signal.SIGTERM, lambda *a: (open('stops.log', 'a').write('term\\n'), sys.exit(0)))\n\
+         open('starts.log', 'a').write('start\\n')\ntime.sleep(1000)\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\nready = {{ delay = '50ms' }}\n\
+             [watch]\nfile_dep = ['app.py']\n",
+            p.token
+        ),
+    );
+    let mut sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    sup.wait_for("ready");
+    sup.signal(Signal::SIGTSTP);
+    crate::util::wait_until("reloadsup stopped", || state_of(sup.pid().as_raw()) == 'T');
+    let began = Instant::now();
+    let stopped = p.output(&["stop"]);
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(!stopped.stderr.contains("SIGKILL"), "{}", stopped.stderr);
+    assert_eq!(p.read("stops.log"), "term\n", "told to stop");
+    sup.wait_exit();
+    assert!(p.servers().is_empty());
+}
+
+/// A change of the terminal's window size (SIGWINCH, sent to its foreground group
+/// alone) is passed on to the server, so that it can lay out its output anew.
+#[test]
+fn a_window_size_change_reaches_the_server() {
+    let p = Project::new();
+    p.write(
+        "server.py",
+        "import signal, time\n\
+         signal.signal(signal.SIGWINCH, lambda *a: open('winch.log', 'a').write('winch\\n'))\n\
+         open('starts.log', 'a').write('start\\n')\n\
+         while True: time.sleep(1)\n",
+    );
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\nready = {{ delay = '50ms' }}\n\
+             [watch]\nfile_dep = ['app.py']\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    sup.wait_for("ready");
+    sup.signal(Signal::SIGWINCH);
+    crate::util::wait_until("the server heard of it", || p.lines("winch.log") == 1);
+}
