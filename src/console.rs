@@ -226,6 +226,9 @@ struct State {
     written: u64,
     /// When the last write ended (or the wait for the first began).
     progress: Option<Instant>,
+    /// Whether the last relayed output queued left a line open (a progress bar, a
+    /// prompt): the next status line starts on a line of its own.
+    line_open: bool,
 }
 
 impl Queue {
@@ -246,17 +249,24 @@ impl Queue {
     /// kind's limit is reached.
     fn push(&self, target: Target, bytes: &[u8], relayed: bool) -> Option<u64> {
         let mut state = self.lock();
+        let mut bytes = bytes.to_vec();
         if relayed {
             if state.relayed >= RELAYED_LIMIT {
                 return None;
             }
             state.relayed += bytes.len();
+            if let Some(&last) = bytes.last() {
+                state.line_open = last != b'\n';
+            }
         } else if state.statuses + bytes.len() > STATUS_LIMIT {
             return None;
         } else {
+            if std::mem::take(&mut state.line_open) {
+                bytes.insert(0, b'\n');
+            }
             state.statuses += bytes.len();
         }
-        state.waiting.push_back((target, bytes.to_vec(), relayed));
+        state.waiting.push_back((target, bytes, relayed));
         state.queued += 1;
         self.changed.notify_all();
         Some(state.queued)
@@ -364,6 +374,29 @@ mod tests {
         let state = queue.lock();
         let order: Vec<&[u8]> = state.waiting.iter().map(|w| &w.1[..4]).collect();
         assert_eq!(order, [&b"xxxx"[..], b"last", b"[rel"]);
+    }
+
+    /// A status line after a server's line left open (a progress bar, a prompt) starts
+    /// on a line of its own; after an ended line, as it is.
+    #[test]
+    fn a_status_line_after_an_open_line_starts_a_new_one() {
+        let queue = Queue::default();
+        let pushed = |bytes: &[u8], relayed| queue.push(Target::Stdout, bytes, relayed);
+        pushed(b"\rbuilding 50%", true);
+        pushed(b"[reloadsup] ready\n", false);
+        pushed(b"line\n", true);
+        pushed(b"[reloadsup] changed\n", false);
+        let state = queue.lock();
+        let written: Vec<&[u8]> = state.waiting.iter().map(|w| &w.1[..]).collect();
+        assert_eq!(
+            written,
+            [
+                &b"\rbuilding 50%"[..],
+                b"\n[reloadsup] ready\n",
+                b"line\n",
+                b"[reloadsup] changed\n"
+            ]
+        );
     }
 
     #[test]

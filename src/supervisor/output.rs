@@ -347,7 +347,11 @@ impl Relay {
         }
     }
 
-    /// Reads whichever stream has bytes, until all end. Merged into one pipe, stdout and
+    /// Reads whichever stream has bytes, until all end. The start of a line the server
+    /// pauses in for [`PARTIAL_PAUSE`] (a progress bar redrawn with `\r`, a prompt) is
+    /// passed on as it is, and matched against the readiness regex: it waited for the
+    /// line's end, so a bar showed nothing until it was done, and a server that
+    /// printed `waiting for requests` with no newline was never seen to be ready. Merged into one pipe, stdout and
     /// stderr come in the order the server wrote them. Apart, one thread reads both and,
     /// when both have bytes waiting, reads the first (stdout) first, so the tail mostly
     /// keeps that order (a log on stdout, then the traceback on stderr), which a thread
@@ -369,11 +373,21 @@ impl Relay {
                 return;
             }
             let retry = holding.then_some(HELD_RETRY);
-            let Some(ready) = wait_readable(&streams, &open, retry) else {
+            let pause = streams.iter().filter_map(Stream::partial_due).min();
+            let timeout = match (retry, pause) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let Some(ready) = wait_readable(&streams, &open, timeout) else {
                 return;
             };
             for i in ready {
                 streams[i].read_some(self);
+            }
+            for stream in &mut streams {
+                if stream.partial_due() == Some(Duration::ZERO) {
+                    stream.show_partial(self);
+                }
             }
         }
     }
@@ -397,7 +411,22 @@ impl Relay {
             tail.push(line);
         }
     }
+
+    /// Matches the start of a line not ended yet against the readiness regex (until
+    /// one has matched); the tail keeps the line once it ends.
+    fn observe_partial(&self, partial: &[u8]) {
+        if let Some(regex) = &self.regex {
+            if !self.matched.load(Ordering::Relaxed)
+                && regex.is_match(&shown(&String::from_utf8_lossy(partial)))
+            {
+                self.matched.store(true, Ordering::Release);
+            }
+        }
+    }
 }
+
+/// How long the server pauses in a line before its start is passed on.
+const PARTIAL_PAUSE: Duration = Duration::from_millis(50);
 
 /// How much output a stream holds, refused by its writer, before it is read no more.
 const HELD_LIMIT: usize = 256 * 1024;
@@ -452,6 +481,10 @@ struct Stream {
     /// Whole lines read and seen, not yet taken by `to`.
     held: Vec<u8>,
     ended: bool,
+    /// How much of the line not ended yet has been passed on.
+    partial_shown: usize,
+    /// When the stream last had bytes.
+    last_read: Instant,
 }
 
 impl Stream {
@@ -462,7 +495,27 @@ impl Stream {
             lines: Lines::default(),
             held: Vec::new(),
             ended: false,
+            partial_shown: 0,
+            last_read: Instant::now(),
         }
+    }
+
+    /// How long until the start of a line not ended yet is passed on (zero: now);
+    /// `None` when there is nothing more of one to pass on.
+    fn partial_due(&self) -> Option<Duration> {
+        (!self.ended && self.lines.partial().len() > self.partial_shown)
+            .then(|| PARTIAL_PAUSE.saturating_sub(self.last_read.elapsed()))
+    }
+
+    /// Passes on what has not been of the line not ended yet, and matches it.
+    fn show_partial(&mut self, relay: &Relay) {
+        let partial = self.lines.partial();
+        self.held.extend_from_slice(&partial[self.partial_shown..]);
+        self.partial_shown = partial.len();
+        if relay.has_turn() {
+            self.pass_on();
+        }
+        relay.observe_partial(self.lines.partial());
     }
 
     /// Reads what is there and passes on the lines it completes. At the end, a last
@@ -477,6 +530,7 @@ impl Stream {
                 Ok(n) => break n,
             }
         };
+        self.last_read = Instant::now();
         let done = if n == 0 {
             self.ended = true;
             let mut last = self.lines.take_partial();
@@ -490,8 +544,11 @@ impl Stream {
         if done.is_empty() {
             return;
         }
+        // What was passed on already of its first line is not passed on again.
+        let shown = self.partial_shown.min(done.len());
+        self.partial_shown -= shown;
         // Passed on before it is seen, so a status line the match brings comes after it.
-        self.held.extend_from_slice(&done);
+        self.held.extend_from_slice(&done[shown..]);
         if relay.has_turn() {
             self.pass_on();
         }
@@ -869,6 +926,52 @@ mod tests {
             "cut, with an ellipsis"
         );
         drop(writer);
+    }
+
+    /// Waits up to 5 s for `sink` to hold `expected`.
+    fn wait_holds(sink: &Sink, expected: &[u8]) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while *sink.0.lock().unwrap() != expected && std::time::Instant::now() < deadline {
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&sink.0.lock().unwrap()),
+            String::from_utf8_lossy(expected)
+        );
+    }
+
+    #[test]
+    fn a_line_the_server_pauses_in_is_passed_on_and_matched() {
+        let (out_read, out_write) = nix::unistd::pipe().unwrap();
+        let mut writer = File::from(out_write);
+        let relay = Relay {
+            tail: Some(Tail::default()),
+            regex: Some(Arc::new(Regex::new("^waiting for requests").unwrap())),
+            ..Relay::default()
+        };
+        let out = Sink::default();
+        relay.start(Streams(vec![(out_read, Box::new(out.clone()))]), open());
+        // A progress bar, redrawn: shown as it is, each piece once.
+        writer.write_all(b"\rbuilding 10%").unwrap();
+        wait_holds(&out, b"\rbuilding 10%");
+        writer.write_all(b"\rbuilding 100%\nwaiting for").unwrap();
+        writer.write_all(b" requests").unwrap();
+        wait_holds(&out, b"\rbuilding 10%\rbuilding 100%\nwaiting for requests");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !relay.matched.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(relay.matched.load(Ordering::Acquire), "a prompt is seen");
+        drop(writer);
+        wait_holds(
+            &out,
+            b"\rbuilding 10%\rbuilding 100%\nwaiting for requests\n",
+        );
+        let tail = relay.tail.as_ref().unwrap();
+        while tail.lines().len() < 2 && std::time::Instant::now() < deadline {
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(tail.lines(), ["building 100%", "waiting for requests"]);
     }
 
     #[test]

@@ -420,3 +420,28 @@ fn a_slow_reader_gets_each_servers_output_in_turn() {
     );
     assert!(text.contains(&format!("{} TERM reply", old.0)));
 }
+
+/// A server that prints its readiness with no newline (a prompt) and waits there is
+/// seen to be ready, and its line is shown; reloadsup's status line after it starts on
+/// a line of its own. The line waited for its end: readiness was never reported, and
+/// a progress bar redrawn with `\r` showed nothing until it was done.
+#[test]
+fn a_line_without_its_end_is_shown_and_matched() {
+    let p = Project::new();
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = '''printf 'building 50%%'; sleep 0.2; \
+             printf '\\rbuilding 100%%\\nwaiting for requests'; exec sleep {}'''\n\
+             ready = {{ log = \"^waiting for requests\" }}\n[watch]\nfile_dep = ['*.py']\n",
+            p.token
+        ),
+    );
+    let sup = Sup::spawn_merged(&p.dir, &["run", "--no-reload"]);
+    sup.wait_for("ready in ");
+    let output = sup.stderr();
+    assert!(
+        output.contains("building 50%\rbuilding 100%\nwaiting for requests\n[reloadsup] ready in "),
+        "{output:?}"
+    );
+}
