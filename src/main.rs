@@ -81,7 +81,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    let cwd = current_dir()?;
+    let cwd = current_dir().or_else(|err| folder_of_absolute(cli.file.as_deref()).ok_or(err))?;
     match cli.command {
         Command::Guard => Ok(supervisor::guard_main()),
         Command::Init => init::run(&cwd, cli.file.as_deref()),
@@ -194,6 +194,13 @@ fn overrides(args: RunArgs) -> Overrides {
         upstream: args.upstream,
         command: args.command,
     }
+}
+
+/// The folder of an absolute `-f` task file, which stands in for a current folder that
+/// was removed (a shell left in a folder `git checkout` or `rm -rf` took away): such a
+/// task file needs none, and `stop` from there failed with the server left running.
+fn folder_of_absolute(file: Option<&Path>) -> Option<PathBuf> {
+    Some(file.filter(|f| f.is_absolute())?.parent()?.to_path_buf())
 }
 
 fn current_dir() -> Result<PathBuf> {

@@ -371,13 +371,15 @@ fn stop_beside_a_suspended_run_stops_its_server_gracefully() {
     let began = Instant::now();
     let stopped = p.output(&["stop"]);
     assert!(stopped.status.success(), "{}", stopped.stderr);
-    assert!(
-        began.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        began.elapsed()
-    );
     assert!(!stopped.stderr.contains("SIGKILL"), "{}", stopped.stderr);
     assert_eq!(p.read("stops.log"), "term\n", "told to stop");
+    // Not after the grace for a supervisor that does not answer (5 s + 5 s).
+    assert!(
+        began.elapsed() < Duration::from_secs(9),
+        "{:?}: {}",
+        began.elapsed(),
+        stopped.stderr
+    );
     sup.wait_exit();
     assert!(p.servers().is_empty());
 }
