@@ -568,8 +568,11 @@ fn is_our_server(pid: i32, dir: &std::path::Path) -> bool {
 fn clear_stale(pid_file: &std::path::Path, stale: Option<String>) {
     if let Some(why) = stale {
         report::warn(format!("{why}; removing `{}`", pid_file.display()));
-        let _ = std::fs::remove_file(pid_file);
-        state::remove(pid_file);
+        let removed = match std::fs::remove_file(pid_file) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => state::remove(pid_file),
+        };
+        warn_not_removed(pid_file, removed);
     }
 }
 
@@ -584,8 +587,20 @@ pub(super) fn state_write_error(pid_file: &std::path::Path, err: std::io::Error)
 
 /// Removes the PID file (if it still names `pid`) and the state file beside it.
 pub(super) fn remove_files(pid_file: &std::path::Path, pid: i32) {
-    let _ = crate::pidfile::remove_if_ours(pid_file, pid);
-    state::remove(pid_file);
+    let removed = crate::pidfile::remove_if_ours(pid_file, pid).and(state::remove(pid_file));
+    warn_not_removed(pid_file, removed);
+}
+
+/// Says that the PID file or its state file could not be removed (a read-only
+/// folder): they stayed without a word, and the next command took the server that
+/// was stopped for one that had ended by itself.
+fn warn_not_removed(pid_file: &std::path::Path, removed: std::io::Result<()>) {
+    if let Err(err) = removed {
+        report::warn(format!(
+            "cannot remove `{}` or its state file: {err}",
+            pid_file.display()
+        ));
+    }
 }
 
 fn lock(pid_file: &std::path::Path) -> Result<state::Lock> {
@@ -632,7 +647,7 @@ fn stop_supervisor(t: &Target<'_>, supervisor: Ident, server: Option<ServerRecor
     if let Some(server) = server {
         let _ = crate::pidfile::remove_if_ours(t.pid_file, server.ident.pid);
     }
-    state::remove(t.pid_file);
+    let _ = state::remove(t.pid_file);
     report::warn(format!(
         "`reloadsup run` (pid {}) did not stop within {} of SIGTERM; killed it and its \
          server with SIGKILL",

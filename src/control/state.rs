@@ -270,7 +270,7 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        remove(&self.pid_file);
+        let _ = remove(&self.pid_file);
     }
 }
 
@@ -385,8 +385,11 @@ pub fn write(pid_file: &Path, state: &State) -> io::Result<()> {
 }
 
 /// Removes the state file (a missing one is fine).
-pub fn remove(pid_file: &Path) {
-    let _ = fs::remove_file(state_path(pid_file));
+pub fn remove(pid_file: &Path) -> io::Result<()> {
+    match fs::remove_file(state_path(pid_file)) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
 }
 
 /// The current time in seconds since the Unix epoch.
@@ -538,7 +541,7 @@ mod tests {
         assert_eq!(read(&pid_file), written);
         drop(held);
         let _held = lock(&pid_file).unwrap();
-        remove(&pid_file);
+        remove(&pid_file).unwrap();
         assert_eq!(read(&pid_file), State::default());
         fs::remove_dir_all(&dir).unwrap();
     }

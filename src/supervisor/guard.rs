@@ -258,7 +258,7 @@ fn forget_supervisor(pid_file: &Path, supervisor: Ident) {
         return;
     }
     if recorded == Some(supervisor) {
-        state::remove(pid_file);
+        let _ = state::remove(pid_file);
     }
     // Writes the supervisor's death cut short (a PID file is synced before its
     // rename): under the lock, and with no other `run` recorded, no one else is

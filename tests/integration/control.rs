@@ -931,35 +931,10 @@ fn a_copied_project_does_not_stop_the_originals_server() {
 #[test]
 fn a_project_reached_through_a_bind_mount_is_the_same_project() {
     let (p, _port) = project();
-    let other = Project::new();
-    let view = other.path("view");
-    std::fs::create_dir(&view).unwrap();
-    let mounted = Command::new("mount")
-        .arg("--bind")
-        .arg(&p.dir)
-        .arg(&view)
-        .stderr(Stdio::null())
-        .status();
-    if !mounted.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: cannot bind-mount here");
+    let Some(view) = View::of(&p, false) else {
         return;
-    }
-    // Unmounted before `other` removes its folder (declared after it: dropped first).
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(view.clone());
-    let in_view = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .current_dir(&view)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
     };
+    let in_view = |args: &[&str]| view.output(args);
     ok(&p.output(&["start"]));
     let pid = p.servers();
     assert_eq!(pid.len(), 1);
@@ -1003,6 +978,81 @@ fn an_absolute_task_file_needs_no_current_folder() {
     let stopped = from_gone("stop");
     assert!(stopped.status.success(), "{stopped:?}");
     assert!(p.servers().is_empty());
+}
+
+/// A project's folder seen through a bind mount elsewhere (read-only if asked), where
+/// reloadsup can be run; unmounted on drop. `None` (the test skipped) where mounting is
+/// not allowed.
+struct View {
+    at: std::path::PathBuf,
+    /// Holds the mount point; dropped after the unmount.
+    _parent: Project,
+}
+
+impl View {
+    fn of(p: &Project, read_only: bool) -> Option<View> {
+        let parent = Project::new();
+        let at = parent.path("view");
+        std::fs::create_dir(&at).unwrap();
+        let mount = |args: &[&str]| {
+            Command::new("mount")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let (from, to) = (p.dir.to_str().unwrap(), at.to_str().unwrap());
+        if !mount(&["--bind", from, to]) {
+            eprintln!("skipped: cannot bind-mount here");
+            return None;
+        }
+        let view = View {
+            at: at.clone(),
+            _parent: parent,
+        };
+        if read_only && !mount(&["-o", "remount,bind,ro", to]) {
+            eprintln!("skipped: cannot remount read-only here");
+            return None;
+        }
+        Some(view)
+    }
+
+    /// `reloadsup ARGS` run in the view, to completion.
+    fn output(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&self.at)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+/// `stop` in a read-only folder says it could not remove the PID and state files: they
+/// stayed without a word, and the next `status` took the server it had stopped for one
+/// that ended by itself.
+#[test]
+fn stop_says_when_it_cannot_remove_its_files() {
+    let (p, _port) = project();
+    ok(&p.output(&["start"]));
+    let Some(view) = View::of(&p, true) else {
+        ok(&p.output(&["stop"]));
+        return;
+    };
+    let stopped = view.output(&["stop"]);
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert!(stopped.status.success(), "{stderr}");
+    assert!(p.servers().is_empty());
+    assert!(
+        stderr.contains("cannot remove `") && stderr.contains("Read-only file system"),
+        "{stderr}"
+    );
 }
 
 /// A log file that cannot be made: the error names the key that set it.
