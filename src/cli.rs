@@ -127,7 +127,7 @@ pub struct RunArgs {
     pub pid_file: Option<PathBuf>,
 
     /// Do not serve browser reloads on the LiveReload port.
-    #[arg(long, help_heading = "Browser")]
+    #[arg(long, help_heading = "Browser", conflicts_with = "reload_port")]
     pub no_reload: bool,
 
     /// Serve browser reloads on PORT instead of 35729 (sets `reload.port`; 0 picks a
@@ -329,6 +329,18 @@ mod tests {
             .expect_err("a usage error");
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         one_line(&err, &args)
+    }
+
+    #[test]
+    fn no_reload_and_a_reload_port_contradict_each_other() {
+        // The port was ignored without a word.
+        assert!(
+            error_of(&["run", "--no-reload", "--reload-port", "35730"]).starts_with(
+                "the argument '--no-reload' cannot be used with '--reload-port <PORT>'"
+            ),
+            "{}",
+            error_of(&["run", "--no-reload", "--reload-port", "35730"])
+        );
     }
 
     #[test]
