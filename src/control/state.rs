@@ -120,14 +120,20 @@ fn file_id(path: &Path) -> Option<[u64; 2]> {
 }
 
 /// Whether two paths name the same file, however reached: the same file (device and
-/// inode) where both exist (a task file `dev.toml` that is a link to `reload.toml`, a
-/// project reached through a bind mount), else the same name in the same folder (a PID
-/// file not written yet). A path whose folder is gone matches only itself.
+/// inode) in the same folder where both exist (a task file `dev.toml` that is a link to
+/// `reload.toml`, a project reached through a bind mount; not a hard link in a copy
+/// made with `cp -al`), else the same name in the same folder (a PID file not written
+/// yet). A path whose folder is gone matches only itself.
 fn same_file(a: &Path, b: &Path) -> bool {
     if a == b {
         return true;
     }
-    if let (Some(a), Some(b)) = (file_id(a), file_id(b)) {
+    // The file and its folder, after links.
+    let identity = |path: &Path| {
+        let real = fs::canonicalize(path).ok()?;
+        Some((file_id(&real)?, file_id(real.parent()?)?))
+    };
+    if let (Some(a), Some(b)) = (identity(a), identity(b)) {
         return a == b;
     }
     let folder = |path: &Path| path.parent().and_then(file_id);

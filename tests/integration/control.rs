@@ -1055,6 +1055,36 @@ fn stop_says_when_it_cannot_remove_its_files() {
     );
 }
 
+/// A copy made with hard links (`cp -al`) shares the PID file's inode, but it is another
+/// project: `status` there says nothing runs, `stop` there leaves the original's server
+/// alone (both acted on it while files were compared by inode alone).
+#[test]
+fn a_hard_linked_copy_is_another_project() {
+    let (p, _port) = project();
+    ok(&p.output(&["start"]));
+    let parent = Project::new();
+    let copy = parent.path("copy");
+    let copied = Command::new("cp")
+        .arg("-al")
+        .arg(&p.dir)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let in_copy = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&copy)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(in_copy(&["status"]).status.code(), Some(3));
+    assert!(in_copy(&["stop"]).status.success());
+    assert_eq!(p.servers().len(), 1, "the original's server runs on");
+    ok(&p.output(&["stop"]));
+}
+
 /// A log file that cannot be made: the error names the key that set it.
 #[test]
 fn a_log_file_that_cannot_be_made_names_its_key() {
