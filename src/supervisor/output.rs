@@ -413,14 +413,23 @@ impl Relay {
     }
 
     /// Matches the start of a line not ended yet against the readiness regex (until
-    /// one has matched); the tail keeps the line once it ends.
+    /// one has matched); the tail keeps the line once it ends. A match counts only if
+    /// what may follow cannot undo it: it must also match with a digit or a space
+    /// after, so `^Listening on port 8$` or `port 8\b` does not match the start of
+    /// `Listening on port 8000`.
     fn observe_partial(&self, partial: &[u8]) {
-        if let Some(regex) = &self.regex {
-            if !self.matched.load(Ordering::Relaxed)
-                && regex.is_match(&shown(&String::from_utf8_lossy(partial)))
-            {
-                self.matched.store(true, Ordering::Release);
-            }
+        let Some(regex) = &self.regex else {
+            return;
+        };
+        if self.matched.load(Ordering::Relaxed) {
+            return;
+        }
+        let text = shown(&String::from_utf8_lossy(partial));
+        let certain = regex.is_match(&text)
+            && regex.is_match(&format!("{text}0"))
+            && regex.is_match(&format!("{text} "));
+        if certain {
+            self.matched.store(true, Ordering::Release);
         }
     }
 }
@@ -972,6 +981,24 @@ mod tests {
             thread::sleep(std::time::Duration::from_millis(5));
         }
         assert_eq!(tail.lines(), ["building 100%", "waiting for requests"]);
+    }
+
+    #[test]
+    fn a_line_begun_matches_only_if_its_end_cannot_undo_it() {
+        let relay = |pattern: &str| Relay {
+            regex: Some(Arc::new(Regex::new(pattern).unwrap())),
+            ..Relay::default()
+        };
+        for (pattern, matched) in [
+            ("^Listening on port 8$", false),
+            ("port 8\\b", false),
+            ("^Listening on port 8", true),
+            ("Listening", true),
+        ] {
+            let relay = relay(pattern);
+            relay.observe_partial(b"Listening on port 8");
+            assert_eq!(relay.matched.load(Ordering::Acquire), matched, "{pattern}");
+        }
     }
 
     #[test]
