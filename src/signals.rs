@@ -20,7 +20,7 @@
 //! `reloadsup start` instead notes SIGINT, SIGTERM and SIGHUP ([`Interrupts`]) while it
 //! waits for the server it started, so it can stop that server before it exits.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, OnceLock};
 
@@ -29,6 +29,34 @@ use signal_hook::iterator::Signals;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
+
+/// The server's process group, as the app loop last saw it (0: none).
+static SERVER_GROUP: AtomicI32 = AtomicI32::new(0);
+
+/// Records the server's process group, for job control.
+pub fn set_server_group(pgid: Option<nix::unistd::Pid>) {
+    SERVER_GROUP.store(pgid.map_or(0, |p| p.as_raw()), Ordering::SeqCst);
+}
+
+/// Sends `signal` to the server's process group, if there is one.
+fn to_server(signal: nix::sys::signal::Signal) {
+    let pgid = SERVER_GROUP.load(Ordering::SeqCst);
+    if pgid > 0 {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), signal);
+    }
+}
+
+/// Ctrl-Z: stops the server's group, then reloadsup itself, as the shell expects of a
+/// job; once continued (`fg`, `bg`, or `stop`'s SIGCONT), continues the server. Done
+/// on the signal thread: the app loop may be waiting for a build step (in reloadsup's
+/// own group, stopped by the terminal with it), and the terminal was not given back.
+fn suspend() {
+    use nix::sys::signal::Signal;
+    to_server(Signal::SIGSTOP);
+    // Stops every thread of the process; returns once it is continued.
+    let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+    to_server(Signal::SIGCONT);
+}
 
 /// Set once SIGINT, SIGTERM or SIGHUP has arrived, before its event is sent.
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -126,6 +154,14 @@ pub fn spawn(tx: Sender<Event>) -> Result<()> {
         .name("signals".into())
         .spawn(move || {
             for signal in signals.forever() {
+                match signal {
+                    SIGTSTP => suspend(),
+                    SIGWINCH => to_server(nix::sys::signal::Signal::SIGWINCH),
+                    _ => {}
+                }
+                if matches!(signal, SIGTSTP | SIGWINCH) {
+                    continue;
+                }
                 if matches!(signal, SIGINT | SIGTERM | SIGHUP) {
                     STOP_REQUESTED.store(true, Ordering::SeqCst);
                 }

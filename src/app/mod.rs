@@ -30,8 +30,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGTSTP, SIGUSR1, SIGWINCH};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use crate::browsers::Browsers;
 use crate::config::Config;
@@ -329,6 +328,7 @@ impl App {
                     for event in rx.try_iter().take(QUEUED_AT_ONCE) {
                         self.handle(event);
                     }
+                    self.publish_server_group();
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -361,6 +361,7 @@ impl App {
                     self.restart_for(held.restart);
                 }
             }
+            self.publish_server_group();
             if let Some(code) = self.exit {
                 return Ok(code);
             }
@@ -463,8 +464,6 @@ impl App {
                 self.restart(Vec::new());
             }
             Event::Signal(signal @ (SIGINT | SIGTERM | SIGHUP)) => self.shut_down(signal),
-            Event::Signal(SIGTSTP) => self.suspend(),
-            Event::Signal(SIGWINCH) => self.pass_on(Signal::SIGWINCH),
             Event::Signal(_) => {}
             Event::Ready(readiness) => self.on_ready(readiness),
         }
@@ -699,20 +698,10 @@ impl App {
         }
     }
 
-    /// Ctrl-Z: stops the server's group, then reloadsup itself, as the shell expects of
-    /// a job; once continued (`fg`, `bg`, or `stop`'s SIGCONT), continues the server.
-    fn suspend(&mut self) {
-        self.pass_on(Signal::SIGSTOP);
-        // Stops every thread of the process; returns once it is continued.
-        let _ = nix::sys::signal::raise(Signal::SIGSTOP);
-        self.pass_on(Signal::SIGCONT);
-    }
-
-    /// Sends `signal` to the server's process group, if one is there.
-    fn pass_on(&self, signal: Signal) {
-        if let Some(supervisor) = &self.supervisor {
-            supervisor.signal_group(signal);
-        }
+    /// Tells the signal thread which process group Ctrl-Z and window-size changes go to
+    /// (it acts on them itself, as the loop may be waiting for a build step).
+    fn publish_server_group(&self) {
+        crate::signals::set_server_group(self.supervisor.as_ref().and_then(Supervisor::group));
     }
 
     /// Restarts the server for the changes `restart` names.

@@ -209,15 +209,13 @@ impl Supervisor {
         }
     }
 
-    /// Sends `signal` to the server's process group while it has one (running or
-    /// stopping): job control (Ctrl-Z, `fg`) and a change of window size, which the
-    /// terminal sends to its foreground group alone, reloadsup's.
-    pub fn signal_group(&self, signal: Signal) {
+    /// The server's process group while it has one (running or stopping): where job
+    /// control (Ctrl-Z, `fg`) and a change of window size go, which the terminal sends
+    /// to its foreground group alone, reloadsup's.
+    pub fn group(&self) -> Option<Pid> {
         match &self.state {
-            State::Running(proc) | State::Stopping { proc, .. } => {
-                group::signal_group(proc.pgid, signal);
-            }
-            State::Idle => {}
+            State::Running(proc) | State::Stopping { proc, .. } => Some(proc.pgid),
+            State::Idle => None,
         }
     }
 

@@ -410,3 +410,27 @@ fn a_window_size_change_reaches_the_server() {
     sup.signal(Signal::SIGWINCH);
     crate::util::wait_until("the server heard of it", || p.lines("winch.log") == 1);
 }
+
+/// Ctrl-Z while a build step runs stops reloadsup too: the loop waited for the step,
+/// which the terminal had stopped with reloadsup's group, and the shell never got its
+/// prompt back.
+#[test]
+fn ctrl_z_during_a_build_step_stops_reloadsup() {
+    let p = Project::new();
+    p.sleeper_task_file(
+        "['app.py']",
+        "[[task]]\nname = 'slow'\nfile_dep = ['style.scss']\n\
+         actions = ['if [ -f go ]; then touch step.started; sleep 30; fi']\n",
+    );
+    p.write("style.scss", "");
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    sup.wait_for("started");
+    // Slow from now on (the steps also run before the first start).
+    p.write("go", "");
+    p.write("style.scss", "a {}\n");
+    crate::util::wait_until("the step", || p.path("step.started").exists());
+    sup.signal(Signal::SIGTSTP);
+    crate::util::wait_until("reloadsup stopped", || state_of(sup.pid().as_raw()) == 'T');
+    sup.signal(Signal::SIGCONT);
+}
