@@ -229,6 +229,9 @@ struct State {
     /// Whether the last relayed output queued left a line open (a progress bar, a
     /// prompt): the next status line starts on a line of its own.
     line_open: bool,
+    /// Whether a status line ended such a line, and no relayed output came since: the
+    /// server's own end of that line is then not written again (a blank line).
+    ended_for_it: bool,
 }
 
 impl Queue {
@@ -254,6 +257,9 @@ impl Queue {
             if state.relayed >= RELAYED_LIMIT {
                 return None;
             }
+            if std::mem::take(&mut state.ended_for_it) && bytes.first() == Some(&b'\n') {
+                bytes.remove(0);
+            }
             state.relayed += bytes.len();
             if let Some(&last) = bytes.last() {
                 state.line_open = last != b'\n';
@@ -263,6 +269,7 @@ impl Queue {
         } else {
             if std::mem::take(&mut state.line_open) {
                 bytes.insert(0, b'\n');
+                state.ended_for_it = true;
             }
             state.statuses += bytes.len();
         }
@@ -384,8 +391,10 @@ mod tests {
         let pushed = |bytes: &[u8], relayed| queue.push(Target::Stdout, bytes, relayed);
         pushed(b"\rbuilding 50%", true);
         pushed(b"[reloadsup] ready\n", false);
-        pushed(b"line\n", true);
+        // The server's end of the line ended already: not a blank line.
+        pushed(b"\nline\n", true);
         pushed(b"[reloadsup] changed\n", false);
+        pushed(b"\n", true);
         let state = queue.lock();
         let written: Vec<&[u8]> = state.waiting.iter().map(|w| &w.1[..]).collect();
         assert_eq!(
@@ -394,7 +403,8 @@ mod tests {
                 &b"\rbuilding 50%"[..],
                 b"\n[reloadsup] ready\n",
                 b"line\n",
-                b"[reloadsup] changed\n"
+                b"[reloadsup] changed\n",
+                b"\n"
             ]
         );
     }
