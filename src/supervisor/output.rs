@@ -437,6 +437,10 @@ impl Relay {
 /// How long the server pauses in a line before its start is passed on.
 const PARTIAL_PAUSE: Duration = Duration::from_millis(50);
 
+/// How long the start of a line waits at most, though the server never pauses (a
+/// progress bar redrawn every 10 ms showed nothing until it was done).
+const PARTIAL_EVERY: Duration = Duration::from_millis(250);
+
 /// How much output a stream holds, refused by its writer, before it is read no more.
 const HELD_LIMIT: usize = 256 * 1024;
 
@@ -494,6 +498,8 @@ struct Stream {
     partial_shown: usize,
     /// When the stream last had bytes.
     last_read: Instant,
+    /// Since when part of the line not ended yet has waited to be passed on.
+    unshown_since: Option<Instant>,
 }
 
 impl Stream {
@@ -506,14 +512,19 @@ impl Stream {
             ended: false,
             partial_shown: 0,
             last_read: Instant::now(),
+            unshown_since: None,
         }
     }
 
     /// How long until the start of a line not ended yet is passed on (zero: now);
     /// `None` when there is nothing more of one to pass on.
     fn partial_due(&self) -> Option<Duration> {
-        (!self.ended && self.lines.partial().len() > self.partial_shown)
-            .then(|| PARTIAL_PAUSE.saturating_sub(self.last_read.elapsed()))
+        let since = self.unshown_since?;
+        (!self.ended && self.lines.partial().len() > self.partial_shown).then(|| {
+            PARTIAL_PAUSE
+                .saturating_sub(self.last_read.elapsed())
+                .min(PARTIAL_EVERY.saturating_sub(since.elapsed()))
+        })
     }
 
     /// Passes on what has not been of the line not ended yet, and matches it.
@@ -521,6 +532,7 @@ impl Stream {
         let partial = self.lines.partial();
         self.held.extend_from_slice(&partial[self.partial_shown..]);
         self.partial_shown = partial.len();
+        self.unshown_since = None;
         if relay.has_turn() {
             self.pass_on();
         }
@@ -550,12 +562,17 @@ impl Stream {
         } else {
             self.lines.push(&buffer[..n])
         };
-        if done.is_empty() {
-            return;
-        }
         // What was passed on already of its first line is not passed on again.
         let shown = self.partial_shown.min(done.len());
         self.partial_shown -= shown;
+        if self.lines.partial().len() <= self.partial_shown {
+            self.unshown_since = None;
+        } else if self.unshown_since.is_none() {
+            self.unshown_since = Some(self.last_read);
+        }
+        if done.is_empty() {
+            return;
+        }
         // Passed on before it is seen, so a status line the match brings comes after it.
         self.held.extend_from_slice(&done[shown..]);
         if relay.has_turn() {
@@ -981,6 +998,27 @@ mod tests {
             thread::sleep(std::time::Duration::from_millis(5));
         }
         assert_eq!(tail.lines(), ["building 100%", "waiting for requests"]);
+    }
+
+    #[test]
+    fn a_bar_redrawn_without_pause_is_shown_before_it_ends() {
+        let (out_read, out_write) = nix::unistd::pipe().unwrap();
+        let mut writer = File::from(out_write);
+        let relay = Relay::default();
+        let out = Sink::default();
+        relay.start(Streams(vec![(out_read, Box::new(out.clone()))]), open());
+        // Redrawn every 10 ms, never pausing 50 ms: shown within 250 ms all the same.
+        let began = std::time::Instant::now();
+        let mut n = 0;
+        while out.0.lock().unwrap().is_empty()
+            && began.elapsed() < std::time::Duration::from_secs(2)
+        {
+            write!(writer, "\r{n}%").unwrap();
+            n += 1;
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!out.0.lock().unwrap().is_empty(), "shown before its end");
+        assert!(began.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]
