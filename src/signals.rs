@@ -73,14 +73,17 @@ pub fn stop_requested() -> bool {
 fn stop_signals() -> &'static [i32] {
     static SIGNALS: OnceLock<Vec<i32>> = OnceLock::new();
     SIGNALS.get_or_init(|| {
-        let hangup_ignored =
-            crate::procfs::ignored_signals().is_some_and(|mask| mask & (1 << (SIGHUP - 1)) != 0);
         let mut signals = vec![SIGINT, SIGTERM];
-        if !hangup_ignored {
+        if !ignored_at_start(SIGHUP) {
             signals.push(SIGHUP);
         }
         signals
     })
+}
+
+/// Whether `signal` was ignored when reloadsup started (before a handler of its own).
+fn ignored_at_start(signal: i32) -> bool {
+    crate::procfs::ignored_signals().is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
 }
 
 /// SIGINT, SIGTERM and SIGHUP, noted instead of ending the process, from
@@ -134,9 +137,7 @@ pub fn unblock_all() {
 /// it was ignored when reloadsup started (a process manager that wants no stops).
 /// Read before any handler is installed.
 fn job_signals() -> Vec<i32> {
-    let stop_ignored =
-        crate::procfs::ignored_signals().is_some_and(|mask| mask & (1 << (SIGTSTP - 1)) != 0);
-    if stop_ignored {
+    if ignored_at_start(SIGTSTP) {
         vec![SIGWINCH]
     } else {
         vec![SIGWINCH, SIGTSTP]
@@ -155,15 +156,17 @@ pub fn spawn(tx: Sender<Event>) -> Result<()> {
         .spawn(move || {
             for signal in signals.forever() {
                 match signal {
-                    SIGTSTP => suspend(),
-                    SIGWINCH => to_server(nix::sys::signal::Signal::SIGWINCH),
+                    // Acted on here, not by the loop.
+                    SIGTSTP => {
+                        suspend();
+                        continue;
+                    }
+                    SIGWINCH => {
+                        to_server(nix::sys::signal::Signal::SIGWINCH);
+                        continue;
+                    }
+                    SIGINT | SIGTERM | SIGHUP => STOP_REQUESTED.store(true, Ordering::SeqCst),
                     _ => {}
-                }
-                if matches!(signal, SIGTSTP | SIGWINCH) {
-                    continue;
-                }
-                if matches!(signal, SIGINT | SIGTERM | SIGHUP) {
-                    STOP_REQUESTED.store(true, Ordering::SeqCst);
                 }
                 if tx.send(Event::Signal(signal)).is_err() {
                     break;
