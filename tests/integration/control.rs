@@ -1019,13 +1019,19 @@ impl View {
 
     /// `reloadsup ARGS` run in the view, to completion.
     fn output(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
-            .args(args)
-            .current_dir(&self.at)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        reloadsup_in(&self.at, args)
     }
+}
+
+/// `reloadsup ARGS` run in `dir` (a folder that is no [`Project`] of its own), to
+/// completion.
+fn reloadsup_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 impl Drop for View {
@@ -1071,14 +1077,7 @@ fn a_hard_linked_copy_is_another_project() {
         .status()
         .unwrap();
     assert!(copied.success());
-    let in_copy = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .current_dir(&copy)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let in_copy = |args: &[&str]| reloadsup_in(&copy, args);
     assert_eq!(in_copy(&["status"]).status.code(), Some(3));
     assert!(in_copy(&["stop"]).status.success());
     assert_eq!(p.servers().len(), 1, "the original's server runs on");

@@ -142,8 +142,9 @@ fn the_client_script_is_served() {
     assert!(response.contains("official-7"));
 }
 
-#[test]
-fn a_reload_port_in_use_is_an_error() {
+/// A project whose task file asks for a reload port another socket holds: the project,
+/// the socket (held while the test runs) and the port.
+fn reload_port_taken() -> (Project, TcpListener, u16) {
     let p = Project::new();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
@@ -154,6 +155,12 @@ fn a_reload_port_in_use_is_an_error() {
             p.token
         ),
     );
+    (p, taken, port)
+}
+
+#[test]
+fn a_reload_port_in_use_is_an_error() {
+    let (p, _taken, port) = reload_port_taken();
     // Nothing is left in the project: the lock file was, 7 runs in 10.
     for _ in 0..3 {
         let out = p.output(&["run"]);
@@ -260,16 +267,7 @@ fn idle_sockets_cost_little_memory() {
 /// the task file's keys, which said nothing of the port), the keys otherwise.
 #[test]
 fn a_reload_port_in_use_names_the_key_or_flag_that_set_it() {
-    let p = Project::new();
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    p.write(
-        "reload.toml",
-        &format!(
-            "[server]\ncommand = 'sleep {}'\n[reload]\nport = {port}\n",
-            p.token
-        ),
-    );
+    let (p, _taken, port) = reload_port_taken();
     let file = p.output(&["run"]);
     p.write(
         "reload.toml",

@@ -323,6 +323,23 @@ fn state_of(pid: i32) -> char {
         .unwrap_or('?')
 }
 
+/// `reloadsup run` on the project's `server.py` (which logs its start to `starts.log`),
+/// returned once the server is ready.
+fn run_python_server(p: &Project) -> Sup {
+    p.write(
+        "reload.toml",
+        &format!(
+            "[server]\ncommand = ['python3', 'server.py', '{}']\nready = {{ delay = '50ms' }}\n\
+             [watch]\nfile_dep = ['app.py']\n",
+            p.token
+        ),
+    );
+    let sup = p.start(&["run", "--no-reload"]);
+    p.wait_starts(1);
+    sup.wait_for("ready");
+    sup
+}
+
 /// Ctrl-Z (SIGTSTP) stops the server's group along with reloadsup, and continuing
 /// reloadsup (`fg`, `bg`) continues the server: only reloadsup stopped, and the server
 /// went on serving and writing over the shell's prompt. Saves made meanwhile restart it
@@ -355,17 +372,7 @@ fn stop_beside_a_suspended_run_stops_its_server_gracefully() {
          signal.signal(signal.SIGTERM, lambda *a: (open('stops.log', 'a').write('term\\n'), sys.exit(0)))\n\
          open('starts.log', 'a').write('start\\n')\ntime.sleep(1000)\n",
     );
-    p.write(
-        "reload.toml",
-        &format!(
-            "[server]\ncommand = ['python3', 'server.py', '{}']\nready = {{ delay = '50ms' }}\n\
-             [watch]\nfile_dep = ['app.py']\n",
-            p.token
-        ),
-    );
-    let mut sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
-    sup.wait_for("ready");
+    let mut sup = run_python_server(&p);
     sup.signal(Signal::SIGTSTP);
     crate::util::wait_until("reloadsup stopped", || state_of(sup.pid().as_raw()) == 'T');
     let began = Instant::now();
@@ -396,17 +403,7 @@ fn a_window_size_change_reaches_the_server() {
          open('starts.log', 'a').write('start\\n')\n\
          while True: time.sleep(1)\n",
     );
-    p.write(
-        "reload.toml",
-        &format!(
-            "[server]\ncommand = ['python3', 'server.py', '{}']\nready = {{ delay = '50ms' }}\n\
-             [watch]\nfile_dep = ['app.py']\n",
-            p.token
-        ),
-    );
-    let sup = p.start(&["run", "--no-reload"]);
-    p.wait_starts(1);
-    sup.wait_for("ready");
+    let sup = run_python_server(&p);
     sup.signal(Signal::SIGWINCH);
     crate::util::wait_until("the server heard of it", || p.lines("winch.log") == 1);
 }
